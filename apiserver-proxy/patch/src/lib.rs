@@ -1,0 +1,1 @@
+//! Kubernetes patch formats.
