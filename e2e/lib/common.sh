@@ -1,0 +1,27 @@
+# shellcheck shell=bash
+# Shared settings for e2e/setup, e2e/hostctl and e2e/gen-apidata. Sourced, not run.
+
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Versions of everything the harness builds. Bump here (and regenerate
+# e2e/go/kube with e2e/go/kube/update-gomod.sh when KUBE_VERSION changes).
+KUBE_VERSION=v1.37.2
+ETCD_VERSION=v3.6.16
+KWOK_VERSION=v0.8.0
+HELM_VERSION=v3.22.0
+PY_KUBERNETES_VERSION=37.0.2
+
+# Built artifacts live outside the clone so fresh clones on the same machine reuse them.
+NESTKUBE_E2E_CACHE=${NESTKUBE_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nestkube-e2e}
+
+kube_dir() { echo "$NESTKUBE_E2E_CACHE/kube-$KUBE_VERSION"; }
+etcd_dir() { echo "$NESTKUBE_E2E_CACHE/etcd-$ETCD_VERSION"; }
+kwok_dir() { echo "$NESTKUBE_E2E_CACHE/kwok-$KWOK_VERSION"; }
+helm_dir() { echo "$NESTKUBE_E2E_CACHE/helm-$HELM_VERSION"; }
+checker_dir() { echo "$NESTKUBE_E2E_CACHE/checker-$KUBE_VERSION"; }
+pyvenv_dir() { echo "$NESTKUBE_E2E_CACHE/python-kubernetes-$PY_KUBERNETES_VERSION"; }
+
+KUBE_APISERVER_BIN() { echo "$(kube_dir)/kube-apiserver"; }
+
+die() { echo "error: $*" >&2; exit 1; }
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
