@@ -1,0 +1,246 @@
+//! API benchmark: latency and throughput of a real server on loopback, driven
+//! by kube-rs over TLS like any client. Rewrites its section of
+//! docs/benchmarks.md.
+//!
+//! Run: `cargo run --release -p nestkube-apiserver --example api-bench`
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
+use nestkube_apiserver::server::{ServeConfig, start};
+
+fn cm(name: &str) -> ConfigMap {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"},
+    }))
+    .expect("configmap")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+struct Row {
+    what: &'static str,
+    n: usize,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn timed<F, Fut>(n: usize, mut f: F) -> (Duration, Duration)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        f(i).await;
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(ServeConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        backend: Default::default(),
+    })
+    .await
+    .expect("server");
+    let kubeconfig = Kubeconfig::read_from(&server.root_kubeconfig).expect("kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    let client = Client::try_from(config).expect("client");
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut rows = Vec::new();
+
+    let (p50, p99) = timed(1000, |i| {
+        let api = api.clone();
+        async move {
+            api.create(&PostParams::default(), &cm(&format!("c{i}")))
+                .await
+                .expect("create");
+        }
+    })
+    .await;
+    rows.push(Row {
+        what: "create (sequential)",
+        n: 1000,
+        p50,
+        p99,
+    });
+
+    let (p50, p99) = timed(5000, |i| {
+        let api = api.clone();
+        async move {
+            api.get(&format!("c{}", i % 1000)).await.expect("get");
+        }
+    })
+    .await;
+    rows.push(Row {
+        what: "get",
+        n: 5000,
+        p50,
+        p99,
+    });
+
+    let (p50, p99) = timed(1000, |i| {
+        let api = api.clone();
+        async move {
+            let mut o = api.get(&format!("c{i}")).await.expect("get");
+            o.data = Some([("k".to_string(), "updated".to_string())].into());
+            api.replace(&format!("c{i}"), &PostParams::default(), &o)
+                .await
+                .expect("update");
+        }
+    })
+    .await;
+    rows.push(Row {
+        what: "get + update",
+        n: 1000,
+        p50,
+        p99,
+    });
+
+    let (p50, p99) = timed(50, |_| {
+        let api = api.clone();
+        async move {
+            let l = api.list(&ListParams::default()).await.expect("list");
+            assert!(l.items.len() >= 1000);
+        }
+    })
+    .await;
+    rows.push(Row {
+        what: "list 1,000 objects",
+        n: 50,
+        p50,
+        p99,
+    });
+
+    // Watch delivery: time from a create's response to the event at a watcher.
+    let rv = api
+        .list(&ListParams::default().limit(1))
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let mut samples = Vec::new();
+    for i in 0..500 {
+        let t = Instant::now();
+        api.create(&PostParams::default(), &cm(&format!("w{i}")))
+            .await
+            .expect("create");
+        let sent = t.elapsed();
+        loop {
+            match stream.try_next().await.expect("watch ok") {
+                Some(WatchEvent::Added(o))
+                    if o.metadata.name.as_deref() == Some(&format!("w{i}")) =>
+                {
+                    break;
+                }
+                Some(_) => continue,
+                None => panic!("watch ended"),
+            }
+        }
+        samples.push(t.elapsed().saturating_sub(sent));
+    }
+    samples.sort();
+    rows.push(Row {
+        what: "watch delivery (after create returns)",
+        n: 500,
+        p50: percentile(&samples, 0.5),
+        p99: percentile(&samples, 0.99),
+    });
+
+    // Throughput: 16 concurrent clients creating durably.
+    let total = 8000;
+    let t = Instant::now();
+    futures::stream::iter(0..total)
+        .for_each_concurrent(16, |i| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &cm(&format!("t{i}")))
+                    .await
+                    .expect("create");
+            }
+        })
+        .await;
+    let throughput = total as f64 / t.elapsed().as_secs_f64();
+
+    let mut section = String::new();
+    section.push_str("## API (kube-rs over TLS on loopback, embedded storage)\n\n");
+    section.push_str(&format!(
+        "Measured {} on {} cores.\n\n",
+        chrono_like_now(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    ));
+    section.push_str("| operation | samples | p50 (ms) | p99 (ms) |\n|---|---|---|---|\n");
+    for r in &rows {
+        section.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r.what,
+            r.n,
+            ms(r.p50),
+            ms(r.p99)
+        ));
+    }
+    section.push_str(&format!(
+        "\nDurable creates with 16 concurrent clients: **{throughput:.0} creates/s** ({total} objects).\n\nTargets: get p99 < 1 ms; >= 5,000 durable creates/s.\n"
+    ));
+    print!("{section}");
+    write_section("api-bench", &section);
+}
+
+fn chrono_like_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("at unix time {secs}")
+}
+
+/// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in
+/// docs/benchmarks.md, appending the section if it is missing.
+fn write_section(name: &str, body: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
+    let mut doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".to_string());
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let block = format!("{begin}\n{body}{end}");
+    match (doc.find(&begin), doc.find(&end)) {
+        (Some(b), Some(e)) if e > b => doc.replace_range(b..e + end.len(), &block),
+        _ => {
+            doc.push('\n');
+            doc.push_str(&block);
+            doc.push('\n');
+        }
+    }
+    std::fs::write(&path, doc).expect("write docs/benchmarks.md");
+}

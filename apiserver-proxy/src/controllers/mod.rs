@@ -1,0 +1,7 @@
+//! Controllers that make a virtual cluster behave like Kubernetes.
+//!
+//! Each controller is cluster-aware: one instance serves every cluster in
+//! the process from one storage watch, and does work only when something
+//! changes, so an idle cluster costs nothing.
+
+pub mod namespace;

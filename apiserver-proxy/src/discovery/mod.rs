@@ -1,0 +1,271 @@
+//! What clients learn before they ask for objects: `/version`, `/api`,
+//! `/apis` (legacy and aggregated `apidiscovery.k8s.io/v2`), the per-version
+//! resource lists, and the OpenAPI v2/v3 documents.
+//!
+//! Everything here derives from the [`Catalog`] and the embedded OpenAPI
+//! data, built once per process and shared by every cluster.
+
+use std::hash::{Hash, Hasher};
+
+use serde_json::{Value, json};
+
+use crate::registry::catalog::{Catalog, GroupVersion, ResourceInfo};
+
+mod data {
+    include!(concat!(env!("OUT_DIR"), "/openapi_data.rs"));
+}
+
+/// The Kubernetes version this server implements.
+pub const KUBERNETES_VERSION: &str = "v1.37.2";
+
+/// Media type of aggregated discovery.
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// `/version`.
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "37",
+        "emulationMajor": "1",
+        "emulationMinor": "37",
+        "minCompatibilityMajor": "1",
+        "minCompatibilityMinor": "36",
+        "gitVersion": KUBERNETES_VERSION,
+        "gitCommit": format!("nestkube-{}", env!("CARGO_PKG_VERSION")),
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "n/a (nestkube, Rust)",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+    })
+}
+
+fn group_version_string(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
+}
+
+/// Served groups (not core) in order, with their versions (preferred first).
+fn groups(catalog: &Catalog) -> Vec<(String, Vec<&GroupVersion>)> {
+    let mut out: Vec<(String, Vec<&GroupVersion>)> = Vec::new();
+    for gv in catalog
+        .group_versions
+        .iter()
+        .filter(|gv| !gv.group.is_empty())
+    {
+        match out.iter_mut().find(|(g, _)| *g == gv.group) {
+            Some((_, versions)) => versions.push(gv),
+            None => out.push((gv.group.clone(), vec![gv])),
+        }
+    }
+    out
+}
+
+fn api_group(group: &str, versions: &[&GroupVersion]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|gv| json!({"groupVersion": group_version_string(group, &gv.version), "version": gv.version}))
+        .collect();
+    json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
+}
+
+/// `/api`.
+pub fn legacy_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+/// `/apis`.
+pub fn group_list(catalog: &Catalog) -> Value {
+    let groups: Vec<Value> = groups(catalog)
+        .iter()
+        .map(|(g, vs)| api_group(g, vs))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/<group>`.
+pub fn group(catalog: &Catalog, name: &str) -> Option<Value> {
+    groups(catalog)
+        .iter()
+        .find(|(g, _)| g == name)
+        .map(|(g, vs)| {
+            let mut v = api_group(g, vs);
+            v["kind"] = "APIGroup".into();
+            v["apiVersion"] = "v1".into();
+            v
+        })
+}
+
+fn storage_version_hash(r: &ResourceInfo) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&r.group, &r.version, &r.kind).hash(&mut h);
+    let bytes = h.finish().to_be_bytes();
+    base64_std(&bytes)
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `/api/v1` and `/apis/<group>/<version>`: an `APIResourceList`.
+pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Value> {
+    let gv = catalog
+        .group_versions
+        .iter()
+        .find(|gv| gv.group == group && gv.version == version)?;
+    let mut resources = Vec::new();
+    for r in &gv.resources {
+        let mut entry = json!({
+            "name": r.resource,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": r.verbs,
+            "storageVersionHash": storage_version_hash(r),
+        });
+        if !r.short_names.is_empty() {
+            entry["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            entry["categories"] = json!(r.categories);
+        }
+        resources.push(entry);
+        for s in &r.subresources {
+            let mut sub = json!({
+                "name": format!("{}/{}", r.resource, s.name),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": s.kind,
+                "verbs": s.verbs,
+            });
+            if s.group != r.group || s.version != r.version {
+                sub["group"] = s.group.clone().into();
+                sub["version"] = s.version.clone().into();
+            }
+            resources.push(sub);
+        }
+    }
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version_string(group, version),
+        "resources": resources,
+    }))
+}
+
+fn discovery_resource(r: &ResourceInfo) -> Value {
+    let mut v = json!({
+        "resource": r.resource,
+        "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": r.verbs,
+    });
+    if !r.short_names.is_empty() {
+        v["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        v["categories"] = json!(r.categories);
+    }
+    if !r.subresources.is_empty() {
+        v["subresources"] = r
+            .subresources
+            .iter()
+            .map(|s| {
+                json!({"subresource": s.name,
+                       "responseKind": {"group": s.group, "version": s.version, "kind": s.kind},
+                       "verbs": s.verbs})
+            })
+            .collect();
+    }
+    v
+}
+
+fn discovery_group(name: &str, versions: &[&GroupVersion]) -> Value {
+    let mut metadata = json!({"creationTimestamp": null});
+    if !name.is_empty() {
+        metadata["name"] = name.into();
+    }
+    json!({
+        "metadata": metadata,
+        "versions": versions.iter().map(|gv| json!({
+            "version": gv.version,
+            "resources": gv.resources.iter().map(|r| discovery_resource(r)).collect::<Vec<_>>(),
+            "freshness": "Current",
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2`) for `/api` (legacy = true) or `/apis`.
+pub fn aggregated(catalog: &Catalog, legacy: bool) -> Value {
+    let items: Vec<Value> = if legacy {
+        let core: Vec<&GroupVersion> = catalog
+            .group_versions
+            .iter()
+            .filter(|gv| gv.group.is_empty())
+            .collect();
+        vec![discovery_group("", &core)]
+    } else {
+        groups(catalog)
+            .iter()
+            .map(|(g, vs)| discovery_group(g, vs))
+            .collect()
+    };
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
+/// `/openapi/v2` as JSON, if generated.
+pub fn openapi_v2() -> Option<&'static [u8]> {
+    data::OPENAPI_V2
+}
+
+fn doc_hash(bytes: &[u8]) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    format!("{:016X}", h.finish())
+}
+
+/// Whether an OpenAPI v3 path belongs to a served group version.
+fn served_v3_path(catalog: &Catalog, path: &str) -> bool {
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        ["api", v] => catalog.has_group_version("", v),
+        ["apis", g, v] => catalog.has_group_version(g, v),
+        _ => false,
+    }
+}
+
+/// `/openapi/v3`: the index of per-group-version documents. `prefix` is the
+/// cluster path prefix (`/clusters/<name>` or "") so clients fetch the
+/// documents from the same cluster.
+pub fn openapi_v3_index(catalog: &Catalog, prefix: &str) -> Value {
+    let mut paths = serde_json::Map::new();
+    for (path, bytes) in data::OPENAPI_V3 {
+        if served_v3_path(catalog, path) {
+            paths.insert(
+                path.to_string(),
+                json!({"serverRelativeURL": format!("{prefix}/openapi/v3/{path}?hash={}", doc_hash(bytes))}),
+            );
+        }
+    }
+    json!({"paths": paths})
+}
+
+/// `/openapi/v3/<path>`.
+pub fn openapi_v3(catalog: &Catalog, path: &str) -> Option<&'static [u8]> {
+    if !served_v3_path(catalog, path) {
+        return None;
+    }
+    data::OPENAPI_V3
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, b)| *b)
+}

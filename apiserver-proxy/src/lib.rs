@@ -1,0 +1,18 @@
+//! nestkube's tenant-facing Kubernetes API: one process serving many virtual
+//! clusters, each with its own objects, resourceVersions and watches.
+//!
+//! The request path, one module per arrow (see the repository's architecture notes):
+//! `server` (which cluster, which resource) -> `auth` (who) -> `registry`
+//! (strategy + generic store) -> `nestkube_storage` (revisioned KV + watch).
+//! `discovery` serves what clients learn before they ask for objects.
+
+pub mod auth;
+pub mod controllers;
+pub mod discovery;
+pub mod error;
+pub mod kubeconfig;
+pub mod registry;
+pub mod server;
+pub mod tenancy;
+
+pub use error::ApiError;

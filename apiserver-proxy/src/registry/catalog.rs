@@ -1,0 +1,317 @@
+//! The catalog of served resources, built once per process from upstream's own
+//! aggregated discovery documents (checked in under `apiserver-proxy/data/`,
+//! generated from a real kube-apiserver of the same version).
+//!
+//! Scope, verbs, short names, categories and subresources therefore match
+//! upstream by construction. The catalog keeps only the API groups and
+//! versions this server implements (a typed codec exists, see [`super::typed`]);
+//! it never holds per-cluster state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::kinds;
+use super::strategy::Strategy;
+use super::typed::{self, Codec};
+
+/// Groups served by the generic store (the list; "" is core).
+const SERVED_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "batch",
+    "rbac.authorization.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "networking.k8s.io",
+    "policy",
+    "storage.k8s.io",
+    "scheduling.k8s.io",
+    "node.k8s.io",
+    "autoscaling",
+    "admissionregistration.k8s.io",
+    "certificates.k8s.io",
+    "events.k8s.io",
+    "apiextensions.k8s.io",
+];
+
+/// Subresources the generic store serves.
+const SERVED_SUBRESOURCES: &[&str] = &["status", "scale", "finalize"];
+
+/// A subresource of a resource (`status`, `scale`).
+#[derive(Clone, Debug)]
+pub struct SubresourceInfo {
+    /// `status` or `scale`.
+    pub name: String,
+    /// Group/version/kind of the subresource's objects.
+    pub group: String,
+    /// See `group`.
+    pub version: String,
+    /// See `group`.
+    pub kind: String,
+    /// Verbs allowed on it.
+    pub verbs: Vec<String>,
+}
+
+/// One served resource at one group/version.
+pub struct ResourceInfo {
+    /// API group ("" for core).
+    pub group: String,
+    /// Version, e.g. `v1`.
+    pub version: String,
+    /// Plural resource name, e.g. `deployments`.
+    pub resource: String,
+    /// Singular name.
+    pub singular: String,
+    /// Kind, e.g. `Deployment`.
+    pub kind: String,
+    /// Namespaced (true) or cluster-scoped.
+    pub namespaced: bool,
+    /// Verbs from discovery.
+    pub verbs: Vec<String>,
+    /// Short names (`deploy`).
+    pub short_names: Vec<String>,
+    /// Categories (`all`).
+    pub categories: Vec<String>,
+    /// Served subresources.
+    pub subresources: Vec<SubresourceInfo>,
+    /// Typed codec for the kind.
+    pub codec: Codec,
+    /// Type-specific behaviour.
+    pub strategy: Arc<dyn Strategy>,
+    /// The segment of storage keys: `<group or "core">/<resource>`; versions of
+    /// one resource share it.
+    pub storage_segment: String,
+}
+
+impl std::fmt::Debug for ResourceInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} {}", self.group, self.version, self.resource)
+    }
+}
+
+impl ResourceInfo {
+    /// `apps/v1` or `v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `deployments.apps` (as used in messages).
+    pub fn qualified_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+
+    /// The subresource, if served.
+    pub fn subresource(&self, name: &str) -> Option<&SubresourceInfo> {
+        self.subresources.iter().find(|s| s.name == name)
+    }
+
+    /// Whether the resource has a status subresource (status is then ignored
+    /// on create and main-resource updates).
+    pub fn has_status(&self) -> bool {
+        self.subresource("status").is_some()
+    }
+}
+
+/// A served group version and its resources, in discovery order.
+#[derive(Debug)]
+pub struct GroupVersion {
+    /// Group ("" = core).
+    pub group: String,
+    /// Version.
+    pub version: String,
+    /// Resources.
+    pub resources: Vec<Arc<ResourceInfo>>,
+}
+
+/// Everything served, shared by all clusters.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Group versions in upstream's discovery order (preferred version first within a group).
+    pub group_versions: Vec<GroupVersion>,
+    by_path: HashMap<(String, String, String), Arc<ResourceInfo>>,
+}
+
+/// Errors reading the discovery documents.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The embedded document is not valid JSON.
+    #[error("discovery document is not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Catalog {
+    /// The catalog for the built-in API (from the embedded discovery documents).
+    pub fn builtin() -> Result<Self, CatalogError> {
+        let api: Value = serde_json::from_str(include_str!("../../data/discovery-api.json"))?;
+        let apis: Value = serde_json::from_str(include_str!("../../data/discovery-apis.json"))?;
+        Ok(Self::from_discovery(&[api, apis]))
+    }
+
+    /// Builds a catalog from `APIGroupDiscoveryList` documents (apidiscovery.k8s.io/v2).
+    pub fn from_discovery(docs: &[Value]) -> Self {
+        let mut catalog = Catalog::default();
+        for doc in docs {
+            for group in doc["items"].as_array().into_iter().flatten() {
+                let group_name = group["metadata"]["name"].as_str().unwrap_or("");
+                if !SERVED_GROUPS.contains(&group_name) {
+                    continue;
+                }
+                for version in group["versions"].as_array().into_iter().flatten() {
+                    let version_name = version["version"].as_str().unwrap_or("");
+                    let resources: Vec<Arc<ResourceInfo>> = version["resources"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| resource_info(group_name, version_name, r))
+                        .map(Arc::new)
+                        .collect();
+                    if resources.is_empty() {
+                        continue;
+                    }
+                    for r in &resources {
+                        catalog.by_path.insert(
+                            (r.group.clone(), r.version.clone(), r.resource.clone()),
+                            r.clone(),
+                        );
+                    }
+                    catalog.group_versions.push(GroupVersion {
+                        group: group_name.to_string(),
+                        version: version_name.to_string(),
+                        resources,
+                    });
+                }
+            }
+        }
+        catalog
+    }
+
+    /// The resource served at `/apis/<group>/<version>/<resource>`.
+    pub fn get(&self, group: &str, version: &str, resource: &str) -> Option<&Arc<ResourceInfo>> {
+        self.by_path
+            .get(&(group.to_string(), version.to_string(), resource.to_string()))
+    }
+
+    /// The resource for a group and kind at its preferred (first listed) version.
+    pub fn by_kind(&self, group: &str, kind: &str) -> Option<&Arc<ResourceInfo>> {
+        self.group_versions
+            .iter()
+            .filter(|gv| gv.group == group)
+            .flat_map(|gv| gv.resources.iter())
+            .find(|r| r.kind == kind)
+    }
+
+    /// Whether a group/version is served at all.
+    pub fn has_group_version(&self, group: &str, version: &str) -> bool {
+        self.group_versions
+            .iter()
+            .any(|gv| gv.group == group && gv.version == version)
+    }
+
+    /// Every resource at every version.
+    pub fn resources(&self) -> impl Iterator<Item = &Arc<ResourceInfo>> {
+        self.group_versions
+            .iter()
+            .flat_map(|gv| gv.resources.iter())
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+fn resource_info(group: &str, version: &str, r: &Value) -> Option<ResourceInfo> {
+    let resource = r["resource"].as_str()?;
+    let kind = r["responseKind"]["kind"].as_str()?;
+    let verbs = strings(&r["verbs"]);
+    // Only stored resources: virtual create-only ones (bindings, reviews) are served elsewhere.
+    if !verbs.iter().any(|v| v == "list") {
+        return None;
+    }
+    let codec = typed::codec(group, version, kind)?;
+    let subresources = r["subresources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let name = s["subresource"].as_str()?;
+            if !SERVED_SUBRESOURCES.contains(&name) {
+                return None;
+            }
+            Some(SubresourceInfo {
+                name: name.to_string(),
+                group: s["responseKind"]["group"]
+                    .as_str()
+                    .unwrap_or(group)
+                    .to_string(),
+                version: s["responseKind"]["version"]
+                    .as_str()
+                    .unwrap_or(version)
+                    .to_string(),
+                kind: s["responseKind"]["kind"]
+                    .as_str()
+                    .unwrap_or(kind)
+                    .to_string(),
+                verbs: strings(&s["verbs"]),
+            })
+        })
+        .collect();
+    let storage_group = if group.is_empty() { "core" } else { group };
+    Some(ResourceInfo {
+        group: group.to_string(),
+        version: version.to_string(),
+        resource: resource.to_string(),
+        singular: r["singularResource"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        kind: kind.to_string(),
+        namespaced: r["scope"].as_str() == Some("Namespaced"),
+        verbs,
+        short_names: strings(&r["shortNames"]),
+        categories: strings(&r["categories"]),
+        subresources,
+        codec,
+        strategy: kinds::strategy_for(group, resource),
+        // autoscaling/v1 and v2 HPAs differ in shape and there is no conversion yet:
+        // keep them apart rather than corrupt each other.
+        storage_segment: if group == "autoscaling" && version != "v2" {
+            format!("{storage_group}-{version}/{resource}")
+        } else {
+            format!("{storage_group}/{resource}")
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_has_core_resources() {
+        let c = Catalog::builtin().unwrap();
+        let pods = c.get("", "v1", "pods").expect("pods");
+        assert!(pods.namespaced);
+        assert!(pods.has_status());
+        assert!(
+            c.get("apps", "v1", "deployments")
+                .unwrap()
+                .subresource("scale")
+                .is_some()
+        );
+        assert!(!c.get("", "v1", "namespaces").unwrap().namespaced);
+    }
+}

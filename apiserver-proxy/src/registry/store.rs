@@ -1,0 +1,985 @@
+//! The generic store: create, get, list, update, patch and delete for every
+//! resource, after `k8s.io/apiserver`'s `registry/generic/registry/store.go`.
+//!
+//! Objects are JSON. Keys are scoped by cluster at this lowest layer
+//! (`/<cluster>/<group>/<resource>/[<namespace>/]<name>`), so nothing above can
+//! read across virtual clusters by mistake. `metadata.resourceVersion` is never
+//! stored: it is the storage revision, injected on every read.
+//! Per-type behaviour comes only from the resource's [`Strategy`]; this module
+//! knows no resource by name except namespaces (for namespace lifecycle).
+
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use nestkube_storage::{KeyValue, ListOptions as StorageList, Storage, StorageError};
+use serde_json::{Value, json};
+
+use super::catalog::ResourceInfo;
+use super::meta;
+use super::selector::{FieldSelector, LabelSelector};
+use super::strategy::Strategy;
+use super::typed;
+use super::validation;
+use crate::error::{ApiError, FieldError, Subject};
+
+/// `?fieldValidation=`: what to do with unknown fields in a body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop silently.
+    Ignore,
+    /// Drop and report in `Warning` headers (the default).
+    #[default]
+    Warn,
+    /// Reject with 400.
+    Strict,
+}
+
+impl FieldValidation {
+    /// Parses the query parameter.
+    pub fn parse(s: Option<&str>) -> Result<Self, ApiError> {
+        match s {
+            None | Some("") | Some("Warn") => Ok(Self::Warn),
+            Some("Ignore") => Ok(Self::Ignore),
+            Some("Strict") => Ok(Self::Strict),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "fieldValidation parameter unsupported: {other}. Supported values: Ignore, Warn, Strict"
+            ))),
+        }
+    }
+}
+
+/// Options of every write.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteOptions {
+    /// `?dryRun=All`: run everything but the storage write.
+    pub dry_run: bool,
+    /// `?fieldValidation=`.
+    pub field_validation: FieldValidation,
+}
+
+/// What a request addresses: a cluster, a resource and, for namespaced
+/// resources, a namespace (`None` = all namespaces, for list and watch).
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// Virtual cluster path (`root`, `team-a`, `team-a:dev`).
+    pub cluster: &'a str,
+    /// The resource.
+    pub resource: &'a ResourceInfo,
+    /// Namespace for namespaced resources.
+    pub namespace: Option<&'a str>,
+}
+
+impl Target<'_> {
+    fn key(&self, name: &str) -> String {
+        match self.namespace {
+            Some(ns) if self.resource.namespaced => {
+                format!(
+                    "/{}/{}/{}/{}",
+                    self.cluster, self.resource.storage_segment, ns, name
+                )
+            }
+            _ => format!(
+                "/{}/{}/{}",
+                self.cluster, self.resource.storage_segment, name
+            ),
+        }
+    }
+
+    /// The storage prefix covering the target.
+    pub fn prefix(&self) -> String {
+        match self.namespace {
+            Some(ns) if self.resource.namespaced => {
+                format!(
+                    "/{}/{}/{}/",
+                    self.cluster, self.resource.storage_segment, ns
+                )
+            }
+            _ => format!("/{}/{}/", self.cluster, self.resource.storage_segment),
+        }
+    }
+
+    fn subject(&self, name: &str) -> Subject {
+        Subject {
+            group: self.resource.group.clone(),
+            kind: self.resource.resource.clone(),
+            name: name.to_string(),
+        }
+    }
+
+    fn kind_subject(&self, name: &str) -> Subject {
+        Subject {
+            group: self.resource.group.clone(),
+            kind: self.resource.kind.clone(),
+            name: name.to_string(),
+        }
+    }
+}
+
+/// A successful write.
+#[derive(Debug)]
+pub struct Written {
+    /// The object as stored (with its new resourceVersion).
+    pub object: Value,
+    /// `Warning` header texts (unknown fields with fieldValidation=Warn).
+    pub warnings: Vec<String>,
+    /// True when the write created the object.
+    pub created: bool,
+}
+
+/// The outcome of a delete.
+#[derive(Debug)]
+pub enum Deleted {
+    /// The object is gone; this was its last state.
+    Gone(Value),
+    /// Deletion is pending (graceful, finalizers, namespace content).
+    Pending(Value),
+}
+
+/// `DeleteOptions` as far as the store acts on them.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    /// `gracePeriodSeconds`.
+    pub grace_period_seconds: Option<i64>,
+    /// `preconditions.uid`.
+    pub precondition_uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub precondition_resource_version: Option<String>,
+    /// `propagationPolicy`: `Orphan`, `Background` or `Foreground`.
+    pub propagation: Option<String>,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+/// List parameters.
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    /// `labelSelector`.
+    pub label_selector: LabelSelector,
+    /// `fieldSelector`.
+    pub field_selector: FieldSelector,
+    /// `limit` (0 = none).
+    pub limit: usize,
+    /// `continue`.
+    pub continue_token: Option<String>,
+    /// `resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `resourceVersionMatch`.
+    pub resource_version_match: Option<String>,
+}
+
+/// A page of a list.
+#[derive(Debug)]
+pub struct ListPage {
+    /// Matching objects, each with its resourceVersion.
+    pub items: Vec<Value>,
+    /// The list's resourceVersion.
+    pub resource_version: u64,
+    /// Token for the next page, if more remain.
+    pub continue_token: Option<String>,
+    /// Upstream's `remainingItemCount` (only for unfiltered lists).
+    pub remaining: Option<u64>,
+}
+
+/// The generic store over one storage backend, shared by all clusters.
+#[derive(Clone)]
+pub struct Store {
+    storage: Arc<dyn Storage>,
+}
+
+/// Decodes a stored value (adding `metadata.resourceVersion`).
+pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut obj: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::Internal(format!("corrupt object {}: {e}", kv.key)))?;
+    meta::set(
+        &mut obj,
+        "resourceVersion",
+        Some(kv.mod_revision.to_string().into()),
+    );
+    Ok(obj)
+}
+
+fn encode_for_storage(obj: &Value) -> Result<Bytes, ApiError> {
+    let mut copy = obj.clone();
+    meta::set(&mut copy, "resourceVersion", None);
+    serde_json::to_vec(&copy)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn parse_rv(s: &str, what: &str) -> Result<u64, ApiError> {
+    s.parse::<u64>()
+        .map_err(|_| ApiError::BadRequest(format!("invalid {what}: {s:?}")))
+}
+
+/// Checks apiVersion/kind against the resource and runs the typed decode with
+/// field validation. Returns the decoded object and warnings.
+pub fn decode_body(
+    r: &ResourceInfo,
+    group: &str,
+    version: &str,
+    kind: &str,
+    mut body: Value,
+    fv: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let Some(map) = body.as_object_mut() else {
+        return Err(ApiError::BadRequest(
+            "the request body must be a JSON or YAML object".into(),
+        ));
+    };
+    let expected_av = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            return Err(ApiError::BadRequest(format!(
+                "Object 'Kind' is missing in '{}'",
+                serde_json::to_string(&body).unwrap_or_default()
+            )));
+        }
+        Some(k) if k != kind => {
+            return Err(ApiError::BadRequest(format!(
+                "the kind in the data ({k}) does not match the expected kind ({kind}) for {}",
+                r.qualified_resource()
+            )));
+        }
+        _ => {}
+    }
+    match map.get("apiVersion").and_then(Value::as_str) {
+        Some(av) if av == expected_av => {}
+        Some(av) => {
+            return Err(ApiError::BadRequest(format!(
+                "the API version in the data ({av}) does not match the expected API version ({expected_av})"
+            )));
+        }
+        None => {
+            map.insert("apiVersion".into(), expected_av.clone().into());
+        }
+    }
+    let codec = typed::codec(group, version, kind).unwrap_or(r.codec);
+    let decoded = codec(body.clone()).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}"
+        ))
+    })?;
+    let unknown = if fv == FieldValidation::Ignore {
+        Vec::new()
+    } else {
+        typed::unknown_fields(&body, &decoded)
+    };
+    match fv {
+        FieldValidation::Strict if !unknown.is_empty() => Err(ApiError::BadRequest(format!(
+            "strict decoding error: {}",
+            unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        _ => Ok((
+            decoded,
+            unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect(),
+        )),
+    }
+}
+
+impl Store {
+    /// A store over `storage`.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self { storage }
+    }
+
+    /// The storage backend (for watches).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// GET one object.
+    pub async fn get(&self, t: &Target<'_>, name: &str) -> Result<Value, ApiError> {
+        match self.storage.get(&t.key(name)).await? {
+            Some(kv) => decode_stored(&kv),
+            None => Err(ApiError::NotFound(t.subject(name))),
+        }
+    }
+
+    async fn get_kv(&self, t: &Target<'_>, name: &str) -> Result<KeyValue, ApiError> {
+        self.storage
+            .get(&t.key(name))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(t.subject(name)))
+    }
+
+    /// Namespace lifecycle admission: the namespace must exist and not be terminating.
+    async fn check_namespace(&self, t: &Target<'_>) -> Result<(), ApiError> {
+        let Some(ns) = t.namespace.filter(|_| t.resource.namespaced) else {
+            return Ok(());
+        };
+        let key = format!("/{}/core/namespaces/{ns}", t.cluster);
+        match self.storage.get(&key).await? {
+            None => Err(ApiError::NotFound(Subject {
+                group: String::new(),
+                kind: "namespaces".into(),
+                name: ns.into(),
+            })),
+            Some(kv) => {
+                let obj = decode_stored(&kv)?;
+                if obj["status"]["phase"] == "Terminating" || meta::is_deleting(&obj) {
+                    Err(ApiError::Forbidden(format!(
+                        "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        t.resource.qualified_resource(),
+                        meta::name(&obj)
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Puts the URL's namespace into the object (or rejects a different one).
+    fn place(&self, t: &Target<'_>, obj: &mut Value) -> Result<(), ApiError> {
+        if t.resource.namespaced {
+            let ns = t.namespace.unwrap_or("");
+            let body_ns = meta::namespace(obj);
+            if !body_ns.is_empty() && body_ns != ns {
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
+            }
+            meta::set(obj, "namespace", Some(ns.into()));
+        } else {
+            meta::set(obj, "namespace", None);
+        }
+        Ok(())
+    }
+
+    fn validate(&self, t: &Target<'_>, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+        let s: &dyn Strategy = t.resource.strategy.as_ref();
+        let mut errors =
+            validation::validate_object_meta(obj, t.resource.namespaced, s.name_rule());
+        match old {
+            None => errors.extend(s.validate(obj)),
+            Some(old) => {
+                errors.extend(validation::validate_object_meta_update(obj, old));
+                errors.extend(s.validate_update(obj, old));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Invalid {
+                subject: t.kind_subject(meta::name(obj)),
+                errors,
+            })
+        }
+    }
+
+    /// POST: create an object from a decoded body.
+    pub async fn create(
+        &self,
+        t: &Target<'_>,
+        body: Value,
+        opts: WriteOptions,
+    ) -> Result<Written, ApiError> {
+        let r = t.resource;
+        let (mut obj, warnings) = decode_body(
+            r,
+            &r.group,
+            &r.version,
+            &r.kind,
+            body,
+            opts.field_validation,
+        )?;
+        self.place(t, &mut obj)?;
+        if meta::name(&obj).is_empty() {
+            match obj["metadata"]["generateName"].as_str() {
+                Some(prefix) if !prefix.is_empty() => {
+                    let name = format!("{prefix}{}", meta::random_suffix());
+                    meta::set(&mut obj, "name", Some(name.into()));
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        t.kind_subject(""),
+                        FieldError::required("metadata.name", "name or generateName is required"),
+                    ));
+                }
+            }
+        }
+        if !meta::resource_version(&obj).is_empty() {
+            return Err(ApiError::BadRequest(
+                "resourceVersion should not be set on objects to be created".into(),
+            ));
+        }
+        self.check_namespace(t).await?;
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "selfLink",
+        ] {
+            meta::set(&mut obj, field, None);
+        }
+        meta::set(&mut obj, "uid", Some(meta::new_uid().into()));
+        meta::set(&mut obj, "creationTimestamp", Some(meta::now().into()));
+        let strategy = &r.strategy;
+        strategy.default(&mut obj);
+        if r.has_status() {
+            if let Some(map) = obj.as_object_mut() {
+                map.remove("status");
+            }
+        }
+        strategy.prepare_for_create(&mut obj);
+        if strategy.tracks_generation() {
+            meta::set(&mut obj, "generation", Some(1.into()));
+        }
+        self.validate(t, &obj, None)?;
+        if opts.dry_run {
+            return Ok(Written {
+                object: obj,
+                warnings,
+                created: true,
+            });
+        }
+        let name = meta::name(&obj).to_string();
+        let kv = match self
+            .storage
+            .create(&t.key(&name), encode_for_storage(&obj)?)
+            .await
+        {
+            Ok(kv) => kv,
+            Err(StorageError::AlreadyExists { .. }) => {
+                return Err(ApiError::AlreadyExists(t.subject(&name)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        meta::set(
+            &mut obj,
+            "resourceVersion",
+            Some(kv.mod_revision.to_string().into()),
+        );
+        Ok(Written {
+            object: obj,
+            warnings,
+            created: true,
+        })
+    }
+
+    /// The read-modify-write loop behind update, patch and the status and
+    /// scale subresources (upstream's `GuaranteedUpdate`). `mutate` gets the
+    /// current object and returns the desired one (a decoded body); a
+    /// resourceVersion in it must match the current one, else 409. Storage
+    /// conflicts from concurrent writers are retried when the caller did not
+    /// pin a resourceVersion.
+    pub async fn update_with<F>(
+        &self,
+        t: &Target<'_>,
+        name: &str,
+        subresource: Option<&str>,
+        opts: WriteOptions,
+        mut mutate: F,
+    ) -> Result<Written, ApiError>
+    where
+        F: FnMut(&Value) -> Result<(Value, Vec<String>), ApiError>,
+    {
+        let r = t.resource;
+        loop {
+            let kv = self.get_kv(t, name).await?;
+            let old = decode_stored(&kv)?;
+            let (mut obj, warnings) = mutate(&old)?;
+            let body_name = meta::name(&obj).to_string();
+            if body_name.is_empty() {
+                meta::set(&mut obj, "name", Some(name.into()));
+            } else if body_name != name {
+                return Err(ApiError::BadRequest(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                )));
+            }
+            self.place(t, &mut obj)?;
+            let current_rv = kv.mod_revision.to_string();
+            let body_rv = meta::resource_version(&obj).to_string();
+            if !body_rv.is_empty() && body_rv != current_rv {
+                return Err(ApiError::Conflict {
+                    subject: t.subject(name),
+                    message: "the object has been modified; please apply your changes to the latest version and try again"
+                        .into(),
+                });
+            }
+            let body_uid = meta::uid(&obj);
+            if !body_uid.is_empty() && body_uid != meta::uid(&old) {
+                return Err(ApiError::Conflict {
+                    subject: t.subject(name),
+                    message: format!(
+                        "Precondition failed: UID in precondition: {body_uid}, UID in object meta: {}",
+                        meta::uid(&old)
+                    ),
+                });
+            }
+            let mut obj = match subresource {
+                Some("status") => {
+                    // ResetObjectMetaForStatus: only status changes.
+                    let mut merged = old.clone();
+                    merged["status"] = obj.get("status").cloned().unwrap_or(json!({}));
+                    merged
+                }
+                Some("finalize") => {
+                    // namespaces/finalize: only spec.finalizers changes.
+                    let mut merged = old.clone();
+                    merged["spec"]["finalizers"] =
+                        obj["spec"].get("finalizers").cloned().unwrap_or(json!([]));
+                    merged
+                }
+                _ => {
+                    for field in [
+                        "uid",
+                        "creationTimestamp",
+                        "deletionTimestamp",
+                        "deletionGracePeriodSeconds",
+                        "generation",
+                    ] {
+                        meta::copy(&mut obj, &old, field);
+                    }
+                    r.strategy.default(&mut obj);
+                    if r.has_status() && subresource.is_none() {
+                        match old.get("status") {
+                            Some(s) => obj["status"] = s.clone(),
+                            None => {
+                                obj.as_object_mut().map(|m| m.remove("status"));
+                            }
+                        }
+                    }
+                    obj
+                }
+            };
+            if subresource.is_none() {
+                r.strategy.prepare_for_update(&mut obj, &old);
+            }
+            if r.strategy.tracks_generation() && subresource.is_none() {
+                let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+                let generation = if r.strategy.spec_changed(&obj, &old) {
+                    generation + 1
+                } else {
+                    generation
+                };
+                meta::set(&mut obj, "generation", Some(generation.into()));
+            }
+            meta::set(&mut obj, "resourceVersion", Some(current_rv.clone().into()));
+            self.validate(t, &obj, Some(&old))?;
+            if obj == old {
+                return Ok(Written {
+                    object: old,
+                    warnings,
+                    created: false,
+                });
+            }
+            // A pending deletion completes once nothing holds the object any
+            // more: no finalizers, no type-specific hold (a namespace's spec
+            // finalizers), no grace period left to honour.
+            let held = |o: &Value| {
+                !meta::finalizers(o).is_empty() || r.strategy.begin_delete(&mut o.clone())
+            };
+            let grace = obj["metadata"]["deletionGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(0);
+            if meta::is_deleting(&obj) && grace == 0 && held(&old) && !held(&obj) {
+                if opts.dry_run {
+                    return Ok(Written {
+                        object: obj,
+                        warnings,
+                        created: false,
+                    });
+                }
+                return match self.storage.delete(&t.key(name), kv.mod_revision).await {
+                    Ok(_) => Ok(Written {
+                        object: obj,
+                        warnings,
+                        created: false,
+                    }),
+                    Err(StorageError::Conflict { .. }) => continue,
+                    Err(e) => Err(e.into()),
+                };
+            }
+            if opts.dry_run {
+                return Ok(Written {
+                    object: obj,
+                    warnings,
+                    created: false,
+                });
+            }
+            match self
+                .storage
+                .update(&t.key(name), encode_for_storage(&obj)?, kv.mod_revision)
+                .await
+            {
+                Ok(new_kv) => {
+                    meta::set(
+                        &mut obj,
+                        "resourceVersion",
+                        Some(new_kv.mod_revision.to_string().into()),
+                    );
+                    return Ok(Written {
+                        object: obj,
+                        warnings,
+                        created: false,
+                    });
+                }
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(StorageError::NotFound { .. }) => {
+                    return Err(ApiError::NotFound(t.subject(name)));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// PUT: replace an object (or its status) with a decoded body.
+    pub async fn update(
+        &self,
+        t: &Target<'_>,
+        name: &str,
+        subresource: Option<&str>,
+        body: Value,
+        opts: WriteOptions,
+    ) -> Result<Written, ApiError> {
+        let r = t.resource;
+        let decoded = decode_body(
+            r,
+            &r.group,
+            &r.version,
+            &r.kind,
+            body,
+            opts.field_validation,
+        )?;
+        self.update_with(t, name, subresource, opts, |_| Ok(decoded.clone()))
+            .await
+    }
+
+    /// DELETE one object.
+    pub async fn delete(
+        &self,
+        t: &Target<'_>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
+        let r = t.resource;
+        loop {
+            let kv = self.get_kv(t, name).await?;
+            let obj = decode_stored(&kv)?;
+            if let Some(uid) = &opts.precondition_uid {
+                if uid != meta::uid(&obj) {
+                    return Err(ApiError::Conflict {
+                        subject: t.subject(name),
+                        message: format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            meta::uid(&obj)
+                        ),
+                    });
+                }
+            }
+            if let Some(rv) = &opts.precondition_resource_version {
+                if *rv != kv.mod_revision.to_string() {
+                    return Err(ApiError::Conflict {
+                        subject: t.subject(name),
+                        message: format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            kv.mod_revision
+                        ),
+                    });
+                }
+            }
+            let mut finalizers = meta::finalizers(&obj);
+            // Garbage-collection finalizers for the requested propagation (the
+            // garbage collector acts on them).
+            match opts.propagation.as_deref() {
+                Some("Orphan") => {
+                    finalizers.retain(|f| f != "foregroundDeletion");
+                    if !finalizers.iter().any(|f| f == "orphan") {
+                        finalizers.push("orphan".into());
+                    }
+                }
+                Some("Foreground") => {
+                    finalizers.retain(|f| f != "orphan");
+                    if !finalizers.iter().any(|f| f == "foregroundDeletion") {
+                        finalizers.push("foregroundDeletion".into());
+                    }
+                }
+                _ => {}
+            }
+            let grace = r.strategy.grace_period(&obj, opts.grace_period_seconds);
+            let already_deleting = meta::is_deleting(&obj);
+            let immediate = finalizers.is_empty() && grace.unwrap_or(0) == 0;
+            if immediate && !(already_deleting && r.strategy.begin_delete(&mut obj.clone())) {
+                let mut marked = obj.clone();
+                if !already_deleting && r.strategy.begin_delete(&mut marked) {
+                    // e.g. a namespace turning Terminating.
+                    meta::set(&mut marked, "deletionTimestamp", Some(meta::now().into()));
+                    meta::set(&mut marked, "deletionGracePeriodSeconds", Some(0.into()));
+                    return self.write_pending(t, name, &kv, marked, opts.dry_run).await;
+                }
+                if opts.dry_run {
+                    return Ok(Deleted::Gone(obj));
+                }
+                return match self.storage.delete(&t.key(name), kv.mod_revision).await {
+                    Ok(_) => Ok(Deleted::Gone(obj)),
+                    Err(StorageError::Conflict { .. }) => continue,
+                    Err(StorageError::NotFound { .. }) => Err(ApiError::NotFound(t.subject(name))),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            if already_deleting
+                && finalizers == meta::finalizers(&obj)
+                && grace.is_none_or(|g| {
+                    obj["metadata"]["deletionGracePeriodSeconds"]
+                        .as_i64()
+                        .is_some_and(|cur| g >= cur)
+                })
+            {
+                return Ok(Deleted::Pending(obj));
+            }
+            let mut marked = obj.clone();
+            let secs = grace.unwrap_or(0);
+            meta::set(
+                &mut marked,
+                "deletionTimestamp",
+                Some(meta::now_plus(secs).into()),
+            );
+            meta::set(&mut marked, "deletionGracePeriodSeconds", Some(secs.into()));
+            meta::set(
+                &mut marked,
+                "finalizers",
+                if finalizers.is_empty() {
+                    None
+                } else {
+                    Some(finalizers.clone().into())
+                },
+            );
+            if !already_deleting {
+                r.strategy.begin_delete(&mut marked);
+            }
+            return self.write_pending(t, name, &kv, marked, opts.dry_run).await;
+        }
+    }
+
+    async fn write_pending(
+        &self,
+        t: &Target<'_>,
+        name: &str,
+        kv: &KeyValue,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Deleted, ApiError> {
+        if dry_run {
+            return Ok(Deleted::Pending(obj));
+        }
+        match self.storage.update(&t.key(name), encode_for_storage(&obj)?, kv.mod_revision).await {
+            Ok(new_kv) => {
+                meta::set(&mut obj, "resourceVersion", Some(new_kv.mod_revision.to_string().into()));
+                Ok(Deleted::Pending(obj))
+            }
+            Err(StorageError::Conflict { .. }) => Err(ApiError::Conflict {
+                subject: t.subject(name),
+                message: "the object has been modified; please apply your changes to the latest version and try again"
+                    .into(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether an object matches the label and field selectors.
+    pub fn matches(
+        r: &ResourceInfo,
+        obj: &Value,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Result<bool, ApiError> {
+        if !labels.is_empty() && !labels.matches(&meta::labels(obj)) {
+            return Ok(false);
+        }
+        if fields.is_empty() {
+            return Ok(true);
+        }
+        fields
+            .matches(|f| match f {
+                "metadata.name" => Some(meta::name(obj).to_string()),
+                "metadata.namespace" if r.namespaced => Some(meta::namespace(obj).to_string()),
+                other => r.strategy.field_label(obj, other),
+            })
+            .map_err(|field| ApiError::BadRequest(format!("field label not supported: {field}")))
+    }
+
+    /// LIST with selectors, pagination and resourceVersion semantics.
+    pub async fn list(&self, t: &Target<'_>, opts: &ListOptions) -> Result<ListPage, ApiError> {
+        let prefix = t.prefix();
+        let current = self.storage.current_revision().await?;
+        let mut start_after: Option<String> = None;
+        let mut list_rv = current;
+        if let Some(token) = opts.continue_token.as_deref().filter(|s| !s.is_empty()) {
+            let (rv, start) = decode_continue(token)?;
+            list_rv = rv;
+            start_after = Some(format!("{prefix}{start}"));
+        } else if let Some(rv) = opts
+            .resource_version
+            .as_deref()
+            .filter(|s| !s.is_empty() && *s != "0")
+        {
+            let rv = parse_rv(rv, "resource version")?;
+            match opts.resource_version_match.as_deref() {
+                Some("Exact") if rv != current => {
+                    return Err(ApiError::Gone(format!(
+                        "The resourceVersion for the provided list is too old: {rv} (current {current})"
+                    )));
+                }
+                _ if rv > current => {
+                    return Err(ApiError::Timeout(format!(
+                        "Too large resource version: {rv}, current: {current}"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let filtered = !opts.label_selector.is_empty() || !opts.field_selector.is_empty();
+        let mut items = Vec::new();
+        let page = if opts.limit == 0 {
+            None
+        } else {
+            Some(opts.limit)
+        };
+        let mut last_key = None;
+        let mut remaining;
+        loop {
+            let want = page.map(|p| (p - items.len()).max(1) + if filtered { 64 } else { 0 });
+            let batch = self
+                .storage
+                .list(
+                    &prefix,
+                    StorageList {
+                        start_after: start_after.clone(),
+                        limit: want,
+                    },
+                )
+                .await?;
+            let exhausted = batch.remaining == 0;
+            remaining = batch.remaining;
+            let mut stopped_early = false;
+            for (i, kv) in batch.items.iter().enumerate() {
+                let obj = decode_stored(kv)?;
+                start_after = Some(kv.key.clone());
+                if Self::matches(t.resource, &obj, &opts.label_selector, &opts.field_selector)? {
+                    items.push(obj);
+                    last_key = Some(kv.key.clone());
+                }
+                if page.is_some_and(|p| items.len() >= p) {
+                    remaining += (batch.items.len() - i - 1) as u64;
+                    stopped_early = true;
+                    break;
+                }
+            }
+            if stopped_early || exhausted || batch.items.is_empty() {
+                let more = remaining > 0 && page.is_some();
+                let continue_token = if more {
+                    last_key
+                        .as_deref()
+                        .map(|k| encode_continue(list_rv, &k[prefix.len()..]))
+                } else {
+                    None
+                };
+                return Ok(ListPage {
+                    items,
+                    resource_version: list_rv,
+                    continue_token,
+                    remaining: if more && !filtered {
+                        Some(remaining)
+                    } else {
+                        None
+                    },
+                });
+            }
+        }
+    }
+
+    /// DELETE a collection: deletes each matching object as a single delete would.
+    pub async fn delete_collection(
+        &self,
+        t: &Target<'_>,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> Result<Vec<Value>, ApiError> {
+        let page = self
+            .list(
+                t,
+                &ListOptions {
+                    limit: 0,
+                    continue_token: None,
+                    ..list.clone()
+                },
+            )
+            .await?;
+        let mut deleted = Vec::new();
+        for obj in page.items {
+            let ns = meta::namespace(&obj).to_string();
+            let target = Target {
+                namespace: if ns.is_empty() {
+                    t.namespace
+                } else {
+                    Some(&ns)
+                },
+                ..*t
+            };
+            match self.delete(&target, meta::name(&obj), opts).await {
+                Ok(Deleted::Gone(o)) | Ok(Deleted::Pending(o)) => deleted.push(o),
+                Err(ApiError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// Upstream's continue token: base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":"<key>\u0000"}`.
+fn encode_continue(rv: u64, last_key_suffix: &str) -> String {
+    let token =
+        json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{last_key_suffix}\u{0}")});
+    base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
+    let bad = |why: &str| ApiError::BadRequest(format!("continue key is not valid: {why}"));
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token))
+        .map_err(|_| bad("not base64"))?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad("not JSON"))?;
+    if v["v"] != "meta.k8s.io/v1" {
+        return Err(bad(
+            "incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        ));
+    }
+    let rv = v["rv"].as_u64().ok_or_else(|| bad("missing rv"))?;
+    let start = v["start"].as_str().ok_or_else(|| bad("missing start"))?;
+    let start = start.strip_suffix('\u{0}').unwrap_or(start);
+    if start.contains("..") || start.starts_with('/') {
+        return Err(bad("invalid start key"));
+    }
+    Ok((rv, start.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let t = encode_continue(42, "default/web-1");
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            (42, "default/web-1".to_string())
+        );
+        assert!(decode_continue("!!").is_err());
+    }
+}

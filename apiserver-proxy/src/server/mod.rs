@@ -1,0 +1,256 @@
+//! The network edge: TLS listener, client-certificate authentication at the
+//! handshake, HTTP/1.1 and HTTP/2, and the standalone server assembly
+//! (data directory, PKI, storage, root kubeconfig).
+
+pub mod handler;
+pub mod negotiate;
+pub mod request;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::UserInfo;
+use crate::auth::pki::{Ca, CertPair, PkiError};
+use crate::kubeconfig;
+use crate::registry::catalog::{Catalog, CatalogError};
+use crate::registry::store::Store;
+use crate::tenancy::Clusters;
+pub use handler::ApiServer;
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Certificates.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// TLS configuration.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// Socket or file I/O.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Storage could not be opened.
+    #[error("storage: {0}")]
+    Storage(#[from] nestkube_storage::StorageError),
+    /// The embedded API catalog is broken.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Bootstrapping the root cluster failed.
+    #[error("bootstrap: {0}")]
+    Bootstrap(#[from] crate::error::ApiError),
+}
+
+/// How to run a standalone server.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Data directory (storage, PKI, kubeconfigs).
+    pub data_dir: PathBuf,
+    /// Listen address; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Embedded storage backend.
+    pub backend: nestkube_storage::Backend,
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    /// Path of the root cluster's admin kubeconfig.
+    pub root_kubeconfig: PathBuf,
+    /// The shared request handler (for in-process clients).
+    pub api: Arc<ApiServer>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Waits until the accept loop ends (it runs until the process stops).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// Stops accepting connections.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+fn tls_config(ca: &Ca, serving: &CertPair) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    let tls = |e: &dyn std::fmt::Display| ServeError::Tls(e.to_string());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca.pair.cert_pem.as_bytes()) {
+        roots.add(cert.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| tls(&e))?;
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(serving.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| tls(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes()).map_err(|e| tls(&e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| tls(&e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn serving_names(listen: &SocketAddr) -> (Vec<String>, Vec<IpAddr>) {
+    let mut ips: Vec<IpAddr> = vec!["127.0.0.1".parse().expect("ip"), "::1".parse().expect("ip")];
+    if !listen.ip().is_unspecified() && !ips.contains(&listen.ip()) {
+        ips.push(listen.ip());
+    }
+    let mut names = vec!["localhost".to_string(), "nestkube".to_string()];
+    if let Ok(host) = std::env::var("HOSTNAME") {
+        names.push(host);
+    }
+    (names, ips)
+}
+
+/// Starts a standalone server: opens storage in `data_dir`, creates the PKI
+/// on first start, bootstraps the root cluster, binds, and writes
+/// `data_dir/root.kubeconfig` naming the bound address.
+pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let pki_dir = config.data_dir.join("pki");
+    let ca = Ca::load_or_create(&pki_dir, "ca", "nestkube-ca")?;
+    let (names, ips) = serving_names(&config.listen);
+    let serving = ca.issue_serving(&names, &ips)?;
+    let admin = ca.load_or_issue_client(
+        &pki_dir,
+        "root-admin",
+        "nestkube-admin",
+        &["system:masters"],
+    )?;
+
+    let storage = config.backend.open(config.data_dir.join("storage"))?;
+    let catalog = Arc::new(Catalog::builtin()?);
+    let store = Store::new(storage);
+    Clusters::bootstrap(&store, &catalog, request::ROOT_CLUSTER).await?;
+
+    let listener = TcpListener::bind(config.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let root_kubeconfig = config.data_dir.join("root.kubeconfig");
+    write_kubeconfig(
+        &root_kubeconfig,
+        "nestkube-root",
+        &format!("https://{}", display_addr(&local_addr)),
+        &ca,
+        &admin,
+    )?;
+
+    let api = Arc::new(ApiServer {
+        catalog,
+        store,
+        clusters: Arc::new(Clusters::new()),
+        patch_schema: load_patch_schema(),
+        server_address: display_addr(&local_addr),
+    });
+    tokio::spawn(crate::controllers::namespace::run(
+        api.store.clone(),
+        api.catalog.clone(),
+    ));
+    let acceptor = TlsAcceptor::from(tls_config(&ca, &serving)?);
+    let task = tokio::spawn(accept_loop(listener, acceptor, api.clone()));
+    tracing::info!(address = %local_addr, kubeconfig = %root_kubeconfig.display(), "nestkube API serving");
+    Ok(RunningServer {
+        local_addr,
+        root_kubeconfig,
+        api,
+        task,
+    })
+}
+
+fn display_addr(addr: &SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+/// Writes a kubeconfig atomically with owner-only permissions.
+pub fn write_kubeconfig(
+    path: &Path,
+    context: &str,
+    server: &str,
+    ca: &Ca,
+    client: &CertPair,
+) -> std::io::Result<()> {
+    let doc = kubeconfig::render(context, server, &ca.pair.cert_pem, client);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, doc)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Strategic-merge-patch metadata from the embedded OpenAPI v2 document,
+/// parsed once per process.
+fn load_patch_schema() -> Option<Arc<nestkube_patch::PatchSchema>> {
+    let bytes = crate::discovery::openapi_v2()?;
+    let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    match nestkube_patch::PatchSchema::from_openapi_v2(&doc) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            tracing::warn!(error = %e, "strategic merge patch metadata unavailable");
+            None
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<ApiServer>) {
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let api = api.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(socket).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let user = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|c| UserInfo::from_client_cert(c.as_ref()))
+                .unwrap_or_else(UserInfo::anonymous);
+            let service = service_fn(move |req| {
+                let api = api.clone();
+                let user = user.clone();
+                async move { Ok::<_, std::convert::Infallible>(api.handle(req, user).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+}

@@ -1,0 +1,322 @@
+//! `RequestInfo`: which virtual cluster and which API a request addresses,
+//! parsed from the path alone (as `k8s.io/apiserver`'s `RequestInfoFactory`).
+//!
+//! Parsing never touches storage or the catalog; the handler resolves the
+//! parsed names against the catalog.
+
+use std::collections::HashMap;
+
+/// The cluster served on paths without a `/clusters/<path>` prefix.
+pub const ROOT_CLUSTER: &str = "root";
+
+/// What a request addresses.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Api {
+    /// `/api` (legacy versions) or `/apis` (group list), or `/apis/<group>`.
+    Root {
+        /// `true` for `/api`.
+        legacy: bool,
+        /// For `/apis/<group>`.
+        group: Option<String>,
+    },
+    /// `/api/v1` or `/apis/<group>/<version>`: the resource list.
+    GroupVersion {
+        /// Group ("" = core).
+        group: String,
+        /// Version.
+        version: String,
+    },
+    /// A resource request.
+    Resource(ResourceRequest),
+    /// `/version`, `/healthz`, `/openapi/...` etc.: the path itself.
+    NonResource(String),
+}
+
+/// A request for a resource, a named object or a subresource.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ResourceRequest {
+    /// Group ("" = core).
+    pub group: String,
+    /// Version.
+    pub version: String,
+    /// Namespace in the path, if any.
+    pub namespace: Option<String>,
+    /// Plural resource name.
+    pub resource: String,
+    /// Object name, if any.
+    pub name: Option<String>,
+    /// Subresource, if any.
+    pub subresource: Option<String>,
+    /// Verb: get, list, watch, create, update, patch, delete, deletecollection.
+    pub verb: &'static str,
+}
+
+/// Parsed request line: cluster, API target and query parameters.
+#[derive(Clone, Debug)]
+pub struct RequestInfo {
+    /// Virtual cluster path (`root` for the bare path).
+    pub cluster: String,
+    /// Whether the path named the cluster explicitly (`/clusters/<path>/...`).
+    pub explicit_cluster: bool,
+    /// The API target.
+    pub api: Api,
+    /// Decoded query parameters (last value wins).
+    pub query: HashMap<String, String>,
+}
+
+impl RequestInfo {
+    /// A query parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+}
+
+/// Percent-decodes a query component (`+` is a space).
+fn decode_component(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses a query string.
+pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    q.unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode_component(k), decode_component(v)),
+            None => (decode_component(p), String::new()),
+        })
+        .collect()
+}
+
+/// Errors that make a path unroutable (404).
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("the server could not find the requested resource")]
+pub struct NotRoutable;
+
+/// Parses method + path + query into a [`RequestInfo`].
+pub fn parse(
+    method: &http::Method,
+    path: &str,
+    query: Option<&str>,
+) -> Result<RequestInfo, NotRoutable> {
+    let query = parse_query(query);
+    let mut segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode_component)
+        .collect();
+    let (cluster, explicit_cluster) = if segments.first().map(String::as_str) == Some("clusters") {
+        if segments.len() < 2 {
+            return Err(NotRoutable);
+        }
+        let c = segments[1].clone();
+        segments.drain(..2);
+        (c, true)
+    } else {
+        (ROOT_CLUSTER.to_string(), false)
+    };
+    let api = parse_api(method, &segments, &query)?;
+    Ok(RequestInfo {
+        cluster,
+        explicit_cluster,
+        api,
+        query,
+    })
+}
+
+fn is_watch(query: &HashMap<String, String>) -> bool {
+    matches!(
+        query.get("watch").map(String::as_str),
+        Some("true") | Some("1")
+    )
+}
+
+fn parse_api(
+    method: &http::Method,
+    seg: &[String],
+    query: &HashMap<String, String>,
+) -> Result<Api, NotRoutable> {
+    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
+    let (group, version, rest): (&str, &str, &[&str]) = match s.as_slice() {
+        ["api"] => {
+            return Ok(Api::Root {
+                legacy: true,
+                group: None,
+            });
+        }
+        ["apis"] => {
+            return Ok(Api::Root {
+                legacy: false,
+                group: None,
+            });
+        }
+        ["apis", g] => {
+            return Ok(Api::Root {
+                legacy: false,
+                group: Some(g.to_string()),
+            });
+        }
+        ["api", v] => {
+            return Ok(Api::GroupVersion {
+                group: String::new(),
+                version: v.to_string(),
+            });
+        }
+        ["apis", g, v] => {
+            return Ok(Api::GroupVersion {
+                group: g.to_string(),
+                version: v.to_string(),
+            });
+        }
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Ok(Api::NonResource(format!("/{}", s.join("/")))),
+    };
+    let (mut watch_prefix, mut rest) = (false, rest);
+    if rest.first() == Some(&"watch") {
+        watch_prefix = true;
+        rest = &rest[1..];
+    }
+    let mut req = ResourceRequest {
+        group: group.to_string(),
+        version: version.to_string(),
+        ..Default::default()
+    };
+    // namespaces/<ns>/<resource>/... ; a bare namespaces/<name>[/<sub>] is the namespace itself.
+    let rest = match rest {
+        ["namespaces", ns, r, tail @ ..] => {
+            req.namespace = Some(ns.to_string());
+            req.resource = r.to_string();
+            tail
+        }
+        [r, tail @ ..] => {
+            req.resource = r.to_string();
+            tail
+        }
+        [] => return Err(NotRoutable),
+    };
+    match rest {
+        [] => {}
+        [name] => req.name = Some(name.to_string()),
+        [name, sub] => {
+            req.name = Some(name.to_string());
+            req.subresource = Some(sub.to_string());
+        }
+        _ => return Err(NotRoutable),
+    }
+    if req.resource == "namespaces" && req.namespace.is_some() && req.name.is_none() {
+        // /api/v1/namespaces/<name>: the namespace object, not a collection in it.
+        req.name = req.namespace.take();
+    } else if req.resource == "namespaces" {
+        // /api/v1/namespaces/<name>/<sub> was parsed as namespace + resource.
+    }
+    req.verb = match *method {
+        http::Method::GET | http::Method::HEAD => {
+            if watch_prefix || is_watch(query) {
+                "watch"
+            } else if req.name.is_some() {
+                "get"
+            } else {
+                "list"
+            }
+        }
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE => {
+            if req.name.is_some() {
+                "delete"
+            } else {
+                "deletecollection"
+            }
+        }
+        _ => "unknown",
+    };
+    Ok(Api::Resource(req))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    fn res(method: Method, path: &str, q: Option<&str>) -> (String, ResourceRequest) {
+        let info = parse(&method, path, q).unwrap();
+        match info.api {
+            Api::Resource(r) => (info.cluster, r),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn paths() {
+        let (c, r) = res(Method::GET, "/api/v1/namespaces/default/pods/web", None);
+        assert_eq!(
+            (
+                c.as_str(),
+                r.namespace.as_deref(),
+                r.resource.as_str(),
+                r.name.as_deref(),
+                r.verb
+            ),
+            ("root", Some("default"), "pods", Some("web"), "get")
+        );
+        let (c, r) = res(
+            Method::GET,
+            "/clusters/team-a:dev/apis/apps/v1/deployments",
+            Some("watch=true"),
+        );
+        assert_eq!(
+            (c.as_str(), r.group.as_str(), r.verb),
+            ("team-a:dev", "apps", "watch")
+        );
+        let (_, r) = res(Method::GET, "/api/v1/namespaces/kube-system", None);
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_deref(), r.namespace),
+            ("namespaces", Some("kube-system"), None)
+        );
+        let (_, r) = res(
+            Method::PUT,
+            "/api/v1/namespaces/default/pods/web/status",
+            None,
+        );
+        assert_eq!(
+            (r.subresource.as_deref(), r.verb),
+            (Some("status"), "update")
+        );
+        let (_, r) = res(Method::GET, "/api/v1/watch/namespaces/default/pods", None);
+        assert_eq!(r.verb, "watch");
+        let (_, r) = res(Method::DELETE, "/api/v1/namespaces/default/pods", None);
+        assert_eq!(r.verb, "deletecollection");
+        assert!(
+            matches!(parse(&Method::GET, "/version", None).unwrap().api, Api::NonResource(p) if p == "/version")
+        );
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query(Some("labelSelector=app%3Dweb%2Ctier+in+%28a%29&limit=5"));
+        assert_eq!(q["labelSelector"], "app=web,tier in (a)");
+        assert_eq!(q["limit"], "5");
+    }
+}

@@ -1,0 +1,218 @@
+//! Shared helpers for tests that run the real `nestkube` binary and real clients.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `nestkube serve` process on 127.0.0.1 with a free port, killed on drop.
+pub struct Server {
+    child: Child,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// `data_dir/root.kubeconfig`.
+    pub kubeconfig: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh data directory.
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::start_in(&dir);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on `dir` (kept after drop).
+    pub fn start_in(dir: &Path) -> Server {
+        let kubeconfig = dir.join("root.kubeconfig");
+        let _ = std::fs::remove_file(&kubeconfig);
+        let child = Command::new(env!("CARGO_BIN_EXE_nestkube"))
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("NESTKUBE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn nestkube");
+        let server = Server {
+            child,
+            data_dir: dir.to_path_buf(),
+            kubeconfig,
+            _tmp: None,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.kubeconfig.exists() {
+                let out = Command::new("kubectl")
+                    .arg("--kubeconfig")
+                    .arg(&self.kubeconfig)
+                    .args(["get", "--raw", "/readyz"])
+                    .output();
+                if out.is_ok_and(|o| o.status.success()) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nestkube did not become ready within 60s");
+    }
+
+    /// SIGKILL and wait.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One kubectl binary pointed at a kubeconfig.
+#[derive(Clone)]
+pub struct Kubectl {
+    /// Path of the binary.
+    pub bin: PathBuf,
+    /// Kubeconfig.
+    pub kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    /// Runs kubectl; returns the output whatever the exit status.
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run kubectl")
+    }
+
+    /// A command with the kubeconfig set.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        c
+    }
+
+    /// Runs kubectl and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            out.status.success(),
+            "{} {:?} failed:\nstdout: {}\nstderr: {}",
+            self.bin.display(),
+            args,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl with stdin and requires success.
+    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("kubectl output");
+        assert!(
+            out.status.success(),
+            "kubectl {:?} failed:\nstdout: {}\nstderr: {}",
+            args,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl and requires failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// The client's minor version (e.g. 32).
+    pub fn minor(&self) -> u32 {
+        let out = Command::new(&self.bin)
+            .args(["version", "--client", "-o", "json"])
+            .output()
+            .expect("kubectl version");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["clientVersion"]["minor"]
+            .as_str()
+            .unwrap_or("0")
+            .trim_end_matches('+')
+            .parse()
+            .unwrap_or(0)
+    }
+}
+
+/// The kubectl binaries to test with: the installed one and two older minors
+/// (from `NESTKUBE_KUBECTLS`, a colon-separated list, or the Google Cloud SDK's
+/// versioned copies).
+pub fn kubectls() -> Vec<PathBuf> {
+    if let Ok(list) = std::env::var("NESTKUBE_KUBECTLS") {
+        return list
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+    }
+    let mut bins = vec![PathBuf::from("kubectl")];
+    let sdk = Path::new("/usr/lib/google-cloud-sdk/bin");
+    let installed_minor = Kubectl {
+        bin: bins[0].clone(),
+        kubeconfig: PathBuf::new(),
+    }
+    .minor();
+    for older in [
+        installed_minor.saturating_sub(1),
+        installed_minor.saturating_sub(2),
+    ] {
+        let p = sdk.join(format!("kubectl.1.{older}"));
+        if p.exists() {
+            bins.push(p);
+        } else {
+            eprintln!(
+                "note: {} not found; testing fewer kubectl minors",
+                p.display()
+            );
+        }
+    }
+    bins
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
