@@ -72,3 +72,10 @@ pub(crate) fn list_start<'a>(prefix: &'a str, opts: &'a ListOptions) -> std::ops
         _ => std::ops::Bound::Included(prefix),
     }
 }
+
+/// Makes the directory entries of `dir` (a newly created store file) durable.
+pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StorageError::backend)
+}

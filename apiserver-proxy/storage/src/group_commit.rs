@@ -6,7 +6,9 @@
 //! plus the batch so far, assigns revisions, hands the whole batch to the [`Engine`] as one atomic,
 //! durable commit (one flush for all writers), then publishes the events to the
 //! [`crate::watch::WatchHub`] and acknowledges the writers. While it flushes, new writes queue up
-//! and form the next batch.
+//! and form the next batch. When the previous batch had `n` writers and fewer are queued, the
+//! committer waits up to [`crate::StorageConfig::commit_gather`] for them to come back (like
+//! PostgreSQL's `commit_delay`), so a steady set of writers shares every flush.
 //!
 //! This module owns revision assignment and compare-and-swap. It must never acknowledge a write
 //! or publish its event before the engine reports it durable, never let a read return state that
@@ -91,6 +93,7 @@ impl Core {
             hub: hub.clone(),
             shared: shared.clone(),
             max_batch: config.max_batch.max(1),
+            gather: config.commit_gather,
             revision,
         };
         let thread = std::thread::Builder::new()
@@ -254,6 +257,7 @@ struct Committer {
     hub: Arc<WatchHub>,
     shared: Arc<Shared>,
     max_batch: usize,
+    gather: std::time::Duration,
     /// Revision of the last durable commit.
     revision: Revision,
 }
@@ -271,6 +275,9 @@ struct Batch {
 
 impl Committer {
     fn run(mut self, rx: mpsc::Receiver<Op>) {
+        // Writers acknowledged by the last batch usually come straight back; waiting briefly for
+        // them keeps batches full instead of alternating between full and tiny ones.
+        let mut expected = 1;
         while let Ok(first) = rx.recv() {
             let mut ops = vec![first];
             while ops.len() < self.max_batch {
@@ -279,6 +286,15 @@ impl Committer {
                     Err(_) => break,
                 }
             }
+            let deadline = std::time::Instant::now() + self.gather;
+            while ops.len() < expected.min(self.max_batch) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(op) => ops.push(op),
+                    Err(_) => break,
+                }
+            }
+            expected = ops.len();
             self.commit_batch(ops);
         }
         self.hub.close();

@@ -66,6 +66,7 @@ impl RedbEngine {
             txn.open_table(META).map_err(be)?;
         }
         txn.commit().map_err(be)?;
+        crate::engine::sync_dir(dir)?;
         Ok(RedbEngine { db })
     }
 }

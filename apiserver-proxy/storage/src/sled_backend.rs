@@ -5,6 +5,13 @@
 //! `apply_batch`. sled's periodic background flush is disabled (`flush_every_ms(None)`): the
 //! committer flushes each batch itself, and an idle store has no timer thread.
 //!
+//! sled 0.34's `flush()` alone is not durable on Linux: it ends in `sync_file_range`, which
+//! neither writes the file's metadata (its size, as the log grows) nor flushes the device cache;
+//! only sled's periodic flusher calls `fsync`. So after every flush this module `fdatasync`s the
+//! `db` file itself. sled writes items larger than a quarter segment to separate blob files that
+//! it never fsyncs, so the segment size is raised to 8 MiB (blobs start above ~2 MiB, beyond
+//! Kubernetes' ~1.5 MiB object limit).
+//!
 //! It must never report a commit before `Db::flush` returned, and never let a reader see a batch
 //! half-applied (readers and `apply_batch` are serialised by a reader/writer lock; readers see
 //! applied-but-not-yet-flushed batches, which [`crate::group_commit`] holds back until durable).
@@ -19,6 +26,8 @@ use crate::{KeyValue, ListOptions, ListResult, Revision, StorageConfig, StorageE
 
 const REV_KEY: &[u8] = b"m:rev";
 const DATA: u8 = b'k';
+/// sled segment size (a persisted parameter of the store); see the module docs.
+const SEGMENT_SIZE: usize = 8 << 20;
 
 /// A [`crate::Storage`] on sled 0.34.
 pub struct SledStorage {
@@ -49,6 +58,8 @@ impl_storage_via_core!(SledStorage);
 
 struct SledEngine {
     db: sled::Db,
+    /// A second handle on sled's `db` file, only for `fdatasync` (fsync works per inode).
+    file: std::fs::File,
     /// Readers share it; `apply_batch` takes it exclusively, so a read sees whole batches and a
     /// revision consistent with the values.
     lock: RwLock<()>,
@@ -70,10 +81,14 @@ impl SledEngine {
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
+            .segment_size(SEGMENT_SIZE)
             .open()
             .map_err(StorageError::backend)?;
+        let file = std::fs::File::open(dir.join("db")).map_err(StorageError::backend)?;
+        crate::engine::sync_dir(dir)?;
         Ok(SledEngine {
             db,
+            file,
             lock: RwLock::new(()),
         })
     }
@@ -153,6 +168,7 @@ impl Engine for SledEngine {
             self.db.apply_batch(batch).map_err(StorageError::backend)?;
         }
         self.db.flush().map_err(StorageError::backend)?;
+        self.file.sync_data().map_err(StorageError::backend)?;
         Ok(())
     }
 }

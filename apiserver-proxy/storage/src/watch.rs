@@ -333,6 +333,9 @@ impl fmt::Debug for WatchStream {
 impl WatchStream {
     /// The next event; `None` once the store closed the stream. After an
     /// `Err(StorageError::WatcherTooSlow)` the stream yields `None`.
+    ///
+    /// Cancel-safe: dropping the future (e.g. in `tokio::select!` against a bookmark timer that
+    /// then calls [`WatchStream::request_progress`]) loses no event.
     pub async fn next(&mut self) -> Option<Result<WatchEvent, StorageError>> {
         loop {
             if self.finished {
