@@ -875,6 +875,7 @@ impl Strategy for Namespaces {
         let name = s(obj, &["metadata", "name"]).to_string();
         if let Some(labels) = ensure_obj(obj, "metadata").and_then(|m| ensure_obj(m, "labels")) {
             set(labels, "kubernetes.io/metadata.name", json!(name));
+            super::sort_keys(labels);
         }
         if let Some(status) = child(obj, "status") {
             set_default(status, "phase", json!("Active"));
@@ -1210,6 +1211,9 @@ impl Strategy for Secrets {
                     json!(base64::engine::general_purpose::STANDARD.encode(text)),
                 );
             }
+        }
+        if let Some(data) = child(obj, "data") {
+            super::sort_keys(data);
         }
     }
 

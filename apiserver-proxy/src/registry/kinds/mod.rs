@@ -123,3 +123,12 @@ mod tests {
         assert_eq!(v["b"], "x");
     }
 }
+
+/// Sorts an object's keys, as Go marshals maps (labels, selectors, data).
+pub(crate) fn sort_keys(v: &mut Value) {
+    if let Some(m) = v.as_object_mut() {
+        let mut entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        m.extend(entries);
+    }
+}

@@ -61,6 +61,10 @@ pub fn default_pod_only(spec: &mut Value) {
                     for (k, v) in limits {
                         req.entry(k).or_insert(v);
                     }
+                    let mut sorted: Vec<(String, Value)> =
+                        std::mem::take(req).into_iter().collect();
+                    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                    req.extend(sorted);
                 }
             }
         });
