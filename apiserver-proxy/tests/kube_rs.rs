@@ -130,7 +130,7 @@ async fn watch_bookmarks_and_initial_events() {
     api.create(&PostParams::default(), &cm("pre", "v"))
         .await
         .expect("create");
-    let params = WatchParams::default().streaming_lists().timeout(10);
+    let params = WatchParams::streaming_lists().timeout(10);
     let mut stream = api.watch(&params, "").await.expect("watch").boxed();
     let mut added = Vec::new();
     loop {

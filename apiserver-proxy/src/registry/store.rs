@@ -23,6 +23,9 @@ use super::typed;
 use super::validation;
 use crate::error::{ApiError, FieldError, Subject};
 
+/// Namespaces that may not be deleted (upstream's NamespaceLifecycle admission).
+const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// `?fieldValidation=`: what to do with unknown fields in a body.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FieldValidation {
@@ -668,6 +671,12 @@ impl Store {
         opts: &DeleteOptions,
     ) -> Result<Deleted, ApiError> {
         let r = t.resource;
+        // NamespaceLifecycle admission: the system namespaces are immortal.
+        if r.group.is_empty() && r.resource == "namespaces" && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(ApiError::Forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
         loop {
             let kv = self.get_kv(t, name).await?;
             let obj = decode_stored(&kv)?;

@@ -147,18 +147,7 @@ fn list_options(info: &RequestInfo) -> Result<ListOptions, ApiError> {
         .param("resourceVersionMatch")
         .filter(|s| !s.is_empty())
         .map(str::to_string);
-    if let Some(m) = &rv_match {
-        if !matches!(m.as_str(), "Exact" | "NotOlderThan") {
-            return Err(ApiError::BadRequest(format!(
-                "resourceVersionMatch: Unsupported value: \"{m}\": supported values: \"Exact\", \"NotOlderThan\""
-            )));
-        }
-        if info.param("resourceVersion").unwrap_or("").is_empty() {
-            return Err(ApiError::BadRequest(
-                "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
-            ));
-        }
-    }
+    validate_list_options(info, rv_match.as_deref())?;
     Ok(ListOptions {
         label_selector,
         field_selector,
@@ -167,6 +156,64 @@ fn list_options(info: &RequestInfo) -> Result<ListOptions, ApiError> {
         resource_version: info.param("resourceVersion").map(str::to_string),
         resource_version_match: rv_match,
     })
+}
+
+/// Upstream's `ValidateListOptions` for the resourceVersion parameters.
+fn validate_list_options(info: &RequestInfo, rv_match: Option<&str>) -> Result<(), ApiError> {
+    let subject = || Subject {
+        group: "meta.k8s.io".into(),
+        kind: "ListOptions".into(),
+        name: String::new(),
+    };
+    let forbidden = |field: &str, detail: &str| {
+        ApiError::invalid(
+            subject(),
+            crate::error::FieldError::forbidden(field, detail),
+        )
+    };
+    let is_watch = matches!(info.api, Api::Resource(ref r) if r.verb == "watch");
+    let rv_empty = info.param("resourceVersion").unwrap_or("").is_empty();
+    if bool_param(info, "sendInitialEvents")?.is_some() {
+        if !is_watch {
+            return Err(forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for list",
+            ));
+        }
+        if rv_match != Some("NotOlderThan") {
+            return Err(forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if bool_param(info, "allowWatchBookmarks")? != Some(true) {
+            return Err(forbidden(
+                "allowWatchBookmarks",
+                "sendInitialEvents requires setting allowWatchBookmarks to true",
+            ));
+        }
+        return Ok(());
+    }
+    match rv_match {
+        None => Ok(()),
+        Some(_) if is_watch => Err(forbidden(
+            "resourceVersionMatch",
+            "resourceVersionMatch is forbidden for watch",
+        )),
+        Some(_) if rv_empty => Err(forbidden(
+            "resourceVersionMatch",
+            "resourceVersionMatch is forbidden unless resourceVersion is provided",
+        )),
+        Some("Exact" | "NotOlderThan") => Ok(()),
+        Some(other) => Err(ApiError::invalid(
+            subject(),
+            crate::error::FieldError::not_supported(
+                "resourceVersionMatch",
+                other,
+                &["Exact", "NotOlderThan"],
+            ),
+        )),
+    }
 }
 
 fn delete_options(info: &RequestInfo, body: &[u8]) -> Result<DeleteOptions, ApiError> {
@@ -690,21 +737,6 @@ impl ApiServer {
         let list = list_options(info)?;
         let send_initial_events = bool_param(info, "sendInitialEvents")?;
         let allow_bookmarks = bool_param(info, "allowWatchBookmarks")?.unwrap_or(false);
-        if send_initial_events.is_some()
-            && list.resource_version_match.as_deref() != Some("NotOlderThan")
-        {
-            return Err(ApiError::invalid(
-                Subject {
-                    group: String::new(),
-                    kind: "ListOptions".into(),
-                    name: String::new(),
-                },
-                crate::error::FieldError::forbidden(
-                    "sendInitialEvents",
-                    "sendInitialEvents is forbidden for watch unless resourceVersionMatch is set to NotOlderThan",
-                ),
-            ));
-        }
         let timeout = match info.param("timeoutSeconds").filter(|s| !s.is_empty()) {
             Some(t) => Duration::from_secs(
                 t.parse::<u64>()
