@@ -235,12 +235,10 @@ pub fn decode_body(
     } else {
         format!("{group}/{version}")
     };
+    // As upstream's decoder: a body without kind/apiVersion takes them from the URL.
     match map.get("kind").and_then(Value::as_str) {
         None | Some("") => {
-            return Err(ApiError::BadRequest(format!(
-                "Object 'Kind' is missing in '{}'",
-                serde_json::to_string(&body).unwrap_or_default()
-            )));
+            map.insert("kind".into(), kind.into());
         }
         Some(k) if k != kind => {
             return Err(ApiError::BadRequest(format!(
@@ -251,14 +249,14 @@ pub fn decode_body(
         _ => {}
     }
     match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), expected_av.clone().into());
+        }
         Some(av) if av == expected_av => {}
         Some(av) => {
             return Err(ApiError::BadRequest(format!(
                 "the API version in the data ({av}) does not match the expected API version ({expected_av})"
             )));
-        }
-        None => {
-            map.insert("apiVersion".into(), expected_av.clone().into());
         }
     }
     let codec = typed::codec(group, version, kind).unwrap_or(r.codec);
