@@ -202,6 +202,10 @@ pub fn kubectls() -> Vec<PathBuf> {
             );
         }
     }
+    // The kubectl of the server's own version, built by e2e/setup, when present.
+    if let Ok(e2e) = nestkube_e2e::Binaries::locate() {
+        bins.push(e2e.kubectl);
+    }
     bins
 }
 
