@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared settings for e2e/setup, e2e/hostctl and e2e/gen-apidata. Sourced, not run.
 
+# shellcheck disable=SC2034 # used by the scripts that source this file
 E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Versions of everything the harness builds. Bump here (and regenerate

@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 )
 
 type env struct {
@@ -246,12 +247,22 @@ func checkCRUD(ctx context.Context, e *env) error {
 	if cd.Spec.Strategy.Type == "" || cd.Spec.Template.Spec.RestartPolicy == "" {
 		return fmt.Errorf("create deployment: defaults not applied (strategy %q, restartPolicy %q)", cd.Spec.Strategy.Type, cd.Spec.Template.Spec.RestartPolicy)
 	}
-	sc, err := deps.GetScale(ctx, name, metav1.GetOptions{})
+	// GetScale+UpdateScale carries the Deployment's resourceVersion; the
+	// deployment controller may write status in between, so retry on Conflict
+	// as real clients do.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		sc, err := deps.GetScale(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("get scale: %w", err)
+		}
+		if sc.Spec.Replicas != 1 {
+			return fmt.Errorf("get scale: replicas %d, want 1", sc.Spec.Replicas)
+		}
+		sc.Spec.Replicas = 2
+		_, err = deps.UpdateScale(ctx, name, sc, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("get scale: %w", err)
-	}
-	sc.Spec.Replicas = 2
-	if _, err := deps.UpdateScale(ctx, name, sc, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("update scale: %w", err)
 	}
 	cd, err = deps.Get(ctx, name, metav1.GetOptions{})
