@@ -91,11 +91,10 @@ fn default_spec_template(obj: &mut Value) {
 
 fn validate_int_or_percent(v: &Value, path: &str, errs: &mut Vec<FieldError>) {
     match v {
-        Value::Number(n) => {
-            if n.as_i64().unwrap_or(0) < 0 {
+        Value::Number(n)
+            if n.as_i64().unwrap_or(0) < 0 => {
                 errs.push(FieldError::invalid(path, v.clone(), IS_NEGATIVE));
             }
-        }
         Value::String(p) => match p.strip_suffix('%').and_then(|n| n.parse::<i64>().ok()) {
             Some(n) if n > 100 => errs.push(FieldError::invalid(path, p.as_str(), "must not be greater than 100%")),
             Some(_) => {}
@@ -125,11 +124,11 @@ impl Strategy for Deployments {
             set_default(spec, "replicas", json!(1));
             if let Some(strategy) = ensure_obj(spec, "strategy") {
                 set_default(strategy, "type", json!("RollingUpdate"));
-                if s(strategy, &["type"]) == "RollingUpdate" {
-                    if let Some(ru) = ensure_obj(strategy, "rollingUpdate") {
-                        set_default(ru, "maxUnavailable", json!("25%"));
-                        set_default(ru, "maxSurge", json!("25%"));
-                    }
+                if s(strategy, &["type"]) == "RollingUpdate"
+                    && let Some(ru) = ensure_obj(strategy, "rollingUpdate")
+                {
+                    set_default(ru, "maxUnavailable", json!("25%"));
+                    set_default(ru, "maxSurge", json!("25%"));
                 }
             }
             set_default(spec, "revisionHistoryLimit", json!(10));
@@ -183,14 +182,13 @@ impl Strategy for Deployments {
         if let (Some(p), Some(m)) = (
             spec["progressDeadlineSeconds"].as_i64(),
             spec["minReadySeconds"].as_i64(),
-        ) {
-            if p <= m {
-                errs.push(FieldError::invalid(
-                    "spec.progressDeadlineSeconds",
-                    p,
-                    "must be greater than minReadySeconds",
-                ));
-            }
+        ) && p <= m
+        {
+            errs.push(FieldError::invalid(
+                "spec.progressDeadlineSeconds",
+                p,
+                "must be greater than minReadySeconds",
+            ));
         }
         errs
     }
@@ -335,11 +333,11 @@ impl Strategy for StatefulSets {
                     set(us, "type", json!("RollingUpdate"));
                     ensure_obj(us, "rollingUpdate");
                 }
-                if s(us, &["type"]) == "RollingUpdate" {
-                    if let Some(ru) = child(us, "rollingUpdate") {
-                        set_default(ru, "partition", json!(0));
-                        set_default(ru, "maxUnavailable", json!(1));
-                    }
+                if s(us, &["type"]) == "RollingUpdate"
+                    && let Some(ru) = child(us, "rollingUpdate")
+                {
+                    set_default(ru, "partition", json!(0));
+                    set_default(ru, "maxUnavailable", json!(1));
                 }
             }
             if let Some(p) = ensure_obj(spec, "persistentVolumeClaimRetentionPolicy") {
@@ -486,11 +484,11 @@ impl Strategy for DaemonSets {
         if let Some(spec) = child(obj, "spec") {
             if let Some(us) = ensure_obj(spec, "updateStrategy") {
                 set_default(us, "type", json!("RollingUpdate"));
-                if s(us, &["type"]) == "RollingUpdate" {
-                    if let Some(ru) = ensure_obj(us, "rollingUpdate") {
-                        set_default(ru, "maxUnavailable", json!(1));
-                        set_default(ru, "maxSurge", json!(0));
-                    }
+                if s(us, &["type"]) == "RollingUpdate"
+                    && let Some(ru) = ensure_obj(us, "rollingUpdate")
+                {
+                    set_default(ru, "maxUnavailable", json!(1));
+                    set_default(ru, "maxSurge", json!(0));
                 }
             }
             set_default(spec, "revisionHistoryLimit", json!(10));

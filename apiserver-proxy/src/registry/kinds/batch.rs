@@ -76,13 +76,13 @@ fn default_job(obj: &mut Value) {
         set_default(spec, "backoffLimit", json!(backoff));
         set_default(spec, "completionMode", json!("NonIndexed"));
         set_default(spec, "suspend", json!(false));
-        if let Some(rules) = child(spec, "podFailurePolicy").and_then(|p| child(p, "rules")) {
-            if let Some(rules) = rules.as_array_mut() {
-                for rule in rules {
-                    super::each_mut(rule, "onPodConditions", |c| {
-                        set_default(c, "status", json!("True"))
-                    });
-                }
+        if let Some(rules) = child(spec, "podFailurePolicy").and_then(|p| child(p, "rules"))
+            && let Some(rules) = rules.as_array_mut()
+        {
+            for rule in rules {
+                super::each_mut(rule, "onPodConditions", |c| {
+                    set_default(c, "status", json!("True"))
+                });
             }
         }
         let policy = if spec["podFailurePolicy"].is_null() {
@@ -95,10 +95,11 @@ fn default_job(obj: &mut Value) {
             default_template(t);
         }
     }
-    if template_labels.is_object() && super::is_empty(&obj["metadata"]["labels"]) {
-        if let Some(meta) = ensure_obj(obj, "metadata") {
-            set(meta, "labels", template_labels);
-        }
+    if template_labels.is_object()
+        && super::is_empty(&obj["metadata"]["labels"])
+        && let Some(meta) = ensure_obj(obj, "metadata")
+    {
+        set(meta, "labels", template_labels);
     }
 }
 

@@ -541,14 +541,14 @@ impl Strategy for Services {
                 json!({"clientIP": {"timeoutSeconds": 10800}}),
             );
         }
-        if s(obj, &["spec", "type"]) == "LoadBalancer" {
-            if let Some(status) = child(obj, "status").and_then(|s| child(s, "loadBalancer")) {
-                each_mut(status, "ingress", |i| {
-                    if !s(i, &["ip"]).is_empty() {
-                        set_default(i, "ipMode", json!("VIP"));
-                    }
-                });
-            }
+        if s(obj, &["spec", "type"]) == "LoadBalancer"
+            && let Some(status) = child(obj, "status").and_then(|s| child(s, "loadBalancer"))
+        {
+            each_mut(status, "ingress", |i| {
+                if !s(i, &["ip"]).is_empty() {
+                    set_default(i, "ipMode", json!("VIP"));
+                }
+            });
         }
     }
 
@@ -604,7 +604,9 @@ impl Strategy for Services {
                         json!([ip])
                     },
                 );
-                spec.as_object_mut().map(|m| m.retain(|_, v| !v.is_null()));
+                if let Some(m) = spec.as_object_mut() {
+                    m.retain(|_, v| !v.is_null())
+                }
             }
             for key in ["ipFamilyPolicy", "ipFamilies"] {
                 if is_empty(&spec[key]) && !os[key].is_null() {
@@ -652,7 +654,7 @@ impl Strategy for Services {
         let (ns, os) = (&new["spec"], &old["spec"]);
         let external = s(ns, &["type"]) == "ExternalName" || s(os, &["type"]) == "ExternalName";
         let headless = |sp: &Value| s(sp, &["clusterIP"]) == "None";
-        if !external && !(headless(ns) && headless(os)) {
+        if !(external || (headless(ns) && headless(os))) {
             let (n, o) = (arr(ns, &["clusterIPs"]), arr(os, &["clusterIPs"]));
             if n.len() == o.len() {
                 for (i, ip) in o.iter().enumerate() {
@@ -884,12 +886,11 @@ impl Strategy for Namespaces {
 
     fn prepare_for_create(&self, obj: &mut Value) {
         set(obj, "status", json!({"phase": "Active"}));
-        if let Some(spec) = ensure_obj(obj, "spec") {
-            if let Some(f) = ensure_arr(spec, "finalizers") {
-                if !f.iter().any(|v| v == "kubernetes") {
-                    f.push(json!("kubernetes"));
-                }
-            }
+        if let Some(spec) = ensure_obj(obj, "spec")
+            && let Some(f) = ensure_arr(spec, "finalizers")
+            && !f.iter().any(|v| v == "kubernetes")
+        {
+            f.push(json!("kubernetes"));
         }
     }
 
@@ -986,11 +987,12 @@ pub struct Nodes;
 impl Strategy for Nodes {
     /// `SetDefaults_NodeStatus`: allocatable defaults to capacity.
     fn default(&self, obj: &mut Value) {
-        if let Some(status) = child(obj, "status") {
-            if status["allocatable"].is_null() && !status["capacity"].is_null() {
-                let cap = status["capacity"].clone();
-                set(status, "allocatable", cap);
-            }
+        if let Some(status) = child(obj, "status")
+            && status["allocatable"].is_null()
+            && !status["capacity"].is_null()
+        {
+            let cap = status["capacity"].clone();
+            set(status, "allocatable", cap);
         }
     }
 
@@ -1041,10 +1043,10 @@ impl Strategy for Nodes {
                     if !role.is_empty() {
                         roles.push(role.into());
                     }
-                } else if k == "kubernetes.io/role" {
-                    if let Some(v) = v.as_str().filter(|v| !v.is_empty()) {
-                        roles.push(v.into());
-                    }
+                } else if k == "kubernetes.io/role"
+                    && let Some(v) = v.as_str().filter(|v| !v.is_empty())
+                {
+                    roles.push(v.into());
                 }
             }
         }
@@ -1111,14 +1113,14 @@ fn validate_keys(
                     msg,
                 ));
             }
-            if let Some((o, oname)) = other {
-                if o.get(k).is_some() {
-                    errs.push(FieldError::invalid(
-                        format!("{field}[{k}]"),
-                        k.as_str(),
-                        format!("duplicate of key present in {oname}"),
-                    ));
-                }
+            if let Some((o, oname)) = other
+                && o.get(k).is_some()
+            {
+                errs.push(FieldError::invalid(
+                    format!("{field}[{k}]"),
+                    k.as_str(),
+                    format!("duplicate of key present in {oname}"),
+                ));
             }
             total += v.as_str().map_or(0, str::len);
         }
@@ -1237,7 +1239,7 @@ impl Strategy for Secrets {
             }
         };
         match s(obj, &["type"]) {
-            "kubernetes.io/service-account-token" => {
+            "kubernetes.io/service-account-token"
                 if s(
                     obj,
                     &[
@@ -1246,21 +1248,18 @@ impl Strategy for Secrets {
                         "kubernetes.io/service-account.name",
                     ],
                 )
-                .is_empty()
-                {
-                    errs.push(FieldError::required(
-                        "metadata.annotations[kubernetes.io/service-account.name]",
-                        "",
-                    ));
-                }
+                .is_empty() =>
+            {
+                errs.push(FieldError::required(
+                    "metadata.annotations[kubernetes.io/service-account.name]",
+                    "",
+                ));
             }
             "kubernetes.io/dockercfg" => require(".dockercfg"),
             "kubernetes.io/dockerconfigjson" => require(".dockerconfigjson"),
-            "kubernetes.io/basic-auth" => {
-                if !has("username") && !has("password") {
-                    require("username");
-                    require("password");
-                }
+            "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+                require("username");
+                require("password");
             }
             "kubernetes.io/ssh-auth" => require("ssh-privatekey"),
             "kubernetes.io/tls" => {
@@ -1923,15 +1922,15 @@ impl Strategy for ReplicationControllers {
     fn default(&self, obj: &mut Value) {
         let labels = obj["spec"]["template"]["metadata"]["labels"].clone();
         if labels.is_object() {
-            if is_empty(&obj["spec"]["selector"]) {
-                if let Some(spec) = child(obj, "spec") {
-                    set(spec, "selector", labels.clone());
-                }
+            if is_empty(&obj["spec"]["selector"])
+                && let Some(spec) = child(obj, "spec")
+            {
+                set(spec, "selector", labels.clone());
             }
-            if is_empty(&obj["metadata"]["labels"]) {
-                if let Some(meta) = ensure_obj(obj, "metadata") {
-                    set(meta, "labels", labels);
-                }
+            if is_empty(&obj["metadata"]["labels"])
+                && let Some(meta) = ensure_obj(obj, "metadata")
+            {
+                set(meta, "labels", labels);
             }
         }
         if let Some(spec) = child(obj, "spec") {

@@ -67,10 +67,10 @@ pub fn is_empty(selector: &Value) -> bool {
 /// Whether `labels` (an object of strings) satisfy the selector.
 pub fn matches(selector: &Value, labels: &Value) -> bool {
     let get = |k: &str| labels.get(k).and_then(Value::as_str);
-    if let Some(m) = selector["matchLabels"].as_object() {
-        if m.iter().any(|(k, v)| get(k) != v.as_str()) {
-            return false;
-        }
+    if let Some(m) = selector["matchLabels"].as_object()
+        && m.iter().any(|(k, v)| get(k) != v.as_str())
+    {
+        return false;
     }
     arr(selector, &["matchExpressions"]).iter().all(|e| {
         let key = s(e, &["key"]);

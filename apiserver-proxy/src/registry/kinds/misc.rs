@@ -725,11 +725,11 @@ impl Strategy for CustomResourceDefinitions {
         };
         set_default(spec, "scope", json!("Namespaced"));
         let kind = s(spec, &["names", "kind"]).to_string();
-        if let Some(names) = child(spec, "names") {
-            if !kind.is_empty() {
-                set_default(names, "singular", json!(kind.to_lowercase()));
-                set_default(names, "listKind", json!(format!("{kind}List")));
-            }
+        if let Some(names) = child(spec, "names")
+            && !kind.is_empty()
+        {
+            set_default(names, "singular", json!(kind.to_lowercase()));
+            set_default(names, "listKind", json!(format!("{kind}List")));
         }
         if let Some(conv) = ensure_obj(spec, "conversion") {
             set_default(conv, "strategy", json!("None"));

@@ -56,16 +56,15 @@ pub fn default_pod_only(spec: &mut Value) {
             let Some(limits) = c["resources"]["limits"].as_object().cloned() else {
                 return;
             };
-            if let Some(res) = ensure_obj(c, "resources") {
-                if let Some(req) = ensure_obj(res, "requests").and_then(Value::as_object_mut) {
-                    for (k, v) in limits {
-                        req.entry(k).or_insert(v);
-                    }
-                    let mut sorted: Vec<(String, Value)> =
-                        std::mem::take(req).into_iter().collect();
-                    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-                    req.extend(sorted);
+            if let Some(res) = ensure_obj(c, "resources")
+                && let Some(req) = ensure_obj(res, "requests").and_then(Value::as_object_mut)
+            {
+                for (k, v) in limits {
+                    req.entry(k).or_insert(v);
                 }
+                let mut sorted: Vec<(String, Value)> = std::mem::take(req).into_iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                req.extend(sorted);
             }
         });
     }
@@ -372,14 +371,14 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
             ));
         }
     }
-    if let Some(ads) = spec["activeDeadlineSeconds"].as_i64() {
-        if !(1..=i64::from(i32::MAX)).contains(&ads) {
-            errs.push(FieldError::invalid(
-                format!("{path}.activeDeadlineSeconds"),
-                ads,
-                inclusive_range_error(1, i64::from(i32::MAX)),
-            ));
-        }
+    if let Some(ads) = spec["activeDeadlineSeconds"].as_i64()
+        && !(1..=i64::from(i32::MAX)).contains(&ads)
+    {
+        errs.push(FieldError::invalid(
+            format!("{path}.activeDeadlineSeconds"),
+            ads,
+            inclusive_range_error(1, i64::from(i32::MAX)),
+        ));
     }
     for (i, t) in arr(spec, &["tolerations"]).iter().enumerate() {
         let p = format!("{path}.tolerations[{i}]");
@@ -464,10 +463,10 @@ fn validate_volumes(volumes: &[Value], path: &str, errs: &mut Vec<FieldError>) -
                 }
             }
         }
-        if let Some(h) = v.get("hostPath").filter(|o| o.is_object()) {
-            if s(h, &["path"]).is_empty() {
-                errs.push(FieldError::required(format!("{p}.hostPath.path"), ""));
-            }
+        if let Some(h) = v.get("hostPath").filter(|o| o.is_object())
+            && s(h, &["path"]).is_empty()
+        {
+            errs.push(FieldError::required(format!("{p}.hostPath.path"), ""));
         }
     }
     names
