@@ -98,6 +98,15 @@ pub(crate) fn is_empty(v: &Value) -> bool {
     }
 }
 
+/// Sorts an object's keys, as Go marshals maps (labels, selectors, data).
+pub(crate) fn sort_keys(v: &mut Value) {
+    if let Some(m) = v.as_object_mut() {
+        let mut entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        m.extend(entries);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,14 +130,5 @@ mod tests {
         set_default(&mut v, "b", json!(""));
         set_default(&mut v, "b", json!("x"));
         assert_eq!(v["b"], "x");
-    }
-}
-
-/// Sorts an object's keys, as Go marshals maps (labels, selectors, data).
-pub(crate) fn sort_keys(v: &mut Value) {
-    if let Some(m) = v.as_object_mut() {
-        let mut entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        m.extend(entries);
     }
 }

@@ -678,6 +678,46 @@ pub fn validate_template(template: &Value, path: &str) -> Vec<FieldError> {
     errs
 }
 
+/// `ValidatePodTemplateSpecForReplicaSet` and its siblings: the template of a
+/// controller whose pods must always restart. `selector_matches` is whether
+/// the controller's (non-empty) selector matches the template labels; `kind`
+/// names the controller in the activeDeadlineSeconds message.
+pub fn validate_controller_template(
+    template: &Value,
+    selector_matches: bool,
+    path: &str,
+    kind: &str,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if template.is_null() {
+        errs.push(FieldError::required(path, ""));
+        return errs;
+    }
+    if !selector_matches {
+        errs.push(FieldError::invalid(
+            format!("{path}.metadata.labels"),
+            template["metadata"]["labels"].clone(),
+            "`selector` does not match template `labels`",
+        ));
+    }
+    errs.extend(validate_template(template, path));
+    let rp = s(template, &["spec", "restartPolicy"]);
+    if !rp.is_empty() && rp != "Always" {
+        errs.push(FieldError::not_supported(
+            format!("{path}.spec.restartPolicy"),
+            rp,
+            &["Always"],
+        ));
+    }
+    if !template["spec"]["activeDeadlineSeconds"].is_null() {
+        errs.push(FieldError::forbidden(
+            format!("{path}.spec.activeDeadlineSeconds"),
+            format!("activeDeadlineSeconds in {kind} is not Supported"),
+        ));
+    }
+    errs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -754,44 +794,4 @@ mod tests {
         );
         assert_eq!(errs[0].to_string(), "spec.containers: Required value");
     }
-}
-
-/// `ValidatePodTemplateSpecForReplicaSet` and its siblings: the template of a
-/// controller whose pods must always restart. `selector_matches` is whether
-/// the controller's (non-empty) selector matches the template labels; `kind`
-/// names the controller in the activeDeadlineSeconds message.
-pub fn validate_controller_template(
-    template: &Value,
-    selector_matches: bool,
-    path: &str,
-    kind: &str,
-) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    if template.is_null() {
-        errs.push(FieldError::required(path, ""));
-        return errs;
-    }
-    if !selector_matches {
-        errs.push(FieldError::invalid(
-            format!("{path}.metadata.labels"),
-            template["metadata"]["labels"].clone(),
-            "`selector` does not match template `labels`",
-        ));
-    }
-    errs.extend(validate_template(template, path));
-    let rp = s(template, &["spec", "restartPolicy"]);
-    if !rp.is_empty() && rp != "Always" {
-        errs.push(FieldError::not_supported(
-            format!("{path}.spec.restartPolicy"),
-            rp,
-            &["Always"],
-        ));
-    }
-    if !template["spec"]["activeDeadlineSeconds"].is_null() {
-        errs.push(FieldError::forbidden(
-            format!("{path}.spec.activeDeadlineSeconds"),
-            format!("activeDeadlineSeconds in {kind} is not Supported"),
-        ));
-    }
-    errs
 }
