@@ -437,6 +437,10 @@ impl Store {
             }
         }
         strategy.prepare_for_create(&mut obj);
+        // Upstream defaults again when the stored object is decoded (also for
+        // dry-run responses), so defaults derived from what PrepareForCreate
+        // set (a Job's labels from its generated selector) appear.
+        strategy.default(&mut obj);
         if strategy.tracks_generation() {
             meta::set(&mut obj, "generation", Some(1.into()));
         }

@@ -478,6 +478,9 @@ impl Strategy for StatefulSets {
 /// `pkg/registry/apps/daemonset/strategy.go`.
 pub struct DaemonSets;
 
+/// Annotation holding a DaemonSet's template generation.
+const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
 impl Strategy for DaemonSets {
     /// `SetDefaults_DaemonSet`.
     fn default(&self, obj: &mut Value) {
@@ -502,6 +505,33 @@ impl Strategy for DaemonSets {
             "status",
             json!({"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0}),
         );
+        // The template generation the DaemonSet controller compares against.
+        if let Some(meta) = ensure_obj(obj, "metadata")
+            && let Some(annotations) = ensure_obj(meta, "annotations")
+        {
+            set(annotations, TEMPLATE_GENERATION, json!("1"));
+        }
+    }
+
+    /// `PrepareForUpdate`: a changed template bumps the template generation.
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        let old_generation: i64 = s(old, &["metadata", "annotations", TEMPLATE_GENERATION])
+            .parse()
+            .unwrap_or(1);
+        let generation = if new["spec"]["template"] != old["spec"]["template"] {
+            old_generation + 1
+        } else {
+            old_generation
+        };
+        if let Some(meta) = ensure_obj(new, "metadata")
+            && let Some(annotations) = ensure_obj(meta, "annotations")
+        {
+            set(
+                annotations,
+                TEMPLATE_GENERATION,
+                json!(generation.to_string()),
+            );
+        }
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {

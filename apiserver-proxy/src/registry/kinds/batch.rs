@@ -209,6 +209,9 @@ impl Strategy for Jobs {
         set(obj, "status", json!({}));
         if obj["spec"]["manualSelector"].as_bool() != Some(true) {
             generate_selector(obj);
+            if let Some(spec) = child(obj, "spec") {
+                set(spec, "manualSelector", json!(false));
+            }
         }
     }
 
@@ -395,6 +398,13 @@ impl Strategy for CronJobs {
             set_default(spec, "suspend", json!(false));
             set_default(spec, "successfulJobsHistoryLimit", json!(3));
             set_default(spec, "failedJobsHistoryLimit", json!(1));
+            // ObjectMeta is a non-pointer struct in Go: it is emitted even when empty.
+            if let Some(jt) = child(spec, "jobTemplate") {
+                set_default(jt, "metadata", json!({}));
+                if let Some(t) = child(jt, "spec").and_then(|j| child(j, "template")) {
+                    set_default(t, "metadata", json!({}));
+                }
+            }
             if let Some(t) = child(spec, "jobTemplate")
                 .and_then(|j| child(j, "spec"))
                 .and_then(|j| child(j, "template"))
@@ -533,7 +543,7 @@ mod tests {
         assert_eq!(spec["completionMode"], "NonIndexed");
         assert_eq!(spec["suspend"], false);
         assert_eq!(spec["podReplacementPolicy"], "TerminatingOrFailed");
-        assert!(spec.get("manualSelector").is_none());
+        assert_eq!(spec["manualSelector"], false);
         assert_eq!(
             spec["selector"],
             json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}})

@@ -163,6 +163,10 @@ impl Strategy for PriorityClasses {
         set_default(obj, "preemptionPolicy", json!("PreemptLowerPriority"));
     }
 
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let name = s(obj, &["metadata", "name"]);
         let system = ["system-node-critical", "system-cluster-critical"];
