@@ -216,12 +216,14 @@ fn validate_list_options(info: &RequestInfo, rv_match: Option<&str>) -> Result<(
     }
 }
 
-fn delete_options(info: &RequestInfo, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+fn delete_options(
+    info: &RequestInfo,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<DeleteOptions, ApiError> {
     let mut opts = DeleteOptions::default();
     if !body.is_empty() {
-        let v: Value = serde_json::from_slice(body)
-            .or_else(|_| serde_yaml::from_slice(body))
-            .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?;
+        let v = negotiate::decode_body(content_type, body)?;
         opts.grace_period_seconds = v["gracePeriodSeconds"].as_i64();
         opts.propagation = v["propagationPolicy"].as_str().map(str::to_string);
         opts.precondition_uid = v["preconditions"]["uid"].as_str().map(str::to_string);
@@ -677,7 +679,7 @@ impl ApiServer {
                 Ok(resp)
             }
             ("delete", None) => {
-                let opts = delete_options(info, body)?;
+                let opts = delete_options(info, content_type, body)?;
                 match self.store.delete(&target, name, &opts).await? {
                     Deleted::Pending(obj) => {
                         let status = if opts.propagation.as_deref() == Some("Foreground") {
@@ -700,7 +702,7 @@ impl ApiServer {
             }
             ("deletecollection", None) => {
                 let list = list_options(info)?;
-                let opts = delete_options(info, body)?;
+                let opts = delete_options(info, content_type, body)?;
                 let items = self.store.delete_collection(&target, &list, &opts).await?;
                 let value = json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(),
                                    "metadata": {}, "items": items});

@@ -3,7 +3,8 @@
 //!
 //! JSON and YAML are served; `as=Table`, `as=PartialObjectMetadata[List]` and
 //! aggregated discovery are JSON variants selected by media-type parameters.
-//! Protobuf is not served: a protobuf-only `Accept` gets 406, a mixed one JSON.
+//! Protobuf request bodies are read (typed clients send them); responses are
+//! never protobuf: a protobuf-only `Accept` gets 406, a mixed one JSON.
 
 use serde_json::Value;
 
@@ -106,7 +107,7 @@ pub fn negotiate(
     Err(ApiError::NotAcceptable(ACCEPTED.into()))
 }
 
-/// Reads a request body as JSON or YAML according to its `Content-Type`.
+/// Reads a request body (JSON, YAML or Kubernetes protobuf) according to its `Content-Type`.
 pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
     let essence = content_type.map(|c| parse_media_type(c).essence.to_ascii_lowercase());
     match essence.as_deref() {
@@ -117,8 +118,14 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
                 ApiError::BadRequest(format!("the request body is not valid YAML: {e}"))
             })
         }
+        // What client-go's typed clients (kubectl's generators) send.
+        Some("application/vnd.kubernetes.protobuf") => nestkube_protobuf::decode(body)
+            .map(|d| d.object)
+            .map_err(|e| {
+                ApiError::BadRequest(format!("the request body is not valid protobuf: {e}"))
+            }),
         Some(_) => Err(ApiError::UnsupportedMediaType(
-            "application/json, application/yaml".into(),
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf".into(),
         )),
     }
 }
