@@ -321,16 +321,7 @@ fn scenario(k: &Kubectl, ns: &str) {
 
     // Watch receives events.
     let mut watch = k
-        .command(&[
-            "get",
-            "cm",
-            "-n",
-            ns,
-            "--watch",
-            "--output-watch-events",
-            "-o",
-            "name",
-        ])
+        .command(&["get", "cm", "-n", ns, "--watch", "--output-watch-events"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -344,11 +335,19 @@ fn scenario(k: &Kubectl, ns: &str) {
             }
         }
     });
-    // The initial list arrives first; then a new object.
-    let first = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("initial watch event");
-    assert!(first.contains("web-config"), "{first}");
+    // The header and the initial list arrive first; then a new object.
+    let mut initial = false;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        if line.contains("web-config") {
+            assert!(line.contains("ADDED"), "{line}");
+            initial = true;
+            break;
+        }
+    }
+    assert!(
+        initial,
+        "kubectl get --watch did not list the existing configmap"
+    );
     k.ok(&[
         "create",
         "configmap",
