@@ -11,6 +11,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
+use rustls::pki_types::pem::PemObject;
 
 /// PKI errors.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,8 @@ pub struct Ca {
     /// The CA certificate and key.
     pub pair: CertPair,
     issuer: Issuer<'static, KeyPair>,
+    /// The CA certificate, DER.
+    cert_der: Vec<u8>,
 }
 
 fn read(path: &Path) -> Result<Option<String>, PkiError> {
@@ -96,6 +99,7 @@ impl Ca {
         };
         Ok(Self {
             issuer: Issuer::new(params, key),
+            cert_der: cert.der().to_vec(),
             pair,
         })
     }
@@ -104,7 +108,16 @@ impl Ca {
     pub fn from_pem(pair: CertPair) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(&pair.key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&pair.cert_pem, key)?;
-        Ok(Self { pair, issuer })
+        let cert_der = rustls::pki_types::CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
+            .next()
+            .and_then(Result::ok)
+            .map(|c| c.to_vec())
+            .ok_or(rcgen::Error::CouldNotParseCertificate)?;
+        Ok(Self {
+            pair,
+            issuer,
+            cert_der,
+        })
     }
 
     /// Loads `<dir>/<name>.crt|.key`, creating the CA on first use.
@@ -120,6 +133,20 @@ impl Ca {
         write_private(&key, &ca.pair.key_pem)?;
         write_private(&crt, &ca.pair.cert_pem)?;
         Ok(ca)
+    }
+
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// Whether `cert` was issued by this CA: its issuer is our subject and its
+    /// signature verifies with our public key.
+    pub fn verifies(&self, cert: &x509_parser::certificate::X509Certificate<'_>) -> bool {
+        let Ok((_, ca)) = x509_parser::parse_x509_certificate(&self.cert_der) else {
+            return false;
+        };
+        cert.issuer() == ca.subject() && cert.verify_signature(Some(ca.public_key())).is_ok()
     }
 
     /// A serving certificate for the given DNS names and IP addresses.

@@ -138,7 +138,11 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
 
     let storage = config.backend.open(config.data_dir.join("storage"))?;
     let catalog = Arc::new(Catalog::builtin()?);
-    let store = Store::new(storage);
+    let store = Store::new(storage.clone());
+    // The server CA also issues the root cluster's client certificates.
+    let clusters = Arc::new(
+        Clusters::load(storage, Ca::load_or_create(&pki_dir, "ca", "nestkube-ca")?).await?,
+    );
     Clusters::bootstrap(&store, &catalog, request::ROOT_CLUSTER).await?;
 
     let listener = TcpListener::bind(config.listen).await?;
@@ -155,7 +159,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let api = Arc::new(ApiServer {
         catalog,
         store,
-        clusters: Arc::new(Clusters::new()),
+        clusters,
         patch_schema: load_patch_schema(),
         server_address: display_addr(&local_addr),
     });

@@ -1,15 +1,25 @@
-//! The set of virtual clusters this process serves.
+//! The set of clusters this process serves, and each one's identity.
 //!
-//! A cluster is a name (its path, `root` or `team-a:dev`) and a key prefix in
-//! storage; it owns no task and no per-cluster copy of shared state. For now
-//! only the root cluster exists; provisioning virtual clusters comes with the
-//! VirtualCluster API.
+//! A cluster is a path (`root`, `team-a`, `team-a:dev`), a key prefix in
+//! storage (`/<path>/`) and a client CA that issues and verifies its users'
+//! certificates. It owns no task and no per-cluster copy of shared state.
+//! Cluster records live in storage under [`RECORD_PREFIX`], outside every
+//! cluster's key space, so no API request can read a CA key.
+//!
+//! This module must never decide *whether* a cluster should exist (that is
+//! the VirtualCluster controller's job); it only creates, loads and removes
+//! them, and tells which cluster issued a client certificate.
 
-use std::collections::BTreeSet;
-use std::sync::RwLock;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
+use nestkube_storage::{ListOptions as StorageList, Storage, StorageError};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::auth::UserInfo;
+use crate::auth::pki::{Ca, CertPair};
 use crate::error::ApiError;
 use crate::registry::catalog::Catalog;
 use crate::registry::store::{Store, Target, WriteOptions};
@@ -19,29 +29,185 @@ use crate::server::request::ROOT_CLUSTER;
 pub const DEFAULT_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// The clusters served.
-#[derive(Debug)]
-pub struct Clusters {
-    names: RwLock<BTreeSet<String>>,
+/// Storage prefix of cluster records (not reachable through the API: cluster
+/// paths are DNS labels joined by `:`, never starting with `_`).
+pub const RECORD_PREFIX: &str = "/_clusters/";
+
+/// A served cluster.
+pub struct Cluster {
+    /// Its path (`root`, `team-a`, `team-a:dev`).
+    pub path: String,
+    /// Issues and verifies the cluster's client certificates.
+    pub client_ca: Ca,
 }
 
-impl Default for Clusters {
-    fn default() -> Self {
-        Self::new()
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
+}
+
+/// What is persisted per cluster.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    path: String,
+    client_ca_cert: String,
+    client_ca_key: String,
+}
+
+/// The clusters served, shared by every request.
+pub struct Clusters {
+    by_path: RwLock<HashMap<String, Arc<Cluster>>>,
+    storage: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for Clusters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clusters")
+            .field("paths", &self.paths())
+            .finish()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
 }
 
 impl Clusters {
-    /// Just the root cluster.
-    pub fn new() -> Self {
-        Self {
-            names: RwLock::new(BTreeSet::from([ROOT_CLUSTER.to_string()])),
+    /// Loads every cluster record; the root cluster's client CA is `root_ca`
+    /// (the server's own CA, which issued the root admin certificate).
+    pub async fn load(storage: Arc<dyn Storage>, root_ca: Ca) -> Result<Self, ApiError> {
+        let mut by_path = HashMap::new();
+        by_path.insert(
+            ROOT_CLUSTER.to_string(),
+            Arc::new(Cluster {
+                path: ROOT_CLUSTER.into(),
+                client_ca: root_ca,
+            }),
+        );
+        let records = storage.list(RECORD_PREFIX, StorageList::default()).await?;
+        for kv in records.items {
+            let record: Record = serde_json::from_slice(&kv.value).map_err(internal)?;
+            let ca = Ca::from_pem(CertPair {
+                cert_pem: record.client_ca_cert,
+                key_pem: record.client_ca_key,
+            })
+            .map_err(internal)?;
+            by_path.insert(
+                record.path.clone(),
+                Arc::new(Cluster {
+                    path: record.path,
+                    client_ca: ca,
+                }),
+            );
+        }
+        Ok(Self {
+            by_path: RwLock::new(by_path),
+            storage,
+        })
+    }
+
+    /// The cluster at `path`.
+    pub fn get(&self, path: &str) -> Option<Arc<Cluster>> {
+        self.by_path.read().ok()?.get(path).cloned()
+    }
+
+    /// Whether `path` is served.
+    pub fn contains(&self, path: &str) -> bool {
+        self.get(path).is_some()
+    }
+
+    /// Every served path.
+    pub fn paths(&self) -> Vec<String> {
+        self.by_path
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Creates the cluster at `path` (its client CA, record and default
+    /// namespaces), or returns the existing one. Idempotent, so a controller
+    /// may call it again after a crash.
+    pub async fn create(
+        &self,
+        store: &Store,
+        catalog: &Catalog,
+        path: &str,
+    ) -> Result<Arc<Cluster>, ApiError> {
+        let cluster = match self.get(path) {
+            Some(c) => c,
+            None => {
+                let ca = Ca::generate(&format!("nestkube-client-ca:{path}")).map_err(internal)?;
+                let record = Record {
+                    path: path.to_string(),
+                    client_ca_cert: ca.pair.cert_pem.clone(),
+                    client_ca_key: ca.pair.key_pem.clone(),
+                };
+                let bytes = Bytes::from(serde_json::to_vec(&record).map_err(internal)?);
+                let key = format!("{RECORD_PREFIX}{path}");
+                let ca = match self.storage.create(&key, bytes).await {
+                    Ok(_) => ca,
+                    // Created concurrently (or before a crash): use the stored CA.
+                    Err(StorageError::AlreadyExists { .. }) => {
+                        let kv = self
+                            .storage
+                            .get(&key)
+                            .await?
+                            .ok_or_else(|| internal("cluster record vanished"))?;
+                        let record: Record = serde_json::from_slice(&kv.value).map_err(internal)?;
+                        Ca::from_pem(CertPair {
+                            cert_pem: record.client_ca_cert,
+                            key_pem: record.client_ca_key,
+                        })
+                        .map_err(internal)?
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let cluster = Arc::new(Cluster {
+                    path: path.to_string(),
+                    client_ca: ca,
+                });
+                let mut map = self.by_path.write().map_err(internal)?;
+                map.entry(path.to_string()).or_insert(cluster).clone()
+            }
+        };
+        Self::bootstrap(store, catalog, path).await?;
+        Ok(cluster)
+    }
+
+    /// Removes the cluster at `path`: every object under its key prefix, then
+    /// its record. The root cluster cannot be removed.
+    pub async fn remove(&self, path: &str) -> Result<(), ApiError> {
+        if path == ROOT_CLUSTER {
+            return Err(ApiError::Forbidden(
+                "the root cluster cannot be removed".into(),
+            ));
+        }
+        if let Ok(mut map) = self.by_path.write() {
+            map.remove(path);
+        }
+        self.storage.delete_prefix(&format!("/{path}/")).await?;
+        let key = format!("{RECORD_PREFIX}{path}");
+        match self.storage.get(&key).await? {
+            Some(kv) => match self.storage.delete(&key, kv.mod_revision).await {
+                Ok(_) | Err(StorageError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            None => Ok(()),
         }
     }
 
-    /// Whether `name` is served.
-    pub fn contains(&self, name: &str) -> bool {
-        self.names.read().map(|n| n.contains(name)).unwrap_or(false)
+    /// The cluster whose client CA signed this certificate (DER), and the
+    /// user it names. `None` for a certificate no served cluster issued.
+    pub fn identify(&self, cert_der: &[u8]) -> Option<(Arc<Cluster>, UserInfo)> {
+        let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+        let user = UserInfo::from_client_cert(cert_der)?;
+        let map = self.by_path.read().ok()?;
+        map.values()
+            .find(|c| c.client_ca.verifies(&cert))
+            .map(|c| (c.clone(), user))
     }
 
     /// Creates what a new (or restarted) cluster needs and is missing: the
