@@ -13,7 +13,7 @@ use super::core::{default_pvc_spec, validate_pvc_spec};
 use super::podspec::{default_template, validate_controller_template};
 use super::printing::{
     AGE, col, container_cells, controller_of, format_label_selector, format_labels, int, name_cell,
-    s, wide,
+    replica_columns, replica_row, s, wide,
 };
 use super::{child, each_mut, ensure_obj, labelselector, set, set_default};
 use crate::error::FieldError;
@@ -276,30 +276,11 @@ impl Strategy for ReplicaSets {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![
-            Column::NAME,
-            col("Desired", "integer"),
-            col("Current", "integer"),
-            col("Ready", "integer"),
-            AGE,
-            wide("Containers", "string"),
-            wide("Images", "string"),
-            wide("Selector", "string"),
-        ]
+        replica_columns()
     }
 
     fn row(&self, obj: &Value) -> Vec<Value> {
-        let (names, images) = container_cells(&obj["spec"]["template"]["spec"]);
-        vec![
-            name_cell(obj),
-            json!(int(obj, &["spec", "replicas"])),
-            json!(int(obj, &["status", "replicas"])),
-            json!(int(obj, &["status", "readyReplicas"])),
-            super::printing::age_cell(obj),
-            names,
-            images,
-            json!(format_label_selector(&obj["spec"]["selector"])),
-        ]
+        replica_row(obj, format_label_selector(&obj["spec"]["selector"]))
     }
 
     fn field_label(&self, obj: &Value, field: &str) -> Option<String> {

@@ -16,7 +16,8 @@ use super::podspec::{
 };
 use super::printing::{
     AGE, CREATED_AT, access_modes, age_cell, arr, col, container_cells, created_at_cell,
-    format_labels, int, load_balancer_status, map_len, name_cell, s, since, wide,
+    format_labels, int, load_balancer_status, map_len, name_cell, replica_columns, replica_row, s,
+    since, wide,
 };
 use super::{child, each_mut, ensure_obj, is_empty, labelselector, set, set_default};
 use crate::error::FieldError;
@@ -1972,30 +1973,11 @@ impl Strategy for ReplicationControllers {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![
-            Column::NAME,
-            col("Desired", "integer"),
-            col("Current", "integer"),
-            col("Ready", "integer"),
-            AGE,
-            wide("Containers", "string"),
-            wide("Images", "string"),
-            wide("Selector", "string"),
-        ]
+        replica_columns()
     }
 
     fn row(&self, obj: &Value) -> Vec<Value> {
-        let (names, images) = container_cells(&obj["spec"]["template"]["spec"]);
-        vec![
-            name_cell(obj),
-            json!(int(obj, &["spec", "replicas"])),
-            json!(int(obj, &["status", "replicas"])),
-            json!(int(obj, &["status", "readyReplicas"])),
-            age_cell(obj),
-            names,
-            images,
-            json!(format_labels(&obj["spec"]["selector"])),
-        ]
+        replica_row(obj, format_labels(&obj["spec"]["selector"]))
     }
 
     fn field_label(&self, obj: &Value, field: &str) -> Option<String> {

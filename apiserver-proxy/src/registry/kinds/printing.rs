@@ -351,3 +351,33 @@ mod tests {
         assert_eq!(format_labels(&json!({})), "<none>");
     }
 }
+
+/// Columns of upstream's `printReplicaSet` and `printReplicationController`.
+pub fn replica_columns() -> Vec<Column> {
+    vec![
+        Column::NAME,
+        col("Desired", "integer"),
+        col("Current", "integer"),
+        col("Ready", "integer"),
+        AGE,
+        wide("Containers", "string"),
+        wide("Images", "string"),
+        wide("Selector", "string"),
+    ]
+}
+
+/// A row for [`replica_columns`]; `selector` is the formatted selector cell
+/// (a `LabelSelector` for ReplicaSets, a plain map for ReplicationControllers).
+pub fn replica_row(obj: &Value, selector: String) -> Vec<Value> {
+    let (names, images) = container_cells(&obj["spec"]["template"]["spec"]);
+    vec![
+        name_cell(obj),
+        Value::from(int(obj, &["spec", "replicas"])),
+        Value::from(int(obj, &["status", "replicas"])),
+        Value::from(int(obj, &["status", "readyReplicas"])),
+        age_cell(obj),
+        names,
+        images,
+        Value::from(selector),
+    ]
+}
