@@ -217,11 +217,7 @@ async fn main() {
 }
 
 fn chrono_like_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("at unix time {secs}")
+    format!("on {}", chrono::Utc::now().format("%Y-%m-%d"))
 }
 
 /// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in
