@@ -3,13 +3,18 @@
 //! resource lists, and the OpenAPI v2/v3 documents.
 //!
 //! Everything here derives from the [`Catalog`] and the embedded OpenAPI
-//! data, built once per process and shared by every cluster.
+//! data, built once per process and shared by every cluster. nestkube's own
+//! API (`tenancy.nestkube.io`) gets OpenAPI v3 documents generated from its
+//! CRD ([`crd_openapi`]), once per process.
 
 use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
 use crate::registry::catalog::{Catalog, GroupVersion, ResourceInfo};
+
+pub mod crd_openapi;
 
 mod data {
     include!(concat!(env!("OUT_DIR"), "/openapi_data.rs"));
@@ -243,12 +248,34 @@ fn served_v3_path(catalog: &Catalog, path: &str) -> bool {
     }
 }
 
+/// The OpenAPI v3 documents generated (once) from nestkube's own CRDs.
+fn generated_v3() -> &'static [(String, Vec<u8>)] {
+    static DOCS: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+    DOCS.get_or_init(|| {
+        let template = data::OPENAPI_V3
+            .iter()
+            .find(|(p, _)| *p == crd_openapi::template_path())
+            .map(|(_, b)| *b)
+            .unwrap_or_default();
+        crd_openapi::documents(&nestkube_tenant_crds::crd(), template)
+    })
+}
+
+/// Every OpenAPI v3 document: embedded upstream ones, then generated ones.
+fn all_v3() -> impl Iterator<Item = (&'static str, &'static [u8])> {
+    data::OPENAPI_V3.iter().copied().chain(
+        generated_v3()
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice())),
+    )
+}
+
 /// `/openapi/v3`: the index of per-group-version documents. `prefix` is the
 /// cluster path prefix (`/clusters/<name>` or "") so clients fetch the
 /// documents from the same cluster.
 pub fn openapi_v3_index(catalog: &Catalog, prefix: &str) -> Value {
     let mut paths = serde_json::Map::new();
-    for (path, bytes) in data::OPENAPI_V3 {
+    for (path, bytes) in all_v3() {
         if served_v3_path(catalog, path) {
             paths.insert(
                 path.to_string(),
@@ -264,8 +291,5 @@ pub fn openapi_v3(catalog: &Catalog, path: &str) -> Option<&'static [u8]> {
     if !served_v3_path(catalog, path) {
         return None;
     }
-    data::OPENAPI_V3
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, b)| *b)
+    all_v3().find(|(p, _)| *p == path).map(|(_, b)| b)
 }

@@ -6,6 +6,10 @@
 //! upstream by construction. The catalog keeps only the API groups and
 //! versions this server implements (a typed codec exists, see [`super::typed`]);
 //! it never holds per-cluster state.
+//!
+//! nestkube's own API (`tenancy.nestkube.io`) is served as a built-in of every
+//! cluster: its discovery document is generated once per process from the
+//! VirtualCluster CRD ([`crd_discovery`]), so it cannot drift from the types.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +38,7 @@ const SERVED_GROUPS: &[&str] = &[
     "certificates.k8s.io",
     "events.k8s.io",
     "apiextensions.k8s.io",
+    nestkube_tenant_crds::GROUP,
 ];
 
 /// Subresources the generic store serves.
@@ -154,7 +159,8 @@ impl Catalog {
     pub fn builtin() -> Result<Self, CatalogError> {
         let api: Value = serde_json::from_str(include_str!("../../data/discovery-api.json"))?;
         let apis: Value = serde_json::from_str(include_str!("../../data/discovery-apis.json"))?;
-        Ok(Self::from_discovery(&[api, apis]))
+        let tenancy = crd_discovery(&nestkube_tenant_crds::crd());
+        Ok(Self::from_discovery(&[api, apis, tenancy]))
     }
 
     /// Builds a catalog from `APIGroupDiscoveryList` documents (apidiscovery.k8s.io/v2).
@@ -223,6 +229,59 @@ impl Catalog {
             .iter()
             .flat_map(|gv| gv.resources.iter())
     }
+}
+
+/// Verbs of a resource served from a CRD-like definition (as kube-apiserver
+/// advertises for custom resources).
+const CRD_VERBS: &[&str] = &[
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
+];
+
+/// The aggregated discovery document (`APIGroupDiscoveryList`) that
+/// kube-apiserver would publish for `crd`'s group once the CRD is established.
+pub fn crd_discovery(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
+    let spec = &crd.spec;
+    let names = &spec.names;
+    let versions: Vec<Value> = spec
+        .versions
+        .iter()
+        .filter(|v| v.served)
+        .map(|v| {
+            let kind = serde_json::json!({"group": spec.group, "version": v.name, "kind": names.kind});
+            let mut resource = serde_json::json!({
+                "resource": names.plural,
+                "responseKind": kind,
+                "scope": spec.scope,
+                "singularResource": names.singular.clone().unwrap_or_else(|| names.kind.to_lowercase()),
+                "verbs": CRD_VERBS,
+                "shortNames": names.short_names.clone().unwrap_or_default(),
+                "categories": names.categories.clone().unwrap_or_default(),
+            });
+            if v.subresources.as_ref().is_some_and(|s| s.status.is_some()) {
+                resource["subresources"] = serde_json::json!([{
+                    "subresource": "status",
+                    "responseKind": kind,
+                    "verbs": ["get", "patch", "update"],
+                }]);
+            }
+            serde_json::json!({"version": v.name, "resources": [resource], "freshness": "Current"})
+        })
+        .collect();
+    serde_json::json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": [{"metadata": {"name": spec.group}, "versions": versions}],
+    })
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -313,5 +372,21 @@ mod tests {
                 .is_some()
         );
         assert!(!c.get("", "v1", "namespaces").unwrap().namespaced);
+    }
+
+    #[test]
+    fn virtualclusters_are_built_in() {
+        let c = Catalog::builtin().unwrap();
+        let vc = c
+            .get("tenancy.nestkube.io", "v1alpha1", "virtualclusters")
+            .expect("virtualclusters");
+        assert!(vc.namespaced);
+        assert!(vc.has_status());
+        assert_eq!(vc.kind, "VirtualCluster");
+        assert_eq!(vc.singular, "virtualcluster");
+        assert_eq!(vc.short_names, ["vc"]);
+        assert_eq!(vc.categories, ["nestkube"]);
+        assert_eq!(vc.storage_segment, "tenancy.nestkube.io/virtualclusters");
+        assert!(vc.strategy.tracks_generation());
     }
 }

@@ -94,6 +94,7 @@ codecs! {
     "certificates.k8s.io" "v1" "CertificateSigningRequest" => a::certificates::v1::CertificateSigningRequest;
     "events.k8s.io" "v1" "Event" => a::events::v1::Event;
     "apiextensions.k8s.io" "v1" "CustomResourceDefinition" => apiext::CustomResourceDefinition;
+    "tenancy.nestkube.io" "v1alpha1" "VirtualCluster" => nestkube_tenant_crds::VirtualCluster;
 }
 
 /// Paths of fields present (and non-null) in `input` that `decoded` lost:

@@ -24,6 +24,7 @@ pub mod podspec;
 pub mod printing;
 pub mod quantity;
 pub mod rbac;
+pub mod tenancy;
 
 pub use printing::{age_cell, humanize_age};
 
@@ -36,6 +37,7 @@ pub fn strategy_for(group: &str, resource: &str) -> Arc<dyn Strategy> {
         .or_else(|| networking::strategy(group, resource))
         .or_else(|| rbac::strategy(group, resource))
         .or_else(|| misc::strategy(group, resource))
+        .or_else(|| tenancy::strategy(group, resource))
     {
         return s;
     }
