@@ -1,13 +1,74 @@
 //! Authentication and authorization.
 //!
-//! Who is calling: a client certificate verified by TLS against the cluster's
-//! client CA (CN = user, O = groups, as kube-apiserver reads them). What they
-//! may do: for now every authenticated user of a cluster is its admin;
-//! per-cluster RBAC comes with tenants. Anonymous callers reach only the
-//! public health and version endpoints, as upstream's default
-//! `system:public-info-viewer` binding allows.
+//! Who is calling: a client certificate whose key the TLS handshake proved,
+//! issued by one cluster's client CA (CN = user, O = groups, as
+//! kube-apiserver reads them); see [`x509`]. Where they may go: only the
+//! cluster that issued their credential; see [`access`]. What they may do
+//! there: for now every authenticated user of a cluster is its admin
+//! (per-cluster RBAC and service-account tokens come later). Anonymous
+//! callers reach only the public health and version endpoints, as upstream's
+//! default `system:public-info-viewer` binding allows.
+//!
+//! This module must never let one cluster's credential act in another
+//! cluster, nor answer differently for a foreign cluster that exists and one
+//! that does not.
 
+pub mod access;
 pub mod pki;
+pub mod x509;
+
+use std::sync::Arc;
+
+use crate::tenancy::{Cluster, Clusters};
+
+/// Who a connection is, computed once after its TLS handshake.
+#[derive(Clone, Debug)]
+pub enum Identity {
+    /// No client certificate.
+    Anonymous,
+    /// A certificate issued by `cluster`'s client CA.
+    Cluster {
+        /// The issuing cluster (the instance current at the handshake).
+        cluster: Arc<Cluster>,
+        /// The user the certificate names.
+        user: UserInfo,
+    },
+    /// A certificate no served cluster issued: every request is refused.
+    Invalid,
+}
+
+impl Identity {
+    /// The credential as the access decision sees it.
+    pub fn credential(&self) -> access::Credential<'_> {
+        match self {
+            Self::Anonymous => access::Credential::Anonymous,
+            Self::Cluster { cluster, .. } => access::Credential::Cluster(&cluster.path),
+            Self::Invalid => access::Credential::Invalid,
+        }
+    }
+
+    /// The user (anonymous unless a cluster issued the certificate).
+    pub fn user(&self) -> UserInfo {
+        match self {
+            Self::Cluster { user, .. } => user.clone(),
+            Self::Anonymous | Self::Invalid => UserInfo::anonymous(),
+        }
+    }
+
+    /// Whether the credential still stands: anonymous always; a certificate
+    /// only while its issuing cluster is served by the same instance (not
+    /// removed, nor removed and re-created with a new CA, since the
+    /// connection was opened).
+    pub fn is_current(&self, clusters: &Clusters) -> bool {
+        match self {
+            Self::Anonymous => true,
+            Self::Cluster { cluster, .. } => clusters
+                .get(&cluster.path)
+                .is_some_and(|c| Arc::ptr_eq(&c, cluster)),
+            Self::Invalid => false,
+        }
+    }
+}
 
 /// An authenticated caller (`user.Info`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::negotiate::{self, Offers, Output};
 use super::request::{self, Api, RequestInfo, ResourceRequest};
-use crate::auth::{self, UserInfo};
+use crate::auth::{self, Identity, access};
 use crate::discovery;
 use crate::error::{ApiError, Subject};
 use crate::registry::catalog::{Catalog, ResourceInfo};
@@ -309,35 +309,59 @@ fn selector_string(sel: &Value) -> String {
 }
 
 impl ApiServer {
-    /// Serves one request from an authenticated (or anonymous) user.
-    pub async fn handle<B>(&self, req: Request<B>, user: UserInfo) -> Response<Body>
+    /// Serves one request from a connection's identity (computed once per
+    /// connection by [`auth::x509::authenticate`]).
+    pub async fn handle<B>(&self, req: Request<B>, identity: &Identity) -> Response<Body>
     where
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let result = self.route(req, &user).await;
+        let result = self.route(req, identity).await;
         let resp = result.unwrap_or_else(|e| error_response(&e));
-        tracing::debug!(%method, %path, user = %user.name, status = resp.status().as_u16(), "request");
+        tracing::debug!(%method, %path, user = %identity.user().name, status = resp.status().as_u16(), "request");
         resp
     }
 
-    async fn route<B>(&self, req: Request<B>, user: &UserInfo) -> Result<Response<Body>, ApiError>
+    async fn route<B>(
+        &self,
+        req: Request<B>,
+        identity: &Identity,
+    ) -> Result<Response<Body>, ApiError>
     where
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let info = request::parse(req.method(), req.uri().path(), req.uri().query())
-            .map_err(|_| ApiError::PathNotFound)?;
-        if !self.clusters.contains(&info.cluster) {
-            return Err(ApiError::PathNotFound);
+        // Which cluster, decided from the path and the credential alone,
+        // before anything is looked up (see `auth::access`).
+        let access = access::decide(req.uri().path(), identity.credential())
+            .map_err(|_| ApiError::Unauthorized)?;
+        if !identity.is_current(&self.clusters) {
+            // Its cluster was removed (or re-created) since the handshake.
+            return Err(ApiError::Unauthorized);
         }
-        if user.is_anonymous() {
+        let mut info = request::parse(req.method(), req.uri().path(), req.uri().query())
+            .map_err(|_| ApiError::PathNotFound)?;
+        // The parser and the decision must name the same cluster; the parser
+        // says root for the bare path, which is routed by credential.
+        if info.explicit_cluster != access.explicit
+            || (info.explicit_cluster && info.cluster != access.cluster)
+        {
+            return Err(ApiError::Unauthorized);
+        }
+        info.cluster = access.cluster;
+        if let Identity::Anonymous = identity {
+            // Public endpoints are the same for every cluster and are answered
+            // without looking the cluster up, so anonymous callers cannot
+            // probe cluster names either.
             let public = matches!(&info.api, Api::NonResource(p) if auth::is_public_path(p));
             if !public {
                 return Err(ApiError::Unauthorized);
             }
+        } else if !self.clusters.contains(&info.cluster) {
+            // Unreachable for a current credential; kept as a last guard.
+            return Err(ApiError::Unauthorized);
         }
         let (parts, body) = req.into_parts();
         let body = Limited::new(body, MAX_BODY_BYTES)

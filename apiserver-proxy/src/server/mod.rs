@@ -1,5 +1,6 @@
-//! The network edge: TLS listener, client-certificate authentication at the
-//! handshake, HTTP/1.1 and HTTP/2, and the standalone server assembly
+//! The network edge: TLS listener, the caller's identity (once per
+//! connection, from its client certificate), HTTP/1.1 and HTTP/2, and the
+//! standalone server assembly
 //! (data directory, PKI, storage, root kubeconfig).
 
 pub mod handler;
@@ -13,12 +14,11 @@ use std::sync::Arc;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::UserInfo;
 use crate::auth::pki::{Ca, CertPair, PkiError};
+use crate::auth::x509::{ClientCertRequest, authenticate};
 use crate::kubeconfig;
 use crate::registry::catalog::{Catalog, CatalogError};
 use crate::registry::store::Store;
@@ -82,17 +82,14 @@ impl RunningServer {
     }
 }
 
-fn tls_config(ca: &Ca, serving: &CertPair) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+/// TLS with an optional client certificate: the handshake proves the client
+/// holds its key; which cluster issued it is decided after the handshake
+/// ([`crate::auth::x509::authenticate`]), so clusters created after start
+/// are recognised and an unknown CA is answered with 401.
+fn tls_config(serving: &CertPair) -> Result<Arc<rustls::ServerConfig>, ServeError> {
     let tls = |e: &dyn std::fmt::Display| ServeError::Tls(e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca.pair.cert_pem.as_bytes()) {
-        roots.add(cert.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| tls(&e))?;
+    let verifier = Arc::new(ClientCertRequest::new(&provider));
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(serving.cert_pem.as_bytes())
             .collect::<Result<_, _>>()
@@ -167,7 +164,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         api.store.clone(),
         api.catalog.clone(),
     ));
-    let acceptor = TlsAcceptor::from(tls_config(&ca, &serving)?);
+    let acceptor = TlsAcceptor::from(tls_config(&serving)?);
     let task = tokio::spawn(accept_loop(listener, acceptor, api.clone()));
     tracing::info!(address = %local_addr, kubeconfig = %root_kubeconfig.display(), "nestkube API serving");
     Ok(RunningServer {
@@ -239,17 +236,21 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<ApiS
                     return;
                 }
             };
-            let user = tls
+            // Once per connection: the issuing cluster and user, or anonymous.
+            let leaf = tls
                 .get_ref()
                 .1
                 .peer_certificates()
-                .and_then(|certs| certs.first())
-                .and_then(|c| UserInfo::from_client_cert(c.as_ref()))
-                .unwrap_or_else(UserInfo::anonymous);
+                .and_then(|certs| certs.first());
+            let identity = authenticate(
+                &api.clusters,
+                leaf.map(|c| c.as_ref()),
+                std::time::SystemTime::now(),
+            );
             let service = service_fn(move |req| {
                 let api = api.clone();
-                let user = user.clone();
-                async move { Ok::<_, std::convert::Infallible>(api.handle(req, user).await) }
+                let identity = identity.clone();
+                async move { Ok::<_, std::convert::Infallible>(api.handle(req, &identity).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {

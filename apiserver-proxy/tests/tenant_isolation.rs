@@ -1,0 +1,383 @@
+//! Tenant isolation over the network: a real server on 127.0.0.1, kube-rs
+//! clients with certificates issued by each cluster's client CA. A
+//! credential is valid for exactly the cluster that issued it; data, lists
+//! and watches of one cluster never show in another; errors never name
+//! another cluster.
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
+use nestkube_apiserver::auth::pki::{Ca, CertPair};
+use nestkube_apiserver::kubeconfig;
+use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
+use nestkube_apiserver::tenancy::DEFAULT_NAMESPACES;
+use rustls::pki_types::pem::PemObject;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Fixture {
+    running: RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let running = start(ServeConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            backend: Default::default(),
+        })
+        .await
+        .expect("start server");
+        Self { running, _dir: dir }
+    }
+
+    async fn create(&self, path: &str) {
+        let api = &self.running.api;
+        api.clusters
+            .create(&api.store, &api.catalog, path)
+            .await
+            .expect("create cluster");
+    }
+
+    /// The server CA (it verifies the serving certificate).
+    fn server_ca_pem(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("pki/ca.crt")).expect("server CA")
+    }
+
+    /// A certificate for alice issued by `cluster`'s client CA.
+    fn issue(&self, cluster: &str) -> CertPair {
+        self.running
+            .api
+            .clusters
+            .get(cluster)
+            .expect("cluster")
+            .client_ca
+            .issue_client("alice", &["system:masters"])
+            .expect("issue")
+    }
+
+    fn url(&self, cluster: Option<&str>) -> String {
+        match cluster {
+            Some(c) => format!("https://{}/clusters/{c}", self.running.local_addr),
+            None => format!("https://{}", self.running.local_addr),
+        }
+    }
+
+    /// A client presenting `cert` to `cluster`'s URL (`None` = bare path).
+    async fn client(&self, cert: &CertPair, cluster: Option<&str>) -> Client {
+        let doc = kubeconfig::render("test", &self.url(cluster), &self.server_ca_pem(), cert);
+        let kubeconfig = Kubeconfig::from_yaml(&doc).expect("kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("config");
+        Client::try_from(config).expect("client")
+    }
+
+    /// The root admin (`root.kubeconfig`) aimed at `cluster`.
+    async fn root_admin(&self, cluster: Option<&str>) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.running.root_kubeconfig).expect("kubeconfig");
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("config");
+        config.cluster_url = self.url(cluster).parse().unwrap();
+        Client::try_from(config).expect("client")
+    }
+
+    /// A client without a certificate.
+    fn anonymous(&self, cluster: Option<&str>) -> Client {
+        let ca = rustls::pki_types::CertificateDer::pem_slice_iter(self.server_ca_pem().as_bytes())
+            .map(|c| c.unwrap().to_vec())
+            .collect();
+        let mut config = Config::new(self.url(cluster).parse().unwrap());
+        config.root_cert = Some(ca);
+        Client::try_from(config).expect("client")
+    }
+}
+
+/// Status code and body of a GET (relative to the client's URL).
+async fn get_raw(client: &Client, path: &str) -> (u16, serde_json::Value) {
+    let req = http::Request::get(path)
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let resp = tokio::time::timeout(TIMEOUT, client.send(req))
+        .await
+        .expect("timely")
+        .expect("send");
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+/// Asserts a `metav1.Status` 401 that names no cluster.
+fn assert_unauthorized((status, body): &(u16, serde_json::Value), what: &str) {
+    assert_eq!(*status, 401, "{what}: {body}");
+    assert_eq!(body["kind"], "Status", "{what}: {body}");
+    assert_eq!(body["reason"], "Unauthorized", "{what}: {body}");
+    assert_eq!(body["code"], 401, "{what}: {body}");
+    let text = body.to_string();
+    for name in ["team-a", "team-b", "root", "nonexistent"] {
+        assert!(!text.contains(name), "{what}: body names {name}: {text}");
+    }
+}
+
+fn cm(name: &str) -> ConfigMap {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name},
+        "data": {"k": "v"},
+    }))
+    .unwrap()
+}
+
+async fn namespaces(client: &Client) -> Vec<String> {
+    let mut names: Vec<String> = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("list namespaces")
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Next ADDED object name on a watch, skipping bookmarks.
+async fn next_added(
+    stream: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<ConfigMap>>> + Unpin),
+) -> String {
+    loop {
+        let event = tokio::time::timeout(TIMEOUT, stream.try_next())
+            .await
+            .expect("timely event")
+            .expect("watch")
+            .expect("stream open");
+        match event {
+            WatchEvent::Added(o) => return o.metadata.name.unwrap(),
+            WatchEvent::Bookmark(_) => continue,
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn clusters_are_isolated() {
+    let f = Fixture::start().await;
+    f.create("team-a").await;
+    f.create("team-b").await;
+    let a = f.client(&f.issue("team-a"), Some("team-a")).await;
+    let b = f.client(&f.issue("team-b"), Some("team-b")).await;
+    let root = f.root_admin(None).await;
+
+    let mut defaults: Vec<String> = DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect();
+    defaults.sort();
+    assert_eq!(namespaces(&a).await, defaults);
+    assert_eq!(namespaces(&b).await, defaults);
+
+    // Watches in team-b and root start before team-a writes.
+    let b_cms: Api<ConfigMap> = Api::namespaced(b.clone(), "default");
+    let root_cms: Api<ConfigMap> = Api::namespaced(root.clone(), "default");
+    let mut b_watch = b_cms
+        .watch(&WatchParams::default(), "0")
+        .await
+        .expect("watch b")
+        .boxed();
+    let mut root_watch = root_cms
+        .watch(&WatchParams::default(), "0")
+        .await
+        .expect("watch root")
+        .boxed();
+
+    let a_cms: Api<ConfigMap> = Api::namespaced(a.clone(), "default");
+    a_cms
+        .create(&PostParams::default(), &cm("secret"))
+        .await
+        .expect("create in team-a");
+    assert!(a_cms.get("secret").await.is_ok());
+
+    for (name, api) in [("team-b", &b_cms), ("root", &root_cms)] {
+        match api.get("secret").await {
+            Err(kube::Error::Api(s)) => assert_eq!(s.code, 404, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        let list = api.list(&ListParams::default()).await.expect("list");
+        assert!(list.items.is_empty(), "{name}: {:?}", list.items);
+    }
+
+    // A marker written after team-a's object is the first thing each watch
+    // sees: team-a's write never reached them.
+    b_cms
+        .create(&PostParams::default(), &cm("marker-b"))
+        .await
+        .expect("marker b");
+    root_cms
+        .create(&PostParams::default(), &cm("marker-root"))
+        .await
+        .expect("marker root");
+    assert_eq!(next_added(&mut b_watch).await, "marker-b");
+    assert_eq!(next_added(&mut root_watch).await, "marker-root");
+}
+
+#[tokio::test]
+async fn a_credential_is_valid_for_its_own_cluster_only() {
+    let f = Fixture::start().await;
+    f.create("team-a").await;
+    f.create("team-b").await;
+    let a_cert = f.issue("team-a");
+    Api::<ConfigMap>::namespaced(f.client(&a_cert, Some("team-a")).await, "default")
+        .create(&PostParams::default(), &cm("mine"))
+        .await
+        .expect("create in team-a");
+
+    // Foreign and unknown clusters answer alike: no probing of names.
+    let to_b = get_raw(
+        &f.client(&a_cert, Some("team-b")).await,
+        "/api/v1/namespaces",
+    )
+    .await;
+    let to_none = get_raw(
+        &f.client(&a_cert, Some("nonexistent")).await,
+        "/api/v1/namespaces",
+    )
+    .await;
+    assert_unauthorized(&to_b, "team-a cert on team-b");
+    assert_unauthorized(&to_none, "team-a cert on nonexistent");
+    assert_eq!(to_b, to_none);
+    // Not even a foreign cluster's public paths.
+    assert_unauthorized(
+        &get_raw(&f.client(&a_cert, Some("team-b")).await, "/version").await,
+        "team-a cert on team-b version",
+    );
+
+    // The bare path reaches the credential's own cluster.
+    let bare = f.client(&a_cert, None).await;
+    let names: Vec<String> = Api::<ConfigMap>::namespaced(bare, "default")
+        .list(&ListParams::default())
+        .await
+        .expect("bare list")
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(names, ["mine"]);
+
+    // The root admin is root's only.
+    assert_unauthorized(
+        &get_raw(&f.root_admin(Some("team-a")).await, "/api/v1/namespaces").await,
+        "root admin on team-a",
+    );
+    let (status, _) = get_raw(&f.root_admin(Some("root")).await, "/api/v1/namespaces").await;
+    assert_eq!(status, 200);
+    let (status, _) = get_raw(&f.root_admin(None).await, "/api/v1/namespaces").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn foreign_certificates_never_authenticate() {
+    let f = Fixture::start().await;
+    f.create("team-a").await;
+    // A random CA, and one that copies team-a's CA name: both rejected.
+    for ca_name in ["evil-ca", "nestkube-client-ca:team-a", "nestkube-ca"] {
+        let forged = Ca::generate(ca_name)
+            .unwrap()
+            .issue_client("alice", &["system:masters"])
+            .unwrap();
+        for cluster in [Some("team-a"), None] {
+            let client = f.client(&forged, cluster).await;
+            assert_unauthorized(
+                &get_raw(&client, "/api/v1/namespaces").await,
+                &format!("{ca_name} on {cluster:?}"),
+            );
+            // An invalid certificate does not fall back to anonymous.
+            assert_unauthorized(
+                &get_raw(&client, "/version").await,
+                &format!("{ca_name} on {cluster:?} version"),
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn anonymous_reaches_public_paths_only() {
+    let f = Fixture::start().await;
+    f.create("team-a").await;
+    let anon = f.anonymous(Some("team-a"));
+    let (status, body) = get_raw(&anon, "/version").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["gitVersion"].is_string(), "{body}");
+    assert_unauthorized(
+        &get_raw(&anon, "/api/v1/namespaces").await,
+        "anonymous namespaces",
+    );
+    let bare = f.anonymous(None);
+    assert_eq!(get_raw(&bare, "/version").await.0, 200);
+    assert_unauthorized(&get_raw(&bare, "/api").await, "anonymous bare api");
+}
+
+#[tokio::test]
+async fn a_removed_cluster_takes_its_credentials_and_data() {
+    let f = Fixture::start().await;
+    f.create("team-a").await;
+    let cert = f.issue("team-a");
+    let client = f.client(&cert, Some("team-a")).await;
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &cm("doomed"))
+        .await
+        .expect("create");
+    let storage = f.running.api.store.storage().clone();
+    assert!(
+        !storage
+            .list("/team-a/", Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    f.running
+        .api
+        .clusters
+        .remove("team-a")
+        .await
+        .expect("remove");
+    // The same client (its pooled connection predates the removal) and a new one.
+    assert_unauthorized(
+        &get_raw(&client, "/api/v1/namespaces").await,
+        "removed, old connection",
+    );
+    assert_unauthorized(
+        &get_raw(&f.client(&cert, None).await, "/api/v1/namespaces").await,
+        "removed, new connection",
+    );
+    assert!(
+        storage
+            .list("/team-a/", Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Re-created under the same name, it has a new CA: the old cert stays out.
+    f.create("team-a").await;
+    assert_unauthorized(
+        &get_raw(&f.client(&cert, Some("team-a")).await, "/api/v1/namespaces").await,
+        "old cert on re-created cluster",
+    );
+    let fresh = f.client(&f.issue("team-a"), Some("team-a")).await;
+    assert!(
+        Api::<ConfigMap>::namespaced(fresh, "default")
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+}
