@@ -316,6 +316,14 @@ async fn anonymous_reaches_public_paths_only() {
         &get_raw(&anon, "/api/v1/namespaces").await,
         "anonymous namespaces",
     );
+    // Public endpoints are answered alike for any name: anonymous callers
+    // cannot probe which clusters exist either.
+    let (status, unknown) = get_raw(&f.anonymous(Some("nonexistent")), "/version").await;
+    assert_eq!((status, &unknown), (200, &body));
+    assert_unauthorized(
+        &get_raw(&f.anonymous(Some("nonexistent")), "/api/v1/namespaces").await,
+        "anonymous namespaces of unknown cluster",
+    );
     let bare = f.anonymous(None);
     assert_eq!(get_raw(&bare, "/version").await.0, 200);
     assert_unauthorized(&get_raw(&bare, "/api").await, "anonymous bare api");
