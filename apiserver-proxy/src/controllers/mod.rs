@@ -5,3 +5,4 @@
 //! changes, so an idle cluster costs nothing.
 
 pub mod namespace;
+pub mod virtualcluster;
