@@ -66,12 +66,11 @@ async fn watch_once(
         consider(store, catalog, in_flight, &kv.key, &obj);
     }
     while let Some(event) = stream.next().await {
-        if let WatchEvent::Put { kv, .. } = event? {
-            if namespace_key(&kv.key).is_some() {
+        if let WatchEvent::Put { kv, .. } = event?
+            && namespace_key(&kv.key).is_some() {
                 let obj = decode_stored(&kv)?;
                 consider(store, catalog, in_flight, &kv.key, &obj);
             }
-        }
     }
     Ok(())
 }

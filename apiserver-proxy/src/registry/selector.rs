@@ -173,9 +173,7 @@ fn parse_requirement(part: &str) -> Result<Requirement, SelectorError> {
                 }
                 _ => {
                     let n = value.parse::<i64>().map_err(|_| {
-                        SelectorError(format!(
-                            "for 'Gt', 'Lt' operators, the value must be an integer"
-                        ))
+                        SelectorError("for 'Gt', 'Lt' operators, the value must be an integer".to_string())
                     })?;
                     if kind == 2 { Op::Gt(n) } else { Op::Lt(n) }
                 }
@@ -268,12 +266,12 @@ fn split_unescaped(s: &str, sep: char) -> Vec<String> {
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
         if c == '\\' {
-            out.last_mut().map(|cur| {
+            if let Some(cur) = out.last_mut() {
                 cur.push(c);
                 if let Some(n) = chars.next() {
                     cur.push(n);
                 }
-            });
+            }
         } else if c == sep {
             out.push(String::new());
         } else if let Some(cur) = out.last_mut() {

@@ -431,11 +431,10 @@ impl Store {
         meta::set(&mut obj, "creationTimestamp", Some(meta::now().into()));
         let strategy = &r.strategy;
         strategy.default(&mut obj);
-        if r.has_status() {
-            if let Some(map) = obj.as_object_mut() {
+        if r.has_status()
+            && let Some(map) = obj.as_object_mut() {
                 map.remove("status");
             }
-        }
         strategy.prepare_for_create(&mut obj);
         // Upstream defaults again when the stored object is decoded (also for
         // dry-run responses), so defaults derived from what PrepareForCreate
@@ -682,8 +681,8 @@ impl Store {
         loop {
             let kv = self.get_kv(t, name).await?;
             let obj = decode_stored(&kv)?;
-            if let Some(uid) = &opts.precondition_uid {
-                if uid != meta::uid(&obj) {
+            if let Some(uid) = &opts.precondition_uid
+                && uid != meta::uid(&obj) {
                     return Err(ApiError::Conflict {
                         subject: t.subject(name),
                         message: format!(
@@ -692,9 +691,8 @@ impl Store {
                         ),
                     });
                 }
-            }
-            if let Some(rv) = &opts.precondition_resource_version {
-                if *rv != kv.mod_revision.to_string() {
+            if let Some(rv) = &opts.precondition_resource_version
+                && *rv != kv.mod_revision.to_string() {
                     return Err(ApiError::Conflict {
                         subject: t.subject(name),
                         message: format!(
@@ -703,7 +701,6 @@ impl Store {
                         ),
                     });
                 }
-            }
             let mut finalizers = meta::finalizers(&obj);
             // Garbage-collection finalizers for the requested propagation (the
             // garbage collector acts on them).

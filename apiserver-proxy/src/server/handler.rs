@@ -249,13 +249,12 @@ fn delete_options(
     if bool_param(info, "orphanDependents")? == Some(true) && opts.propagation.is_none() {
         opts.propagation = Some("Orphan".into());
     }
-    if let Some(p) = &opts.propagation {
-        if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+    if let Some(p) = &opts.propagation
+        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
             return Err(ApiError::BadRequest(format!(
                 "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Orphan\", \"Background\", \"Foreground\""
             )));
         }
-    }
     opts.dry_run |= write_options(info)?.dry_run;
     Ok(opts)
 }
@@ -521,7 +520,7 @@ impl ApiServer {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
-        if r.namespaced == false && rr.namespace.is_some() {
+        if !r.namespaced && rr.namespace.is_some() {
             return Err(ApiError::PathNotFound);
         }
         if r.namespaced && rr.namespace.is_none() && !matches!(rr.verb, "list" | "watch") {
@@ -808,14 +807,14 @@ impl ApiServer {
                 let json = event.to_json(&r, |obj| match output {
                     Output::Table(include) => {
                         let rv = meta::resource_version(obj).to_string();
-                        let t = table::table(
+                        
+                        table::table(
                             &r,
                             std::slice::from_ref(obj),
                             json!({"resourceVersion": rv}),
                             include,
                             first_table,
-                        );
-                        t
+                        )
                     }
                     Output::PartialMetadata => {
                         json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
