@@ -250,11 +250,12 @@ fn delete_options(
         opts.propagation = Some("Orphan".into());
     }
     if let Some(p) = &opts.propagation
-        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-            return Err(ApiError::BadRequest(format!(
-                "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Orphan\", \"Background\", \"Foreground\""
-            )));
-        }
+        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::BadRequest(format!(
+            "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Orphan\", \"Background\", \"Foreground\""
+        )));
+    }
     opts.dry_run |= write_options(info)?.dry_run;
     Ok(opts)
 }
@@ -511,6 +512,20 @@ impl ApiServer {
         }
     }
 
+    /// The response to a successful write: the object as rendered for the
+    /// client, with `Warning` headers for what decoding dropped.
+    fn written(
+        &self,
+        r: &ResourceInfo,
+        status: StatusCode,
+        written: store::Written,
+        output: Output,
+    ) -> Response<Body> {
+        let mut resp = respond(status, &self.render(r, written.object, output), output);
+        add_warnings(&mut resp, &written.warnings);
+        resp
+    }
+
     async fn resource(
         &self,
         info: &RequestInfo,
@@ -604,13 +619,7 @@ impl ApiServer {
                     .store
                     .create(&target, obj, write_options(info)?)
                     .await?;
-                let mut resp = respond(
-                    StatusCode::CREATED,
-                    &self.render(&r, written.object, output),
-                    output,
-                );
-                add_warnings(&mut resp, &written.warnings);
-                Ok(resp)
+                Ok(self.written(&r, StatusCode::CREATED, written, output))
             }
             ("update", Some("scale")) | ("patch", Some("scale")) => {
                 let opts = write_options(info)?;
@@ -666,13 +675,7 @@ impl ApiServer {
                     .store
                     .update(&target, name, sub, obj, write_options(info)?)
                     .await?;
-                let mut resp = respond(
-                    StatusCode::OK,
-                    &self.render(&r, written.object, output),
-                    output,
-                );
-                add_warnings(&mut resp, &written.warnings);
-                Ok(resp)
+                Ok(self.written(&r, StatusCode::OK, written, output))
             }
             ("patch", _) => {
                 let opts = write_options(info)?;
@@ -693,13 +696,7 @@ impl ApiServer {
                         )
                     })
                     .await?;
-                let mut resp = respond(
-                    StatusCode::OK,
-                    &self.render(&r, written.object, output),
-                    output,
-                );
-                add_warnings(&mut resp, &written.warnings);
-                Ok(resp)
+                Ok(self.written(&r, StatusCode::OK, written, output))
             }
             ("delete", None) => {
                 let opts = delete_options(info, content_type, body)?;
@@ -807,7 +804,7 @@ impl ApiServer {
                 let json = event.to_json(&r, |obj| match output {
                     Output::Table(include) => {
                         let rv = meta::resource_version(obj).to_string();
-                        
+
                         table::table(
                             &r,
                             std::slice::from_ref(obj),
