@@ -67,10 +67,11 @@ async fn watch_once(
     }
     while let Some(event) = stream.next().await {
         if let WatchEvent::Put { kv, .. } = event?
-            && namespace_key(&kv.key).is_some() {
-                let obj = decode_stored(&kv)?;
-                consider(store, catalog, in_flight, &kv.key, &obj);
-            }
+            && namespace_key(&kv.key).is_some()
+        {
+            let obj = decode_stored(&kv)?;
+            consider(store, catalog, in_flight, &kv.key, &obj);
+        }
     }
     Ok(())
 }

@@ -173,7 +173,9 @@ fn parse_requirement(part: &str) -> Result<Requirement, SelectorError> {
                 }
                 _ => {
                     let n = value.parse::<i64>().map_err(|_| {
-                        SelectorError("for 'Gt', 'Lt' operators, the value must be an integer".to_string())
+                        SelectorError(
+                            "for 'Gt', 'Lt' operators, the value must be an integer".to_string(),
+                        )
                     })?;
                     if kind == 2 { Op::Gt(n) } else { Op::Lt(n) }
                 }

@@ -432,9 +432,10 @@ impl Store {
         let strategy = &r.strategy;
         strategy.default(&mut obj);
         if r.has_status()
-            && let Some(map) = obj.as_object_mut() {
-                map.remove("status");
-            }
+            && let Some(map) = obj.as_object_mut()
+        {
+            map.remove("status");
+        }
         strategy.prepare_for_create(&mut obj);
         // Upstream defaults again when the stored object is decoded (also for
         // dry-run responses), so defaults derived from what PrepareForCreate
@@ -682,25 +683,27 @@ impl Store {
             let kv = self.get_kv(t, name).await?;
             let obj = decode_stored(&kv)?;
             if let Some(uid) = &opts.precondition_uid
-                && uid != meta::uid(&obj) {
-                    return Err(ApiError::Conflict {
-                        subject: t.subject(name),
-                        message: format!(
-                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                            meta::uid(&obj)
-                        ),
-                    });
-                }
+                && uid != meta::uid(&obj)
+            {
+                return Err(ApiError::Conflict {
+                    subject: t.subject(name),
+                    message: format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta::uid(&obj)
+                    ),
+                });
+            }
             if let Some(rv) = &opts.precondition_resource_version
-                && *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::Conflict {
-                        subject: t.subject(name),
-                        message: format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                            kv.mod_revision
-                        ),
-                    });
-                }
+                && *rv != kv.mod_revision.to_string()
+            {
+                return Err(ApiError::Conflict {
+                    subject: t.subject(name),
+                    message: format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    ),
+                });
+            }
             let mut finalizers = meta::finalizers(&obj);
             // Garbage-collection finalizers for the requested propagation (the
             // garbage collector acts on them).
