@@ -1,7 +1,9 @@
 //! `nestkube`: parses flags and wires the crates together. No logic lives here.
 
+mod cli;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -39,8 +41,82 @@ enum Command {
         storage_backend: nestkube_storage::Backend,
     },
     /// Run nestkube on this machine: `serve` with data in ./.nestkube on
-    /// 127.0.0.1:6443, then print how to use it.
+    /// 127.0.0.1:6443, create the VirtualCluster `demo`, then print how to use both.
     Up,
+    /// Manage VirtualClusters (tenancy.nestkube.io) through the API.
+    Vc {
+        #[command(subcommand)]
+        command: VcCommand,
+        /// Kubeconfig of the cluster holding the VirtualClusters.
+        #[arg(long, global = true, default_value = ".nestkube/root.kubeconfig")]
+        kubeconfig: PathBuf,
+        /// Namespace of the VirtualCluster.
+        #[arg(short, long, global = true, default_value = "default")]
+        namespace: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VcCommand {
+    /// Create a VirtualCluster and wait until it is Ready.
+    Create {
+        /// Its name (also its cluster path: /clusters/<name>).
+        name: String,
+        /// Default RuntimeClass of the tenant's pods.
+        #[arg(long)]
+        runtime_class: Option<String>,
+    },
+    /// List VirtualClusters of the namespace.
+    List {
+        /// List every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// Print a VirtualCluster as YAML.
+    Get {
+        /// Its name.
+        name: String,
+    },
+    /// Delete a VirtualCluster and wait until its cluster is torn down.
+    Delete {
+        /// Its name.
+        name: String,
+    },
+    /// Print a VirtualCluster's admin kubeconfig.
+    Kubeconfig {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Name of the VirtualCluster `nestkube up` creates.
+const DEMO: &str = "demo";
+
+async fn run_vc(command: VcCommand, kubeconfig: &Path, ns: &str) -> anyhow::Result<()> {
+    let client = cli::vc::client(kubeconfig).await?;
+    match command {
+        VcCommand::Create {
+            name,
+            runtime_class,
+        } => {
+            let vc = cli::vc::create(&client, ns, &name, runtime_class).await?;
+            let endpoint = vc.status.and_then(|s| s.endpoint).unwrap_or_default();
+            println!("virtualcluster {ns}/{name} ready at {endpoint}");
+        }
+        VcCommand::List { all_namespaces } => {
+            let ns = (!all_namespaces).then_some(ns);
+            print!("{}", cli::vc::list(&client, ns).await?);
+        }
+        VcCommand::Get { name } => print!("{}", cli::vc::get(&client, ns, &name).await?),
+        VcCommand::Delete { name } => {
+            cli::vc::delete(&client, ns, &name).await?;
+            println!("virtualcluster {ns}/{name} deleted");
+        }
+        VcCommand::Kubeconfig { name } => {
+            print!("{}", cli::vc::kubeconfig(&client, ns, &name).await?)
+        }
+    }
+    Ok(())
 }
 
 fn init_tracing(format: &str) {
@@ -73,6 +149,11 @@ async fn main() -> anyhow::Result<()> {
             },
             false,
         ),
+        Command::Vc {
+            command,
+            kubeconfig,
+            namespace,
+        } => return run_vc(command, &kubeconfig, &namespace).await,
         Command::Up => (
             ServeConfig {
                 data_dir: PathBuf::from(".nestkube"),
@@ -94,9 +175,14 @@ async fn main() -> anyhow::Result<()> {
         running.root_kubeconfig.display()
     );
     if up {
+        let demo = config.data_dir.join(format!("{DEMO}.kubeconfig"));
+        cli::vc::up_demo(&running.root_kubeconfig, DEMO, &demo)
+            .await
+            .context("creating the demo virtual cluster")?;
         println!(
-            "\nTry it:\n  kubectl --kubeconfig {} get namespaces\n",
-            running.root_kubeconfig.display()
+            "\nTry it:\n  kubectl --kubeconfig {} get namespaces            # the root cluster\n  kubectl --kubeconfig {} get namespaces    # virtual cluster {DEMO}\n",
+            running.root_kubeconfig.display(),
+            demo.display()
         );
     }
     tokio::select! {
