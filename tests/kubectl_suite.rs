@@ -365,6 +365,7 @@ fn scenario(k: &Kubectl, ns: &str) {
         }
     }
     let _ = watch.kill();
+    let _ = watch.wait();
     assert!(saw, "kubectl get --watch did not see the new configmap");
 
     // Explain uses the OpenAPI documents.

@@ -303,6 +303,36 @@ pub fn map_len(v: &Value) -> usize {
     v.as_object().map_or(0, Map::len)
 }
 
+/// Columns of upstream's `printReplicaSet` and `printReplicationController`.
+pub fn replica_columns() -> Vec<Column> {
+    vec![
+        Column::NAME,
+        col("Desired", "integer"),
+        col("Current", "integer"),
+        col("Ready", "integer"),
+        AGE,
+        wide("Containers", "string"),
+        wide("Images", "string"),
+        wide("Selector", "string"),
+    ]
+}
+
+/// A row for [`replica_columns`]; `selector` is the formatted selector cell
+/// (a `LabelSelector` for ReplicaSets, a plain map for ReplicationControllers).
+pub fn replica_row(obj: &Value, selector: String) -> Vec<Value> {
+    let (names, images) = container_cells(&obj["spec"]["template"]["spec"]);
+    vec![
+        name_cell(obj),
+        Value::from(int(obj, &["spec", "replicas"])),
+        Value::from(int(obj, &["status", "replicas"])),
+        Value::from(int(obj, &["status", "readyReplicas"])),
+        age_cell(obj),
+        names,
+        images,
+        Value::from(selector),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,34 +380,4 @@ mod tests {
         assert_eq!(format_labels(&json!({"z": "1", "a": "2"})), "a=2,z=1");
         assert_eq!(format_labels(&json!({})), "<none>");
     }
-}
-
-/// Columns of upstream's `printReplicaSet` and `printReplicationController`.
-pub fn replica_columns() -> Vec<Column> {
-    vec![
-        Column::NAME,
-        col("Desired", "integer"),
-        col("Current", "integer"),
-        col("Ready", "integer"),
-        AGE,
-        wide("Containers", "string"),
-        wide("Images", "string"),
-        wide("Selector", "string"),
-    ]
-}
-
-/// A row for [`replica_columns`]; `selector` is the formatted selector cell
-/// (a `LabelSelector` for ReplicaSets, a plain map for ReplicationControllers).
-pub fn replica_row(obj: &Value, selector: String) -> Vec<Value> {
-    let (names, images) = container_cells(&obj["spec"]["template"]["spec"]);
-    vec![
-        name_cell(obj),
-        Value::from(int(obj, &["spec", "replicas"])),
-        Value::from(int(obj, &["status", "replicas"])),
-        Value::from(int(obj, &["status", "readyReplicas"])),
-        age_cell(obj),
-        names,
-        images,
-        Value::from(selector),
-    ]
 }
