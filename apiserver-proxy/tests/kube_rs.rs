@@ -71,6 +71,18 @@ async fn stale_update_is_a_conflict() {
 async fn watch_from_resource_version_is_ordered_and_complete() {
     let (_server, client, _dir) = server().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    // The root CA publisher writes kube-root-ca.crt here at start: let it
+    // finish so the watch below sees only this test's writes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while api
+        .get_opt("kube-root-ca.crt")
+        .await
+        .expect("get")
+        .is_none()
+    {
+        assert!(std::time::Instant::now() < deadline, "kube-root-ca.crt");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let list = api.list(&ListParams::default()).await.expect("list");
     let rv = list.metadata.resource_version.expect("list rv");
     for i in 0..5 {

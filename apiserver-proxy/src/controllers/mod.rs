@@ -5,4 +5,7 @@
 //! changes, so an idle cluster costs nothing.
 
 pub mod namespace;
+pub mod queue;
+pub mod serviceaccount;
 pub mod virtualcluster;
+pub mod watch;

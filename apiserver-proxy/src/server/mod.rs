@@ -165,6 +165,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         api.catalog.clone(),
     ));
     crate::controllers::virtualcluster::spawn(&api, ca.pair.cert_pem.clone());
+    crate::controllers::serviceaccount::spawn(&api, ca.pair.cert_pem.clone());
     let acceptor = TlsAcceptor::from(tls_config(&serving)?);
     let task = tokio::spawn(accept_loop(listener, acceptor, api.clone()));
     tracing::info!(address = %local_addr, kubeconfig = %root_kubeconfig.display(), "nestkube API serving");
