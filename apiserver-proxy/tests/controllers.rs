@@ -179,3 +179,136 @@ async fn child_cluster_namespaces_get_service_accounts_within_milliseconds() {
         .expect("create namespace in t1");
     expect_defaults(&client, "apps", &ca).await;
 }
+
+fn owned_cm(name: &str, owner: Option<&ConfigMap>, finalizer: Option<&str>) -> ConfigMap {
+    let mut v = serde_json::json!({"metadata": {"name": name}, "data": {"k": "v"}});
+    if let Some(o) = owner {
+        v["metadata"]["ownerReferences"] = serde_json::json!([{
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "name": o.metadata.name, "uid": o.metadata.uid,
+            "blockOwnerDeletion": true,
+        }]);
+    }
+    if let Some(f) = finalizer {
+        v["metadata"]["finalizers"] = serde_json::json!([f]);
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+async fn gone(api: &Api<ConfigMap>, name: &str) {
+    wait_for(&format!("{name} to be deleted"), WAIT, || async {
+        matches!(api.get_opt(name).await, Ok(None)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn garbage_collector_background_foreground_orphan() {
+    let (_running, client, _dir) = server().await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let pp = PostParams::default();
+
+    // Background: the dependent goes after the owner.
+    let owner = api.create(&pp, &owned_cm("bg", None, None)).await.unwrap();
+    api.create(&pp, &owned_cm("bg-child", Some(&owner), None))
+        .await
+        .unwrap();
+    api.delete("bg", &DeleteParams::background()).await.unwrap();
+    gone(&api, "bg-child").await;
+
+    // Foreground: the owner waits for its blocking dependent.
+    let owner = api.create(&pp, &owned_cm("fg", None, None)).await.unwrap();
+    api.create(
+        &pp,
+        &owned_cm("fg-child", Some(&owner), Some("test.nestkube.io/hold")),
+    )
+    .await
+    .unwrap();
+    api.delete("fg", &DeleteParams::foreground()).await.unwrap();
+    wait_for("fg-child deleting", WAIT, || async {
+        api.get("fg-child")
+            .await
+            .ok()
+            .filter(|c| c.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    let waiting = api.get("fg").await.expect("owner still there");
+    assert!(
+        waiting
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"foregroundDeletion".to_string())
+    );
+    api.patch(
+        "fg-child",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    gone(&api, "fg-child").await;
+    gone(&api, "fg").await;
+
+    // Orphan: the dependent stays, without the reference.
+    let owner = api.create(&pp, &owned_cm("or", None, None)).await.unwrap();
+    api.create(&pp, &owned_cm("or-child", Some(&owner), None))
+        .await
+        .unwrap();
+    api.delete("or", &DeleteParams::orphan()).await.unwrap();
+    gone(&api, "or").await;
+    let child = api.get("or-child").await.expect("orphan survives");
+    assert!(
+        child
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn owners_never_reach_across_clusters() {
+    let (running, root, _dir) = server().await;
+    running
+        .api
+        .clusters
+        .create(&running.api.store, &running.api.catalog, "t1")
+        .await
+        .expect("create cluster");
+    let t1 = cluster_client(&running, "t1").await;
+    let pp = PostParams::default();
+    let root_api: Api<ConfigMap> = Api::namespaced(root, "default");
+    let t1_api: Api<ConfigMap> = Api::namespaced(t1, "default");
+    let root_owner = root_api
+        .create(&pp, &owned_cm("owner", None, None))
+        .await
+        .unwrap();
+    let t1_owner = t1_api
+        .create(&pp, &owned_cm("owner", None, None))
+        .await
+        .unwrap();
+    t1_api
+        .create(&pp, &owned_cm("child", Some(&t1_owner), None))
+        .await
+        .unwrap();
+    // A root object naming t1's owner (same name, t1's uid) is dangling in
+    // root: collected, while t1's objects are untouched.
+    root_api
+        .create(&pp, &owned_cm("child", Some(&t1_owner), None))
+        .await
+        .unwrap();
+    gone(&root_api, "child").await;
+    root_api
+        .create(&pp, &owned_cm("child2", Some(&root_owner), None))
+        .await
+        .unwrap();
+    root_api
+        .delete("owner", &DeleteParams::background())
+        .await
+        .unwrap();
+    gone(&root_api, "child2").await;
+    assert!(t1_api.get_opt("owner").await.unwrap().is_some());
+    let child = t1_api.get("child").await.expect("t1 child survives");
+    assert_eq!(child.metadata.owner_references.unwrap().len(), 1);
+}

@@ -2,7 +2,7 @@
 //!
 //! One storage watch over the whole key space (all clusters), delivered to a
 //! synchronous callback as [`Change`]s: first the objects that exist
-//! ([`Change::Initial`], then [`Change::Synced`]), then every put and delete.
+//! ([`Change::Listing`], each [`Change::Initial`], then [`Change::Synced`]), then every put and delete.
 //! A watcher that falls behind resumes from the last revision it saw (no
 //! event lost, none repeated); a watch from compacted history lists again.
 //!
@@ -21,6 +21,8 @@ use crate::registry::store::{Store, decode_stored};
 /// One change seen by a cluster-wide watch.
 #[derive(Debug)]
 pub enum Change<'a> {
+    /// A (re)list begins: state derived from earlier changes may be stale.
+    Listing,
     /// An object that existed when the watch (re)started.
     Initial(&'a KeyValue),
     /// Every [`Change::Initial`] of this (re)start has been delivered.
@@ -45,7 +47,7 @@ impl Change<'_> {
         match self {
             Change::Initial(kv) | Change::Put { kv, .. } => Some(&kv.key),
             Change::Delete { prev } => Some(&prev.key),
-            Change::Synced => None,
+            Change::Synced | Change::Listing => None,
         }
     }
 
@@ -62,7 +64,7 @@ impl Change<'_> {
         let kv = match self {
             Change::Initial(kv) | Change::Put { kv, .. } => *kv,
             Change::Delete { prev } => *prev,
-            Change::Synced => return None,
+            Change::Synced | Change::Listing => return None,
         };
         decode_stored(kv).ok()
     }
@@ -146,6 +148,7 @@ async fn watch_once(
         None => {
             let all = storage.list("/", ListOptions::default()).await?;
             let stream = storage.watch("/", all.revision).await?;
+            on(Change::Listing);
             for kv in all.items.iter().filter(|kv| !kv.key.starts_with("/_")) {
                 on(Change::Initial(kv));
             }

@@ -1,0 +1,619 @@
+//! The garbage collector (upstream's `garbagecollector`): objects whose
+//! owners are gone are deleted (background), an owner deleted with
+//! `propagationPolicy: Foreground` waits until its blocking dependents are
+//! gone, one deleted with `Orphan` first has its ownerReferences removed from
+//! its dependents. The store adds the [`FOREGROUND`] and [`ORPHAN`]
+//! finalizers; this controller acts on them and removes them.
+//!
+//! Cluster-aware: one watch over all clusters; an in-memory [`Graph`] of
+//! owner references exists only for clusters that have objects with owner
+//! references, so an idle cluster (or one without owners) costs nothing.
+//! Owners are looked up by the dependent's cluster and namespace only: an
+//! owner reference never reaches into another cluster.
+//!
+//! This controller must never delete an object whose owner it cannot
+//! resolve (unknown kind): such references are treated as alive.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use super::queue::WorkQueue;
+use super::watch::{self, Change, ObjectKey, contains};
+use crate::error::ApiError;
+use crate::registry::catalog::{Catalog, ResourceInfo};
+use crate::registry::meta;
+use crate::registry::store::{DeleteOptions, Deleted, Store, Target, WriteOptions, decode_stored};
+use crate::server::ApiServer;
+
+/// Finalizer of an owner deleted with `propagationPolicy: Foreground`.
+pub const FOREGROUND: &str = "foregroundDeletion";
+/// Finalizer of an owner deleted with `propagationPolicy: Orphan`.
+pub const ORPHAN: &str = "orphan";
+
+/// One entry of `metadata.ownerReferences`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnerRef {
+    /// `apiVersion` of the owner.
+    pub api_version: String,
+    /// `kind` of the owner.
+    pub kind: String,
+    /// Name of the owner (in the dependent's namespace when namespaced).
+    pub name: String,
+    /// uid of the owner.
+    pub uid: String,
+    /// Whether the owner is the managing controller.
+    pub controller: bool,
+    /// Whether the owner's foreground deletion waits for this dependent.
+    pub block_owner_deletion: bool,
+}
+
+impl OwnerRef {
+    /// The API group of the owner ("" for core).
+    pub fn group(&self) -> &str {
+        self.api_version
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or("")
+    }
+}
+
+/// The owner references of `obj`.
+pub fn owner_refs(obj: &Value) -> Vec<OwnerRef> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some(OwnerRef {
+                api_version: r["apiVersion"].as_str()?.into(),
+                kind: r["kind"].as_str()?.into(),
+                name: r["name"].as_str()?.into(),
+                uid: r["uid"].as_str()?.into(),
+                controller: r["controller"].as_bool().unwrap_or(false),
+                block_owner_deletion: r["blockOwnerDeletion"].as_bool().unwrap_or(false),
+            })
+        })
+        .collect()
+}
+
+#[derive(Default, Debug)]
+struct ClusterGraph {
+    /// Dependent key -> its owner references.
+    owners_of: HashMap<String, Vec<OwnerRef>>,
+    /// Owner uid -> dependent keys.
+    dependents: HashMap<String, HashSet<String>>,
+}
+
+/// Owner references of every object that has some, per cluster; clusters
+/// without any have no entry.
+#[derive(Default, Debug)]
+pub struct Graph {
+    clusters: HashMap<String, ClusterGraph>,
+}
+
+impl Graph {
+    /// Records `key`'s owner references (none forgets it); returns whether
+    /// they changed.
+    pub fn set(&mut self, cluster: &str, key: &str, refs: Vec<OwnerRef>) -> bool {
+        if refs.is_empty() {
+            return !self.remove(cluster, key).is_empty();
+        }
+        let g = self.clusters.entry(cluster.to_string()).or_default();
+        if g.owners_of.get(key) == Some(&refs) {
+            return false;
+        }
+        if let Some(old) = g.owners_of.remove(key) {
+            unlink(g, key, &old);
+        }
+        for r in &refs {
+            g.dependents
+                .entry(r.uid.clone())
+                .or_default()
+                .insert(key.to_string());
+        }
+        g.owners_of.insert(key.to_string(), refs);
+        true
+    }
+
+    /// Forgets `key`; returns the owner references it had.
+    pub fn remove(&mut self, cluster: &str, key: &str) -> Vec<OwnerRef> {
+        let Some(g) = self.clusters.get_mut(cluster) else {
+            return Vec::new();
+        };
+        let old = g.owners_of.remove(key).unwrap_or_default();
+        unlink(g, key, &old);
+        if g.owners_of.is_empty() {
+            self.clusters.remove(cluster);
+        }
+        old
+    }
+
+    /// The owner references recorded for `key`.
+    pub fn refs(&self, cluster: &str, key: &str) -> Option<Vec<OwnerRef>> {
+        self.clusters.get(cluster)?.owners_of.get(key).cloned()
+    }
+
+    /// Keys of the objects naming `owner_uid` as an owner.
+    pub fn dependents(&self, cluster: &str, owner_uid: &str) -> Vec<String> {
+        self.clusters
+            .get(cluster)
+            .and_then(|g| g.dependents.get(owner_uid))
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether anything in `cluster` has owner references.
+    pub fn tracks_cluster(&self, cluster: &str) -> bool {
+        self.clusters.contains_key(cluster)
+    }
+
+    /// Whether `key` is recorded.
+    pub fn tracks(&self, cluster: &str, key: &str) -> bool {
+        self.clusters
+            .get(cluster)
+            .is_some_and(|g| g.owners_of.contains_key(key))
+    }
+
+    /// Number of clusters with owner references.
+    pub fn cluster_count(&self) -> usize {
+        self.clusters.len()
+    }
+
+    /// Forgets everything (before a relist).
+    pub fn clear(&mut self) {
+        self.clusters.clear();
+    }
+}
+
+fn unlink(g: &mut ClusterGraph, key: &str, refs: &[OwnerRef]) {
+    for r in refs {
+        if let Some(d) = g.dependents.get_mut(&r.uid) {
+            d.remove(key);
+            if d.is_empty() {
+                g.dependents.remove(&r.uid);
+            }
+        }
+    }
+}
+
+/// Work of the collector, by storage key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Item {
+    /// Check whether this object's owners are gone.
+    Dependent(String),
+    /// This object is being deleted with a GC finalizer.
+    Owner(String),
+}
+
+/// How an owner reference resolves.
+#[derive(Debug, PartialEq)]
+enum OwnerState {
+    /// The owner exists and is not waiting for its dependents.
+    Solid,
+    /// The owner does not exist (or is another object by that name).
+    Dangling,
+    /// The owner is being deleted in the foreground.
+    Waiting,
+}
+
+/// The collector; one per process.
+struct Collector {
+    store: Store,
+    catalog: Arc<Catalog>,
+    /// Storage segment -> resource (its preferred version).
+    by_segment: HashMap<String, Arc<ResourceInfo>>,
+    graph: Mutex<Graph>,
+}
+
+/// Starts the garbage collector for every cluster `api` serves.
+pub fn spawn(api: &ApiServer) -> tokio::task::JoinHandle<()> {
+    let mut by_segment = HashMap::new();
+    for r in api.catalog.resources() {
+        by_segment
+            .entry(r.storage_segment.clone())
+            .or_insert_with(|| r.clone());
+    }
+    let gc = Arc::new(Collector {
+        store: api.store.clone(),
+        catalog: api.catalog.clone(),
+        by_segment,
+        graph: Mutex::new(Graph::default()),
+    });
+    let worker = gc.clone();
+    let queue = WorkQueue::new("garbagecollector", move |item: Item| {
+        let gc = worker.clone();
+        async move { gc.reconcile(&item).await.map(|()| None) }
+    });
+    let mut pending: Option<Vec<Item>> = None;
+    tokio::spawn(watch::run(
+        api.store.clone(),
+        "garbagecollector",
+        move |change| match change {
+            Change::Listing => {
+                if let Ok(mut g) = gc.graph.lock() {
+                    g.clear();
+                }
+                pending = Some(Vec::new());
+            }
+            Change::Synced => {
+                for item in pending.take().unwrap_or_default() {
+                    queue.enqueue(item);
+                }
+            }
+            change => {
+                let initial = matches!(change, Change::Initial(_));
+                for item in gc.observe(&change, initial) {
+                    match pending.as_mut() {
+                        Some(p) if initial => p.push(item),
+                        _ => queue.enqueue(item),
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// Tolerated outcomes of writes racing with other writers.
+fn tolerate<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(ApiError::NotFound(_)) | Err(ApiError::Conflict { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Collector {
+    /// Updates the graph from one change; returns the work it calls for.
+    /// Cheap: objects without owner references or GC finalizers are not
+    /// even decoded.
+    fn observe(&self, change: &Change<'_>, initial: bool) -> Vec<Item> {
+        let mut items = Vec::new();
+        let Some(key) = change.key() else {
+            return items;
+        };
+        let Some(k) = ObjectKey::parse(key) else {
+            return items;
+        };
+        let Ok(mut graph) = self.graph.lock() else {
+            return items;
+        };
+        match change.current() {
+            Some(kv) => {
+                let refs_inside = contains(&kv.value, b"\"ownerReferences\"");
+                let finalized = contains(&kv.value, FOREGROUND.as_bytes())
+                    || contains(&kv.value, b"\"orphan\"");
+                if !refs_inside && !finalized && !graph.tracks(k.cluster, key) {
+                    return items;
+                }
+                let Ok(obj) = decode_stored(kv) else {
+                    return items;
+                };
+                let refs = owner_refs(&obj);
+                let had = graph.refs(k.cluster, key);
+                let changed = graph.set(k.cluster, key, refs.clone());
+                if !refs.is_empty() && (changed || initial) {
+                    items.push(Item::Dependent(key.to_string()));
+                }
+                // References dropped (orphaning, adoption changes): owners
+                // waiting in the foreground may be done.
+                for r in had.unwrap_or_default() {
+                    if !refs.contains(&r)
+                        && let Some(owner) = self.owner_key(&k, &r)
+                    {
+                        items.push(Item::Owner(owner));
+                    }
+                }
+                let fins = meta::finalizers(&obj);
+                if meta::is_deleting(&obj) && fins.iter().any(|f| f == FOREGROUND || f == ORPHAN) {
+                    items.push(Item::Owner(key.to_string()));
+                }
+            }
+            None => {
+                if !graph.tracks_cluster(k.cluster) {
+                    return items;
+                }
+                for r in graph.remove(k.cluster, key) {
+                    if let Some(owner) = self.owner_key(&k, &r) {
+                        items.push(Item::Owner(owner));
+                    }
+                }
+                if let Some(obj) = change.object() {
+                    for d in graph.dependents(k.cluster, meta::uid(&obj)) {
+                        items.push(Item::Dependent(d));
+                    }
+                }
+            }
+        }
+        items
+    }
+
+    /// The storage key of `r`'s owner, for a dependent at `dep`; `None` when
+    /// the kind is not served or the reference cannot be valid.
+    fn owner_key(&self, dep: &ObjectKey<'_>, r: &OwnerRef) -> Option<String> {
+        let resource = self.catalog.by_kind(r.group(), &r.kind)?;
+        if resource.namespaced {
+            (!dep.namespace.is_empty()).then(|| {
+                format!(
+                    "/{}/{}/{}/{}",
+                    dep.cluster, resource.storage_segment, dep.namespace, r.name
+                )
+            })
+        } else {
+            Some(format!(
+                "/{}/{}/{}",
+                dep.cluster, resource.storage_segment, r.name
+            ))
+        }
+    }
+
+    fn target<'a>(&'a self, k: &ObjectKey<'a>) -> Option<Target<'a>> {
+        let resource = self.by_segment.get(k.segment)?;
+        Some(Target {
+            cluster: k.cluster,
+            resource,
+            namespace: (!k.namespace.is_empty()).then_some(k.namespace),
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Value>, ApiError> {
+        match self.store.storage().get(key).await? {
+            Some(kv) => decode_stored(&kv).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn reconcile(&self, item: &Item) -> Result<(), ApiError> {
+        match item {
+            Item::Dependent(key) => self.attempt_to_delete(key).await,
+            Item::Owner(key) => self.process_owner(key).await,
+        }
+    }
+
+    async fn owner_state(&self, dep: &ObjectKey<'_>, r: &OwnerRef) -> Result<OwnerState, ApiError> {
+        if self.catalog.by_kind(r.group(), &r.kind).is_none() {
+            return Ok(OwnerState::Solid);
+        }
+        let Some(key) = self.owner_key(dep, r) else {
+            // A cluster-scoped dependent naming a namespaced owner.
+            return Ok(OwnerState::Dangling);
+        };
+        Ok(match self.get(&key).await? {
+            None => OwnerState::Dangling,
+            Some(o) if meta::uid(&o) != r.uid => OwnerState::Dangling,
+            Some(o)
+                if meta::is_deleting(&o)
+                    && meta::finalizers(&o).iter().any(|f| f == FOREGROUND) =>
+            {
+                OwnerState::Waiting
+            }
+            Some(_) => OwnerState::Solid,
+        })
+    }
+
+    /// Deletes `key` when all its owners are gone (foreground when one waits
+    /// for it), or drops its references to the gone ones.
+    async fn attempt_to_delete(&self, key: &str) -> Result<(), ApiError> {
+        let Some(k) = ObjectKey::parse(key) else {
+            return Ok(());
+        };
+        let Some(obj) = self.get(key).await? else {
+            return Ok(());
+        };
+        let refs = owner_refs(&obj);
+        if refs.is_empty() || meta::is_deleting(&obj) {
+            return Ok(());
+        }
+        let (mut solid, mut dangling, mut waiting) = (0, Vec::new(), 0);
+        for r in &refs {
+            match self.owner_state(&k, r).await? {
+                OwnerState::Solid => solid += 1,
+                OwnerState::Dangling => dangling.push(r.uid.clone()),
+                OwnerState::Waiting => waiting += 1,
+            }
+        }
+        let Some(t) = self.target(&k) else {
+            return Ok(());
+        };
+        if solid > 0 || (dangling.is_empty() && waiting == 0) {
+            if !dangling.is_empty() {
+                tolerate(
+                    self.remove_refs(&t, k.name, meta::uid(&obj), &dangling)
+                        .await,
+                )?;
+            }
+            return Ok(());
+        }
+        let propagation = if waiting > 0 {
+            "Foreground"
+        } else if meta::finalizers(&obj).iter().any(|f| f == ORPHAN) {
+            "Orphan"
+        } else {
+            "Background"
+        };
+        let opts = DeleteOptions {
+            precondition_uid: Some(meta::uid(&obj).to_string()),
+            propagation: Some(propagation.into()),
+            ..Default::default()
+        };
+        tolerate(self.store.delete(&t, k.name, &opts).await)?;
+        Ok(())
+    }
+
+    /// An owner being deleted with a GC finalizer: orphan or delete its
+    /// dependents, then remove the finalizer.
+    async fn process_owner(&self, key: &str) -> Result<(), ApiError> {
+        let Some(k) = ObjectKey::parse(key) else {
+            return Ok(());
+        };
+        let Some(obj) = self.get(key).await? else {
+            return Ok(());
+        };
+        let fins = meta::finalizers(&obj);
+        if !meta::is_deleting(&obj) {
+            return Ok(());
+        }
+        let Some(t) = self.target(&k) else {
+            return Ok(());
+        };
+        let uid = meta::uid(&obj).to_string();
+        let dependents = self
+            .graph
+            .lock()
+            .map(|g| g.dependents(k.cluster, &uid))
+            .unwrap_or_default();
+        if fins.iter().any(|f| f == ORPHAN) {
+            for d in &dependents {
+                let Some(dk) = ObjectKey::parse(d) else {
+                    continue;
+                };
+                if let Some(dt) = self.target(&dk) {
+                    tolerate(
+                        self.remove_refs(&dt, dk.name, "", std::slice::from_ref(&uid))
+                            .await,
+                    )?;
+                }
+            }
+            tolerate(self.remove_finalizer(&t, k.name, ORPHAN).await)?;
+            return Ok(());
+        }
+        if !fins.iter().any(|f| f == FOREGROUND) {
+            return Ok(());
+        }
+        let mut blocking = 0;
+        for d in &dependents {
+            let (Some(dk), Some(dep)) = (ObjectKey::parse(d), self.get(d).await?) else {
+                continue;
+            };
+            let Some(r) = owner_refs(&dep).into_iter().find(|r| r.uid == uid) else {
+                continue;
+            };
+            let Some(dt) = self.target(&dk) else {
+                continue;
+            };
+            if !meta::is_deleting(&dep) {
+                let has_own = self
+                    .graph
+                    .lock()
+                    .map(|g| !g.dependents(dk.cluster, meta::uid(&dep)).is_empty())
+                    .unwrap_or(true);
+                let opts = DeleteOptions {
+                    precondition_uid: Some(meta::uid(&dep).to_string()),
+                    propagation: Some(if has_own { "Foreground" } else { "Background" }.into()),
+                    ..Default::default()
+                };
+                if let Some(Deleted::Gone(_)) | None =
+                    tolerate(self.store.delete(&dt, dk.name, &opts).await)?
+                {
+                    continue;
+                }
+            }
+            if r.block_owner_deletion {
+                blocking += 1;
+            }
+        }
+        if blocking == 0 {
+            tolerate(self.remove_finalizer(&t, k.name, FOREGROUND).await)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the owner references with `uids` from an object (of `uid`
+    /// unless empty).
+    async fn remove_refs(
+        &self,
+        t: &Target<'_>,
+        name: &str,
+        uid: &str,
+        uids: &[String],
+    ) -> Result<(), ApiError> {
+        self.store
+            .update_with(t, name, None, WriteOptions::default(), |old| {
+                if !uid.is_empty() && meta::uid(old) != uid {
+                    return Ok((old.clone(), Vec::new()));
+                }
+                let mut obj = old.clone();
+                let kept: Vec<Value> = old["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| !uids.iter().any(|u| r["uid"] == u.as_str()))
+                    .cloned()
+                    .collect();
+                meta::set(
+                    &mut obj,
+                    "ownerReferences",
+                    (!kept.is_empty()).then(|| json!(kept)),
+                );
+                Ok((obj, Vec::new()))
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn remove_finalizer(&self, t: &Target<'_>, name: &str, f: &str) -> Result<(), ApiError> {
+        self.store
+            .update_with(t, name, None, WriteOptions::default(), |old| {
+                let mut obj = old.clone();
+                let kept: Vec<String> = meta::finalizers(old)
+                    .into_iter()
+                    .filter(|x| x != f)
+                    .collect();
+                meta::set(
+                    &mut obj,
+                    "finalizers",
+                    (!kept.is_empty()).then(|| json!(kept)),
+                );
+                Ok((obj, Vec::new()))
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(uid: &str) -> OwnerRef {
+        OwnerRef {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: "rs".into(),
+            uid: uid.into(),
+            controller: true,
+            block_owner_deletion: true,
+        }
+    }
+
+    #[test]
+    fn owner_refs_parse() {
+        let obj = json!({"metadata": {"ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1",
+             "controller": true, "blockOwnerDeletion": true},
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "c", "uid": "u2"}]}});
+        let refs = owner_refs(&obj);
+        assert_eq!(refs[0], r("u1"));
+        assert_eq!(refs[1].group(), "");
+        assert!(!refs[1].block_owner_deletion);
+    }
+
+    #[test]
+    fn graph_exists_only_for_clusters_with_owners() {
+        let mut g = Graph::default();
+        assert!(g.set("t1", "/t1/core/pods/ns/a", vec![r("u1")]));
+        assert!(!g.set("t1", "/t1/core/pods/ns/a", vec![r("u1")]));
+        assert!(g.set("t1", "/t1/core/pods/ns/b", vec![r("u1"), r("u2")]));
+        let mut d = g.dependents("t1", "u1");
+        d.sort();
+        assert_eq!(d, ["/t1/core/pods/ns/a", "/t1/core/pods/ns/b"]);
+        assert!(g.dependents("root", "u1").is_empty());
+        assert!(g.set("t1", "/t1/core/pods/ns/b", vec![r("u2")]));
+        assert_eq!(g.dependents("t1", "u1"), ["/t1/core/pods/ns/a"]);
+        assert_eq!(g.remove("t1", "/t1/core/pods/ns/a"), vec![r("u1")]);
+        assert!(g.set("t1", "/t1/core/pods/ns/b", vec![]));
+        assert_eq!(g.cluster_count(), 0);
+        assert!(!g.tracks_cluster("t1"));
+    }
+}
