@@ -4,8 +4,9 @@
 //! issued by one cluster's client CA (CN = user, O = groups, as
 //! kube-apiserver reads them); see [`x509`]. Where they may go: only the
 //! cluster that issued their credential; see [`access`]. What they may do
-//! there: for now every authenticated user of a cluster is its admin
-//! (per-cluster RBAC and service-account tokens come later). Anonymous
+//! there: RBAC over that cluster's Roles and bindings, with impersonation
+//! (see [`rbac`], [`impersonation`]); service-account tokens come later.
+//! Anonymous
 //! callers reach only the public health and version endpoints, as upstream's
 //! default `system:public-info-viewer` binding allows.
 //!
@@ -14,7 +15,11 @@
 //! that does not.
 
 pub mod access;
+pub mod impersonation;
 pub mod pki;
+pub mod rbac;
+pub mod rbac_defaults;
+pub mod rbac_review;
 pub mod x509;
 
 use std::sync::Arc;

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::negotiate::{self, Offers, Output};
 use super::request::{self, Api, RequestInfo, ResourceRequest};
 use crate::auth::{self, Identity, access};
+use crate::auth::{rbac, rbac_review};
 use crate::discovery;
 use crate::error::{ApiError, Subject};
 use crate::registry::catalog::{Catalog, ResourceInfo};
@@ -53,6 +54,8 @@ pub struct ApiServer {
     pub patch_schema: Option<Arc<PatchSchema>>,
     /// `host:port` advertised in `/api`.
     pub server_address: String,
+    /// RBAC, per cluster.
+    pub authorizer: Arc<rbac::Authorizer>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -363,6 +366,23 @@ impl ApiServer {
             // Unreachable for a current credential; kept as a last guard.
             return Err(ApiError::Unauthorized);
         }
+        // Who acts (after impersonation) and whether they may: RBAC over
+        // this cluster's policy only (see `auth::rbac`).
+        let user = if let Identity::Anonymous = identity {
+            identity.user()
+        } else {
+            let decision = self
+                .authorizer
+                .authorize_request(&info, identity.user(), req.method(), req.headers())
+                .await;
+            match decision {
+                Ok(user) => user,
+                Err(rbac::RequestDenied::Forbidden(f)) => {
+                    return Ok(respond(StatusCode::FORBIDDEN, &f.to_status(), Output::Json));
+                }
+                Err(rbac::RequestDenied::Other(e)) => return Err(e),
+            }
+        };
         let (parts, body) = req.into_parts();
         let body = Limited::new(body, MAX_BODY_BYTES)
             .collect()
@@ -421,6 +441,14 @@ impl ApiServer {
                 let value = discovery::resource_list(&self.catalog, group, version)
                     .ok_or(ApiError::PathNotFound)?;
                 Ok(respond(StatusCode::OK, &value, output))
+            }
+            Api::Resource(rr) if rbac_review::is_review(rr) => {
+                let review =
+                    rbac_review::review(&self.authorizer, &info.cluster, &user, rr, || {
+                        negotiate::decode_body(content_type, &body)
+                    })
+                    .await?;
+                Ok(respond(StatusCode::CREATED, &review, Output::Json))
             }
             Api::Resource(rr) => {
                 let r = self

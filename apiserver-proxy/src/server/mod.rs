@@ -154,6 +154,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     )?;
 
     let api = Arc::new(ApiServer {
+        authorizer: crate::auth::rbac::Authorizer::start(store.clone(), catalog.clone()),
         catalog,
         store,
         clusters,

@@ -1,0 +1,547 @@
+//! RBAC per cluster over the network: a real server on 127.0.0.1, kube-rs
+//! clients with certificates issued by each cluster's client CA. Users
+//! without bindings get upstream's 403; Roles, ClusterRoles (aggregated) and
+//! bindings grant exactly what upstream grants, in their own cluster only;
+//! the review APIs and impersonation answer as upstream.
+
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
+use nestkube_apiserver::auth::pki::CertPair;
+use nestkube_apiserver::kubeconfig;
+use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
+use serde_json::{Value, json};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Fixture {
+    running: RunningServer,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start(clusters: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let running = start(ServeConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            backend: Default::default(),
+        })
+        .await
+        .expect("start server");
+        let api = &running.api;
+        for path in clusters {
+            api.clusters
+                .create(&api.store, &api.catalog, path)
+                .await
+                .expect("create cluster");
+        }
+        Self { running, dir }
+    }
+
+    fn issue(&self, cluster: &str, user: &str, groups: &[&str]) -> CertPair {
+        self.running
+            .api
+            .clusters
+            .get(cluster)
+            .expect("cluster")
+            .client_ca
+            .issue_client(user, groups)
+            .expect("issue")
+    }
+
+    /// A client for `user` (with `groups`) of `cluster`, at its URL.
+    async fn client(&self, cluster: &str, user: &str, groups: &[&str]) -> Client {
+        let ca = std::fs::read_to_string(self.dir.path().join("pki/ca.crt")).expect("server CA");
+        let url = format!("https://{}/clusters/{cluster}", self.running.local_addr);
+        let doc = kubeconfig::render("test", &url, &ca, &self.issue(cluster, user, groups));
+        let kubeconfig = Kubeconfig::from_yaml(&doc).expect("kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("config");
+        Client::try_from(config).expect("client")
+    }
+
+    async fn admin(&self, cluster: &str) -> Client {
+        self.client(cluster, "admin", &["system:masters"]).await
+    }
+}
+
+/// Sends a request; returns status and JSON body.
+async fn send(
+    client: &Client,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = http::Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(kube::client::Body::from(serde_json::to_vec(&b).unwrap())),
+        None => req.body(kube::client::Body::empty()),
+    }
+    .unwrap();
+    let resp = tokio::time::timeout(TIMEOUT, client.send(req))
+        .await
+        .expect("timely")
+        .expect("send");
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn get(client: &Client, path: &str) -> (u16, Value) {
+    send(client, "GET", path, None, &[]).await
+}
+
+async fn post(client: &Client, path: &str, body: Value) -> (u16, Value) {
+    send(client, "POST", path, Some(body), &[]).await
+}
+
+/// Waits until GET `path` answers `want` (policy changes reach the cache
+/// through a watch).
+async fn eventually(client: &Client, path: &str, want: u16) -> (u16, Value) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let got = get(client, path).await;
+        if got.0 == want || Instant::now() > deadline {
+            assert_eq!(got.0, want, "{path}: {}", got.1);
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn assert_forbidden((status, body): &(u16, Value), message: &str) {
+    assert_eq!(*status, 403, "{body}");
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["reason"], "Forbidden");
+    assert_eq!(body["code"], 403);
+    assert_eq!(body["message"], message);
+}
+
+const RBAC: &str = "/apis/rbac.authorization.k8s.io/v1";
+
+async fn create(admin: &Client, path: &str, body: Value) {
+    let (status, resp) = post(admin, path, body).await;
+    assert_eq!(status, 201, "{path}: {resp}");
+}
+
+fn role_binding(name: &str, kind: &str, role: &str, user: &str) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+           "metadata": {"name": name},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+           "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
+}
+
+#[tokio::test]
+async fn alice_without_bindings_is_forbidden_with_upstreams_message() {
+    let f = Fixture::start(&["team-a"]).await;
+    let alice = f.client("team-a", "alice", &[]).await;
+    let got = get(&alice, "/api/v1/namespaces/default/pods").await;
+    assert_forbidden(
+        &got,
+        r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default""#,
+    );
+    assert_eq!(got.1["details"], json!({"kind": "pods"}));
+    let got = get(&alice, "/apis/apps/v1/namespaces/default/deployments/web").await;
+    assert_forbidden(
+        &got,
+        r#"deployments.apps "web" is forbidden: User "alice" cannot get resource "deployments" in API group "apps" in the namespace "default""#,
+    );
+    assert_eq!(
+        got.1["details"],
+        json!({"name": "web", "group": "apps", "kind": "deployments"})
+    );
+    assert_forbidden(
+        &get(&alice, "/api/v1/namespaces").await,
+        r#"namespaces is forbidden: User "alice" cannot list resource "namespaces" in API group "" at the cluster scope"#,
+    );
+    // system:discovery and system:public-info-viewer for system:authenticated.
+    assert_eq!(get(&alice, "/api").await.0, 200);
+    assert_eq!(get(&alice, "/apis").await.0, 200);
+    assert_eq!(get(&alice, "/version").await.0, 200);
+    // system:masters is always allowed.
+    let root = f.client("team-a", "alice", &["system:masters"]).await;
+    assert_eq!(get(&root, "/api/v1/namespaces/default/pods").await.0, 200);
+}
+
+#[tokio::test]
+async fn role_binding_grants_one_namespace_and_resource_names() {
+    let f = Fixture::start(&["team-a"]).await;
+    let admin = f.admin("team-a").await;
+    let alice = f.client("team-a", "alice", &[]).await;
+    create(
+        &admin,
+        &format!("{RBAC}/namespaces/default/roles"),
+        json!({"metadata": {"name": "pod-reader"},
+               "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+                         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["allowed"]}]}),
+    )
+    .await;
+    create(
+        &admin,
+        &format!("{RBAC}/namespaces/default/rolebindings"),
+        role_binding("alice-reads", "Role", "pod-reader", "alice"),
+    )
+    .await;
+    eventually(&alice, "/api/v1/namespaces/default/pods", 200).await;
+    assert_forbidden(
+        &get(&alice, "/api/v1/namespaces/kube-system/pods").await,
+        r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "kube-system""#,
+    );
+    assert_eq!(get(&alice, "/api/v1/pods").await.0, 403, "all namespaces");
+    // resourceNames: allowed to look (404: it does not exist), not others.
+    assert_eq!(
+        get(&alice, "/api/v1/namespaces/default/configmaps/allowed")
+            .await
+            .0,
+        404
+    );
+    assert_forbidden(
+        &get(&alice, "/api/v1/namespaces/default/configmaps/other").await,
+        r#"configmaps "other" is forbidden: User "alice" cannot get resource "configmaps" in API group "" in the namespace "default""#,
+    );
+    // Removing the binding takes the grant away.
+    let (status, _) = send(
+        &admin,
+        "DELETE",
+        &format!("{RBAC}/namespaces/default/rolebindings/alice-reads"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    eventually(&alice, "/api/v1/namespaces/default/pods", 403).await;
+}
+
+#[tokio::test]
+async fn cluster_roles_view_and_aggregated_edit() {
+    let f = Fixture::start(&["team-a"]).await;
+    let admin = f.admin("team-a").await;
+    let alice = f.client("team-a", "alice", &[]).await;
+    create(
+        &admin,
+        &format!("{RBAC}/namespaces/default/rolebindings"),
+        role_binding("alice-view", "ClusterRole", "view", "alice"),
+    )
+    .await;
+    eventually(&alice, "/api/v1/namespaces/default/configmaps", 200).await;
+    assert_eq!(
+        get(&alice, "/apis/apps/v1/namespaces/default/deployments")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get(&alice, "/api/v1/namespaces/default/secrets").await.0,
+        403,
+        "view has no secrets"
+    );
+    assert_eq!(
+        get(&alice, "/api/v1/namespaces/kube-system/configmaps")
+            .await
+            .0,
+        403
+    );
+    let (status, _) = post(
+        &alice,
+        "/api/v1/namespaces/default/configmaps",
+        json!({"metadata": {"name": "x"}, "data": {}}),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // A custom ClusterRole labelled aggregate-to-edit joins `edit` (and
+    // `admin`), in this cluster.
+    create(
+        &admin,
+        &format!("{RBAC}/clusterroles"),
+        json!({"metadata": {"name": "widgets-edit",
+                            "labels": {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
+               "rules": [{"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["create", "list"]}]}),
+    )
+    .await;
+    create(
+        &admin,
+        &format!("{RBAC}/namespaces/default/rolebindings"),
+        role_binding("bob-edit", "ClusterRole", "edit", "bob"),
+    )
+    .await;
+    let sar = |user: &str, verb: &str, group: &str, resource: &str, ns: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+               "spec": {"user": user, "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": ns}}})
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (status, body) = post(
+            &admin,
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            sar("bob", "create", "example.com", "widgets", "default"),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        if body["status"]["allowed"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "edit never aggregated widgets-edit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (user, verb, group, resource, ns, allowed) in [
+        ("bob", "create", "", "secrets", "default", true),
+        ("bob", "list", "", "pods", "default", true),
+        ("bob", "create", "example.com", "widgets", "other", false),
+        (
+            "bob",
+            "create",
+            "rbac.authorization.k8s.io",
+            "roles",
+            "default",
+            false,
+        ),
+        ("alice", "list", "example.com", "widgets", "default", false),
+    ] {
+        let (_, body) = post(
+            &admin,
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            sar(user, verb, group, resource, ns),
+        )
+        .await;
+        assert_eq!(
+            body["status"]["allowed"], allowed,
+            "{user} {verb} {resource} in {ns}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bindings_in_one_cluster_never_grant_in_another() {
+    let f = Fixture::start(&["team-a", "team-b"]).await;
+    let admin_a = f.admin("team-a").await;
+    create(
+        &admin_a,
+        &format!("{RBAC}/clusterrolebindings"),
+        json!({"metadata": {"name": "alice-admin"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+               "subjects": [{"kind": "User", "name": "alice"}, {"kind": "Group", "name": "devs"}]}),
+    )
+    .await;
+    let alice_a = f.client("team-a", "alice", &[]).await;
+    eventually(&alice_a, "/api/v1/namespaces", 200).await;
+    // The same user and group names in team-b: nothing.
+    let alice_b = f.client("team-b", "alice", &["devs"]).await;
+    assert_forbidden(
+        &get(&alice_b, "/api/v1/namespaces").await,
+        r#"namespaces is forbidden: User "alice" cannot list resource "namespaces" in API group "" at the cluster scope"#,
+    );
+    let (_, review) = post(
+        &alice_b,
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        json!({"spec": {"resourceAttributes": {"verb": "list", "resource": "namespaces"}}}),
+    )
+    .await;
+    assert_eq!(review["status"]["allowed"], false, "{review}");
+    // team-b's own admin sees no foreign binding.
+    let (_, list) = get(
+        &f.admin("team-b").await,
+        &format!("{RBAC}/clusterrolebindings"),
+    )
+    .await;
+    assert_eq!(list["items"], json!([]));
+}
+
+#[tokio::test]
+async fn review_apis_answer_for_the_caller() {
+    let f = Fixture::start(&["team-a"]).await;
+    let alice = f.client("team-a", "alice", &["devs"]).await;
+    let ssar = |verb: &str, resource: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+               "spec": {"resourceAttributes": {"verb": verb, "resource": resource, "namespace": "default"}}})
+    };
+    let (status, body) = post(
+        &alice,
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        ssar("list", "pods"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["kind"], "SelfSubjectAccessReview");
+    assert_eq!(body["status"]["allowed"], false);
+    let (_, body) = post(
+        &alice,
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        json!({"spec": {"nonResourceAttributes": {"verb": "get", "path": "/apis/apps"}}}),
+    )
+    .await;
+    assert_eq!(body["status"]["allowed"], true, "{body}");
+    // kubectl auth whoami
+    let (status, body) = post(
+        &alice,
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"]["userInfo"]["username"], "alice");
+    assert_eq!(
+        body["status"]["userInfo"]["groups"],
+        json!(["devs", "system:authenticated"])
+    );
+    // kubectl auth can-i --list
+    let (status, body) = post(
+        &alice,
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+        json!({"spec": {"namespace": "default"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"]["incomplete"], false);
+    assert!(
+        body["status"]["resourceRules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resources"]
+                == json!(["selfsubjectaccessreviews", "selfsubjectrulesreviews"])),
+        "{body}"
+    );
+    // SubjectAccessReview needs a grant alice does not have.
+    let (status, _) = post(
+        &alice,
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        json!({"spec": {"user": "bob", "resourceAttributes": {"verb": "list", "resource": "pods"}}}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Not stored: no list (authorized first, as upstream).
+    let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    assert_eq!(get(&alice, path).await.0, 403);
+    assert_eq!(get(&f.admin("team-a").await, path).await.0, 405);
+}
+
+#[tokio::test]
+async fn impersonation_needs_the_impersonate_verb() {
+    let f = Fixture::start(&["team-a"]).await;
+    let admin = f.admin("team-a").await;
+    let alice = f.client("team-a", "alice", &[]).await;
+    // The admin acts as alice: alice's permissions apply.
+    let got = send(
+        &admin,
+        "GET",
+        "/api/v1/namespaces/default/pods",
+        None,
+        &[("Impersonate-User", "alice")],
+    )
+    .await;
+    assert_forbidden(
+        &got,
+        r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default""#,
+    );
+    let (status, body) = send(
+        &admin,
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        Some(json!({})),
+        &[("Impersonate-User", "alice"), ("Impersonate-Group", "devs")],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"]["userInfo"]["username"], "alice");
+    assert_eq!(
+        body["status"]["userInfo"]["groups"],
+        json!(["devs", "system:authenticated"])
+    );
+    // Impersonating system:masters gets its rights.
+    let got = send(
+        &admin,
+        "GET",
+        "/api/v1/namespaces",
+        None,
+        &[
+            ("Impersonate-User", "bob"),
+            ("Impersonate-Group", "system:masters"),
+        ],
+    )
+    .await;
+    assert_eq!(got.0, 200);
+    // alice may not impersonate.
+    let got = send(
+        &alice,
+        "GET",
+        "/api/v1/namespaces",
+        None,
+        &[("Impersonate-User", "admin")],
+    )
+    .await;
+    assert_forbidden(
+        &got,
+        r#"users "admin" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the cluster scope"#,
+    );
+    let got = send(
+        &alice,
+        "GET",
+        "/api/v1/namespaces",
+        None,
+        &[("Impersonate-User", "system:serviceaccount:default:ci")],
+    )
+    .await;
+    assert_forbidden(
+        &got,
+        r#"serviceaccounts "ci" is forbidden: User "alice" cannot impersonate resource "serviceaccounts" in API group "" in the namespace "default""#,
+    );
+    // Groups without a user are refused.
+    let got = send(
+        &admin,
+        "GET",
+        "/api",
+        None,
+        &[("Impersonate-Group", "devs")],
+    )
+    .await;
+    assert_eq!(got.0, 400, "{}", got.1);
+    // A grant to impersonate exactly bob.
+    create(
+        &admin,
+        &format!("{RBAC}/clusterroles"),
+        json!({"metadata": {"name": "as-bob"},
+               "rules": [{"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"], "resourceNames": ["bob"]}]}),
+    )
+    .await;
+    create(
+        &admin,
+        &format!("{RBAC}/clusterrolebindings"),
+        json!({"metadata": {"name": "alice-as-bob"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "as-bob"},
+               "subjects": [{"kind": "User", "name": "alice"}]}),
+    )
+    .await;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (status, body) = send(
+            &alice,
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            Some(json!({})),
+            &[("Impersonate-User", "bob")],
+        )
+        .await;
+        if status == 201 {
+            assert_eq!(body["status"]["userInfo"]["username"], "bob");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
