@@ -5,8 +5,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
 use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
 
@@ -311,4 +312,172 @@ async fn owners_never_reach_across_clusters() {
     assert!(t1_api.get_opt("owner").await.unwrap().is_some());
     let child = t1_api.get("child").await.expect("t1 child survives");
     assert_eq!(child.metadata.owner_references.unwrap().len(), 1);
+}
+
+fn replicaset(name: &str, replicas: i32) -> ReplicaSet {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+    }))
+    .unwrap()
+}
+
+/// Pods controlled by `rs` (by uid).
+async fn owned_pods(pods: &Api<Pod>, rs: &ReplicaSet) -> Vec<Pod> {
+    pods.list(&ListParams::default())
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| r.controller == Some(true) && Some(&r.uid) == rs.metadata.uid.as_ref())
+        })
+        .collect()
+}
+
+async fn wait_pods(pods: &Api<Pod>, rs: &ReplicaSet, n: usize) -> Vec<Pod> {
+    wait_for(&format!("{n} pods"), WAIT, || async {
+        let owned = owned_pods(pods, rs).await;
+        (owned.len() == n).then_some(owned)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn replicaset_creates_scales_adopts_and_reports_status() {
+    let (_running, client, _dir) = server().await;
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pp = PostParams::default();
+
+    let start = Instant::now();
+    let rs = rss
+        .create(&pp, &replicaset("web", 3))
+        .await
+        .expect("create rs");
+    let created = wait_pods(&pods, &rs, 3).await;
+    eprintln!("ReplicaSet create -> 3 pods: {:?}", start.elapsed());
+    for p in &created {
+        assert!(p.metadata.name.as_ref().unwrap().starts_with("web-"));
+        let r = &p.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((r.kind.as_str(), r.name.as_str()), ("ReplicaSet", "web"));
+        assert_eq!(r.block_owner_deletion, Some(true));
+    }
+    wait_for("status replicas=3", WAIT, || async {
+        let s = rss.get("web").await.ok()?.status?;
+        (s.replicas == 3 && s.observed_generation == Some(1)).then_some(())
+    })
+    .await;
+
+    // Play kubelet: one pod reports Ready.
+    let name = created[0].metadata.name.clone().unwrap();
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    pods.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}})),
+    )
+    .await
+    .expect("pod status");
+    wait_for("readyReplicas=1", WAIT, || async {
+        let s = rss.get("web").await.ok()?.status?;
+        (s.ready_replicas == Some(1) && s.available_replicas == Some(1)).then_some(())
+    })
+    .await;
+
+    // Scale down to 1: the ready pod is kept.
+    let start = Instant::now();
+    rss.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .expect("scale");
+    let left = wait_pods(&pods, &rs, 1).await;
+    eprintln!("ReplicaSet scale 3 -> 1: {:?}", start.elapsed());
+    assert_eq!(left[0].metadata.name.as_ref(), Some(&name));
+    wait_for("status replicas=1", WAIT, || async {
+        let s = rss.get("web").await.ok()?.status?;
+        (s.replicas == 1 && s.observed_generation == Some(2)).then_some(())
+    })
+    .await;
+
+    // Deleting the ReplicaSet (background) deletes its pods.
+    rss.delete("web", &DeleteParams::background())
+        .await
+        .expect("delete rs");
+    wait_for("pods collected", WAIT, || async {
+        let left = pods.list(&ListParams::default()).await.ok()?.items;
+        left.is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replicaset_adopts_a_matching_orphan() {
+    let (_running, client, _dir) = server().await;
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pp = PostParams::default();
+    let stray: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "stray", "labels": {"app": "adopt"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+    }))
+    .unwrap();
+    pods.create(&pp, &stray).await.expect("stray");
+    let rs = rss
+        .create(&pp, &replicaset("adopt", 1))
+        .await
+        .expect("create rs");
+    let owned = wait_pods(&pods, &rs, 1).await;
+    assert_eq!(owned[0].metadata.name.as_deref(), Some("stray"));
+    wait_for("status replicas=1", WAIT, || async {
+        let s = rss.get("adopt").await.ok()?.status?;
+        (s.replicas == 1).then_some(())
+    })
+    .await;
+    let all = pods.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(all.len(), 1, "no pod created besides the adopted one");
+}
+
+#[tokio::test]
+async fn replicaset_foreground_and_orphan_deletion() {
+    let (_running, client, _dir) = server().await;
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pp = PostParams::default();
+
+    let rs = rss.create(&pp, &replicaset("fg", 2)).await.unwrap();
+    wait_pods(&pods, &rs, 2).await;
+    rss.delete("fg", &DeleteParams::foreground()).await.unwrap();
+    wait_for("fg gone", WAIT, || async {
+        matches!(rss.get_opt("fg").await, Ok(None)).then_some(())
+    })
+    .await;
+    assert!(owned_pods(&pods, &rs).await.is_empty());
+
+    let rs = rss.create(&pp, &replicaset("or", 2)).await.unwrap();
+    let before = wait_pods(&pods, &rs, 2).await;
+    rss.delete("or", &DeleteParams::orphan()).await.unwrap();
+    wait_for("or gone", WAIT, || async {
+        matches!(rss.get_opt("or").await, Ok(None)).then_some(())
+    })
+    .await;
+    for p in before {
+        let p = pods
+            .get(p.metadata.name.as_deref().unwrap())
+            .await
+            .expect("orphan survives");
+        assert!(p.metadata.owner_references.unwrap_or_default().is_empty());
+    }
 }

@@ -6,7 +6,9 @@
 
 pub mod garbagecollector;
 pub mod namespace;
+pub mod podutil;
 pub mod queue;
+pub mod replicaset;
 pub mod serviceaccount;
 pub mod virtualcluster;
 pub mod watch;

@@ -731,7 +731,16 @@ impl Store {
                     // e.g. a namespace turning Terminating.
                     meta::set(&mut marked, "deletionTimestamp", Some(meta::now().into()));
                     meta::set(&mut marked, "deletionGracePeriodSeconds", Some(0.into()));
-                    return self.write_pending(t, name, &kv, marked, opts.dry_run).await;
+                    match self.write_pending(t, name, &kv, marked, opts.dry_run).await {
+                        // A concurrent writer (a controller's status update):
+                        // retry unless the caller pinned a resourceVersion.
+                        Err(ApiError::Conflict { .. })
+                            if opts.precondition_resource_version.is_none() =>
+                        {
+                            continue;
+                        }
+                        other => return other,
+                    }
                 }
                 if opts.dry_run {
                     return Ok(Deleted::Gone(obj));
@@ -773,7 +782,12 @@ impl Store {
             if !already_deleting {
                 r.strategy.begin_delete(&mut marked);
             }
-            return self.write_pending(t, name, &kv, marked, opts.dry_run).await;
+            match self.write_pending(t, name, &kv, marked, opts.dry_run).await {
+                Err(ApiError::Conflict { .. }) if opts.precondition_resource_version.is_none() => {
+                    continue;
+                }
+                other => return other,
+            }
         }
     }
 

@@ -1,0 +1,432 @@
+//! The ReplicaSet controller (upstream's `replicaset` controller): keeps
+//! `spec.replicas` active pods matching the selector, created from the
+//! template and owned by the ReplicaSet (controller reference), adopts
+//! matching orphans, releases owned pods that stop matching, deletes extras
+//! (unscheduled and not-ready first) and reports status.
+//!
+//! Cluster-aware: one watch over all clusters, reacting to ReplicaSets and
+//! pods only; a short task per ReplicaSet being reconciled. Reads go to the
+//! store (no cache), so there is no expectation bookkeeping: a reconcile
+//! always sees the pods the previous one created.
+//!
+//! This controller must never touch a pod controlled by another owner, nor
+//! a pod outside its ReplicaSet's cluster and namespace. Deleting a
+//! ReplicaSet's pods when it is deleted is the garbage collector's job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::podutil;
+use super::queue::WorkQueue;
+use super::watch::{self, Change, ObjectKey};
+use crate::error::ApiError;
+use crate::registry::catalog::ResourceInfo;
+use crate::registry::meta;
+use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
+use crate::server::ApiServer;
+
+/// Most pods created or deleted by one reconcile (upstream's burst).
+const BURST: usize = 500;
+
+/// Work of the controller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Item {
+    /// Reconcile this ReplicaSet (cluster, namespace, name).
+    ReplicaSet(String, String, String),
+    /// Find ReplicaSets that may adopt this pod (cluster, namespace, name).
+    Orphan(String, String, String),
+}
+
+struct Controller {
+    store: Store,
+    replicasets: Arc<ResourceInfo>,
+    pods: Arc<ResourceInfo>,
+}
+
+/// Starts the controller for every cluster `api` serves (`None` when the
+/// catalog lacks ReplicaSets or pods).
+pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+    let controller = Arc::new(Controller {
+        store: api.store.clone(),
+        replicasets: api.catalog.get("apps", "v1", "replicasets")?.clone(),
+        pods: api.catalog.get("", "v1", "pods")?.clone(),
+    });
+    let c = controller.clone();
+    let queue = WorkQueue::new("replicasets", move |item: Item| {
+        let c = c.clone();
+        async move { c.reconcile(item).await }
+    });
+    let q = queue.clone();
+    let queue_for = move |item| q.enqueue(item);
+    Some(tokio::spawn(watch::run(
+        api.store.clone(),
+        "replicasets",
+        move |change| {
+            if let Some(item) = interesting(&change) {
+                queue_for(item);
+            }
+        },
+    )))
+}
+
+/// The work a change calls for, if any.
+fn interesting(change: &Change<'_>) -> Option<Item> {
+    let k = ObjectKey::parse(change.key()?)?;
+    let id = |name: &str| {
+        (
+            k.cluster.to_string(),
+            k.namespace.to_string(),
+            name.to_string(),
+        )
+    };
+    match k.segment {
+        "apps/replicasets" => {
+            let (c, ns, n) = id(k.name);
+            Some(Item::ReplicaSet(c, ns, n))
+        }
+        "core/pods" => {
+            let pod = change.object()?;
+            match podutil::controller_ref(&pod) {
+                Some(r) if r.kind == "ReplicaSet" && r.group() == "apps" => {
+                    let (c, ns, n) = id(&r.name);
+                    Some(Item::ReplicaSet(c, ns, n))
+                }
+                Some(_) => None,
+                None if change.current().is_some()
+                    && podutil::is_active(&pod)
+                    && !meta::labels(&pod).is_empty() =>
+                {
+                    let (c, ns, n) = id(k.name);
+                    Some(Item::Orphan(c, ns, n))
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Tolerated outcomes of writes racing with other writers.
+fn tolerate<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(ApiError::NotFound(_)) | Err(ApiError::Conflict { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Controller {
+    async fn reconcile(&self, item: Item) -> Result<Option<Duration>, ApiError> {
+        match item {
+            Item::ReplicaSet(c, ns, name) => self.sync(&c, &ns, &name).await,
+            Item::Orphan(c, ns, name) => self.find_adopters(&c, &ns, &name).await.map(|()| None),
+        }
+    }
+
+    /// An orphan pod changed: reconcile every ReplicaSet that selects it.
+    async fn find_adopters(&self, cluster: &str, ns: &str, pod: &str) -> Result<(), ApiError> {
+        let pods = Target {
+            cluster,
+            resource: &self.pods,
+            namespace: Some(ns),
+        };
+        let pod = match self.store.get(&pods, pod).await {
+            Ok(p) => p,
+            Err(ApiError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if podutil::controller_ref(&pod).is_some() {
+            return Ok(());
+        }
+        let rss = Target {
+            cluster,
+            resource: &self.replicasets,
+            namespace: Some(ns),
+        };
+        let labels = meta::labels(&pod);
+        for rs in self.store.list(&rss, &ListOptions::default()).await?.items {
+            if meta::is_deleting(&rs) {
+                continue;
+            }
+            if podutil::selector(&rs["spec"]["selector"])
+                .is_some_and(|s| !s.is_empty() && s.matches(&labels))
+            {
+                // Inline: the adopting reconcile is cheap and rare.
+                self.sync(cluster, ns, meta::name(&rs)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings one ReplicaSet's pods to `spec.replicas` and writes its status.
+    async fn sync(
+        &self,
+        cluster: &str,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Duration>, ApiError> {
+        let rst = Target {
+            cluster,
+            resource: &self.replicasets,
+            namespace: Some(ns),
+        };
+        let rs = match self.store.get(&rst, name).await {
+            Ok(rs) => rs,
+            Err(ApiError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(sel) = podutil::selector(&rs["spec"]["selector"]).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let uid = meta::uid(&rs).to_string();
+        let deleting = meta::is_deleting(&rs);
+        let pt = Target {
+            cluster,
+            resource: &self.pods,
+            namespace: Some(ns),
+        };
+        let mut active = Vec::new();
+        for pod in self.store.list(&pt, &ListOptions::default()).await?.items {
+            let matches = sel.matches(&meta::labels(&pod));
+            match podutil::controller_ref(&pod) {
+                Some(r) if r.uid == uid => {
+                    if matches || deleting {
+                        if podutil::is_active(&pod) {
+                            active.push(pod);
+                        }
+                    } else {
+                        tolerate(self.set_controller(&pt, &pod, None).await)?;
+                    }
+                }
+                Some(_) => {}
+                None if matches && !deleting && podutil::is_active(&pod) => {
+                    if let Some(w) = tolerate(self.set_controller(&pt, &pod, Some(&rs)).await)? {
+                        active.push(w);
+                    }
+                }
+                None => {}
+            }
+        }
+        if !deleting {
+            let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+            if active.len() < want {
+                let n = (want - active.len()).min(BURST);
+                let body = pod_from_template(&rs);
+                let created = futures::future::join_all((0..n).map(|_| {
+                    self.store
+                        .create(&pt, body.clone(), WriteOptions::default())
+                }))
+                .await;
+                for c in created {
+                    match c {
+                        Ok(w) => active.push(w.object),
+                        // The namespace is going away, or the template is
+                        // invalid for pods: nothing to retry quickly.
+                        Err(ApiError::Forbidden(_)) | Err(ApiError::Invalid { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            } else if active.len() > want {
+                podutil::sort_for_deletion(&mut active);
+                let extra: Vec<Value> = active.drain(..(active.len() - want).min(BURST)).collect();
+                let deletes = extra.iter().map(|p| {
+                    let opts = DeleteOptions {
+                        precondition_uid: Some(meta::uid(p).to_string()),
+                        ..Default::default()
+                    };
+                    let name = meta::name(p).to_string();
+                    let pt = &pt;
+                    async move { self.store.delete(pt, &name, &opts).await }
+                });
+                for d in futures::future::join_all(deletes).await {
+                    tolerate(d)?;
+                }
+            }
+        }
+        let (status, requeue) = status_for(&rs, &active, chrono::Utc::now());
+        if rs.get("status") != Some(&status) {
+            tolerate(
+                self.store
+                    .update_with(&rst, name, Some("status"), WriteOptions::default(), |old| {
+                        let mut new = old.clone();
+                        new["status"] = status.clone();
+                        Ok((new, Vec::new()))
+                    })
+                    .await,
+            )?;
+        }
+        Ok(requeue)
+    }
+
+    /// Sets (adopt) or removes (release) the pod's controller reference to
+    /// `rs`, if the pod is still as seen.
+    async fn set_controller(
+        &self,
+        t: &Target<'_>,
+        pod: &Value,
+        rs: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let uid = meta::uid(pod).to_string();
+        self.store
+            .update_with(t, meta::name(pod), None, WriteOptions::default(), |old| {
+                if meta::uid(old) != uid {
+                    return Err(ApiError::Conflict {
+                        subject: crate::error::Subject {
+                            group: String::new(),
+                            kind: "pods".into(),
+                            name: meta::name(old).into(),
+                        },
+                        message: "the pod was replaced".into(),
+                    });
+                }
+                let mut new = old.clone();
+                let mut refs: Vec<Value> = old["metadata"]["ownerReferences"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                match rs {
+                    Some(rs) => {
+                        if podutil::controller_ref(old).is_some() {
+                            return Ok((old.clone(), Vec::new()));
+                        }
+                        refs.push(controller_ref_to(rs));
+                    }
+                    None => refs.retain(|r| r["controller"] != true),
+                }
+                meta::set(
+                    &mut new,
+                    "ownerReferences",
+                    (!refs.is_empty()).then(|| json!(refs)),
+                );
+                Ok((new, Vec::new()))
+            })
+            .await
+            .map(|w| w.object)
+    }
+}
+
+/// The controller owner reference to ReplicaSet `rs`.
+fn controller_ref_to(rs: &Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": meta::name(rs),
+        "uid": meta::uid(rs),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// A new pod for `rs` from its template.
+fn pod_from_template(rs: &Value) -> Value {
+    let template = &rs["spec"]["template"];
+    let mut metadata = json!({
+        "generateName": format!("{}-", meta::name(rs)),
+        "ownerReferences": [controller_ref_to(rs)],
+    });
+    for field in ["labels", "annotations", "finalizers"] {
+        if let Some(v) = template["metadata"].get(field).filter(|v| !v.is_null()) {
+            metadata[field] = v.clone();
+        }
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]})
+}
+
+/// The status of `rs` given its active pods at `now`, and when to look
+/// again (a ready pod becoming available after `minReadySeconds`).
+fn status_for(
+    rs: &Value,
+    active: &[Value],
+    now: chrono::DateTime<chrono::Utc>,
+) -> (Value, Option<Duration>) {
+    let template_labels = meta::labels(&rs["spec"]["template"]);
+    let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
+    let fully_labeled = active
+        .iter()
+        .filter(|p| {
+            let l = meta::labels(p);
+            template_labels.iter().all(|(k, v)| l.get(k) == Some(v))
+        })
+        .count();
+    let ready = active.iter().filter(|p| podutil::is_ready(p)).count();
+    let waits: Vec<i64> = active
+        .iter()
+        .filter_map(|p| podutil::until_available(p, min_ready, now))
+        .collect();
+    let available = waits.iter().filter(|w| **w == 0).count();
+    let requeue = waits
+        .iter()
+        .filter(|w| **w > 0)
+        .min()
+        .map(|s| Duration::from_secs(*s as u64));
+    let mut status = json!({"replicas": active.len()});
+    for (field, n) in [
+        ("fullyLabeledReplicas", fully_labeled),
+        ("readyReplicas", ready),
+        ("availableReplicas", available),
+    ] {
+        if n > 0 {
+            status[field] = json!(n);
+        }
+    }
+    if let Some(g) = rs["metadata"]["generation"].as_i64() {
+        status["observedGeneration"] = json!(g);
+    }
+    if let Some(c) = rs["status"].get("conditions").filter(|c| !c.is_null()) {
+        status["conditions"] = c.clone();
+    }
+    (status, requeue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rs() -> Value {
+        json!({"metadata": {"name": "web", "uid": "u-rs", "generation": 3},
+            "spec": {"replicas": 2, "minReadySeconds": 5,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web", "tier": "fe"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+    }
+
+    #[test]
+    fn pods_from_the_template_are_owned() {
+        let pod = pod_from_template(&rs());
+        assert_eq!(pod["metadata"]["generateName"], "web-");
+        assert_eq!(pod["metadata"]["labels"]["tier"], "fe");
+        let r = &pod["metadata"]["ownerReferences"][0];
+        assert_eq!(r["uid"], "u-rs");
+        assert_eq!(r["controller"], true);
+        assert_eq!(r["blockOwnerDeletion"], true);
+        assert_eq!(pod["spec"]["containers"][0]["image"], "nginx");
+    }
+
+    #[test]
+    fn status_counts() {
+        let now = chrono::Utc::now();
+        let long_ago = (now - chrono::Duration::seconds(60)).to_rfc3339();
+        let just_now = now.to_rfc3339();
+        let ready = |t: &str| {
+            json!({"metadata": {"labels": {"app": "web", "tier": "fe"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": t}]}})
+        };
+        let pods = vec![
+            ready(&long_ago),
+            ready(&just_now),
+            json!({"metadata": {"labels": {"app": "web"}}}),
+        ];
+        let (status, requeue) = status_for(&rs(), &pods, now);
+        assert_eq!(status["replicas"], 3);
+        assert_eq!(status["fullyLabeledReplicas"], 2);
+        assert_eq!(status["readyReplicas"], 2);
+        assert_eq!(status["availableReplicas"], 1);
+        assert_eq!(status["observedGeneration"], 3);
+        assert_eq!(requeue, Some(Duration::from_secs(5)));
+        let (empty, none) = status_for(&rs(), &[], now);
+        assert_eq!(empty, json!({"replicas": 0, "observedGeneration": 3}));
+        assert_eq!(none, None);
+    }
+}
