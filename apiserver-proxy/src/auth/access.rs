@@ -1,7 +1,10 @@
 //! Which cluster a request may reach with the caller's credential: one pure
 //! function over the request path, decided before any cluster is looked up.
 //!
-//! A credential is valid for exactly the cluster whose client CA issued it.
+//! A credential is valid for exactly the cluster whose client CA issued it,
+//! or whose key signed it: a request's credential is its bearer token if it
+//! has one (the cluster the token names, unverified here: the handler then
+//! verifies it with that cluster's key), else the connection's certificate.
 //! This module must never consult storage or the set of served clusters: its
 //! answer depends on the path and the credential alone, so the response to a
 //! foreign cluster is the same whether that cluster exists or not, and a
@@ -20,6 +23,30 @@ pub enum Credential<'a> {
     /// A certificate no served cluster issued (or expired, or not for client
     /// authentication). It never falls back to anonymous.
     Invalid,
+}
+
+/// The bearer token of a request (`Authorization: Bearer <token>`), if its
+/// `Authorization` header uses that scheme. An empty token is returned as
+/// such (and is then invalid, never anonymous); other schemes are ignored,
+/// as upstream's bearer authenticator does.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The credential of one request: a bearer token's claimed cluster
+/// (`bearer` is `Some(claimed)` when the request has a token; a token that
+/// names no cluster is invalid), else the connection's credential.
+pub fn request_credential<'a>(
+    bearer: Option<Option<&'a str>>,
+    connection: Credential<'a>,
+) -> Credential<'a> {
+    match bearer {
+        Some(Some(cluster)) => Credential::Cluster(cluster),
+        Some(None) => Credential::Invalid,
+        None => connection,
+    }
 }
 
 /// The cluster a request is served from.
@@ -202,6 +229,33 @@ mod tests {
         for path in ["/version", "/clusters/team-a/version", "/api", "/"] {
             assert_eq!(decide(path, Credential::Invalid), Err(Denied), "{path}");
         }
+    }
+
+    #[test]
+    fn a_bearer_token_replaces_the_connections_credential() {
+        let root = Credential::Cluster("root");
+        let token_a = request_credential(Some(Some("team-a")), root);
+        assert_eq!(token_a, A);
+        assert_eq!(decide("/api/v1/pods", token_a), ok("team-a", false));
+        assert_eq!(decide("/clusters/root/api", token_a), Err(Denied));
+        // A token naming no cluster never falls back to the certificate.
+        let bad = request_credential(Some(None), root);
+        assert_eq!(decide("/version", bad), Err(Denied));
+        assert_eq!(request_credential(None, root), root);
+    }
+
+    #[test]
+    fn bearer_token_header() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(bearer_token(&h), None);
+        h.insert("authorization", "Bearer abc.def.ghi".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some("abc.def.ghi"));
+        h.insert("authorization", "bearer  x ".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some("x"));
+        h.insert("authorization", "Bearer".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some(""));
+        h.insert("authorization", "Basic Zm9vOmJhcg==".parse().unwrap());
+        assert_eq!(bearer_token(&h), None);
     }
 
     #[test]

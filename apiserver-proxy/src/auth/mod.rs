@@ -1,12 +1,13 @@
 //! Authentication and authorization.
 //!
-//! Who is calling: a client certificate whose key the TLS handshake proved,
-//! issued by one cluster's client CA (CN = user, O = groups, as
-//! kube-apiserver reads them); see [`x509`]. Where they may go: only the
-//! cluster that issued their credential; see [`access`]. What they may do
-//! there: RBAC over that cluster's Roles and bindings, with impersonation
-//! (see [`rbac`], [`impersonation`]); service-account tokens come later.
-//! Anonymous
+//! Who is calling: a request's bearer token if it has one, a
+//! service-account token signed by one cluster's key (see [`tokens`]);
+//! otherwise the connection's client certificate, whose key the TLS
+//! handshake proved, issued by one cluster's client CA (CN = user, O =
+//! groups, as kube-apiserver reads them); see [`x509`]. Where they may go:
+//! only the cluster that issued their credential; see [`access`]. What they
+//! may do there: RBAC over that cluster's Roles and bindings, with
+//! impersonation (see [`rbac`], [`impersonation`]). Anonymous
 //! callers reach only the public health and version endpoints, as upstream's
 //! default `system:public-info-viewer` binding allows.
 //!
@@ -20,6 +21,8 @@ pub mod pki;
 pub mod rbac;
 pub mod rbac_defaults;
 pub mod rbac_review;
+pub mod tokens;
+pub mod tokens_api;
 pub mod x509;
 
 use std::sync::Arc;

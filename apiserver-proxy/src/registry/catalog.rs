@@ -41,8 +41,9 @@ const SERVED_GROUPS: &[&str] = &[
     nestkube_tenant_crds::GROUP,
 ];
 
-/// Subresources the generic store serves.
-const SERVED_SUBRESOURCES: &[&str] = &["status", "scale", "finalize"];
+/// Subresources served: by the generic store, and `token` (service
+/// accounts' TokenRequest) by `auth::tokens_api`.
+const SERVED_SUBRESOURCES: &[&str] = &["status", "scale", "finalize", "token"];
 
 /// A subresource of a resource (`status`, `scale`).
 #[derive(Clone, Debug)]

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::negotiate::{self, Offers, Output};
 use super::request::{self, Api, RequestInfo, ResourceRequest};
-use crate::auth::{self, Identity, access};
+use crate::auth::{self, Identity, access, tokens, tokens_api};
 use crate::auth::{rbac, rbac_review};
 use crate::discovery;
 use crate::error::{ApiError, Subject};
@@ -336,10 +336,43 @@ impl ApiServer {
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        // Which cluster, decided from the path and the credential alone,
-        // before anything is looked up (see `auth::access`).
-        let access = access::decide(req.uri().path(), identity.credential())
-            .map_err(|_| ApiError::Unauthorized)?;
+        // The request's credential: its bearer token if any, else the
+        // connection's certificate. Which cluster, decided from the path and
+        // the credential alone, before anything is looked up (see
+        // `auth::access`).
+        let bearer = access::bearer_token(req.headers()).map(str::to_string);
+        let claimed = bearer.as_deref().map(tokens::claimed_cluster);
+        let credential = access::request_credential(
+            claimed.as_ref().map(Option::as_deref),
+            identity.credential(),
+        );
+        let access =
+            access::decide(req.uri().path(), credential).map_err(|_| ApiError::Unauthorized)?;
+        let token_identity;
+        let identity = match bearer.as_deref() {
+            None => identity,
+            Some(token) => {
+                let audiences = [tokens::API_AUDIENCE.to_string()];
+                let auth = tokens::authenticate(
+                    &self.clusters,
+                    &self.store,
+                    &self.catalog,
+                    &access.cluster,
+                    token,
+                    &audiences,
+                )
+                .await
+                .map_err(|e| {
+                    tracing::debug!(error = %e, "bearer token rejected");
+                    ApiError::Unauthorized
+                })?;
+                token_identity = Identity::Cluster {
+                    user: auth.claims.user(),
+                    cluster: auth.cluster,
+                };
+                &token_identity
+            }
+        };
         if !identity.is_current(&self.clusters) {
             // Its cluster was removed (or re-created) since the handshake.
             return Err(ApiError::Unauthorized);
@@ -441,6 +474,25 @@ impl ApiServer {
                 let value = discovery::resource_list(&self.catalog, group, version)
                     .ok_or(ApiError::PathNotFound)?;
                 Ok(respond(StatusCode::OK, &value, output))
+            }
+            Api::Resource(rr)
+                if rr.group == "authentication.k8s.io" && rr.resource == "tokenreviews" =>
+            {
+                if rr.version != "v1" {
+                    return Err(ApiError::PathNotFound);
+                }
+                if rr.verb != "create" || rr.namespace.is_some() {
+                    return Err(ApiError::MethodNotAllowed);
+                }
+                let review = tokens_api::token_review(
+                    &self.clusters,
+                    &self.store,
+                    &self.catalog,
+                    &info.cluster,
+                    negotiate::decode_body(content_type, &body)?,
+                )
+                .await?;
+                Ok(respond(StatusCode::CREATED, &review, Output::Json))
             }
             Api::Resource(rr) if rbac_review::is_review(rr) => {
                 let review =
@@ -593,6 +645,22 @@ impl ApiServer {
             name: name.to_string(),
         };
         match (rr.verb, sub) {
+            ("create", Some("token")) => {
+                let cluster = self
+                    .clusters
+                    .get(&info.cluster)
+                    .ok_or(ApiError::Unauthorized)?;
+                let value = tokens_api::token_request(
+                    &self.store,
+                    &self.catalog,
+                    &cluster,
+                    rr.namespace.as_deref().unwrap_or(""),
+                    name,
+                    negotiate::decode_body(content_type, body)?,
+                )
+                .await?;
+                Ok(respond(StatusCode::CREATED, &value, output_plain(output)))
+            }
             ("get", Some("scale")) => {
                 let obj = self.store.get(&target, name).await?;
                 Ok(respond(

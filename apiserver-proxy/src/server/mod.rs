@@ -43,6 +43,9 @@ pub enum ServeError {
     /// The embedded API catalog is broken.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The root cluster's service-account signing key.
+    #[error("service-account key: {0}")]
+    Tokens(#[from] crate::auth::tokens::TokenError),
     /// Bootstrapping the root cluster failed.
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] crate::error::ApiError),
@@ -136,9 +139,16 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let storage = config.backend.open(config.data_dir.join("storage"))?;
     let catalog = Arc::new(Catalog::builtin()?);
     let store = Store::new(storage.clone());
-    // The server CA also issues the root cluster's client certificates.
+    // The server CA also issues the root cluster's client certificates; the
+    // root cluster's service-account signing key lives beside it.
+    let root_sa_key = crate::auth::tokens::SigningKey::load_or_create(&pki_dir, "sa")?;
     let clusters = Arc::new(
-        Clusters::load(storage, Ca::load_or_create(&pki_dir, "ca", "nestkube-ca")?).await?,
+        Clusters::load(
+            storage,
+            Ca::load_or_create(&pki_dir, "ca", "nestkube-ca")?,
+            root_sa_key,
+        )
+        .await?,
     );
     Clusters::bootstrap(&store, &catalog, request::ROOT_CLUSTER).await?;
 

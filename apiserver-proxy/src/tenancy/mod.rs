@@ -2,9 +2,11 @@
 //!
 //! A cluster is a path (`root`, `team-a`, `team-a:dev`), a key prefix in
 //! storage (`/<path>/`) and a client CA that issues and verifies its users'
-//! certificates. It owns no task and no per-cluster copy of shared state.
-//! Cluster records live in storage under [`RECORD_PREFIX`], outside every
-//! cluster's key space, so no API request can read a CA key.
+//! certificates, and a service-account signing key that signs and verifies
+//! its service-account tokens. It owns no task and no per-cluster copy of
+//! shared state. Cluster records live in storage under [`RECORD_PREFIX`],
+//! outside every cluster's key space, so no API request can read a CA or
+//! signing key.
 //!
 //! This module must never decide *whether* a cluster should exist (that is
 //! the VirtualCluster controller's job); it only creates, loads and removes
@@ -20,6 +22,7 @@ use serde_json::json;
 
 use crate::auth::UserInfo;
 use crate::auth::pki::{Ca, CertPair};
+use crate::auth::tokens::SigningKey;
 use crate::error::ApiError;
 use crate::registry::catalog::Catalog;
 use crate::registry::store::{Store, Target, WriteOptions};
@@ -39,6 +42,8 @@ pub struct Cluster {
     pub path: String,
     /// Issues and verifies the cluster's client certificates.
     pub client_ca: Ca,
+    /// Signs and verifies the cluster's service-account tokens.
+    pub sa_key: SigningKey,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -55,6 +60,29 @@ struct Record {
     path: String,
     client_ca_cert: String,
     client_ca_key: String,
+    /// Absent in records written before service-account tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sa_signing_key: Option<String>,
+}
+
+impl Record {
+    /// The cluster this record describes.
+    fn into_cluster(self) -> Result<Cluster, ApiError> {
+        let client_ca = Ca::from_pem(CertPair {
+            cert_pem: self.client_ca_cert,
+            key_pem: self.client_ca_key,
+        })
+        .map_err(internal)?;
+        let sa_key = match &self.sa_signing_key {
+            Some(pem) => SigningKey::from_pem(pem).map_err(internal)?,
+            None => return Err(internal("cluster record has no signing key")),
+        };
+        Ok(Cluster {
+            path: self.path,
+            client_ca,
+            sa_key,
+        })
+    }
 }
 
 /// The clusters served, shared by every request.
@@ -77,31 +105,27 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 impl Clusters {
     /// Loads every cluster record; the root cluster's client CA is `root_ca`
-    /// (the server's own CA, which issued the root admin certificate).
-    pub async fn load(storage: Arc<dyn Storage>, root_ca: Ca) -> Result<Self, ApiError> {
+    /// (the server's own CA, which issued the root admin certificate) and its
+    /// service-account signing key `root_sa_key` (kept beside it). A record
+    /// written before signing keys existed gets one now.
+    pub async fn load(
+        storage: Arc<dyn Storage>,
+        root_ca: Ca,
+        root_sa_key: SigningKey,
+    ) -> Result<Self, ApiError> {
         let mut by_path = HashMap::new();
         by_path.insert(
             ROOT_CLUSTER.to_string(),
             Arc::new(Cluster {
                 path: ROOT_CLUSTER.into(),
                 client_ca: root_ca,
+                sa_key: root_sa_key,
             }),
         );
         let records = storage.list(RECORD_PREFIX, StorageList::default()).await?;
         for kv in records.items {
-            let record: Record = serde_json::from_slice(&kv.value).map_err(internal)?;
-            let ca = Ca::from_pem(CertPair {
-                cert_pem: record.client_ca_cert,
-                key_pem: record.client_ca_key,
-            })
-            .map_err(internal)?;
-            by_path.insert(
-                record.path.clone(),
-                Arc::new(Cluster {
-                    path: record.path,
-                    client_ca: ca,
-                }),
-            );
+            let record = Self::complete(&storage, &kv.key, kv.mod_revision, &kv.value).await?;
+            by_path.insert(record.path.clone(), Arc::new(record.into_cluster()?));
         }
         Ok(Self {
             by_path: RwLock::new(by_path),
@@ -140,41 +164,69 @@ impl Clusters {
             Some(c) => c,
             None => {
                 let ca = Ca::generate(&format!("nestkube-client-ca:{path}")).map_err(internal)?;
+                let sa_key = SigningKey::generate().map_err(internal)?;
                 let record = Record {
                     path: path.to_string(),
                     client_ca_cert: ca.pair.cert_pem.clone(),
                     client_ca_key: ca.pair.key_pem.clone(),
+                    sa_signing_key: Some(sa_key.pem().to_string()),
                 };
                 let bytes = Bytes::from(serde_json::to_vec(&record).map_err(internal)?);
                 let key = format!("{RECORD_PREFIX}{path}");
-                let ca = match self.storage.create(&key, bytes).await {
-                    Ok(_) => ca,
-                    // Created concurrently (or before a crash): use the stored CA.
+                let cluster = match self.storage.create(&key, bytes).await {
+                    Ok(_) => record.into_cluster()?,
+                    // Created concurrently (or before a crash): use the stored keys.
                     Err(StorageError::AlreadyExists { .. }) => {
                         let kv = self
                             .storage
                             .get(&key)
                             .await?
                             .ok_or_else(|| internal("cluster record vanished"))?;
-                        let record: Record = serde_json::from_slice(&kv.value).map_err(internal)?;
-                        Ca::from_pem(CertPair {
-                            cert_pem: record.client_ca_cert,
-                            key_pem: record.client_ca_key,
-                        })
-                        .map_err(internal)?
+                        Self::complete(&self.storage, &kv.key, kv.mod_revision, &kv.value)
+                            .await?
+                            .into_cluster()?
                     }
                     Err(e) => return Err(e.into()),
                 };
-                let cluster = Arc::new(Cluster {
-                    path: path.to_string(),
-                    client_ca: ca,
-                });
+                let cluster = Arc::new(cluster);
                 let mut map = self.by_path.write().map_err(internal)?;
                 map.entry(path.to_string()).or_insert(cluster).clone()
             }
         };
         Self::bootstrap(store, catalog, path).await?;
         Ok(cluster)
+    }
+
+    /// Parses a stored record, adding (and storing) a service-account signing
+    /// key if it has none. A concurrent writer's key wins.
+    async fn complete(
+        storage: &Arc<dyn Storage>,
+        key: &str,
+        revision: nestkube_storage::Revision,
+        value: &[u8],
+    ) -> Result<Record, ApiError> {
+        let mut record: Record = serde_json::from_slice(value).map_err(internal)?;
+        if record.sa_signing_key.is_some() {
+            return Ok(record);
+        }
+        record.sa_signing_key = Some(SigningKey::generate().map_err(internal)?.pem().to_string());
+        let bytes = Bytes::from(serde_json::to_vec(&record).map_err(internal)?);
+        match storage.update(key, bytes, revision).await {
+            Ok(_) => Ok(record),
+            Err(StorageError::Conflict { .. }) => {
+                let kv = storage
+                    .get(key)
+                    .await?
+                    .ok_or_else(|| internal("cluster record vanished"))?;
+                let stored: Record = serde_json::from_slice(&kv.value).map_err(internal)?;
+                stored
+                    .sa_signing_key
+                    .is_some()
+                    .then_some(stored)
+                    .ok_or_else(|| internal("cluster record changed concurrently"))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Removes the cluster at `path`: every object under its key prefix, then
