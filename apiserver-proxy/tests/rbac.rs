@@ -545,3 +545,79 @@ async fn impersonation_needs_the_impersonate_verb() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Runs kubectl with `kubeconfig`; returns exit success and stdout+stderr.
+fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn kubectl_auth_commands_and_as() {
+    if std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        eprintln!("note: kubectl not found; skipping");
+        return;
+    }
+    let f = Fixture::start(&["team-a"]).await;
+    let ca = std::fs::read_to_string(f.dir.path().join("pki/ca.crt")).expect("server CA");
+    let url = format!("https://{}/clusters/team-a", f.running.local_addr);
+    let write = |user: &str, groups: &[&str]| {
+        let path = f.dir.path().join(format!("{user}.kubeconfig"));
+        let doc = kubeconfig::render("team-a", &url, &ca, &f.issue("team-a", user, groups));
+        std::fs::write(&path, doc).expect("write kubeconfig");
+        path
+    };
+    let admin = write("admin", &["system:masters"]);
+    let alice = write("alice", &[]);
+    let run = |kc: std::path::PathBuf, args: &'static [&'static str]| {
+        tokio::task::spawn_blocking(move || kubectl(&kc, args))
+    };
+    let (ok, out) = run(admin.clone(), &["auth", "can-i", "list", "pods"])
+        .await
+        .unwrap();
+    assert!(ok && out.trim() == "yes", "{out}");
+    let (ok, out) = run(
+        admin.clone(),
+        &["auth", "can-i", "list", "pods", "--as", "alice"],
+    )
+    .await
+    .unwrap();
+    assert!(!ok && out.trim() == "no", "{out}");
+    let (ok, out) = run(alice.clone(), &["auth", "whoami", "-o", "json"])
+        .await
+        .unwrap();
+    assert!(ok && out.contains("\"username\": \"alice\""), "{out}");
+    let (ok, out) = run(alice.clone(), &["auth", "can-i", "--list"])
+        .await
+        .unwrap();
+    assert!(ok && out.contains("selfsubjectaccessreviews"), "{out}");
+    let (ok, out) = run(admin.clone(), &["get", "pods", "--as", "alice"])
+        .await
+        .unwrap();
+    assert!(
+        !ok && out.contains(r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{out}"
+    );
+    let (ok, out) = run(alice.clone(), &["get", "pods", "--as", "bob"])
+        .await
+        .unwrap();
+    assert!(
+        !ok && out.contains(r#"users "bob" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the cluster scope"#),
+        "{out}"
+    );
+}
