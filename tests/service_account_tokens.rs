@@ -78,6 +78,13 @@ fn kubectl_create_token() {
     };
     let out = as_sa.ok(&["get", "namespaces", "-o", "name"]);
     assert!(out.contains("namespace/default"), "{out}");
+    let who = as_sa.ok(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert_eq!(who.trim(), "system:serviceaccount:default:default");
     let garbage = Kubectl {
         bin: "kubectl".into(),
         kubeconfig: token_kubeconfig(tmp.path(), &server_url, "not-a-token"),
