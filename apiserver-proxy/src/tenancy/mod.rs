@@ -287,3 +287,53 @@ impl Clusters {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn signing_keys_are_kept_and_added_to_old_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = nestkube_storage::Backend::default()
+            .open(dir.path())
+            .unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let store = Store::new(storage.clone());
+        let root = || Ca::generate("root").unwrap();
+        let clusters = Clusters::load(storage.clone(), root(), SigningKey::generate().unwrap())
+            .await
+            .unwrap();
+        let a = clusters.create(&store, &catalog, "team-a").await.unwrap();
+        // A record written before signing keys existed.
+        let old = Ca::generate("old").unwrap();
+        let record = json!({"path": "old", "client_ca_cert": old.pair.cert_pem,
+                            "client_ca_key": old.pair.key_pem});
+        storage
+            .create(
+                &format!("{RECORD_PREFIX}old"),
+                Bytes::from(record.to_string()),
+            )
+            .await
+            .unwrap();
+
+        let reloaded = Clusters::load(storage.clone(), root(), SigningKey::generate().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            reloaded.get("team-a").unwrap().sa_key.pem(),
+            a.sa_key.pem(),
+            "a cluster's key survives a restart"
+        );
+        let added = reloaded.get("old").unwrap().sa_key.pem().to_string();
+        let again = Clusters::load(storage, root(), SigningKey::generate().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            again.get("old").unwrap().sa_key.pem(),
+            added,
+            "the key added to an old record is stored"
+        );
+        assert_ne!(added, a.sa_key.pem());
+    }
+}
