@@ -621,3 +621,34 @@ async fn kubectl_auth_commands_and_as() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_recreated_cluster_starts_without_its_predecessors_bindings() {
+    let f = Fixture::start(&["team-a"]).await;
+    create(
+        &f.admin("team-a").await,
+        &format!("{RBAC}/clusterrolebindings"),
+        json!({"metadata": {"name": "alice-admin"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+               "subjects": [{"kind": "User", "name": "alice"}]}),
+    )
+    .await;
+    eventually(
+        &f.client("team-a", "alice", &[]).await,
+        "/api/v1/namespaces",
+        200,
+    )
+    .await;
+    let api = &f.running.api;
+    api.clusters.remove("team-a").await.expect("remove");
+    api.clusters
+        .create(&api.store, &api.catalog, "team-a")
+        .await
+        .expect("re-create");
+    eventually(
+        &f.client("team-a", "alice", &[]).await,
+        "/api/v1/namespaces",
+        403,
+    )
+    .await;
+}

@@ -658,8 +658,15 @@ impl std::fmt::Debug for Authorizer {
     }
 }
 
-/// The cluster of an RBAC storage key (`/<cluster>/rbac.authorization.k8s.io/...`).
+/// The cluster whose cached policy a write to `key` makes stale: that of an
+/// RBAC key (`/<cluster>/rbac.authorization.k8s.io/...`), or of a cluster
+/// record (`/_clusters/<path>`: the cluster was created or removed, so a
+/// re-created cluster never sees its predecessor's policy, and a removed
+/// one's entry is freed).
 fn rbac_cluster(key: &str) -> Option<&str> {
+    if let Some(path) = key.strip_prefix(crate::tenancy::RECORD_PREFIX) {
+        return Some(path);
+    }
     let (cluster, rest) = key.strip_prefix('/')?.split_once('/')?;
     rest.strip_prefix(RBAC_GROUP)?
         .starts_with('/')
@@ -986,6 +993,6 @@ mod tests {
             Some("team-a")
         );
         assert_eq!(rbac_cluster("/team-a/core/pods/ns/p"), None);
-        assert_eq!(rbac_cluster("/_clusters/team-a"), None);
+        assert_eq!(rbac_cluster("/_clusters/team-a:dev"), Some("team-a:dev"));
     }
 }
