@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
@@ -479,5 +479,157 @@ async fn replicaset_foreground_and_orphan_deletion() {
             .await
             .expect("orphan survives");
         assert!(p.metadata.owner_references.unwrap_or_default().is_empty());
+    }
+}
+
+/// Plays kubelet for `ns`: every pod is reported Running and Ready.
+fn fake_kubelet(client: Client, ns: &str) -> tokio::task::JoinHandle<()> {
+    let pods: Api<Pod> = Api::namespaced(client, ns);
+    tokio::spawn(async move {
+        loop {
+            for p in pods
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+            {
+                let ready = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                if ready || p.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+                let _ = pods
+                    .patch_status(
+                        p.metadata.name.as_deref().unwrap(),
+                        &PatchParams::default(),
+                        &Patch::Merge(serde_json::json!({"status": {"phase": "Running",
+                            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}})),
+                    )
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+fn deployment(name: &str, image: &str, strategy: &str) -> Deployment {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"replicas": 2, "strategy": {"type": strategy},
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": image}]}}},
+    }))
+    .unwrap()
+}
+
+/// Waits until the rollout is complete as `kubectl rollout status` decides.
+async fn rolled_out(api: &Api<Deployment>, name: &str) -> Deployment {
+    wait_for("rollout complete", WAIT, || async {
+        let d = api.get(name).await.ok()?;
+        let s = d.status.clone()?;
+        let want = d.spec.replicas.unwrap_or(1);
+        let done = s.observed_generation >= d.metadata.generation
+            && s.updated_replicas == Some(want)
+            && s.replicas == Some(want)
+            && s.available_replicas == Some(want)
+            && s.conditions.iter().flatten().any(|c| {
+                c.type_.as_deref() == Some("Progressing")
+                    && c.reason.as_deref() == Some("NewReplicaSetAvailable")
+            });
+        done.then_some(d)
+    })
+    .await
+}
+
+async fn owned_replicasets(rss: &Api<ReplicaSet>, d: &Deployment) -> Vec<ReplicaSet> {
+    rss.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|r| {
+            r.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| Some(&o.uid) == d.metadata.uid.as_ref())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn deployment_rolls_out_and_updates() {
+    let (_running, client, _dir) = server().await;
+    let _kubelet = fake_kubelet(client.clone(), "default");
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    for strategy in ["RollingUpdate", "Recreate"] {
+        let name = strategy.to_lowercase();
+        let start = Instant::now();
+        deploys
+            .create(
+                &PostParams::default(),
+                &deployment(&name, "nginx:1", strategy),
+            )
+            .await
+            .expect("create deployment");
+        let d = rolled_out(&deploys, &name).await;
+        eprintln!(
+            "{strategy}: Deployment create -> rolled out (pods ready): {:?}",
+            start.elapsed()
+        );
+        let first = owned_replicasets(&rss, &d).await;
+        assert_eq!(first.len(), 1);
+        let hash = first[0].metadata.labels.as_ref().unwrap()["pod-template-hash"].clone();
+        assert_eq!(
+            first[0].metadata.name.as_deref(),
+            Some(format!("{name}-{hash}").as_str())
+        );
+        assert_eq!(
+            first[0].metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"],
+            "1"
+        );
+        assert_eq!(
+            d.metadata.generation,
+            Some(1),
+            "status writes keep generation"
+        );
+
+        deploys
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Strategic(serde_json::json!({"spec": {"template": {"spec": {
+                    "containers": [{"name": "c", "image": "nginx:2"}]}}}})),
+            )
+            .await
+            .expect("update image");
+        let start = Instant::now();
+        let d = rolled_out(&deploys, &name).await;
+        assert_eq!(d.metadata.generation, Some(2));
+        eprintln!(
+            "{strategy}: image update -> rolled out: {:?}",
+            start.elapsed()
+        );
+        let all = owned_replicasets(&rss, &d).await;
+        assert_eq!(all.len(), 2);
+        for rs in all {
+            let replicas = rs.spec.replicas.unwrap();
+            let revision =
+                rs.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"]
+                    .clone();
+            if rs.metadata.name == first[0].metadata.name {
+                assert_eq!(replicas, 0, "old ReplicaSet scaled down");
+                assert_eq!(revision, "1");
+            } else {
+                assert_eq!(replicas, 2);
+                assert_eq!(revision, "2");
+            }
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! synchronous callback as [`Change`]s: first the objects that exist
 //! ([`Change::Listing`], each [`Change::Initial`], then [`Change::Synced`]), then every put and delete.
 //! A watcher that falls behind resumes from the last revision it saw (no
-//! event lost, none repeated); a watch from compacted history lists again.
+//! event lost; the events of that last revision may be delivered twice, so
+//! callbacks must be idempotent); a watch from compacted history lists again.
 //!
 //! This module owns no controller state and never writes: the callback must
 //! be cheap (filter by key, enqueue work) because it runs on the watch loop.
@@ -137,7 +138,10 @@ async fn watch_once(
 ) -> Result<(), ApiError> {
     let storage = store.storage();
     let mut stream = match *resume {
-        Some(from) => match storage.watch("/", from).await {
+        // One revision back: a watch cut inside a multi-key revision (a
+        // cluster's `delete_prefix`) must not lose the rest of it; the
+        // replayed events are harmless to idempotent callbacks.
+        Some(from) => match storage.watch("/", from.saturating_sub(1)).await {
             Ok(s) => s,
             Err(StorageError::Compacted { .. }) => {
                 *resume = None;
