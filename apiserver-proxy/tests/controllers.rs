@@ -633,3 +633,72 @@ async fn deployment_rolls_out_and_updates() {
         }
     }
 }
+
+/// Whether `ns` of `cluster` has its default ServiceAccount (read through
+/// the store: no client connection, no task).
+async fn has_default_sa(running: &RunningServer, cluster: &str, ns: &str) -> bool {
+    let sas = running
+        .api
+        .catalog
+        .get("", "v1", "serviceaccounts")
+        .expect("served");
+    let t = nestkube_apiserver::registry::store::Target {
+        cluster,
+        resource: sas,
+        namespace: Some(ns),
+    };
+    running.api.store.get(&t, "default").await.is_ok()
+}
+
+/// Waits until at most `limit` tasks are alive; returns how many are.
+async fn settle(metrics: &tokio::runtime::RuntimeMetrics, limit: usize) -> usize {
+    wait_for("controller tasks to end", WAIT, || async {
+        let alive = metrics.num_alive_tasks();
+        (alive <= limit).then_some(alive)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_clusters_cost_no_controller_task() {
+    let (running, _client, _dir) = server().await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    // Settle: the root cluster's namespaces are reconciled.
+    wait_for("root settled", WAIT, || async {
+        has_default_sa(&running, "root", "kube-node-lease")
+            .await
+            .then_some(())
+    })
+    .await;
+    let baseline = settle(&metrics, usize::MAX).await;
+    let start = Instant::now();
+    const N: usize = 100;
+    for i in 0..N {
+        running
+            .api
+            .clusters
+            .create(
+                &running.api.store,
+                &running.api.catalog,
+                &format!("idle{i}"),
+            )
+            .await
+            .expect("create cluster");
+    }
+    for i in 0..N {
+        let c = format!("idle{i}");
+        wait_for("SAs in every cluster", WAIT, || async {
+            has_default_sa(&running, &c, "kube-node-lease")
+                .await
+                .then_some(())
+        })
+        .await;
+    }
+    eprintln!(
+        "{N} clusters created -> default SAs everywhere: {:?}",
+        start.elapsed()
+    );
+    // Once reconciled, the clusters hold no task: back to the baseline.
+    let after = settle(&metrics, baseline + 2).await;
+    eprintln!("alive tasks: {baseline} before, {after} after {N} idle clusters");
+}
