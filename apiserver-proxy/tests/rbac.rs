@@ -652,3 +652,85 @@ async fn a_recreated_cluster_starts_without_its_predecessors_bindings() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn roles_and_bindings_cannot_escalate() {
+    let f = Fixture::start(&["team-a"]).await;
+    let admin = f.admin("team-a").await;
+    let alice = f.client("team-a", "alice", &[]).await;
+    let roles = format!("{RBAC}/namespaces/default/roles");
+    let bindings = format!("{RBAC}/namespaces/default/rolebindings");
+    create(
+        &admin,
+        &roles,
+        json!({"metadata": {"name": "rbac-manager"},
+               "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["create", "get", "patch"]},
+                         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}),
+    )
+    .await;
+    create(
+        &admin,
+        &bindings,
+        role_binding("alice-manager", "Role", "rbac-manager", "alice"),
+    )
+    .await;
+    eventually(&alice, "/api/v1/namespaces/default/pods", 200).await;
+    // What alice holds she may hand on.
+    let (status, body) = post(
+        &alice,
+        &roles,
+        json!({"metadata": {"name": "pods"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(
+        &alice,
+        &bindings,
+        role_binding("bob-pods", "Role", "pods", "bob"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // More than she holds: refused, by create, by binding and by patch.
+    let (status, body) = post(
+        &alice,
+        &roles,
+        json!({"metadata": {"name": "secrets"}, "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message
+            .starts_with(r#"roles.rbac.authorization.k8s.io "secrets" is forbidden: user "alice""#)
+            && message.contains("is attempting to grant RBAC permissions not currently held"),
+        "{message}"
+    );
+    let (status, body) = post(
+        &alice,
+        &bindings,
+        role_binding("alice-root", "ClusterRole", "cluster-admin", "alice"),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let req = http::Request::builder()
+        .method("PATCH")
+        .uri(format!("{roles}/pods"))
+        .header("content-type", "application/merge-patch+json")
+        .body(kube::client::Body::from(
+            serde_json::to_vec(
+                &json!({"rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    let resp = alice.send(req).await.expect("send");
+    assert_eq!(resp.status().as_u16(), 403);
+    // The admin may.
+    let (status, body) = post(
+        &admin,
+        &bindings,
+        role_binding("alice-root", "ClusterRole", "cluster-admin", "alice"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}

@@ -20,6 +20,7 @@ pub mod impersonation;
 pub mod pki;
 pub mod rbac;
 pub mod rbac_defaults;
+pub mod rbac_escalation;
 pub mod rbac_review;
 pub mod tokens;
 pub mod tokens_api;

@@ -576,6 +576,17 @@ impl Policy {
         }
     }
 
+    /// The rules of a ClusterRole, or of a Role in `namespace` (empty if
+    /// it does not exist).
+    pub fn role_rules(&self, cluster_role: bool, namespace: &str, name: &str) -> Vec<PolicyRule> {
+        let rules = if cluster_role {
+            self.cluster_role(name)
+        } else {
+            self.roles.get(&(namespace.to_string(), name.to_string()))
+        };
+        rules.map(|r| r.to_vec()).unwrap_or_default()
+    }
+
     /// Whether `a` is allowed; `Some(reason)` if so.
     pub fn authorize(&self, a: &Attributes) -> Option<String> {
         if has(&a.user.groups, MASTERS_GROUP) {

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::negotiate::{self, Offers, Output};
 use super::request::{self, Api, RequestInfo, ResourceRequest};
 use crate::auth::{self, Identity, access, tokens, tokens_api};
-use crate::auth::{rbac, rbac_review};
+use crate::auth::{rbac, rbac_escalation, rbac_review};
 use crate::discovery;
 use crate::error::{ApiError, Subject};
 use crate::registry::catalog::{Catalog, ResourceInfo};
@@ -517,10 +517,68 @@ impl ApiServer {
                     },
                     include,
                 )?;
+                if rbac_escalation::guards(&user, rr) {
+                    let proposed = self
+                        .proposed_object(&info, rr, &r, content_type, &body)
+                        .await?;
+                    let checked = rbac_escalation::confirm(
+                        &self.authorizer,
+                        &info.cluster,
+                        &user,
+                        rr,
+                        &proposed,
+                    )
+                    .await;
+                    match checked {
+                        Ok(()) => {}
+                        Err(rbac::RequestDenied::Forbidden(f)) => {
+                            return Ok(respond(
+                                StatusCode::FORBIDDEN,
+                                &f.to_status(),
+                                Output::Json,
+                            ));
+                        }
+                        Err(rbac::RequestDenied::Other(e)) => return Err(e),
+                    }
+                }
                 self.resource(&info, rr, r, output, content_type, &body)
                     .await
             }
         }
+    }
+
+    /// The object a create, update or patch would write (for checks that
+    /// judge the result, such as RBAC escalation); the write itself still
+    /// goes through the store.
+    async fn proposed_object(
+        &self,
+        info: &RequestInfo,
+        rr: &ResourceRequest,
+        r: &ResourceInfo,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
+        if rr.verb != "patch" {
+            return negotiate::decode_body(content_type, body);
+        }
+        let target = Target {
+            cluster: &info.cluster,
+            resource: r,
+            namespace: rr.namespace.as_deref(),
+        };
+        // A server-side apply may create: patch an empty object then.
+        let old = match self
+            .store
+            .get(&target, rr.name.as_deref().unwrap_or(""))
+            .await
+        {
+            Ok(old) => old,
+            Err(ApiError::NotFound(_)) => json!({}),
+            Err(e) => return Err(e),
+        };
+        let schema = self.schema_root(&r.group, &r.version, &r.kind);
+        nestkube_patch::apply_patch(&old, body, self.patch_type(content_type)?, schema)
+            .map_err(patch_error)
     }
 
     fn non_resource(
