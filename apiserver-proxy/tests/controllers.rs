@@ -702,3 +702,30 @@ async fn idle_clusters_cost_no_controller_task() {
     let after = settle(&metrics, baseline + 2).await;
     eprintln!("alive tasks: {baseline} before, {after} after {N} idle clusters");
 }
+
+#[tokio::test]
+async fn deleting_a_namespace_wins_over_controllers() {
+    let (running, client, _dir) = server().await;
+    let ca = server_ca(&running);
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.create(&PostParams::default(), &namespace("doomed"))
+        .await
+        .expect("create namespace");
+    expect_defaults(&client, "doomed", &ca).await;
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "doomed");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "doomed");
+    let rs = rss
+        .create(&PostParams::default(), &replicaset("web", 3))
+        .await
+        .expect("create rs");
+    wait_pods(&pods, &rs, 3).await;
+    nss.delete("doomed", &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    // Neither the ServiceAccount controller nor the ReplicaSet controller
+    // keeps the namespace alive.
+    wait_for("namespace gone", WAIT, || async {
+        matches!(nss.get_opt("doomed").await, Ok(None)).then_some(())
+    })
+    .await;
+}

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nestkube_storage::{ListOptions as StorageList, WatchEvent};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -19,15 +18,24 @@ use crate::registry::store::{
 /// The finalizer this controller owns (in `spec.finalizers`).
 pub const FINALIZER: &str = "kubernetes";
 
-/// Runs the controller until the process ends.
+/// Runs the controller until the process ends: one watch over every
+/// cluster ([`super::watch`]), acting on namespaces being deleted
+/// (including those found at start, e.g. after a restart).
 pub async fn run(store: Store, catalog: Arc<Catalog>) {
     let in_flight = Arc::new(Mutex::new(HashSet::<(String, String)>::new()));
-    loop {
-        if let Err(e) = watch_once(&store, &catalog, &in_flight).await {
-            tracing::warn!(error = %e, "namespace controller watch ended; restarting");
+    let (s, c) = (store.clone(), catalog.clone());
+    super::watch::run(store, "namespace", move |change| {
+        let Some(kv) = change.current() else {
+            return;
+        };
+        if namespace_key(&kv.key).is_none() {
+            return;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        if let Ok(obj) = decode_stored(kv) {
+            consider(&s, &c, &in_flight, &kv.key, &obj);
+        }
+    })
+    .await
 }
 
 /// Splits `/<cluster>/core/namespaces/<name>`.
@@ -36,44 +44,6 @@ fn namespace_key(key: &str) -> Option<(&str, &str)> {
     let (cluster, rest) = rest.split_once('/')?;
     let name = rest.strip_prefix("core/namespaces/")?;
     (!name.contains('/')).then_some((cluster, name))
-}
-
-async fn watch_once(
-    store: &Store,
-    catalog: &Arc<Catalog>,
-    in_flight: &Arc<Mutex<HashSet<(String, String)>>>,
-) -> Result<(), ApiError> {
-    let storage = store.storage();
-    // One watch over all clusters; only namespace keys matter.
-    let from = storage.current_revision().await?;
-    let mut stream = storage.watch("/", from).await?;
-    // Namespaces already terminating (e.g. after a restart).
-    let all = storage
-        .list(
-            "/",
-            StorageList {
-                start_after: None,
-                limit: None,
-            },
-        )
-        .await?;
-    for kv in all
-        .items
-        .iter()
-        .filter(|kv| namespace_key(&kv.key).is_some())
-    {
-        let obj = decode_stored(kv)?;
-        consider(store, catalog, in_flight, &kv.key, &obj);
-    }
-    while let Some(event) = stream.next().await {
-        if let WatchEvent::Put { kv, .. } = event?
-            && namespace_key(&kv.key).is_some()
-        {
-            let obj = decode_stored(&kv)?;
-            consider(store, catalog, in_flight, &kv.key, &obj);
-        }
-    }
-    Ok(())
 }
 
 fn consider(

@@ -53,19 +53,16 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
         replicasets: api.catalog.get("apps", "v1", "replicasets")?.clone(),
         pods: api.catalog.get("", "v1", "pods")?.clone(),
     });
-    let c = controller.clone();
     let queue = WorkQueue::new("replicasets", move |item: Item| {
-        let c = c.clone();
+        let c = controller.clone();
         async move { c.reconcile(item).await }
     });
-    let q = queue.clone();
-    let queue_for = move |item| q.enqueue(item);
     Some(tokio::spawn(watch::run(
         api.store.clone(),
         "replicasets",
         move |change| {
             if let Some(item) = interesting(&change) {
-                queue_for(item);
+                queue.enqueue(item);
             }
         },
     )))
