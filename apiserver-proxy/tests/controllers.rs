@@ -729,3 +729,45 @@ async fn deleting_a_namespace_wins_over_controllers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn deployment_foreground_deletion_cascades_through_replicasets() {
+    let (_running, client, _dir) = server().await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let d = deploys
+        .create(
+            &PostParams::default(),
+            &deployment("chain", "nginx", "RollingUpdate"),
+        )
+        .await
+        .expect("create deployment");
+    wait_for("2 pods", WAIT, || async {
+        let n = pods.list(&ListParams::default()).await.ok()?.items.len();
+        (n == 2).then_some(())
+    })
+    .await;
+    assert_eq!(owned_replicasets(&rss, &d).await.len(), 1);
+    deploys
+        .delete("chain", &DeleteParams::foreground())
+        .await
+        .expect("delete");
+    wait_for("everything gone", WAIT, || async {
+        let gone = deploys.get_opt("chain").await.ok()?.is_none()
+            && rss
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .is_empty()
+            && pods
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .is_empty();
+        gone.then_some(())
+    })
+    .await;
+}

@@ -11,6 +11,10 @@
 //! Owners are looked up by the dependent's cluster and namespace only: an
 //! owner reference never reaches into another cluster.
 //!
+//! Foreground deletion deletes every dependent of the owner at once
+//! (foreground again when the dependent has dependents of its own) and
+//! waits only for those with `blockOwnerDeletion`, as upstream does.
+//!
 //! This controller must never delete an object whose owner it cannot
 //! resolve (unknown kind): such references are treated as alive.
 
