@@ -12,6 +12,7 @@
 
 use super::is_public_path;
 use crate::server::request::ROOT_CLUSTER;
+use crate::server::request::percent_decode;
 
 /// What the caller proved at the TLS handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +86,8 @@ pub fn decide(path: &str, credential: Credential<'_>) -> Result<Access, Denied> 
     let mut segments = path.split('/').filter(|s| !s.is_empty()).peekable();
     let explicit = if segments.peek() == Some(&"clusters") {
         segments.next();
+        // A client may send `team-a%3Adev`; any disagreement with the request
+        // parser is caught by the handler's agreement check.
         Some(percent_decode(segments.next().ok_or(Denied)?))
     } else {
         None
@@ -107,31 +110,6 @@ pub fn decide(path: &str, credential: Credential<'_>) -> Result<Access, Denied> 
         }),
         (Credential::Anonymous, _) => Err(Denied),
     }
-}
-
-/// Decodes `%XX` escapes (a client may send `team-a%3Adev`). Any disagreement
-/// with the request parser is caught by the handler's agreement check.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use http::HeaderMap;
 
 use super::UserInfo;
 use super::rbac::{Attributes, Authorizer, AuthzError};
+use crate::server::request::percent_decode;
 
 const USER: &str = "impersonate-user";
 const GROUP: &str = "impersonate-group";
@@ -71,6 +72,7 @@ pub async fn resolve(
             let v = v
                 .to_str()
                 .map_err(|_| ImpersonationError::BadHeader(k.as_str().into()))?;
+            // Extra keys are percent-encoded in header names (upstream `unescapeExtraKey`).
             extras.push((percent_decode(key), v.to_string()));
         }
     }
@@ -132,31 +134,6 @@ pub async fn resolve(
         name,
         groups: out_groups,
     })
-}
-
-/// Extra keys are percent-encoded in header names (upstream
-/// `unescapeExtraKey`).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -71,29 +71,34 @@ impl RequestInfo {
     }
 }
 
-/// Percent-decodes a query component (`+` is a space).
-fn decode_component(s: &str) -> String {
+/// Decodes `%XX` escapes, as in a path segment (`+` stays `+`). Invalid
+/// escapes are kept as they are.
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
             }
-            b => out.push(b),
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
         }
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Decodes a query component: `+` is a space, then `%XX` escapes.
+fn decode_query_component(s: &str) -> String {
+    percent_decode(&s.replace('+', " "))
 }
 
 /// Parses a query string.
@@ -102,8 +107,8 @@ pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode_component(k), decode_component(v)),
-            None => (decode_component(p), String::new()),
+            Some((k, v)) => (decode_query_component(k), decode_query_component(v)),
+            None => (decode_query_component(p), String::new()),
         })
         .collect()
 }
@@ -123,7 +128,7 @@ pub fn parse(
     let mut segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(decode_component)
+        .map(percent_decode)
         .collect();
     let (cluster, explicit_cluster) = if segments.first().map(String::as_str) == Some("clusters") {
         if segments.len() < 2 {
@@ -311,6 +316,12 @@ mod tests {
         assert!(
             matches!(parse(&Method::GET, "/version", None).unwrap().api, Api::NonResource(p) if p == "/version")
         );
+    }
+
+    #[test]
+    fn path_segments_keep_plus_signs() {
+        assert_eq!(percent_decode("a+b%3Ac%zz"), "a+b:c%zz");
+        assert_eq!(decode_query_component("a+b%2B"), "a b+");
     }
 
     #[test]
