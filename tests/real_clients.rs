@@ -4,10 +4,11 @@
 
 mod support;
 
+use std::path::Path;
 use std::process::Command;
 
 use nestkube_e2e::{Binaries, e2e_disabled};
-use support::Server;
+use support::{Kubectl, Server};
 
 fn bins() -> Option<Binaries> {
     if e2e_disabled() {
@@ -55,36 +56,93 @@ assert seen == ["py"], seen
 print("python client: ok")
 "#;
 
+/// Runs a program with the kubeconfig as its last argument and requires success.
+fn run_with(program: &Path, args: &[&str], kubeconfig: &Path, what: &str) {
+    let out = Command::new(program)
+        .args(args)
+        .arg(kubeconfig)
+        .output()
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn python_scenario(bins: &Binaries, kubeconfig: &Path) {
+    run_with(
+        &bins.python,
+        &["-c", PYTHON_SCENARIO],
+        kubeconfig,
+        "python client scenario",
+    );
+}
+
+fn checker(bins: &Binaries, kubeconfig: &Path) {
+    run_with(
+        &bins.checker,
+        &["all", "--timeout", "90s", "--kubeconfig"],
+        kubeconfig,
+        "client-go checker",
+    );
+}
+
 #[test]
 fn python_client() {
     let Some(bins) = bins() else { return };
     let server = Server::start();
-    let out = Command::new(&bins.python)
-        .args(["-c", PYTHON_SCENARIO])
-        .arg(&server.kubeconfig)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python client scenario failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_scenario(&bins, &server.kubeconfig);
 }
 
 #[test]
 fn client_go_checker() {
     let Some(bins) = bins() else { return };
     let server = Server::start();
-    let out = Command::new(&bins.checker)
-        .args(["all", "--timeout", "90s", "--kubeconfig"])
-        .arg(&server.kubeconfig)
-        .output()
-        .expect("run checker");
+    checker(&bins, &server.kubeconfig);
+}
+
+/// The kubeconfig a VirtualCluster's Secret hands the tenant works with
+/// client-go and the Python client, inside that virtual cluster only.
+#[test]
+fn clients_with_a_virtual_cluster_kubeconfig() {
+    let Some(bins) = bins() else { return };
+    let server = Server::start();
+    let nestkube = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_nestkube"))
+            .arg("vc")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&server.kubeconfig)
+            .output()
+            .expect("run nestkube vc");
+        assert!(
+            out.status.success(),
+            "nestkube vc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    nestkube(&["create", "clients"]);
+    let root = Kubectl {
+        bin: "kubectl".into(),
+        kubeconfig: server.kubeconfig.clone(),
+    };
+    root.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "vc/clients",
+        "--timeout=30s",
+    ]);
+    let tenant = server.data_dir.join("clients.kubeconfig");
+    std::fs::write(&tenant, nestkube(&["kubeconfig", "clients"])).expect("write kubeconfig");
+    python_scenario(&bins, &tenant);
+    checker(&bins, &tenant);
+    // What the tenant created stays in its cluster.
+    let leaked = root.ok(&["get", "namespaces", "-o", "name"]);
     assert!(
-        out.status.success(),
-        "client-go checker failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        !leaked.contains("py-client"),
+        "tenant namespace visible in root: {leaked}"
     );
 }
