@@ -6,6 +6,7 @@
 
 pub mod deployment;
 pub mod garbagecollector;
+pub mod job;
 pub mod namespace;
 pub mod podutil;
 pub mod queue;

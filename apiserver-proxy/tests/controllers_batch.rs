@@ -1,0 +1,296 @@
+//! Batch and service controllers against a real server: Jobs run to
+//! completion or fail by backoffLimit as tests play kubelet (pod phases set
+//! through the status subresource), Indexed Jobs, TTL after finished.
+//! Every wait is on a condition with a timeout.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
+use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
+use serde_json::json;
+
+async fn server() -> (RunningServer, Client, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = start(ServeConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        backend: Default::default(),
+    })
+    .await
+    .expect("start server");
+    let kubeconfig = Kubeconfig::read_from(&running.root_kubeconfig).expect("kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    let client = Client::try_from(config).expect("client");
+    (running, client, dir)
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn job(name: &str, spec: serde_json::Value) -> Job {
+    let mut spec = spec;
+    spec["template"] = json!({"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "busybox"}]}});
+    serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+}
+
+/// The job's pods that are not finished.
+async fn running_pods(pods: &Api<Pod>, job: &str, n: usize) -> Vec<Pod> {
+    wait_for(&format!("{n} active pods of {job}"), WAIT, || async {
+        let list = pods
+            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+            .await
+            .ok()?;
+        let active: Vec<Pod> = list
+            .items
+            .into_iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && !matches!(
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                        Some("Succeeded") | Some("Failed")
+                    )
+            })
+            .collect();
+        (active.len() == n).then_some(active)
+    })
+    .await
+}
+
+/// Plays kubelet: sets the pod's phase.
+async fn set_phase(pods: &Api<Pod>, pod: &Pod, phase: &str) {
+    let name = pod.metadata.name.as_deref().unwrap();
+    pods.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": phase}})),
+    )
+    .await
+    .expect("set phase");
+}
+
+fn condition(job: &Job, type_: &str) -> Option<(String, String)> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+        .map(|c| (c.type_.clone(), c.reason.clone().unwrap_or_default()))
+}
+
+#[tokio::test]
+async fn job_runs_to_completion_and_expires_after_ttl() {
+    let (_s, client, _dir) = server().await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let created = Instant::now();
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "pi",
+            json!({"parallelism": 2, "completions": 3, "ttlSecondsAfterFinished": 1}),
+        ),
+    )
+    .await
+    .expect("create job");
+    let first = running_pods(&pods, "pi", 2).await;
+    eprintln!("job create -> 2 pods: {:?}", created.elapsed());
+    let j = wait_for("status.startTime", WAIT, || async {
+        jobs.get("pi")
+            .await
+            .ok()
+            .filter(|j| j.status.as_ref().is_some_and(|s| s.start_time.is_some()))
+    })
+    .await;
+    assert_eq!(j.status.as_ref().unwrap().active, Some(2));
+    let uid = j.metadata.uid.clone().unwrap();
+    for p in &first {
+        let r = &p.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (r.kind.as_str(), r.uid.as_str(), r.controller),
+            ("Job", uid.as_str(), Some(true))
+        );
+        assert!(p.metadata.generate_name.as_deref() == Some("pi-"));
+        let labels = p.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["batch.kubernetes.io/job-name"], "pi");
+        assert_eq!(labels["batch.kubernetes.io/controller-uid"], uid);
+    }
+    // Two succeed: one more pod for the third completion.
+    for p in &first {
+        set_phase(&pods, p, "Succeeded").await;
+    }
+    let last = running_pods(&pods, "pi", 1).await;
+    set_phase(&pods, &last[0], "Succeeded").await;
+    let done = wait_for("Complete", WAIT, || async {
+        jobs.get("pi")
+            .await
+            .ok()
+            .filter(|j| condition(j, "Complete").is_some())
+    })
+    .await;
+    eprintln!("job create -> Complete: {:?}", created.elapsed());
+    let status = done.status.as_ref().unwrap();
+    assert_eq!(status.succeeded, Some(3));
+    assert!(status.completion_time.is_some());
+    assert!(condition(&done, "SuccessCriteriaMet").is_some());
+    // ttlSecondsAfterFinished: 1 -> the Job goes, its pods follow.
+    wait_for("job deleted after its TTL", WAIT, || async {
+        jobs.get_opt("pi").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    wait_for("pods collected", WAIT, || async {
+        pods.list(&ListParams::default().labels("batch.kubernetes.io/job-name=pi"))
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn job_fails_after_backoff_limit() {
+    let (_s, client, _dir) = server().await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job("flaky", json!({"backoffLimit": 1})),
+    )
+    .await
+    .expect("create job");
+    for _ in 0..2 {
+        let p = running_pods(&pods, "flaky", 1).await;
+        set_phase(&pods, &p[0], "Failed").await;
+    }
+    let failed = wait_for("Failed", WAIT, || async {
+        jobs.get("flaky")
+            .await
+            .ok()
+            .filter(|j| condition(j, "Failed").is_some())
+    })
+    .await;
+    assert_eq!(
+        condition(&failed, "Failed").unwrap().1,
+        "BackoffLimitExceeded"
+    );
+    assert!(condition(&failed, "FailureTarget").is_some());
+    assert_eq!(failed.status.unwrap().failed, Some(2));
+    // No replacement after the failure.
+    running_pods(&pods, "flaky", 0).await;
+}
+
+#[tokio::test]
+async fn indexed_job_runs_every_index() {
+    let (_s, client, _dir) = server().await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "idx",
+            json!({"completionMode": "Indexed", "completions": 3, "parallelism": 3}),
+        ),
+    )
+    .await
+    .expect("create job");
+    let ps = running_pods(&pods, "idx", 3).await;
+    let mut indexes: Vec<String> = ps
+        .iter()
+        .map(|p| {
+            let i = p.metadata.annotations.as_ref().unwrap()
+                ["batch.kubernetes.io/job-completion-index"]
+                .clone();
+            assert_eq!(
+                p.metadata.labels.as_ref().unwrap()["batch.kubernetes.io/job-completion-index"],
+                i
+            );
+            assert_eq!(p.spec.as_ref().unwrap().hostname, Some(format!("idx-{i}")));
+            i
+        })
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, ["0", "1", "2"]);
+    // Index 1 fails: replaced by a pod with the same index.
+    let one = ps
+        .iter()
+        .find(|p| {
+            p.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/job-completion-index"]
+                == "1"
+        })
+        .unwrap();
+    set_phase(&pods, one, "Failed").await;
+    let ps = wait_for("index 1 replaced", WAIT, || async {
+        let ps = running_pods(&pods, "idx", 3).await;
+        ps.iter()
+            .all(|p| p.metadata.name != one.metadata.name)
+            .then_some(ps)
+    })
+    .await;
+    for p in &ps {
+        set_phase(&pods, p, "Succeeded").await;
+    }
+    let done = wait_for("Complete", WAIT, || async {
+        jobs.get("idx")
+            .await
+            .ok()
+            .filter(|j| condition(j, "Complete").is_some())
+    })
+    .await;
+    let status = done.status.unwrap();
+    assert_eq!(status.completed_indexes.as_deref(), Some("0-2"));
+    assert_eq!(status.succeeded, Some(3));
+    assert_eq!(status.failed, Some(1));
+}
+
+#[tokio::test]
+async fn suspended_job_has_no_pods_until_resumed() {
+    let (_s, client, _dir) = server().await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job("later", json!({"suspend": true})),
+    )
+    .await
+    .expect("create job");
+    wait_for("Suspended", WAIT, || async {
+        jobs.get("later")
+            .await
+            .ok()
+            .filter(|j| condition(j, "Suspended").is_some())
+    })
+    .await;
+    running_pods(&pods, "later", 0).await;
+    jobs.patch(
+        "later",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": false}})),
+    )
+    .await
+    .expect("resume");
+    running_pods(&pods, "later", 1).await;
+}
