@@ -294,3 +294,170 @@ async fn suspended_job_has_no_pods_until_resumed() {
     .expect("resume");
     running_pods(&pods, "later", 1).await;
 }
+
+mod endpoints {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Endpoints, Service};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+    fn pod(name: &str, labels: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "nginx",
+                "ports": [{"name": "web", "containerPort": 8080}]}]}}))
+        .unwrap()
+    }
+
+    /// Plays kubelet: running with an IP, ready or not.
+    async fn report(pods: &Api<Pod>, name: &str, ip: &str, ready: bool) {
+        let ready = if ready { "True" } else { "False" };
+        pods.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Running", "podIP": ip,
+                "podIPs": [{"ip": ip}],
+                "conditions": [{"type": "Ready", "status": ready,
+                    "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})),
+        )
+        .await
+        .expect("pod status");
+    }
+
+    fn readiness(s: &EndpointSlice) -> Vec<Option<bool>> {
+        s.endpoints
+            .iter()
+            .flatten()
+            .map(|e| e.conditions.as_ref().and_then(|c| c.ready))
+            .collect()
+    }
+
+    fn ips(ep: &Endpoints) -> (Vec<String>, Vec<String>) {
+        let mut ready = Vec::new();
+        let mut not_ready = Vec::new();
+        for s in ep.subsets.iter().flatten() {
+            ready.extend(s.addresses.iter().flatten().map(|a| a.ip.clone()));
+            not_ready.extend(s.not_ready_addresses.iter().flatten().map(|a| a.ip.clone()));
+        }
+        (ready, not_ready)
+    }
+
+    #[tokio::test]
+    async fn endpoints_and_slices_follow_pod_readiness() {
+        let (_s, client, _dir) = server().await;
+        let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let eps: Api<Endpoints> = Api::namespaced(client.clone(), "default");
+        let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+        pods.create(&PostParams::default(), &pod("web-1", json!({"app": "web"})))
+            .await
+            .unwrap();
+        pods.create(&PostParams::default(), &pod("other", json!({"app": "db"})))
+            .await
+            .unwrap();
+        report(&pods, "web-1", "10.0.0.5", false).await;
+        report(&pods, "other", "10.0.0.9", true).await;
+        let svc: Service = serde_json::from_value(json!({"metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "targetPort": "web"}]}}))
+        .unwrap();
+        let created = Instant::now();
+        svcs.create(&PostParams::default(), &svc).await.unwrap();
+        let ep = wait_for("not-ready address", WAIT, || async {
+            eps.get_opt("web")
+                .await
+                .ok()
+                .flatten()
+                .filter(|e| ips(e) == (vec![], vec!["10.0.0.5".to_string()]))
+        })
+        .await;
+        eprintln!("service create -> Endpoints: {:?}", created.elapsed());
+        let port = &ep.subsets.unwrap()[0].ports.clone().unwrap()[0];
+        assert_eq!((port.port, port.name.as_deref()), (8080, Some("http")));
+        let sel = "kubernetes.io/service-name=web";
+        let slice = wait_for("slice with a not-ready endpoint", WAIT, || async {
+            let l = slices.list(&ListParams::default().labels(sel)).await.ok()?;
+            l.items.into_iter().find(|s| readiness(s) == [Some(false)])
+        })
+        .await;
+        assert!(slice.metadata.name.as_deref().unwrap().starts_with("web-"));
+        assert_eq!(slice.address_type, "IPv4");
+        assert_eq!(
+            slice.metadata.labels.as_ref().unwrap()["endpointslice.kubernetes.io/managed-by"],
+            "endpointslice-controller.k8s.io"
+        );
+        assert_eq!(slice.ports.as_ref().unwrap()[0].port, Some(8080));
+
+        // Ready: moves to addresses and the slice says ready.
+        let became_ready = Instant::now();
+        report(&pods, "web-1", "10.0.0.5", true).await;
+        wait_for("ready address", WAIT, || async {
+            eps.get("web")
+                .await
+                .ok()
+                .filter(|e| ips(e) == (vec!["10.0.0.5".to_string()], vec![]))
+        })
+        .await;
+        eprintln!("pod ready -> Endpoints: {:?}", became_ready.elapsed());
+        wait_for("ready slice", WAIT, || async {
+            let l = slices.list(&ListParams::default().labels(sel)).await.ok()?;
+            (l.items.len() == 1 && readiness(&l.items[0]) == [Some(true)]).then_some(())
+        })
+        .await;
+
+        // The pod goes: empty Endpoints, an empty placeholder slice.
+        pods.delete("web-1", &Default::default()).await.unwrap();
+        wait_for("empty endpoints", WAIT, || async {
+            eps.get("web")
+                .await
+                .ok()
+                .filter(|e| ips(e) == (vec![], vec![]))
+        })
+        .await;
+        wait_for("empty slice", WAIT, || async {
+            let l = slices.list(&ListParams::default().labels(sel)).await.ok()?;
+            (l.items.len() == 1 && readiness(&l.items[0]).is_empty()).then_some(())
+        })
+        .await;
+
+        // Selector-less services are not touched; deleted services lose
+        // their Endpoints.
+        let manual: Service = serde_json::from_value(json!({"metadata": {"name": "manual"},
+            "spec": {"ports": [{"port": 80}]}}))
+        .unwrap();
+        svcs.create(&PostParams::default(), &manual).await.unwrap();
+        svcs.delete("web", &Default::default()).await.unwrap();
+        wait_for("endpoints removed", WAIT, || async {
+            eps.get_opt("web").await.ok()?.is_none().then_some(())
+        })
+        .await;
+        assert!(eps.get_opt("manual").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn headless_services_get_endpoints_too() {
+        let (_s, client, _dir) = server().await;
+        let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let eps: Api<Endpoints> = Api::namespaced(client.clone(), "default");
+        let svc: Service = serde_json::from_value(json!({"metadata": {"name": "db"},
+            "spec": {"clusterIP": "None", "selector": {"app": "db"},
+                "ports": [{"port": 5432}]}}))
+        .unwrap();
+        svcs.create(&PostParams::default(), &svc).await.unwrap();
+        pods.create(&PostParams::default(), &pod("db-0", json!({"app": "db"})))
+            .await
+            .unwrap();
+        report(&pods, "db-0", "10.0.0.7", true).await;
+        let ep = wait_for("headless endpoints", WAIT, || async {
+            eps.get_opt("db")
+                .await
+                .ok()
+                .flatten()
+                .filter(|e| ips(e).0 == ["10.0.0.7"])
+        })
+        .await;
+        assert_eq!(
+            ep.metadata.labels.unwrap()["service.kubernetes.io/headless"],
+            ""
+        );
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod cronjob;
 pub mod deployment;
+pub mod endpoints;
 pub mod garbagecollector;
 pub mod job;
 pub mod namespace;
