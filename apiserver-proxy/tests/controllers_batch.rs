@@ -461,3 +461,54 @@ mod endpoints {
         );
     }
 }
+
+mod cluster_ips {
+    use super::*;
+    use k8s_openapi::api::core::v1::Service;
+
+    fn svc(name: &str, cluster_ip: Option<&str>) -> Service {
+        let mut spec = json!({"ports": [{"port": 80}]});
+        if let Some(ip) = cluster_ip {
+            spec["clusterIP"] = json!(ip);
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    }
+
+    #[tokio::test]
+    async fn services_get_unique_cluster_ips() {
+        let (_s, client, _dir) = server().await;
+        let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
+        let pp = PostParams::default();
+        let ip = |s: &Service| s.spec.as_ref().unwrap().cluster_ip.clone().unwrap();
+        let a = svcs.create(&pp, &svc("a", None)).await.unwrap();
+        let b = svcs.create(&pp, &svc("b", None)).await.unwrap();
+        assert_ne!(ip(&a), ip(&b));
+        for s in [&a, &b] {
+            let addr: std::net::Ipv4Addr = ip(s).parse().unwrap();
+            let o = addr.octets();
+            assert!(o[0] == 10 && (96..112).contains(&o[1]), "{addr}");
+            assert_ne!(ip(s), "10.96.0.1");
+            assert_eq!(s.spec.as_ref().unwrap().cluster_ips, Some(vec![ip(s)]));
+        }
+        let headless = svcs.create(&pp, &svc("h", Some("None"))).await.unwrap();
+        assert_eq!(ip(&headless), "None");
+        let err = svcs
+            .create(&pp, &svc("c", Some(&ip(&a))))
+            .await
+            .expect_err("taken");
+        let kube::Error::Api(status) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(status.code, 422);
+        assert!(
+            status.message.contains("spec.clusterIPs: Invalid value")
+                && status.message.contains("provided IP is already allocated"),
+            "{}",
+            status.message
+        );
+        // Released on delete.
+        svcs.delete("a", &Default::default()).await.unwrap();
+        let c = svcs.create(&pp, &svc("c", Some(&ip(&a)))).await.unwrap();
+        assert_eq!(ip(&c), ip(&a));
+    }
+}

@@ -4,6 +4,7 @@
 //! the process from one storage watch, and does work only when something
 //! changes, so an idle cluster costs nothing.
 
+pub mod clusterip;
 pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;

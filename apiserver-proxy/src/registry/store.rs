@@ -452,6 +452,14 @@ impl Store {
                 created: true,
             });
         }
+        // Hook: standalone ClusterIP allocation (controllers/clusterip.rs);
+        // the reservation is held until the Service is stored.
+        let _reservation = if r.group.is_empty() && r.resource == "services" {
+            crate::controllers::clusterip::allocate(self.storage.as_ref(), t.cluster, &mut obj)
+                .await?
+        } else {
+            None
+        };
         let name = meta::name(&obj).to_string();
         let kv = match self
             .storage
