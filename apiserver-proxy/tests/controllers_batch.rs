@@ -512,3 +512,79 @@ mod cluster_ips {
         assert_eq!(ip(&c), ip(&a));
     }
 }
+
+mod cronjobs {
+    use super::*;
+    use k8s_openapi::api::batch::v1::CronJob;
+
+    /// The schedule itself is unit-tested with a controlled clock
+    /// (`controllers::cronjob`); here: the CronJob's finished Jobs are
+    /// pruned to its history limits and `status.active` follows them.
+    #[tokio::test]
+    async fn cronjob_history_and_active_follow_its_jobs() {
+        let (_s, client, _dir) = server().await;
+        let cjs: Api<CronJob> = Api::namespaced(client.clone(), "default");
+        let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+        let cj: CronJob = serde_json::from_value(json!({"metadata": {"name": "nightly"},
+            "spec": {"schedule": "0 3 * * *", "successfulJobsHistoryLimit": 1,
+                "failedJobsHistoryLimit": 1,
+                "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox"}]}}}}}}))
+        .unwrap();
+        let cj = cjs.create(&PostParams::default(), &cj).await.unwrap();
+        let uid = cj.metadata.uid.clone().unwrap();
+        for i in 0..3 {
+            let mut j = job(&format!("nightly-{i}"), json!({"suspend": true}));
+            j.metadata.owner_references = Some(vec![
+                serde_json::from_value(json!({"apiVersion": "batch/v1", "kind": "CronJob",
+                    "name": "nightly", "uid": uid, "controller": true}))
+                .unwrap(),
+            ]);
+            jobs.create(&PostParams::default(), &j).await.unwrap();
+        }
+        wait_for("three active jobs", WAIT, || async {
+            let c = cjs.get("nightly").await.ok()?;
+            (c.status?.active?.len() == 3).then_some(())
+        })
+        .await;
+        for i in 0..2 {
+            let name = format!("nightly-{i}");
+            jobs.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {
+                    "startTime": "2026-01-01T00:00:00Z",
+                    "completionTime": format!("2026-01-01T00:0{i}:00Z"),
+                    "conditions": [
+                        {"type": "SuccessCriteriaMet", "status": "True"},
+                        {"type": "Complete", "status": "True"}]}})),
+            )
+            .await
+            .unwrap();
+        }
+        wait_for("history pruned to one", WAIT, || async {
+            let names: Vec<String> = jobs
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|j| j.metadata.deletion_timestamp.is_none())
+                .filter_map(|j| j.metadata.name)
+                .collect();
+            (names == ["nightly-1", "nightly-2"]).then_some(())
+        })
+        .await;
+        let c = wait_for("status", WAIT, || async {
+            let c = cjs.get("nightly").await.ok()?;
+            let s = c.status.clone()?;
+            (s.active.as_ref().map(Vec::len) == Some(1) && s.last_successful_time.is_some())
+                .then_some(c)
+        })
+        .await;
+        assert_eq!(
+            c.status.unwrap().active.unwrap()[0].name.as_deref(),
+            Some("nightly-2")
+        );
+    }
+}
