@@ -219,7 +219,7 @@ pub fn pod_from_template(job: &Value, index: Option<i64>) -> Value {
             spec["hostname"] = json!(format!("{name}-{i}"));
         }
         let env = json!({"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
-            "fieldPath": format!("metadata.labels['{COMPLETION_INDEX}']")}}});
+            "fieldPath": format!("metadata.annotations['{COMPLETION_INDEX}']")}}});
         for list in ["containers", "initContainers"] {
             for c in spec[list].as_array_mut().into_iter().flatten() {
                 match c["env"].as_array_mut() {
