@@ -502,7 +502,7 @@ impl Controller {
             .await?;
             return self.expire(&jt, &job).await;
         }
-        let p = plan(&job, &pods, Utc::now());
+        let mut p = plan(&job, &pods, Utc::now());
         self.delete_pods(&pt, &p.delete).await?;
         if !p.create.is_empty() {
             let created = futures::future::join_all(p.create.iter().map(|i| {
@@ -510,11 +510,26 @@ impl Controller {
                     .create(&pt, pod_from_template(&job, *i), WriteOptions::default())
             }))
             .await;
+            let mut refused = 0;
             for c in created {
                 match c {
                     Ok(_) => {}
-                    Err(ApiError::Forbidden(_)) | Err(ApiError::Invalid { .. }) => {}
+                    // The namespace is going away, or the template is
+                    // invalid for pods: not active, nothing to retry.
+                    Err(ApiError::Forbidden(_)) | Err(ApiError::Invalid { .. }) => refused += 1,
                     Err(e) => return Err(e),
+                }
+            }
+            if refused > 0 {
+                let active = p.status["active"].as_i64().unwrap_or(0) - refused;
+                match p.status.as_object_mut() {
+                    Some(o) if active <= 0 => {
+                        o.remove("active");
+                    }
+                    Some(o) => {
+                        o.insert("active".into(), json!(active));
+                    }
+                    None => {}
                 }
             }
         }
