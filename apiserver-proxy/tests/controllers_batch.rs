@@ -588,3 +588,85 @@ mod cronjobs {
         );
     }
 }
+
+mod clusters {
+    use super::*;
+
+    fn server_ca(running: &RunningServer) -> String {
+        let text = std::fs::read_to_string(&running.root_kubeconfig).expect("read kubeconfig");
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+        let data = doc["clusters"][0]["cluster"]["certificate-authority-data"]
+            .as_str()
+            .expect("ca data");
+        use base64::Engine;
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .expect("base64"),
+        )
+        .expect("utf8")
+    }
+
+    async fn cluster_client(running: &RunningServer, path: &str) -> Client {
+        let api = &running.api;
+        api.clusters
+            .create(&api.store, &api.catalog, path)
+            .await
+            .expect("create cluster");
+        let admin = api
+            .clusters
+            .get(path)
+            .expect("cluster")
+            .client_ca
+            .issue_client("test-admin", &["system:masters"])
+            .expect("issue");
+        let doc = nestkube_apiserver::kubeconfig::render(
+            path,
+            &format!("https://{}/clusters/{path}", running.local_addr),
+            &server_ca(running),
+            &admin,
+        );
+        let config = Config::from_custom_kubeconfig(
+            Kubeconfig::from_yaml(&doc).expect("kubeconfig"),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .expect("config");
+        Client::try_from(config).expect("client")
+    }
+
+    /// The same Job name in two clusters: each runs its own pods, and a
+    /// pod's phase in one cluster never completes the other's Job.
+    #[tokio::test]
+    async fn jobs_of_two_clusters_are_independent() {
+        let (running, root, _dir) = server().await;
+        let child = cluster_client(&running, "team-a").await;
+        let mut apis = Vec::new();
+        for client in [&root, &child] {
+            let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+            let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+            jobs.create(&PostParams::default(), &job("same", json!({})))
+                .await
+                .expect("create job");
+            apis.push((jobs, pods));
+        }
+        let child_pods = running_pods(&apis[1].1, "same", 1).await;
+        let root_pods = running_pods(&apis[0].1, "same", 1).await;
+        set_phase(&apis[1].1, &child_pods[0], "Succeeded").await;
+        wait_for("child Job complete", WAIT, || async {
+            apis[1]
+                .0
+                .get("same")
+                .await
+                .ok()
+                .filter(|j| condition(j, "Complete").is_some())
+        })
+        .await;
+        let root_job = apis[0].0.get("same").await.unwrap();
+        assert!(condition(&root_job, "Complete").is_none());
+        assert_eq!(
+            running_pods(&apis[0].1, "same", 1).await[0].metadata.uid,
+            root_pods[0].metadata.uid
+        );
+    }
+}

@@ -644,6 +644,26 @@ mod tests {
         assert!(Schedule::parse("@fortnightly").is_err());
     }
 
+    #[test]
+    fn one_timer_orders_every_cluster() {
+        let t = Timer::new();
+        let item = |c: &str| (c.to_string(), "ns".to_string(), "cj".to_string());
+        t.set(&item("b"), Some(at("2026-11-25T08:02:00Z")));
+        t.set(&item("a"), Some(at("2026-11-25T08:01:00Z")));
+        t.set(&item("c"), Some(at("2026-11-25T08:05:00Z")));
+        // Rescheduled: the old time is forgotten.
+        t.set(&item("c"), Some(at("2026-11-25T08:03:00Z")));
+        t.set(&item("gone"), Some(at("2026-11-25T08:00:00Z")));
+        t.set(&item("gone"), None);
+        assert_eq!(t.len(), 3);
+        let (due, next) = t.due(at("2026-11-25T08:02:00Z"));
+        assert_eq!(due, [item("a"), item("b")]);
+        assert_eq!(next, Some(at("2026-11-25T08:03:00Z")));
+        let (due, next) = t.due(at("2026-11-25T09:00:00Z"));
+        assert_eq!((due, next), (vec![item("c")], None));
+        assert!(t.is_empty());
+    }
+
     struct TestClock(Mutex<DateTime<Utc>>);
     impl Clock for TestClock {
         fn now(&self) -> DateTime<Utc> {
