@@ -13,7 +13,7 @@
 //! selectors of every selecting Service (keyed by cluster and namespace) so
 //! a pod change enqueues exactly the Services that select the pod before or
 //! after it; a short task per Service being reconciled. Reads go to the
-//! store. Simplification: no 100-endpoint limit per slice.
+//! store. A slice holds at most 100 endpoints, as upstream's default.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,8 @@ pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
+/// Upstream's default `--max-endpoints-per-slice`.
+const MAX_PER_SLICE: usize = 100;
 
 /// A Service (cluster, namespace, name).
 type Item = (String, String, String);
@@ -337,9 +339,11 @@ fn slices(svc: &Value, eps: &[PodEndpoint]) -> Vec<(String, Value, Vec<Value>)> 
     }
     let mut out: Vec<(String, Value, Vec<Value>)> = groups
         .into_iter()
-        .map(|((family, _), (ports, mut eps))| {
+        .flat_map(|((family, _), (ports, mut eps))| {
             eps.sort_by(|a, b| a["addresses"][0].as_str().cmp(&b["addresses"][0].as_str()));
-            (family, ports, eps)
+            eps.chunks(MAX_PER_SLICE)
+                .map(|c| (family.clone(), ports.clone(), c.to_vec()))
+                .collect::<Vec<_>>()
         })
         .collect();
     if out.is_empty() {
@@ -561,6 +565,22 @@ mod tests {
         assert_eq!(ports[1]["port"], 9091);
         let bare = json!({"spec": {"containers": [{"name": "c"}]}});
         assert_eq!(ports_for(&svc, &bare).len(), 1);
+    }
+
+    #[test]
+    fn slices_hold_at_most_100_endpoints() {
+        let svc = json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}}});
+        let eps: Vec<PodEndpoint> = (0..250)
+            .map(|i| PodEndpoint {
+                ips: vec![format!("10.0.{}.{}", i / 200, i % 200)],
+                ready: true,
+                ports: Vec::new(),
+                pod: json!({"metadata": {"name": format!("p{i}")}, "spec": {}}),
+            })
+            .collect();
+        let sizes: Vec<usize> = slices(&svc, &eps).iter().map(|s| s.2.len()).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(slices(&svc, &[]).len(), 1, "a placeholder");
     }
 
     #[test]
