@@ -14,9 +14,9 @@
 //! deterministic Job name, never from memory.
 //!
 //! Schedules are upstream's 5-field syntax and descriptors
-//! ([`Schedule`]); `timeZone` supports UTC only (no time zone database is
-//! linked): a CronJob with another zone is not scheduled. `@every` is not
-//! supported. This controller never touches a Job it does not control.
+//! ([`Schedule`], with `@every <duration>`); `timeZone` supports UTC only
+//! (no time zone database is linked): a CronJob with another zone is not
+//! scheduled. This controller never touches a Job it does not control.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -60,6 +60,8 @@ impl Clock for SystemClock {
 /// day-of-week), as upstream's `cron.ParseStandard`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
+    /// `@every <duration>`: a constant delay (then the fields are unused).
+    every: Option<i64>,
     minute: u64,
     hour: u64,
     dom: u64,
@@ -132,6 +134,38 @@ fn parse_field(
     Ok((bits, star))
 }
 
+/// Whole seconds of a Go duration (`90s`, `1h30m`, `1.5h`).
+fn parse_go_duration(s: &str) -> Result<i64, String> {
+    let bad = || format!("failed to parse duration @every {s}: time: invalid duration {s:?}");
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..n].parse().map_err(|_| bad())?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = &rest[u..];
+    }
+    Ok(total as i64)
+}
+
 impl Schedule {
     /// Parses a 5-field schedule or a descriptor (`@hourly`, `@daily`,
     /// `@midnight`, `@weekly`, `@monthly`, `@yearly`, `@annually`).
@@ -142,6 +176,19 @@ impl Schedule {
             "@weekly" => "0 0 * * 0",
             "@daily" | "@midnight" => "0 0 * * *",
             "@hourly" => "0 * * * *",
+            s if s.starts_with("@every ") => {
+                let secs = parse_go_duration(s["@every ".len()..].trim())?;
+                return Ok(Self {
+                    every: Some(secs.max(1)),
+                    minute: 0,
+                    hour: 0,
+                    dom: 0,
+                    month: 0,
+                    dow: 0,
+                    dom_star: false,
+                    dow_star: false,
+                });
+            }
             s if s.starts_with('@') => return Err(format!("unrecognized descriptor: {s}")),
             s => s,
         };
@@ -158,6 +205,7 @@ impl Schedule {
             dow = (dow | 1) & !(1 << 7);
         }
         Ok(Self {
+            every: None,
             minute,
             hour,
             dom,
@@ -181,6 +229,9 @@ impl Schedule {
     /// The first scheduled time strictly after `after` (UTC), within five
     /// years.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let Some(every) = self.every {
+            return Some(after.with_nanosecond(0)? + chrono::Duration::seconds(every));
+        }
         let start = after.with_second(0)?.with_nanosecond(0)? + chrono::Duration::minutes(1);
         let limit = start + chrono::Duration::days(366 * 5);
         let mut t = start;
@@ -215,6 +266,11 @@ impl Schedule {
 
     /// The latest scheduled time in `(after, now]`, if any.
     pub fn most_recent(&self, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let Some(every) = self.every {
+            let start = after.with_nanosecond(0)?;
+            let n = (now - start).num_seconds() / every;
+            return (n >= 1).then(|| start + chrono::Duration::seconds(n * every));
+        }
         let mut last = None;
         let mut t = after;
         // Far behind: only the last few hours can matter (upstream also
@@ -642,6 +698,16 @@ mod tests {
         assert!(Schedule::parse("* * * *").is_err());
         assert!(Schedule::parse("61 * * * *").is_err());
         assert!(Schedule::parse("@fortnightly").is_err());
+        let e = Schedule::parse("@every 1h30m").unwrap();
+        assert_eq!(
+            e.next_after(at("2026-11-25T08:00:00Z")),
+            Some(at("2026-11-25T09:30:00Z"))
+        );
+        assert_eq!(
+            e.most_recent(at("2026-11-25T08:00:00Z"), at("2026-11-25T12:00:00Z")),
+            Some(at("2026-11-25T11:00:00Z"))
+        );
+        assert!(Schedule::parse("@every soon").is_err());
     }
 
     #[test]
