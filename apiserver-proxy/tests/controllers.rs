@@ -7,45 +7,23 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
+use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
-use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
+use nestkube_apiserver::server::RunningServer;
 
-async fn server() -> (RunningServer, Client, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let running = start(ServeConfig {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        backend: Default::default(),
-    })
-    .await
-    .expect("start server");
-    let kubeconfig = Kubeconfig::read_from(&running.root_kubeconfig).expect("kubeconfig");
-    let client = client_for(kubeconfig).await;
-    (running, client, dir)
-}
+mod common;
+use common::Fixture;
 
-async fn client_for(kubeconfig: Kubeconfig) -> Client {
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    Client::try_from(config).expect("client")
+/// A server and its root admin client.
+async fn server() -> (Fixture, Client) {
+    let f = Fixture::start().await;
+    let client = f.root_client().await;
+    (f, client)
 }
 
 /// An admin client of cluster `path` (a certificate its client CA issued).
-async fn cluster_client(running: &RunningServer, path: &str) -> Client {
-    let cluster = running.api.clusters.get(path).expect("cluster");
-    let admin = cluster
-        .client_ca
-        .issue_client("test-admin", &["system:masters"])
-        .expect("issue");
-    let doc = nestkube_apiserver::kubeconfig::render(
-        path,
-        &format!("https://{}/clusters/{path}", running.local_addr),
-        &server_ca(running),
-        &admin,
-    );
-    client_for(Kubeconfig::from_yaml(&doc).expect("kubeconfig")).await
+async fn cluster_client(f: &Fixture, path: &str) -> Client {
+    f.user_client(path, "test-admin", &["system:masters"]).await
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout`.
@@ -87,25 +65,10 @@ async fn expect_defaults(client: &Client, ns: &str, ca_pem: &str) -> Duration {
     start.elapsed()
 }
 
-fn server_ca(running: &RunningServer) -> String {
-    let text = std::fs::read_to_string(&running.root_kubeconfig).expect("read kubeconfig");
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
-    let data = doc["clusters"][0]["cluster"]["certificate-authority-data"]
-        .as_str()
-        .expect("ca data");
-    use base64::Engine;
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .expect("base64"),
-    )
-    .expect("utf8")
-}
-
 #[tokio::test]
 async fn every_namespace_gets_default_service_account_and_root_ca() {
-    let (running, client, _dir) = server().await;
-    let ca = server_ca(&running);
+    let (f, client) = server().await;
+    let ca = f.server_ca_pem();
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         expect_defaults(&client, ns, &ca).await;
     }
@@ -155,16 +118,11 @@ async fn every_namespace_gets_default_service_account_and_root_ca() {
 
 #[tokio::test]
 async fn child_cluster_namespaces_get_service_accounts_within_milliseconds() {
-    let (running, _client, _dir) = server().await;
-    let ca = server_ca(&running);
+    let (f, _client) = server().await;
+    let ca = f.server_ca_pem();
     let created = Instant::now();
-    running
-        .api
-        .clusters
-        .create(&running.api.store, &running.api.catalog, "t1")
-        .await
-        .expect("create cluster");
-    let client = cluster_client(&running, "t1").await;
+    f.create_cluster("t1").await;
+    let client = cluster_client(&f, "t1").await;
     let mut worst = Duration::ZERO;
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         worst = worst.max(expect_defaults(&client, ns, &ca).await);
@@ -205,7 +163,7 @@ async fn gone(api: &Api<ConfigMap>, name: &str) {
 
 #[tokio::test]
 async fn garbage_collector_background_foreground_orphan() {
-    let (_running, client, _dir) = server().await;
+    let (_f, client) = server().await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let pp = PostParams::default();
 
@@ -270,14 +228,9 @@ async fn garbage_collector_background_foreground_orphan() {
 
 #[tokio::test]
 async fn owners_never_reach_across_clusters() {
-    let (running, root, _dir) = server().await;
-    running
-        .api
-        .clusters
-        .create(&running.api.store, &running.api.catalog, "t1")
-        .await
-        .expect("create cluster");
-    let t1 = cluster_client(&running, "t1").await;
+    let (f, root) = server().await;
+    f.create_cluster("t1").await;
+    let t1 = cluster_client(&f, "t1").await;
     let pp = PostParams::default();
     let root_api: Api<ConfigMap> = Api::namespaced(root, "default");
     let t1_api: Api<ConfigMap> = Api::namespaced(t1, "default");
@@ -343,6 +296,14 @@ async fn owned_pods(pods: &Api<Pod>, rs: &ReplicaSet) -> Vec<Pod> {
         .collect()
 }
 
+/// A server, and the root admin's ReplicaSets and pods in `default`.
+async fn replicasets_and_pods() -> (Fixture, Api<ReplicaSet>, Api<Pod>) {
+    let (f, client) = server().await;
+    let rss = Api::namespaced(client.clone(), "default");
+    let pods = Api::namespaced(client, "default");
+    (f, rss, pods)
+}
+
 async fn wait_pods(pods: &Api<Pod>, rs: &ReplicaSet, n: usize) -> Vec<Pod> {
     wait_for(&format!("{n} pods"), WAIT, || async {
         let owned = owned_pods(pods, rs).await;
@@ -353,9 +314,7 @@ async fn wait_pods(pods: &Api<Pod>, rs: &ReplicaSet, n: usize) -> Vec<Pod> {
 
 #[tokio::test]
 async fn replicaset_creates_scales_adopts_and_reports_status() {
-    let (_running, client, _dir) = server().await;
-    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let (_f, rss, pods) = replicasets_and_pods().await;
     let pp = PostParams::default();
 
     let start = Instant::now();
@@ -425,9 +384,7 @@ async fn replicaset_creates_scales_adopts_and_reports_status() {
 
 #[tokio::test]
 async fn replicaset_adopts_a_matching_orphan() {
-    let (_running, client, _dir) = server().await;
-    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let (_f, rss, pods) = replicasets_and_pods().await;
     let pp = PostParams::default();
     let stray: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "stray", "labels": {"app": "adopt"}},
@@ -452,9 +409,7 @@ async fn replicaset_adopts_a_matching_orphan() {
 
 #[tokio::test]
 async fn replicaset_foreground_and_orphan_deletion() {
-    let (_running, client, _dir) = server().await;
-    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let (_f, rss, pods) = replicasets_and_pods().await;
     let pp = PostParams::default();
 
     let rs = rss.create(&pp, &replicaset("fg", 2)).await.unwrap();
@@ -564,7 +519,7 @@ async fn owned_replicasets(rss: &Api<ReplicaSet>, d: &Deployment) -> Vec<Replica
 
 #[tokio::test]
 async fn deployment_rolls_out_and_updates() {
-    let (_running, client, _dir) = server().await;
+    let (_f, client) = server().await;
     let _kubelet = fake_kubelet(client.clone(), "default");
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
@@ -661,11 +616,11 @@ async fn settle(metrics: &tokio::runtime::RuntimeMetrics, limit: usize) -> usize
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_clusters_cost_no_controller_task() {
-    let (running, _client, _dir) = server().await;
+    let (f, _client) = server().await;
     let metrics = tokio::runtime::Handle::current().metrics();
     // Settle: the root cluster's namespaces are reconciled.
     wait_for("root settled", WAIT, || async {
-        has_default_sa(&running, "root", "kube-node-lease")
+        has_default_sa(&f.running, "root", "kube-node-lease")
             .await
             .then_some(())
     })
@@ -674,21 +629,12 @@ async fn idle_clusters_cost_no_controller_task() {
     let start = Instant::now();
     const N: usize = 100;
     for i in 0..N {
-        running
-            .api
-            .clusters
-            .create(
-                &running.api.store,
-                &running.api.catalog,
-                &format!("idle{i}"),
-            )
-            .await
-            .expect("create cluster");
+        f.create_cluster(&format!("idle{i}")).await;
     }
     for i in 0..N {
         let c = format!("idle{i}");
         wait_for("SAs in every cluster", WAIT, || async {
-            has_default_sa(&running, &c, "kube-node-lease")
+            has_default_sa(&f.running, &c, "kube-node-lease")
                 .await
                 .then_some(())
         })
@@ -705,8 +651,8 @@ async fn idle_clusters_cost_no_controller_task() {
 
 #[tokio::test]
 async fn deleting_a_namespace_wins_over_controllers() {
-    let (running, client, _dir) = server().await;
-    let ca = server_ca(&running);
+    let (f, client) = server().await;
+    let ca = f.server_ca_pem();
     let nss: Api<Namespace> = Api::all(client.clone());
     nss.create(&PostParams::default(), &namespace("doomed"))
         .await
@@ -732,7 +678,7 @@ async fn deleting_a_namespace_wins_over_controllers() {
 
 #[tokio::test]
 async fn deployment_foreground_deletion_cascades_through_replicasets() {
-    let (_running, client, _dir) = server().await;
+    let (_f, client) = server().await;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");

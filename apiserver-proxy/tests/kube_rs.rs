@@ -5,28 +5,20 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Client;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::runtime::watcher;
-use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
-use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
 
-async fn server() -> (RunningServer, Client, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let running = start(ServeConfig {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        backend: Default::default(),
-    })
-    .await
-    .expect("start server");
-    let kubeconfig = Kubeconfig::read_from(&running.root_kubeconfig).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    let client = Client::try_from(config).expect("client");
-    (running, client, dir)
+mod common;
+use common::Fixture;
+
+/// A server and its root admin client.
+async fn server() -> (Fixture, Client) {
+    let f = Fixture::start().await;
+    let client = f.root_client().await;
+    (f, client)
 }
 
 fn cm(name: &str, value: &str) -> ConfigMap {
@@ -40,7 +32,7 @@ fn cm(name: &str, value: &str) -> ConfigMap {
 
 #[tokio::test]
 async fn stale_update_is_a_conflict() {
-    let (_server, client, _dir) = server().await;
+    let (_server, client) = server().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let created = api
         .create(&PostParams::default(), &cm("occ", "1"))
@@ -69,7 +61,7 @@ async fn stale_update_is_a_conflict() {
 
 #[tokio::test]
 async fn watch_from_resource_version_is_ordered_and_complete() {
-    let (_server, client, _dir) = server().await;
+    let (_server, client) = server().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     // The root CA publisher writes kube-root-ca.crt here at start: let it
     // finish so the watch below sees only this test's writes.
@@ -137,7 +129,7 @@ async fn watch_from_resource_version_is_ordered_and_complete() {
 
 #[tokio::test]
 async fn watch_bookmarks_and_initial_events() {
-    let (_server, client, _dir) = server().await;
+    let (_server, client) = server().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     api.create(&PostParams::default(), &cm("pre", "v"))
         .await
@@ -173,7 +165,7 @@ async fn watch_bookmarks_and_initial_events() {
 
 #[tokio::test]
 async fn too_old_resource_version_is_gone_and_watcher_relists() {
-    let (server, client, _dir) = server().await;
+    let (server, client) = server().await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     for i in 0..3 {
         api.create(&PostParams::default(), &cm(&format!("g{i}"), "v"))
@@ -181,6 +173,7 @@ async fn too_old_resource_version_is_gone_and_watcher_relists() {
             .expect("create");
     }
     let current = server
+        .running
         .api
         .store
         .storage()
@@ -188,6 +181,7 @@ async fn too_old_resource_version_is_gone_and_watcher_relists() {
         .await
         .expect("rev");
     server
+        .running
         .api
         .store
         .storage()
@@ -224,7 +218,7 @@ async fn too_old_resource_version_is_gone_and_watcher_relists() {
 
 #[tokio::test]
 async fn default_namespaces_exist_and_unknown_namespace_is_not_found() {
-    let (_server, client, _dir) = server().await;
+    let (_server, client) = server().await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let names: Vec<String> = namespaces
         .list(&ListParams::default())

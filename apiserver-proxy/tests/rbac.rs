@@ -6,97 +6,35 @@
 
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
-use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
-use nestkube_apiserver::auth::pki::CertPair;
+use kube::Client;
 use nestkube_apiserver::kubeconfig;
-use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
 use serde_json::{Value, json};
+
+mod common;
+use common::{Fixture, send};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-struct Fixture {
-    running: RunningServer,
-    dir: tempfile::TempDir,
+/// A server with the child clusters `clusters`.
+async fn start(clusters: &[&str]) -> Fixture {
+    let f = Fixture::start().await;
+    for path in clusters {
+        f.create_cluster(path).await;
+    }
+    f
 }
 
-impl Fixture {
-    async fn start(clusters: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let running = start(ServeConfig {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            backend: Default::default(),
-        })
-        .await
-        .expect("start server");
-        let api = &running.api;
-        for path in clusters {
-            api.clusters
-                .create(&api.store, &api.catalog, path)
-                .await
-                .expect("create cluster");
-        }
-        Self { running, dir }
-    }
-
-    fn issue(&self, cluster: &str, user: &str, groups: &[&str]) -> CertPair {
-        self.running
-            .api
-            .clusters
-            .get(cluster)
-            .expect("cluster")
-            .client_ca
-            .issue_client(user, groups)
-            .expect("issue")
-    }
-
-    /// A client for `user` (with `groups`) of `cluster`, at its URL.
-    async fn client(&self, cluster: &str, user: &str, groups: &[&str]) -> Client {
-        let ca = std::fs::read_to_string(self.dir.path().join("pki/ca.crt")).expect("server CA");
-        let url = format!("https://{}/clusters/{cluster}", self.running.local_addr);
-        let doc = kubeconfig::render("test", &url, &ca, &self.issue(cluster, user, groups));
-        let kubeconfig = Kubeconfig::from_yaml(&doc).expect("kubeconfig");
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("config");
-        Client::try_from(config).expect("client")
-    }
-
-    async fn admin(&self, cluster: &str) -> Client {
-        self.client(cluster, "admin", &["system:masters"]).await
-    }
+/// A server with `team-a`; its admin, and alice (no groups, no bindings).
+async fn team_a_admin_and_alice() -> (Fixture, Client, Client) {
+    let f = start(&["team-a"]).await;
+    let admin = admin_client(&f, "team-a").await;
+    let alice = f.user_client("team-a", "alice", &[]).await;
+    (f, admin, alice)
 }
 
-/// Sends a request; returns status and JSON body.
-async fn send(
-    client: &Client,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> (u16, Value) {
-    let mut req = http::Request::builder().method(method).uri(path);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(kube::client::Body::from(serde_json::to_vec(&b).unwrap())),
-        None => req.body(kube::client::Body::empty()),
-    }
-    .unwrap();
-    let resp = tokio::time::timeout(TIMEOUT, client.send(req))
-        .await
-        .expect("timely")
-        .expect("send");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+/// A `system:masters` client of `cluster`, at its URL.
+async fn admin_client(f: &Fixture, cluster: &str) -> Client {
+    f.user_client(cluster, "admin", &["system:masters"]).await
 }
 
 async fn get(client: &Client, path: &str) -> (u16, Value) {
@@ -105,6 +43,26 @@ async fn get(client: &Client, path: &str) -> (u16, Value) {
 
 async fn post(client: &Client, path: &str, body: Value) -> (u16, Value) {
     send(client, "POST", path, Some(body), &[]).await
+}
+
+/// POSTs a SelfSubjectAccessReview as `client`.
+async fn self_access_review(client: &Client, review: Value) -> (u16, Value) {
+    post(
+        client,
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        review,
+    )
+    .await
+}
+
+/// POSTs a SubjectAccessReview as `client`.
+async fn subject_access_review(client: &Client, review: Value) -> (u16, Value) {
+    post(
+        client,
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        review,
+    )
+    .await
 }
 
 /// Waits until GET `path` answers `want` (policy changes reach the cache
@@ -136,6 +94,16 @@ async fn create(admin: &Client, path: &str, body: Value) {
     assert_eq!(status, 201, "{path}: {resp}");
 }
 
+/// Creates the RoleBinding `binding` in `default`.
+async fn bind_in_default(admin: &Client, binding: Value) {
+    create(
+        admin,
+        &format!("{RBAC}/namespaces/default/rolebindings"),
+        binding,
+    )
+    .await;
+}
+
 fn role_binding(name: &str, kind: &str, role: &str, user: &str) -> Value {
     json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
            "metadata": {"name": name},
@@ -145,8 +113,8 @@ fn role_binding(name: &str, kind: &str, role: &str, user: &str) -> Value {
 
 #[tokio::test]
 async fn alice_without_bindings_is_forbidden_with_upstreams_message() {
-    let f = Fixture::start(&["team-a"]).await;
-    let alice = f.client("team-a", "alice", &[]).await;
+    let f = start(&["team-a"]).await;
+    let alice = f.user_client("team-a", "alice", &[]).await;
     let got = get(&alice, "/api/v1/namespaces/default/pods").await;
     assert_forbidden(
         &got,
@@ -171,15 +139,13 @@ async fn alice_without_bindings_is_forbidden_with_upstreams_message() {
     assert_eq!(get(&alice, "/apis").await.0, 200);
     assert_eq!(get(&alice, "/version").await.0, 200);
     // system:masters is always allowed.
-    let root = f.client("team-a", "alice", &["system:masters"]).await;
+    let root = f.user_client("team-a", "alice", &["system:masters"]).await;
     assert_eq!(get(&root, "/api/v1/namespaces/default/pods").await.0, 200);
 }
 
 #[tokio::test]
 async fn role_binding_grants_one_namespace_and_resource_names() {
-    let f = Fixture::start(&["team-a"]).await;
-    let admin = f.admin("team-a").await;
-    let alice = f.client("team-a", "alice", &[]).await;
+    let (_f, admin, alice) = team_a_admin_and_alice().await;
     create(
         &admin,
         &format!("{RBAC}/namespaces/default/roles"),
@@ -188,9 +154,8 @@ async fn role_binding_grants_one_namespace_and_resource_names() {
                          {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["allowed"]}]}),
     )
     .await;
-    create(
+    bind_in_default(
         &admin,
-        &format!("{RBAC}/namespaces/default/rolebindings"),
         role_binding("alice-reads", "Role", "pod-reader", "alice"),
     )
     .await;
@@ -226,12 +191,9 @@ async fn role_binding_grants_one_namespace_and_resource_names() {
 
 #[tokio::test]
 async fn cluster_roles_view_and_aggregated_edit() {
-    let f = Fixture::start(&["team-a"]).await;
-    let admin = f.admin("team-a").await;
-    let alice = f.client("team-a", "alice", &[]).await;
-    create(
+    let (_f, admin, alice) = team_a_admin_and_alice().await;
+    bind_in_default(
         &admin,
-        &format!("{RBAC}/namespaces/default/rolebindings"),
         role_binding("alice-view", "ClusterRole", "view", "alice"),
     )
     .await;
@@ -271,9 +233,8 @@ async fn cluster_roles_view_and_aggregated_edit() {
                "rules": [{"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["create", "list"]}]}),
     )
     .await;
-    create(
+    bind_in_default(
         &admin,
-        &format!("{RBAC}/namespaces/default/rolebindings"),
         role_binding("bob-edit", "ClusterRole", "edit", "bob"),
     )
     .await;
@@ -283,9 +244,8 @@ async fn cluster_roles_view_and_aggregated_edit() {
     };
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let (status, body) = post(
+        let (status, body) = subject_access_review(
             &admin,
-            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
             sar("bob", "create", "example.com", "widgets", "default"),
         )
         .await;
@@ -313,12 +273,7 @@ async fn cluster_roles_view_and_aggregated_edit() {
         ),
         ("alice", "list", "example.com", "widgets", "default", false),
     ] {
-        let (_, body) = post(
-            &admin,
-            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-            sar(user, verb, group, resource, ns),
-        )
-        .await;
+        let (_, body) = subject_access_review(&admin, sar(user, verb, group, resource, ns)).await;
         assert_eq!(
             body["status"]["allowed"], allowed,
             "{user} {verb} {resource} in {ns}: {body}"
@@ -328,8 +283,8 @@ async fn cluster_roles_view_and_aggregated_edit() {
 
 #[tokio::test]
 async fn bindings_in_one_cluster_never_grant_in_another() {
-    let f = Fixture::start(&["team-a", "team-b"]).await;
-    let admin_a = f.admin("team-a").await;
+    let f = start(&["team-a", "team-b"]).await;
+    let admin_a = admin_client(&f, "team-a").await;
     create(
         &admin_a,
         &format!("{RBAC}/clusterrolebindings"),
@@ -338,24 +293,23 @@ async fn bindings_in_one_cluster_never_grant_in_another() {
                "subjects": [{"kind": "User", "name": "alice"}, {"kind": "Group", "name": "devs"}]}),
     )
     .await;
-    let alice_a = f.client("team-a", "alice", &[]).await;
+    let alice_a = f.user_client("team-a", "alice", &[]).await;
     eventually(&alice_a, "/api/v1/namespaces", 200).await;
     // The same user and group names in team-b: nothing.
-    let alice_b = f.client("team-b", "alice", &["devs"]).await;
+    let alice_b = f.user_client("team-b", "alice", &["devs"]).await;
     assert_forbidden(
         &get(&alice_b, "/api/v1/namespaces").await,
         r#"namespaces is forbidden: User "alice" cannot list resource "namespaces" in API group "" at the cluster scope"#,
     );
-    let (_, review) = post(
+    let (_, review) = self_access_review(
         &alice_b,
-        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
         json!({"spec": {"resourceAttributes": {"verb": "list", "resource": "namespaces"}}}),
     )
     .await;
     assert_eq!(review["status"]["allowed"], false, "{review}");
     // team-b's own admin sees no foreign binding.
     let (_, list) = get(
-        &f.admin("team-b").await,
+        &admin_client(&f, "team-b").await,
         &format!("{RBAC}/clusterrolebindings"),
     )
     .await;
@@ -364,24 +318,18 @@ async fn bindings_in_one_cluster_never_grant_in_another() {
 
 #[tokio::test]
 async fn review_apis_answer_for_the_caller() {
-    let f = Fixture::start(&["team-a"]).await;
-    let alice = f.client("team-a", "alice", &["devs"]).await;
+    let f = start(&["team-a"]).await;
+    let alice = f.user_client("team-a", "alice", &["devs"]).await;
     let ssar = |verb: &str, resource: &str| {
         json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                "spec": {"resourceAttributes": {"verb": verb, "resource": resource, "namespace": "default"}}})
     };
-    let (status, body) = post(
-        &alice,
-        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-        ssar("list", "pods"),
-    )
-    .await;
+    let (status, body) = self_access_review(&alice, ssar("list", "pods")).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["kind"], "SelfSubjectAccessReview");
     assert_eq!(body["status"]["allowed"], false);
-    let (_, body) = post(
+    let (_, body) = self_access_review(
         &alice,
-        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
         json!({"spec": {"nonResourceAttributes": {"verb": "get", "path": "/apis/apps"}}}),
     )
     .await;
@@ -418,9 +366,8 @@ async fn review_apis_answer_for_the_caller() {
         "{body}"
     );
     // SubjectAccessReview needs a grant alice does not have.
-    let (status, _) = post(
+    let (status, _) = subject_access_review(
         &alice,
-        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
         json!({"spec": {"user": "bob", "resourceAttributes": {"verb": "list", "resource": "pods"}}}),
     )
     .await;
@@ -428,14 +375,12 @@ async fn review_apis_answer_for_the_caller() {
     // Not stored: no list (authorized first, as upstream).
     let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
     assert_eq!(get(&alice, path).await.0, 403);
-    assert_eq!(get(&f.admin("team-a").await, path).await.0, 405);
+    assert_eq!(get(&admin_client(&f, "team-a").await, path).await.0, 405);
 }
 
 #[tokio::test]
 async fn impersonation_needs_the_impersonate_verb() {
-    let f = Fixture::start(&["team-a"]).await;
-    let admin = f.admin("team-a").await;
-    let alice = f.client("team-a", "alice", &[]).await;
+    let (_f, admin, alice) = team_a_admin_and_alice().await;
     // The admin acts as alice: alice's permissions apply.
     let got = send(
         &admin,
@@ -573,11 +518,11 @@ async fn kubectl_auth_commands_and_as() {
         eprintln!("note: kubectl not found; skipping");
         return;
     }
-    let f = Fixture::start(&["team-a"]).await;
-    let ca = std::fs::read_to_string(f.dir.path().join("pki/ca.crt")).expect("server CA");
-    let url = format!("https://{}/clusters/team-a", f.running.local_addr);
+    let f = start(&["team-a"]).await;
+    let ca = f.server_ca_pem();
+    let url = f.url(Some("team-a"));
     let write = |user: &str, groups: &[&str]| {
-        let path = f.dir.path().join(format!("{user}.kubeconfig"));
+        let path = f.dir().join(format!("{user}.kubeconfig"));
         let doc = kubeconfig::render("team-a", &url, &ca, &f.issue("team-a", user, groups));
         std::fs::write(&path, doc).expect("write kubeconfig");
         path
@@ -624,9 +569,9 @@ async fn kubectl_auth_commands_and_as() {
 
 #[tokio::test]
 async fn a_recreated_cluster_starts_without_its_predecessors_bindings() {
-    let f = Fixture::start(&["team-a"]).await;
+    let f = start(&["team-a"]).await;
     create(
-        &f.admin("team-a").await,
+        &admin_client(&f, "team-a").await,
         &format!("{RBAC}/clusterrolebindings"),
         json!({"metadata": {"name": "alice-admin"},
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
@@ -634,7 +579,7 @@ async fn a_recreated_cluster_starts_without_its_predecessors_bindings() {
     )
     .await;
     eventually(
-        &f.client("team-a", "alice", &[]).await,
+        &f.user_client("team-a", "alice", &[]).await,
         "/api/v1/namespaces",
         200,
     )
@@ -646,7 +591,7 @@ async fn a_recreated_cluster_starts_without_its_predecessors_bindings() {
         .await
         .expect("re-create");
     eventually(
-        &f.client("team-a", "alice", &[]).await,
+        &f.user_client("team-a", "alice", &[]).await,
         "/api/v1/namespaces",
         403,
     )
@@ -655,9 +600,7 @@ async fn a_recreated_cluster_starts_without_its_predecessors_bindings() {
 
 #[tokio::test]
 async fn roles_and_bindings_cannot_escalate() {
-    let f = Fixture::start(&["team-a"]).await;
-    let admin = f.admin("team-a").await;
-    let alice = f.client("team-a", "alice", &[]).await;
+    let (_f, admin, alice) = team_a_admin_and_alice().await;
     let roles = format!("{RBAC}/namespaces/default/roles");
     let bindings = format!("{RBAC}/namespaces/default/rolebindings");
     create(

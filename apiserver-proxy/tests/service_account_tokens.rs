@@ -4,89 +4,28 @@
 //! whose key signed it, only while it is current and its service account
 //! (and bound pod or secret) still exists.
 
-use std::time::Duration;
-
 use base64::Engine;
-use http_body_util::BodyExt;
-use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
+use kube::Client;
 use nestkube_apiserver::auth::pki::CertPair;
 use nestkube_apiserver::auth::tokens::{API_AUDIENCE, Claims, ObjectRef, SigningKey, unix_now};
-use nestkube_apiserver::kubeconfig;
-use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+mod common;
+use common::Fixture;
 
-struct Fixture {
-    running: RunningServer,
-    dir: tempfile::TempDir,
+/// An admin certificate issued by `cluster`'s client CA.
+fn admin_cert(f: &Fixture, cluster: &str) -> CertPair {
+    f.issue(cluster, "admin", &["system:masters"])
 }
 
-impl Fixture {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let running = start(ServeConfig {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            backend: Default::default(),
-        })
-        .await
-        .expect("start server");
-        Self { running, dir }
-    }
-
-    async fn create(&self, path: &str) {
-        let api = &self.running.api;
-        api.clusters
-            .create(&api.store, &api.catalog, path)
-            .await
-            .expect("create cluster");
-    }
-
-    fn server_ca_pem(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("pki/ca.crt")).expect("server CA")
-    }
-
-    /// An admin certificate issued by `cluster`'s client CA.
-    fn admin_cert(&self, cluster: &str) -> CertPair {
-        self.running
-            .api
-            .clusters
-            .get(cluster)
-            .expect("cluster")
-            .client_ca
-            .issue_client("admin", &["system:masters"])
-            .expect("issue")
-    }
-
-    fn base(&self) -> String {
-        format!("https://{}", self.running.local_addr)
-    }
-
-    /// A client on the bare address, with `cert` if given.
-    async fn client(&self, cert: Option<&CertPair>) -> Client {
-        let config = match cert {
-            Some(cert) => {
-                let doc = kubeconfig::render("test", &self.base(), &self.server_ca_pem(), cert);
-                let kubeconfig = Kubeconfig::from_yaml(&doc).expect("kubeconfig");
-                Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                    .await
-                    .expect("config")
-            }
-            None => {
-                let ca = rustls::pki_types::CertificateDer::pem_slice_iter(
-                    self.server_ca_pem().as_bytes(),
-                )
-                .map(|c| c.unwrap().to_vec())
-                .collect();
-                let mut config = Config::new(self.base().parse().unwrap());
-                config.root_cert = Some(ca);
-                config
-            }
-        };
-        Client::try_from(config).expect("client")
-    }
+/// Claims for `default/robot` (uid `uid`) of `cluster`: the API's audience,
+/// issued at `now`, valid for an hour.
+fn robot_claims(cluster: &str, uid: &str, now: i64) -> Claims {
+    let sa = ObjectRef {
+        name: "robot".into(),
+        uid: uid.into(),
+    };
+    Claims::new(cluster, "default", sa, vec![API_AUDIENCE.into()], now, 3600)
 }
 
 /// Sends a request (path relative to the server address) with an optional
@@ -98,27 +37,12 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = http::Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            kube::client::Body::from(serde_json::to_vec(&b).unwrap())
-        }
-        None => kube::client::Body::empty(),
-    };
-    let resp = tokio::time::timeout(TIMEOUT, client.send(req.body(body).unwrap()))
-        .await
-        .expect("timely")
-        .expect("send");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
+    common::send(client, method, path, body, &headers).await
 }
 
 async fn must(client: &Client, method: &str, path: &str, body: Value) -> Value {
@@ -216,9 +140,9 @@ async fn status_with(client: &Client, path: &str, token: &str) -> u16 {
 #[tokio::test]
 async fn token_request_and_bearer_authentication() {
     let f = Fixture::start().await;
-    f.create("team-a").await;
-    let root = f.client(Some(&f.admin_cert("root"))).await;
-    let anon = f.client(None).await;
+    f.create_cluster("team-a").await;
+    let root = f.client(None, &admin_cert(&f, "root")).await;
+    let anon = f.anonymous(None);
     let sa_uid = service_account(&root, "", "robot").await;
     must(
         &root,
@@ -260,7 +184,7 @@ async fn token_request_and_bearer_authentication() {
 
     // The token lists namespaces in its cluster: explicit and bare paths,
     // with or without a client certificate (the token wins over it).
-    let team_a = f.client(Some(&f.admin_cert("team-a"))).await;
+    let team_a = f.client(None, &admin_cert(&f, "team-a")).await;
     for (client, path) in [
         (&anon, "/api/v1/namespaces"),
         (&anon, "/clusters/root/api/v1/namespaces"),
@@ -289,32 +213,14 @@ async fn token_request_and_bearer_authentication() {
     }
 
     // Expired, foreign-signed, and wrong-audience tokens.
-    let sa = ObjectRef {
-        name: "robot".into(),
-        uid: sa_uid.clone(),
-    };
     let key = &f.running.api.clusters.get("root").unwrap().sa_key;
-    let expired = Claims::new(
-        "root",
-        "default",
-        sa.clone(),
-        vec![API_AUDIENCE.into()],
-        unix_now() - 7200,
-        3600,
-    );
+    let expired = robot_claims("root", &sa_uid, unix_now() - 7200);
     let expired = key.sign(&expired).unwrap();
     assert_eq!(
         status_with(&anon, "/api/v1/namespaces", &expired).await,
         401
     );
-    let good = Claims::new(
-        "root",
-        "default",
-        sa.clone(),
-        vec![API_AUDIENCE.into()],
-        unix_now(),
-        3600,
-    );
+    let good = robot_claims("root", &sa_uid, unix_now());
     assert_eq!(
         status_with(&anon, "/api/v1/namespaces", &key.sign(&good).unwrap()).await,
         200
@@ -397,12 +303,12 @@ async fn token_request_and_bearer_authentication() {
 #[tokio::test]
 async fn tokens_are_bound_to_their_cluster() {
     let f = Fixture::start().await;
-    f.create("team-a").await;
-    f.create("team-b").await;
+    f.create_cluster("team-a").await;
+    f.create_cluster("team-b").await;
     // Tenant admins on the bare path (their certificates route them).
-    let a = f.client(Some(&f.admin_cert("team-a"))).await;
-    let b = f.client(Some(&f.admin_cert("team-b"))).await;
-    let anon = f.client(None).await;
+    let a = f.client(None, &admin_cert(&f, "team-a")).await;
+    let b = f.client(None, &admin_cert(&f, "team-b")).await;
+    let anon = f.anonymous(None);
     let uid_a = service_account(&a, "", "robot").await;
     let uid_b = service_account(&b, "", "robot").await;
     must(
@@ -432,17 +338,7 @@ async fn tokens_are_bound_to_their_cluster() {
     // A token that claims cluster B, with B's service-account uid, but is
     // signed with A's key: 401 in B (and in A, which it does not claim).
     let key_a = &f.running.api.clusters.get("team-a").unwrap().sa_key;
-    let forged = Claims::new(
-        "team-b",
-        "default",
-        ObjectRef {
-            name: "robot".into(),
-            uid: uid_b.clone(),
-        },
-        vec![API_AUDIENCE.into()],
-        unix_now(),
-        3600,
-    );
+    let forged = robot_claims("team-b", &uid_b, unix_now());
     let forged = key_a.sign(&forged).unwrap();
     for path in [
         "/clusters/team-b/api/v1/namespaces",
@@ -452,17 +348,7 @@ async fn tokens_are_bound_to_their_cluster() {
         assert_eq!(status_with(&anon, path, &forged).await, 401, "{path}");
     }
     // A's claims with B's uid, signed by A: the uid does not match A's.
-    let wrong_uid = Claims::new(
-        "team-a",
-        "default",
-        ObjectRef {
-            name: "robot".into(),
-            uid: uid_b.clone(),
-        },
-        vec![API_AUDIENCE.into()],
-        unix_now(),
-        3600,
-    );
+    let wrong_uid = robot_claims("team-a", &uid_b, unix_now());
     assert_ne!(uid_a, uid_b);
     let wrong_uid = key_a.sign(&wrong_uid).unwrap();
     assert_eq!(
@@ -491,8 +377,8 @@ async fn tokens_are_bound_to_their_cluster() {
 #[tokio::test]
 async fn bound_tokens_end_with_their_object() {
     let f = Fixture::start().await;
-    let root = f.client(Some(&f.admin_cert("root"))).await;
-    let anon = f.client(None).await;
+    let root = f.client(None, &admin_cert(&f, "root")).await;
+    let anon = f.anonymous(None);
     service_account(&root, "", "robot").await;
     let pod = must(
         &root,

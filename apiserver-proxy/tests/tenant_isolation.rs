@@ -7,112 +7,25 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Client;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
-use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
 use nestkube_apiserver::auth::pki::{Ca, CertPair};
-use nestkube_apiserver::kubeconfig;
-use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
 use nestkube_apiserver::tenancy::DEFAULT_NAMESPACES;
-use rustls::pki_types::pem::PemObject;
+
+mod common;
+use common::Fixture;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-struct Fixture {
-    running: RunningServer,
-    _dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let running = start(ServeConfig {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            backend: Default::default(),
-        })
-        .await
-        .expect("start server");
-        Self { running, _dir: dir }
-    }
-
-    async fn create(&self, path: &str) {
-        let api = &self.running.api;
-        api.clusters
-            .create(&api.store, &api.catalog, path)
-            .await
-            .expect("create cluster");
-    }
-
-    /// The server CA (it verifies the serving certificate).
-    fn server_ca_pem(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("pki/ca.crt")).expect("server CA")
-    }
-
-    /// A certificate for alice issued by `cluster`'s client CA.
-    fn issue(&self, cluster: &str) -> CertPair {
-        self.running
-            .api
-            .clusters
-            .get(cluster)
-            .expect("cluster")
-            .client_ca
-            .issue_client("alice", &["system:masters"])
-            .expect("issue")
-    }
-
-    fn url(&self, cluster: Option<&str>) -> String {
-        match cluster {
-            Some(c) => format!("https://{}/clusters/{c}", self.running.local_addr),
-            None => format!("https://{}", self.running.local_addr),
-        }
-    }
-
-    /// A client presenting `cert` to `cluster`'s URL (`None` = bare path).
-    async fn client(&self, cert: &CertPair, cluster: Option<&str>) -> Client {
-        let doc = kubeconfig::render("test", &self.url(cluster), &self.server_ca_pem(), cert);
-        let kubeconfig = Kubeconfig::from_yaml(&doc).expect("kubeconfig");
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("config");
-        Client::try_from(config).expect("client")
-    }
-
-    /// The root admin (`root.kubeconfig`) aimed at `cluster`.
-    async fn root_admin(&self, cluster: Option<&str>) -> Client {
-        let kubeconfig = Kubeconfig::read_from(&self.running.root_kubeconfig).expect("kubeconfig");
-        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("config");
-        config.cluster_url = self.url(cluster).parse().unwrap();
-        Client::try_from(config).expect("client")
-    }
-
-    /// A client without a certificate.
-    fn anonymous(&self, cluster: Option<&str>) -> Client {
-        let ca = rustls::pki_types::CertificateDer::pem_slice_iter(self.server_ca_pem().as_bytes())
-            .map(|c| c.unwrap().to_vec())
-            .collect();
-        let mut config = Config::new(self.url(cluster).parse().unwrap());
-        config.root_cert = Some(ca);
-        Client::try_from(config).expect("client")
-    }
+/// A certificate for alice issued by `cluster`'s client CA.
+fn alice_cert(f: &Fixture, cluster: &str) -> CertPair {
+    f.issue(cluster, "alice", &["system:masters"])
 }
 
 /// Status code and body of a GET (relative to the client's URL).
 async fn get_raw(client: &Client, path: &str) -> (u16, serde_json::Value) {
-    let req = http::Request::get(path)
-        .body(kube::client::Body::empty())
-        .unwrap();
-    let resp = tokio::time::timeout(TIMEOUT, client.send(req))
-        .await
-        .expect("timely")
-        .expect("send");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    (status, body)
+    common::send(client, "GET", path, None, &[]).await
 }
 
 /// Asserts a `metav1.Status` 401 that names no cluster.
@@ -183,11 +96,11 @@ async fn next_added(
 #[tokio::test]
 async fn clusters_are_isolated() {
     let f = Fixture::start().await;
-    f.create("team-a").await;
-    f.create("team-b").await;
-    let a = f.client(&f.issue("team-a"), Some("team-a")).await;
-    let b = f.client(&f.issue("team-b"), Some("team-b")).await;
-    let root = f.root_admin(None).await;
+    f.create_cluster("team-a").await;
+    f.create_cluster("team-b").await;
+    let a = f.client(Some("team-a"), &alice_cert(&f, "team-a")).await;
+    let b = f.client(Some("team-b"), &alice_cert(&f, "team-b")).await;
+    let root = f.root_client_at(None).await;
 
     let mut defaults: Vec<String> = DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect();
     defaults.sort();
@@ -241,22 +154,22 @@ async fn clusters_are_isolated() {
 #[tokio::test]
 async fn a_credential_is_valid_for_its_own_cluster_only() {
     let f = Fixture::start().await;
-    f.create("team-a").await;
-    f.create("team-b").await;
-    let a_cert = f.issue("team-a");
-    Api::<ConfigMap>::namespaced(f.client(&a_cert, Some("team-a")).await, "default")
+    f.create_cluster("team-a").await;
+    f.create_cluster("team-b").await;
+    let a_cert = alice_cert(&f, "team-a");
+    Api::<ConfigMap>::namespaced(f.client(Some("team-a"), &a_cert).await, "default")
         .create(&PostParams::default(), &cm("mine"))
         .await
         .expect("create in team-a");
 
     // Foreign and unknown clusters answer alike: no probing of names.
     let to_b = get_raw(
-        &f.client(&a_cert, Some("team-b")).await,
+        &f.client(Some("team-b"), &a_cert).await,
         "/api/v1/namespaces",
     )
     .await;
     let to_none = get_raw(
-        &f.client(&a_cert, Some("nonexistent")).await,
+        &f.client(Some("nonexistent"), &a_cert).await,
         "/api/v1/namespaces",
     )
     .await;
@@ -265,12 +178,12 @@ async fn a_credential_is_valid_for_its_own_cluster_only() {
     assert_eq!(to_b, to_none);
     // Not even a foreign cluster's public paths.
     assert_unauthorized(
-        &get_raw(&f.client(&a_cert, Some("team-b")).await, "/version").await,
+        &get_raw(&f.client(Some("team-b"), &a_cert).await, "/version").await,
         "team-a cert on team-b version",
     );
 
     // The bare path reaches the credential's own cluster.
-    let bare = f.client(&a_cert, None).await;
+    let bare = f.client(None, &a_cert).await;
     let names: Vec<String> = Api::<ConfigMap>::namespaced(bare, "default")
         .list(&ListParams::default())
         .await
@@ -284,19 +197,23 @@ async fn a_credential_is_valid_for_its_own_cluster_only() {
 
     // The root admin is root's only.
     assert_unauthorized(
-        &get_raw(&f.root_admin(Some("team-a")).await, "/api/v1/namespaces").await,
+        &get_raw(
+            &f.root_client_at(Some("team-a")).await,
+            "/api/v1/namespaces",
+        )
+        .await,
         "root admin on team-a",
     );
-    let (status, _) = get_raw(&f.root_admin(Some("root")).await, "/api/v1/namespaces").await;
+    let (status, _) = get_raw(&f.root_client_at(Some("root")).await, "/api/v1/namespaces").await;
     assert_eq!(status, 200);
-    let (status, _) = get_raw(&f.root_admin(None).await, "/api/v1/namespaces").await;
+    let (status, _) = get_raw(&f.root_client_at(None).await, "/api/v1/namespaces").await;
     assert_eq!(status, 200);
 }
 
 #[tokio::test]
 async fn foreign_certificates_never_authenticate() {
     let f = Fixture::start().await;
-    f.create("team-a").await;
+    f.create_cluster("team-a").await;
     // A random CA, and one that copies team-a's CA name: both rejected.
     for ca_name in ["evil-ca", "nestkube-client-ca:team-a", "nestkube-ca"] {
         let forged = Ca::generate(ca_name)
@@ -304,7 +221,7 @@ async fn foreign_certificates_never_authenticate() {
             .issue_client("alice", &["system:masters"])
             .unwrap();
         for cluster in [Some("team-a"), None] {
-            let client = f.client(&forged, cluster).await;
+            let client = f.client(cluster, &forged).await;
             assert_unauthorized(
                 &get_raw(&client, "/api/v1/namespaces").await,
                 &format!("{ca_name} on {cluster:?}"),
@@ -321,7 +238,7 @@ async fn foreign_certificates_never_authenticate() {
 #[tokio::test]
 async fn anonymous_reaches_public_paths_only() {
     let f = Fixture::start().await;
-    f.create("team-a").await;
+    f.create_cluster("team-a").await;
     let anon = f.anonymous(Some("team-a"));
     let (status, body) = get_raw(&anon, "/version").await;
     assert_eq!(status, 200, "{body}");
@@ -346,9 +263,9 @@ async fn anonymous_reaches_public_paths_only() {
 #[tokio::test]
 async fn a_removed_cluster_takes_its_credentials_and_data() {
     let f = Fixture::start().await;
-    f.create("team-a").await;
-    let cert = f.issue("team-a");
-    let client = f.client(&cert, Some("team-a")).await;
+    f.create_cluster("team-a").await;
+    let cert = alice_cert(&f, "team-a");
+    let client = f.client(Some("team-a"), &cert).await;
     Api::<ConfigMap>::namespaced(client.clone(), "default")
         .create(&PostParams::default(), &cm("doomed"))
         .await
@@ -375,7 +292,7 @@ async fn a_removed_cluster_takes_its_credentials_and_data() {
         "removed, old connection",
     );
     assert_unauthorized(
-        &get_raw(&f.client(&cert, None).await, "/api/v1/namespaces").await,
+        &get_raw(&f.client(None, &cert).await, "/api/v1/namespaces").await,
         "removed, new connection",
     );
     assert!(
@@ -388,12 +305,12 @@ async fn a_removed_cluster_takes_its_credentials_and_data() {
     );
 
     // Re-created under the same name, it has a new CA: the old cert stays out.
-    f.create("team-a").await;
+    f.create_cluster("team-a").await;
     assert_unauthorized(
-        &get_raw(&f.client(&cert, Some("team-a")).await, "/api/v1/namespaces").await,
+        &get_raw(&f.client(Some("team-a"), &cert).await, "/api/v1/namespaces").await,
         "old cert on re-created cluster",
     );
-    let fresh = f.client(&f.issue("team-a"), Some("team-a")).await;
+    let fresh = f.client(Some("team-a"), &alice_cert(&f, "team-a")).await;
     assert!(only_root_ca(
         &Api::<ConfigMap>::namespaced(fresh, "default")
             .list(&ListParams::default())

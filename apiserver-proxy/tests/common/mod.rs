@@ -1,0 +1,172 @@
+//! Shared support for the integration tests: a real server on 127.0.0.1 in
+//! a temporary data directory, its clusters, certificates issued by their
+//! client CAs, and kube-rs clients presenting them.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
+use nestkube_apiserver::auth::pki::CertPair;
+use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
+use rustls::pki_types::pem::PemObject;
+use serde_json::Value;
+
+/// A running server and the temporary data directory it serves from (kept
+/// alive, and removed, with the fixture).
+pub struct Fixture {
+    pub running: RunningServer,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// Starts a server on an ephemeral port of 127.0.0.1 with the default
+    /// backend in a fresh data directory.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let running = start(ServeConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            backend: Default::default(),
+        })
+        .await
+        .expect("start server");
+        Self { running, dir }
+    }
+
+    /// The server's data directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Creates the child cluster `path`.
+    pub async fn create_cluster(&self, path: &str) {
+        let api = &self.running.api;
+        api.clusters
+            .create(&api.store, &api.catalog, path)
+            .await
+            .expect("create cluster");
+    }
+
+    /// The server CA (it verifies the serving certificate), as PEM.
+    pub fn server_ca_pem(&self) -> String {
+        std::fs::read_to_string(self.dir().join("pki/ca.crt")).expect("server CA")
+    }
+
+    /// A client certificate for `user` in `groups`, issued by `cluster`'s
+    /// client CA.
+    pub fn issue(&self, cluster: &str, user: &str, groups: &[&str]) -> CertPair {
+        self.running
+            .api
+            .clusters
+            .get(cluster)
+            .expect("cluster")
+            .client_ca
+            .issue_client(user, groups)
+            .expect("issue")
+    }
+
+    /// The URL of `cluster` (`https://<addr>/clusters/<cluster>`), or the
+    /// bare server address for `None`.
+    pub fn url(&self, cluster: Option<&str>) -> String {
+        match cluster {
+            Some(c) => format!("https://{}/clusters/{c}", self.running.local_addr),
+            None => format!("https://{}", self.running.local_addr),
+        }
+    }
+
+    /// A kubeconfig presenting `cert` at [`Fixture::url`]`(cluster)`.
+    pub fn kubeconfig(&self, cluster: Option<&str>, cert: &CertPair) -> Kubeconfig {
+        let doc = nestkube_apiserver::kubeconfig::render(
+            "test",
+            &self.url(cluster),
+            &self.server_ca_pem(),
+            cert,
+        );
+        Kubeconfig::from_yaml(&doc).expect("kubeconfig")
+    }
+
+    /// A client presenting `cert` at [`Fixture::url`]`(cluster)`.
+    pub async fn client(&self, cluster: Option<&str>, cert: &CertPair) -> Client {
+        client_for(self.kubeconfig(cluster, cert)).await
+    }
+
+    /// A client of `cluster`, at its URL, with a fresh certificate for
+    /// `user` in `groups` issued by that cluster.
+    pub async fn user_client(&self, cluster: &str, user: &str, groups: &[&str]) -> Client {
+        let cert = self.issue(cluster, user, groups);
+        self.client(Some(cluster), &cert).await
+    }
+
+    /// The root admin, from the server's `root.kubeconfig` as written.
+    pub async fn root_client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.running.root_kubeconfig).expect("kubeconfig");
+        client_for(kubeconfig).await
+    }
+
+    /// The root admin (`root.kubeconfig`) aimed at [`Fixture::url`]`(cluster)`.
+    pub async fn root_client_at(&self, cluster: Option<&str>) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.running.root_kubeconfig).expect("kubeconfig");
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("config");
+        config.cluster_url = self.url(cluster).parse().unwrap();
+        Client::try_from(config).expect("client")
+    }
+
+    /// A client without a certificate at [`Fixture::url`]`(cluster)`,
+    /// trusting the server CA.
+    pub fn anonymous(&self, cluster: Option<&str>) -> Client {
+        let ca = rustls::pki_types::CertificateDer::pem_slice_iter(self.server_ca_pem().as_bytes())
+            .map(|c| c.unwrap().to_vec())
+            .collect();
+        let mut config = Config::new(self.url(cluster).parse().unwrap());
+        config.root_cert = Some(ca);
+        Client::try_from(config).expect("client")
+    }
+}
+
+/// A kube-rs client for `kubeconfig` (its current context).
+pub async fn client_for(kubeconfig: Kubeconfig) -> Client {
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    Client::try_from(config).expect("client")
+}
+
+/// How long one request may take.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Sends `method path` (relative to the client's URL) with `headers` and an
+/// optional JSON body; returns the status and the JSON body (`Null` if the
+/// body is not JSON).
+pub async fn send(
+    client: &Client,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = http::Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(kube::client::Body::from(serde_json::to_vec(&b).unwrap())),
+        None => req.body(kube::client::Body::empty()),
+    }
+    .unwrap();
+    let resp = tokio::time::timeout(TIMEOUT, client.send(req))
+        .await
+        .expect("timely")
+        .expect("send");
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
