@@ -15,6 +15,10 @@
 //! path (same name, another namespace of the same parent) gets `Ready=False`
 //! reason `NameTaken` and never touches the owner's cluster.
 //!
+//! Each reconcile also applies the VirtualCluster's `spec.limits` to its
+//! child ([`crate::tenancy::limits`]): a changed spec takes effect at once,
+//! and the reconcile of every VirtualCluster at start restores them.
+//!
 //! This controller must never write outside the parent cluster of a
 //! VirtualCluster except through [`Clusters`] (which creates and removes the
 //! child), and never touches a cluster it does not own.
@@ -37,6 +41,7 @@ use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
 use crate::server::ApiServer;
 use crate::server::request::ROOT_CLUSTER;
+use crate::tenancy::limits::Limits;
 use crate::tenancy::{Cluster, Clusters};
 
 /// The finalizer that holds a VirtualCluster until its child cluster is torn
@@ -309,6 +314,8 @@ impl Controller {
             .clusters
             .create(&self.store, &self.catalog, &path)
             .await?;
+        // Every reconcile (a spec change, a restart) applies the current limits.
+        cluster.limits.set(Limits::from(&spec.limits));
         let secret = self.ensure_secret(key, &obj, &cluster).await?;
         let endpoint = self.endpoint(&path);
         let status = json!({

@@ -32,6 +32,7 @@ use crate::registry::store::{
 use crate::registry::table::{self, IncludeObject};
 use crate::registry::watch::{Event, Watch, WatchOptions};
 use crate::tenancy::Clusters;
+use crate::tenancy::limits::{self, Throttled};
 
 /// Largest request body accepted (upstream: 3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -77,6 +78,26 @@ fn respond(status: StatusCode, value: &Value, output: Output) -> Response<Body> 
 pub fn error_response(e: &ApiError) -> Response<Body> {
     let status = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     respond(status, &e.to_status(), Output::Json)
+}
+
+/// 429 for a request refused by its cluster's limits: a `Status` with
+/// upstream's message and a `Retry-After` header.
+fn too_many_requests(throttled: Throttled) -> Response<Body> {
+    let seconds = throttled.retry_after_seconds;
+    let status = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": limits::TOO_MANY_REQUESTS,
+        "reason": "TooManyRequests",
+        "details": {"retryAfterSeconds": seconds},
+        "code": 429,
+    });
+    let mut resp = respond(StatusCode::TOO_MANY_REQUESTS, &status, Output::Json);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    resp
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -387,6 +408,7 @@ impl ApiServer {
             return Err(ApiError::Unauthorized);
         }
         info.cluster = access.cluster;
+        let mut _permit = None;
         if let Identity::Anonymous = identity {
             // Public endpoints are the same for every cluster and are answered
             // without looking the cluster up, so anonymous callers cannot
@@ -395,9 +417,21 @@ impl ApiServer {
             if !public {
                 return Err(ApiError::Unauthorized);
             }
-        } else if !self.clusters.contains(&info.cluster) {
+        } else {
             // Unreachable for a current credential; kept as a last guard.
-            return Err(ApiError::Unauthorized);
+            let cluster = self
+                .clusters
+                .get(&info.cluster)
+                .ok_or(ApiError::Unauthorized)?;
+            // The cluster's request limits (after authentication, before
+            // authorization, as upstream's max-inflight filter). The permit
+            // is held until the response is built; a watch's stream outlives
+            // it, as watches do not count as in flight.
+            let long_running = matches!(&info.api, Api::Resource(r) if r.verb == "watch");
+            match cluster.limits.admit(long_running) {
+                Ok(permit) => _permit = permit,
+                Err(throttled) => return Ok(too_many_requests(throttled)),
+            }
         }
         // Who acts (after impersonation) and whether they may: RBAC over
         // this cluster's policy only (see `auth::rbac`).
@@ -769,6 +803,17 @@ impl ApiServer {
             ("watch", _) => self.watch(info, &target, r.clone(), output).await,
             ("create", None) => {
                 let obj = negotiate::decode_body(content_type, body)?;
+                // The cluster's maxObjects, held until the object is written.
+                let _slot = match self.clusters.get(&info.cluster) {
+                    Some(cluster) => {
+                        let what = || format!("{} {:?}", r.qualified_resource(), meta::name(&obj));
+                        cluster
+                            .limits
+                            .reserve_object(self.store.storage(), &info.cluster, what)
+                            .await?
+                    }
+                    None => None,
+                };
                 let written = self
                     .store
                     .create(&target, obj, write_options(info)?)

@@ -12,6 +12,8 @@
 //! the VirtualCluster controller's job); it only creates, loads and removes
 //! them, and tells which cluster issued a client certificate.
 
+pub mod limits;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -44,6 +46,8 @@ pub struct Cluster {
     pub client_ca: Ca,
     /// Signs and verifies the cluster's service-account tokens.
     pub sa_key: SigningKey,
+    /// Its API limits (set by the VirtualCluster controller; none at load).
+    pub limits: limits::ClusterLimits,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -81,6 +85,7 @@ impl Record {
             path: self.path,
             client_ca,
             sa_key,
+            limits: Default::default(),
         })
     }
 }
@@ -120,6 +125,7 @@ impl Clusters {
                 path: ROOT_CLUSTER.into(),
                 client_ca: root_ca,
                 sa_key: root_sa_key,
+                limits: Default::default(),
             }),
         );
         let records = storage.list(RECORD_PREFIX, StorageList::default()).await?;
