@@ -159,6 +159,23 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
             resources.push(sub);
         }
     }
+    // Create-only resources (reviews), as upstream lists them: no
+    // storageVersionHash, as they are not stored.
+    for r in &gv.create_only {
+        let mut entry = json!({
+            "name": r["resource"],
+            "singularName": r["singularResource"],
+            "namespaced": r["scope"] == "Namespaced",
+            "kind": r["responseKind"]["kind"],
+            "verbs": r["verbs"],
+        });
+        for field in ["shortNames", "categories"] {
+            if let Some(v) = r.get(field) {
+                entry[field] = v.clone();
+            }
+        }
+        resources.push(entry);
+    }
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -204,7 +221,9 @@ fn discovery_group(name: &str, versions: &[&GroupVersion]) -> Value {
         "metadata": metadata,
         "versions": versions.iter().map(|gv| json!({
             "version": gv.version,
-            "resources": gv.resources.iter().map(|r| discovery_resource(r)).collect::<Vec<_>>(),
+            "resources": gv.resources.iter().map(|r| discovery_resource(r))
+                .chain(gv.create_only.iter().cloned())
+                .collect::<Vec<_>>(),
             "freshness": "Current",
         })).collect::<Vec<_>>(),
     })

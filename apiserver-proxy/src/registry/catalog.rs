@@ -41,6 +41,19 @@ const SERVED_GROUPS: &[&str] = &[
     nestkube_tenant_crds::GROUP,
 ];
 
+/// Create-only review resources (group, version, resource): answered by
+/// handlers of their own (`auth::tokens_api`, `auth::rbac_review`), never by
+/// the generic store, so they are not [`ResourceInfo`]s; discovery lists them
+/// exactly as upstream's document does ([`GroupVersion::create_only`]).
+const CREATE_ONLY: &[(&str, &str, &str)] = &[
+    ("authentication.k8s.io", "v1", "selfsubjectreviews"),
+    ("authentication.k8s.io", "v1", "tokenreviews"),
+    ("authorization.k8s.io", "v1", "localsubjectaccessreviews"),
+    ("authorization.k8s.io", "v1", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "v1", "selfsubjectrulesreviews"),
+    ("authorization.k8s.io", "v1", "subjectaccessreviews"),
+];
+
 /// Subresources served: by the generic store, and `token` (service
 /// accounts' TokenRequest) by `auth::tokens_api`.
 const SERVED_SUBRESOURCES: &[&str] = &["status", "scale", "finalize", "token"];
@@ -137,6 +150,9 @@ pub struct GroupVersion {
     pub version: String,
     /// Resources.
     pub resources: Vec<Arc<ResourceInfo>>,
+    /// Create-only resources served outside the store (see [`CREATE_ONLY`]),
+    /// as upstream's aggregated discovery entries.
+    pub create_only: Vec<Value>,
 }
 
 /// Everything served, shared by all clusters.
@@ -170,19 +186,27 @@ impl Catalog {
         for doc in docs {
             for group in doc["items"].as_array().into_iter().flatten() {
                 let group_name = group["metadata"]["name"].as_str().unwrap_or("");
-                if !SERVED_GROUPS.contains(&group_name) {
+                if !SERVED_GROUPS.contains(&group_name)
+                    && !CREATE_ONLY.iter().any(|(g, _, _)| *g == group_name)
+                {
                     continue;
                 }
                 for version in group["versions"].as_array().into_iter().flatten() {
                     let version_name = version["version"].as_str().unwrap_or("");
-                    let resources: Vec<Arc<ResourceInfo>> = version["resources"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|r| resource_info(group_name, version_name, r))
-                        .map(Arc::new)
-                        .collect();
-                    if resources.is_empty() {
+                    let listed = version["resources"].as_array().into_iter().flatten();
+                    let mut resources: Vec<Arc<ResourceInfo>> = Vec::new();
+                    let mut create_only = Vec::new();
+                    for r in listed {
+                        let name = r["resource"].as_str().unwrap_or("");
+                        if CREATE_ONLY.contains(&(group_name, version_name, name)) {
+                            create_only.push(r.clone());
+                        } else if SERVED_GROUPS.contains(&group_name)
+                            && let Some(info) = resource_info(group_name, version_name, r)
+                        {
+                            resources.push(Arc::new(info));
+                        }
+                    }
+                    if resources.is_empty() && create_only.is_empty() {
                         continue;
                     }
                     for r in &resources {
@@ -195,6 +219,7 @@ impl Catalog {
                         group: group_name.to_string(),
                         version: version_name.to_string(),
                         resources,
+                        create_only,
                     });
                 }
             }
@@ -373,6 +398,42 @@ mod tests {
                 .is_some()
         );
         assert!(!c.get("", "v1", "namespaces").unwrap().namespaced);
+    }
+
+    #[test]
+    fn review_resources_are_listed_but_not_stored() {
+        let c = Catalog::builtin().unwrap();
+        assert!(
+            c.get("authorization.k8s.io", "v1", "selfsubjectaccessreviews")
+                .is_none()
+        );
+        let gv = |g: &str| {
+            c.group_versions
+                .iter()
+                .find(|gv| gv.group == g && gv.version == "v1")
+                .unwrap()
+        };
+        let names = |g: &str| -> Vec<String> {
+            gv(g)
+                .create_only
+                .iter()
+                .map(|r| r["resource"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names("authentication.k8s.io"),
+            ["selfsubjectreviews", "tokenreviews"]
+        );
+        assert_eq!(
+            names("authorization.k8s.io"),
+            [
+                "localsubjectaccessreviews",
+                "selfsubjectaccessreviews",
+                "selfsubjectrulesreviews",
+                "subjectaccessreviews"
+            ]
+        );
+        assert!(gv("authorization.k8s.io").resources.is_empty());
     }
 
     #[test]
