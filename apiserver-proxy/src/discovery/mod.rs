@@ -312,3 +312,43 @@ pub fn openapi_v3(catalog: &Catalog, path: &str) -> Option<&'static [u8]> {
     }
     all_v3().find(|(p, _)| *p == path).map(|(_, b)| b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn review_resources_are_discovered_as_upstream_lists_them() {
+        let catalog = Catalog::builtin().unwrap();
+        let list = resource_list(&catalog, "authentication.k8s.io", "v1").unwrap();
+        assert_eq!(
+            list["resources"],
+            json!([
+                {"name": "selfsubjectreviews", "singularName": "selfsubjectreview",
+                 "namespaced": false, "kind": "SelfSubjectReview", "verbs": ["create"]},
+                {"name": "tokenreviews", "singularName": "tokenreview",
+                 "namespaced": false, "kind": "TokenReview", "verbs": ["create"]},
+            ])
+        );
+        let list = resource_list(&catalog, "authorization.k8s.io", "v1").unwrap();
+        assert_eq!(list["resources"][0]["name"], "localsubjectaccessreviews");
+        assert_eq!(list["resources"][0]["namespaced"], true);
+        assert!(group(&catalog, "authorization.k8s.io").is_some());
+
+        let upstream: Value =
+            serde_json::from_str(include_str!("../../data/discovery-apis.json")).unwrap();
+        let ours = aggregated(&catalog, false);
+        for name in ["authentication.k8s.io", "authorization.k8s.io"] {
+            let find = |doc: &Value| {
+                doc["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|g| g["metadata"]["name"] == name)
+                    .map(|g| g["versions"][0]["resources"].clone())
+                    .unwrap()
+            };
+            assert_eq!(find(&ours), find(&upstream), "{name}");
+        }
+    }
+}
