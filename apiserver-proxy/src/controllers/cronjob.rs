@@ -27,7 +27,8 @@ use serde_json::{Value, json};
 
 use super::podutil;
 use super::queue::WorkQueue;
-use super::watch::{self, Change, ObjectKey};
+use super::util::{self, Item, fmt_time, parse_time, tolerate};
+use super::watch;
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
@@ -291,8 +292,6 @@ impl Schedule {
 
 // ------------------------------------------------------------------ timer
 
-type Item = (String, String, String);
-
 /// Due times, ordered, and each item's entry.
 type Due = (
     BTreeSet<(DateTime<Utc>, Item)>,
@@ -416,45 +415,17 @@ pub fn spawn_with_clock(
         api.store.clone(),
         "cronjobs",
         move |change| {
-            if let Some(item) = interesting(&change) {
+            if let Some(item) = util::self_or_controller(
+                &change,
+                "batch/cronjobs",
+                "batch/jobs",
+                "batch",
+                "CronJob",
+            ) {
                 queue.enqueue(item);
             }
         },
     )))
-}
-
-fn interesting(change: &Change<'_>) -> Option<Item> {
-    let k = ObjectKey::parse(change.key()?)?;
-    let name = match k.segment {
-        "batch/cronjobs" => k.name.to_string(),
-        "batch/jobs" => {
-            let r = podutil::controller_ref(&change.object()?)?;
-            if r.kind != "CronJob" || r.group() != "batch" {
-                return None;
-            }
-            r.name
-        }
-        _ => return None,
-    };
-    Some((k.cluster.to_string(), k.namespace.to_string(), name))
-}
-
-fn tolerate<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(ApiError::NotFound(_)) | Err(ApiError::Conflict { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(v.as_str()?)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn fmt_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The Job for the run of `cj` scheduled at `at`.

@@ -25,7 +25,8 @@ use serde_json::{Map, Value, json};
 
 use super::podutil;
 use super::queue::WorkQueue;
-use super::watch::{self, Change, ObjectKey};
+use super::util;
+use super::watch;
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
@@ -62,26 +63,17 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
         api.store.clone(),
         "deployments",
         move |change| {
-            if let Some(key) = interesting(&change) {
+            if let Some(key) = util::self_or_controller(
+                &change,
+                "apps/deployments",
+                "apps/replicasets",
+                "apps",
+                "Deployment",
+            ) {
                 queue.enqueue(key);
             }
         },
     )))
-}
-
-fn interesting(change: &Change<'_>) -> Option<Key> {
-    let k = ObjectKey::parse(change.key()?)?;
-    let key = |name: &str| Some((k.cluster.into(), k.namespace.into(), name.into()));
-    match k.segment {
-        "apps/deployments" => key(k.name),
-        "apps/replicasets" => {
-            let rs = change.object()?;
-            let r = podutil::controller_ref(&rs)?;
-            (r.kind == "Deployment" && r.group() == "apps").then_some(())?;
-            key(&r.name)
-        }
-        _ => None,
-    }
 }
 
 /// Upstream's `rand.SafeEncodeString` of a number.

@@ -26,7 +26,8 @@ use serde_json::{Value, json};
 
 use super::podutil;
 use super::queue::WorkQueue;
-use super::watch::{self, Change, ObjectKey};
+use super::util::{self, Item, fmt_time, parse_time, tolerate};
+use super::watch;
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
@@ -37,9 +38,6 @@ use crate::server::ApiServer;
 const BURST: usize = 500;
 /// The completion index annotation and label of Indexed Jobs' pods.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
-
-/// Work of the controller: a Job (cluster, namespace, name).
-type Item = (String, String, String);
 
 struct Controller {
     store: Store,
@@ -63,46 +61,13 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
         api.store.clone(),
         "jobs",
         move |change| {
-            if let Some(item) = interesting(&change) {
+            if let Some(item) =
+                util::self_or_controller(&change, "batch/jobs", "core/pods", "batch", "Job")
+            {
                 queue.enqueue(item);
             }
         },
     )))
-}
-
-/// The Job a change concerns, if any.
-fn interesting(change: &Change<'_>) -> Option<Item> {
-    let k = ObjectKey::parse(change.key()?)?;
-    let name = match k.segment {
-        "batch/jobs" => k.name.to_string(),
-        "core/pods" => {
-            let r = podutil::controller_ref(&change.object()?)?;
-            if r.kind != "Job" || r.group() != "batch" {
-                return None;
-            }
-            r.name
-        }
-        _ => return None,
-    };
-    Some((k.cluster.to_string(), k.namespace.to_string(), name))
-}
-
-fn tolerate<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(ApiError::NotFound(_)) | Err(ApiError::Conflict { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(v.as_str()?)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn fmt_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The condition of `type_` with status True, if any.

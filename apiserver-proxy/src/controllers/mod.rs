@@ -15,5 +15,6 @@ pub mod podutil;
 pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod util;
 pub mod virtualcluster;
 pub mod watch;
