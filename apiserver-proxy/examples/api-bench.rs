@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo run --release -p nestkube-apiserver --example api-bench`
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
@@ -213,30 +215,9 @@ async fn main() {
         "\nDurable creates with 16 concurrent clients: **{throughput:.0} creates/s** ({total} objects).\n\nTargets: get p99 < 1 ms; >= 5,000 durable creates/s.\n"
     ));
     print!("{section}");
-    write_section("api-bench", &section);
+    common::write_section("api-bench", &section);
 }
 
 fn chrono_like_now() -> String {
     format!("on {}", chrono::Utc::now().format("%Y-%m-%d"))
-}
-
-/// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in
-/// docs/benchmarks.md, appending the section if it is missing.
-fn write_section(name: &str, body: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
-    let mut doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".to_string());
-    let (begin, end) = (
-        format!("<!-- {name}:begin -->"),
-        format!("<!-- {name}:end -->"),
-    );
-    let block = format!("{begin}\n{body}{end}");
-    match (doc.find(&begin), doc.find(&end)) {
-        (Some(b), Some(e)) if e > b => doc.replace_range(b..e + end.len(), &block),
-        _ => {
-            doc.push('\n');
-            doc.push_str(&block);
-            doc.push('\n');
-        }
-    }
-    std::fs::write(&path, doc).expect("write docs/benchmarks.md");
 }

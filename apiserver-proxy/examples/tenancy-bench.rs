@@ -5,6 +5,8 @@
 //! Run: `cargo run --release -p nestkube-apiserver --example tenancy-bench`
 //! (`-- <latency samples> <idle clusters>`, default 200 and 1000).
 
+mod common;
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -177,26 +179,5 @@ async fn main() {
     ));
     section.push_str("\nCreate → Ready is measured from the create request to the watch event showing `Ready=True`: the controller claims the path, adds its finalizer, creates the cluster (client CA, record, 4 namespaces), issues the admin certificate, writes the kubeconfig Secret and the status, each a durable commit. RSS growth includes each cluster's objects in the storage engine's caches and the allocator's slack. Target: create → Ready p99 < 50 ms.\n");
     print!("{section}");
-    write_section("tenancy-bench", &section);
-}
-
-/// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in
-/// docs/benchmarks.md, appending the section if it is missing.
-fn write_section(name: &str, body: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
-    let mut doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".to_string());
-    let (begin, end) = (
-        format!("<!-- {name}:begin -->"),
-        format!("<!-- {name}:end -->"),
-    );
-    let block = format!("{begin}\n{body}{end}");
-    match (doc.find(&begin), doc.find(&end)) {
-        (Some(b), Some(e)) if e > b => doc.replace_range(b..e + end.len(), &block),
-        _ => {
-            doc.push('\n');
-            doc.push_str(&block);
-            doc.push('\n');
-        }
-    }
-    std::fs::write(&path, doc).expect("write docs/benchmarks.md");
+    common::write_section("tenancy-bench", &section);
 }
