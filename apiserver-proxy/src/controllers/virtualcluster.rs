@@ -42,7 +42,7 @@ use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOpt
 use crate::server::ApiServer;
 use crate::server::request::ROOT_CLUSTER;
 use crate::tenancy::limits::Limits;
-use crate::tenancy::{Cluster, Clusters};
+use crate::tenancy::{Cluster, Clusters, Parent, Placement};
 
 /// The finalizer that holds a VirtualCluster until its child cluster is torn
 /// down; its presence also records that the VirtualCluster owns its path.
@@ -314,8 +314,17 @@ impl Controller {
             .clusters
             .create(&self.store, &self.catalog, &path)
             .await?;
-        // Every reconcile (a spec change, a restart) applies the current limits.
+        // Every reconcile (a spec change, a restart) applies the current
+        // limits and records the policy admission and the syncer act on.
         cluster.limits.set(Limits::from(&spec.limits));
+        let placement = Placement::new(
+            Parent::Cluster(key.cluster.clone()),
+            &key.namespace,
+            &key.name,
+            meta::uid(&obj),
+            spec.clone(),
+        );
+        self.clusters.set_placement(&path, placement).await?;
         let secret = self.ensure_secret(key, &obj, &cluster).await?;
         let endpoint = self.endpoint(&path);
         let status = json!({

@@ -13,6 +13,7 @@
 //! them, and tells which cluster issued a client certificate.
 
 pub mod limits;
+pub mod placement;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -29,6 +30,7 @@ use crate::error::ApiError;
 use crate::registry::catalog::Catalog;
 use crate::registry::store::{Store, Target, WriteOptions};
 use crate::server::request::ROOT_CLUSTER;
+pub use placement::{Parent, Placement};
 
 /// Namespaces every cluster starts with.
 pub const DEFAULT_NAMESPACES: &[&str] =
@@ -48,6 +50,17 @@ pub struct Cluster {
     pub sa_key: SigningKey,
     /// Its API limits (set by the VirtualCluster controller; none at load).
     pub limits: limits::ClusterLimits,
+    /// The VirtualCluster behind it (`None` for the root cluster); see
+    /// [`Clusters::set_placement`].
+    placement: RwLock<Option<Arc<Placement>>>,
+}
+
+impl Cluster {
+    /// The VirtualCluster behind this cluster and its policy; `None` for the
+    /// root cluster (and for a cluster whose provisioner has not said yet).
+    pub fn placement(&self) -> Option<Arc<Placement>> {
+        self.placement.read().ok()?.clone()
+    }
 }
 
 impl std::fmt::Debug for Cluster {
@@ -67,6 +80,9 @@ struct Record {
     /// Absent in records written before service-account tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sa_signing_key: Option<String>,
+    /// Absent until the provisioner sets it (and in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    placement: Option<Placement>,
 }
 
 impl Record {
@@ -86,6 +102,7 @@ impl Record {
             client_ca,
             sa_key,
             limits: Default::default(),
+            placement: RwLock::new(self.placement.map(Arc::new)),
         })
     }
 }
@@ -94,6 +111,9 @@ impl Record {
 pub struct Clusters {
     by_path: RwLock<HashMap<String, Arc<Cluster>>>,
     storage: Arc<dyn Storage>,
+    /// Bumped whenever a cluster is added or removed or its placement
+    /// changes, so the syncer learns of it without polling.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Clusters {
@@ -126,6 +146,7 @@ impl Clusters {
                 client_ca: root_ca,
                 sa_key: root_sa_key,
                 limits: Default::default(),
+                placement: RwLock::new(None),
             }),
         );
         let records = storage.list(RECORD_PREFIX, StorageList::default()).await?;
@@ -136,6 +157,7 @@ impl Clusters {
         Ok(Self {
             by_path: RwLock::new(by_path),
             storage,
+            changed: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -176,6 +198,7 @@ impl Clusters {
                     client_ca_cert: ca.pair.cert_pem.clone(),
                     client_ca_key: ca.pair.key_pem.clone(),
                     sa_signing_key: Some(sa_key.pem().to_string()),
+                    placement: None,
                 };
                 let bytes = Bytes::from(serde_json::to_vec(&record).map_err(internal)?);
                 let key = format!("{RECORD_PREFIX}{path}");
@@ -195,8 +218,12 @@ impl Clusters {
                     Err(e) => return Err(e.into()),
                 };
                 let cluster = Arc::new(cluster);
-                let mut map = self.by_path.write().map_err(internal)?;
-                map.entry(path.to_string()).or_insert(cluster).clone()
+                let cluster = {
+                    let mut map = self.by_path.write().map_err(internal)?;
+                    map.entry(path.to_string()).or_insert(cluster).clone()
+                };
+                self.changed.send_modify(|n| *n += 1);
+                cluster
             }
         };
         Self::bootstrap(store, catalog, path).await?;
@@ -246,6 +273,7 @@ impl Clusters {
         if let Ok(mut map) = self.by_path.write() {
             map.remove(path);
         }
+        self.changed.send_modify(|n| *n += 1);
         self.storage.delete_prefix(&format!("/{path}/")).await?;
         let key = format!("{RECORD_PREFIX}{path}");
         match self.storage.get(&key).await? {
@@ -255,6 +283,45 @@ impl Clusters {
             },
             None => Ok(()),
         }
+    }
+
+    /// Records the VirtualCluster behind the cluster at `path` and its policy
+    /// (persisted in the cluster's record). A no-op when unchanged, so a
+    /// provisioner may call it on every reconcile.
+    pub async fn set_placement(&self, path: &str, placement: Placement) -> Result<(), ApiError> {
+        let cluster = self
+            .get(path)
+            .ok_or_else(|| internal(format!("cluster {path:?} is not served")))?;
+        if cluster.placement().as_deref() == Some(&placement) {
+            return Ok(());
+        }
+        let key = format!("{RECORD_PREFIX}{path}");
+        loop {
+            let kv = self
+                .storage
+                .get(&key)
+                .await?
+                .ok_or_else(|| internal("cluster record vanished"))?;
+            let mut record: Record = serde_json::from_slice(&kv.value).map_err(internal)?;
+            record.placement = Some(placement.clone());
+            let bytes = Bytes::from(serde_json::to_vec(&record).map_err(internal)?);
+            match self.storage.update(&key, bytes, kv.mod_revision).await {
+                Ok(_) => break,
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Ok(mut p) = cluster.placement.write() {
+            *p = Some(Arc::new(placement));
+        }
+        self.changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// A receiver that changes whenever a cluster is added or removed or its
+    /// placement changes.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// The cluster whose client CA signed this certificate (DER), and the
