@@ -1,0 +1,358 @@
+//! Names, labels and annotations of the objects the syncer creates in a parent.
+//!
+//! A virtual object `namespace/name` of cluster `a:b` becomes the parent
+//! object `<name>-x-<namespace>-x-a-x-b` in the placement's host namespace.
+//! That plain form is used only when it can be read back unambiguously (no
+//! part contains `-x-`, starts with `x-` or ends with `-x`, so the `-x-`
+//! separators are exactly the `-x-` in the name) and fits in 63 characters;
+//! otherwise the name is a truncated prefix of the plain form, the marker
+//! `-x-x` (which no plain form contains: it would need an empty part) and
+//! `-` + 10 hex characters of a sha256 of the full tuple. So two different
+//! tuples never get the same plain name, a plain name never equals a hashed
+//! one, and two hashed ones collide only if 40 bits of sha256 do for the
+//! same prefix.
+//!
+//! Labels and annotations are a fixed contract with whoever reads the
+//! parent: cleanup of a VirtualCluster deletes by [`VC_UID_LABEL`], the
+//! up-sync finds the virtual object from the annotations. Virtual labels are
+//! carried over with their keys moved under [`LABEL_DOMAIN`], so a tenant's
+//! labels never match the parent's own selectors (nor another tenant's).
+//!
+//! This module is pure: it must never depend on a client or on storage.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+/// Label on every parent object the syncer owns; value [`MANAGED_BY_VALUE`].
+pub const MANAGED_BY_LABEL: &str = "tenancy.nestkube.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY_VALUE: &str = "nestkube";
+/// Label with the owning VirtualCluster's uid (`placement.uid`).
+pub const VC_UID_LABEL: &str = "tenancy.nestkube.io/vc-uid";
+/// Label with the virtual namespace (hashed if not a valid label value).
+pub const NAMESPACE_LABEL: &str = "tenancy.nestkube.io/namespace";
+/// Label with the virtual name (hashed if not a valid label value).
+pub const NAME_LABEL: &str = "tenancy.nestkube.io/name";
+/// Annotation with the virtual cluster's full path (`a:b:c`).
+pub const CLUSTER_ANNOTATION: &str = "tenancy.nestkube.io/cluster";
+/// Annotation with the exact virtual namespace.
+pub const NAMESPACE_ANNOTATION: &str = "tenancy.nestkube.io/namespace";
+/// Annotation with the exact virtual name.
+pub const NAME_ANNOTATION: &str = "tenancy.nestkube.io/name";
+/// Annotation with the virtual object's uid.
+pub const UID_ANNOTATION: &str = "tenancy.nestkube.io/uid";
+/// Domain under which virtual label keys are carried to the parent:
+/// `app` becomes `label.tenancy.nestkube.io/app`, `example.com/app`
+/// becomes `example.com.label.tenancy.nestkube.io/app`.
+pub const LABEL_DOMAIN: &str = "label.tenancy.nestkube.io";
+
+/// Longest name or label value the syncer produces.
+pub const MAX_LEN: usize = 63;
+/// Separator between the parts of a plain host name.
+const SEP: &str = "-x-";
+/// Between the truncated prefix and the hash of a hashed host name.
+const HASH_MARKER: &str = "-x-x";
+/// Hex characters of sha256 kept in hashed names and values.
+const HASH_HEX: usize = 10;
+
+/// The parent name of virtual object `namespace/name` of cluster `cluster`
+/// (its full path, `a:b:c`): deterministic, at most 63 characters, a valid
+/// DNS label when the parts are (and a valid DNS subdomain when the virtual
+/// name is one).
+pub fn host_name(cluster: &str, namespace: &str, name: &str) -> String {
+    let mut parts = vec![name, namespace];
+    parts.extend(cluster.split(':'));
+    let plain = parts.join(SEP);
+    if plain.len() <= MAX_LEN && parts.iter().all(|p| is_plain_part(p)) {
+        return plain;
+    }
+    let hash = hex_digest(&[cluster, namespace, name]);
+    let keep = MAX_LEN - HASH_MARKER.len() - 1 - HASH_HEX;
+    let prefix = trim_to_alnum(truncate(&plain, keep));
+    format!("{prefix}{HASH_MARKER}-{hash}")
+}
+
+/// Whether `part` can stand in a plain name without making it ambiguous.
+fn is_plain_part(part: &str) -> bool {
+    !part.is_empty() && !part.contains(SEP) && !part.starts_with("x-") && !part.ends_with("-x")
+}
+
+/// `value` if it is a valid label value, else a truncated prefix + `-` + 10
+/// hex characters of its sha256 (still a valid label value).
+pub fn label_value(value: &str) -> String {
+    if is_label_value(value) {
+        return value.to_string();
+    }
+    let hash = hex_digest(&[value]);
+    let clean: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let prefix = trim_to_alnum(truncate(&clean, MAX_LEN - 1 - HASH_HEX));
+    if prefix.is_empty() {
+        hash
+    } else {
+        format!("{prefix}-{hash}")
+    }
+}
+
+/// Whether `v` is a valid label value (`validation.IsValidLabelValue`).
+pub fn is_label_value(v: &str) -> bool {
+    if v.is_empty() {
+        return true;
+    }
+    let b = v.as_bytes();
+    v.len() <= MAX_LEN
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// The labels that mark a parent object as the copy of virtual
+/// `namespace/name`, owned by the VirtualCluster with uid `vc_uid`.
+pub fn owner_labels(vc_uid: &str, namespace: &str, name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string()),
+        (VC_UID_LABEL.to_string(), label_value(vc_uid)),
+        (NAMESPACE_LABEL.to_string(), label_value(namespace)),
+        (NAME_LABEL.to_string(), label_value(name)),
+    ])
+}
+
+/// The annotations that name the virtual object exactly.
+pub fn owner_annotations(
+    cluster: &str,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (CLUSTER_ANNOTATION.to_string(), cluster.to_string()),
+        (NAMESPACE_ANNOTATION.to_string(), namespace.to_string()),
+        (NAME_ANNOTATION.to_string(), name.to_string()),
+        (UID_ANNOTATION.to_string(), uid.to_string()),
+    ])
+}
+
+/// The label selector of every parent object of the VirtualCluster `vc_uid`.
+pub fn owner_selector(vc_uid: &str) -> String {
+    format!(
+        "{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{VC_UID_LABEL}={}",
+        label_value(vc_uid)
+    )
+}
+
+/// The label selector of every parent object the syncer owns.
+pub fn managed_selector() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")
+}
+
+/// The parent key of virtual label key `key` (injective: unprefixed keys
+/// land in [`LABEL_DOMAIN`] itself, prefixed ones in a subdomain of it;
+/// only prefixes too long for that are hashed).
+pub fn host_label_key(key: &str) -> String {
+    match key.split_once('/') {
+        None => format!("{LABEL_DOMAIN}/{key}"),
+        Some((prefix, name)) => {
+            let domain = format!("{prefix}.{LABEL_DOMAIN}");
+            if domain.len() <= 253 {
+                format!("{domain}/{name}")
+            } else {
+                // Prefixes longer than 227 characters: a 40-bit hash, so
+                // injective only up to sha256 collisions there.
+                format!("h-{}.{LABEL_DOMAIN}/{name}", hex_digest(&[prefix]))
+            }
+        }
+    }
+}
+
+/// Virtual labels as carried to the parent (keys moved by [`host_label_key`]).
+pub fn host_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| (host_label_key(k), v.clone()))
+        .collect()
+}
+
+/// A virtual Service's selector as a parent selector: the same labels
+/// carried over, restricted to the pods of the same VirtualCluster and
+/// namespace (so it never selects another tenant's pods).
+pub fn host_selector(
+    vc_uid: &str,
+    namespace: &str,
+    selector: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = host_labels(selector);
+    out.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
+    out.insert(VC_UID_LABEL.into(), label_value(vc_uid));
+    out.insert(NAMESPACE_LABEL.into(), label_value(namespace));
+    out
+}
+
+/// The first `n` bytes of an ASCII string (whole characters otherwise).
+fn truncate(s: &str, n: usize) -> &str {
+    let mut end = n.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// `s` without trailing characters that may not end a name.
+fn trim_to_alnum(s: &str) -> &str {
+    s.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+}
+
+/// 10 hex characters of the sha256 of `parts`, each length-prefixed so the
+/// tuple boundaries count.
+fn hex_digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    h.finalize()
+        .iter()
+        .take(HASH_HEX / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn plain_names_are_readable() {
+        assert_eq!(
+            host_name("team-a", "default", "web"),
+            "web-x-default-x-team-a"
+        );
+        assert_eq!(
+            host_name("team-a:dev", "ns", "web"),
+            "web-x-ns-x-team-a-x-dev"
+        );
+    }
+
+    #[test]
+    fn names_are_deterministic_and_short() {
+        let long = "a".repeat(253);
+        for (c, ns, n) in [
+            ("team-a", "default", long.as_str()),
+            ("a:b:c:d", "kube-system", "coredns-5d78c9869d-abcde"),
+            ("x", "y", "z"),
+        ] {
+            let a = host_name(c, ns, n);
+            assert_eq!(a, host_name(c, ns, n));
+            assert!(a.len() <= MAX_LEN, "{a} too long");
+            assert!(a.as_bytes()[0].is_ascii_alphanumeric());
+            assert!(a.as_bytes()[a.len() - 1].is_ascii_alphanumeric());
+        }
+        let hashed = host_name("team-a", "default", &long);
+        assert!(hashed.starts_with("aaaa"));
+        assert!(hashed.contains("-x-x-"));
+        assert_eq!(hashed.len(), MAX_LEN);
+    }
+
+    #[test]
+    fn tricky_inputs_do_not_collide() {
+        let tuples = [
+            ("c", "b", "a-x"),
+            ("c", "x-b", "a"),
+            ("c", "b", "a"),
+            ("b:c", "x", "a"),
+            ("c", "b-x-c", "a"),
+            ("c", "c", "a-x-b"),
+            ("b-x-c", "x", "a"),
+            ("b:c", "a", "x"),
+            ("x-c", "b", "a"),
+            ("c", "b-x", "a"),
+            ("x:c", "b", "a"),
+            ("c", "x", "a-x-b"),
+            ("c", "x-x", "a"),
+            ("c", "x", "a-x-x"),
+            ("team-a", "default", "web-x-default-x-team-a"),
+            ("team-a:dev", "default", "web"),
+            ("team-a", "dev", "web-x-default"),
+        ];
+        let mut seen = HashSet::new();
+        for (c, ns, n) in tuples {
+            let name = host_name(c, ns, n);
+            assert!(seen.insert(name.clone()), "{c} {ns} {n} -> {name} collides");
+            assert!(name.len() <= MAX_LEN);
+        }
+        // Long names that share a prefix differ by their hash.
+        let base = "p".repeat(60);
+        let a = host_name("c", "ns", &format!("{base}1"));
+        let b = host_name("c", "ns", &format!("{base}2"));
+        assert_ne!(a, b);
+        assert_eq!(a[..48], b[..48]);
+    }
+
+    #[test]
+    fn a_hashed_name_never_equals_a_plain_one() {
+        // A plain name made to look like a hashed one is hashed itself.
+        let hashed = host_name("c", "ns", &"q".repeat(70));
+        let (prefix, _) = hashed.rsplit_once("-x-x-").unwrap();
+        let forged = host_name("c", "ns", &format!("{prefix}-x-x"));
+        assert_ne!(forged, hashed);
+    }
+
+    #[test]
+    fn label_values_are_valid() {
+        assert_eq!(label_value("default"), "default");
+        assert_eq!(label_value(""), "");
+        let long = label_value(&"n".repeat(100));
+        assert!(is_label_value(&long), "{long}");
+        assert_ne!(long, label_value(&"n".repeat(101)));
+        let odd = label_value("a:b");
+        assert!(is_label_value(&odd), "{odd}");
+        assert!(is_label_value(&label_value("-")));
+    }
+
+    #[test]
+    fn label_keys_are_moved_injectively() {
+        assert_eq!(host_label_key("app"), "label.tenancy.nestkube.io/app");
+        assert_eq!(
+            host_label_key("example.com/app"),
+            "example.com.label.tenancy.nestkube.io/app"
+        );
+        assert_ne!(host_label_key("a/b"), host_label_key("b"));
+        let sel = host_selector(
+            "uid-1",
+            "default",
+            &BTreeMap::from([("app".into(), "web".into())]),
+        );
+        assert_eq!(sel.get(VC_UID_LABEL).map(String::as_str), Some("uid-1"));
+        assert_eq!(
+            sel.get(NAMESPACE_LABEL).map(String::as_str),
+            Some("default")
+        );
+        assert_eq!(
+            sel.get("label.tenancy.nestkube.io/app").map(String::as_str),
+            Some("web")
+        );
+    }
+
+    #[test]
+    fn owner_labels_and_annotations() {
+        let l = owner_labels("u", "ns", "n");
+        assert_eq!(l[MANAGED_BY_LABEL], "nestkube");
+        assert_eq!(l[VC_UID_LABEL], "u");
+        let a = owner_annotations("a:b", "ns", "n", "uid");
+        assert_eq!(a[CLUSTER_ANNOTATION], "a:b");
+        assert_eq!(
+            owner_selector("u"),
+            "tenancy.nestkube.io/managed-by=nestkube,tenancy.nestkube.io/vc-uid=u"
+        );
+    }
+}
