@@ -3,9 +3,11 @@
 //!
 //! The request path, one module per arrow (see the repository's architecture notes):
 //! `server` (which cluster, which resource) -> `auth` (who) -> `registry`
-//! (strategy + generic store) -> `nestkube_storage` (revisioned KV + watch).
+//! (strategy + generic store, which runs `admission` inside every write) ->
+//! `nestkube_storage` (revisioned KV + watch).
 //! `discovery` serves what clients learn before they ask for objects.
 
+pub mod admission;
 pub mod auth;
 pub mod controllers;
 pub mod discovery;

@@ -21,6 +21,7 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::strategy::Strategy;
 use super::typed;
 use super::validation;
+use crate::admission::{Admission, Operation};
 use crate::error::{ApiError, FieldError, Subject};
 
 /// Namespaces that may not be deleted (upstream's NamespaceLifecycle admission).
@@ -188,6 +189,9 @@ pub struct ListPage {
 #[derive(Clone)]
 pub struct Store {
     storage: Arc<dyn Storage>,
+    /// The admission chain every create, update and delete passes through
+    /// (none: everything admitted, e.g. in store-only tests).
+    admission: Option<Arc<Admission>>,
 }
 
 /// Decodes a stored value (adding `metadata.resourceVersion`).
@@ -292,7 +296,22 @@ pub fn decode_body(
 impl Store {
     /// A store over `storage`.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage }
+        Self {
+            storage,
+            admission: None,
+        }
+    }
+
+    /// This store with `admission` run on every write (set it before the
+    /// store is cloned into the server and controllers).
+    pub fn with_admission(mut self, admission: Arc<Admission>) -> Self {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// The admission chain, if any.
+    pub fn admission(&self) -> Option<&Arc<Admission>> {
+        self.admission.as_ref()
     }
 
     /// The storage backend (for watches).
@@ -397,9 +416,13 @@ impl Store {
             opts.field_validation,
         )?;
         self.place(t, &mut obj)?;
+        // Admission names a generated object by its prefix, as upstream
+        // (where it runs before the name is generated).
+        let mut admission_name = meta::name(&obj).to_string();
         if meta::name(&obj).is_empty() {
             match obj["metadata"]["generateName"].as_str() {
                 Some(prefix) if !prefix.is_empty() => {
+                    admission_name = prefix.to_string();
                     let name = format!("{prefix}{}", meta::random_suffix());
                     meta::set(&mut obj, "name", Some(name.into()));
                 }
@@ -431,6 +454,13 @@ impl Store {
         meta::set(&mut obj, "creationTimestamp", Some(meta::now().into()));
         let strategy = &r.strategy;
         strategy.default(&mut obj);
+        let attrs = self
+            .admission
+            .as_ref()
+            .map(|a| a.attributes(t, &admission_name, None, Operation::Create, opts.dry_run));
+        if let (Some(a), Some(attrs)) = (&self.admission, &attrs) {
+            a.mutate(attrs, &mut obj, None, self).await?;
+        }
         if r.has_status()
             && let Some(map) = obj.as_object_mut()
         {
@@ -445,6 +475,9 @@ impl Store {
             meta::set(&mut obj, "generation", Some(1.into()));
         }
         self.validate(t, &obj, None)?;
+        if let (Some(a), Some(attrs)) = (&self.admission, &attrs) {
+            a.validate(attrs, &obj, None, self).await?;
+        }
         if opts.dry_run {
             return Ok(Written {
                 object: obj,
@@ -570,6 +603,13 @@ impl Store {
                     obj
                 }
             };
+            let attrs = self
+                .admission
+                .as_ref()
+                .map(|a| a.attributes(t, name, subresource, Operation::Update, opts.dry_run));
+            if let (Some(a), Some(attrs)) = (&self.admission, &attrs) {
+                a.mutate(attrs, &mut obj, Some(&old), self).await?;
+            }
             if subresource.is_none() {
                 r.strategy.prepare_for_update(&mut obj, &old);
             }
@@ -584,6 +624,9 @@ impl Store {
             }
             meta::set(&mut obj, "resourceVersion", Some(current_rv.clone().into()));
             self.validate(t, &obj, Some(&old))?;
+            if let (Some(a), Some(attrs)) = (&self.admission, &attrs) {
+                a.validate(attrs, &obj, Some(&old), self).await?;
+            }
             if obj == old {
                 return Ok(Written {
                     object: old,
@@ -690,6 +733,10 @@ impl Store {
         loop {
             let kv = self.get_kv(t, name).await?;
             let obj = decode_stored(&kv)?;
+            if let Some(a) = &self.admission {
+                let attrs = a.attributes(t, name, None, Operation::Delete, opts.dry_run);
+                a.validate(&attrs, &obj, Some(&obj), self).await?;
+            }
             if let Some(uid) = &opts.precondition_uid
                 && uid != meta::uid(&obj)
             {

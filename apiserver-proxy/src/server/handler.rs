@@ -575,8 +575,12 @@ impl ApiServer {
                         Err(rbac::RequestDenied::Other(e)) => return Err(e),
                     }
                 }
-                self.resource(&info, rr, r, output, content_type, &body)
-                    .await
+                // Admission sees who asked (writes by controllers have no user).
+                crate::admission::with_user(
+                    std::sync::Arc::new(user),
+                    self.resource(&info, rr, r, output, content_type, &body),
+                )
+                .await
             }
         }
     }

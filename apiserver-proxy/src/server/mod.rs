@@ -151,6 +151,11 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         .await?,
     );
     Clusters::bootstrap(&store, &catalog, request::ROOT_CLUSTER).await?;
+    // Every write after bootstrap passes the admission chain.
+    let store = store.with_admission(Arc::new(crate::admission::Admission::new(
+        clusters.clone(),
+        &catalog,
+    )));
 
     let listener = TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;

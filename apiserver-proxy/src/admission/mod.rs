@@ -1,0 +1,323 @@
+//! Admission: the ordered chain of plugins every write passes through after
+//! defaulting, as upstream's `k8s.io/apiserver/pkg/admission` chain.
+//!
+//! The generic store ([`crate::registry::store::Store`]) calls [`Admission`]
+//! inside its create, update and delete paths, so writes by in-process
+//! controllers (a ReplicaSet's pods) are admitted exactly like a user's.
+//! Order, as upstream: every plugin's [`Plugin::mutate`] (in chain order) runs
+//! after defaulting and before the strategy's validation; every plugin's
+//! [`Plugin::validate`] runs after the strategy's validation, just before the
+//! storage write. A plugin judges one object of one cluster with that
+//! cluster's policy ([`Attributes::placement`]); the root cluster has no
+//! placement and so no tenant policy.
+//!
+//! This module must never write to storage itself (plugins only read through
+//! the [`Store`] they are given), and must never let one cluster's policy or
+//! objects decide another cluster's request (except a child's policy being
+//! bounded by its parent's, which is what nesting means).
+//!
+//! Registering a plugin is one line in [`Admission::with_config`].
+
+pub mod hostescape;
+pub mod podsecurity;
+pub mod runtimeclass;
+pub mod serviceaccount;
+pub mod virtualcluster;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nestkube_tenant_crds::VirtualClusterSpec;
+use serde_json::Value;
+
+use crate::auth::UserInfo;
+use crate::error::ApiError;
+use crate::registry::catalog::{Catalog, ResourceInfo};
+use crate::registry::store::{Store, Target};
+use crate::tenancy::{Cluster, Clusters, Placement};
+
+/// The operation being admitted (upstream's `admission.Operation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// POST.
+    Create,
+    /// PUT, PATCH, and writes to subresources.
+    Update,
+    /// DELETE (the object is the one being deleted).
+    Delete,
+}
+
+impl Operation {
+    /// Upstream's spelling: `CREATE`, `UPDATE`, `DELETE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "CREATE",
+            Self::Update => "UPDATE",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+/// What is being admitted (upstream's `admission.Attributes`).
+#[derive(Clone, Debug)]
+pub struct Attributes<'a> {
+    /// Path of the cluster written to (`root`, `team-a`, `team-a:dev`).
+    pub path: &'a str,
+    /// The served cluster, when known (`None` e.g. in store-only tests).
+    pub cluster: Option<Arc<Cluster>>,
+    /// The resource written.
+    pub resource: &'a ResourceInfo,
+    /// The subresource (`status`, `scale`, ...), if any.
+    pub subresource: Option<&'a str>,
+    /// Namespace of a namespaced resource.
+    pub namespace: Option<&'a str>,
+    /// Name used in error messages: the object's name, or on a create with
+    /// `generateName` the prefix (as upstream, where admission runs before
+    /// the name is generated).
+    pub name: &'a str,
+    /// The operation.
+    pub operation: Operation,
+    /// The requesting user for requests that came through the API; `None`
+    /// for writes by in-process controllers (see [`with_user`]).
+    pub user: Option<Arc<UserInfo>>,
+    /// `dryRun=All`: plugins must not cause side effects.
+    pub dry_run: bool,
+}
+
+impl Attributes<'_> {
+    /// The VirtualCluster behind the cluster, carrying its policy; `None`
+    /// for the root cluster (no policy: everything allowed).
+    pub fn placement(&self) -> Option<Arc<Placement>> {
+        self.cluster.as_ref().and_then(|c| c.placement())
+    }
+
+    /// The cluster's VirtualCluster spec, if it has a policy.
+    pub fn policy(&self) -> Option<VirtualClusterSpec> {
+        self.placement().map(|p| p.spec.clone())
+    }
+
+    /// Whether the cluster is the root cluster (served without a policy).
+    pub fn is_root(&self) -> bool {
+        self.path == crate::server::request::ROOT_CLUSTER
+    }
+
+    /// Whether the request is for `group`/`resource` itself (no subresource).
+    pub fn is(&self, group: &str, resource: &str) -> bool {
+        self.subresource.is_none()
+            && self.resource.group == group
+            && self.resource.resource == resource
+    }
+
+    /// Whether the request writes a pod (not one of its subresources).
+    pub fn is_pod(&self) -> bool {
+        self.is("", "pods")
+    }
+
+    /// A store target in the same cluster for another resource.
+    pub fn target<'b>(
+        &'b self,
+        resource: &'b ResourceInfo,
+        namespace: Option<&'b str>,
+    ) -> Target<'b> {
+        Target {
+            cluster: self.path,
+            resource,
+            namespace,
+        }
+    }
+
+    /// Upstream's `admission.NewForbidden`: 403 with the message
+    /// `<resource>[.<group>] "<name>" is forbidden: <why>`.
+    pub fn forbidden(&self, why: impl std::fmt::Display) -> ApiError {
+        ApiError::Forbidden(format!(
+            "{} \"{}\" is forbidden: {why}",
+            self.resource.qualified_resource(),
+            self.name
+        ))
+    }
+}
+
+/// One admission plugin. Both phases default to "nothing to do", so a plugin
+/// implements only what it needs.
+#[async_trait]
+pub trait Plugin: Send + Sync {
+    /// The plugin's name, as upstream's (`PodSecurity`, `ServiceAccount`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Mutating phase: may change `obj` (never `old`). Runs after defaulting.
+    async fn mutate(
+        &self,
+        _attrs: &Attributes<'_>,
+        _obj: &mut Value,
+        _old: Option<&Value>,
+        _store: &Store,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// Validating phase: accepts or refuses the final object. Runs after the
+    /// strategy's validation, before the write.
+    async fn validate(
+        &self,
+        _attrs: &Attributes<'_>,
+        _obj: &Value,
+        _old: Option<&Value>,
+        _store: &Store,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// Tunables of the admission chain.
+#[derive(Clone, Debug)]
+pub struct AdmissionConfig {
+    /// Most levels of a cluster path (`team-a:dev` has 2; `root` counts as
+    /// level 0): a VirtualCluster whose cluster would be deeper is refused.
+    pub max_nesting_depth: usize,
+}
+
+impl AdmissionConfig {
+    /// Default nesting depth.
+    pub const DEFAULT_MAX_NESTING_DEPTH: usize = 4;
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            max_nesting_depth: Self::DEFAULT_MAX_NESTING_DEPTH,
+        }
+    }
+}
+
+/// The ordered chain of admission plugins, shared by all clusters.
+pub struct Admission {
+    clusters: Arc<Clusters>,
+    plugins: Vec<Box<dyn Plugin>>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field(
+                "plugins",
+                &self.plugins.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Admission {
+    /// The default chain with the default configuration.
+    pub fn new(clusters: Arc<Clusters>, catalog: &Catalog) -> Self {
+        Self::with_config(clusters, catalog, AdmissionConfig::default())
+    }
+
+    /// The default chain, in upstream's order where a plugin has an
+    /// upstream counterpart (ServiceAccount before PodSecurity, quota last).
+    pub fn with_config(
+        clusters: Arc<Clusters>,
+        catalog: &Catalog,
+        config: AdmissionConfig,
+    ) -> Self {
+        let plugins: Vec<Box<dyn Plugin>> = vec![
+            Box::new(serviceaccount::ServiceAccount::new(catalog)),
+            Box::new(runtimeclass::RuntimeClassPolicy::new(catalog)),
+            Box::new(virtualcluster::VirtualClusterPolicy::new(&config)),
+            Box::new(hostescape::HostEscape),
+            Box::new(podsecurity::PodSecurity::new(catalog)),
+        ];
+        Self { clusters, plugins }
+    }
+
+    /// A chain of exactly `plugins` (for tests and custom wiring).
+    pub fn from_plugins(clusters: Arc<Clusters>, plugins: Vec<Box<dyn Plugin>>) -> Self {
+        Self { clusters, plugins }
+    }
+
+    /// The plugins' names, in order.
+    pub fn plugin_names(&self) -> Vec<&'static str> {
+        self.plugins.iter().map(|p| p.name()).collect()
+    }
+
+    /// The cluster at `path`, if served.
+    pub fn cluster(&self, path: &str) -> Option<Arc<Cluster>> {
+        self.clusters.get(path)
+    }
+
+    /// Builds the attributes of a write to `t` (the current request's user
+    /// is taken from [`with_user`]).
+    pub fn attributes<'a>(
+        &self,
+        t: &Target<'a>,
+        name: &'a str,
+        subresource: Option<&'a str>,
+        operation: Operation,
+        dry_run: bool,
+    ) -> Attributes<'a> {
+        Attributes {
+            path: t.cluster,
+            cluster: self.clusters.get(t.cluster),
+            resource: t.resource,
+            subresource,
+            namespace: t.namespace.filter(|_| t.resource.namespaced),
+            name,
+            operation,
+            user: current_user(),
+            dry_run,
+        }
+    }
+
+    /// Runs every plugin's mutating phase, in order.
+    pub async fn mutate(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: &mut Value,
+        old: Option<&Value>,
+        store: &Store,
+    ) -> Result<(), ApiError> {
+        for p in &self.plugins {
+            p.mutate(attrs, obj, old, store).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs every plugin's validating phase, in order; the first refusal wins.
+    pub async fn validate(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: &Value,
+        old: Option<&Value>,
+        store: &Store,
+    ) -> Result<(), ApiError> {
+        for p in &self.plugins {
+            p.validate(attrs, obj, old, store).await?;
+        }
+        Ok(())
+    }
+}
+
+tokio::task_local! {
+    static REQUEST_USER: Arc<UserInfo>;
+}
+
+/// Runs `fut` with `user` as the requesting user seen by admission
+/// ([`Attributes::user`]). The HTTP handler wraps each request in it; writes
+/// made outside (by in-process controllers) have no user.
+pub async fn with_user<F: std::future::Future>(user: Arc<UserInfo>, fut: F) -> F::Output {
+    REQUEST_USER.scope(user, fut).await
+}
+
+/// The user of the request being served on this task, if any.
+pub fn current_user() -> Option<Arc<UserInfo>> {
+    REQUEST_USER.try_with(|u| u.clone()).ok()
+}
+
+/// Splits a comma-separated list (annotations), dropping blanks.
+#[allow(dead_code)] // used by the plugins being built
+pub(crate) fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
