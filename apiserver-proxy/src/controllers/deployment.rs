@@ -116,23 +116,8 @@ pub fn pod_template_hash(template: &Value, collision_count: i64) -> String {
 
 /// Resolves an int-or-percent of `total` (percentages round up or down).
 fn int_or_percent(v: &Value, total: i64, round_up: bool, default: &str) -> i64 {
-    let v = if v.is_null() {
-        json!(default)
-    } else {
-        v.clone()
-    };
-    match v {
-        Value::Number(n) => n.as_i64().unwrap_or(0),
-        Value::String(s) => {
-            let p: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
-            if round_up {
-                (p * total + 99) / 100
-            } else {
-                p * total / 100
-            }
-        }
-        _ => 0,
-    }
+    let v = if v.is_null() { &json!(default) } else { v };
+    super::util::int_or_percent(v, total, round_up).unwrap_or(0)
 }
 
 fn replicas(rs: &Value) -> i64 {

@@ -59,3 +59,150 @@ pub fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
 pub fn fmt_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
+
+/// The controller owner reference to `owner` (`apiVersion`/`kind` of the
+/// owner's type), as upstream's `metav1.NewControllerRef`.
+pub fn controller_ref_to(owner: &Value, api_version: &str, kind: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": crate::registry::meta::name(owner),
+        "uid": crate::registry::meta::uid(owner),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// Gets an object; `None` when it does not exist.
+pub async fn get_opt(
+    store: &crate::registry::store::Store,
+    t: &crate::registry::store::Target<'_>,
+    name: &str,
+) -> Result<Option<Value>, ApiError> {
+    match store.get(t, name).await {
+        Ok(v) => Ok(Some(v)),
+        Err(ApiError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The objects of `t` whose controller reference has uid `owner_uid`.
+pub async fn owned_by(
+    store: &crate::registry::store::Store,
+    t: &crate::registry::store::Target<'_>,
+    owner_uid: &str,
+) -> Result<Vec<Value>, ApiError> {
+    let list = store
+        .list(t, &crate::registry::store::ListOptions::default())
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|o| podutil::controller_ref(o).is_some_and(|r| r.uid == owner_uid))
+        .collect())
+}
+
+/// Writes `status` of object `name` through the status subresource when it
+/// differs from `current`'s, only if the object still has uid `uid`
+/// (tolerating races).
+pub async fn write_status(
+    store: &crate::registry::store::Store,
+    t: &crate::registry::store::Target<'_>,
+    current: &Value,
+    status: &Value,
+) -> Result<(), ApiError> {
+    if current.get("status") == Some(status) {
+        return Ok(());
+    }
+    let uid = crate::registry::meta::uid(current).to_string();
+    let name = crate::registry::meta::name(current).to_string();
+    tolerate(
+        store
+            .update_with(
+                t,
+                &name,
+                Some("status"),
+                crate::registry::store::WriteOptions::default(),
+                |old| {
+                    if crate::registry::meta::uid(old) != uid {
+                        return Err(ApiError::NotFound(crate::error::Subject {
+                            group: t.resource.group.clone(),
+                            kind: t.resource.resource.clone(),
+                            name: name.clone(),
+                        }));
+                    }
+                    let mut new = old.clone();
+                    new["status"] = status.clone();
+                    Ok((new, Vec::new()))
+                },
+            )
+            .await,
+    )?;
+    Ok(())
+}
+
+/// Creates objects concurrently; a create refused as Forbidden (the
+/// namespace is going away) or Invalid (a bad template), or AlreadyExists,
+/// is not retried and counted as not created. Returns how many were.
+pub async fn create_all(
+    store: &crate::registry::store::Store,
+    t: &crate::registry::store::Target<'_>,
+    bodies: Vec<Value>,
+) -> Result<usize, ApiError> {
+    let created = futures::future::join_all(
+        bodies
+            .into_iter()
+            .map(|b| store.create(t, b, crate::registry::store::WriteOptions::default())),
+    )
+    .await;
+    let mut n = 0;
+    for c in created {
+        match c {
+            Ok(_) => n += 1,
+            Err(ApiError::Forbidden(_))
+            | Err(ApiError::Invalid { .. })
+            | Err(ApiError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Deletes objects (by name, pinned to their uid) concurrently, tolerating
+/// ones already gone.
+pub async fn delete_all(
+    store: &crate::registry::store::Store,
+    t: &crate::registry::store::Target<'_>,
+    objs: &[&Value],
+) -> Result<(), ApiError> {
+    let deletes = objs.iter().map(|o| {
+        let opts = crate::registry::store::DeleteOptions {
+            precondition_uid: Some(crate::registry::meta::uid(o).to_string()),
+            ..Default::default()
+        };
+        let name = crate::registry::meta::name(o).to_string();
+        async move { store.delete(t, &name, &opts).await }
+    });
+    for d in futures::future::join_all(deletes).await {
+        tolerate(d)?;
+    }
+    Ok(())
+}
+
+/// Resolves an int-or-percent (`3` or `"25%"`) against `total`,
+/// rounding percentages up or down (upstream's
+/// `intstr.GetScaledValueFromIntOrPercent`); `None` when malformed.
+pub fn int_or_percent(v: &Value, total: i64, round_up: bool) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => {
+            let p: i64 = s.strip_suffix('%')?.parse().ok()?;
+            Some(if round_up {
+                (p * total + 99) / 100
+            } else {
+                p * total / 100
+            })
+        }
+        _ => None,
+    }
+}

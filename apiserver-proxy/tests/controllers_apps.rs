@@ -1,0 +1,336 @@
+//! StatefulSet, DaemonSet and PodDisruptionBudget controllers, and the
+//! eviction subresource, against a real server. Pods stay Pending in
+//! standalone mode (no kubelet): tests play the kubelet by patching
+//! `pods/status`. Every wait is on a condition with a timeout.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use serde_json::{Value, json};
+
+mod common;
+use common::Fixture;
+
+/// A server and its root admin client.
+async fn server() -> (Fixture, Client) {
+    let f = Fixture::start().await;
+    let client = f.root_client().await;
+    (f, client)
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Plays the kubelet: the pod is Running and Ready.
+async fn make_ready(pods: &Api<Pod>, name: &str) {
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    pods.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": now}]}})),
+    )
+    .await
+    .expect("set pod ready");
+}
+
+/// Names of the active (not deleting) pods with `selector`, sorted.
+async fn active_pods(pods: &Api<Pod>, selector: &str) -> Vec<Pod> {
+    let mut items: Vec<Pod> = pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    items
+}
+
+fn names(pods: &[Pod]) -> Vec<String> {
+    pods.iter()
+        .map(|p| p.metadata.name.clone().unwrap_or_default())
+        .collect()
+}
+
+/// Waits until exactly `want` (sorted names) exist, then returns them.
+async fn expect_pods(pods: &Api<Pod>, selector: &str, want: &[&str]) -> Vec<Pod> {
+    wait_for(&format!("pods {want:?}"), WAIT, || async {
+        let got = active_pods(pods, selector).await;
+        (names(&got) == want).then_some(got)
+    })
+    .await
+}
+
+fn statefulset(name: &str, replicas: i32, extra: Value) -> StatefulSet {
+    let mut spec = json!({"replicas": replicas, "serviceName": "nginx",
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}},
+        "volumeClaimTemplates": [{"metadata": {"name": "www"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        spec[k] = v.clone();
+    }
+    serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+}
+
+async fn scale(sts: &Api<StatefulSet>, name: &str, replicas: i32) {
+    sts.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+    )
+    .await
+    .expect("scale");
+}
+
+#[tokio::test]
+async fn statefulset_scales_up_and_down_in_order() {
+    let (_f, client) = server().await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    sts.create(&PostParams::default(), &statefulset("web", 3, json!({})))
+        .await
+        .expect("create statefulset");
+    // OrderedReady: web-1 only once web-0 is Running and Ready.
+    let first = expect_pods(&pods, "app=web", &["web-0"]).await;
+    let p = &first[0];
+    let labels = p.metadata.labels.as_ref().unwrap();
+    assert_eq!(labels["statefulset.kubernetes.io/pod-name"], "web-0");
+    assert_eq!(labels["apps.kubernetes.io/pod-index"], "0");
+    assert!(labels["controller-revision-hash"].starts_with("web-"));
+    let spec = p.spec.as_ref().unwrap();
+    assert_eq!(spec.hostname.as_deref(), Some("web-0"));
+    assert_eq!(spec.subdomain.as_deref(), Some("nginx"));
+    let vol = spec
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "www");
+    assert_eq!(
+        vol.and_then(|v| v.persistent_volume_claim.as_ref())
+            .map(|c| c.claim_name.as_str()),
+        Some("www-web-0")
+    );
+    assert!(pvcs.get_opt("www-web-0").await.unwrap().is_some());
+    assert!(pvcs.get_opt("www-web-1").await.unwrap().is_none());
+    make_ready(&pods, "web-0").await;
+    expect_pods(&pods, "app=web", &["web-0", "web-1"]).await;
+    make_ready(&pods, "web-1").await;
+    expect_pods(&pods, "app=web", &["web-0", "web-1", "web-2"]).await;
+    make_ready(&pods, "web-2").await;
+    let s = wait_for("status of 3 ready replicas", WAIT, || async {
+        let s = sts.get("web").await.ok()?;
+        let st = s.status.clone()?;
+        (st.ready_replicas == Some(3) && st.available_replicas == Some(3)).then_some(s)
+    })
+    .await;
+    let st = s.status.unwrap();
+    assert_eq!(st.replicas, 3);
+    assert_eq!(st.current_replicas, Some(3));
+    assert_eq!(st.updated_replicas, Some(3));
+    assert_eq!(st.observed_generation, s.metadata.generation);
+    assert_eq!(st.current_revision, st.update_revision);
+    let revs: Api<ControllerRevision> = Api::namespaced(client.clone(), "default");
+    let rev = revs
+        .get(st.current_revision.as_deref().unwrap())
+        .await
+        .expect("controller revision");
+    assert_eq!(rev.revision, Some(1));
+
+    // Scale down: highest ordinal first; claims are kept.
+    let rv = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut events = pods
+        .watch(&WatchParams::default().labels("app=web"), &rv)
+        .await
+        .expect("watch pods")
+        .boxed();
+    scale(&sts, "web", 1).await;
+    let mut deleted = Vec::new();
+    while deleted.len() < 2 {
+        let e = tokio::time::timeout(WAIT, events.next())
+            .await
+            .expect("pod deletions")
+            .expect("watch open")
+            .expect("watch event");
+        if let WatchEvent::Deleted(p) = e {
+            deleted.push(p.metadata.name.unwrap());
+        }
+    }
+    assert_eq!(deleted, ["web-2", "web-1"]);
+    expect_pods(&pods, "app=web", &["web-0"]).await;
+    assert!(pvcs.get_opt("www-web-2").await.unwrap().is_some());
+    wait_for("status.replicas 1", WAIT, || async {
+        (sts.get("web").await.ok()?.status?.replicas == 1).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn statefulset_parallel_and_claim_retention_delete() {
+    let (_f, client) = server().await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    sts.create(
+        &PostParams::default(),
+        &statefulset(
+            "db",
+            3,
+            json!({"podManagementPolicy": "Parallel",
+                "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Delete", "whenDeleted": "Retain"}}),
+        ),
+    )
+    .await
+    .expect("create statefulset");
+    // Parallel: all at once, without waiting for readiness.
+    expect_pods(&pods, "app=db", &["db-0", "db-1", "db-2"]).await;
+    scale(&sts, "db", 1).await;
+    expect_pods(&pods, "app=db", &["db-0"]).await;
+    wait_for("claims of scaled-away pods deleted", WAIT, || async {
+        let names: Vec<String> = pvcs
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
+        (names == ["www-db-0"]).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn statefulset_rolling_update_respects_partition() {
+    let (f, client) = server().await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    sts.create(
+        &PostParams::default(),
+        &statefulset(
+            "web",
+            3,
+            json!({"podManagementPolicy": "Parallel",
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}}),
+        ),
+    )
+    .await
+    .expect("create statefulset");
+    for p in names(&expect_pods(&pods, "app=web", &["web-0", "web-1", "web-2"]).await) {
+        make_ready(&pods, &p).await;
+    }
+    let old = wait_for("rollout of revision 1", WAIT, || async {
+        let st = sts.get("web").await.ok()?.status?;
+        (st.ready_replicas == Some(3)).then_some(st.current_revision?)
+    })
+    .await;
+    sts.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "c", "image": "nginx:2"}]}}}})),
+    )
+    .await
+    .expect("update template");
+    // kubectl rollout status completes once the partitioned update is done.
+    let kubeconfig = f.running.root_kubeconfig.clone();
+    let rollout = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["rollout", "status", "sts/web", "--timeout=20s"])
+            .output()
+    });
+
+    let revision =
+        |p: &Pod| p.metadata.labels.as_ref().unwrap()["controller-revision-hash"].clone();
+    // web-2 then web-1 move to the new revision; web-0 (below the
+    // partition) stays.
+    let new = wait_for("web-2 at the new revision", WAIT, || async {
+        let p = pods.get("web-2").await.ok()?;
+        (revision(&p) != old && p.metadata.deletion_timestamp.is_none()).then(|| revision(&p))
+    })
+    .await;
+    assert_eq!(
+        revision(&pods.get("web-1").await.unwrap()),
+        old,
+        "web-1 waits for web-2 to be ready"
+    );
+    make_ready(&pods, "web-2").await;
+    wait_for("web-1 at the new revision", WAIT, || async {
+        let p = pods.get("web-1").await.ok()?;
+        (revision(&p) == new).then_some(())
+    })
+    .await;
+    make_ready(&pods, "web-1").await;
+    let st = wait_for("2 updated replicas", WAIT, || async {
+        let st = sts.get("web").await.ok()?.status?;
+        (st.updated_replicas == Some(2) && st.ready_replicas == Some(3)).then_some(st)
+    })
+    .await;
+    assert_eq!(st.update_revision.as_deref(), Some(new.as_str()));
+    assert_eq!(st.current_revision.as_deref(), Some(old.as_str()));
+    assert_eq!(revision(&pods.get("web-0").await.unwrap()), old);
+    let out = rollout.await.unwrap();
+    match out {
+        Ok(out) => assert!(
+            out.status.success(),
+            "kubectl rollout status: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("note: kubectl not run ({e})"),
+    }
+
+    // Partition 0: web-0 follows, and the new revision becomes current.
+    sts.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}})),
+    )
+    .await
+    .expect("lower partition");
+    wait_for("web-0 at the new revision", WAIT, || async {
+        let p = pods.get("web-0").await.ok()?;
+        (revision(&p) == new).then_some(())
+    })
+    .await;
+    make_ready(&pods, "web-0").await;
+    wait_for("currentRevision = updateRevision", WAIT, || async {
+        let st = sts.get("web").await.ok()?.status?;
+        (st.current_revision.as_deref() == Some(new.as_str()) && st.current_replicas == Some(3))
+            .then_some(())
+    })
+    .await;
+}
