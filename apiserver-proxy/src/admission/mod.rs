@@ -312,8 +312,26 @@ pub fn current_user() -> Option<Arc<UserInfo>> {
     REQUEST_USER.try_with(|u| u.clone()).ok()
 }
 
+/// The namespace `ns` of the cluster being written to, if it exists.
+pub(crate) async fn get_namespace(
+    store: &Store,
+    attrs: &Attributes<'_>,
+    namespaces: &ResourceInfo,
+    ns: &str,
+) -> Result<Option<Value>, ApiError> {
+    match store.get(&attrs.target(namespaces, None), ns).await {
+        Ok(obj) => Ok(Some(obj)),
+        Err(ApiError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A comma-separated list of names (`a, b`), for messages.
+pub(crate) fn join(names: &[String]) -> String {
+    names.join(", ")
+}
+
 /// Splits a comma-separated list (annotations), dropping blanks.
-#[allow(dead_code)] // used by the plugins being built
 pub(crate) fn split_list(s: &str) -> Vec<String> {
     s.split(',')
         .map(str::trim)

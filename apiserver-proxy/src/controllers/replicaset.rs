@@ -185,6 +185,9 @@ impl Controller {
             namespace: Some(ns),
         };
         let mut active = Vec::new();
+        // The first refused pod create (admission, validation), reported in
+        // the ReplicaFailure condition as upstream.
+        let mut create_error: Option<ApiError> = None;
         for pod in self.store.list(&pt, &ListOptions::default()).await?.items {
             let matches = sel.matches(&meta::labels(&pod));
             match podutil::controller_ref(&pod) {
@@ -219,9 +222,13 @@ impl Controller {
                 for c in created {
                     match c {
                         Ok(w) => active.push(w.object),
-                        // The namespace is going away, or the template is
-                        // invalid for pods: nothing to retry quickly.
-                        Err(ApiError::Forbidden(_)) | Err(ApiError::Invalid { .. }) => {}
+                        // The namespace is going away: nothing to report.
+                        Err(ApiError::Forbidden(m)) if m.contains(NAMESPACE_TERMINATING) => {}
+                        // Refused by admission or invalid for pods: reported
+                        // in status, retried with backoff (as upstream).
+                        Err(e @ (ApiError::Forbidden(_) | ApiError::Invalid { .. })) => {
+                            create_error.get_or_insert(e);
+                        }
                         Err(e) => return Err(e),
                     }
                 }
@@ -242,7 +249,8 @@ impl Controller {
                 }
             }
         }
-        let (status, requeue) = status_for(&rs, &active, chrono::Utc::now());
+        let (mut status, requeue) = status_for(&rs, &active, chrono::Utc::now());
+        replica_failure(&mut status, create_error.as_ref());
         if rs.get("status") != Some(&status) {
             tolerate(
                 self.store
@@ -254,7 +262,10 @@ impl Controller {
                     .await,
             )?;
         }
-        Ok(requeue)
+        match create_error {
+            Some(e) => Err(e),
+            None => Ok(requeue),
+        }
     }
 
     /// Sets (adopt) or removes (release) the pod's controller reference to
@@ -331,6 +342,41 @@ fn pod_from_template(rs: &Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]})
 }
 
+/// Part of the message of a create refused in a terminating namespace.
+const NAMESPACE_TERMINATING: &str = "because it is being terminated";
+
+/// Upstream's `ReplicaFailure` condition: set (reason `FailedCreate`, the
+/// error as message) when a pod create was refused, kept while refusals
+/// continue, removed once creates succeed again.
+fn replica_failure(status: &mut Value, create_error: Option<&ApiError>) {
+    let mut conditions: Vec<Value> = status["conditions"].as_array().cloned().unwrap_or_default();
+    let existing = conditions
+        .iter()
+        .position(|c| c["type"] == "ReplicaFailure");
+    match (create_error, existing) {
+        (Some(e), None) => conditions.push(json!({
+            "type": "ReplicaFailure",
+            "status": "True",
+            "lastTransitionTime": meta::now(),
+            "reason": "FailedCreate",
+            "message": e.to_string(),
+        })),
+        (None, Some(i)) => {
+            conditions.remove(i);
+        }
+        _ => return,
+    }
+    match status.as_object_mut() {
+        Some(map) if conditions.is_empty() => {
+            map.remove("conditions");
+        }
+        Some(map) => {
+            map.insert("conditions".into(), conditions.into());
+        }
+        None => {}
+    }
+}
+
 /// The status of `rs` given its active pods at `now`, and when to look
 /// again (a ready pod becoming available after `minReadySeconds`).
 fn status_for(
@@ -399,6 +445,22 @@ mod tests {
         assert_eq!(r["controller"], true);
         assert_eq!(r["blockOwnerDeletion"], true);
         assert_eq!(pod["spec"]["containers"][0]["image"], "nginx");
+    }
+
+    #[test]
+    fn refused_creates_set_and_clear_replica_failure() {
+        let refused = ApiError::Forbidden("pods \"web-\" is forbidden: no".into());
+        let mut status = json!({"replicas": 0});
+        replica_failure(&mut status, Some(&refused));
+        let c = &status["conditions"][0];
+        assert_eq!(c["type"], "ReplicaFailure");
+        assert_eq!(c["reason"], "FailedCreate");
+        assert_eq!(c["message"], "pods \"web-\" is forbidden: no");
+        let kept = status.clone();
+        replica_failure(&mut status, Some(&ApiError::Forbidden("other".into())));
+        assert_eq!(status, kept, "the first failure is kept");
+        replica_failure(&mut status, None);
+        assert!(status.get("conditions").is_none());
     }
 
     #[test]
