@@ -252,3 +252,209 @@ async fn runtime_class_policy() {
     let p = root.create(&pp, &pod("none", json!({}))).await.unwrap();
     assert_eq!(runtime_class(&p), None);
 }
+
+fn labeled_namespace(name: &str, level: &str) -> Namespace {
+    serde_json::from_value(json!({"metadata": {"name": name,
+        "labels": {"pod-security.kubernetes.io/enforce": level}}}))
+    .unwrap()
+}
+
+/// A pod that satisfies the restricted level.
+fn hardened(name: &str) -> Pod {
+    pod(
+        name,
+        json!({"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": "nginx", "securityContext": {
+                "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_security_levels() {
+    let f = Fixture::start().await;
+    let pp = PostParams::default();
+
+    // Restricted cluster: upstream's message, every failed check in order.
+    let c = virtual_cluster(
+        &f,
+        "root",
+        "psr",
+        json!({"isolation": {"podSecurity": "restricted"}}),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let r = pods.create(&pp, &pod("plain", json!({}))).await;
+    let msg = assert_forbidden(r, &pods, "plain", &[]).await;
+    assert_eq!(
+        msg,
+        "pods \"plain\" is forbidden: violates PodSecurity \"restricted:latest\": \
+         allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), \
+         unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), \
+         runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), \
+         seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+    );
+    pods.create(&pp, &hardened("hard"))
+        .await
+        .expect("a restricted pod");
+    // A namespace label cannot loosen the cluster's level.
+    Api::<Namespace>::all(c.clone())
+        .create(&pp, &labeled_namespace("loose", "privileged"))
+        .await
+        .unwrap();
+    let loose: Api<Pod> = Api::namespaced(c.clone(), "loose");
+    let r = loose.create(&pp, &pod("plain", json!({}))).await;
+    assert_forbidden(
+        r,
+        &loose,
+        "plain",
+        &["violates PodSecurity \"restricted:latest\""],
+    )
+    .await;
+
+    // Baseline (the default level).
+    let c = virtual_cluster(&f, "root", "psb", json!({})).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    pods.create(&pp, &pod("plain", json!({})))
+        .await
+        .expect("baseline allows a plain pod");
+    let admin_caps = json!({"containers": [{"name": "c", "image": "nginx",
+        "securityContext": {"capabilities": {"add": ["SYS_ADMIN", "CHOWN"]}}}]});
+    let r = pods.create(&pp, &pod("caps", admin_caps.clone())).await;
+    let msg = assert_forbidden(r, &pods, "caps", &[]).await;
+    assert_eq!(
+        msg,
+        "pods \"caps\" is forbidden: violates PodSecurity \"baseline:latest\": non-default capabilities \
+         (container \"c\" must not include \"SYS_ADMIN\" in securityContext.capabilities.add)"
+    );
+    // A namespace label tightens it.
+    let namespaces: Api<Namespace> = Api::all(c.clone());
+    namespaces
+        .create(&pp, &labeled_namespace("tight", "restricted"))
+        .await
+        .unwrap();
+    let tight: Api<Pod> = Api::namespaced(c.clone(), "tight");
+    let r = tight.create(&pp, &pod("plain", json!({}))).await;
+    assert_forbidden(
+        r,
+        &tight,
+        "plain",
+        &["violates PodSecurity \"restricted:latest\""],
+    )
+    .await;
+    tight
+        .create(&pp, &hardened("hard"))
+        .await
+        .expect("a restricted pod");
+    // A ReplicaSet whose pods break the level gets ReplicaFailure.
+    let rss: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": "caps"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "caps"}},
+            "template": {"metadata": {"labels": {"app": "caps"}}, "spec": admin_caps}}}))
+    .unwrap();
+    rss.create(&pp, &rs)
+        .await
+        .expect("templates are not judged");
+    let m = replica_failure(&rss, "caps").await;
+    assert!(
+        m.starts_with("pods \"caps-\" is forbidden: violates PodSecurity \"baseline:latest\""),
+        "{m}"
+    );
+
+    // The root cluster: only namespace labels apply.
+    let root = f.root_client().await;
+    let pods: Api<Pod> = Api::namespaced(root.clone(), "default");
+    pods.create(&pp, &pod("caps", admin_caps.clone()))
+        .await
+        .expect("no policy in root");
+    Api::<Namespace>::all(root.clone())
+        .create(&pp, &labeled_namespace("restricted", "restricted"))
+        .await
+        .unwrap();
+    let restricted: Api<Pod> = Api::namespaced(root, "restricted");
+    let r = restricted.create(&pp, &pod("plain", json!({}))).await;
+    assert_forbidden(
+        r,
+        &restricted,
+        "plain",
+        &["violates PodSecurity \"restricted:latest\""],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_escapes_are_refused_in_virtual_clusters() {
+    let f = Fixture::start().await;
+    let pp = PostParams::default();
+    let c = virtual_cluster(
+        &f,
+        "root",
+        "he",
+        json!({"isolation": {"podSecurity": "privileged"}}),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let cases = [
+        (
+            json!({"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}),
+            "spec.volumes[0].hostPath",
+        ),
+        (json!({"hostNetwork": true}), "spec.hostNetwork"),
+        (json!({"hostPID": true}), "spec.hostPID"),
+        (json!({"hostIPC": true}), "spec.hostIPC"),
+        (
+            json!({"containers": [{"name": "c", "image": "nginx", "securityContext": {"privileged": true}}]}),
+            "spec.containers[0].securityContext.privileged",
+        ),
+        (
+            json!({"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80, "hostPort": 80}]}]}),
+            "spec.containers[0].ports[0].hostPort",
+        ),
+        (json!({"nodeName": "node-1"}), "spec.nodeName"),
+        (
+            json!({"tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}),
+            "spec.tolerations[0]",
+        ),
+        (
+            json!({"tolerations": [{"key": "node-role.kubernetes.io/master", "operator": "Exists"}]}),
+            "spec.tolerations[0]",
+        ),
+        (
+            json!({"priorityClassName": "system-cluster-critical"}),
+            "spec.priorityClassName",
+        ),
+        (
+            json!({"priorityClassName": "system-node-critical"}),
+            "spec.priorityClassName",
+        ),
+    ];
+    for (i, (spec, field)) in cases.into_iter().enumerate() {
+        let name = format!("escape-{i}");
+        let r = pods.create(&pp, &pod(&name, spec)).await;
+        assert_forbidden(
+            r,
+            &pods,
+            &name,
+            &[&format!("pods \"{name}\" is forbidden: "), field],
+        )
+        .await;
+    }
+    pods.create(
+        &pp,
+        &pod(
+            "fine",
+            json!({"tolerations": [{"key": "gpu", "operator": "Exists"}]}),
+        ),
+    )
+    .await
+    .expect("an ordinary pod");
+
+    // The root cluster is a plain cluster.
+    let root: Api<Pod> = Api::namespaced(f.root_client().await, "default");
+    root.create(
+        &pp,
+        &pod("host", json!({"hostNetwork": true, "nodeName": "node-1"})),
+    )
+    .await
+    .expect("root is not guarded");
+}
