@@ -458,3 +458,111 @@ async fn host_escapes_are_refused_in_virtual_clusters() {
     .await
     .expect("root is not guarded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_admission() {
+    let f = Fixture::start().await;
+    let pp = PostParams::default();
+    let client = f.root_client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), "default");
+    wait_for("the default ServiceAccount", WAIT, || async {
+        sas.get_opt("default").await.ok().flatten()
+    })
+    .await;
+
+    // Defaulted ServiceAccount, token volume and mounts, as kube-apiserver.
+    let p = pods
+        .create(
+            &pp,
+            &pod(
+                "p",
+                json!({"initContainers": [{"name": "i", "image": "busybox"}],
+                "containers": [{"name": "a", "image": "nginx"}, {"name": "b", "image": "nginx"}]}),
+            ),
+        )
+        .await
+        .unwrap();
+    let stored = serde_json::to_value(pods.get("p").await.unwrap()).unwrap();
+    assert_eq!(serde_json::to_value(&p).unwrap()["spec"], stored["spec"]);
+    let spec = &stored["spec"];
+    assert_eq!(spec["serviceAccountName"], "default");
+    assert_eq!(spec["serviceAccount"], "default");
+    let volume = &spec["volumes"][0];
+    let name = volume["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("kube-api-access-") && name.len() == 21,
+        "{name}"
+    );
+    assert_eq!(
+        volume["projected"],
+        json!({"sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}],
+            "defaultMode": 420})
+    );
+    let mount = json!([{"name": name, "readOnly": true,
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]);
+    assert_eq!(spec["initContainers"][0]["volumeMounts"], mount);
+    assert_eq!(spec["containers"][0]["volumeMounts"], mount);
+    assert_eq!(spec["containers"][1]["volumeMounts"], mount);
+
+    // Opting out, on the pod or on the ServiceAccount (the pod wins).
+    let p = pods
+        .create(
+            &pp,
+            &pod("off", json!({"automountServiceAccountToken": false})),
+        )
+        .await
+        .unwrap();
+    assert!(p.spec.unwrap().volumes.is_none());
+    let quiet: k8s_openapi::api::core::v1::ServiceAccount = serde_json::from_value(json!({
+        "metadata": {"name": "quiet"}, "automountServiceAccountToken": false,
+        "imagePullSecrets": [{"name": "registry"}]}))
+    .unwrap();
+    sas.create(&pp, &quiet).await.unwrap();
+    let p = serde_json::to_value(
+        pods.create(&pp, &pod("quiet", json!({"serviceAccountName": "quiet"})))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(p["spec"].get("volumes").is_none(), "{p}");
+    assert_eq!(p["spec"]["imagePullSecrets"], json!([{"name": "registry"}]));
+    let p = pods
+        .create(
+            &pp,
+            &pod(
+                "loud",
+                json!({"serviceAccountName": "quiet", "automountServiceAccountToken": true}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.spec.unwrap().volumes.map(|v| v.len()), Some(1));
+
+    // A ServiceAccount that does not exist: 403, nothing stored.
+    let r = pods
+        .create(&pp, &pod("lost", json!({"serviceAccountName": "missing"})))
+        .await;
+    let msg = assert_forbidden(r, &pods, "lost", &[]).await;
+    assert_eq!(
+        msg,
+        "pods \"lost\" is forbidden: error looking up service account default/missing: serviceaccount \"missing\" not found"
+    );
+
+    // Virtual clusters alike.
+    let c = virtual_cluster(&f, "root", "sa", json!({})).await;
+    let vpods: Api<Pod> = Api::namespaced(c, "default");
+    let p = vpods.create(&pp, &pod("p", json!({}))).await.unwrap();
+    let spec = p.spec.unwrap();
+    assert_eq!(spec.service_account_name.as_deref(), Some("default"));
+    assert!(
+        spec.volumes.unwrap()[0]
+            .name
+            .starts_with("kube-api-access-")
+    );
+}
