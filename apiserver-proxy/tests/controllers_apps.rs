@@ -7,8 +7,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
@@ -264,15 +264,7 @@ async fn statefulset_rolling_update_respects_partition() {
     .await
     .expect("update template");
     // kubectl rollout status completes once the partitioned update is done.
-    let kubeconfig = f.running.root_kubeconfig.clone();
-    let rollout = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["rollout", "status", "sts/web", "--timeout=20s"])
-            .output()
-    });
-
+    let rollout = kubectl_rollout_status(&f, "sts/web");
     let revision =
         |p: &Pod| p.metadata.labels.as_ref().unwrap()["controller-revision-hash"].clone();
     // web-2 then web-1 move to the new revision; web-0 (below the
@@ -302,16 +294,7 @@ async fn statefulset_rolling_update_respects_partition() {
     assert_eq!(st.update_revision.as_deref(), Some(new.as_str()));
     assert_eq!(st.current_revision.as_deref(), Some(old.as_str()));
     assert_eq!(revision(&pods.get("web-0").await.unwrap()), old);
-    let out = rollout.await.unwrap();
-    match out {
-        Ok(out) => assert!(
-            out.status.success(),
-            "kubectl rollout status: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => eprintln!("note: kubectl not run ({e})"),
-    }
+    assert_rollout_done(rollout.await.unwrap());
 
     // Partition 0: web-0 follows, and the new revision becomes current.
     sts.patch(
@@ -331,6 +314,190 @@ async fn statefulset_rolling_update_respects_partition() {
         let st = sts.get("web").await.ok()?.status?;
         (st.current_revision.as_deref() == Some(new.as_str()) && st.current_replicas == Some(3))
             .then_some(())
+    })
+    .await;
+}
+
+/// Runs `kubectl rollout status <what>` against the fixture's server in
+/// the background; `None` when kubectl is not installed.
+fn kubectl_rollout_status(
+    f: &Fixture,
+    what: &str,
+) -> tokio::task::JoinHandle<Option<std::process::Output>> {
+    let kubeconfig = f.running.root_kubeconfig.clone();
+    let what = what.to_string();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["rollout", "status", &what, "--timeout=20s"])
+            .output()
+            .inspect_err(|e| eprintln!("note: kubectl not run ({e})"))
+            .ok()
+    })
+}
+
+fn assert_rollout_done(out: Option<std::process::Output>) {
+    if let Some(out) = out {
+        assert!(
+            out.status.success(),
+            "kubectl rollout status: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+async fn create_node(client: &Client, name: &str, labels: Value, taints: Value) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "spec": {"taints": taints}}),
+    )
+    .unwrap();
+    nodes
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("create node");
+}
+
+/// The node a daemon pod is pinned to by its required node affinity.
+fn pinned_node(p: &Pod) -> String {
+    let terms = &p
+        .spec
+        .as_ref()
+        .unwrap()
+        .affinity
+        .as_ref()
+        .unwrap()
+        .node_affinity
+        .as_ref()
+        .unwrap()
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap()
+        .node_selector_terms;
+    let f = &terms[0].match_fields.as_ref().unwrap()[0];
+    assert_eq!(
+        (f.key.as_str(), f.operator.as_str()),
+        ("metadata.name", "In")
+    );
+    f.values.as_ref().unwrap()[0].clone()
+}
+
+#[tokio::test]
+async fn daemonset_runs_one_pod_per_fitting_node_and_rolls() {
+    let (f, client) = server().await;
+    create_node(&client, "node-a", json!({"disk": "ssd"}), json!(null)).await;
+    create_node(&client, "node-b", json!({"disk": "hdd"}), json!(null)).await;
+    create_node(
+        &client,
+        "node-c",
+        json!({}),
+        json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]),
+    )
+    .await;
+    let dss: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let ds: DaemonSet = serde_json::from_value(json!({"metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}},
+            "template": {"metadata": {"labels": {"app": "agent"}},
+                "spec": {"containers": [{"name": "c", "image": "agent:1"}]}}}}))
+    .unwrap();
+    dss.create(&PostParams::default(), &ds)
+        .await
+        .expect("create daemonset");
+    // The tainted node gets none.
+    let first = wait_for("a pod on each untainted node", WAIT, || async {
+        let got = active_pods(&pods, "app=agent").await;
+        (got.len() == 2).then_some(got)
+    })
+    .await;
+    let mut pinned: Vec<String> = first.iter().map(pinned_node).collect();
+    pinned.sort();
+    assert_eq!(pinned, ["node-a", "node-b"]);
+    for p in &first {
+        assert!(p.spec.as_ref().unwrap().node_name.is_none());
+        let tolerations = p.spec.as_ref().unwrap().tolerations.as_ref().unwrap();
+        assert!(
+            tolerations
+                .iter()
+                .any(|t| t.key.as_deref() == Some("node.kubernetes.io/unschedulable"))
+        );
+        make_ready(&pods, p.metadata.name.as_deref().unwrap()).await;
+    }
+    let st = wait_for("2 ready", WAIT, || async {
+        let st = dss.get("agent").await.ok()?.status?;
+        (st.number_ready == 2 && st.number_available == Some(2)).then_some(st)
+    })
+    .await;
+    assert_eq!(st.desired_number_scheduled, 2);
+    assert_eq!(st.current_number_scheduled, 2);
+    assert_eq!(st.updated_number_scheduled, Some(2));
+    assert_eq!(st.observed_generation, Some(1));
+
+    // A rolling update, one node at a time (maxUnavailable 1).
+    dss.patch(
+        "agent",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "c", "image": "agent:2"}]}}}})),
+    )
+    .await
+    .expect("update template");
+    let rollout = kubectl_rollout_status(&f, "ds/agent");
+    let image = |p: &Pod| {
+        p.spec.as_ref().unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+    for round in 0..2 {
+        let new = wait_for(&format!("{} new pod(s)", round + 1), WAIT, || async {
+            let got = active_pods(&pods, "app=agent").await;
+            let new: Vec<Pod> = got
+                .iter()
+                .filter(|p| image(p) == "agent:2")
+                .cloned()
+                .collect();
+            // Never more than one node without an available pod.
+            let old_ready = got.iter().filter(|p| image(p) == "agent:1").count();
+            assert!(old_ready + round >= 1, "maxUnavailable exceeded");
+            (new.len() == round + 1 && got.len() == 2).then_some(new)
+        })
+        .await;
+        for p in new.iter().filter(|p| {
+            !p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready"))
+        }) {
+            make_ready(&pods, p.metadata.name.as_deref().unwrap()).await;
+        }
+    }
+    wait_for("rollout complete", WAIT, || async {
+        let st = dss.get("agent").await.ok()?.status?;
+        (st.updated_number_scheduled == Some(2) && st.number_available == Some(2)).then_some(())
+    })
+    .await;
+    assert_rollout_done(rollout.await.unwrap());
+
+    // A node whose labels stop matching the selector loses its pod.
+    dss.patch(
+        "agent",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"template": {"spec": {"nodeSelector": {"disk": "ssd"}}}}})),
+    )
+    .await
+    .expect("add node selector");
+    let only = wait_for("only node-a keeps a pod", WAIT, || async {
+        let got = active_pods(&pods, "app=agent").await;
+        (got.len() == 1 && pinned_node(&got[0]) == "node-a").then_some(got)
+    })
+    .await;
+    make_ready(&pods, only[0].metadata.name.as_deref().unwrap()).await;
+    wait_for("desiredNumberScheduled 1", WAIT, || async {
+        let st = dss.get("agent").await.ok()?.status?;
+        (st.desired_number_scheduled == 1 && st.number_ready == 1).then_some(())
     })
     .await;
 }

@@ -6,6 +6,7 @@
 
 pub mod clusterip;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod garbagecollector;
