@@ -566,3 +566,135 @@ async fn service_account_admission() {
             .starts_with("kube-api-access-")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_virtual_clusters_inherit_and_cannot_widen() {
+    let f = Fixture::start().await;
+    let pp = PostParams::default();
+    virtual_cluster(
+        &f,
+        "root",
+        "team-a",
+        json!({"isolation": {"runtimeClassName": "kata", "allowedRuntimeClassNames": ["kata"],
+            "podSecurity": "restricted"},
+            "limits": {"maxObjects": 1000, "requestsPerSecond": 50}}),
+    )
+    .await;
+    let team_a = admin(&f, "team-a").await;
+    let vcs = virtual_clusters(&team_a);
+    let vc = |name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "tenancy.nestkube.io/v1alpha1",
+            "kind": "VirtualCluster", "metadata": {"name": name, "namespace": "default"},
+            "spec": spec}))
+        .unwrap()
+    };
+    let refused = |r: Result<DynamicObject, kube::Error>| {
+        let (code, reason, message) = refusal(r);
+        assert_eq!((code, reason.as_str()), (403, "Forbidden"), "{message}");
+        message
+    };
+
+    // Wider than the parent: every offending field is named; nothing stored.
+    let m = refused(
+        vcs.create(
+            &pp,
+            &vc(
+                "wide",
+                json!({"isolation": {"runtimeClassName": "kata",
+                "allowedRuntimeClassNames": ["kata", "runc"], "podSecurity": "baseline"},
+                "limits": {"maxObjects": 5000}}),
+            ),
+        )
+        .await,
+    );
+    assert!(
+        m.starts_with("virtualclusters.tenancy.nestkube.io \"wide\" is forbidden: "),
+        "{m}"
+    );
+    for part in [
+        "spec.isolation.allowedRuntimeClassNames[1]: \"runc\" is not allowed by the parent cluster \"team-a\" (allowed: kata)",
+        "spec.isolation.podSecurity: \"baseline\" is less strict than the parent cluster \"team-a\"'s \"restricted\"",
+        "spec.limits.maxObjects: 5000 exceeds the parent cluster \"team-a\"'s limit of 1000",
+    ] {
+        assert!(m.contains(part), "{m:?} lacks {part:?}");
+    }
+    assert!(vcs.get_opt("wide").await.unwrap().is_none());
+    let m = refused(
+        vcs.create(
+            &pp,
+            &vc(
+                "runc",
+                json!({"isolation": {"runtimeClassName": "runc", "podSecurity": "restricted"}}),
+            ),
+        )
+        .await,
+    );
+    assert!(
+        m.contains("spec.isolation.runtimeClassName: \"runc\" is not allowed"),
+        "{m}"
+    );
+
+    // What the child leaves unset is inherited, visible in its spec.
+    let dev = virtual_cluster(
+        &f,
+        "team-a",
+        "dev",
+        json!({"isolation": {"podSecurity": "restricted"}}),
+    )
+    .await;
+    let stored = vcs.get("dev").await.unwrap();
+    assert_eq!(stored.data["spec"]["isolation"]["runtimeClassName"], "kata");
+    assert_eq!(
+        stored.data["spec"]["isolation"]["allowedRuntimeClassNames"],
+        json!(["kata"])
+    );
+    assert_eq!(
+        stored.data["spec"]["limits"],
+        json!({"maxObjects": 1000, "requestsPerSecond": 50})
+    );
+    // ... and enforced in the child's own pods.
+    let pods: Api<Pod> = Api::namespaced(dev, "default");
+    let p = pods
+        .create(&pp, &hardened("p"))
+        .await
+        .expect("a restricted pod");
+    assert_eq!(runtime_class(&p), Some("kata"));
+
+    // An update that widens is refused too; one that narrows is not.
+    let m = refused(
+        vcs.patch(
+            "dev",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"limits": {"requestsPerSecond": 500}}})),
+        )
+        .await,
+    );
+    assert!(
+        m.contains("spec.limits.requestsPerSecond: 500 exceeds"),
+        "{m}"
+    );
+    vcs.patch(
+        "dev",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"limits": {"requestsPerSecond": 5}}})),
+    )
+    .await
+    .expect("narrowing is allowed");
+
+    // Nesting depth: team-a:dev:l3:l4 is the deepest (4 levels).
+    let inherit_all = json!({"isolation": {"podSecurity": "restricted"}});
+    virtual_cluster(&f, "team-a:dev", "l3", inherit_all.clone()).await;
+    virtual_cluster(&f, "team-a:dev:l3", "l4", inherit_all.clone()).await;
+    let deepest = admin(&f, "team-a:dev:l3:l4").await;
+    let m = refused(
+        virtual_clusters(&deepest)
+            .create(&pp, &vc("l5", inherit_all))
+            .await,
+    );
+    assert!(
+        m.contains(
+            "\"team-a:dev:l3:l4:l5\" would be nested 5 levels deep, more than the maximum of 4"
+        ),
+        "{m}"
+    );
+}
