@@ -1,9 +1,356 @@
 //! The syncer: what must really run is copied from each virtual cluster down
-//! to its parent (the parent virtual cluster, `root`, or the real host
-//! cluster), and status flows back up.
+//! to its parent (the parent virtual cluster, `root` in standalone mode, or
+//! the real host cluster), and status flows back up.
 //!
-//! It owns the objects it creates in a parent (all labelled
-//! [`names::MANAGED_BY_LABEL`]) and the status of virtual pods; it must never
-//! touch a parent object that another virtual cluster owns.
+//! One syncer serves every virtual cluster of the process (cluster-aware,
+//! as the controllers): one storage watch over all clusters tells it what
+//! changed in the virtual clusters, one watch per *parent* (shared by every
+//! virtual cluster syncing into that parent, label
+//! `tenancy.nestkube.io/managed-by=nestkube`) tells it what changed below,
+//! and one work queue of keys reconciles both directions of one object at a
+//! time (`down::*`). Parents are always reached as a Kubernetes API through
+//! a `kube::Client`: the host's from its kubeconfig, a served cluster's
+//! in-process ([`ApiServer::client_for`]).
+//!
+//! What is synced: pods (with the ConfigMaps and Secrets they reference and
+//! a service-account token issued by the virtual cluster), pod status up,
+//! Services (down, with the parent's cluster IP taken back up). Cleanup:
+//! a placement that disappears deletes everything labelled with its
+//! VirtualCluster's uid ([`cleanup`]); every (re)start reconciles all.
+//!
+//! It owns the parent objects it creates (all labelled
+//! [`names::MANAGED_BY_LABEL`]) and the status of virtual pods; it must
+//! never touch a parent object owned by another virtual cluster, nor act in
+//! a virtual cluster on behalf of another.
 
+pub mod cleanup;
+pub mod down;
 pub mod names;
+mod parents;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use nestkube_apiserver::controllers::queue::WorkQueue;
+use nestkube_apiserver::controllers::watch::{self, Change, ObjectKey};
+use nestkube_apiserver::server::ApiServer;
+use nestkube_apiserver::tenancy::{Parent, Placement};
+
+pub use parents::ParentKey;
+
+/// Errors of one reconcile (retried with backoff by the queue).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A call to a virtual cluster or a parent failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object could not be converted.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A placement names the host cluster but none was configured.
+    #[error("cluster {0} is placed on the host cluster, but no --host-kubeconfig was given")]
+    NoHost(String),
+}
+
+/// Kinds of virtual objects the syncer copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `v1/Pod`.
+    Pod,
+    /// `v1/Service`.
+    Service,
+    /// `v1/ConfigMap` (only those referenced by pods).
+    ConfigMap,
+    /// `v1/Secret` (only those referenced by pods).
+    Secret,
+}
+
+impl Kind {
+    fn from_segment(segment: &str) -> Option<Self> {
+        Some(match segment {
+            "core/pods" => Kind::Pod,
+            "core/services" => Kind::Service,
+            "core/configmaps" => Kind::ConfigMap,
+            "core/secrets" => Kind::Secret,
+            _ => return None,
+        })
+    }
+}
+
+/// One unit of work of the queue.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Item {
+    /// Reconcile virtual object `namespace/name` of `cluster` (both ways).
+    Object {
+        kind: Kind,
+        cluster: String,
+        namespace: String,
+        name: String,
+    },
+    /// Enqueue every object of `cluster` and of its copies in the parent.
+    Resync { cluster: String },
+    /// Delete every parent object of VirtualCluster `uid`.
+    Cleanup {
+        parent: ParentKey,
+        host_namespace: String,
+        uid: String,
+    },
+    /// Delete parent objects whose virtual cluster is gone.
+    Sweep { parent: ParentKey },
+}
+
+/// What a reconcile of one cluster needs.
+pub(crate) struct Ctx {
+    /// The virtual cluster's path.
+    pub cluster: String,
+    /// Its placement.
+    pub placement: Arc<Placement>,
+    /// Client of the virtual cluster (in-process admin).
+    pub virt: kube::Client,
+    /// Client of the parent.
+    pub parent: kube::Client,
+}
+
+/// The running syncer (shared by its tasks).
+pub struct Syncer {
+    pub(crate) api: Arc<ApiServer>,
+    host: Option<kube::Client>,
+    /// In-process clients by cluster path.
+    clients: Mutex<HashMap<String, kube::Client>>,
+    queue: OnceLock<Arc<WorkQueue<Item, SyncError>>>,
+    /// The placements acted on, by cluster path.
+    known: Mutex<HashMap<String, Arc<Placement>>>,
+    /// One watch task per parent in use.
+    parents: Mutex<HashMap<ParentKey, tokio::task::JoinHandle<()>>>,
+}
+
+/// Starts the syncer for every virtual cluster `api` serves; `host` is the
+/// client of the real host cluster (`--host-kubeconfig`), needed by
+/// placements with [`Parent::Host`].
+pub fn spawn(api: Arc<ApiServer>, host: Option<kube::Client>) -> Arc<Syncer> {
+    let syncer = Arc::new(Syncer {
+        api: api.clone(),
+        host,
+        clients: Mutex::new(HashMap::new()),
+        queue: OnceLock::new(),
+        known: Mutex::new(HashMap::new()),
+        parents: Mutex::new(HashMap::new()),
+    });
+    let s = syncer.clone();
+    let queue = WorkQueue::new("syncer", move |item: Item| {
+        let s = s.clone();
+        async move { s.reconcile(item).await }
+    });
+    let _ = syncer.queue.set(queue);
+    // Placements first, so the initial listing below finds them.
+    syncer.placements_changed();
+    let s = syncer.clone();
+    tokio::spawn(async move {
+        let mut changes = s.api.clusters.subscribe();
+        while changes.changed().await.is_ok() {
+            s.placements_changed();
+        }
+    });
+    let s = syncer.clone();
+    tokio::spawn(watch::run(api.store.clone(), "syncer", move |change| {
+        s.virtual_change(&change)
+    }));
+    syncer
+}
+
+impl Syncer {
+    pub(crate) fn enqueue(&self, item: Item) {
+        if let Some(q) = self.queue.get() {
+            q.enqueue(item);
+        }
+    }
+
+    pub(crate) fn enqueue_object(&self, kind: Kind, cluster: &str, namespace: &str, name: &str) {
+        self.enqueue(Item::Object {
+            kind,
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        });
+    }
+
+    /// The in-process client of served cluster `path` (cached).
+    pub(crate) fn local_client(&self, path: &str) -> kube::Client {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(path.to_string())
+            .or_insert_with(|| self.api.client_for(path))
+            .clone()
+    }
+
+    /// The client of `parent`.
+    pub(crate) fn parent_client(&self, parent: &ParentKey) -> Option<kube::Client> {
+        match parent {
+            ParentKey::Cluster(p) => Some(self.local_client(p)),
+            ParentKey::Host => self.host.clone(),
+        }
+    }
+
+    /// The placement of `cluster` if it has one now.
+    pub(crate) fn placement(&self, cluster: &str) -> Option<Arc<Placement>> {
+        self.api.clusters.get(cluster)?.placement()
+    }
+
+    /// What reconciling in `cluster` needs (`None`: not synced).
+    pub(crate) fn ctx(&self, cluster: &str) -> Result<Option<Ctx>, SyncError> {
+        let Some(placement) = self.placement(cluster) else {
+            return Ok(None);
+        };
+        let parent = self
+            .parent_client(&ParentKey::of(&placement))
+            .ok_or_else(|| SyncError::NoHost(cluster.into()))?;
+        Ok(Some(Ctx {
+            cluster: cluster.into(),
+            virt: self.local_client(cluster),
+            parent,
+            placement,
+        }))
+    }
+
+    /// A change in the storage of any served cluster.
+    fn virtual_change(&self, change: &Change<'_>) {
+        let Some(k) = change.key().and_then(ObjectKey::parse) else {
+            return;
+        };
+        let Some(kind) = Kind::from_segment(k.segment) else {
+            return;
+        };
+        // A Service copy in a served parent changed (its cluster IP): the
+        // virtual Service it copies takes it up.
+        if kind == Kind::Service
+            && let Some(kv) = change.current()
+            && watch::contains(&kv.value, names::CLUSTER_ANNOTATION.as_bytes())
+            && let Some(obj) = change.object()
+            && let Some(owner) = parents::owner_of(&obj)
+        {
+            self.enqueue_object(kind, &owner.cluster, &owner.namespace, &owner.name);
+        }
+        if self.placement(k.cluster).is_none() {
+            return;
+        }
+        // A pod that is gone may leave ConfigMaps and Secrets unreferenced.
+        if kind == Kind::Pod
+            && let Change::Delete { .. } = change
+            && let Some(pod) = change.object()
+        {
+            for (kind, name) in down::pod::references(&pod) {
+                self.enqueue_object(kind, k.cluster, k.namespace, &name);
+            }
+        }
+        // Referenced ConfigMaps and Secrets are synced by their pods'
+        // reconciles; only their later changes need one of their own.
+        let initial = matches!(change, Change::Initial(_));
+        if initial && matches!(kind, Kind::ConfigMap | Kind::Secret) {
+            return;
+        }
+        self.enqueue_object(kind, k.cluster, k.namespace, k.name);
+    }
+
+    /// Clusters or placements changed: clean up after the ones gone,
+    /// resync the new ones, and keep one watch per parent in use.
+    fn placements_changed(self: &Arc<Self>) {
+        let mut current = HashMap::new();
+        for path in self.api.clusters.paths() {
+            if let Some(p) = self.placement(&path) {
+                current.insert(path, p);
+            }
+        }
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        for (path, old) in known.iter() {
+            if current.get(path).is_none_or(|new| !same_target(old, new)) {
+                tracing::info!(cluster = %path, uid = %old.uid, "placement gone: cleaning up its parent objects");
+                self.enqueue(Item::Cleanup {
+                    parent: ParentKey::of(old),
+                    host_namespace: old.host_namespace.clone(),
+                    uid: old.uid.clone(),
+                });
+            }
+        }
+        for (path, new) in current.iter() {
+            if known.get(path).is_none_or(|old| !same_target(old, new)) {
+                self.enqueue(Item::Resync {
+                    cluster: path.clone(),
+                });
+            }
+        }
+        let wanted: std::collections::HashSet<ParentKey> =
+            current.values().map(|p| ParentKey::of(p)).collect();
+        *known = current;
+        drop(known);
+        {
+            let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+            clients.retain(|path, _| self.api.clusters.contains(path));
+        }
+        let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
+        parents.retain(|key, task| {
+            let keep = wanted.contains(key) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for key in wanted {
+            if parents.contains_key(&key) {
+                continue;
+            }
+            let Some(client) = self.parent_client(&key) else {
+                tracing::warn!(parent = ?key, "placements name the host cluster, but no host client was given");
+                continue;
+            };
+            let task = tokio::spawn(parents::watch(self.clone(), key.clone(), client));
+            parents.insert(key, task);
+        }
+    }
+
+    async fn reconcile(self: Arc<Self>, item: Item) -> Result<Option<Duration>, SyncError> {
+        match item {
+            Item::Object {
+                kind,
+                cluster,
+                namespace,
+                name,
+            } => {
+                let Some(ctx) = self.ctx(&cluster)? else {
+                    return Ok(None);
+                };
+                match kind {
+                    Kind::Pod => down::pod::sync(&self, &ctx, &namespace, &name).await,
+                    Kind::Service => down::service::sync(&self, &ctx, &namespace, &name).await,
+                    Kind::ConfigMap | Kind::Secret => {
+                        down::config::sync(&ctx, kind, &namespace, &name).await
+                    }
+                }
+            }
+            Item::Resync { cluster } => cleanup::resync(&self, &cluster).await.map(|()| None),
+            Item::Cleanup {
+                parent,
+                host_namespace,
+                uid,
+            } => cleanup::cleanup(&self, &parent, &host_namespace, &uid)
+                .await
+                .map(|()| None),
+            Item::Sweep { parent } => cleanup::sweep(&self, &parent).await.map(|()| None),
+        }
+    }
+}
+
+/// Whether two placements put objects in the same place for the same owner.
+fn same_target(a: &Placement, b: &Placement) -> bool {
+    a.uid == b.uid && a.parent == b.parent && a.host_namespace == b.host_namespace
+}
+
+impl ParentKey {
+    /// The parent a placement syncs into.
+    pub fn of(p: &Placement) -> Self {
+        match &p.parent {
+            Parent::Cluster(path) => ParentKey::Cluster(path.clone()),
+            Parent::Host => ParentKey::Host,
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! (data directory, PKI, storage, root kubeconfig).
 
 pub mod handler;
+pub mod inprocess;
 pub mod negotiate;
 pub mod request;
 

@@ -1,0 +1,137 @@
+//! Cleanup and restart robustness: nothing left behind in a parent, nothing
+//! missing from it.
+//!
+//! - [`cleanup`]: a placement went away (its VirtualCluster was deleted, or
+//!   it moved): every copy labelled with its VirtualCluster's uid in its
+//!   host namespace is deleted.
+//! - [`resync`]: a placement appeared (or the syncer started): every
+//!   virtual pod and Service of the cluster and every copy of it in the
+//!   parent is reconciled, so missing copies are created and copies without
+//!   a virtual object are deleted.
+//! - [`sweep`]: after each (re)list of a parent's watch, copies whose
+//!   virtual cluster no longer syncs there are deleted. In a parent served
+//!   by this process every copy is this process's; on the real host, only
+//!   copies of clusters this process serves are judged (another nestkube
+//!   may share the host), the rest is left to the VirtualCluster's own
+//!   teardown, which deletes by the same uid label.
+//!
+//! This module deletes only objects labelled
+//! `tenancy.nestkube.io/managed-by=nestkube`.
+
+use kube::api::ListParams;
+use serde_json::Value;
+
+use crate::down::{self, api, api_all, meta};
+use crate::parents::owner_of;
+use crate::{Kind, ParentKey, SyncError, Syncer, names};
+
+/// Every kind the syncer copies.
+const KINDS: [Kind; 4] = [Kind::Pod, Kind::Service, Kind::ConfigMap, Kind::Secret];
+
+/// Lists `kind` with label selector `selector` as JSON.
+async fn list(
+    api: &kube::Api<kube::api::DynamicObject>,
+    selector: &str,
+) -> Result<Vec<Value>, SyncError> {
+    let mut out = Vec::new();
+    match api.list(&ListParams::default().labels(selector)).await {
+        Ok(l) => {
+            for o in l.items {
+                out.push(serde_json::to_value(o)?);
+            }
+        }
+        Err(e) if down::is_not_found(&e) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(out)
+}
+
+/// Deletes every copy of VirtualCluster `uid` in `host_namespace` of `parent`.
+pub(crate) async fn cleanup(
+    s: &Syncer,
+    parent: &ParentKey,
+    host_namespace: &str,
+    uid: &str,
+) -> Result<(), SyncError> {
+    if let ParentKey::Cluster(p) = parent
+        && !s.api.clusters.contains(p)
+    {
+        return Ok(()); // The parent went with everything in it.
+    }
+    let Some(client) = s.parent_client(parent) else {
+        return Ok(());
+    };
+    let mut deleted = 0;
+    for kind in KINDS {
+        let a = api(&client, kind, host_namespace);
+        for obj in list(&a, &names::owner_selector(uid)).await? {
+            down::delete(&a, meta(&obj, "name"), meta(&obj, "uid"), None).await?;
+            deleted += 1;
+        }
+    }
+    tracing::info!(parent = ?parent, uid, deleted, "syncer: cleaned up a VirtualCluster's copies");
+    Ok(())
+}
+
+/// Reconciles every virtual pod and Service of `cluster` and every copy of
+/// it in its parent.
+pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
+    let Some(ctx) = s.ctx(cluster)? else {
+        return Ok(());
+    };
+    for kind in [Kind::Pod, Kind::Service] {
+        for obj in list(&api_all(&ctx.virt, kind), "").await? {
+            s.enqueue_object(kind, cluster, meta(&obj, "namespace"), meta(&obj, "name"));
+        }
+    }
+    for kind in KINDS {
+        let a = api(&ctx.parent, kind, &ctx.placement.host_namespace);
+        for obj in list(&a, &names::owner_selector(&ctx.placement.uid)).await? {
+            let Some(owner) = owner_of(&obj) else {
+                continue;
+            };
+            if owner.cluster != cluster {
+                continue;
+            }
+            let kind = if kind == Kind::Secret && down::token::is_token_secret(&obj) {
+                Kind::Pod
+            } else {
+                kind
+            };
+            s.enqueue_object(kind, cluster, &owner.namespace, &owner.name);
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the copies in `parent` whose virtual cluster no longer syncs
+/// there (see the module docs).
+pub(crate) async fn sweep(s: &Syncer, parent: &ParentKey) -> Result<(), SyncError> {
+    let Some(client) = s.parent_client(parent) else {
+        return Ok(());
+    };
+    let local = matches!(parent, ParentKey::Cluster(_));
+    for kind in KINDS {
+        let a = api_all(&client, kind);
+        for obj in list(&a, &names::managed_selector()).await? {
+            let ns = meta(&obj, "namespace");
+            let stale = match owner_of(&obj) {
+                Some(owner) if s.owns(parent, ns, &owner) => false,
+                Some(owner) => local || s.api.clusters.contains(&owner.cluster),
+                None => local,
+            };
+            if stale {
+                tracing::info!(parent = ?parent, object = %format!("{ns}/{}", meta(&obj, "name")),
+                    "syncer: deleting a copy whose virtual cluster is gone");
+                down::delete(
+                    &api(&client, kind, ns),
+                    meta(&obj, "name"),
+                    meta(&obj, "uid"),
+                    None,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}

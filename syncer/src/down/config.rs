@@ -1,0 +1,132 @@
+//! ConfigMaps and Secrets: copied to the parent while a virtual pod of
+//! their namespace references them (see [`super::pod::references`]), kept
+//! up to date, and deleted from the parent once no pod references them.
+//!
+//! A copy carries the data, `type` (a service-account-token Secret becomes
+//! `Opaque`, so the parent's token controller never fills it with a parent
+//! token) and `immutable` (an immutable copy that must change is replaced).
+//! Virtual annotations are not carried (they may mean something to the
+//! parent's controllers).
+//!
+//! This module never touches a parent object that is not a copy owned by
+//! the reconciled cluster.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{api, create, delete, get, host_meta, is_ours, meta, pod, replace};
+use crate::{Ctx, Kind, SyncError, names};
+
+/// Reconciles virtual ConfigMap or Secret `ns/name` with its copy.
+pub(crate) async fn sync(
+    ctx: &Ctx,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Duration>, SyncError> {
+    let vobj = get(&api(&ctx.virt, kind, ns), name).await?;
+    let referenced = match &vobj {
+        Some(o) if !pod::is_deleting(o) => is_referenced(ctx, kind, ns, name).await?,
+        _ => false,
+    };
+    match vobj {
+        Some(o) if referenced => ensure(ctx, kind, &o).await?,
+        _ => {
+            let hapi = api(&ctx.parent, kind, &ctx.placement.host_namespace);
+            let hname = names::host_name(&ctx.cluster, ns, name);
+            if let Some(h) = get(&hapi, &hname).await?
+                && is_ours(ctx, &h)
+            {
+                delete(&hapi, &hname, meta(&h, "uid"), None).await?;
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Whether a virtual pod of `ns` references `kind` `name`.
+async fn is_referenced(ctx: &Ctx, kind: Kind, ns: &str, name: &str) -> Result<bool, SyncError> {
+    let pods = api(&ctx.virt, Kind::Pod, ns)
+        .list(&Default::default())
+        .await?;
+    for p in pods.items {
+        let p = serde_json::to_value(p)?;
+        if pod::references(&p)
+            .iter()
+            .any(|(k, n)| *k == kind && n == name)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The parent copy of virtual ConfigMap or Secret `vobj`.
+pub(crate) fn translate(ctx: &Ctx, kind: Kind, vobj: &Value) -> Value {
+    let hname = names::host_name(&ctx.cluster, meta(vobj, "namespace"), meta(vobj, "name"));
+    let mut out = json!({
+        "apiVersion": "v1",
+        "kind": if kind == Kind::Secret { "Secret" } else { "ConfigMap" },
+        "metadata": host_meta(ctx, vobj, &hname),
+    });
+    for f in ["data", "binaryData", "immutable"] {
+        if let Some(v) = vobj.get(f).filter(|v| !v.is_null()) {
+            out[f] = v.clone();
+        }
+    }
+    if kind == Kind::Secret {
+        let t = vobj["type"].as_str().unwrap_or("Opaque");
+        out["type"] = json!(if t == "kubernetes.io/service-account-token" {
+            "Opaque"
+        } else {
+            t
+        });
+    }
+    out
+}
+
+/// What must be equal for a copy to be current.
+fn content(obj: &Value) -> [&Value; 6] {
+    [
+        &obj["data"],
+        &obj["binaryData"],
+        &obj["immutable"],
+        &obj["type"],
+        &obj["metadata"]["labels"],
+        &obj["metadata"]["annotations"],
+    ]
+}
+
+/// Creates or updates the copy of virtual ConfigMap or Secret `vobj`.
+pub(crate) async fn ensure(ctx: &Ctx, kind: Kind, vobj: &Value) -> Result<(), SyncError> {
+    let hapi = api(&ctx.parent, kind, &ctx.placement.host_namespace);
+    let mut desired = translate(ctx, kind, vobj);
+    let hname = desired["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let Some(existing) = get(&hapi, &hname).await? else {
+        create(&hapi, &desired).await?;
+        return Ok(());
+    };
+    if !is_ours(ctx, &existing) {
+        tracing::warn!(cluster = %ctx.cluster, object = %hname, "a parent object of that name belongs to someone else; not syncing");
+        return Ok(());
+    }
+    let mut want = desired.clone();
+    if kind == Kind::Secret && want["type"].is_null() {
+        want["type"] = json!("Opaque");
+    }
+    if content(&existing) == content(&want) {
+        return Ok(());
+    }
+    if existing["immutable"] == json!(true) {
+        delete(&hapi, &hname, meta(&existing, "uid"), None).await?;
+        create(&hapi, &desired).await?;
+        return Ok(());
+    }
+    desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"].clone();
+    replace(&hapi, &desired).await?;
+    Ok(())
+}

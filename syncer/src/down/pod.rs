@@ -1,0 +1,383 @@
+//! Pods: a virtual pod of a placed cluster runs as a copy in the parent.
+//!
+//! The copy ([`translate`]) has the translated name, the virtual labels
+//! carried over under [`names::LABEL_DOMAIN`], the owner labels and
+//! annotations, and the virtual spec with every reference translated:
+//! ConfigMap and Secret volumes, projected sources, env and envFrom refs,
+//! imagePullSecrets. It never runs with a credential of the parent: its
+//! service account is the parent's `default` with
+//! `automountServiceAccountToken: false`, and the projected service-account
+//! token is replaced by a Secret holding a token the *virtual* cluster
+//! issued ([`super::token`]), with `KUBERNETES_SERVICE_HOST`/`_PORT`
+//! pointing at nestkube. Downward-API references to the pod's own name,
+//! namespace, uid and service account read [`DOWNWARD_ANNOTATIONS`]
+//! instead (so the workload sees its virtual identity, through any number
+//! of hops). `nodeName` is dropped (the parent's
+//! scheduler decides), as are priority fields (the parent's admission
+//! computes them); `runtimeClassName`, affinity and tolerations are kept.
+//!
+//! Lifecycle, as a kubelet would: a deleting virtual pod deletes the copy
+//! (same grace period) and is removed (grace 0) once the copy is gone; a
+//! virtual pod that is gone deletes its copy; a copy that disappears while
+//! its virtual pod had started (scheduled, running or with a host IP) was
+//! deleted or evicted below, and the virtual pod is deleted too (as vcluster
+//! does, so its controller replaces it); a finished virtual pod is never
+//! started again. Status comes back up in [`crate::down::status`].
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::{
+    annotation, api, config, create, delete, get, host_meta, is_ours, meta, status, string_map,
+    token,
+};
+use crate::{Ctx, Kind, SyncError, Syncer, names};
+
+/// Annotations on a copy with what the downward API of the workload's own
+/// pod must show: its name, namespace, uid and service account in the
+/// cluster it was created in (kept as they are through further hops).
+pub const DOWNWARD_ANNOTATIONS: [(&str, &str); 4] = [
+    ("metadata.name", "tenancy.nestkube.io/pod-name"),
+    ("metadata.namespace", "tenancy.nestkube.io/pod-namespace"),
+    ("metadata.uid", "tenancy.nestkube.io/pod-uid"),
+    (
+        "spec.serviceAccountName",
+        "tenancy.nestkube.io/pod-service-account",
+    ),
+];
+/// The ConfigMap every namespace has with the API's CA: its projected
+/// source is served from the token Secret (`ca.crt`) instead.
+const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+
+/// Where pods reach the API (nestkube itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `KUBERNETES_SERVICE_HOST`.
+    pub host: String,
+    /// `KUBERNETES_SERVICE_PORT`.
+    pub port: String,
+}
+
+impl Endpoint {
+    /// From a `host:port` address (`[v6]:port` too).
+    pub fn parse(addr: &str) -> Self {
+        let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "443"));
+        Self {
+            host: host.trim_start_matches('[').trim_end_matches(']').into(),
+            port: port.into(),
+        }
+    }
+}
+
+/// Reconciles virtual pod `ns/name` of `ctx.cluster` with its copy.
+pub(crate) async fn sync(
+    s: &Syncer,
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Duration>, SyncError> {
+    let vapi = api(&ctx.virt, Kind::Pod, ns);
+    let hapi = api(&ctx.parent, Kind::Pod, &ctx.placement.host_namespace);
+    let hname = names::host_name(&ctx.cluster, ns, name);
+    let vpod = get(&vapi, name).await?;
+    let hpod = match get(&hapi, &hname).await? {
+        Some(h) if !is_ours(ctx, &h) => {
+            tracing::warn!(cluster = %ctx.cluster, pod = %format!("{ns}/{name}"), parent_pod = %hname,
+                "a parent pod of that name belongs to someone else; not syncing");
+            return Ok(None);
+        }
+        h => h,
+    };
+    let Some(vpod) = vpod else {
+        if let Some(h) = hpod
+            && !is_deleting(&h)
+        {
+            delete(&hapi, &hname, meta(&h, "uid"), None).await?;
+        }
+        return Ok(None);
+    };
+    let vuid = meta(&vpod, "uid");
+    if let Some(h) = &hpod
+        && annotation(h, names::UID_ANNOTATION) != vuid
+    {
+        // The copy of an earlier pod of the same name: remove it first.
+        delete(&hapi, &hname, meta(h, "uid"), Some(0)).await?;
+        return Ok(Some(Duration::from_millis(200)));
+    }
+    if is_deleting(&vpod) {
+        match hpod {
+            Some(h) if !is_deleting(&h) => {
+                let grace = vpod["metadata"]["deletionGracePeriodSeconds"]
+                    .as_u64()
+                    .map(|g| g as u32);
+                delete(&hapi, &hname, meta(&h, "uid"), grace).await?;
+            }
+            Some(_) => {}
+            None => delete(&vapi, name, vuid, Some(0)).await?,
+        }
+        return Ok(None);
+    }
+    let Some(hpod) = hpod else {
+        if is_finished(&vpod) {
+            return Ok(None);
+        }
+        if has_started(&vpod) {
+            tracing::info!(cluster = %ctx.cluster, pod = %format!("{ns}/{name}"),
+                "the parent's copy of a started pod is gone (deleted or evicted there): deleting the virtual pod");
+            delete(&vapi, name, vuid, Some(0)).await?;
+            return Ok(None);
+        }
+        for (kind, n) in references(&vpod) {
+            if let Some(obj) = get(&api(&ctx.virt, kind, ns), &n).await? {
+                config::ensure(ctx, kind, &obj).await?;
+            }
+        }
+        let endpoint = Endpoint::parse(&s.api.server_address);
+        let desired = translate(ctx, &vpod, &endpoint);
+        let Some(created) = create(&hapi, &desired).await? else {
+            // Created meanwhile (a racing reconcile after a restart).
+            return Ok(Some(Duration::from_millis(200)));
+        };
+        tracing::debug!(cluster = %ctx.cluster, pod = %format!("{ns}/{name}"), parent_pod = %hname, "pod synced down");
+        return token::ensure(ctx, &vpod, &created).await;
+    };
+    // Both exist: labels follow the virtual pod, status comes up.
+    let desired = host_meta(ctx, &vpod, &hname);
+    let want: Map<String, Value> = desired["labels"].as_object().cloned().unwrap_or_default();
+    let have = string_map(&hpod, "labels");
+    if have.len() != want.len()
+        || want
+            .iter()
+            .any(|(k, v)| have.get(k).map(String::as_str) != v.as_str())
+    {
+        let mut patch = Map::new();
+        for k in have.keys().filter(|k| !want.contains_key(*k)) {
+            patch.insert(k.clone(), Value::Null);
+        }
+        patch.extend(want);
+        hapi.patch(
+            &hname,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"labels": patch}})),
+        )
+        .await?;
+    }
+    let refresh = token::ensure(ctx, &vpod, &hpod).await?;
+    status::up(&vapi, &vpod, &hpod).await?;
+    Ok(refresh)
+}
+
+/// Whether `metadata.deletionTimestamp` is set.
+pub(crate) fn is_deleting(obj: &Value) -> bool {
+    !obj["metadata"]["deletionTimestamp"].is_null()
+}
+
+/// Whether the pod has finished (its containers will not run again).
+fn is_finished(pod: &Value) -> bool {
+    matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// Whether the pod ever got as far as a node below.
+fn has_started(pod: &Value) -> bool {
+    let status = &pod["status"];
+    status["phase"] == "Running"
+        || status["hostIP"].as_str().is_some_and(|s| !s.is_empty())
+        || status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "PodScheduled" && c["status"] == "True")
+}
+
+/// The ConfigMaps and Secrets a pod references (volumes, projected
+/// sources, env, envFrom, imagePullSecrets), without duplicates and
+/// without the root CA ConfigMap (served from the token Secret).
+pub fn references(pod: &Value) -> Vec<(Kind, String)> {
+    let mut out: Vec<(Kind, String)> = Vec::new();
+    let mut add = |kind: Kind, name: &Value| {
+        if let Some(n) = name.as_str().filter(|n| !n.is_empty())
+            && !(kind == Kind::ConfigMap && n == ROOT_CA_CONFIGMAP)
+            && !out.iter().any(|(k, m)| *k == kind && m == n)
+        {
+            out.push((kind, n.to_string()));
+        }
+    };
+    let spec = &pod["spec"];
+    for s in each(&spec["imagePullSecrets"]) {
+        add(Kind::Secret, &s["name"]);
+    }
+    for v in each(&spec["volumes"]) {
+        add(Kind::ConfigMap, &v["configMap"]["name"]);
+        add(Kind::Secret, &v["secret"]["secretName"]);
+        for src in each(&v["projected"]["sources"]) {
+            add(Kind::ConfigMap, &src["configMap"]["name"]);
+            add(Kind::Secret, &src["secret"]["name"]);
+        }
+    }
+    for c in containers(spec) {
+        for e in each(&c["env"]) {
+            add(Kind::ConfigMap, &e["valueFrom"]["configMapKeyRef"]["name"]);
+            add(Kind::Secret, &e["valueFrom"]["secretKeyRef"]["name"]);
+        }
+        for e in each(&c["envFrom"]) {
+            add(Kind::ConfigMap, &e["configMapRef"]["name"]);
+            add(Kind::Secret, &e["secretRef"]["name"]);
+        }
+    }
+    out
+}
+
+fn each(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().into_iter().flatten()
+}
+
+fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
+    ["initContainers", "containers", "ephemeralContainers"]
+        .into_iter()
+        .flat_map(|k| each(&spec[k]))
+}
+
+/// The value at `path` below `v`, if there is one (never inserts, unlike
+/// `IndexMut`).
+fn at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+    path.iter().try_fold(v, |v, k| v.get_mut(*k))
+}
+
+fn each_mut(v: Option<&mut Value>, f: impl FnMut(&mut Value)) {
+    if let Some(a) = v.and_then(Value::as_array_mut) {
+        a.iter_mut().for_each(f);
+    }
+}
+
+/// The parent copy of virtual pod `vpod` (see the module docs).
+pub(crate) fn translate(ctx: &Ctx, vpod: &Value, endpoint: &Endpoint) -> Value {
+    let ns = meta(vpod, "namespace");
+    let name = meta(vpod, "name");
+    let hname = names::host_name(&ctx.cluster, ns, name);
+    let tr = |n: &str| names::host_name(&ctx.cluster, ns, n);
+    let token_secret = token::secret_name(&hname);
+    let mut metadata = host_meta(ctx, vpod, &hname);
+    let sa = vpod["spec"]["serviceAccountName"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default");
+    for ((_, key), value) in DOWNWARD_ANNOTATIONS
+        .iter()
+        .zip([name, ns, meta(vpod, "uid"), sa])
+    {
+        let carried = annotation(vpod, key);
+        metadata["annotations"][*key] = json!(if carried.is_empty() { value } else { carried });
+    }
+
+    let mut spec = vpod["spec"].clone();
+    if let Some(m) = spec.as_object_mut() {
+        for f in [
+            "nodeName",
+            "serviceAccountName",
+            "serviceAccount",
+            "priority",
+            "priorityClassName",
+            "preemptionPolicy",
+        ] {
+            m.remove(f);
+        }
+        m.insert("automountServiceAccountToken".into(), json!(false));
+        m.insert("enableServiceLinks".into(), json!(false));
+        if !m.contains_key("hostname") && names::is_label_value(name) && !name.contains(['.', '_'])
+        {
+            m.insert("hostname".into(), json!(name));
+        }
+    }
+    let rename = |v: Option<&mut Value>, tr: &dyn Fn(&str) -> String| {
+        if let Some(v) = v
+            && let Some(n) = v.as_str().filter(|n| !n.is_empty())
+        {
+            *v = json!(tr(n));
+        }
+    };
+    each_mut(at(&mut spec, &["imagePullSecrets"]), |s| {
+        rename(at(s, &["name"]), &tr)
+    });
+    let mut token_index = 0usize;
+    each_mut(at(&mut spec, &["volumes"]), |v| {
+        rename(at(v, &["configMap", "name"]), &tr);
+        rename(at(v, &["secret", "secretName"]), &tr);
+        each_mut(at(v, &["downwardAPI", "items"]), |i| {
+            field_ref(at(i, &["fieldRef"]))
+        });
+        each_mut(at(v, &["projected", "sources"]), |src| {
+            if let Some(sat) = src.get("serviceAccountToken").cloned() {
+                let key = token::key(token_index);
+                token_index += 1;
+                *src = json!({"secret": {"name": token_secret, "items": [
+                    {"key": key, "path": sat["path"].as_str().unwrap_or("token")}
+                ]}});
+            } else if src["configMap"]["name"] == ROOT_CA_CONFIGMAP {
+                let mut secret = src["configMap"].clone();
+                secret["name"] = json!(token_secret);
+                *src = json!({ "secret": secret });
+            } else {
+                rename(at(src, &["configMap", "name"]), &tr);
+                rename(at(src, &["secret", "name"]), &tr);
+                each_mut(at(src, &["downwardAPI", "items"]), |i| {
+                    field_ref(at(i, &["fieldRef"]))
+                });
+            }
+        });
+    });
+    for key in ["initContainers", "containers", "ephemeralContainers"] {
+        each_mut(at(&mut spec, &[key]), |c| {
+            each_mut(at(c, &["env"]), |e| {
+                rename(at(e, &["valueFrom", "configMapKeyRef", "name"]), &tr);
+                rename(at(e, &["valueFrom", "secretKeyRef", "name"]), &tr);
+                field_ref(at(e, &["valueFrom", "fieldRef"]));
+            });
+            each_mut(at(c, &["envFrom"]), |e| {
+                rename(at(e, &["configMapRef", "name"]), &tr);
+                rename(at(e, &["secretRef", "name"]), &tr);
+            });
+            let mut env: Vec<Value> = c["env"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| {
+                    !matches!(
+                        e["name"].as_str(),
+                        Some("KUBERNETES_SERVICE_HOST" | "KUBERNETES_SERVICE_PORT")
+                    )
+                })
+                .collect();
+            env.push(json!({"name": "KUBERNETES_SERVICE_HOST", "value": endpoint.host}));
+            env.push(json!({"name": "KUBERNETES_SERVICE_PORT", "value": endpoint.port}));
+            c["env"] = Value::Array(env);
+        });
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
+}
+
+/// A downward-API field of the pod itself, read from the copy's owner
+/// annotations (or translated labels) so it shows the virtual value.
+fn field_ref(r: Option<&mut Value>) {
+    let Some(r) = r else {
+        return;
+    };
+    let Some(path) = r["fieldPath"].as_str() else {
+        return;
+    };
+    let new = match DOWNWARD_ANNOTATIONS.iter().find(|(p, _)| *p == path) {
+        Some((_, key)) => format!("metadata.annotations['{key}']"),
+        None => match path
+            .strip_prefix("metadata.labels['")
+            .and_then(|k| k.strip_suffix("']"))
+        {
+            Some(k) => format!("metadata.labels['{}']", names::host_label_key(k)),
+            None => return,
+        },
+    };
+    r["fieldPath"] = json!(new);
+}

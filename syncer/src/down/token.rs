@@ -1,0 +1,165 @@
+//! The service-account token a pod's copy runs with: issued by the
+//! *virtual* cluster (its TokenRequest API, bound to the virtual pod),
+//! never by the parent, and kept in a Secret next to the copy
+//! (`<copy>.sa-token`, a name no other copy can have: copies of Secrets end
+//! in a cluster segment or a hash, never in `.sa-token`).
+//!
+//! The Secret holds one key per projected `serviceAccountToken` source
+//! (`token`, `token-1`, ...), `ca.crt` (nestkube's serving CA, from the
+//! namespace's `kube-root-ca.crt`) and `namespace` (the virtual one). It is
+//! owned by the copy (ownerReference), so the parent's garbage collector
+//! removes it with the copy, and it is refreshed at 80% of the shortest
+//! token lifetime, as the kubelet does.
+//!
+//! This module never asks the parent for a token.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+
+use super::{Kind, annotation, api, create, get, is_ours, meta, replace};
+use crate::{Ctx, SyncError};
+
+/// Annotation on a token Secret: unix time after which it is reissued.
+pub const REFRESH_ANNOTATION: &str = "tenancy.nestkube.io/token-refresh";
+/// Shortest token lifetime the virtual cluster issues (upstream: 10 minutes).
+const MIN_EXPIRATION: i64 = 600;
+/// Token lifetime when the source does not say (upstream's projected default).
+const DEFAULT_EXPIRATION: i64 = 3607;
+
+/// Name of the token Secret of copy `host_pod`.
+pub fn secret_name(host_pod: &str) -> String {
+    format!("{host_pod}.sa-token")
+}
+
+/// Whether parent Secret `obj` is a token Secret (its owner is a pod).
+pub fn is_token_secret(obj: &Value) -> bool {
+    !annotation(obj, REFRESH_ANNOTATION).is_empty()
+}
+
+/// The Secret key of the `i`-th token source.
+pub fn key(i: usize) -> String {
+    if i == 0 {
+        "token".into()
+    } else {
+        format!("token-{i}")
+    }
+}
+
+/// `(audience, expirationSeconds)` of each projected token source.
+fn sources(pod: &Value) -> Vec<(Option<String>, i64)> {
+    pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|v| v["projected"]["sources"].as_array().into_iter().flatten())
+        .filter_map(|s| s.get("serviceAccountToken"))
+        .map(|t| {
+            (
+                t["audience"]
+                    .as_str()
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string),
+                t["expirationSeconds"]
+                    .as_i64()
+                    .unwrap_or(DEFAULT_EXPIRATION)
+                    .max(MIN_EXPIRATION),
+            )
+        })
+        .collect()
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Makes sure copy `hpod` of virtual pod `vpod` has a current token
+/// Secret; returns when to look again (the refresh time).
+pub(crate) async fn ensure(
+    ctx: &Ctx,
+    vpod: &Value,
+    hpod: &Value,
+) -> Result<Option<Duration>, SyncError> {
+    let sources = sources(vpod);
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    let hapi = api(&ctx.parent, Kind::Secret, &ctx.placement.host_namespace);
+    let name = secret_name(meta(hpod, "name"));
+    let existing = get(&hapi, &name).await?;
+    let now = unix_now();
+    if let Some(s) = &existing {
+        if !is_ours(ctx, s) {
+            tracing::warn!(secret = %name, "a parent Secret of that name belongs to someone else");
+            return Ok(None);
+        }
+        let refresh_at: i64 = annotation(s, REFRESH_ANNOTATION).parse().unwrap_or(0);
+        let owner_uid = s["metadata"]["ownerReferences"][0]["uid"]
+            .as_str()
+            .unwrap_or("");
+        if refresh_at > now && owner_uid == meta(hpod, "uid") {
+            return Ok(Some(Duration::from_secs((refresh_at - now) as u64)));
+        }
+    }
+    let ns = meta(vpod, "namespace");
+    let sa = vpod["spec"]["serviceAccountName"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default");
+    let sas: Api<ServiceAccount> = Api::namespaced(ctx.virt.clone(), ns);
+    let mut data = std::collections::BTreeMap::new();
+    let mut shortest = i64::MAX;
+    for (i, (audience, expiration)) in sources.iter().enumerate() {
+        let body = json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": audience.iter().collect::<Vec<_>>(),
+                "expirationSeconds": expiration,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
+                    "name": meta(vpod, "name"), "uid": meta(vpod, "uid")},
+            },
+        });
+        let answer: Value = sas
+            .create_subresource("token", sa, &PostParams::default(), &body)
+            .await?;
+        let token = answer["status"]["token"].as_str().unwrap_or("").to_string();
+        data.insert(key(i), ByteString(token.into_bytes()));
+        shortest = shortest.min(*expiration);
+    }
+    let ca = get(&api(&ctx.virt, Kind::ConfigMap, ns), "kube-root-ca.crt")
+        .await?
+        .and_then(|cm| cm["data"]["ca.crt"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    data.insert("ca.crt".into(), ByteString(ca.into_bytes()));
+    data.insert("namespace".into(), ByteString(ns.as_bytes().to_vec()));
+    let refresh_at = now + shortest * 8 / 10;
+
+    let mut metadata = super::host_meta(ctx, vpod, &name);
+    metadata["annotations"][REFRESH_ANNOTATION] = json!(refresh_at.to_string());
+    metadata["ownerReferences"] = json!([{
+        "apiVersion": "v1", "kind": "Pod",
+        "name": meta(hpod, "name"), "uid": meta(hpod, "uid"),
+    }]);
+    let mut secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": metadata,
+        "data": serde_json::to_value(&data)?,
+    });
+    match existing {
+        None => {
+            create(&hapi, &secret).await?;
+        }
+        Some(s) => {
+            secret["metadata"]["resourceVersion"] = s["metadata"]["resourceVersion"].clone();
+            replace(&hapi, &secret).await?;
+        }
+    }
+    Ok(Some(Duration::from_secs((refresh_at - now).max(1) as u64)))
+}

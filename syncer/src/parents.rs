@@ -1,0 +1,107 @@
+//! The parents the syncer writes into, and the one watch per parent that
+//! brings changes of the copies back up.
+//!
+//! A parent's watch covers every pod the syncer owns there (label
+//! `tenancy.nestkube.io/managed-by=nestkube`, all namespaces), whichever
+//! virtual cluster it belongs to; each event only enqueues the reconcile of
+//! the virtual pod named by the copy's annotations, and only if that
+//! virtual cluster really syncs into this parent with this owner uid and
+//! host namespace (a copy claiming another owner is left to the sweep).
+//!
+//! This module never writes: reconciles do.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use serde_json::Value;
+
+use crate::names;
+use crate::{Item, Kind, Syncer};
+
+/// A cluster that virtual clusters sync into.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ParentKey {
+    /// A cluster served by this process (`root`, or a parent virtual cluster).
+    Cluster(String),
+    /// The real host cluster.
+    Host,
+}
+
+/// The virtual object a parent copy stands for, read from its annotations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Owner {
+    /// Virtual cluster path.
+    pub cluster: String,
+    /// Virtual namespace.
+    pub namespace: String,
+    /// Virtual name.
+    pub name: String,
+    /// The VirtualCluster's uid (label).
+    pub vc_uid: String,
+}
+
+/// Reads the owner annotations and labels of a parent copy (JSON).
+pub(crate) fn owner_of(obj: &Value) -> Option<Owner> {
+    let meta = &obj["metadata"];
+    if meta["labels"][names::MANAGED_BY_LABEL] != names::MANAGED_BY_VALUE {
+        return None;
+    }
+    let a = &meta["annotations"];
+    let get = |k: &str| a[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    Some(Owner {
+        cluster: get(names::CLUSTER_ANNOTATION)?,
+        namespace: get(names::NAMESPACE_ANNOTATION)?,
+        name: get(names::NAME_ANNOTATION)?,
+        vc_uid: meta["labels"][names::VC_UID_LABEL]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    })
+}
+
+impl Syncer {
+    /// Whether a copy in `parent`'s namespace `namespace` claiming `owner`
+    /// belongs to a virtual cluster that syncs there now.
+    pub(crate) fn owns(&self, parent: &ParentKey, namespace: &str, owner: &Owner) -> bool {
+        self.placement(&owner.cluster).is_some_and(|p| {
+            ParentKey::of(&p) == *parent
+                && p.host_namespace == namespace
+                && names::label_value(&p.uid) == owner.vc_uid
+        })
+    }
+}
+
+/// Watches the pods the syncer owns in `parent` until aborted.
+pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::Client) {
+    let pods: Api<Pod> = Api::all(client);
+    let config = watcher::Config::default().labels(&names::managed_selector());
+    let mut events = watcher::watcher(pods, config).default_backoff().boxed();
+    tracing::info!(parent = ?parent, "syncer: watching the parent's pods");
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Apply(pod) | Event::InitApply(pod) | Event::Delete(pod)) => {
+                let Ok(obj) = serde_json::to_value(&pod) else {
+                    continue;
+                };
+                let Some(owner) = owner_of(&obj) else {
+                    continue;
+                };
+                let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
+                if syncer.owns(&parent, ns, &owner) {
+                    syncer.enqueue_object(Kind::Pod, &owner.cluster, &owner.namespace, &owner.name);
+                }
+            }
+            Ok(Event::Init) => {}
+            Ok(Event::InitDone) => syncer.enqueue(Item::Sweep {
+                parent: parent.clone(),
+            }),
+            Err(e) => {
+                tracing::warn!(parent = ?parent, error = %e, "syncer: parent watch failed; retrying")
+            }
+        }
+    }
+}

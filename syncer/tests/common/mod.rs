@@ -1,0 +1,133 @@
+//! Shared support of the syncer tests: a real server in a temporary data
+//! directory, VirtualClusters created through the API as a tenant operator
+//! would, clients from their kubeconfig Secrets, and polling with a timeout.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
+use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
+use serde_json::{Value, json};
+
+/// Longest wait for one condition.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A running server and its data directory.
+pub struct Server {
+    /// The server.
+    pub running: RunningServer,
+    /// The root cluster's admin.
+    pub root: Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts a server on 127.0.0.1:0 in a fresh directory.
+    pub async fn start() -> Self {
+        // Logs with NESTKUBE_LOG=... (e.g. nestkube_syncer=debug).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("NESTKUBE_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+            )
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let running = start(ServeConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            backend: Default::default(),
+        })
+        .await
+        .expect("start server");
+        let kubeconfig = Kubeconfig::read_from(&running.root_kubeconfig).expect("kubeconfig");
+        let root = client_for(kubeconfig).await;
+        Self {
+            running,
+            root,
+            _dir: dir,
+        }
+    }
+}
+
+/// A kube-rs client for `kubeconfig`.
+pub async fn client_for(kubeconfig: Kubeconfig) -> Client {
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    Client::try_from(config).expect("client")
+}
+
+/// VirtualClusters of `namespace` in the cluster `client` talks to.
+pub fn virtual_clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("tenancy.nestkube.io", "v1alpha1", "VirtualCluster");
+    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
+}
+
+/// Creates VirtualCluster `default/name` through `parent`, waits until it
+/// is Ready; returns its uid and a client from its kubeconfig Secret.
+pub async fn virtual_cluster(parent: &Client, name: &str) -> (String, Client) {
+    let vcs = virtual_clusters(parent, "default");
+    let vc: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "tenancy.nestkube.io/v1alpha1",
+        "kind": "VirtualCluster",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {},
+    }))
+    .unwrap();
+    let created = vcs
+        .create(&PostParams::default(), &vc)
+        .await
+        .expect("create VirtualCluster");
+    let uid = created.metadata.uid.clone().expect("uid");
+    wait_for("the VirtualCluster to be Ready", || async {
+        let vc = vcs.get(name).await.ok()?;
+        (vc.data["status"]["phase"] == "Ready").then_some(())
+    })
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(parent.clone(), "default");
+    let secret = wait_for("the kubeconfig Secret", || async {
+        secrets.get(&format!("{name}-kubeconfig")).await.ok()
+    })
+    .await;
+    let doc = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("value"))
+        .expect("value");
+    let kubeconfig = Kubeconfig::from_yaml(std::str::from_utf8(&doc.0).unwrap()).expect("yaml");
+    (uid, client_for(kubeconfig).await)
+}
+
+/// Polls `check` until it returns `Some`, or panics after [`WAIT`].
+pub async fn wait_for<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_for_within(what, WAIT.as_secs(), check).await
+}
+
+/// Polls `check` until it returns `Some`, or panics after `secs` seconds.
+pub async fn wait_for_within<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `obj` as JSON.
+pub fn js<T: serde::Serialize>(obj: &T) -> Value {
+    serde_json::to_value(obj).unwrap()
+}

@@ -1,0 +1,171 @@
+//! The syncer against a real host control plane (kube-apiserver,
+//! kube-scheduler, kwok nodes that run pods): a virtual pod of a cluster
+//! placed on the host becomes a host pod that the scheduler binds and kwok
+//! runs, the virtual pod reports Running with the host's pod IP, and
+//! deleting it deletes the host pod; removing the cluster leaves nothing
+//! labelled with its uid on the host.
+//!
+//! The placement is set here as the host provisioner sets it, so this test
+//! does not depend on how VirtualClusters reach the host.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{Server, client_for, js, wait_for_within};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::config::Kubeconfig;
+use nestkube_apiserver::tenancy::{Parent, Placement};
+use nestkube_syncer::names;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pods_run_on_the_host() {
+    let Some(host) = nestkube_e2e::HostCluster::shared() else {
+        return;
+    };
+    let ns = host.namespace("syncer");
+    let host_client =
+        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
+
+    let server = Server::start().await;
+    let api = server.running.api.clone();
+    let cluster = nestkube_e2e::unique_name("tenant");
+    api.clusters
+        .create(&api.store, &api.catalog, &cluster)
+        .await
+        .expect("cluster");
+    let uid = format!("uid-{cluster}");
+    let placement = Placement::new(
+        Parent::Host,
+        ns.name(),
+        &cluster,
+        &uid,
+        serde_json::from_value(json!({})).expect("spec"),
+    );
+    api.clusters
+        .set_placement(&cluster, placement)
+        .await
+        .expect("placement");
+    nestkube_syncer::spawn(api.clone(), Some(host_client.clone()));
+
+    let vpods: Api<Pod> = Api::namespaced(api.client_for(&cluster), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"runtimeClassName": "runc", "containers": [{"name": "main", "image": "nginx"}]},
+    }))
+    .unwrap();
+    // The virtual cluster's ServiceAccount admission waits for the default
+    // service account: retry until the create is admitted.
+    let started = Instant::now();
+    wait_for_within("the virtual pod to be created", 30, || async {
+        vpods.create(&PostParams::default(), &pod).await.ok()
+    })
+    .await;
+    let host_pods: Api<Pod> = Api::namespaced(host_client.clone(), ns.name());
+    let hname = names::host_name(&cluster, "default", "web");
+    let hpod = wait_for_within("the host pod", 30, || async {
+        host_pods.get(&hname).await.ok()
+    })
+    .await;
+    let created = started.elapsed();
+    let h = js(&hpod);
+    assert_eq!(h["metadata"]["labels"][names::VC_UID_LABEL], uid.as_str());
+    assert_eq!(h["spec"]["runtimeClassName"], "runc");
+    assert_eq!(h["spec"]["automountServiceAccountToken"], false);
+    // The token it runs with was issued by the virtual cluster.
+    if let Some(v) = h["spec"]["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["projected"].is_object()))
+    {
+        let secret = v["projected"]["sources"][0]["secret"]["name"]
+            .as_str()
+            .expect("token from a Secret")
+            .to_string();
+        let secrets: Api<Secret> = Api::namespaced(host_client.clone(), ns.name());
+        let s = wait_for_within("the token Secret", 30, || async {
+            secrets.get(&secret).await.ok()
+        })
+        .await;
+        let token = String::from_utf8(s.data.unwrap()["token"].0.clone()).unwrap();
+        api.clusters
+            .get(&cluster)
+            .unwrap()
+            .sa_key
+            .verify(
+                &token,
+                &[nestkube_apiserver::auth::tokens::API_AUDIENCE.to_string()],
+            )
+            .expect("a token of the virtual cluster");
+    }
+
+    // The scheduler binds it, kwok runs it, the virtual pod follows.
+    let running = wait_for_within("the host pod to run", 60, || async {
+        let p = js(&host_pods.get(&hname).await.ok()?);
+        (p["status"]["phase"] == "Running").then_some(p)
+    })
+    .await;
+    let host_running = Instant::now();
+    let node = running["spec"]["nodeName"].as_str().unwrap().to_string();
+    assert!(!node.is_empty());
+    let v = wait_for_within("the virtual pod to run", 30, || async {
+        let p = js(&vpods.get("web").await.ok()?);
+        (p["status"]["phase"] == "Running").then_some(p)
+    })
+    .await;
+    let up = host_running.elapsed();
+    assert_eq!(v["status"]["podIP"], running["status"]["podIP"]);
+    assert!(
+        v["status"]["podIP"]
+            .as_str()
+            .is_some_and(|ip| !ip.is_empty())
+    );
+    assert_eq!(v["status"]["hostIP"], running["status"]["hostIP"]);
+    eprintln!(
+        "host: virtual create -> host pod {created:?}; host Running -> virtual Running {up:?}; node {node}; virtual nodeName {}",
+        v["spec"]["nodeName"]
+    );
+
+    // Deleting the virtual pod deletes the host pod.
+    vpods
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_for_within("the host pod to go", 60, || async {
+        host_pods
+            .get_opt(&hname)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // A second pod, then the cluster goes: nothing of it stays on the host.
+    let pod2: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "db"},
+        "spec": {"containers": [{"name": "main", "image": "postgres"}]},
+    }))
+    .unwrap();
+    vpods
+        .create(&PostParams::default(), &pod2)
+        .await
+        .expect("db");
+    let db = names::host_name(&cluster, "default", "db");
+    wait_for_within("the second host pod", 30, || async {
+        host_pods.get(&db).await.ok()
+    })
+    .await;
+    api.clusters.remove(&cluster).await.expect("remove");
+    let lp = ListParams::default().labels(&names::owner_selector(&uid));
+    wait_for_within("nothing of the cluster on the host", 60, || async {
+        let pods = host_pods.list(&lp).await.ok()?;
+        let secrets = Api::<Secret>::namespaced(host_client.clone(), ns.name())
+            .list(&lp)
+            .await
+            .ok()?;
+        (pods.items.is_empty() && secrets.items.is_empty()).then_some(())
+    })
+    .await;
+}

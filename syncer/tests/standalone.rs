@@ -1,0 +1,470 @@
+//! The syncer in standalone mode against a real server: a VirtualCluster
+//! created in `root` syncs its pods (with the ConfigMaps they reference and
+//! a token issued by the virtual cluster), Services and status through
+//! root; a nested one syncs through two hops; deleting a VirtualCluster
+//! leaves nothing of it in its parent; a restarted syncer creates what is
+//! missing and deletes orphans. The test plays the kubelet by writing the
+//! status of root's pods.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{Server, js, virtual_cluster, virtual_clusters, wait_for};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use nestkube_syncer::names;
+use serde_json::{Value, json};
+
+fn pod(name: &str, configmap: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "containers": [{
+                "name": "main", "image": "busybox",
+                "envFrom": [{"configMapRef": {"name": configmap}}],
+                "env": [{"name": "MY_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+            }],
+            "volumes": [
+                {"name": "settings", "configMap": {"name": configmap}},
+                // What upstream's ServiceAccount admission mounts.
+                {"name": "kube-api-access", "projected": {"sources": [
+                    {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+                ]}},
+            ],
+        },
+    }))
+    .unwrap()
+}
+
+fn configmap(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap()
+}
+
+/// Plays the kubelet: the pod `name` of `client` runs.
+async fn run_pod(client: &Client, name: &str, ip: &str) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let now = "2026-01-01T00:00:00Z";
+    let status = json!({"status": {
+        "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.168.0.7",
+        "startTime": now,
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+        "containerStatuses": [{"name": "main", "ready": true, "restartCount": 0, "image": "busybox",
+            "imageID": "", "started": true, "state": {"running": {"startedAt": now}}}],
+    }});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("kubelet status");
+}
+
+/// Everything in `client`'s namespace `ns` labelled with VirtualCluster `uid`.
+async fn owned(client: &Client, uid: &str) -> Vec<String> {
+    let lp = ListParams::default().labels(&names::owner_selector(uid));
+    let mut out = Vec::new();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    out.extend(
+        pods.list(&lp)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|o| format!("pod/{}", o.metadata.name.unwrap())),
+    );
+    let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
+    out.extend(
+        svcs.list(&lp)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|o| format!("service/{}", o.metadata.name.unwrap())),
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    out.extend(
+        cms.list(&lp)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|o| format!("configmap/{}", o.metadata.name.unwrap())),
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    out.extend(
+        secrets
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|o| format!("secret/{}", o.metadata.name.unwrap())),
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pods_services_and_status_through_root() {
+    let server = Server::start().await;
+    nestkube_syncer::spawn(server.running.api.clone(), None);
+    let (uid, team) = virtual_cluster(&server.root, "team-a").await;
+
+    // A ConfigMap and a pod using it: the copy appears in root.
+    Api::<ConfigMap>::namespaced(team.clone(), "default")
+        .create(&PostParams::default(), &configmap("settings"))
+        .await
+        .unwrap();
+    let vpods: Api<Pod> = Api::namespaced(team.clone(), "default");
+    let started = Instant::now();
+    let vpod = vpods
+        .create(&PostParams::default(), &pod("web", "settings"))
+        .await
+        .unwrap();
+    let root_pods: Api<Pod> = Api::namespaced(server.root.clone(), "default");
+    let hname = names::host_name("team-a", "default", "web");
+    assert_eq!(hname, "web-x-default-x-team-a");
+    let hpod = wait_for("the copy in root", || async {
+        root_pods.get(&hname).await.ok()
+    })
+    .await;
+    eprintln!("virtual create -> parent pod: {:?}", started.elapsed());
+    let h = js(&hpod);
+    let labels = &h["metadata"]["labels"];
+    assert_eq!(labels[names::MANAGED_BY_LABEL], "nestkube");
+    assert_eq!(labels[names::VC_UID_LABEL], uid.as_str());
+    assert_eq!(labels[names::NAMESPACE_LABEL], "default");
+    assert_eq!(labels[names::NAME_LABEL], "web");
+    assert_eq!(labels["label.tenancy.nestkube.io/app"], "web");
+    let ann = &h["metadata"]["annotations"];
+    assert_eq!(ann[names::CLUSTER_ANNOTATION], "team-a");
+    assert_eq!(ann[names::NAME_ANNOTATION], "web");
+    assert_eq!(
+        ann[names::UID_ANNOTATION],
+        vpod.metadata.uid.clone().unwrap().as_str()
+    );
+    // References translated, the ConfigMap copied, no parent credential.
+    let spec = &h["spec"];
+    let cm_copy = names::host_name("team-a", "default", "settings");
+    assert!(
+        spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["configMap"]["name"] == cm_copy.as_str()),
+        "{spec}"
+    );
+    let c = &spec["containers"][0];
+    assert_eq!(c["envFrom"][0]["configMapRef"]["name"], cm_copy.as_str());
+    assert_eq!(
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "MY_NAME")
+            .unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.annotations['tenancy.nestkube.io/pod-name']"
+    );
+    let address = &server.running.api.server_address;
+    let env_value = |n: &str| {
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == n)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(
+        env_value("KUBERNETES_SERVICE_PORT"),
+        Some(json!(address.rsplit_once(':').unwrap().1))
+    );
+    assert_eq!(spec["automountServiceAccountToken"], false);
+    assert!(spec["serviceAccountName"].is_null() || spec["serviceAccountName"] == "default");
+    assert!(spec["nodeName"].is_null());
+    let root_cms: Api<ConfigMap> = Api::namespaced(server.root.clone(), "default");
+    let copied = root_cms.get(&cm_copy).await.expect("ConfigMap copy");
+    assert_eq!(copied.data.unwrap()["k"], "v");
+    // The projected token comes from a Secret holding a token the virtual
+    // cluster issued, bound to the virtual pod.
+    let token_secret = format!("{hname}.sa-token");
+    let projected = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["projected"].is_object())
+        .unwrap();
+    let sources = projected["projected"]["sources"].as_array().unwrap();
+    assert_eq!(
+        sources[0]["secret"]["name"],
+        token_secret.as_str(),
+        "{projected}"
+    );
+    assert_eq!(sources[0]["secret"]["items"][0]["key"], "token");
+    assert_eq!(
+        sources[1]["secret"]["name"],
+        token_secret.as_str(),
+        "{projected}"
+    );
+    assert_eq!(
+        sources[2]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"],
+        "metadata.annotations['tenancy.nestkube.io/pod-namespace']"
+    );
+    let secrets: Api<Secret> = Api::namespaced(server.root.clone(), "default");
+    let secret = wait_for("the token Secret", || async {
+        secrets.get(&token_secret).await.ok()
+    })
+    .await;
+    let data = secret.data.unwrap();
+    let token = String::from_utf8(data["token"].0.clone()).unwrap();
+    let claims = server
+        .running
+        .api
+        .clusters
+        .get("team-a")
+        .unwrap()
+        .sa_key
+        .verify(
+            &token,
+            &[nestkube_apiserver::auth::tokens::API_AUDIENCE.to_string()],
+        )
+        .expect("a token of the virtual cluster");
+    assert_eq!(claims.kubernetes.pod.unwrap().name, "web");
+    let ca = String::from_utf8(data["ca.crt"].0.clone()).unwrap();
+    assert!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
+    assert_eq!(data["namespace"].0, b"default");
+
+    // The kubelet reports: the virtual pod follows.
+    let started = Instant::now();
+    run_pod(&server.root, &hname, "10.244.0.5").await;
+    let v = wait_for("the virtual pod to be Running", || async {
+        let p = js(&vpods.get("web").await.ok()?);
+        (p["status"]["phase"] == "Running").then_some(p)
+    })
+    .await;
+    eprintln!("parent status -> virtual status: {:?}", started.elapsed());
+    assert_eq!(v["status"]["podIP"], "10.244.0.5");
+    assert_eq!(v["status"]["hostIP"], "192.168.0.7");
+    assert_eq!(v["status"]["containerStatuses"][0]["ready"], true);
+
+    // A Service: copied with a translated selector; the virtual one takes
+    // root's cluster IP.
+    let vsvcs: Api<Service> = Api::namespaced(team.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }))
+    .unwrap();
+    vsvcs.create(&PostParams::default(), &svc).await.unwrap();
+    let root_svcs: Api<Service> = Api::namespaced(server.root.clone(), "default");
+    let hsvc = wait_for("the Service copy", || async {
+        root_svcs.get(&hname).await.ok()
+    })
+    .await;
+    let hs = js(&hsvc);
+    assert_eq!(
+        hs["spec"]["selector"]["label.tenancy.nestkube.io/app"],
+        "web"
+    );
+    assert_eq!(hs["spec"]["selector"][names::VC_UID_LABEL], uid.as_str());
+    assert_eq!(hs["spec"]["selector"][names::NAMESPACE_LABEL], "default");
+    // The selector selects the pod's copy.
+    let sel = hs["spec"]["selector"].as_object().unwrap();
+    assert!(
+        sel.iter().all(|(k, v)| labels[k] == *v),
+        "{sel:?} vs {labels}"
+    );
+    let ip = hs["spec"]["clusterIP"].as_str().unwrap().to_string();
+    wait_for("the virtual Service to take root's cluster IP", || async {
+        let s = js(&vsvcs.get("web").await.ok()?);
+        (s["spec"]["clusterIP"] == ip.as_str()).then_some(())
+    })
+    .await;
+
+    // Deleting the virtual pod deletes its copy and the unreferenced ConfigMap copy.
+    vpods.delete("web", &DeleteParams::default()).await.unwrap();
+    wait_for("the copy to go", || async {
+        root_pods
+            .get_opt(&hname)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    wait_for("the ConfigMap copy to go", || async {
+        root_cms
+            .get_opt(&cm_copy)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // Deleting the VirtualCluster leaves nothing of it in root.
+    vpods
+        .create(&PostParams::default(), &pod("again", "settings"))
+        .await
+        .unwrap();
+    let again = names::host_name("team-a", "default", "again");
+    wait_for("the second copy", || async {
+        root_pods.get(&again).await.ok()
+    })
+    .await;
+    virtual_clusters(&server.root, "default")
+        .delete("team-a", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("nothing labelled with the VirtualCluster's uid", || async {
+        owned(&server.root, &uid).await.is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nested_cluster_syncs_through_two_hops() {
+    let server = Server::start().await;
+    nestkube_syncer::spawn(server.running.api.clone(), None);
+    let (_, a) = virtual_cluster(&server.root, "a").await;
+    let (b_uid, b) = virtual_cluster(&a, "b").await;
+    assert!(server.running.api.clusters.contains("a:b"));
+
+    Api::<ConfigMap>::namespaced(b.clone(), "default")
+        .create(&PostParams::default(), &configmap("cfg"))
+        .await
+        .unwrap();
+    let bpods: Api<Pod> = Api::namespaced(b.clone(), "default");
+    let started = Instant::now();
+    bpods
+        .create(&PostParams::default(), &pod("p", "cfg"))
+        .await
+        .unwrap();
+    let in_a = names::host_name("a:b", "default", "p");
+    assert_eq!(in_a, "p-x-default-x-a-x-b");
+    let in_root = names::host_name("a", "default", &in_a);
+    let apods: Api<Pod> = Api::namespaced(a.clone(), "default");
+    let root_pods: Api<Pod> = Api::namespaced(server.root.clone(), "default");
+    wait_for("the copy in a", || async { apods.get(&in_a).await.ok() }).await;
+    let h = wait_for("the copy of the copy in root", || async {
+        root_pods.get(&in_root).await.ok()
+    })
+    .await;
+    eprintln!(
+        "two hops, virtual create -> root pod: {:?}",
+        started.elapsed()
+    );
+    let h = js(&h);
+    // The workload still sees its own name and namespace.
+    assert_eq!(
+        h["metadata"]["annotations"]["tenancy.nestkube.io/pod-name"],
+        "p"
+    );
+    assert_eq!(h["metadata"]["annotations"][names::CLUSTER_ANNOTATION], "a");
+    // The ConfigMap went down both hops too.
+    let cm_root = names::host_name("a", "default", &names::host_name("a:b", "default", "cfg"));
+    assert!(
+        h["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["configMap"]["name"] == cm_root.as_str())
+    );
+    Api::<ConfigMap>::namespaced(server.root.clone(), "default")
+        .get(&cm_root)
+        .await
+        .expect("ConfigMap in root");
+
+    let started = Instant::now();
+    run_pod(&server.root, &in_root, "10.244.1.9").await;
+    wait_for("the pod of a:b to be Running", || async {
+        let p = js(&bpods.get("p").await.ok()?);
+        (p["status"]["phase"] == "Running" && p["status"]["podIP"] == "10.244.1.9").then_some(())
+    })
+    .await;
+    eprintln!(
+        "two hops, root status -> virtual status: {:?}",
+        started.elapsed()
+    );
+
+    bpods.delete("p", &DeleteParams::default()).await.unwrap();
+    wait_for("both copies to go", || async {
+        (apods.get_opt(&in_a).await.unwrap().is_none()
+            && root_pods.get_opt(&in_root).await.unwrap().is_none())
+        .then_some(())
+    })
+    .await;
+    virtual_clusters(&a, "default")
+        .delete("b", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("nothing of b left in a", || async {
+        owned(&a, &b_uid).await.is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_started_syncer_creates_what_is_missing_and_deletes_orphans() {
+    let server = Server::start().await;
+    let (uid, team) = virtual_cluster(&server.root, "team-a").await;
+    let vpods: Api<Pod> = Api::namespaced(team.clone(), "default");
+    Api::<ConfigMap>::namespaced(team.clone(), "default")
+        .create(&PostParams::default(), &configmap("settings"))
+        .await
+        .unwrap();
+    vpods
+        .create(&PostParams::default(), &pod("kept", "settings"))
+        .await
+        .unwrap();
+    // An orphan: a copy whose virtual pod does not exist.
+    let root_pods: Api<Pod> = Api::namespaced(server.root.clone(), "default");
+    let orphan_name = names::host_name("team-a", "default", "gone");
+    let mut labels = names::owner_labels(&uid, "default", "gone");
+    labels.insert("label.tenancy.nestkube.io/app".into(), "gone".into());
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": orphan_name, "labels": labels,
+            "annotations": names::owner_annotations("team-a", "default", "gone", "uid-of-gone")},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+    }))
+    .unwrap();
+    root_pods
+        .create(&PostParams::default(), &orphan)
+        .await
+        .unwrap();
+    // A copy of a cluster that does not exist any more.
+    let stale_name = names::host_name("team-z", "default", "x");
+    let stale: Pod = serde_json::from_value(json!({
+        "metadata": {"name": stale_name, "labels": names::owner_labels("uid-of-team-z", "default", "x"),
+            "annotations": names::owner_annotations("team-z", "default", "x", "uid-x")},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+    }))
+    .unwrap();
+    root_pods
+        .create(&PostParams::default(), &stale)
+        .await
+        .unwrap();
+
+    nestkube_syncer::spawn(server.running.api.clone(), None);
+    let kept = names::host_name("team-a", "default", "kept");
+    wait_for("the missing copy", || async {
+        root_pods.get(&kept).await.ok()
+    })
+    .await;
+    wait_for("the orphans to go", || async {
+        (root_pods.get_opt(&orphan_name).await.unwrap().is_none()
+            && root_pods.get_opt(&stale_name).await.unwrap().is_none())
+        .then_some(())
+    })
+    .await;
+    // Exactly one copy per virtual pod.
+    let copies = root_pods
+        .list(&ListParams::default().labels(&names::owner_selector(&uid)))
+        .await
+        .unwrap();
+    let names: Vec<Value> = copies
+        .items
+        .iter()
+        .map(|p| json!(p.metadata.name))
+        .collect();
+    assert_eq!(names, vec![json!(kept)]);
+}
