@@ -22,7 +22,7 @@ use nestkube_tenant_crds::PodSecurityLevel;
 use serde_json::Value;
 
 use super::{Attributes, Operation, Plugin, get_namespace};
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError, Subject};
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::store::Store;
 
@@ -38,8 +38,9 @@ pub struct Violation {
     pub detail: String,
 }
 
-/// The level a label value names; an unknown value enforces `restricted`
-/// (failing closed, as upstream does for an invalid level).
+/// The level a label value names; an unknown value (only possible in a
+/// namespace labelled before this validation) enforces `restricted`,
+/// failing closed.
 pub fn parse_level(s: &str) -> PodSecurityLevel {
     match s {
         "privileged" => PodSecurityLevel::Privileged,
@@ -283,10 +284,10 @@ fn capabilities_restricted(_meta: &Value, spec: &Value) -> Option<Violation> {
 }
 
 fn host_namespaces(_meta: &Value, spec: &Value) -> Option<Violation> {
-    // Sorted, as upstream's string set.
-    let found: Vec<&str> = ["hostIPC", "hostNetwork", "hostPID"]
+    let found: Vec<String> = ["hostNetwork", "hostPID", "hostIPC"]
         .into_iter()
         .filter(|f| spec[*f].as_bool() == Some(true))
+        .map(|f| format!("{f}=true"))
         .collect();
     if found.is_empty() {
         return None;
@@ -606,7 +607,6 @@ fn se_linux_options(_meta: &Value, spec: &Value) -> Option<Violation> {
     if setters.is_empty() {
         return None;
     }
-    // As upstream: user and role are only mentioned along with a bad type.
     let mut data = Vec::new();
     if !bad_types.is_empty() {
         let types: Vec<String> = bad_types.into_iter().collect();
@@ -615,12 +615,12 @@ fn se_linux_options(_meta: &Value, spec: &Value) -> Option<Violation> {
             pluralize("type", "types", types.len()),
             join_quote(&types)
         ));
-        if set_user {
-            data.push("user may not be set".into());
-        }
-        if set_role {
-            data.push("role may not be set".into());
-        }
+    }
+    if set_user {
+        data.push("user may not be set".into());
+    }
+    if set_role {
+        data.push("role may not be set".into());
     }
     fail(
         "seLinuxOptions",
@@ -749,23 +749,21 @@ fn windows_host_process(_meta: &Value, spec: &Value) -> Option<Violation> {
     )
 }
 
-/// Baseline checks every non-privileged level runs, in upstream's order.
-const BASELINE: &[Check] = &[
-    app_armor_profile,
-    host_namespaces,
-    host_ports,
-    host_probes_and_lifecycle,
-    privileged,
-    proc_mount,
-    se_linux_options,
-    sysctls,
-    windows_host_process,
-];
-/// Baseline checks a restricted check replaces.
-const BASELINE_ONLY: &[Check] = &[
-    capabilities_baseline,
-    host_path_volumes,
-    seccomp_profile_baseline,
+/// Baseline checks in upstream's order (its source files' order), each
+/// with whether a restricted check replaces it at the restricted level.
+const BASELINE: &[(Check, bool)] = &[
+    (app_armor_profile, false),
+    (capabilities_baseline, true),
+    (host_namespaces, false),
+    (host_path_volumes, true),
+    (host_ports, false),
+    (host_probes_and_lifecycle, false),
+    (privileged, false),
+    (proc_mount, false),
+    (se_linux_options, false),
+    (seccomp_profile_baseline, true),
+    (sysctls, false),
+    (windows_host_process, false),
 ];
 /// Restricted checks.
 const RESTRICTED: &[Check] = &[
@@ -779,13 +777,17 @@ const RESTRICTED: &[Check] = &[
 
 /// The violations of a pod (`metadata`, `spec`) at `level`, in upstream's order.
 pub fn evaluate(level: PodSecurityLevel, metadata: &Value, spec: &Value) -> Vec<Violation> {
-    let extra = match level {
+    let restricted = match level {
         PodSecurityLevel::Privileged => return Vec::new(),
-        PodSecurityLevel::Baseline => BASELINE_ONLY,
-        PodSecurityLevel::Restricted => RESTRICTED,
+        PodSecurityLevel::Baseline => false,
+        PodSecurityLevel::Restricted => true,
     };
-    BASELINE
+    let baseline = BASELINE
         .iter()
+        .filter(|(_, replaced)| !(restricted && *replaced))
+        .map(|(check, _)| check);
+    let extra: &[Check] = if restricted { RESTRICTED } else { &[] };
+    baseline
         .chain(extra)
         .filter_map(|check| check(metadata, spec))
         .collect()
@@ -804,6 +806,40 @@ pub fn describe(violations: &[Violation]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The `pod-security.kubernetes.io/*` label errors of a namespace, as
+/// upstream's namespace validation (level labels must name a level,
+/// version labels must be `latest` or `v1.x`).
+pub fn namespace_label_errors(ns: &Value) -> Vec<FieldError> {
+    let labels = &ns["metadata"]["labels"];
+    let mut errors = Vec::new();
+    for mode in ["enforce", "audit", "warn"] {
+        let key = format!("pod-security.kubernetes.io/{mode}");
+        if let Some(v) = labels[&key].as_str()
+            && !["privileged", "baseline", "restricted"].contains(&v)
+        {
+            errors.push(FieldError::invalid(
+                format!("metadata.labels[{key}]"),
+                v,
+                "must be one of privileged, baseline, restricted",
+            ));
+        }
+        let key = format!("{key}-version");
+        if let Some(v) = labels[&key].as_str() {
+            let valid = v == "latest"
+                || v.strip_prefix("v1.")
+                    .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()));
+            if !valid {
+                errors.push(FieldError::invalid(
+                    format!("metadata.labels[{key}]"),
+                    v,
+                    "must be \"latest\" or \"v1.x\"",
+                ));
+            }
+        }
+    }
+    errors
 }
 
 /// Whether a pod update changes anything Pod Security judges (upstream's
@@ -878,6 +914,22 @@ impl Plugin for PodSecurity {
         old: Option<&Value>,
         store: &Store,
     ) -> Result<(), ApiError> {
+        if attrs.is("", "namespaces") && attrs.operation != Operation::Delete {
+            let errors = namespace_label_errors(obj);
+            let unchanged =
+                old.is_some_and(|o| o["metadata"]["labels"] == obj["metadata"]["labels"]);
+            if errors.is_empty() || unchanged {
+                return Ok(());
+            }
+            return Err(ApiError::Invalid {
+                subject: Subject {
+                    group: String::new(),
+                    kind: "Namespace".into(),
+                    name: attrs.name.to_string(),
+                },
+                errors,
+            });
+        }
         let judged = attrs.resource.group.is_empty()
             && attrs.resource.resource == "pods"
             && matches!(attrs.subresource, None | Some("ephemeralcontainers"));
@@ -965,21 +1017,21 @@ mod tests {
             reasons,
             [
                 "forbidden AppArmor profile",
+                "non-default capabilities",
                 "host namespaces",
+                "hostPath volumes",
                 "hostPort",
                 "probe or lifecycle host",
                 "privileged",
                 "procMount",
                 "seLinuxOptions",
+                "seccompProfile",
                 "forbidden sysctls",
                 "hostProcess",
-                "non-default capabilities",
-                "hostPath volumes",
-                "seccompProfile",
             ]
         );
         let detail = |r: &str| got.iter().find(|v| v.reason == r).unwrap().detail.clone();
-        assert_eq!(detail("host namespaces"), "hostNetwork, hostPID");
+        assert_eq!(detail("host namespaces"), "hostNetwork=true, hostPID=true");
         assert_eq!(
             detail("hostPort"),
             "container \"a\" uses hostPorts 10, 8080"
@@ -1017,6 +1069,35 @@ mod tests {
         assert_eq!(
             detail("seccompProfile"),
             "pod must not set securityContext.seccompProfile.type to \"Unconfined\""
+        );
+    }
+
+    #[test]
+    fn namespace_labels_are_validated_as_upstream() {
+        let ns = json!({"metadata": {"labels": {
+            "pod-security.kubernetes.io/enforce": "nonsense",
+            "pod-security.kubernetes.io/enforce-version": "v1.30",
+            "pod-security.kubernetes.io/audit-version": "1.2",
+            "pod-security.kubernetes.io/warn": "restricted"}}});
+        let errors: Vec<String> = namespace_label_errors(&ns)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"nonsense\": must be one of privileged, baseline, restricted",
+                "metadata.labels[pod-security.kubernetes.io/audit-version]: Invalid value: \"1.2\": must be \"latest\" or \"v1.x\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn se_linux_user_alone_is_named() {
+        let spec = json!({"containers": [{"name": "c", "securityContext": {"seLinuxOptions": {"user": "root"}}}]});
+        assert_eq!(
+            msg(B, spec),
+            "seLinuxOptions (container \"c\" set forbidden securityContext.seLinuxOptions: user may not be set)"
         );
     }
 
