@@ -36,9 +36,12 @@ enum Command {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:6443")]
         listen: SocketAddr,
-        /// Embedded storage backend: `redb` (default) or `sled`.
+        /// Storage backend: `redb` (default) or `sled` (embedded, in the data
+        /// directory), or `etcd` (shared by several replicas; see `--etcd-*`).
         #[arg(long, default_value = "redb")]
         storage_backend: nestkube_storage::Backend,
+        #[command(flatten)]
+        etcd: EtcdArgs,
     },
     /// Run nestkube on this machine: `serve` with data in ./.nestkube on
     /// 127.0.0.1:6443, create the VirtualCluster `demo`, then print how to use both.
@@ -54,6 +57,44 @@ enum Command {
         #[arg(short, long, global = true, default_value = "default")]
         namespace: String,
     },
+}
+
+/// Where `--storage-backend etcd` stores objects.
+#[derive(clap::Args, Debug)]
+struct EtcdArgs {
+    /// etcd client URLs, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    etcd_endpoints: Vec<String>,
+    /// Prefix of every key in etcd; installations sharing one etcd use distinct prefixes.
+    #[arg(long, default_value = "/nestkube")]
+    etcd_prefix: String,
+    /// CA bundle of etcd's serving certificate (`https://` endpoints).
+    #[arg(long)]
+    etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd.
+    #[arg(long, requires = "etcd_keyfile")]
+    etcd_certfile: Option<PathBuf>,
+    /// Private key of `--etcd-certfile`.
+    #[arg(long, requires = "etcd_certfile")]
+    etcd_keyfile: Option<PathBuf>,
+}
+
+impl EtcdArgs {
+    fn config(self) -> nestkube_storage::EtcdConfig {
+        let tls = (self.etcd_cafile.is_some() || self.etcd_certfile.is_some()).then(|| {
+            nestkube_storage::EtcdTls {
+                ca_file: self.etcd_cafile,
+                cert_file: self.etcd_certfile,
+                key_file: self.etcd_keyfile,
+            }
+        });
+        nestkube_storage::EtcdConfig {
+            endpoints: self.etcd_endpoints,
+            prefix: self.etcd_prefix,
+            tls,
+            ..nestkube_storage::EtcdConfig::default()
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,11 +182,12 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             listen,
             storage_backend,
+            etcd,
         } => (
             ServeConfig {
                 data_dir,
                 listen,
-                backend: storage_backend,
+                backend: storage_backend.with_etcd_config(etcd.config()),
             },
             false,
         ),

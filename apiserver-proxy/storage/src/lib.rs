@@ -44,9 +44,12 @@
 //! format sled 1.0 will not read is the wrong trade for a control plane's only copy of its data,
 //! so redb is the default; sled is one flag away for throughput-bound installations.
 //!
-//! An etcd backend will implement the same trait: nothing in [`Storage`] assumes an embedded store
-//! (revisions, CAS on `mod_revision`, prefix watch, progress requests and compaction all map 1:1
-//! onto etcd's API).
+//! ## etcd, for several replicas
+//! [`EtcdStorage`] (`--storage-backend etcd`, [`Backend::Etcd`]) implements the same trait over an
+//! etcd v3 cluster: revisions are etcd's `mod_revision`s, CAS is an etcd transaction, watch is an
+//! etcd watch with `prev_kv`, progress is etcd's `RequestProgress`, compaction is etcd's. Nothing
+//! in [`Storage`] assumes an embedded store; what differs (revisions start at etcd's, history is
+//! etcd's) is listed in module `etcd`. Several stateless nestkube replicas can share one etcd.
 
 #![warn(missing_docs)]
 
@@ -57,12 +60,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod engine;
+mod etcd;
+mod etcd_local;
 mod group_commit;
+pub mod lease;
 mod memory;
 mod redb_backend;
 mod sled_backend;
 pub mod watch;
 
+pub use etcd::{EtcdConfig, EtcdStorage, EtcdTls};
+pub use etcd_local::{ETCD_BINARY_ENV, LocalEtcd, LocalEtcdError};
 pub use memory::MemoryStorage;
 pub use redb_backend::RedbStorage;
 pub use sled_backend::SledStorage;
@@ -201,7 +209,7 @@ impl WatchEvent {
 /// A revisioned key-value store with watch.
 ///
 /// All operations are linearizable with respect to each other. Writes return only after they are
-/// durable. Implementations: [`RedbStorage`], [`SledStorage`], [`MemoryStorage`].
+/// durable. Implementations: [`RedbStorage`], [`SledStorage`], [`MemoryStorage`], [`EtcdStorage`].
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// The current value of `key`, if any.
@@ -272,42 +280,56 @@ impl Default for StorageConfig {
     }
 }
 
-/// The embedded storage backends, for `--storage-backend`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// The storage backends, for `--storage-backend`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Backend {
     /// sled 0.34 (beta), flushed and fdatasync'd after every batch; faster, not the default.
     Sled,
     /// redb 2.x (stable, ACID); the default.
     #[default]
     Redb,
+    /// An etcd v3 cluster shared by several replicas (`--etcd-*` flags); no data directory.
+    Etcd(EtcdConfig),
 }
 
 impl Backend {
-    /// All backends, for help texts.
+    /// The embedded backends (they need nothing but a directory), for help texts and tests.
     pub const ALL: [Backend; 2] = [Backend::Sled, Backend::Redb];
 
-    /// The flag value (`sled`, `redb`).
-    pub fn as_str(self) -> &'static str {
+    /// The flag value (`sled`, `redb`, `etcd`).
+    pub fn as_str(&self) -> &'static str {
         match self {
             Backend::Sled => "sled",
             Backend::Redb => "redb",
+            Backend::Etcd(_) => "etcd",
         }
     }
 
-    /// Opens (or creates) a store of this backend in `dir`.
-    pub fn open(self, dir: impl AsRef<Path>) -> Result<Arc<dyn Storage>, StorageError> {
+    /// This backend with `config` if it is [`Backend::Etcd`] (the flag value `etcd` parses to the
+    /// default configuration; the `--etcd-*` flags fill it in).
+    pub fn with_etcd_config(self, config: EtcdConfig) -> Backend {
+        match self {
+            Backend::Etcd(_) => Backend::Etcd(config),
+            other => other,
+        }
+    }
+
+    /// Opens (or creates) a store of this backend in `dir` (etcd: ignores `dir`, connects on
+    /// first use).
+    pub fn open(&self, dir: impl AsRef<Path>) -> Result<Arc<dyn Storage>, StorageError> {
         self.open_with(dir, StorageConfig::default())
     }
 
     /// Opens (or creates) a store of this backend in `dir` with `config`.
     pub fn open_with(
-        self,
+        &self,
         dir: impl AsRef<Path>,
         config: StorageConfig,
     ) -> Result<Arc<dyn Storage>, StorageError> {
         Ok(match self {
             Backend::Sled => Arc::new(SledStorage::open_with(dir, config)?),
             Backend::Redb => Arc::new(RedbStorage::open_with(dir, config)?),
+            Backend::Etcd(etcd) => Arc::new(EtcdStorage::new(etcd.clone(), config)),
         })
     }
 }
@@ -320,7 +342,7 @@ impl fmt::Display for Backend {
 
 /// Error of parsing a [`Backend`] name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown storage backend {0:?} (expected one of: sled, redb)")]
+#[error("unknown storage backend {0:?} (expected one of: sled, redb, etcd)")]
 pub struct ParseBackendError(pub String);
 
 impl FromStr for Backend {
@@ -329,6 +351,7 @@ impl FromStr for Backend {
         match s.to_ascii_lowercase().as_str() {
             "sled" => Ok(Backend::Sled),
             "redb" => Ok(Backend::Redb),
+            "etcd" => Ok(Backend::Etcd(EtcdConfig::default())),
             _ => Err(ParseBackendError(s.to_string())),
         }
     }

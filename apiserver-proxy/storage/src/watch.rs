@@ -6,6 +6,10 @@
 //! durable batch, in revision order; the hub replays history to new watchers and pushes live events
 //! into each matching watcher's bounded buffer without ever waiting.
 //!
+//! [`WatchStream`] is also the stream type of remote backends (etcd): there a task owned by the
+//! stream pushes the remote watch's events through a [`Feeder`] into the same kind of bounded
+//! buffer, with the same too-slow rule.
+//!
 //! It must never block a publisher on a watcher (a full buffer ends that watcher with
 //! [`StorageError::WatcherTooSlow`] instead), never skip, repeat or reorder an event for a watcher,
 //! and never run on a timer: an idle hub uses no CPU (history is trimmed when events arrive).
@@ -253,7 +257,7 @@ impl WatchHub {
         if new_prefix {
             *st.prefix_lens.entry(prefix.len()).or_default() += 1;
         }
-        Ok(WatchStream {
+        Ok(WatchStream::from_hub(HubStream {
             backlog,
             peeked: None,
             rx,
@@ -265,7 +269,7 @@ impl WatchHub {
             last_yielded: from,
             progress_target: None,
             finished: false,
-        })
+        }))
     }
 }
 
@@ -302,8 +306,18 @@ impl HubState {
 
 /// A stream of [`WatchEvent`]s for one prefix, from [`crate::Storage::watch`].
 ///
-/// Dropping it unregisters the watcher.
+/// Dropping it unregisters the watcher (embedded backends) or cancels the remote watch (etcd).
 pub struct WatchStream {
+    inner: StreamInner,
+}
+
+enum StreamInner {
+    Hub(HubStream),
+    Remote(RemoteStream),
+}
+
+/// A stream fed by an embedded store's [`WatchHub`].
+struct HubStream {
     /// Replayed history, yielded before anything from `rx`.
     backlog: VecDeque<Arc<WatchEvent>>,
     /// An event taken from `rx` to decide a progress answer, yielded next.
@@ -322,21 +336,172 @@ pub struct WatchStream {
 
 impl fmt::Debug for WatchStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WatchStream")
-            .field("prefix", &self.prefix)
-            .field("from", &self.from)
-            .field("last_yielded", &self.last_yielded)
-            .finish_non_exhaustive()
+        match &self.inner {
+            StreamInner::Hub(h) => f
+                .debug_struct("WatchStream")
+                .field("prefix", &h.prefix)
+                .field("from", &h.from)
+                .field("last_yielded", &h.last_yielded)
+                .finish_non_exhaustive(),
+            StreamInner::Remote(r) => f
+                .debug_struct("WatchStream")
+                .field("prefix", &r.prefix)
+                .field("remote", &true)
+                .finish_non_exhaustive(),
+        }
     }
 }
 
 impl WatchStream {
+    fn from_hub(hub: HubStream) -> Self {
+        WatchStream {
+            inner: StreamInner::Hub(hub),
+        }
+    }
+
+    /// A stream fed by a task (a remote store's watch): `spawn` gets the [`Feeder`] to push
+    /// events into (at most `buffer` unread) and the receiver of progress requests, and returns
+    /// the task, which is aborted when the stream is dropped.
+    pub(crate) fn remote(
+        prefix: &str,
+        buffer: usize,
+        spawn: impl FnOnce(Feeder, mpsc::UnboundedReceiver<()>) -> tokio::task::JoinHandle<()>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(buffer.max(1));
+        let (progress, progress_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(RemoteShared::default());
+        let task = spawn(
+            Feeder {
+                tx,
+                shared: shared.clone(),
+            },
+            progress_rx,
+        );
+        WatchStream {
+            inner: StreamInner::Remote(RemoteStream {
+                rx,
+                shared,
+                progress,
+                prefix: prefix.to_string(),
+                task,
+                finished: false,
+            }),
+        }
+    }
+
     /// The next event; `None` once the store closed the stream. After an
     /// `Err(StorageError::WatcherTooSlow)` the stream yields `None`.
     ///
     /// Cancel-safe: dropping the future (e.g. in `tokio::select!` against a bookmark timer that
     /// then calls [`WatchStream::request_progress`]) loses no event.
     pub async fn next(&mut self) -> Option<Result<WatchEvent, StorageError>> {
+        match &mut self.inner {
+            StreamInner::Hub(h) => h.next().await,
+            StreamInner::Remote(r) => r.next().await,
+        }
+    }
+
+    /// Asks for a [`WatchEvent::Progress`]: the stream soon yields `Progress { revision }` with
+    /// `revision` >= every event already yielded and no event `<= revision` still pending
+    /// (etcd's RequestProgress). Used for watch bookmarks.
+    pub fn request_progress(&self) {
+        match &self.inner {
+            StreamInner::Hub(h) => h.request_progress(),
+            StreamInner::Remote(r) => {
+                // The feeder is gone only when the stream is ending anyway.
+                let _ = r.progress.send(());
+            }
+        }
+    }
+
+    /// The prefix this stream watches.
+    pub fn prefix(&self) -> &str {
+        match &self.inner {
+            StreamInner::Hub(h) => &h.prefix,
+            StreamInner::Remote(r) => &r.prefix,
+        }
+    }
+}
+
+/// State shared by a [`RemoteStream`] and its [`Feeder`].
+#[derive(Default)]
+struct RemoteShared {
+    /// Set when the feeder found the buffer full: the stream ends with `WatcherTooSlow`.
+    overflowed: AtomicBool,
+    /// The error the feeder ended the stream with, yielded after every buffered event.
+    error: Mutex<Option<StorageError>>,
+}
+
+/// The consuming half of a stream fed by a task.
+struct RemoteStream {
+    rx: mpsc::Receiver<WatchEvent>,
+    shared: Arc<RemoteShared>,
+    progress: mpsc::UnboundedSender<()>,
+    prefix: String,
+    task: tokio::task::JoinHandle<()>,
+    finished: bool,
+}
+
+impl RemoteStream {
+    async fn next(&mut self) -> Option<Result<WatchEvent, StorageError>> {
+        if self.finished {
+            return None;
+        }
+        match self.rx.recv().await {
+            Some(ev) => Some(Ok(ev)),
+            None => {
+                self.finished = true;
+                if self.shared.overflowed.load(Ordering::Acquire) {
+                    return Some(Err(StorageError::WatcherTooSlow));
+                }
+                let err = self
+                    .shared
+                    .error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                err.map(Err)
+            }
+        }
+    }
+}
+
+impl Drop for RemoteStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The producing half of a stream fed by a task: events go into the stream's bounded buffer
+/// without waiting; a full buffer ends the stream with [`StorageError::WatcherTooSlow`].
+pub(crate) struct Feeder {
+    tx: mpsc::Sender<WatchEvent>,
+    shared: Arc<RemoteShared>,
+}
+
+impl Feeder {
+    /// Buffers `ev`; `false` when the stream is over (dropped by its reader, or overflowed): the
+    /// feeder must then stop.
+    pub(crate) fn push(&self, ev: WatchEvent) -> bool {
+        match self.tx.try_send(ev) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!("watcher too slow, ending its stream");
+                self.shared.overflowed.store(true, Ordering::Release);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Ends the stream with `err`, yielded after every event already buffered.
+    pub(crate) fn fail(self, err: StorageError) {
+        *self.shared.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(err);
+    }
+}
+
+impl HubStream {
+    async fn next(&mut self) -> Option<Result<WatchEvent, StorageError>> {
         loop {
             if self.finished {
                 return None;
@@ -380,19 +545,11 @@ impl WatchStream {
         }
     }
 
-    /// Asks for a [`WatchEvent::Progress`]: the stream soon yields `Progress { revision }` with
-    /// `revision` >= every event already yielded and no event `<= revision` still pending
-    /// (etcd's RequestProgress). Used for watch bookmarks.
-    pub fn request_progress(&self) {
+    fn request_progress(&self) {
         self.shared
             .progress_requested
             .store(true, Ordering::Release);
         self.shared.progress_notify.notify_one();
-    }
-
-    /// The prefix this stream watches.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
     }
 
     /// The revision of the next event already buffered (backlog, then channel), without waiting.
@@ -417,7 +574,7 @@ impl WatchStream {
     }
 }
 
-impl Drop for WatchStream {
+impl Drop for HubStream {
     fn drop(&mut self) {
         if let Some(hub) = self.hub.upgrade() {
             hub.lock().remove_watcher(&self.prefix, self.id);

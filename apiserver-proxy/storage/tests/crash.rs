@@ -19,7 +19,7 @@ struct Ack {
 /// Runs the helper until it has acknowledged `min_acks` writes, kills it, returns every ack it
 /// printed (last one per key).
 fn run_and_kill(
-    backend: Backend,
+    backend: &Backend,
     dir: &std::path::Path,
     round: u32,
     min_acks: usize,
@@ -80,7 +80,7 @@ fn run_and_kill(
     acks
 }
 
-async fn verify(backend: Backend, dir: &std::path::Path, acks: &HashMap<String, Ack>) -> u64 {
+async fn verify(backend: &Backend, dir: &std::path::Path, acks: &HashMap<String, Ack>) -> u64 {
     let store = backend.open(dir).expect("reopen after crash");
     let current = store.current_revision().await.unwrap();
     let max_acked = acks.values().map(|a| a.revision).max().unwrap_or(0);
@@ -114,15 +114,15 @@ async fn verify(backend: Backend, dir: &std::path::Path, acks: &HashMap<String, 
 
 async fn crash_backend(backend: Backend) {
     let dir = tempfile::TempDir::new().unwrap();
-    let acks1 = run_and_kill(backend, dir.path(), 1, 1500);
-    let after1 = verify(backend, dir.path(), &acks1).await;
-    let mut acks2 = run_and_kill(backend, dir.path(), 2, 800);
+    let acks1 = run_and_kill(&backend, dir.path(), 1, 1500);
+    let after1 = verify(&backend, dir.path(), &acks1).await;
+    let mut acks2 = run_and_kill(&backend, dir.path(), 2, 800);
     assert!(
         acks2.values().all(|a| a.revision > after1),
         "second run reused revisions"
     );
     acks2.extend(acks1);
-    verify(backend, dir.path(), &acks2).await;
+    verify(&backend, dir.path(), &acks2).await;
 }
 
 #[tokio::test]

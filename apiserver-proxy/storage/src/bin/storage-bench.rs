@@ -1,6 +1,7 @@
-//! Benchmark of the embedded storage backends (`cargo run --release -p nestkube-storage --bin
+//! Benchmark of the storage backends (`cargo run --release -p nestkube-storage --bin
 //! storage-bench`): durable create throughput with 1 and 16 writers, get latency, list of 1k
-//! keys, watch delivery latency. Rewrites only the `storage-bench` section of
+//! keys, watch delivery latency. etcd is measured too when `NESTKUBE_E2E_ETCD` names an etcd
+//! binary (`e2e/setup --print-env`): a local single-member etcd started for the run. Rewrites only the `storage-bench` section of
 //! `docs/benchmarks.md` (`--out PATH` to change, `--no-write` to only print; `--dir DIR` for the
 //! scratch directory, which must be on a real disk, not tmpfs).
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use nestkube_storage::{Backend, ListOptions, Storage, WatchEvent};
+use nestkube_storage::{Backend, ListOptions, LocalEtcd, Storage, WatchEvent};
 
 const BEGIN: &str = "<!-- storage-bench:begin -->";
 const END: &str = "<!-- storage-bench:end -->";
@@ -78,6 +79,14 @@ async fn creates(
 
 async fn bench(backend: Backend, dir: &Path) -> Numbers {
     let _ = std::fs::remove_dir_all(dir);
+    // etcd: a fresh local member, killed when `_etcd` drops.
+    let (backend, _etcd) = match backend {
+        Backend::Etcd(_) => {
+            let etcd = LocalEtcd::start().await.expect("start a local etcd");
+            (Backend::Etcd(etcd.config("/bench-etcd")), Some(etcd))
+        }
+        other => (other, None),
+    };
     let store = backend.open(dir).expect("open store");
 
     let (create1, _) = creates(&store, "/bench/c1/", 1, Duration::from_secs(3)).await;
@@ -281,6 +290,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::temp_dir().join(format!("nestkube-storage-bench-{}", std::process::id()));
     let mut write = true;
     let mut backends = Backend::ALL.to_vec();
+    if LocalEtcd::binary().is_ok() {
+        backends.push("etcd".parse()?);
+    }
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -299,7 +311,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut numbers = Vec::new();
     for backend in backends {
         eprintln!("benchmarking {backend} ...");
-        numbers.push(bench(backend, &dir.join(backend.as_str())).await);
+        let path = dir.join(backend.as_str());
+        numbers.push(bench(backend, &path).await);
     }
     let _ = std::fs::remove_dir_all(&dir);
     let section = render(&numbers, fsync);
