@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Kubectl, Server, wait_for};
+use support::{Kubectl, Server, keys_under, tenant_kubectl, wait_for};
 
 fn kubectl(kubeconfig: &Path) -> Kubectl {
     Kubectl {
@@ -21,37 +21,6 @@ fn kubectl(kubeconfig: &Path) -> Kubectl {
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tenant-crds/examples/virtualcluster.yaml")
-}
-
-/// Decodes the kubeconfig in Secret `<name>-kubeconfig` and writes it beside the server's data.
-fn tenant_kubeconfig(root: &Kubectl, server: &Server, ns: &str, name: &str) -> Kubectl {
-    let config = root.ok(&[
-        "get",
-        "secret",
-        "-n",
-        ns,
-        &format!("{name}-kubeconfig"),
-        "-o",
-        r#"go-template={{index .data "value" | base64decode}}"#,
-    ]);
-    assert!(config.contains(&format!("/clusters/{name}")), "{config}");
-    let path = server.data_dir.join(format!("{ns}-{name}.kubeconfig"));
-    std::fs::write(&path, config).expect("write tenant kubeconfig");
-    kubectl(&path)
-}
-
-/// Keys left in storage under `prefix` (the server must be stopped).
-fn keys_under(data_dir: &Path, prefix: &str) -> Vec<String> {
-    let storage = nestkube_storage::Backend::default()
-        .open(data_dir.join("storage"))
-        .expect("open storage");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(storage.list(prefix, Default::default()))
-        .expect("list")
-        .items
-        .into_iter()
-        .map(|kv| kv.key)
-        .collect()
 }
 
 #[test]
@@ -110,7 +79,7 @@ fn virtual_cluster_lifecycle_with_kubectl() {
     );
 
     // The tenant sees its own, fresh cluster; its objects stay there.
-    let tenant = tenant_kubeconfig(&root, &server, "default", "team-a");
+    let tenant = tenant_kubectl(&root, &server.data_dir, "default", "team-a");
     let namespaces = tenant.ok(&["get", "ns", "-o", "name"]);
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         assert!(
@@ -185,14 +154,14 @@ fn virtual_cluster_survives_a_restart() {
         "vc/team-a",
         "--timeout=10s",
     ]);
-    let tenant = tenant_kubeconfig(&root, &server, "default", "team-a");
+    let tenant = tenant_kubectl(&root, &server.data_dir, "default", "team-a");
     tenant.ok(&["create", "configmap", "kept"]);
     server.kill();
     // A new port: the controller re-issues the kubeconfig for the new endpoint.
     let server = Server::start_in(dir.path());
     let root = kubectl(&server.kubeconfig);
     assert!(wait_for(Duration::from_secs(10), || {
-        let tenant = tenant_kubeconfig(&root, &server, "default", "team-a");
+        let tenant = tenant_kubectl(&root, &server.data_dir, "default", "team-a");
         tenant
             .output(&["get", "configmap", "kept"])
             .status

@@ -28,13 +28,32 @@ impl Server {
 
     /// Starts a server on `dir` (kept after drop).
     pub fn start_in(dir: &Path) -> Server {
+        Server::start_in_with(dir, &[])
+    }
+
+    /// Starts a server on a fresh data directory with `extra` flags of
+    /// `nestkube serve` (e.g. `--host-kubeconfig FILE`).
+    pub fn start_with(extra: &[&std::ffi::OsStr]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::start_in_with(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on `dir` (kept after drop) with `extra` flags.
+    pub fn start_in_with(dir: &Path, extra: &[&std::ffi::OsStr]) -> Server {
         let kubeconfig = dir.join("root.kubeconfig");
         let _ = std::fs::remove_file(&kubeconfig);
         let child = Command::new(env!("CARGO_BIN_EXE_nestkube"))
             .args(["serve", "--data-dir"])
             .arg(dir)
             .args(["--listen", "127.0.0.1:0"])
-            .env("NESTKUBE_LOG", "warn")
+            .args(extra)
+            .env(
+                "NESTKUBE_LOG",
+                std::env::var("NESTKUBE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -219,4 +238,40 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
+}
+
+/// Keys left in storage under `prefix` (the server must be stopped).
+pub fn keys_under(data_dir: &Path, prefix: &str) -> Vec<String> {
+    let storage = nestkube_storage::Backend::default()
+        .open(data_dir.join("storage"))
+        .expect("open storage");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(storage.list(prefix, Default::default()))
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect()
+}
+
+/// Decodes the kubeconfig in Secret `ns/<name>-kubeconfig` (read with
+/// `parent`, the cluster holding VirtualCluster `name`), writes it into
+/// `dir` and returns a kubectl (the same binary) using it.
+pub fn tenant_kubectl(parent: &Kubectl, dir: &Path, ns: &str, name: &str) -> Kubectl {
+    let config = parent.ok(&[
+        "get",
+        "secret",
+        "-n",
+        ns,
+        &format!("{name}-kubeconfig"),
+        "-o",
+        r#"go-template={{index .data "value" | base64decode}}"#,
+    ]);
+    assert!(config.contains(&format!("/clusters/{name}\n")), "{config}");
+    let path = dir.join(format!("{ns}-{name}.kubeconfig"));
+    std::fs::write(&path, config).expect("write tenant kubeconfig");
+    Kubectl {
+        bin: parent.bin.clone(),
+        kubeconfig: path,
+    }
 }

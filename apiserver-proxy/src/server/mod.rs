@@ -50,6 +50,9 @@ pub enum ServeError {
     /// Bootstrapping the root cluster failed.
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] crate::error::ApiError),
+    /// The host cluster (host mode) cannot be reached.
+    #[error(transparent)]
+    Host(#[from] crate::controllers::host_virtualcluster::HostError),
 }
 
 /// How to run a standalone server.
@@ -61,6 +64,21 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Embedded storage backend.
     pub backend: nestkube_storage::Backend,
+}
+
+/// Optional settings of [`start_with`] beyond [`ServeConfig`].
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// Host mode: provision the VirtualClusters of the host cluster this
+    /// kubeconfig names ([`crate::controllers::host_virtualcluster`]).
+    pub host_kubeconfig: Option<PathBuf>,
+    /// Host mode: provision only the VirtualClusters matching this label
+    /// selector (several installs sharing one host).
+    pub host_selector: Option<String>,
+    /// The URL clients reach this server at, written into VirtualCluster
+    /// endpoints and kubeconfigs (default `https://<bound address>`); its
+    /// host is added to the serving certificate.
+    pub advertise_url: Option<String>,
 }
 
 /// A running server.
@@ -109,6 +127,17 @@ fn tls_config(serving: &CertPair) -> Result<Arc<rustls::ServerConfig>, ServeErro
     Ok(Arc::new(config))
 }
 
+/// The host part of a URL (`https://name:443/x` -> `name`).
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    (!host.is_empty()).then_some(host)
+}
+
 fn serving_names(listen: &SocketAddr) -> (Vec<String>, Vec<IpAddr>) {
     let mut ips: Vec<IpAddr> = vec!["127.0.0.1".parse().expect("ip"), "::1".parse().expect("ip")];
     if !listen.ip().is_unspecified() && !ips.contains(&listen.ip()) {
@@ -125,10 +154,32 @@ fn serving_names(listen: &SocketAddr) -> (Vec<String>, Vec<IpAddr>) {
 /// on first start, bootstraps the root cluster, binds, and writes
 /// `data_dir/root.kubeconfig` naming the bound address.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    start_with(config, ServeOptions::default()).await
+}
+
+/// [`start`] with [`ServeOptions`]: in host mode, also connects to the host
+/// cluster (failing if its kubeconfig is unusable) and provisions its
+/// VirtualClusters.
+pub async fn start_with(
+    config: ServeConfig,
+    options: ServeOptions,
+) -> Result<RunningServer, ServeError> {
+    let host_client = match &options.host_kubeconfig {
+        Some(path) => Some(crate::controllers::host_virtualcluster::connect(path).await?),
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir)?;
     let pki_dir = config.data_dir.join("pki");
     let ca = Ca::load_or_create(&pki_dir, "ca", "nestkube-ca")?;
-    let (names, ips) = serving_names(&config.listen);
+    let (mut names, mut ips) = serving_names(&config.listen);
+    if let Some(host) = options.advertise_url.as_deref().and_then(url_host) {
+        match host.parse::<IpAddr>() {
+            Ok(ip) if !ips.contains(&ip) => ips.push(ip),
+            Ok(_) => {}
+            Err(_) if !names.iter().any(|n| n == host) => names.push(host.to_string()),
+            Err(_) => {}
+        }
+    }
     let serving = ca.issue_serving(&names, &ips)?;
     let admin = ca.load_or_issue_client(
         &pki_dir,
@@ -181,7 +232,24 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         api.store.clone(),
         api.catalog.clone(),
     ));
-    crate::controllers::virtualcluster::spawn(&api, ca.pair.cert_pem.clone());
+    let base_url = options
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{}", display_addr(&local_addr)));
+    let provisioner = crate::controllers::provision::Provisioner::new(
+        &api,
+        ca.pair.cert_pem.clone(),
+        base_url,
+        crate::controllers::provision::Claims::new(),
+    );
+    crate::controllers::virtualcluster::spawn(provisioner.clone());
+    if let Some(client) = host_client {
+        crate::controllers::host_virtualcluster::spawn(
+            provisioner,
+            client,
+            options.host_selector.clone(),
+        );
+    }
     crate::controllers::serviceaccount::spawn(&api, ca.pair.cert_pem.clone());
     crate::controllers::garbagecollector::spawn(&api);
     crate::controllers::replicaset::spawn(&api);

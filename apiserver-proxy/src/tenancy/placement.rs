@@ -11,6 +11,11 @@
 use nestkube_tenant_crds::VirtualClusterSpec;
 use serde::{Deserialize, Serialize};
 
+/// Label on every object synced into a parent for a virtual cluster, valued
+/// with its VirtualCluster's uid ([`Placement::uid`]); the provisioner
+/// deletes what carries it when the VirtualCluster goes.
+pub const VC_UID_LABEL: &str = "tenancy.nestkube.io/vc-uid";
+
 /// The cluster a virtual cluster's pods are synced into.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

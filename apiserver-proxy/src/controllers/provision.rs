@@ -1,0 +1,425 @@
+//! The reconcile steps every VirtualCluster provisioner shares, whether the
+//! VirtualCluster lives in a served cluster
+//! ([`super::virtualcluster`]) or on a real host cluster
+//! ([`super::host_virtualcluster`]): claiming a cluster path, validating the
+//! spec, creating the cluster with its limits and placement, the admin
+//! kubeconfig Secret's content, and the status written back.
+//!
+//! Both provisioners share one [`Claims`] table, so a path is owned by one
+//! VirtualCluster whichever API it was created in.
+//!
+//! This module never reads or writes a VirtualCluster or a Secret itself
+//! (each provisioner does, through its own API); it only writes served
+//! clusters through [`Clusters`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use nestkube_tenant_crds::{
+    CONDITION_READY, KUBECONFIG_SECRET_KEY, SecretKeyRef, VirtualClusterSpec,
+};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::kubeconfig;
+use crate::registry::catalog::Catalog;
+use crate::registry::store::Store;
+use crate::server::ApiServer;
+use crate::server::request::ROOT_CLUSTER;
+use crate::tenancy::limits::Limits;
+use crate::tenancy::{Cluster, Clusters, Parent, Placement};
+
+/// The finalizer that holds a VirtualCluster until its virtual cluster is
+/// torn down; its presence also records that the VirtualCluster owns its path.
+pub const FINALIZER: &str = "tenancy.nestkube.io/teardown";
+/// Label on the kubeconfig Secret naming its VirtualCluster.
+pub const SECRET_LABEL: &str = "tenancy.nestkube.io/virtual-cluster";
+
+/// One VirtualCluster: where it lives, its namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// The API holding the VirtualCluster object.
+    pub parent: Parent,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VirtualCluster {}/{}", self.namespace, self.name)?;
+        if self.parent == Parent::Host {
+            write!(f, " on the host cluster")?;
+        }
+        Ok(())
+    }
+}
+
+/// Who may use a path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The asking VirtualCluster owns it.
+    Ours,
+    /// Someone else does (a description of whom).
+    Taken(String),
+}
+
+/// Which VirtualCluster owns each cluster path (first claim wins). Shared
+/// by every provisioner of a process; rebuilt at start from the
+/// VirtualClusters carrying [`FINALIZER`] ([`Claims::restore`]).
+#[derive(Default)]
+pub struct Claims {
+    by_path: Mutex<HashMap<String, Owner>>,
+}
+
+impl Claims {
+    /// A table with no claims.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Records that `owner` holds `path` (it carries the finalizer), unless
+    /// someone already does.
+    pub fn restore(&self, path: &str, owner: &Owner) {
+        if let Ok(mut map) = self.by_path.lock() {
+            map.entry(path.to_string()).or_insert_with(|| owner.clone());
+        }
+    }
+
+    /// Claims `path` for `owner` unless someone else owns it.
+    /// `has_finalizer`: `owner` carries [`FINALIZER`] (so an existing
+    /// cluster at `path` is its own, created before a restart).
+    pub fn claim(
+        &self,
+        clusters: &Clusters,
+        path: &str,
+        owner: &Owner,
+        has_finalizer: bool,
+    ) -> Claim {
+        if path == ROOT_CLUSTER {
+            return Claim::Taken("the root cluster".into());
+        }
+        let Ok(mut map) = self.by_path.lock() else {
+            return Claim::Taken("nobody (claims poisoned)".into());
+        };
+        match map.get(path) {
+            Some(o) if o == owner => Claim::Ours,
+            Some(o) => Claim::Taken(o.to_string()),
+            // Served but unclaimed: a cluster no VirtualCluster created.
+            None if !has_finalizer && clusters.contains(path) => {
+                Claim::Taken("an existing cluster".into())
+            }
+            None => {
+                map.insert(path.to_string(), owner.clone());
+                Claim::Ours
+            }
+        }
+    }
+
+    /// Releases `owner`'s claim on `path` (if it holds it); returns whether it did.
+    pub fn release(&self, path: &str, owner: &Owner) -> bool {
+        let Ok(mut map) = self.by_path.lock() else {
+            return false;
+        };
+        if map.get(path) == Some(owner) {
+            map.remove(path);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether `owner` holds `path`.
+    pub fn owns(&self, path: &str, owner: &Owner) -> bool {
+        self.by_path
+            .lock()
+            .map(|m| m.get(path) == Some(owner))
+            .unwrap_or(false)
+    }
+
+    /// Whether someone other than `owner` holds `path` (true when unsure).
+    pub fn held_by_other(&self, path: &str, owner: &Owner) -> bool {
+        self.by_path
+            .lock()
+            .map(|m| m.get(path).is_some_and(|o| o != owner))
+            .unwrap_or(true)
+    }
+}
+
+/// What a provisioner needs of the server: the clusters and their store,
+/// the shared [`Claims`], and what tenants' kubeconfigs name and trust.
+#[derive(Clone)]
+pub struct Provisioner {
+    /// The generic store (default namespaces of new clusters).
+    pub store: Store,
+    /// Served resources.
+    pub catalog: Arc<Catalog>,
+    /// Served clusters.
+    pub clusters: Arc<Clusters>,
+    /// Which VirtualCluster owns each path (one table per process).
+    pub claims: Arc<Claims>,
+    /// Base URL of the server (`https://host:port`), for endpoints and kubeconfigs.
+    pub base_url: String,
+    /// PEM of the CA that signed the server's serving certificate.
+    pub server_ca_pem: String,
+}
+
+impl Provisioner {
+    /// A provisioner for the clusters `api` serves.
+    pub fn new(
+        api: &ApiServer,
+        server_ca_pem: String,
+        base_url: String,
+        claims: Arc<Claims>,
+    ) -> Self {
+        Self {
+            store: api.store.clone(),
+            catalog: api.catalog.clone(),
+            clusters: api.clusters.clone(),
+            claims,
+            base_url,
+            server_ca_pem,
+        }
+    }
+
+    /// The URL of the cluster at `path`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}/clusters/{path}", self.base_url.trim_end_matches('/'))
+    }
+
+    /// What a VirtualCluster's status should be, as far as its path and
+    /// spec tell: `Err(status)` for an invalid spec or a path someone else
+    /// owns (write it and stop); `Ok(())` (the path now claimed) to go on.
+    pub fn admit(
+        &self,
+        path: &str,
+        owner: &Owner,
+        spec: &VirtualClusterSpec,
+        vc: &Value,
+    ) -> Result<(), Value> {
+        if let Some(message) = spec_errors(spec) {
+            return Err(not_ready("Failed", "InvalidSpec", &message, vc));
+        }
+        let has_finalizer = crate::registry::meta::finalizers(vc)
+            .iter()
+            .any(|f| f == FINALIZER);
+        if let Claim::Taken(by) = self
+            .claims
+            .claim(&self.clusters, path, owner, has_finalizer)
+        {
+            let message = format!("the cluster path {path:?} is taken by {by}");
+            return Err(not_ready("Pending", "NameTaken", &message, vc));
+        }
+        Ok(())
+    }
+
+    /// Creates (or finds) the cluster at `path` for VirtualCluster `owner`
+    /// (uid `uid`), applies its current limits and records its placement.
+    /// Idempotent: called on every reconcile, so a changed spec or a restart
+    /// takes effect at once.
+    pub async fn provision(
+        &self,
+        path: &str,
+        owner: &Owner,
+        uid: &str,
+        spec: &VirtualClusterSpec,
+    ) -> Result<Arc<Cluster>, ApiError> {
+        let cluster = self
+            .clusters
+            .create(&self.store, &self.catalog, path)
+            .await?;
+        cluster.limits.set(Limits::from(&spec.limits));
+        let placement = Placement::new(
+            owner.parent.clone(),
+            &owner.namespace,
+            &owner.name,
+            uid,
+            spec.clone(),
+        );
+        self.clusters.set_placement(path, placement).await?;
+        Ok(cluster)
+    }
+
+    /// A new cluster-admin kubeconfig of `cluster` for VirtualCluster
+    /// `vc_name`, naming its endpoint and trusting the server's CA.
+    pub fn admin_kubeconfig(
+        &self,
+        cluster: &Cluster,
+        vc_name: &str,
+    ) -> Result<String, crate::auth::pki::PkiError> {
+        let admin = cluster
+            .client_ca
+            .issue_client(&format!("{vc_name}-admin"), &["system:masters"])?;
+        Ok(kubeconfig::render(
+            &format!("nestkube-{}", cluster.path),
+            &self.endpoint(&cluster.path),
+            &self.server_ca_pem,
+            &admin,
+        ))
+    }
+}
+
+/// The spec's validation errors joined into one message; `None` when valid.
+pub fn spec_errors(spec: &VirtualClusterSpec) -> Option<String> {
+    let errors = nestkube_tenant_crds::validate(spec);
+    (!errors.is_empty()).then(|| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// The `kubeconfigSecretRef` of VirtualCluster `vc_name`, as JSON.
+pub fn secret_ref(vc_name: &str) -> Value {
+    let r = SecretKeyRef::kubeconfig_for(vc_name);
+    json!({"name": r.name, "key": r.key})
+}
+
+/// The kubeconfig Secret of VirtualCluster `owner` (uid `uid`) holding
+/// `config`: labelled with [`SECRET_LABEL`], owned by the VirtualCluster.
+pub fn kubeconfig_secret(owner: &Owner, uid: &str, config: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": SecretKeyRef::kubeconfig_for(&owner.name).name,
+            "namespace": owner.namespace,
+            "labels": {SECRET_LABEL: owner.name},
+            "ownerReferences": [{
+                "apiVersion": format!("{}/{}", nestkube_tenant_crds::GROUP, nestkube_tenant_crds::VERSION),
+                "kind": "VirtualCluster",
+                "name": owner.name,
+                "uid": uid,
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "type": "Opaque",
+        "data": {KUBECONFIG_SECRET_KEY: base64::engine::general_purpose::STANDARD.encode(config)},
+    })
+}
+
+/// Whether `secret` was written by a provisioner for VirtualCluster `name`
+/// (with `uid`, unless empty).
+pub fn secret_owned_by(secret: &Value, name: &str, uid: &str) -> bool {
+    secret["metadata"]["labels"][SECRET_LABEL] == name
+        && secret["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o["kind"] == "VirtualCluster" && (uid.is_empty() || o["uid"] == uid))
+}
+
+/// Whether `secret` already holds a kubeconfig for `server`, owned by `uid`.
+pub fn secret_is_current(secret: &Value, uid: &str, server: &str) -> bool {
+    let owned = secret["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|o| o["uid"] == uid);
+    let config = secret["data"][KUBECONFIG_SECRET_KEY]
+        .as_str()
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
+    owned && config.contains(&format!("server: {server}\n"))
+}
+
+/// A Ready condition (`metav1.Condition`) for `vc`.
+pub fn condition(status: &str, reason: &str, message: &str, vc: &Value) -> Value {
+    json!({
+        "type": CONDITION_READY,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": vc["metadata"]["generation"],
+        "lastTransitionTime": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    })
+}
+
+/// The status of `vc` serving at `endpoint`.
+pub fn ready(endpoint: &str, vc: &Value) -> Value {
+    json!({
+        "phase": "Ready",
+        "conditions": [condition("True", "Provisioned", &format!("serving at {endpoint}"), vc)],
+        "observedGeneration": vc["metadata"]["generation"],
+        "endpoint": endpoint,
+        "kubeconfigSecretRef": secret_ref(crate::registry::meta::name(vc)),
+    })
+}
+
+/// A status saying `vc` does not serve (phase, reason, message).
+pub fn not_ready(phase: &str, reason: &str, message: &str, vc: &Value) -> Value {
+    json!({
+        "phase": phase,
+        "conditions": [condition("False", reason, message, vc)],
+        "observedGeneration": vc["metadata"]["generation"],
+    })
+}
+
+/// `vc`'s status while it is torn down (endpoint and Secret kept).
+pub fn terminating(vc: &Value) -> Value {
+    let mut status = vc.get("status").cloned().unwrap_or_else(|| json!({}));
+    status["phase"] = "Terminating".into();
+    status["conditions"] = json!([condition(
+        "False",
+        "Terminating",
+        "the virtual cluster is being deleted",
+        vc
+    )]);
+    status
+}
+
+/// Copies `lastTransitionTime` from `old`'s conditions into `new`'s where a
+/// condition of the same type kept its status (as `meta.SetStatusCondition`).
+pub fn keep_transition_times(new: &mut Value, old: &Value) {
+    let Some(conditions) = new.get_mut("conditions").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for c in conditions {
+        let previous = old["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["type"] == c["type"] && o["status"] == c["status"]);
+        if let Some(p) = previous {
+            c["lastTransitionTime"] = p["lastTransitionTime"].clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_times_survive_unchanged_conditions() {
+        let old = json!({"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "t0"}]});
+        let mut new = json!({"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "t1"}]});
+        keep_transition_times(&mut new, &old);
+        assert_eq!(new["conditions"][0]["lastTransitionTime"], "t0");
+        let mut flipped = json!({"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "t1"}]});
+        keep_transition_times(&mut flipped, &old);
+        assert_eq!(flipped["conditions"][0]["lastTransitionTime"], "t1");
+    }
+
+    #[test]
+    fn secrets_are_recognised_by_owner_and_server() {
+        let owner = Owner {
+            parent: Parent::Host,
+            namespace: "ns".into(),
+            name: "a".into(),
+        };
+        let s = kubeconfig_secret(&owner, "u1", "server: https://x/clusters/a\n");
+        assert!(secret_owned_by(&s, "a", "u1"));
+        assert!(secret_owned_by(&s, "a", ""));
+        assert!(!secret_owned_by(&s, "a", "u2"));
+        assert!(secret_is_current(&s, "u1", "https://x/clusters/a"));
+        assert!(!secret_is_current(&s, "u1", "https://y/clusters/a"));
+        assert_eq!(s["metadata"]["name"], "a-kubeconfig");
+    }
+}
