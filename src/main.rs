@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use nestkube_apiserver::server::{self, ServeConfig};
+use nestkube_apiserver::server::{self, ServeConfig, ServeOptions};
 
 /// Virtual Kubernetes clusters, many per process.
 #[derive(Parser, Debug)]
@@ -42,6 +42,19 @@ enum Command {
         storage_backend: nestkube_storage::Backend,
         #[command(flatten)]
         etcd: EtcdArgs,
+        /// Host mode: provision the VirtualClusters created in the host
+        /// cluster this kubeconfig names (the VirtualCluster CRD must be
+        /// installed there).
+        #[arg(long, env = "NESTKUBE_HOST_KUBECONFIG")]
+        host_kubeconfig: Option<PathBuf>,
+        /// Host mode: provision only the VirtualClusters matching this label
+        /// selector (for several nestkube installs sharing one host).
+        #[arg(long, requires = "host_kubeconfig")]
+        host_selector: Option<String>,
+        /// URL clients reach this server at, written into VirtualCluster
+        /// endpoints and kubeconfigs (default: https://<listen address>).
+        #[arg(long)]
+        advertise_url: Option<String>,
     },
     /// Run nestkube on this machine: `serve` with data in ./.nestkube on
     /// 127.0.0.1:6443, create the VirtualCluster `demo`, then print how to use both.
@@ -177,20 +190,31 @@ fn init_tracing(format: &str) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
+    let mut options = ServeOptions::default();
     let (config, up) = match cli.command {
         Command::Serve {
             data_dir,
             listen,
             storage_backend,
             etcd,
-        } => (
-            ServeConfig {
-                data_dir,
-                listen,
-                backend: storage_backend.with_etcd_config(etcd.config()),
-            },
-            false,
-        ),
+            host_kubeconfig,
+            host_selector,
+            advertise_url,
+        } => {
+            options = ServeOptions {
+                host_kubeconfig,
+                host_selector,
+                advertise_url,
+            };
+            (
+                ServeConfig {
+                    data_dir,
+                    listen,
+                    backend: storage_backend.with_etcd_config(etcd.config()),
+                },
+                false,
+            )
+        }
         Command::Vc {
             command,
             kubeconfig,
@@ -205,12 +229,14 @@ async fn main() -> anyhow::Result<()> {
             true,
         ),
     };
-    let running = server::start(config.clone()).await.with_context(|| {
-        format!(
-            "starting nestkube with data in {}",
-            config.data_dir.display()
-        )
-    })?;
+    let running = server::start_with(config.clone(), options)
+        .await
+        .with_context(|| {
+            format!(
+                "starting nestkube with data in {}",
+                config.data_dir.display()
+            )
+        })?;
     eprintln!("nestkube is serving on https://{}", running.local_addr);
     eprintln!(
         "root cluster kubeconfig: {}",
