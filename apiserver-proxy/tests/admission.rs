@@ -698,3 +698,50 @@ async fn nested_virtual_clusters_inherit_and_cannot_widen() {
         "{m}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_classes_are_read_only_for_tenants() {
+    let f = Fixture::start().await;
+    let pp = PostParams::default();
+    let rc = |name: &str| -> k8s_openapi::api::node::v1::RuntimeClass {
+        serde_json::from_value(json!({"metadata": {"name": name}, "handler": "kata"})).unwrap()
+    };
+    type Rc = k8s_openapi::api::node::v1::RuntimeClass;
+    // The root cluster is a plain cluster.
+    let root: Api<Rc> = Api::all(f.root_client().await);
+    root.create(&pp, &rc("kata"))
+        .await
+        .expect("root admin writes RuntimeClasses");
+
+    let c = virtual_cluster(&f, "root", "ro", json!({})).await;
+    let tenant: Api<Rc> = Api::all(c);
+    let (code, reason, m) = refusal(tenant.create(&pp, &rc("kata")).await);
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"), "{m}");
+    assert_eq!(
+        m,
+        "runtimeclasses.node.k8s.io \"kata\" is forbidden: runtimeclasses of virtual cluster \"ro\" are mirrored from its parent cluster and read-only"
+    );
+    // In-process components (the syncer's client) keep the mirror.
+    let syncer: Api<Rc> = Api::all(f.running.api.client_for("ro"));
+    syncer
+        .create(&pp, &rc("kata"))
+        .await
+        .expect("in-process writes");
+    assert!(tenant.get("kata").await.is_ok(), "tenants read them");
+    let (code, ..) = refusal(
+        tenant
+            .patch(
+                "kata",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+            )
+            .await,
+    );
+    assert_eq!(code, 403);
+    let (code, ..) = refusal(tenant.delete("kata", &Default::default()).await);
+    assert_eq!(code, 403);
+    syncer
+        .delete("kata", &Default::default())
+        .await
+        .expect("in-process deletes");
+}

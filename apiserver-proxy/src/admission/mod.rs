@@ -19,6 +19,7 @@
 //! Registering a plugin is one line in [`Admission::with_config`].
 
 pub mod hostescape;
+pub mod mirrored;
 pub mod podsecurity;
 pub mod runtimeclass;
 pub mod serviceaccount;
@@ -219,12 +220,15 @@ impl Admission {
         catalog: &Catalog,
         config: AdmissionConfig,
     ) -> Self {
+        // Upstream's order where it applies: LimitRanger belongs before
+        // ServiceAccount, ResourceQuota last.
         let plugins: Vec<Box<dyn Plugin>> = vec![
             Box::new(serviceaccount::ServiceAccount::new(catalog)),
             Box::new(runtimeclass::RuntimeClassPolicy::new(catalog)),
             Box::new(virtualcluster::VirtualClusterPolicy::new(&config)),
             Box::new(hostescape::HostEscape),
             Box::new(podsecurity::PodSecurity::new(catalog)),
+            Box::new(mirrored::Mirrored),
         ];
         Self { clusters, plugins }
     }
