@@ -229,6 +229,7 @@ async fn main() -> anyhow::Result<()> {
             true,
         ),
     };
+    let host_kubeconfig = options.host_kubeconfig.clone();
     let running = server::start_with(config.clone(), options)
         .await
         .with_context(|| {
@@ -237,6 +238,15 @@ async fn main() -> anyhow::Result<()> {
                 config.data_dir.display()
             )
         })?;
+    // Copies what must run from each virtual cluster down to its parent
+    // (a served cluster, or the host of --host-kubeconfig).
+    let host = match &host_kubeconfig {
+        Some(path) => {
+            Some(nestkube_apiserver::controllers::host_virtualcluster::connect(path).await?)
+        }
+        None => None,
+    };
+    nestkube_syncer::spawn(running.api.clone(), host);
     eprintln!("nestkube is serving on https://{}", running.local_addr);
     eprintln!(
         "root cluster kubeconfig: {}",
