@@ -745,3 +745,80 @@ async fn runtime_classes_are_read_only_for_tenants() {
         .await
         .expect("in-process deletes");
 }
+
+/// POSTs `body` to `path` with `client`; returns the status and the
+/// `Warning` headers' texts (unescaped).
+async fn post_with_warnings(client: &Client, path: &str, body: Value) -> (u16, Vec<String>) {
+    let req = http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap();
+    let resp = client.send(req).await.expect("send");
+    let warnings = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| {
+            let v = v.to_str().unwrap();
+            let text = v.strip_prefix("299 - \"").and_then(|t| t.strip_suffix('"'));
+            text.unwrap_or(v)
+                .replace("\\\"", "\"")
+                .replace("\\\\", "\\")
+        })
+        .collect();
+    (resp.status().as_u16(), warnings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_security_warns_about_templates_and_warn_levels() {
+    let f = Fixture::start().await;
+    let c = virtual_cluster(
+        &f,
+        "root",
+        "warn",
+        json!({"isolation": {"podSecurity": "restricted"}}),
+    )
+    .await;
+    let restricted_plain = "would violate PodSecurity \"restricted:latest\": \
+        allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), \
+        unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), \
+        runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), \
+        seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")";
+    // A Deployment whose pods would be refused: created, with a warning.
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    let (code, warnings) = post_with_warnings(
+        &c,
+        "/apis/apps/v1/namespaces/default/deployments",
+        deployment,
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(warnings, [restricted_plain]);
+    let cronjob = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cj"},
+        "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never", "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": "nginx", "securityContext": {
+                "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}}}}}});
+    let (code, warnings) =
+        post_with_warnings(&c, "/apis/batch/v1/namespaces/default/cronjobs", cronjob).await;
+    assert_eq!((code, warnings.len()), (201, 0), "{warnings:?}");
+
+    // The warn label warns about pods the enforced level admits (root: no policy).
+    let root = f.root_client().await;
+    Api::<Namespace>::all(root.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "warned",
+                "labels": {"pod-security.kubernetes.io/warn": "restricted"}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    let (code, warnings) = post_with_warnings(&root, "/api/v1/namespaces/warned/pods", pod).await;
+    assert_eq!(code, 201);
+    assert_eq!(warnings, [restricted_plain]);
+}

@@ -25,7 +25,7 @@ pub mod runtimeclass;
 pub mod serviceaccount;
 pub mod virtualcluster;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use nestkube_tenant_crds::VirtualClusterSpec;
@@ -83,6 +83,8 @@ pub struct Attributes<'a> {
     pub user: Option<Arc<UserInfo>>,
     /// `dryRun=All`: plugins must not cause side effects.
     pub dry_run: bool,
+    /// `Warning` header texts plugins add with [`Attributes::warn`].
+    warnings: Arc<Mutex<Vec<String>>>,
 }
 
 impl Attributes<'_> {
@@ -125,6 +127,25 @@ impl Attributes<'_> {
             resource,
             namespace,
         }
+    }
+
+    /// Adds a `Warning` header text to the response (upstream's
+    /// `warning.AddWarning`), e.g. a workload template Pod Security would refuse.
+    pub fn warn(&self, text: impl Into<String>) {
+        let text = text.into();
+        if let Ok(mut w) = self.warnings.lock()
+            && !w.contains(&text)
+        {
+            w.push(text);
+        }
+    }
+
+    /// The warnings added so far (the store puts them in its response).
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
     }
 
     /// Upstream's `admission.NewForbidden`: 403 with the message
@@ -268,6 +289,7 @@ impl Admission {
             operation,
             user: current_user(),
             dry_run,
+            warnings: Arc::default(),
         }
     }
 

@@ -10,9 +10,12 @@
 //! `pods "x" is forbidden: violates PodSecurity "restricted:latest": ...`,
 //! the failed checks in upstream's order.
 //!
-//! Only pods are judged (not workload templates: upstream only warns about
-//! those, and this plugin does not warn). This module must never change an
-//! object and never read another cluster's namespaces.
+//! Only pods are refused. As upstream, workload templates (Deployments,
+//! Jobs, ...) are only warned about (`Warning: would violate PodSecurity
+//! ...`), at the enforced level and at the namespace's
+//! `pod-security.kubernetes.io/warn` level, which also warns about pods the
+//! enforced level admits. This module must never change an object and never
+//! read another cluster's namespaces.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -28,6 +31,21 @@ use crate::registry::store::Store;
 
 /// The namespace label naming the enforced level.
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
+/// The namespace label naming the level pods are warned about.
+pub const WARN_LABEL: &str = "pod-security.kubernetes.io/warn";
+
+/// The pod template of a workload resource (upstream's pod spec
+/// extractor), if `group`/`resource` is one.
+pub fn pod_template<'a>(group: &str, resource: &str, obj: &'a Value) -> Option<&'a Value> {
+    match (group, resource) {
+        ("", "podtemplates") => Some(&obj["template"]),
+        ("", "replicationcontrollers")
+        | ("apps", "replicasets" | "deployments" | "statefulsets" | "daemonsets")
+        | ("batch", "jobs") => Some(&obj["spec"]["template"]),
+        ("batch", "cronjobs") => Some(&obj["spec"]["jobTemplate"]["spec"]["template"]),
+        _ => None,
+    }
+}
 
 /// A failed check: upstream's `ForbiddenReason` and `ForbiddenDetail`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -873,32 +891,40 @@ impl PodSecurity {
         }
     }
 
-    /// The level enforced in the namespace written to: the stricter of the
-    /// cluster's and the namespace label's.
-    async fn level(
+    /// The levels in the namespace written to: enforced (the stricter of
+    /// the cluster's and the namespace label's) and warned about (the
+    /// namespace's warn label, if any).
+    async fn levels(
         &self,
         attrs: &Attributes<'_>,
         store: &Store,
-    ) -> Result<PodSecurityLevel, ApiError> {
+    ) -> Result<(PodSecurityLevel, Option<PodSecurityLevel>), ApiError> {
         let cluster = attrs
             .policy()
             .map(|s| s.isolation.pod_security)
             .unwrap_or(PodSecurityLevel::Privileged);
         let (Some(namespaces), Some(ns)) = (&self.namespaces, attrs.namespace) else {
-            return Ok(cluster);
+            return Ok((cluster, None));
         };
-        let label = get_namespace(store, attrs, namespaces, ns)
-            .await?
-            .and_then(|ns| {
-                ns["metadata"]["labels"][ENFORCE_LABEL]
-                    .as_str()
-                    .map(parse_level)
-            });
-        Ok(match label {
+        let Some(ns) = get_namespace(store, attrs, namespaces, ns).await? else {
+            return Ok((cluster, None));
+        };
+        let label = |key: &str| ns["metadata"]["labels"][key].as_str().map(parse_level);
+        let enforce = match label(ENFORCE_LABEL) {
             Some(l) => stricter(cluster, l),
             None => cluster,
-        })
+        };
+        Ok((enforce, label(WARN_LABEL)))
     }
+}
+
+/// Upstream's warning text for violations at `level`.
+fn would_violate(level: PodSecurityLevel, violations: &[Violation]) -> String {
+    format!(
+        "would violate PodSecurity \"{}:latest\": {}",
+        level.as_str(),
+        describe(violations)
+    )
 }
 
 #[async_trait]
@@ -930,26 +956,53 @@ impl Plugin for PodSecurity {
                 errors,
             });
         }
+        if attrs.operation == Operation::Delete {
+            return Ok(());
+        }
+        if attrs.subresource.is_none()
+            && let Some(template) =
+                pod_template(&attrs.resource.group, &attrs.resource.resource, obj)
+        {
+            let changed = old.is_none_or(|o| {
+                pod_template(&attrs.resource.group, &attrs.resource.resource, o) != Some(template)
+            });
+            if changed {
+                let (enforce, warn) = self.levels(attrs, store).await?;
+                for level in std::iter::once(enforce).chain(warn) {
+                    let violations = evaluate(level, &template["metadata"], &template["spec"]);
+                    if !violations.is_empty() {
+                        attrs.warn(would_violate(level, &violations));
+                    }
+                }
+            }
+            return Ok(());
+        }
         let judged = attrs.resource.group.is_empty()
             && attrs.resource.resource == "pods"
             && matches!(attrs.subresource, None | Some("ephemeralcontainers"));
-        if !judged || attrs.operation == Operation::Delete {
+        if !judged {
             return Ok(());
         }
         if attrs.operation == Operation::Update && old.is_some_and(|o| !significant_update(obj, o))
         {
             return Ok(());
         }
-        let level = self.level(attrs, store).await?;
+        let (level, warn) = self.levels(attrs, store).await?;
         let violations = evaluate(level, &obj["metadata"], &obj["spec"]);
-        if violations.is_empty() {
-            return Ok(());
+        if !violations.is_empty() {
+            return Err(attrs.forbidden(format!(
+                "violates PodSecurity \"{}:latest\": {}",
+                level.as_str(),
+                describe(&violations)
+            )));
         }
-        Err(attrs.forbidden(format!(
-            "violates PodSecurity \"{}:latest\": {}",
-            level.as_str(),
-            describe(&violations)
-        )))
+        if let Some(warn) = warn {
+            let violations = evaluate(warn, &obj["metadata"], &obj["spec"]);
+            if !violations.is_empty() {
+                attrs.warn(would_violate(warn, &violations));
+            }
+        }
+        Ok(())
     }
 }
 

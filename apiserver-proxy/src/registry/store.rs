@@ -407,7 +407,7 @@ impl Store {
         opts: WriteOptions,
     ) -> Result<Written, ApiError> {
         let r = t.resource;
-        let (mut obj, warnings) = decode_body(
+        let (mut obj, mut warnings) = decode_body(
             r,
             &r.group,
             &r.version,
@@ -477,6 +477,7 @@ impl Store {
         self.validate(t, &obj, None)?;
         if let (Some(a), Some(attrs)) = (&self.admission, &attrs) {
             a.validate(attrs, &obj, None, self).await?;
+            warnings.extend(attrs.take_warnings());
         }
         if opts.dry_run {
             return Ok(Written {
@@ -538,7 +539,7 @@ impl Store {
         loop {
             let kv = self.get_kv(t, name).await?;
             let old = decode_stored(&kv)?;
-            let (mut obj, warnings) = mutate(&old)?;
+            let (mut obj, mut warnings) = mutate(&old)?;
             let body_name = meta::name(&obj).to_string();
             if body_name.is_empty() {
                 meta::set(&mut obj, "name", Some(name.into()));
@@ -626,6 +627,7 @@ impl Store {
             self.validate(t, &obj, Some(&old))?;
             if let (Some(a), Some(attrs)) = (&self.admission, &attrs) {
                 a.validate(attrs, &obj, Some(&old), self).await?;
+                warnings.extend(attrs.take_warnings());
             }
             if obj == old {
                 return Ok(Written {
