@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, EvictParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use serde_json::{Value, json};
 
 mod common;
@@ -40,6 +43,16 @@ where
 }
 
 const WAIT: Duration = Duration::from_secs(10);
+
+/// The root admin without kube-rs' default retries, so a 429 shows.
+async fn no_retry_client(f: &Fixture) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&f.running.root_kubeconfig).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    config.default_retry = false;
+    Client::try_from(config).expect("client")
+}
 
 /// Plays the kubelet: the pod is Running and Ready.
 async fn make_ready(pods: &Api<Pod>, name: &str) {
@@ -498,6 +511,149 @@ async fn daemonset_runs_one_pod_per_fitting_node_and_rolls() {
     wait_for("desiredNumberScheduled 1", WAIT, || async {
         let st = dss.get("agent").await.ok()?.status?;
         (st.desired_number_scheduled == 1 && st.number_ready == 1).then_some(())
+    })
+    .await;
+}
+
+async fn create_pod(pods: &Api<Pod>, name: &str, app: &str) {
+    let pod: Pod =
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"containers": [{"name": "c", "image": "db:1"}]}}))
+        .unwrap();
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+}
+
+/// Waits for the budget's status to show `healthy` and `allowed`.
+async fn budget_status(
+    pdbs: &Api<PodDisruptionBudget>,
+    name: &str,
+    healthy: i32,
+    allowed: i32,
+) -> PodDisruptionBudget {
+    wait_for(
+        &format!("{name}: {healthy} healthy, {allowed} allowed"),
+        WAIT,
+        || async {
+            let b = pdbs.get(name).await.ok()?;
+            let st = b.status.as_ref()?;
+            (st.current_healthy == Some(healthy)
+                && st.disruptions_allowed == Some(allowed)
+                && st.observed_generation == b.metadata.generation)
+                .then_some(b)
+        },
+    )
+    .await
+}
+
+/// The HTTP status code of a failed request.
+fn code<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> (u16, String) {
+    match r {
+        Err(kube::Error::Api(e)) => (e.code, e.message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn budget_blocks_eviction_with_429_then_allows_it() {
+    let f = Fixture::start().await;
+    let client = no_retry_client(&f).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    for name in ["db-a", "db-b"] {
+        create_pod(&pods, name, "db").await;
+    }
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "db"},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "db"}}}}))
+    .unwrap();
+    pdbs.create(&PostParams::default(), &pdb)
+        .await
+        .expect("create budget");
+    let b = budget_status(&pdbs, "db", 0, 0).await;
+    assert_eq!(b.status.as_ref().unwrap().expected_pods, Some(2));
+    // Pending pods are evicted whatever the budget says (as upstream); make
+    // them Running and Ready first.
+    for name in ["db-a", "db-b"] {
+        make_ready(&pods, name).await;
+    }
+    let b = budget_status(&pdbs, "db", 2, 0).await;
+    let st = b.status.unwrap();
+    assert_eq!(st.desired_healthy, Some(2));
+    let cond = &st.conditions.unwrap()[0];
+    assert_eq!(
+        (
+            cond.type_.as_str(),
+            cond.status.as_str(),
+            cond.reason.as_str()
+        ),
+        ("DisruptionAllowed", "False", "InsufficientPods")
+    );
+    let (status, message) = code(pods.evict("db-a", &EvictParams::default()).await);
+    assert_eq!(status, 429);
+    assert_eq!(
+        message,
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    assert!(pods.get_opt("db-a").await.unwrap().is_some());
+
+    // One disruption allowed: the first eviction goes through, the second
+    // is refused until the controller sees the pod gone.
+    pdbs.patch(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"minAvailable": 1}})),
+    )
+    .await
+    .expect("lower minAvailable");
+    let b = budget_status(&pdbs, "db", 2, 1).await;
+    assert_eq!(
+        b.status.unwrap().conditions.unwrap()[0].reason,
+        "SufficientPods"
+    );
+    pods.evict("db-a", &EvictParams::default())
+        .await
+        .expect("evict db-a");
+    assert!(pods.get_opt("db-a").await.unwrap().is_none());
+    let (status, _) = code(pods.evict("db-b", &EvictParams::default()).await);
+    assert_eq!(status, 429);
+    budget_status(&pdbs, "db", 1, 0).await;
+}
+
+#[tokio::test]
+async fn budget_with_max_unavailable_uses_the_controller_scale() {
+    let (_f, client) = server().await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    sts.create(
+        &PostParams::default(),
+        &statefulset("web", 3, json!({"podManagementPolicy": "Parallel"})),
+    )
+    .await
+    .expect("create statefulset");
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "web"},
+        "spec": {"maxUnavailable": "34%", "selector": {"matchLabels": {"app": "web"}}}}))
+    .unwrap();
+    pdbs.create(&PostParams::default(), &pdb)
+        .await
+        .expect("create budget");
+    for p in names(&expect_pods(&pods, "app=web", &["web-0", "web-1", "web-2"]).await) {
+        make_ready(&pods, &p).await;
+    }
+    // 34% of 3 rounds up to 2 unavailable: 1 must stay healthy.
+    let b = budget_status(&pdbs, "web", 3, 2).await;
+    let st = b.status.unwrap();
+    assert_eq!((st.expected_pods, st.desired_healthy), (Some(3), Some(1)));
+    pods.evict("web-2", &EvictParams::default())
+        .await
+        .expect("evict web-2");
+    // An unmanaged pod the budget selects: no scale to judge by.
+    create_pod(&pods, "stray", "web").await;
+    wait_for("SyncFailed", WAIT, || async {
+        let st = pdbs.get("web").await.ok()?.status?;
+        let c = st.conditions?.into_iter().next()?;
+        (c.reason == "SyncFailed" && st.disruptions_allowed == Some(0)).then_some(())
     })
     .await;
 }

@@ -8,6 +8,7 @@ pub mod clusterip;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod garbagecollector;
 pub mod host_virtualcluster;

@@ -54,9 +54,10 @@ const CREATE_ONLY: &[(&str, &str, &str)] = &[
     ("authorization.k8s.io", "v1", "subjectaccessreviews"),
 ];
 
-/// Subresources served: by the generic store, and `token` (service
-/// accounts' TokenRequest) by `auth::tokens_api`.
-const SERVED_SUBRESOURCES: &[&str] = &["status", "scale", "finalize", "token"];
+/// Subresources served: by the generic store, `token` (service
+/// accounts' TokenRequest) by `auth::tokens_api`, and `eviction` (pods) by
+/// [`super::eviction`].
+const SERVED_SUBRESOURCES: &[&str] = &["status", "scale", "finalize", "token", "eviction"];
 
 /// A subresource of a resource (`status`, `scale`).
 #[derive(Clone, Debug)]

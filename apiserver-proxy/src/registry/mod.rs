@@ -3,6 +3,7 @@
 //! `registry/generic/registry/store.go`.
 
 pub mod catalog;
+pub mod eviction;
 pub mod kinds;
 pub mod meta;
 pub mod selector;

@@ -757,6 +757,17 @@ impl ApiServer {
                 .await?;
                 Ok(respond(StatusCode::CREATED, &value, output_plain(output)))
             }
+            ("create", Some("eviction")) => {
+                let value = crate::registry::eviction::evict(
+                    &self.store,
+                    &self.catalog,
+                    &target,
+                    name,
+                    negotiate::decode_body(content_type, body)?,
+                )
+                .await?;
+                Ok(respond(StatusCode::CREATED, &value, output_plain(output)))
+            }
             ("get", Some("scale")) => {
                 let obj = self.store.get(&target, name).await?;
                 Ok(respond(

@@ -259,6 +259,7 @@ pub async fn start_with(
     crate::controllers::endpoints::spawn(&api);
     crate::controllers::statefulset::spawn(&api);
     crate::controllers::daemonset::spawn(&api);
+    crate::controllers::disruption::spawn(&api);
     let acceptor = TlsAcceptor::from(tls_config(&serving)?);
     let task = tokio::spawn(accept_loop(listener, acceptor, api.clone()));
     tracing::info!(address = %local_addr, kubeconfig = %root_kubeconfig.display(), "nestkube API serving");
