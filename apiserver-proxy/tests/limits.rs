@@ -365,6 +365,7 @@ fn hold_request(
         user: UserInfo {
             name: "test-admin".into(),
             groups: vec!["system:masters".into(), "system:authenticated".into()],
+            ..Default::default()
         },
     };
     let api = Arc::clone(&running.api);

@@ -307,13 +307,20 @@ async fn bindings_in_one_cluster_never_grant_in_another() {
     )
     .await;
     assert_eq!(review["status"]["allowed"], false, "{review}");
-    // team-b's own admin sees no foreign binding.
+    // team-b's own admin sees no foreign binding: only the shared defaults.
     let (_, list) = get(
         &admin_client(&f, "team-b").await,
         &format!("{RBAC}/clusterrolebindings"),
     )
     .await;
-    assert_eq!(list["items"], json!([]));
+    let items = list["items"].as_array().expect("items");
+    assert!(!items.is_empty(), "{list}");
+    for item in items {
+        assert_eq!(
+            item["metadata"]["labels"]["kubernetes.io/bootstrapping"], "rbac-defaults",
+            "{item}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -407,6 +414,27 @@ async fn impersonation_needs_the_impersonate_verb() {
     assert_eq!(
         body["status"]["userInfo"]["groups"],
         json!(["devs", "system:authenticated"])
+    );
+    // Uid and extras are carried into the user (upstream's user.Info).
+    let (status, body) = send(
+        &admin,
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        Some(json!({})),
+        &[
+            ("Impersonate-User", "alice"),
+            ("Impersonate-Uid", "u-1"),
+            ("Impersonate-Extra-Scopes", "a"),
+            ("Impersonate-Extra-Scopes", "b"),
+            ("Impersonate-Extra-example.com%2fteam", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"]["userInfo"]["uid"], "u-1");
+    assert_eq!(
+        body["status"]["userInfo"]["extra"],
+        json!({"example.com/team": ["x"], "scopes": ["a", "b"]})
     );
     // Impersonating system:masters gets its rights.
     let got = send(
@@ -676,4 +704,61 @@ async fn roles_and_bindings_cannot_escalate() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn default_cluster_roles_are_listed_got_and_shadowed() {
+    let f = start(&["team-a", "team-b"]).await;
+    let admin_a = admin_client(&f, "team-a").await;
+    let names = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| i["metadata"]["name"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let (status, list) = get(&admin_a, &format!("{RBAC}/clusterroles")).await;
+    assert_eq!(status, 200, "{list}");
+    let listed = names(&list);
+    for role in [
+        "admin",
+        "cluster-admin",
+        "edit",
+        "view",
+        "system:basic-user",
+        "system:discovery",
+    ] {
+        assert!(listed.iter().any(|n| n == role), "{role} in {listed:?}");
+    }
+    let (_, list) = get(&admin_a, &format!("{RBAC}/clusterrolebindings")).await;
+    assert!(names(&list).iter().any(|n| n == "cluster-admin"), "{list}");
+    // get, with the aggregated rules filled in; selectors apply.
+    let (status, edit) = get(&admin_a, &format!("{RBAC}/clusterroles/edit")).await;
+    assert_eq!(status, 200, "{edit}");
+    assert!(!edit["rules"].as_array().unwrap().is_empty(), "{edit}");
+    let (_, only_view) = get(
+        &admin_a,
+        &format!("{RBAC}/clusterroles?fieldSelector=metadata.name%3Dview"),
+    )
+    .await;
+    assert_eq!(names(&only_view), ["view"]);
+    // A stored role of the same name shadows the default in its cluster only.
+    create(
+        &admin_a,
+        &format!("{RBAC}/clusterroles"),
+        json!({"metadata": {"name": "view"},
+               "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+    )
+    .await;
+    let (_, list) = get(&admin_a, &format!("{RBAC}/clusterroles")).await;
+    assert_eq!(names(&list).iter().filter(|n| *n == "view").count(), 1);
+    let (_, view_a) = get(&admin_a, &format!("{RBAC}/clusterroles/view")).await;
+    assert_eq!(view_a["rules"].as_array().unwrap().len(), 1, "{view_a}");
+    let (_, view_b) = get(
+        &admin_client(&f, "team-b").await,
+        &format!("{RBAC}/clusterroles/view"),
+    )
+    .await;
+    assert!(view_b["rules"].as_array().unwrap().len() > 1, "{view_b}");
 }

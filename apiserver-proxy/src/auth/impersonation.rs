@@ -130,9 +130,15 @@ pub async fn resolve(
     if !out_groups.iter().any(|g| g == implied) {
         out_groups.push(implied.into());
     }
+    let mut extra = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (k, v) in extras {
+        extra.entry(k).or_default().push(v);
+    }
     Ok(UserInfo {
         name,
         groups: out_groups,
+        uid: uids.first().map(|u| u.to_string()).unwrap_or_default(),
+        extra,
     })
 }
 

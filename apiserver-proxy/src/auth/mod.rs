@@ -22,6 +22,7 @@ pub mod rbac;
 pub mod rbac_defaults;
 pub mod rbac_escalation;
 pub mod rbac_review;
+pub mod rbac_served;
 pub mod tokens;
 pub mod tokens_api;
 pub mod x509;
@@ -80,12 +81,16 @@ impl Identity {
 }
 
 /// An authenticated caller (`user.Info`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserInfo {
     /// User name.
     pub name: String,
     /// Groups, including `system:authenticated`.
     pub groups: Vec<String>,
+    /// Unique id of the user, when known (`Impersonate-Uid`); empty otherwise.
+    pub uid: String,
+    /// Extra attributes by key (`Impersonate-Extra-<key>`); empty when none.
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl UserInfo {
@@ -94,6 +99,7 @@ impl UserInfo {
         Self {
             name: "system:anonymous".into(),
             groups: vec!["system:unauthenticated".into()],
+            ..Default::default()
         }
     }
 
@@ -117,7 +123,11 @@ impl UserInfo {
             .filter_map(|o| o.as_str().ok().map(str::to_string))
             .collect();
         groups.push("system:authenticated".into());
-        Some(Self { name, groups })
+        Some(Self {
+            name,
+            groups,
+            ..Default::default()
+        })
     }
 }
 

@@ -466,6 +466,10 @@ struct Defaults {
     roles: Vec<Value>,
     effective: HashMap<String, Rules>,
     bindings: Vec<Binding>,
+    /// The default ClusterRoles as the API shows them (aggregated rules
+    /// filled in), then the default ClusterRoleBindings.
+    served_roles: Vec<Value>,
+    served_bindings: Vec<Value>,
 }
 
 fn defaults() -> &'static Defaults {
@@ -474,7 +478,20 @@ fn defaults() -> &'static Defaults {
         let roles = rbac_defaults::cluster_roles();
         let mut defs: Vec<RoleDef> = roles.iter().map(RoleDef::from_json).collect();
         aggregate(&mut defs);
+        let served_roles = roles
+            .iter()
+            .zip(&defs)
+            .map(|(role, def)| {
+                let mut role = role.clone();
+                if def.selectors.is_some() {
+                    role["rules"] = serde_json::to_value(&def.rules).unwrap_or_default();
+                }
+                role
+            })
+            .collect();
         Defaults {
+            served_roles,
+            served_bindings: rbac_defaults::cluster_role_bindings(),
             effective: defs
                 .into_iter()
                 .map(|d| (d.name, Rules::from(d.rules)))
@@ -486,6 +503,18 @@ fn defaults() -> &'static Defaults {
             roles,
         }
     })
+}
+
+/// The default ClusterRoles as the API serves them (aggregated rules filled
+/// in, as upstream's aggregation controller writes them); shared by every
+/// cluster, built once.
+pub fn served_default_cluster_roles() -> &'static [Value] {
+    &defaults().served_roles
+}
+
+/// The default ClusterRoleBindings as the API serves them.
+pub fn served_default_cluster_role_bindings() -> &'static [Value] {
+    &defaults().served_bindings
 }
 
 /// One cluster's policy: what it stores, over the shared defaults.
@@ -867,6 +896,7 @@ mod tests {
         UserInfo {
             name: name.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..Default::default()
         }
     }
 

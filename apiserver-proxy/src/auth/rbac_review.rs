@@ -102,7 +102,14 @@ pub async fn review(
     let spec = body["spec"].clone();
     let status = match rr.resource.as_str() {
         "selfsubjectreviews" => {
-            json!({"userInfo": {"username": caller.name, "groups": caller.groups}})
+            let mut info = json!({"username": caller.name, "groups": caller.groups});
+            if !caller.uid.is_empty() {
+                info["uid"] = json!(caller.uid);
+            }
+            if !caller.extra.is_empty() {
+                info["extra"] = json!(caller.extra);
+            }
+            json!({ "userInfo": info })
         }
         "selfsubjectrulesreviews" => {
             let policy = authorizer.policy(cluster).await?;
@@ -121,6 +128,8 @@ pub async fn review(
                     .flatten()
                     .filter_map(|g| g.as_str().map(str::to_string))
                     .collect(),
+                uid: str_of(&spec, "uid"),
+                extra: serde_json::from_value(spec["extra"].clone()).unwrap_or_default(),
             };
             if user.name.is_empty() && user.groups.is_empty() {
                 return Err(bad(

@@ -222,9 +222,28 @@ impl Claims {
         }
     }
 
-    /// The user a token with these claims authenticates as.
+    /// The user a token with these claims authenticates as: uid the
+    /// service account's, extras naming the bound pod and the credential
+    /// (upstream's `ServiceAccountInfo.UserInfo`).
     pub fn user(&self) -> UserInfo {
         let ns = &self.kubernetes.namespace;
+        let mut extra = std::collections::BTreeMap::new();
+        if let Some(pod) = &self.kubernetes.pod {
+            extra.insert(
+                "authentication.kubernetes.io/pod-name".to_string(),
+                vec![pod.name.clone()],
+            );
+            extra.insert(
+                "authentication.kubernetes.io/pod-uid".to_string(),
+                vec![pod.uid.clone()],
+            );
+        }
+        if !self.jti.is_empty() {
+            extra.insert(
+                "authentication.kubernetes.io/credential-id".to_string(),
+                vec![format!("JTI={}", self.jti)],
+            );
+        }
         UserInfo {
             name: service_account_user(ns, &self.kubernetes.serviceaccount.name),
             groups: vec![
@@ -232,6 +251,8 @@ impl Claims {
                 format!("system:serviceaccounts:{ns}"),
                 "system:authenticated".into(),
             ],
+            uid: self.kubernetes.serviceaccount.uid.clone(),
+            extra,
         }
     }
 }

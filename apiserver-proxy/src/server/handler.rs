@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::negotiate::{self, Offers, Output};
 use super::request::{self, Api, RequestInfo, ResourceRequest};
 use crate::auth::{self, Identity, access, tokens, tokens_api};
-use crate::auth::{rbac, rbac_escalation, rbac_review};
+use crate::auth::{rbac, rbac_escalation, rbac_review, rbac_served};
 use crate::discovery;
 use crate::error::{ApiError, Subject};
 use crate::registry::catalog::{Catalog, ResourceInfo};
@@ -777,7 +777,13 @@ impl ApiServer {
                 ))
             }
             ("get", _) => {
-                let obj = self.store.get(&target, name).await?;
+                // The shared default ClusterRoles/-Bindings, unless stored.
+                let obj = match self.store.get(&target, name).await {
+                    Err(ApiError::NotFound(m)) => {
+                        rbac_served::get(&r, name).ok_or(ApiError::NotFound(m))?
+                    }
+                    other => other?,
+                };
                 Ok(respond(
                     StatusCode::OK,
                     &self.render(&r, obj, output),
@@ -786,7 +792,8 @@ impl ApiServer {
             }
             ("list", _) => {
                 let opts = list_options(info)?;
-                let page = self.store.list(&target, &opts).await?;
+                let mut page = self.store.list(&target, &opts).await?;
+                rbac_served::merge_list(&self.store, &target, &opts, &mut page).await?;
                 let mut list_meta = json!({"resourceVersion": page.resource_version.to_string()});
                 if let Some(c) = &page.continue_token {
                     list_meta["continue"] = c.clone().into();
@@ -981,6 +988,21 @@ impl ApiServer {
             // Upstream picks a random duration in [minRequestTimeout, 2x]; 30-60 minutes.
             None => Duration::from_secs(1800 + u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 7),
         };
+        // The shared default ClusterRoles/-Bindings join the initial events.
+        let mut defaults: std::collections::VecDeque<Event> = if send_initial_events == Some(true) {
+            rbac_served::initial_events(
+                &self.store,
+                target,
+                &list.label_selector,
+                &list.field_selector,
+            )
+            .await?
+            .into_iter()
+            .map(Event::Added)
+            .collect()
+        } else {
+            Default::default()
+        };
         let mut watch = Watch::open(
             &self.store,
             target,
@@ -1004,11 +1026,15 @@ impl ApiServer {
             );
             let mut first_table = true;
             loop {
-                let event = tokio::select! {
+                let event = if let Some(added) = defaults.pop_front() {
+                    Some(added)
+                } else {
+                    tokio::select! {
                     _ = tx.closed() => break,
                     _ = &mut deadline => break,
                     _ = bookmarks.tick(), if allow_bookmarks => { watch.request_bookmark(); continue; }
                     event = watch.next() => event,
+                    }
                 };
                 let Some(event) = event else { break };
                 if matches!(event, Event::Bookmark { .. }) && !allow_bookmarks {

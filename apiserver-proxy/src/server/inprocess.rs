@@ -77,6 +77,7 @@ impl tower::Service<Request<kube::client::Body>> for InProcess {
                 user: UserInfo {
                     name: SYSTEM_USER.into(),
                     groups: vec!["system:masters".into(), "system:authenticated".into()],
+                    ..Default::default()
                 },
             };
             let (mut parts, body) = req.into_parts();
