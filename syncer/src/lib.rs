@@ -48,6 +48,9 @@ pub enum SyncError {
     /// An object could not be converted.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    /// The storage of the served clusters (binding).
+    #[error("storage: {0}")]
+    Storage(#[from] nestkube_storage::StorageError),
     /// A placement names the host cluster but none was configured.
     #[error("cluster {0} is placed on the host cluster, but no --host-kubeconfig was given")]
     NoHost(String),
@@ -319,12 +322,22 @@ impl Syncer {
                 let Some(ctx) = self.ctx(&cluster)? else {
                     return Ok(None);
                 };
-                match kind {
+                let result = match kind {
                     Kind::Pod => down::pod::sync(&self, &ctx, &namespace, &name).await,
                     Kind::Service => down::service::sync(&self, &ctx, &namespace, &name).await,
                     Kind::ConfigMap | Kind::Secret => {
                         down::config::sync(&ctx, kind, &namespace, &name).await
                     }
+                };
+                match result {
+                    // The cluster went away during the reconcile: its
+                    // copies are the cleanup's.
+                    Err(SyncError::Kube(kube::Error::Api(s)))
+                        if s.code == 401 && self.placement(&cluster).is_none() =>
+                    {
+                        Ok(None)
+                    }
+                    r => r,
                 }
             }
             Item::Resync { cluster } => cleanup::resync(&self, &cluster).await.map(|()| None),

@@ -1,8 +1,8 @@
 //! The syncer against a real host control plane (kube-apiserver,
 //! kube-scheduler, kwok nodes that run pods): a virtual pod of a cluster
 //! placed on the host becomes a host pod that the scheduler binds and kwok
-//! runs, the virtual pod reports Running with the host's pod IP, and
-//! deleting it deletes the host pod; removing the cluster leaves nothing
+//! runs, the virtual pod reports Running with the host's pod IP and is
+//! bound to the host pod's node, and deleting it deletes the host pod; removing the cluster leaves nothing
 //! labelled with its uid on the host.
 //!
 //! The placement is set here as the host provisioner sets it, so this test
@@ -111,7 +111,7 @@ async fn pods_run_on_the_host() {
     assert!(!node.is_empty());
     let v = wait_for_within("the virtual pod to run", 30, || async {
         let p = js(&vpods.get("web").await.ok()?);
-        (p["status"]["phase"] == "Running").then_some(p)
+        (p["status"]["phase"] == "Running" && p["spec"]["nodeName"].is_string()).then_some(p)
     })
     .await;
     let up = host_running.elapsed();
@@ -122,6 +122,8 @@ async fn pods_run_on_the_host() {
             .is_some_and(|ip| !ip.is_empty())
     );
     assert_eq!(v["status"]["hostIP"], running["status"]["hostIP"]);
+    // Bound as the scheduler bound the host pod.
+    assert_eq!(v["spec"]["nodeName"], node.as_str());
     eprintln!(
         "host: virtual create -> host pod {created:?}; host Running -> virtual Running {up:?}; node {node}; virtual nodeName {}",
         v["spec"]["nodeName"]
@@ -132,14 +134,17 @@ async fn pods_run_on_the_host() {
         .delete("web", &DeleteParams::default())
         .await
         .expect("delete");
-    wait_for_within("the host pod to go", 60, || async {
-        host_pods
-            .get_opt(&hname)
-            .await
-            .unwrap()
-            .is_none()
+    // A bound pod is deleted gracefully: the host pod goes first, then the
+    // virtual one (as a kubelet confirms).
+    wait_for_within(
+        "the host pod and then the virtual pod to go",
+        60,
+        || async {
+            (host_pods.get_opt(&hname).await.unwrap().is_none()
+                && vpods.get_opt("web").await.unwrap().is_none())
             .then_some(())
-    })
+        },
+    )
     .await;
 
     // A second pod, then the cluster goes: nothing of it stays on the host.

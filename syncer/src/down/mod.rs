@@ -10,6 +10,7 @@
 //! metadata every copy carries, and the ownership check that keeps a
 //! reconcile from touching a parent object of another virtual cluster.
 
+pub mod binding;
 pub mod config;
 pub mod pod;
 pub mod service;

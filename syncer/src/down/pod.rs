@@ -22,15 +22,16 @@
 //! its virtual pod had started (scheduled, running or with a host IP) was
 //! deleted or evicted below, and the virtual pod is deleted too (as vcluster
 //! does, so its controller replaces it); a finished virtual pod is never
-//! started again. Status comes back up in [`crate::down::status`].
+//! started again. Status comes back up in [`crate::down::status`], and the
+//! virtual pod is bound to its copy's node ([`crate::down::binding`]).
 
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
 use super::{
-    annotation, api, config, create, delete, get, host_meta, is_ours, meta, status, string_map,
-    token,
+    annotation, api, binding, config, create, delete, get, host_meta, is_ours, meta, status,
+    string_map, token,
 };
 use crate::{Ctx, Kind, SyncError, Syncer, names};
 
@@ -165,6 +166,10 @@ pub(crate) async fn sync(
     }
     let refresh = token::ensure(ctx, &vpod, &hpod).await?;
     status::up(&vapi, &vpod, &hpod).await?;
+    let node = hpod["spec"]["nodeName"].as_str().unwrap_or("");
+    if !node.is_empty() && vpod["spec"]["nodeName"].as_str().unwrap_or("").is_empty() {
+        binding::bind(s, &ctx.cluster, ns, name, vuid, node).await?;
+    }
     Ok(refresh)
 }
 
