@@ -3,9 +3,12 @@
 //! same defaults, and the same invalid manifests must fail with the same
 //! status code and field causes.
 //!
-//! Fields that only the host's admission chain or allocators set (service
-//! account token volumes, default tolerations, cluster IPs) are outside
-//! the API core and normalised away here; they are listed in `ADMISSION_ONLY`.
+//! Fields that only the host's admission chain or allocators set (default
+//! tolerations, cluster IPs) are outside the API core and normalised away
+//! here; they are listed in `ADMISSION_ONLY`. The ServiceAccount admission
+//! (service account, token volume and mounts) is compared, with the random
+//! suffix of the `kube-api-access-*` volume normalised; Pod Security
+//! refusals are compared in labelled namespaces.
 
 mod support;
 
@@ -137,11 +140,7 @@ const MANIFESTS: &[(&str, &str)] = &[
 const ADMISSION_ONLY: &[&str] = &[
     "spec.clusterIP",
     "spec.clusterIPs",
-    "spec.serviceAccountName",
-    "spec.serviceAccount",
     "spec.tolerations",
-    "spec.volumes[3]",
-    "spec.containers[0].volumeMounts[1]",
     "spec.priority",
     "spec.enableServiceLinks",
     "spec.preemptionPolicy",
@@ -155,6 +154,15 @@ fn create_dry_run(
     kubeconfig: &std::path::Path,
     manifest: &str,
 ) -> (bool, Value, String) {
+    create_dry_run_in(kubectl, kubeconfig, "default", manifest)
+}
+
+fn create_dry_run_in(
+    kubectl: &str,
+    kubeconfig: &std::path::Path,
+    namespace: &str,
+    manifest: &str,
+) -> (bool, Value, String) {
     let mut child = Command::new(kubectl)
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -162,7 +170,7 @@ fn create_dry_run(
             "create",
             "--dry-run=server",
             "-n",
-            "default",
+            namespace,
             "-o",
             "json",
             "-f",
@@ -203,10 +211,14 @@ fn normalise(v: &mut Value) {
 }
 
 /// Values derived from the object's uid (a Job's selector labels) differ by
-/// construction; compare them as `<uid>`.
+/// construction; compare them as `<uid>`. The token volume's random name
+/// suffix too, as `kube-api-access-<random>`.
 fn replace_uid(v: &mut Value, uid: &str) {
     match v {
         Value::String(s) if !uid.is_empty() && s == uid => *s = "<uid>".into(),
+        Value::String(s) if s.starts_with("kube-api-access-") && s.len() == 21 => {
+            *s = "kube-api-access-<random>".into()
+        }
         Value::Object(m) => m.values_mut().for_each(|x| replace_uid(x, uid)),
         Value::Array(a) => a.iter_mut().for_each(|x| replace_uid(x, uid)),
         _ => {}
@@ -303,7 +315,86 @@ const INVALID: &[(&str, &str)] = &[
         "bad label",
         r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","labels":{"a":"-bad-"}}}"#,
     ),
+    (
+        "missing service account",
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},
+        "spec":{"serviceAccountName":"missing","containers":[{"name":"c","image":"nginx"}]}}"#,
+    ),
+    (
+        "invalid pod-security labels",
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"parity-bad-psa","labels":{
+        "pod-security.kubernetes.io/enforce":"strict","pod-security.kubernetes.io/enforce-version":"v2",
+        "pod-security.kubernetes.io/warn":"x"}}}"#,
+    ),
 ];
+
+/// Pods judged by Pod Security admission at baseline and restricted.
+const POD_SECURITY: &[&str] = &[
+    r#"{"containers":[{"name":"c","image":"nginx"}]}"#,
+    r#"{"hostNetwork":true,"hostPID":true,"hostIPC":true,"containers":[{"name":"c","image":"nginx"}]}"#,
+    r#"{"volumes":[{"name":"h","hostPath":{"path":"/"}},{"name":"n","nfs":{"server":"s","path":"/"}}],
+    "initContainers":[{"name":"i","image":"x","securityContext":{"privileged":true,"capabilities":{"add":["NET_ADMIN","CHOWN"]}}}],
+    "containers":[{"name":"c","image":"nginx","securityContext":{"capabilities":{"add":["SYS_ADMIN"]},
+    "seLinuxOptions":{"type":"spc_t","user":"root","role":"r"},"seccompProfile":{"type":"Unconfined"}}}]}"#,
+    r#"{"securityContext":{"sysctls":[{"name":"kernel.msgmax","value":"1"}],"seccompProfile":{"type":"Unconfined"},
+    "runAsUser":0,"runAsNonRoot":false},"containers":[{"name":"c","image":"nginx","securityContext":{
+    "appArmorProfile":{"type":"Unconfined"},"runAsUser":0,"allowPrivilegeEscalation":true,"seccompProfile":{"type":"RuntimeDefault"}}},
+    {"name":"d","image":"nginx","livenessProbe":{"httpGet":{"host":"1.2.3.4","port":80}},
+    "lifecycle":{"preStop":{"tcpSocket":{"host":"5.6.7.8","port":80}}}}]}"#,
+    r#"{"securityContext":{"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"c","image":"nginx",
+    "securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"],"add":["NET_BIND_SERVICE","SYS_TIME"]}}}]}"#,
+];
+
+#[test]
+fn pod_security_matches_kube_apiserver() {
+    let Some(host) = HostCluster::shared() else {
+        return;
+    };
+    let server = Server::start();
+    let kubectl = host.bins().kubectl.to_string_lossy().into_owned();
+    let nk = |args: &[&str]| {
+        let out = Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&server.kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mut failures = Vec::new();
+    for level in ["baseline", "restricted"] {
+        let ns = host.namespace(&format!("parity-{level}"));
+        let label = format!("pod-security.kubernetes.io/enforce={level}");
+        host.kubectl_ok(&["label", "namespace", ns.name(), &label]);
+        nk(&["create", "namespace", ns.name()]);
+        nk(&["label", "namespace", ns.name(), &label]);
+        for (i, spec) in POD_SECURITY.iter().enumerate() {
+            let manifest = format!(
+                r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p{i}"}},"spec":{spec}}}"#
+            );
+            let (ok_up, _, err_up) =
+                create_dry_run_in(&kubectl, &host.kubeconfig(), ns.name(), &manifest);
+            let (ok_nk, _, err_nk) =
+                create_dry_run_in(&kubectl, &server.kubeconfig, ns.name(), &manifest);
+            if ok_up != ok_nk || err_up.trim() != err_nk.trim() {
+                failures.push(format!(
+                    "pod {i} at {level}:\n  upstream: {}\n  nestkube: {}",
+                    if ok_up { "accepted" } else { err_up.trim() },
+                    if ok_nk { "accepted" } else { err_nk.trim() },
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "Pod Security differs from kube-apiserver:\n{}",
+        failures.join("\n")
+    );
+}
 
 #[test]
 fn validation_errors_match_kube_apiserver() {
