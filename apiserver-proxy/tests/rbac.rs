@@ -11,7 +11,7 @@ use nestkube_apiserver::kubeconfig;
 use serde_json::{Value, json};
 
 mod common;
-use common::{Fixture, send};
+use common::{Fixture, kubectl, send};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -519,31 +519,9 @@ async fn impersonation_needs_the_impersonate_verb() {
     }
 }
 
-/// Runs kubectl with `kubeconfig`; returns exit success and stdout+stderr.
-fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("run kubectl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[tokio::test]
 async fn kubectl_auth_commands_and_as() {
-    if std::process::Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        eprintln!("note: kubectl not found; skipping");
+    if !common::has_kubectl() {
         return;
     }
     let f = start(&["team-a"]).await;

@@ -170,3 +170,31 @@ pub async fn send(
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
+
+/// Runs kubectl with `kubeconfig`; returns exit success and stdout+stderr.
+pub fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Whether kubectl is installed (tests that need it skip, saying so, when not).
+pub fn has_kubectl() -> bool {
+    let found = std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok();
+    if !found {
+        eprintln!("note: kubectl not found; skipping");
+    }
+    found
+}
