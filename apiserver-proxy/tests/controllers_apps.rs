@@ -1,5 +1,5 @@
-//! StatefulSet, DaemonSet and PodDisruptionBudget controllers, and the
-//! eviction subresource, against a real server. Pods stay Pending in
+//! StatefulSet, DaemonSet and PodDisruptionBudget controllers, the eviction
+//! subresource, and CronJob time zones, against a real server. Pods stay Pending in
 //! standalone mode (no kubelet): tests play the kubelet by patching
 //! `pods/status`. Every wait is on a condition with a timeout.
 
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
@@ -656,4 +657,58 @@ async fn budget_with_max_unavailable_uses_the_controller_scale() {
         (c.reason == "SyncFailed" && st.disruptions_allowed == Some(0)).then_some(())
     })
     .await;
+}
+
+fn cronjob(name: &str, schedule: &str, time_zone: &str) -> CronJob {
+    serde_json::from_value(json!({"metadata": {"name": name},
+        "spec": {"schedule": schedule, "timeZone": time_zone,
+            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox"}]}}}}}}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn cronjob_with_a_time_zone_fires_and_an_unknown_zone_is_refused() {
+    let (_f, client) = server().await;
+    let cjs: Api<CronJob> = Api::namespaced(client.clone(), "default");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let (status, message) = code(
+        cjs.create(
+            &PostParams::default(),
+            &cronjob("mars", "0 9 * * *", "Mars/X"),
+        )
+        .await,
+    );
+    assert_eq!(status, 422);
+    assert!(
+        message.ends_with("spec.timeZone: Invalid value: \"Mars/X\": unknown time zone Mars/X"),
+        "{message}"
+    );
+    // Time zone arithmetic is unit-tested with a fake clock; here a zone
+    // other than UTC schedules at all.
+    cjs.create(
+        &PostParams::default(),
+        &cronjob("tick", "@every 1s", "Asia/Kolkata"),
+    )
+    .await
+    .expect("create cronjob");
+    let job = wait_for("a Job of the CronJob", WAIT, || async {
+        jobs.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|j| {
+                j.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("tick-"))
+            })
+    })
+    .await;
+    let owner = &job.metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("CronJob", "tick")
+    );
 }

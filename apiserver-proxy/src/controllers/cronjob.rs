@@ -14,15 +14,18 @@
 //! deterministic Job name, never from memory.
 //!
 //! Schedules are upstream's 5-field syntax and descriptors
-//! ([`Schedule`], with `@every <duration>`); `timeZone` supports UTC only
-//! (no time zone database is linked): a CronJob with another zone is not
-//! scheduled. This controller never touches a Job it does not control.
+//! ([`Schedule`], with `@every <duration>`), evaluated in `spec.timeZone`
+//! (an IANA zone from the `chrono-tz` database; UTC when unset). A local
+//! time a daylight-saving jump skips does not run; one it repeats runs
+//! once, at its first occurrence. This controller never touches a Job it
+//! does not control.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use super::podutil;
@@ -217,7 +220,7 @@ impl Schedule {
         })
     }
 
-    fn day_matches(&self, t: &DateTime<Utc>) -> bool {
+    fn day_matches(&self, t: &NaiveDateTime) -> bool {
         let d = self.dom & (1 << t.day()) != 0;
         let w = self.dow & (1 << t.weekday().num_days_from_sunday()) != 0;
         if self.dom_star || self.dow_star {
@@ -227,12 +230,9 @@ impl Schedule {
         }
     }
 
-    /// The first scheduled time strictly after `after` (UTC), within five
-    /// years.
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if let Some(every) = self.every {
-            return Some(after.with_nanosecond(0)? + chrono::Duration::seconds(every));
-        }
+    /// The first scheduled wall-clock time strictly after `after`, within
+    /// five years.
+    fn next_local(&self, after: NaiveDateTime) -> Option<NaiveDateTime> {
         let start = after.with_second(0)?.with_nanosecond(0)? + chrono::Duration::minutes(1);
         let limit = start + chrono::Duration::days(366 * 5);
         let mut t = start;
@@ -243,7 +243,7 @@ impl Schedule {
                 } else {
                     (t.year(), t.month() + 1)
                 };
-                t = Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single()?;
+                t = NaiveDate::from_ymd_opt(y, m, 1)?.and_hms_opt(0, 0, 0)?;
                 continue;
             }
             if !self.day_matches(&t) {
@@ -265,8 +265,44 @@ impl Schedule {
         None
     }
 
-    /// The latest scheduled time in `(after, now]`, if any.
+    /// The first scheduled time strictly after `after` (UTC), within five
+    /// years.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.next_after_in(after, Tz::UTC)
+    }
+
+    /// The first scheduled time strictly after `after`, the schedule read
+    /// as wall-clock time in `tz`.
+    pub fn next_after_in(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+        if let Some(every) = self.every {
+            return Some(after.with_nanosecond(0)? + chrono::Duration::seconds(every));
+        }
+        let mut local = after.with_timezone(&tz).naive_local();
+        loop {
+            local = self.next_local(local)?;
+            // Skipped by a daylight-saving jump: no run; repeated: the first.
+            if let Some(t) = tz.from_local_datetime(&local).earliest() {
+                let t = t.with_timezone(&Utc);
+                if t > after {
+                    return Some(t);
+                }
+            }
+        }
+    }
+
+    /// The latest scheduled time in `(after, now]` (UTC), if any.
     pub fn most_recent(&self, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.most_recent_in(after, now, Tz::UTC)
+    }
+
+    /// The latest scheduled time in `(after, now]`, the schedule read as
+    /// wall-clock time in `tz`, if any.
+    pub fn most_recent_in(
+        &self,
+        after: DateTime<Utc>,
+        now: DateTime<Utc>,
+        tz: Tz,
+    ) -> Option<DateTime<Utc>> {
         if let Some(every) = self.every {
             let start = after.with_nanosecond(0)?;
             let n = (now - start).num_seconds() / every;
@@ -279,7 +315,7 @@ impl Schedule {
         if now - after > chrono::Duration::days(7) {
             t = now - chrono::Duration::days(7);
         }
-        while let Some(n) = self.next_after(t) {
+        while let Some(n) = self.next_after_in(t, tz) {
             if n > now {
                 break;
             }
@@ -541,20 +577,22 @@ impl Controller {
 
         // The schedule.
         let mut next = None;
-        let tz_ok = cj["spec"]["timeZone"]
-            .as_str()
-            .is_none_or(|z| matches!(z, "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "Etc/UCT"));
+        // An unknown zone (validation refuses it) is never scheduled.
+        let tz = match cj["spec"]["timeZone"].as_str() {
+            None => Some(Tz::UTC),
+            Some(z) => z.parse::<Tz>().ok(),
+        };
         let schedule = cj["spec"]["schedule"]
             .as_str()
             .and_then(|s| Schedule::parse(s).ok())
-            .filter(|_| tz_ok);
-        if let Some(sched) = schedule
+            .zip(tz);
+        if let Some((sched, tz)) = schedule
             .filter(|_| !meta::is_deleting(&cj) && cj["spec"]["suspend"].as_bool() != Some(true))
         {
             let since = parse_time(&status["lastScheduleTime"])
                 .or_else(|| parse_time(&cj["metadata"]["creationTimestamp"]))
                 .unwrap_or(now);
-            let due = sched.most_recent(since, now).filter(|t| {
+            let due = sched.most_recent_in(since, now, tz).filter(|t| {
                 cj["spec"]["startingDeadlineSeconds"]
                     .as_i64()
                     .is_none_or(|d| (now - *t).num_seconds() <= d)
@@ -583,7 +621,7 @@ impl Controller {
                     status["lastScheduleTime"] = json!(fmt_time(at));
                 }
             }
-            next = sched.next_after(now);
+            next = sched.next_after_in(now, tz);
         }
         self.timer.set(item, next);
 
@@ -682,6 +720,41 @@ mod tests {
     }
 
     #[test]
+    fn schedules_in_a_time_zone() {
+        let nine = Schedule::parse("0 9 * * *").unwrap();
+        let ny: Tz = "America/New_York".parse().unwrap();
+        // 09:00 EST is 14:00 UTC; 09:00 EDT is 13:00 UTC.
+        assert_eq!(
+            nine.next_after_in(at("2026-11-25T00:00:00Z"), ny),
+            Some(at("2026-11-25T14:00:00Z"))
+        );
+        assert_eq!(
+            nine.next_after_in(at("2026-07-01T00:00:00Z"), ny),
+            Some(at("2026-07-01T13:00:00Z"))
+        );
+        assert_eq!(
+            nine.most_recent_in(at("2026-11-25T00:00:00Z"), at("2026-11-26T13:00:00Z"), ny),
+            Some(at("2026-11-25T14:00:00Z"))
+        );
+        // 02:30 does not exist in Berlin on 2026-03-29 (clocks jump to 03:00).
+        let half_past_two = Schedule::parse("30 2 * * *").unwrap();
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        assert_eq!(
+            half_past_two.next_after_in(at("2026-03-28T12:00:00Z"), berlin),
+            Some(at("2026-03-30T00:30:00Z"))
+        );
+        // 02:30 happens twice on 2026-10-25: it runs once.
+        assert_eq!(
+            half_past_two.next_after_in(at("2026-10-25T00:00:00Z"), berlin),
+            Some(at("2026-10-25T00:30:00Z"))
+        );
+        assert_eq!(
+            half_past_two.next_after_in(at("2026-10-25T00:30:00Z"), berlin),
+            Some(at("2026-10-26T01:30:00Z"))
+        );
+    }
+
+    #[test]
     fn one_timer_orders_every_cluster() {
         let t = Timer::new();
         let item = |c: &str| (c.to_string(), "ns".to_string(), "cj".to_string());
@@ -755,12 +828,19 @@ mod tests {
             }
         }
         async fn create(&self, policy: &str) {
-            let body = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            self.create_with(policy, json!({})).await
+        }
+        /// Creates CronJob `tick` with `extra` merged into its spec.
+        async fn create_with(&self, policy: &str, extra: Value) {
+            let mut body = json!({"apiVersion": "batch/v1", "kind": "CronJob",
                 "metadata": {"name": "tick"},
                 "spec": {"schedule": "* * * * *", "concurrencyPolicy": policy,
                     "successfulJobsHistoryLimit": 1, "failedJobsHistoryLimit": 1,
                     "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
                         "containers": [{"name": "c", "image": "busybox"}]}}}}}});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                body["spec"][k] = v.clone();
+            }
             let w = self
                 .c
                 .store
@@ -835,6 +915,28 @@ mod tests {
     const T0: &str = "2026-11-25T08:00:30Z";
     /// Unix minutes of 2026-11-25T08:00:00Z.
     const MIN0: i64 = 29_926_560;
+
+    #[tokio::test]
+    async fn a_time_zone_moves_the_schedule() {
+        // 09:30 in Kolkata (UTC+05:30) is 04:00 UTC.
+        let e = env("2026-11-25T03:59:00Z").await;
+        e.create_with(
+            "Allow",
+            json!({"schedule": "30 9 * * *", "timeZone": "Asia/Kolkata"}),
+        )
+        .await;
+        e.sync().await;
+        assert!(e.jobs().await.is_empty(), "nothing due yet");
+        e.advance(60);
+        e.sync().await;
+        let jobs = e.jobs().await;
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(e.status().await["lastScheduleTime"], "2026-11-25T04:00:00Z");
+        // Next: tomorrow 04:00 UTC.
+        let (due, next) = e.c.timer.due(at("2026-11-26T03:59:59Z"));
+        assert!(due.is_empty());
+        assert_eq!(next, Some(at("2026-11-26T04:00:00Z")));
+    }
 
     #[tokio::test]
     async fn forbid_skips_while_a_job_runs() {

@@ -368,6 +368,44 @@ const CRON_DESCRIPTORS: &[&str] = &[
     "@hourly",
 ];
 
+/// `validateTimeZone`: an explicit IANA zone (`time.LoadLocation`'s error
+/// wording for one it does not know).
+fn validate_time_zone(tz: &Value) -> Vec<FieldError> {
+    let field = "spec.timeZone";
+    let Some(name) = tz.as_str() else {
+        return vec![FieldError::invalid(field, tz.clone(), "must be a string")];
+    };
+    if name.is_empty() {
+        return vec![FieldError::invalid(
+            field,
+            name,
+            "timeZone must be nil or non-empty string",
+        )];
+    }
+    let unknown = format!("unknown time zone {name}");
+    for part in name.split('/') {
+        let valid_chars = !part.is_empty()
+            && part.len() <= 14
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'));
+        if part == "." || part == ".." || part.starts_with('-') || !valid_chars {
+            return vec![FieldError::invalid(field, name, unknown)];
+        }
+    }
+    if name.eq_ignore_ascii_case("Local") {
+        return vec![FieldError::invalid(
+            field,
+            name,
+            "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        )];
+    }
+    if name.parse::<chrono_tz::Tz>().is_err() {
+        return vec![FieldError::invalid(field, name, unknown)];
+    }
+    Vec::new()
+}
+
 /// The subset of `cron.ParseStandard` errors we can state exactly.
 fn validate_schedule(schedule: &str) -> Option<String> {
     if schedule.contains("TZ") {
@@ -436,6 +474,9 @@ impl Strategy for CronJobs {
                     errs.push(FieldError::invalid("spec.schedule", sched, msg));
                 }
             }
+        }
+        if let Some(tz) = spec.get("timeZone").filter(|v| !v.is_null()) {
+            errs.extend(validate_time_zone(tz));
         }
         match s(spec, &["concurrencyPolicy"]) {
             "Allow" | "Forbid" | "Replace" => {}
@@ -629,6 +670,20 @@ mod tests {
             CronJobs.validate(&cj)[0].to_string(),
             "spec.schedule: Invalid value: \"* * *\": expected exactly 5 fields, found 3: [* * *]"
         );
+        cj["spec"]["schedule"] = json!("0 9 * * *");
+        cj["spec"]["timeZone"] = json!("Europe/Berlin");
+        assert!(CronJobs.validate(&cj).is_empty());
+        cj["spec"]["timeZone"] = json!("Mars/X");
+        let errs: Vec<String> = CronJobs
+            .validate(&cj)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            errs,
+            ["spec.timeZone: Invalid value: \"Mars/X\": unknown time zone Mars/X"]
+        );
+        cj["spec"].as_object_mut().unwrap().remove("timeZone");
         let row = CronJobs.row(&cj);
         assert_eq!(
             &row[2..6],
