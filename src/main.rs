@@ -230,6 +230,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     let host_kubeconfig = options.host_kubeconfig.clone();
+    let api_url = options.advertise_url.clone();
     let running = server::start_with(config.clone(), options)
         .await
         .with_context(|| {
@@ -246,7 +247,11 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
-    nestkube_syncer::spawn(running.api.clone(), host);
+    nestkube_syncer::spawn_with(
+        running.api.clone(),
+        host,
+        nestkube_syncer::Settings { api_url },
+    );
     eprintln!("nestkube is serving on https://{}", running.local_addr);
     eprintln!(
         "root cluster kubeconfig: {}",

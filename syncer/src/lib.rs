@@ -118,6 +118,8 @@ pub(crate) struct Ctx {
 /// The running syncer (shared by its tasks).
 pub struct Syncer {
     pub(crate) api: Arc<ApiServer>,
+    /// Where pods reach the API.
+    pub(crate) endpoint: down::pod::Endpoint,
     host: Option<kube::Client>,
     /// In-process clients by cluster path.
     clients: Mutex<HashMap<String, kube::Client>>,
@@ -128,12 +130,35 @@ pub struct Syncer {
     parents: Mutex<HashMap<ParentKey, tokio::task::JoinHandle<()>>>,
 }
 
+/// Settings of the syncer beyond its clients.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// The URL pods reach nestkube at (`https://host:port`, e.g.
+    /// `--advertise-url`), given to them as `KUBERNETES_SERVICE_HOST` and
+    /// `_PORT`; default: the server's bound address.
+    pub api_url: Option<String>,
+}
+
 /// Starts the syncer for every virtual cluster `api` serves; `host` is the
 /// client of the real host cluster (`--host-kubeconfig`), needed by
 /// placements with [`Parent::Host`].
 pub fn spawn(api: Arc<ApiServer>, host: Option<kube::Client>) -> Arc<Syncer> {
+    spawn_with(api, host, Settings::default())
+}
+
+/// [`spawn`] with [`Settings`].
+pub fn spawn_with(
+    api: Arc<ApiServer>,
+    host: Option<kube::Client>,
+    settings: Settings,
+) -> Arc<Syncer> {
+    let endpoint = match &settings.api_url {
+        Some(url) => down::pod::Endpoint::from_url(url),
+        None => down::pod::Endpoint::parse(&api.server_address),
+    };
     let syncer = Arc::new(Syncer {
         api: api.clone(),
+        endpoint,
         host,
         clients: Mutex::new(HashMap::new()),
         queue: OnceLock::new(),

@@ -61,6 +61,28 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// From a URL (`https://host[:port][/path]`; the port defaults to the
+    /// scheme's).
+    pub fn from_url(url: &str) -> Self {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (h, after) = v6.split_once(']').unwrap_or((v6, ""));
+                (h, after.strip_prefix(':'))
+            }
+            None => match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            },
+        };
+        let default = if scheme == "http" { "80" } else { "443" };
+        Self {
+            host: host.into(),
+            port: port.filter(|p| !p.is_empty()).unwrap_or(default).into(),
+        }
+    }
+
     /// From a `host:port` address (`[v6]:port` too).
     pub fn parse(addr: &str) -> Self {
         let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "443"));
@@ -134,8 +156,7 @@ pub(crate) async fn sync(
                 config::ensure(ctx, kind, &obj).await?;
             }
         }
-        let endpoint = Endpoint::parse(&s.api.server_address);
-        let desired = translate(ctx, &vpod, &endpoint);
+        let desired = translate(ctx, &vpod, &s.endpoint);
         let Some(created) = create(&hapi, &desired).await? else {
             // Created meanwhile (a racing reconcile after a restart).
             return Ok(Some(Duration::from_millis(200)));
@@ -385,4 +406,32 @@ fn field_ref(r: Option<&mut Value>) {
         },
     };
     r["fieldPath"] = json!(new);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        let e = |host: &str, port: &str| Endpoint {
+            host: host.into(),
+            port: port.into(),
+        };
+        assert_eq!(Endpoint::parse("127.0.0.1:6443"), e("127.0.0.1", "6443"));
+        assert_eq!(Endpoint::parse("[::1]:6443"), e("::1", "6443"));
+        assert_eq!(
+            Endpoint::from_url("https://nestkube.example:8443/x"),
+            e("nestkube.example", "8443")
+        );
+        assert_eq!(
+            Endpoint::from_url("https://nestkube.example"),
+            e("nestkube.example", "443")
+        );
+        assert_eq!(
+            Endpoint::from_url("https://[fd00::1]:6443"),
+            e("fd00::1", "6443")
+        );
+        assert_eq!(Endpoint::from_url("https://[fd00::1]"), e("fd00::1", "443"));
+    }
 }
