@@ -85,6 +85,9 @@ pub struct Attributes<'a> {
     pub dry_run: bool,
     /// `Warning` header texts plugins add with [`Attributes::warn`].
     warnings: Arc<Mutex<Vec<String>>>,
+    /// The request's namespace as first read by a plugin (shared by the
+    /// plugins of one write, see [`get_namespace`]).
+    namespace_object: Arc<tokio::sync::OnceCell<Option<Value>>>,
 }
 
 impl Attributes<'_> {
@@ -290,6 +293,7 @@ impl Admission {
             user: current_user(),
             dry_run,
             warnings: Arc::default(),
+            namespace_object: Arc::default(),
         }
     }
 
@@ -338,17 +342,25 @@ pub fn current_user() -> Option<Arc<UserInfo>> {
     REQUEST_USER.try_with(|u| u.clone()).ok()
 }
 
-/// The namespace `ns` of the cluster being written to, if it exists.
+/// The namespace `ns` of the cluster being written to, if it exists; the
+/// request's own namespace is read once per write, whichever plugin asks.
 pub(crate) async fn get_namespace(
     store: &Store,
     attrs: &Attributes<'_>,
     namespaces: &ResourceInfo,
     ns: &str,
 ) -> Result<Option<Value>, ApiError> {
-    match store.get(&attrs.target(namespaces, None), ns).await {
-        Ok(obj) => Ok(Some(obj)),
-        Err(ApiError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
+    let read = || async {
+        match store.get(&attrs.target(namespaces, None), ns).await {
+            Ok(obj) => Ok(Some(obj)),
+            Err(ApiError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    if attrs.namespace == Some(ns) {
+        attrs.namespace_object.get_or_try_init(read).await.cloned()
+    } else {
+        read().await
     }
 }
 
