@@ -14,7 +14,8 @@
 //!
 //! What is synced: pods (with the ConfigMaps and Secrets they reference and
 //! a service-account token issued by the virtual cluster), pod status up,
-//! Services (down, with the parent's cluster IP taken back up). Cleanup:
+//! Services (down, with the parent's cluster IP taken back up), the
+//! parent's RuntimeClasses mirrored up ([`mirror`]). Cleanup:
 //! a placement that disappears deletes everything labelled with its
 //! VirtualCluster's uid ([`cleanup`]); every (re)start reconciles all.
 //!
@@ -25,6 +26,7 @@
 
 pub mod cleanup;
 pub mod down;
+pub mod mirror;
 pub mod names;
 mod parents;
 
@@ -93,6 +95,8 @@ pub(crate) enum Item {
     },
     /// Enqueue every object of `cluster` and of its copies in the parent.
     Resync { cluster: String },
+    /// Mirror the parent's RuntimeClasses into `cluster`.
+    RuntimeClasses { cluster: String },
     /// Delete every parent object of VirtualCluster `uid`.
     Cleanup {
         parent: ParentKey,
@@ -218,6 +222,16 @@ impl Syncer {
             ParentKey::Cluster(p) => Some(self.local_client(p)),
             ParentKey::Host => self.host.clone(),
         }
+    }
+
+    /// The clusters syncing into `parent` now.
+    pub(crate) fn children_of(&self, parent: &ParentKey) -> Vec<String> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .iter()
+            .filter(|(_, p)| ParentKey::of(p) == *parent)
+            .map(|(c, _)| c.clone())
+            .collect()
     }
 
     /// The placement of `cluster` if it has one now.
@@ -365,7 +379,16 @@ impl Syncer {
                     r => r,
                 }
             }
-            Item::Resync { cluster } => cleanup::resync(&self, &cluster).await.map(|()| None),
+            Item::Resync { cluster } => {
+                self.enqueue(Item::RuntimeClasses {
+                    cluster: cluster.clone(),
+                });
+                cleanup::resync(&self, &cluster).await.map(|()| None)
+            }
+            Item::RuntimeClasses { cluster } => match self.ctx(&cluster)? {
+                Some(ctx) => mirror::sync_runtime_classes(&ctx).await.map(|()| None),
+                None => Ok(None),
+            },
             Item::Cleanup {
                 parent,
                 host_namespace,

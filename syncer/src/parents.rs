@@ -8,12 +8,16 @@
 //! virtual cluster really syncs into this parent with this owner uid and
 //! host namespace (a copy claiming another owner is left to the sweep).
 //!
+//! The same task watches the parent's RuntimeClasses, mirrored into every
+//! cluster syncing there ([`crate::mirror`]).
+//!
 //! This module never writes: reconciles do.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -75,13 +79,39 @@ impl Syncer {
     }
 }
 
-/// Watches the pods the syncer owns in `parent` until aborted.
+/// One event of a parent's watches.
+enum Watched {
+    Pod(Result<Event<Pod>, watcher::Error>),
+    /// A RuntimeClass event (whether it was not an error).
+    RuntimeClass(bool),
+}
+
+/// Watches the pods the syncer owns in `parent`, and its RuntimeClasses,
+/// until aborted.
 pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::Client) {
-    let pods: Api<Pod> = Api::all(client);
+    let pods: Api<Pod> = Api::all(client.clone());
     let config = watcher::Config::default().labels(&names::managed_selector());
-    let mut events = watcher::watcher(pods, config).default_backoff().boxed();
-    tracing::info!(parent = ?parent, "syncer: watching the parent's pods");
+    let pods = watcher::watcher(pods, config)
+        .default_backoff()
+        .map(Watched::Pod);
+    let rcs: Api<RuntimeClass> = Api::all(client);
+    let rcs = watcher::watcher(rcs, watcher::Config::default())
+        .default_backoff()
+        .map(|e| Watched::RuntimeClass(e.is_ok()));
+    let mut events = futures::stream::select(pods, rcs).boxed();
+    tracing::info!(parent = ?parent, "syncer: watching the parent's pods and RuntimeClasses");
     while let Some(event) = events.next().await {
+        let event = match event {
+            Watched::Pod(e) => e,
+            Watched::RuntimeClass(ok) => {
+                if ok {
+                    for cluster in syncer.children_of(&parent) {
+                        syncer.enqueue(Item::RuntimeClasses { cluster });
+                    }
+                }
+                continue;
+            }
+        };
         match event {
             Ok(Event::Apply(pod) | Event::InitApply(pod) | Event::Delete(pod)) => {
                 let Ok(obj) = serde_json::to_value(&pod) else {

@@ -468,3 +468,49 @@ async fn a_started_syncer_creates_what_is_missing_and_deletes_orphans() {
         .collect();
     assert_eq!(names, vec![json!(kept)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runtime_classes_are_mirrored_from_the_parent() {
+    use k8s_openapi::api::node::v1::RuntimeClass;
+    let server = Server::start().await;
+    nestkube_syncer::spawn(server.running.api.clone(), None);
+    let root_rcs: Api<RuntimeClass> = Api::all(server.root.clone());
+    let rc = |name: &str, handler: &str| -> RuntimeClass {
+        serde_json::from_value(json!({"metadata": {"name": name}, "handler": handler})).unwrap()
+    };
+    root_rcs
+        .create(&PostParams::default(), &rc("kata", "kata"))
+        .await
+        .unwrap();
+    let (_, team) = virtual_cluster(&server.root, "team-a").await;
+    let (_, dev) = virtual_cluster(&team, "dev").await;
+    let team_rcs: Api<RuntimeClass> = Api::all(team.clone());
+    let dev_rcs: Api<RuntimeClass> = Api::all(dev.clone());
+    wait_for("kata in team-a and team-a:dev", || async {
+        (team_rcs.get("kata").await.ok()?.handler == "kata"
+            && dev_rcs.get("kata").await.ok()?.handler == "kata")
+            .then_some(())
+    })
+    .await;
+    // Later changes of the parent follow, through both levels.
+    root_rcs
+        .create(&PostParams::default(), &rc("gvisor", "runsc"))
+        .await
+        .unwrap();
+    root_rcs
+        .delete("kata", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("gvisor in, kata out", || async {
+        let names = |l: kube::core::ObjectList<RuntimeClass>| -> Vec<String> {
+            l.items
+                .into_iter()
+                .filter_map(|r| r.metadata.name)
+                .collect()
+        };
+        let team = names(team_rcs.list(&ListParams::default()).await.ok()?);
+        let dev = names(dev_rcs.list(&ListParams::default()).await.ok()?);
+        (team == ["gvisor"] && dev == ["gvisor"]).then_some(())
+    })
+    .await;
+}
