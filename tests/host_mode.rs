@@ -49,16 +49,21 @@ fn install_crd(host: &HostCluster) {
     ]);
 }
 
+/// `nestkube serve` flags provisioning the host's VirtualClusters labelled
+/// `label=value`.
+fn host_mode_flags(host: &HostCluster, value: &str) -> Vec<std::ffi::OsString> {
+    vec![
+        "--host-kubeconfig".into(),
+        host.kubeconfig().into(),
+        "--host-selector".into(),
+        format!("{TEST_LABEL}={value}").into(),
+    ]
+}
+
 /// A nestkube server provisioning the host's VirtualClusters labelled `label=value`.
 fn host_mode_server(host: &HostCluster, value: &str) -> Server {
-    let kubeconfig = host.kubeconfig();
-    let selector = format!("{TEST_LABEL}={value}");
-    Server::start_with(&[
-        OsStr::new("--host-kubeconfig"),
-        kubeconfig.as_os_str(),
-        OsStr::new("--host-selector"),
-        OsStr::new(&selector),
-    ])
+    let flags = host_mode_flags(host, value);
+    Server::start_with(&flags.iter().map(|f| f.as_os_str()).collect::<Vec<_>>())
 }
 
 fn vc_manifest(ns: &str, name: &str, label: &str) -> String {
@@ -278,6 +283,73 @@ fn invalid_spec_is_reported() {
     host.apply(&manifest);
     wait_condition(host, ns.name(), &name, "False", "InvalidSpec");
     host.kubectl_ok(&["delete", "vc", &name, "-n", ns.name(), "--timeout=30s"]);
+}
+
+/// A restarted nestkube keeps serving a host VirtualCluster (same
+/// kubeconfig, same data), keeps its claim on the path, and still tears it
+/// down on delete.
+#[test]
+fn host_virtual_cluster_survives_a_restart() {
+    let Some(Fixture {
+        host,
+        ns,
+        label,
+        mut server,
+    }) = Fixture::new("hostmode-restart")
+    else {
+        return;
+    };
+    let other = host.namespace("hostmode-restart-b");
+    let name = nestkube_e2e::unique_name("vc");
+    host.apply(&vc_manifest(ns.name(), &name, &label));
+    wait_condition(host, ns.name(), &name, "True", "Provisioned");
+    let tenant = tenant_kubectl(&host_kubectl(host), &server.data_dir, ns.name(), &name);
+    tenant.ok(&["create", "configmap", "kept", "-n", "default"]);
+
+    server.kill();
+    // While it is down, a rival of the same name appears.
+    host.apply(&vc_manifest(other.name(), &name, &label));
+    let flags = host_mode_flags(host, &label);
+    let mut restarted = Server::start_in_with(
+        &server.data_dir,
+        &flags.iter().map(|f| f.as_os_str()).collect::<Vec<_>>(),
+    );
+    wait_condition(host, other.name(), &name, "False", "NameTaken");
+    wait_condition(host, ns.name(), &name, "True", "Provisioned");
+    // The restarted server listens elsewhere (port 0): the Secret follows,
+    // the cluster's data and CA are the same.
+    let restarted_url = std::fs::read_to_string(&restarted.kubeconfig).expect("root kubeconfig");
+    let port = restarted_url
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://127.0.0.1:"))
+        .expect("server line")
+        .to_string();
+    let tenant = nestkube_e2e::wait_for(
+        "the Secret to name the new address",
+        Duration::from_secs(30),
+        || {
+            let t = tenant_kubectl(&host_kubectl(host), &server.data_dir, ns.name(), &name);
+            let config = std::fs::read_to_string(&t.kubeconfig).unwrap_or_default();
+            config
+                .contains(&format!("127.0.0.1:{port}/clusters/"))
+                .then_some(t)
+        },
+    );
+    assert_eq!(
+        tenant
+            .ok(&["get", "configmap", "kept", "-n", "default", "-o", "name"])
+            .trim(),
+        "configmap/kept"
+    );
+
+    host.kubectl_ok(&["delete", "vc", &name, "-n", ns.name(), "--timeout=30s"]);
+    wait_condition(host, other.name(), &name, "True", "Provisioned");
+    host.kubectl_ok(&["delete", "vc", &name, "-n", other.name(), "--timeout=30s"]);
+    restarted.kill();
+    assert_eq!(
+        keys_under(&server.data_dir, &format!("/{name}/")),
+        Vec::<String>::new()
+    );
 }
 
 /// Create -> Ready latency on the real host over 20 VirtualClusters
