@@ -3,8 +3,7 @@
 //! standalone mode (no kubelet): tests play the kubelet by patching
 //! `pods/status`. Every wait is on a condition with a timeout.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, StatefulSet};
@@ -18,7 +17,7 @@ use kube::api::{
 use serde_json::{Value, json};
 
 mod common;
-use common::Fixture;
+use common::{Fixture, wait_for};
 
 /// A server and its root admin client.
 async fn server() -> (Fixture, Client) {
@@ -27,33 +26,7 @@ async fn server() -> (Fixture, Client) {
     (f, client)
 }
 
-/// Polls `check` until it returns `Some`, or panics after `timeout`.
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The root admin without kube-rs' default retries, so a 429 shows.
-async fn no_retry_client(f: &Fixture) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&f.running.root_kubeconfig).unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("config");
-    config.default_retry = false;
-    Client::try_from(config).expect("client")
-}
 
 /// Plays the kubelet: the pod is Running and Ready.
 async fn make_ready(pods: &Api<Pod>, name: &str) {
@@ -559,7 +532,7 @@ fn code<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> (u16, String) {
 #[tokio::test]
 async fn budget_blocks_eviction_with_429_then_allows_it() {
     let f = Fixture::start().await;
-    let client = no_retry_client(&f).await;
+    let client = f.root_client_no_retry().await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
     for name in ["db-a", "db-b"] {

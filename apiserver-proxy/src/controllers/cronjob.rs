@@ -636,18 +636,7 @@ impl Controller {
         if let Some(t) = last_success {
             status["lastSuccessfulTime"] = json!(fmt_time(t));
         }
-        if cj.get("status") != Some(&status) {
-            tolerate(
-                self.store
-                    .update_with(&ct, name, Some("status"), WriteOptions::default(), |old| {
-                        let mut new = old.clone();
-                        new["status"] = status.clone();
-                        Ok((new, Vec::new()))
-                    })
-                    .await,
-            )?;
-        }
-        Ok(())
+        util::write_status(&self.store, &ct, &cj, &status).await
     }
 
     async fn delete_job(&self, jt: &Target<'_>, name: &str) -> Result<(), ApiError> {

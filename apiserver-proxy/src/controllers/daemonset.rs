@@ -30,9 +30,8 @@ use serde_json::{Value, json};
 
 use super::history::{self, CONTROLLER_REVISION_HASH};
 use super::podutil;
-use super::queue::WorkQueue;
 use super::util;
-use super::watch::{self, Change, ObjectKey};
+use super::watch::{Change, ObjectKey};
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
@@ -73,19 +72,15 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
             .get("apps", "v1", "controllerrevisions")?
             .clone(),
     });
-    let queue = WorkQueue::new("daemonsets", move |item: Item| {
-        let c = controller.clone();
-        async move { c.reconcile(item).await }
-    });
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
+    Some(util::spawn_queue(
+        &api.store,
         "daemonsets",
-        move |change| {
-            if let Some(item) = interesting(&change) {
-                queue.enqueue(item);
-            }
+        move |item: Item| {
+            let c = controller.clone();
+            async move { c.reconcile(item).await }
         },
-    )))
+        interesting,
+    ))
 }
 
 /// What of a Node decides where daemon pods run.
@@ -262,25 +257,19 @@ pub fn node_of(pod: &Value) -> Option<&str> {
 /// `ReplaceDaemonSetPodNodeNameNodeAffinity`: the required terms become one
 /// `matchFields metadata.name In [node]` term).
 pub fn pod_for(ds: &Value, hash: &str, node: &str) -> Value {
-    let template = &ds["spec"]["template"];
-    let mut metadata = json!({
-        "generateName": format!("{}-", meta::name(ds)),
-        "ownerReferences": [util::controller_ref_to(ds, "apps/v1", "DaemonSet")],
-    });
-    for field in ["labels", "annotations", "finalizers"] {
-        if let Some(v) = template["metadata"].get(field).filter(|v| !v.is_null()) {
-            metadata[field] = v.clone();
-        }
-    }
-    if !metadata["labels"].is_object() {
-        metadata["labels"] = json!({});
-    }
+    let mut pod = podutil::pod_from_template(
+        &ds["spec"]["template"],
+        util::controller_ref_to(ds, "apps/v1", "DaemonSet"),
+    );
+    let metadata = &mut pod["metadata"];
+    metadata["generateName"] = json!(format!("{}-", meta::name(ds)));
     metadata["labels"][CONTROLLER_REVISION_HASH] = json!(hash);
     let generation = ds["metadata"]["annotations"][TEMPLATE_GENERATION]
         .as_str()
         .unwrap_or("1");
     metadata["labels"][POD_TEMPLATE_GENERATION] = json!(generation);
-    let mut spec = spec_with_tolerations(ds);
+    pod["spec"] = spec_with_tolerations(ds);
+    let spec = &mut pod["spec"];
     if !spec["affinity"].is_object() {
         spec["affinity"] = json!({});
     }
@@ -290,7 +279,7 @@ pub fn pod_for(ds: &Value, hash: &str, node: &str) -> Value {
     spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = json!({
         "nodeSelectorTerms": [{"matchFields": [
             {"key": "metadata.name", "operator": "In", "values": [node]}]}]});
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
+    pod
 }
 
 /// What to do with a DaemonSet's pods (a pure plan).
@@ -399,28 +388,22 @@ pub fn plan(ds: &Value, hash: &str, nodes: &[Value], pods: &[Value]) -> Plan {
         );
     }
 
-    let mut status = json!({
-        "currentNumberScheduled": current,
-        "numberMisscheduled": misscheduled,
-        "desiredNumberScheduled": desired,
-        "numberReady": ready,
-    });
-    for (field, n) in [
-        ("updatedNumberScheduled", updated),
-        ("numberAvailable", available),
-        ("numberUnavailable", desired - available),
-    ] {
-        if n > 0 {
-            status[field] = json!(n);
-        }
-    }
-    if let Some(g) = ds["metadata"]["generation"].as_i64() {
-        status["observedGeneration"] = json!(g);
-    }
-    for field in ["collisionCount", "conditions"] {
-        if let Some(v) = ds["status"].get(field).filter(|v| !v.is_null()) {
-            status[field] = v.clone();
-        }
+    let mut status = util::workload_status(
+        ds,
+        json!({
+            "currentNumberScheduled": current,
+            "numberMisscheduled": misscheduled,
+            "desiredNumberScheduled": desired,
+            "numberReady": ready,
+        }),
+        &[
+            ("updatedNumberScheduled", updated),
+            ("numberAvailable", available),
+            ("numberUnavailable", desired - available),
+        ],
+    );
+    if let Some(v) = ds["status"].get("collisionCount").filter(|v| !v.is_null()) {
+        status["collisionCount"] = v.clone();
     }
     p.status = status;
     p.requeue = waits.iter().min().map(|w| Duration::from_secs(*w as u64));

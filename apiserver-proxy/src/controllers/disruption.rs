@@ -24,13 +24,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::podutil;
-use super::queue::WorkQueue;
 use super::util::{self, fmt_time, parse_time};
-use super::watch::{self, Change, ObjectKey};
+use super::watch::{Change, ObjectKey};
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::meta;
-use crate::registry::store::{ListOptions, Store, Target};
+use crate::registry::store::{ListOptions, Store};
 use crate::server::ApiServer;
 
 /// How long an evicted pod that is not yet being deleted counts as
@@ -65,44 +64,41 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
             .clone(),
         pods: api.catalog.get("", "v1", "pods")?.clone(),
     });
-    let queue = WorkQueue::new("disruption", move |item: Item| {
-        let c = controller.clone();
-        async move { c.reconcile(item).await }
-    });
     // (cluster, namespace) -> names of its budgets.
     let mut with_budgets: HashMap<(String, String), HashSet<String>> = HashMap::new();
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
-        "disruption",
-        move |change| {
-            if matches!(change, Change::Listing) {
-                with_budgets.clear();
-                return;
-            }
-            let Some(k) = change.key().and_then(ObjectKey::parse) else {
-                return;
-            };
-            let ns = (k.cluster.to_string(), k.namespace.to_string());
-            match k.segment {
-                "policy/poddisruptionbudgets" => {
-                    let names = with_budgets.entry(ns.clone()).or_default();
-                    if change.current().is_some() {
-                        names.insert(k.name.to_string());
-                    } else {
-                        names.remove(k.name);
-                        if names.is_empty() {
-                            with_budgets.remove(&ns);
-                        }
+    let interesting = move |change: &Change<'_>| {
+        if matches!(change, Change::Listing) {
+            with_budgets.clear();
+            return None;
+        }
+        let k = change.key().and_then(ObjectKey::parse)?;
+        let ns = (k.cluster.to_string(), k.namespace.to_string());
+        match k.segment {
+            "policy/poddisruptionbudgets" => {
+                let names = with_budgets.entry(ns.clone()).or_default();
+                if change.current().is_some() {
+                    names.insert(k.name.to_string());
+                } else {
+                    names.remove(k.name);
+                    if names.is_empty() {
+                        with_budgets.remove(&ns);
                     }
-                    queue.enqueue(Item::Budget(ns.0, ns.1, k.name.to_string()));
                 }
-                "core/pods" if with_budgets.contains_key(&ns) => {
-                    queue.enqueue(Item::Namespace(ns.0, ns.1));
-                }
-                _ => {}
+                Some(Item::Budget(ns.0, ns.1, k.name.to_string()))
             }
+            "core/pods" if with_budgets.contains_key(&ns) => Some(Item::Namespace(ns.0, ns.1)),
+            _ => None,
+        }
+    };
+    Some(util::spawn_queue(
+        &api.store,
+        "disruption",
+        move |item: Item| {
+            let c = controller.clone();
+            async move { c.reconcile(item).await }
         },
-    )))
+        interesting,
+    ))
 }
 
 /// Whether a budget's selector selects pods with `labels` (policy/v1: an
@@ -214,11 +210,7 @@ impl Controller {
         match item {
             Item::Budget(c, ns, name) => self.sync(&c, &ns, &name).await,
             Item::Namespace(c, ns) => {
-                let bt = Target {
-                    cluster: &c,
-                    resource: &self.budgets,
-                    namespace: Some(&ns),
-                };
+                let bt = util::target(&c, &self.budgets, &ns);
                 let mut requeue: Option<Duration> = None;
                 for b in self.store.list(&bt, &ListOptions::default()).await?.items {
                     if let Some(r) = self.sync(&c, &ns, meta::name(&b)).await? {
@@ -230,28 +222,21 @@ impl Controller {
         }
     }
 
+    /// Recomputes budget `name` of namespace `ns` of `cluster`.
     async fn sync(
         &self,
         cluster: &str,
         ns: &str,
         name: &str,
     ) -> Result<Option<Duration>, ApiError> {
-        let bt = Target {
-            cluster,
-            resource: &self.budgets,
-            namespace: Some(ns),
-        };
+        let bt = util::target(cluster, &self.budgets, ns);
         let Some(budget) = util::get_opt(&self.store, &bt, name).await? else {
             return Ok(None);
         };
         if meta::is_deleting(&budget) {
             return Ok(None);
         }
-        let pt = Target {
-            cluster,
-            resource: &self.pods,
-            namespace: Some(ns),
-        };
+        let pt = util::target(cluster, &self.pods, ns);
         let pods: Vec<Value> = self
             .store
             .list(&pt, &ListOptions::default())
@@ -328,12 +313,7 @@ impl Controller {
         }
         let found = match self.catalog.by_kind(r.group(), &r.kind) {
             Some(info) => {
-                let t = Target {
-                    cluster,
-                    resource: info,
-                    namespace: Some(ns),
-                };
-                util::get_opt(&self.store, &t, &r.name).await?
+                util::get_opt(&self.store, &util::target(cluster, info, ns), &r.name).await?
             }
             None => None,
         };

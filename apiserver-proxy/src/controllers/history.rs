@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::util::{self, tolerate};
+use super::util;
 use crate::error::ApiError;
 use crate::registry::meta;
 use crate::registry::store::{Store, Target};
@@ -147,20 +147,7 @@ pub async fn truncate(
         .filter(|r| !live.contains(&meta::name(r)) && !live.contains(&hash_of(r)))
         .collect();
     let extra = (old.len() as i64 - limit.max(0)).max(0) as usize;
-    for r in &old[..extra] {
-        tolerate(
-            store
-                .delete(
-                    t,
-                    meta::name(r),
-                    &crate::registry::store::DeleteOptions {
-                        precondition_uid: Some(meta::uid(r).to_string()),
-                        ..Default::default()
-                    },
-                )
-                .await,
-        )?;
-    }
+    util::delete_all(store, t, &old[..extra]).await?;
     Ok(())
 }
 

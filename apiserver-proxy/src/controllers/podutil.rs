@@ -48,6 +48,20 @@ pub fn controller_ref(obj: &Value) -> Option<OwnerRef> {
     owner_refs(obj).into_iter().find(|r| r.controller)
 }
 
+/// A new pod from a pod `template` with the owner reference `owner`: the
+/// template's labels (always an object), annotations and finalizers, and
+/// its spec. The caller names it.
+pub fn pod_from_template(template: &Value, owner: Value) -> Value {
+    let mut metadata = serde_json::json!({"ownerReferences": [owner], "labels": {}});
+    for field in ["labels", "annotations", "finalizers"] {
+        if let Some(v) = template["metadata"].get(field).filter(|v| !v.is_null()) {
+            metadata[field] = v.clone();
+        }
+    }
+    serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
+        "spec": template["spec"]})
+}
+
 /// Whether a pod counts towards replicas: not being deleted and not
 /// finished.
 pub fn is_active(pod: &Value) -> bool {

@@ -27,13 +27,11 @@ use serde_json::{Value, json};
 
 use super::history::{self, CONTROLLER_REVISION_HASH};
 use super::podutil;
-use super::queue::WorkQueue;
 use super::util::{self, Item};
-use super::watch;
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
-use crate::registry::store::{Store, Target};
+use crate::registry::store::Store;
 use crate::server::ApiServer;
 
 /// The pod-name label of a StatefulSet's pods.
@@ -62,25 +60,23 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
             .get("apps", "v1", "controllerrevisions")?
             .clone(),
     });
-    let queue = WorkQueue::new("statefulsets", move |item: Item| {
-        let c = controller.clone();
-        async move { c.sync(&item.0, &item.1, &item.2).await }
-    });
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
+    Some(util::spawn_queue(
+        &api.store,
         "statefulsets",
-        move |change| {
-            if let Some(item) = util::self_or_controller(
-                &change,
+        move |item: Item| {
+            let c = controller.clone();
+            async move { c.sync(&item).await }
+        },
+        |change| {
+            util::self_or_controller(
+                change,
                 "apps/statefulsets",
                 "core/pods",
                 "apps",
                 "StatefulSet",
-            ) {
-                queue.enqueue(item);
-            }
+            )
         },
-    )))
+    ))
 }
 
 /// The ordinal of pod `pod_name` of StatefulSet `set`, if it is one.
@@ -126,22 +122,16 @@ pub struct Revisions {
 pub fn pod_for(set: &Value, template: &Value, revision: &str, ord: i64) -> Value {
     let set_name = meta::name(set);
     let name = format!("{set_name}-{ord}");
-    let mut metadata = json!({
-        "name": name,
-        "ownerReferences": [util::controller_ref_to(set, "apps/v1", "StatefulSet")],
-    });
-    for field in ["labels", "annotations", "finalizers"] {
-        if let Some(v) = template["metadata"].get(field).filter(|v| !v.is_null()) {
-            metadata[field] = v.clone();
-        }
-    }
-    if !metadata["labels"].is_object() {
-        metadata["labels"] = json!({});
-    }
+    let mut pod = podutil::pod_from_template(
+        template,
+        util::controller_ref_to(set, "apps/v1", "StatefulSet"),
+    );
+    let metadata = &mut pod["metadata"];
+    metadata["name"] = json!(name);
     metadata["labels"][POD_NAME] = json!(name);
     metadata["labels"][POD_INDEX] = json!(ord.to_string());
     metadata["labels"][CONTROLLER_REVISION_HASH] = json!(revision);
-    let mut spec = template["spec"].clone();
+    let spec = &mut pod["spec"];
     spec["hostname"] = json!(name);
     match set["spec"]["serviceName"]
         .as_str()
@@ -168,7 +158,7 @@ pub fn pod_for(set: &Value, template: &Value, revision: &str, ord: i64) -> Value
         }
         spec["volumes"] = json!(volumes);
     }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
+    pod
 }
 
 /// The claims pod `ord` of `set` needs (upstream's `getPersistentVolumeClaims`).
@@ -355,51 +345,31 @@ pub fn plan(set: &Value, pods: &[Value], rev: &Revisions, now: DateTime<Utc>) ->
         current_rev = update.to_string();
         cur = upd;
     }
-    let mut status = json!({"replicas": count, "availableReplicas": avail,
-        "currentRevision": current_rev, "updateRevision": update,
-        "collisionCount": set["status"]["collisionCount"].as_i64().unwrap_or(0)});
-    for (field, n) in [
-        ("readyReplicas", ready),
-        ("currentReplicas", cur),
-        ("updatedReplicas", upd),
-    ] {
-        if n > 0 {
-            status[field] = json!(n);
-        }
-    }
-    if let Some(g) = set["metadata"]["generation"].as_i64() {
-        status["observedGeneration"] = json!(g);
-    }
-    if let Some(c) = set["status"].get("conditions").filter(|c| !c.is_null()) {
-        status["conditions"] = c.clone();
-    }
+    let status = util::workload_status(
+        set,
+        json!({"replicas": count, "availableReplicas": avail,
+            "currentRevision": current_rev, "updateRevision": update,
+            "collisionCount": set["status"]["collisionCount"].as_i64().unwrap_or(0)}),
+        &[
+            ("readyReplicas", ready),
+            ("currentReplicas", cur),
+            ("updatedReplicas", upd),
+        ],
+    );
     p.status = status;
     p
 }
 
 impl Controller {
-    fn target<'a>(&self, cluster: &'a str, r: &'a ResourceInfo, ns: &'a str) -> Target<'a> {
-        Target {
-            cluster,
-            resource: r,
-            namespace: Some(ns),
-        }
-    }
-
-    async fn sync(
-        &self,
-        cluster: &str,
-        ns: &str,
-        name: &str,
-    ) -> Result<Option<Duration>, ApiError> {
-        let st = self.target(cluster, &self.statefulsets, ns);
+    async fn sync(&self, (cluster, ns, name): &Item) -> Result<Option<Duration>, ApiError> {
+        let st = util::target(cluster, &self.statefulsets, ns);
         let Some(set) = util::get_opt(&self.store, &st, name).await? else {
             return Ok(None);
         };
         if meta::is_deleting(&set) {
             return Ok(None);
         }
-        let rt = self.target(cluster, &self.revisions, ns);
+        let rt = util::target(cluster, &self.revisions, ns);
         let hist = history::sync(&self.store, &rt, &set, "apps/v1", "StatefulSet").await?;
         let update = (
             meta::name(&hist.update).to_string(),
@@ -411,11 +381,11 @@ impl Controller {
             .map(|r| (meta::name(r).to_string(), history::template(r)))
             .unwrap_or_else(|| update.clone());
         let rev = Revisions { current, update };
-        let pt = self.target(cluster, &self.pods, ns);
+        let pt = util::target(cluster, &self.pods, ns);
         let pods = util::owned_by(&self.store, &pt, meta::uid(&set)).await?;
         let p = plan(&set, &pods, &rev, Utc::now());
 
-        let ct = self.target(cluster, &self.claims, ns);
+        let ct = util::target(cluster, &self.claims, ns);
         let mut bodies = Vec::new();
         for (ord, at_current) in &p.create {
             for claim in claims_for(&set, *ord) {

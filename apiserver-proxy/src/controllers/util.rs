@@ -1,5 +1,7 @@
-//! Small helpers shared by the workload controllers: which object a watch
-//! change concerns, tolerated write races, and `metav1.Time` formatting.
+//! Small helpers shared by the workload controllers: starting a
+//! controller's queue on the shared watch, which object a watch change
+//! concerns, tolerated write races, reads and writes of owned objects and
+//! status, and `metav1.Time` formatting.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -10,6 +12,59 @@ use crate::error::ApiError;
 
 /// A work item: cluster, namespace, name.
 pub type Item = (String, String, String);
+
+/// Starts a controller: a [`super::queue::WorkQueue`] named `name`
+/// running `reconcile`, fed by the shared all-clusters watch through
+/// `interesting` (which must be cheap: it runs on the watch loop).
+pub fn spawn_queue<K, F, Fut>(
+    store: &crate::registry::store::Store,
+    name: &'static str,
+    reconcile: F,
+    mut interesting: impl FnMut(&Change<'_>) -> Option<K> + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    K: Clone + Eq + std::hash::Hash + Send + Sync + std::fmt::Debug + 'static,
+    F: Fn(K) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = super::queue::Outcome<ApiError>> + Send + 'static,
+{
+    let queue = super::queue::WorkQueue::new(name, reconcile);
+    tokio::spawn(super::watch::run(store.clone(), name, move |change| {
+        if let Some(k) = interesting(&change) {
+            queue.enqueue(k);
+        }
+    }))
+}
+
+/// The target of resource `r` in namespace `ns` of `cluster`.
+pub fn target<'a>(
+    cluster: &'a str,
+    r: &'a crate::registry::catalog::ResourceInfo,
+    ns: &'a str,
+) -> crate::registry::store::Target<'a> {
+    crate::registry::store::Target {
+        cluster,
+        resource: r,
+        namespace: Some(ns),
+    }
+}
+
+/// A workload's status: `base`, plus the `counts` that are not zero (as
+/// upstream omits them), `observedGeneration`, and the conditions the
+/// object already has (other writers own them).
+pub fn workload_status(obj: &Value, mut base: Value, counts: &[(&str, i64)]) -> Value {
+    for (field, n) in counts {
+        if *n > 0 {
+            base[*field] = serde_json::json!(n);
+        }
+    }
+    if let Some(g) = obj["metadata"]["generation"].as_i64() {
+        base["observedGeneration"] = serde_json::json!(g);
+    }
+    if let Some(c) = obj["status"].get("conditions").filter(|c| !c.is_null()) {
+        base["conditions"] = c.clone();
+    }
+    base
+}
 
 /// The object a controller reconciles for this change: the object itself
 /// when it is in `own_segment` (e.g. `batch/jobs`), or its controlling owner

@@ -105,6 +105,17 @@ impl Fixture {
         client_for(kubeconfig).await
     }
 
+    /// The root admin without kube-rs' default retries (it retries 429s,
+    /// with backoff, so a test could never see one).
+    pub async fn root_client_no_retry(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.running.root_kubeconfig).expect("kubeconfig");
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("config");
+        config.default_retry = false;
+        Client::try_from(config).expect("client")
+    }
+
     /// The root admin (`root.kubeconfig`) aimed at [`Fixture::url`]`(cluster)`.
     pub async fn root_client_at(&self, cluster: Option<&str>) -> Client {
         let kubeconfig = Kubeconfig::read_from(&self.running.root_kubeconfig).expect("kubeconfig");
@@ -133,6 +144,26 @@ pub async fn client_for(kubeconfig: Kubeconfig) -> Client {
         .await
         .expect("config");
     Client::try_from(config).expect("client")
+}
+
+/// Polls `check` every few milliseconds until it returns `Some`, or
+/// panics after `timeout` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// How long one request may take.
