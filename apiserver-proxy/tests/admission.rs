@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
@@ -239,6 +239,31 @@ async fn runtime_class_policy() {
     let m = replica_failure(&rss, "web").await;
     assert!(
         m.starts_with("pods \"web-\" is forbidden: ") && m.contains("\"runc\""),
+        "{m}"
+    );
+
+    // ... and a Deployment's in its own ReplicaFailure condition.
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "app"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "app"}},
+            "template": {"metadata": {"labels": {"app": "app"}},
+                "spec": {"runtimeClassName": "runc", "containers": [{"name": "c", "image": "nginx"}]}}}}))
+    .unwrap();
+    deployments.create(&pp, &d).await.unwrap();
+    let cond = wait_for("the Deployment's ReplicaFailure", WAIT, || async {
+        let d = serde_json::to_value(deployments.get("app").await.ok()?).ok()?;
+        d["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "ReplicaFailure")
+            .cloned()
+    })
+    .await;
+    assert_eq!(cond["reason"], "FailedCreate");
+    let m = cond["message"].as_str().unwrap_or_default();
+    assert!(
+        m.starts_with("pods \"app-") && m.contains("\"runc\""),
         "{m}"
     );
 

@@ -365,7 +365,7 @@ impl Controller {
                 format!("ReplicaSet \"{new_name}\" is progressing."),
             )
         };
-        let conditions = vec![
+        let mut conditions = vec![
             condition(
                 &d,
                 "Available",
@@ -383,6 +383,11 @@ impl Controller {
             ),
             condition(&d, "Progressing", !paused, p_reason, &p_message),
         ];
+        // Upstream's getReplicaFailures: the new ReplicaSet's failure to
+        // create pods (e.g. refused by admission) first, else an old one's.
+        if let Some(c) = new_rs.iter().chain(old.iter()).find_map(replica_failure) {
+            conditions.push(c);
+        }
         status["conditions"] = json!(conditions);
         if d["status"] != status {
             let result = self
@@ -521,6 +526,20 @@ impl Controller {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A ReplicaSet's `ReplicaFailure` condition as a Deployment condition
+/// (upstream's `ReplicaSetToDeploymentCondition`).
+fn replica_failure(rs: &Value) -> Option<Value> {
+    let c = rs["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "ReplicaFailure")?;
+    Some(json!({
+        "type": "ReplicaFailure", "status": c["status"],
+        "lastUpdateTime": c["lastTransitionTime"], "lastTransitionTime": c["lastTransitionTime"],
+        "reason": c["reason"], "message": c["message"],
+    }))
 }
 
 /// A Deployment condition; keeps the previous transition time while its
