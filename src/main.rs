@@ -47,14 +47,22 @@ enum Command {
         /// installed there).
         #[arg(long, env = "NESTKUBE_HOST_KUBECONFIG")]
         host_kubeconfig: Option<PathBuf>,
+        /// Host mode inside a pod of the host cluster: use the pod's
+        /// service account instead of a kubeconfig.
+        #[arg(long, conflicts_with = "host_kubeconfig")]
+        host_in_cluster: bool,
         /// Host mode: provision only the VirtualClusters matching this label
         /// selector (for several nestkube installs sharing one host).
-        #[arg(long, requires = "host_kubeconfig")]
+        #[arg(long)]
         host_selector: Option<String>,
         /// URL clients reach this server at, written into VirtualCluster
         /// endpoints and kubeconfigs (default: https://<listen address>).
         #[arg(long)]
         advertise_url: Option<String>,
+        /// Another DNS name or IP address for the serving certificate
+        /// (repeatable).
+        #[arg(long = "tls-san")]
+        tls_sans: Vec<String>,
     },
     /// Run nestkube on this machine: `serve` with data in ./.nestkube on
     /// 127.0.0.1:6443, create the VirtualCluster `demo`, then print how to use both.
@@ -198,13 +206,17 @@ async fn main() -> anyhow::Result<()> {
             storage_backend,
             etcd,
             host_kubeconfig,
+            host_in_cluster,
             host_selector,
             advertise_url,
+            tls_sans,
         } => {
             options = ServeOptions {
                 host_kubeconfig,
+                host_in_cluster,
                 host_selector,
                 advertise_url,
+                tls_sans,
             };
             (
                 ServeConfig {
@@ -229,7 +241,6 @@ async fn main() -> anyhow::Result<()> {
             true,
         ),
     };
-    let host_kubeconfig = options.host_kubeconfig.clone();
     let api_url = options.advertise_url.clone();
     let running = server::start_with(config.clone(), options)
         .await
@@ -240,16 +251,10 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
     // Copies what must run from each virtual cluster down to its parent
-    // (a served cluster, or the host of --host-kubeconfig).
-    let host = match &host_kubeconfig {
-        Some(path) => {
-            Some(nestkube_apiserver::controllers::host_virtualcluster::connect(path).await?)
-        }
-        None => None,
-    };
+    // (a served cluster, or the host of --host-kubeconfig/--host-in-cluster).
     nestkube_syncer::spawn_with(
         running.api.clone(),
-        host,
+        running.host.clone(),
         nestkube_syncer::Settings { api_url },
     );
     eprintln!("nestkube is serving on https://{}", running.local_addr);

@@ -95,6 +95,17 @@ pub async fn connect(path: &Path) -> Result<kube::Client, HostError> {
     kube::Client::try_from(config).map_err(|e| err(e.to_string()))
 }
 
+/// A client for the host cluster this process runs in (its pod's service
+/// account), for `--host-in-cluster`.
+pub async fn connect_in_cluster() -> Result<kube::Client, HostError> {
+    let err = |message: String| HostError::Config {
+        path: "in-cluster".into(),
+        message,
+    };
+    let config = kube::Config::incluster().map_err(|e| err(e.to_string()))?;
+    kube::Client::try_from(config).map_err(|e| err(e.to_string()))
+}
+
 /// A VirtualCluster on the host: `(namespace, name)`.
 type Key = (String, String);
 

@@ -72,6 +72,9 @@ pub struct ServeOptions {
     /// Host mode: provision the VirtualClusters of the host cluster this
     /// kubeconfig names ([`crate::controllers::host_virtualcluster`]).
     pub host_kubeconfig: Option<PathBuf>,
+    /// Host mode with the pod's in-cluster identity (service-account token
+    /// and `KUBERNETES_SERVICE_*`) instead of a kubeconfig.
+    pub host_in_cluster: bool,
     /// Host mode: provision only the VirtualClusters matching this label
     /// selector (several installs sharing one host).
     pub host_selector: Option<String>,
@@ -79,6 +82,9 @@ pub struct ServeOptions {
     /// endpoints and kubeconfigs (default `https://<bound address>`); its
     /// host is added to the serving certificate.
     pub advertise_url: Option<String>,
+    /// More DNS names or IP addresses for the serving certificate (e.g. a
+    /// Service's names in a host cluster).
+    pub tls_sans: Vec<String>,
 }
 
 /// A running server.
@@ -89,6 +95,8 @@ pub struct RunningServer {
     pub root_kubeconfig: PathBuf,
     /// The shared request handler (for in-process clients).
     pub api: Arc<ApiServer>,
+    /// A client of the host cluster in host mode (for the syncer).
+    pub host: Option<kube::Client>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -166,13 +174,20 @@ pub async fn start_with(
 ) -> Result<RunningServer, ServeError> {
     let host_client = match &options.host_kubeconfig {
         Some(path) => Some(crate::controllers::host_virtualcluster::connect(path).await?),
+        None if options.host_in_cluster => {
+            Some(crate::controllers::host_virtualcluster::connect_in_cluster().await?)
+        }
         None => None,
     };
     std::fs::create_dir_all(&config.data_dir)?;
     let pki_dir = config.data_dir.join("pki");
     let ca = Ca::load_or_create(&pki_dir, "ca", "nestkube-ca")?;
     let (mut names, mut ips) = serving_names(&config.listen);
-    if let Some(host) = options.advertise_url.as_deref().and_then(url_host) {
+    let advertised = options.advertise_url.as_deref().and_then(url_host);
+    for host in advertised
+        .into_iter()
+        .chain(options.tls_sans.iter().map(String::as_str))
+    {
         match host.parse::<IpAddr>() {
             Ok(ip) if !ips.contains(&ip) => ips.push(ip),
             Ok(_) => {}
@@ -243,7 +258,7 @@ pub async fn start_with(
         crate::controllers::provision::Claims::new(),
     );
     crate::controllers::virtualcluster::spawn(provisioner.clone());
-    if let Some(client) = host_client {
+    if let Some(client) = host_client.clone() {
         crate::controllers::host_virtualcluster::spawn(
             provisioner,
             client,
@@ -267,6 +282,7 @@ pub async fn start_with(
         local_addr,
         root_kubeconfig,
         api,
+        host: host_client,
         task,
     })
 }
