@@ -514,3 +514,93 @@ async fn runtime_classes_are_mirrored_from_the_parent() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tenants_with_the_same_names_stay_apart_and_changes_follow() {
+    let server = Server::start().await;
+    nestkube_syncer::spawn(server.running.api.clone(), None);
+    let (uid_a, a) = virtual_cluster(&server.root, "team-a").await;
+    let (uid_b, b) = virtual_cluster(&server.root, "team-b").await;
+    for c in [&a, &b] {
+        Api::<ConfigMap>::namespaced(c.clone(), "default")
+            .create(&PostParams::default(), &configmap("settings"))
+            .await
+            .unwrap();
+        Api::<Pod>::namespaced(c.clone(), "default")
+            .create(&PostParams::default(), &pod("web", "settings"))
+            .await
+            .unwrap();
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        }))
+        .unwrap();
+        Api::<Service>::namespaced(c.clone(), "default")
+            .create(&PostParams::default(), &svc)
+            .await
+            .unwrap();
+    }
+    let root_pods: Api<Pod> = Api::namespaced(server.root.clone(), "default");
+    let root_svcs: Api<Service> = Api::namespaced(server.root.clone(), "default");
+    let (pa, pb) = (
+        names::host_name("team-a", "default", "web"),
+        names::host_name("team-b", "default", "web"),
+    );
+    let (hpa, hpb, sa) = wait_for("both tenants' copies", || async {
+        Some((
+            js(&root_pods.get(&pa).await.ok()?),
+            js(&root_pods.get(&pb).await.ok()?),
+            js(&root_svcs.get(&pa).await.ok()?),
+        ))
+    })
+    .await;
+    assert_eq!(
+        hpa["metadata"]["labels"][names::VC_UID_LABEL],
+        uid_a.as_str()
+    );
+    assert_eq!(
+        hpb["metadata"]["labels"][names::VC_UID_LABEL],
+        uid_b.as_str()
+    );
+    // team-a's Service selects team-a's copy and not team-b's.
+    let selects = |sel: &Value, pod: &Value| {
+        sel.as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| pod["metadata"]["labels"][k] == *v)
+    };
+    assert!(selects(&sa["spec"]["selector"], &hpa));
+    assert!(!selects(&sa["spec"]["selector"], &hpb));
+
+    // Label and ConfigMap changes follow the virtual objects.
+    let vpods: Api<Pod> = Api::namespaced(a.clone(), "default");
+    vpods
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"tier": "front"}}})),
+        )
+        .await
+        .unwrap();
+    Api::<ConfigMap>::namespaced(a.clone(), "default")
+        .patch(
+            "settings",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"k": "changed"}})),
+        )
+        .await
+        .unwrap();
+    let root_cms: Api<ConfigMap> = Api::namespaced(server.root.clone(), "default");
+    let cm_a = names::host_name("team-a", "default", "settings");
+    let cm_b = names::host_name("team-b", "default", "settings");
+    wait_for("the label and the data to follow", || async {
+        let p = js(&root_pods.get(&pa).await.ok()?);
+        let cm = root_cms.get(&cm_a).await.ok()?;
+        (p["metadata"]["labels"]["label.tenancy.nestkube.io/tier"] == "front"
+            && cm.data?.get("k")? == "changed")
+            .then_some(())
+    })
+    .await;
+    // team-b's copy is untouched.
+    assert_eq!(root_cms.get(&cm_b).await.unwrap().data.unwrap()["k"], "v");
+}
