@@ -174,3 +174,126 @@ async fn pods_run_on_the_host() {
     })
     .await;
 }
+
+/// Installs the VirtualCluster CRD on the host (idempotent; another test
+/// process may be installing it too) and waits until it is served.
+fn install_crd(host: &nestkube_e2e::HostCluster) {
+    let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(nestkube_tenant_crds::CRD_YAML_PATH);
+    nestkube_e2e::wait_for(
+        "the VirtualCluster CRD applied",
+        std::time::Duration::from_secs(30),
+        || {
+            let args = [
+                std::ffi::OsStr::new("apply"),
+                std::ffi::OsStr::new("-f"),
+                crd.as_os_str(),
+            ];
+            host.kubectl(&args).status.success().then_some(())
+        },
+    );
+    host.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/virtualclusters.tenancy.nestkube.io",
+        "--timeout=30s",
+    ]);
+}
+
+/// The whole host mode: a VirtualCluster applied on the host is provisioned
+/// (`--host-kubeconfig`), its tenant's pod (through the kubeconfig Secret
+/// on the host) runs on the host, and deleting the VirtualCluster leaves
+/// nothing of it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_virtual_cluster_runs_its_pods_on_the_host() {
+    let Some(host) = nestkube_e2e::HostCluster::shared() else {
+        return;
+    };
+    install_crd(host);
+    let ns = host.namespace("syncer-vc");
+    let selector_value = nestkube_e2e::unique_name("syncer");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = nestkube_apiserver::server::start_with(
+        nestkube_apiserver::server::ServeConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            backend: Default::default(),
+        },
+        nestkube_apiserver::server::ServeOptions {
+            host_kubeconfig: Some(host.kubeconfig()),
+            host_selector: Some(format!("e2e.nestkube.io/test={selector_value}")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("start in host mode");
+    let host_client =
+        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
+    nestkube_syncer::spawn(running.api.clone(), Some(host_client.clone()));
+
+    let name = nestkube_e2e::unique_name("vc");
+    host.apply(&format!(
+        "apiVersion: tenancy.nestkube.io/v1alpha1\nkind: VirtualCluster\nmetadata:\n  name: {name}\n  namespace: {}\n  labels:\n    e2e.nestkube.io/test: {selector_value}\nspec: {{}}\n",
+        ns.name()
+    ));
+    let secrets: Api<Secret> = Api::namespaced(host_client.clone(), ns.name());
+    let secret = wait_for_within("the kubeconfig Secret on the host", 30, || async {
+        secrets.get(&format!("{name}-kubeconfig")).await.ok()
+    })
+    .await;
+    let doc = secret.data.unwrap()["value"].0.clone();
+    let tenant = client_for(
+        Kubeconfig::from_yaml(std::str::from_utf8(&doc).unwrap()).expect("tenant kubeconfig"),
+    )
+    .await;
+    let vc = host.get_json(&["vc", &name, "-n", ns.name()]);
+    let uid = vc["metadata"]["uid"].as_str().unwrap().to_string();
+
+    let vpods: Api<Pod> = Api::namespaced(tenant.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "main", "image": "nginx"}]},
+    }))
+    .unwrap();
+    wait_for_within("the tenant's pod to be created", 30, || async {
+        vpods.create(&PostParams::default(), &pod).await.ok()
+    })
+    .await;
+    let v = wait_for_within("the tenant's pod to run on the host", 60, || async {
+        let p = js(&vpods.get("web").await.ok()?);
+        (p["status"]["phase"] == "Running" && p["spec"]["nodeName"].is_string()).then_some(p)
+    })
+    .await;
+    let host_pods: Api<Pod> = Api::namespaced(host_client.clone(), ns.name());
+    let path = running
+        .api
+        .clusters
+        .paths()
+        .into_iter()
+        .find(|p| {
+            running
+                .api
+                .clusters
+                .get(p)
+                .and_then(|c| c.placement())
+                .is_some_and(|pl| pl.uid == uid)
+        })
+        .expect("the VirtualCluster's cluster");
+    let h = js(&host_pods
+        .get(&names::host_name(&path, "default", "web"))
+        .await
+        .expect("host pod"));
+    assert_eq!(v["status"]["podIP"], h["status"]["podIP"]);
+    assert_eq!(h["metadata"]["labels"][names::VC_UID_LABEL], uid.as_str());
+
+    host.kubectl_ok(&["delete", "vc", &name, "-n", ns.name(), "--wait=false"]);
+    let lp = ListParams::default().labels(&names::owner_selector(&uid));
+    wait_for_within("nothing of the VirtualCluster on the host", 60, || async {
+        let pods = host_pods.list(&lp).await.ok()?;
+        let secrets = secrets.list(&lp).await.ok()?;
+        (pods.items.is_empty() && secrets.items.is_empty()).then_some(())
+    })
+    .await;
+    running.abort();
+}
