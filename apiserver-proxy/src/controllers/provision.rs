@@ -395,6 +395,68 @@ pub fn keep_transition_times(new: &mut Value, old: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::pki::Ca;
+    use crate::auth::tokens::SigningKey;
+
+    async fn clusters() -> (tempfile::TempDir, Clusters, Store, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = nestkube_storage::Backend::default()
+            .open(dir.path())
+            .unwrap();
+        let store = Store::new(storage.clone());
+        let clusters = Clusters::load(
+            storage,
+            Ca::generate("root").unwrap(),
+            SigningKey::generate().unwrap(),
+        )
+        .await
+        .unwrap();
+        (dir, clusters, store, Catalog::builtin().unwrap())
+    }
+
+    fn owner(parent: Parent, namespace: &str) -> Owner {
+        Owner {
+            parent,
+            namespace: namespace.into(),
+            name: "a".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_path_one_owner_across_parents() {
+        let (_dir, clusters, store, catalog) = clusters().await;
+        let claims = Claims::new();
+        let host = owner(Parent::Host, "ns1");
+        let root = owner(Parent::Cluster(ROOT_CLUSTER.into()), "ns1");
+        assert_eq!(claims.claim(&clusters, "a", &host, false), Claim::Ours);
+        assert_eq!(claims.claim(&clusters, "a", &host, true), Claim::Ours);
+        assert_eq!(
+            claims.claim(&clusters, "a", &root, false),
+            Claim::Taken("VirtualCluster ns1/a on the host cluster".into())
+        );
+        assert!(claims.held_by_other("a", &root) && !claims.held_by_other("a", &host));
+        assert!(!claims.release("a", &root), "only the owner releases");
+        assert!(claims.release("a", &host));
+        // A served cluster nobody claims is not taken over without the finalizer.
+        clusters.create(&store, &catalog, "b").await.unwrap();
+        let b = Owner {
+            name: "b".into(),
+            ..host.clone()
+        };
+        assert_eq!(
+            claims.claim(&clusters, "b", &b, false),
+            Claim::Taken("an existing cluster".into())
+        );
+        assert_eq!(claims.claim(&clusters, "b", &b, true), Claim::Ours);
+        assert_eq!(
+            claims.claim(&clusters, ROOT_CLUSTER, &host, true),
+            Claim::Taken("the root cluster".into())
+        );
+        // Restored claims (the finalizer) win over later claimants.
+        claims.restore("c", &root);
+        claims.restore("c", &host);
+        assert!(claims.owns("c", &root));
+    }
 
     #[test]
     fn transition_times_survive_unchanged_conditions() {

@@ -371,3 +371,16 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<ApiS
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_hosts() {
+        assert_eq!(url_host("https://tenants.example.com"), Some("tenants.example.com"));
+        assert_eq!(url_host("https://10.0.0.1:6443/x"), Some("10.0.0.1"));
+        assert_eq!(url_host("https://[::1]:6443"), Some("::1"));
+        assert_eq!(url_host("https://"), None);
+    }
+}
