@@ -378,7 +378,10 @@ mod tests {
 
     #[test]
     fn url_hosts() {
-        assert_eq!(url_host("https://tenants.example.com"), Some("tenants.example.com"));
+        assert_eq!(
+            url_host("https://tenants.example.com"),
+            Some("tenants.example.com")
+        );
         assert_eq!(url_host("https://10.0.0.1:6443/x"), Some("10.0.0.1"));
         assert_eq!(url_host("https://[::1]:6443"), Some("::1"));
         assert_eq!(url_host("https://"), None);
