@@ -19,8 +19,10 @@
 //! Registering a plugin is one line in [`Admission::with_config`].
 
 pub mod hostescape;
+pub mod limitranger;
 pub mod mirrored;
 pub mod podsecurity;
+pub mod resourcequota;
 pub mod runtimeclass;
 pub mod serviceaccount;
 pub mod virtualcluster;
@@ -247,12 +249,14 @@ impl Admission {
         // Upstream's order where it applies: LimitRanger belongs before
         // ServiceAccount, ResourceQuota last.
         let plugins: Vec<Box<dyn Plugin>> = vec![
+            Box::new(limitranger::LimitRanger::new(catalog)),
             Box::new(serviceaccount::ServiceAccount::new(catalog)),
             Box::new(runtimeclass::RuntimeClassPolicy::new(catalog)),
             Box::new(virtualcluster::VirtualClusterPolicy::new(&config)),
             Box::new(hostescape::HostEscape),
             Box::new(podsecurity::PodSecurity::new(catalog)),
             Box::new(mirrored::Mirrored),
+            Box::new(resourcequota::ResourceQuota::new(catalog)),
         ];
         Self { clusters, plugins }
     }

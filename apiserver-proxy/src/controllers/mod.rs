@@ -19,6 +19,7 @@ pub mod podutil;
 pub mod provision;
 pub mod queue;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod util;

@@ -275,6 +275,7 @@ pub async fn start_with(
     crate::controllers::statefulset::spawn(&api);
     crate::controllers::daemonset::spawn(&api);
     crate::controllers::disruption::spawn(&api);
+    crate::controllers::resourcequota::spawn(&api);
     let acceptor = TlsAcceptor::from(tls_config(&serving)?);
     let task = tokio::spawn(accept_loop(listener, acceptor, api.clone()));
     tracing::info!(address = %local_addr, kubeconfig = %root_kubeconfig.display(), "nestkube API serving");

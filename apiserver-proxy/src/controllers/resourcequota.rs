@@ -1,0 +1,366 @@
+//! The ResourceQuota controller (upstream's `resourcequota` controller):
+//! `status.hard` (a copy of `spec.hard`) and `status.used` of every quota,
+//! counted from the namespace's objects — `pods`, `services`,
+//! `configmaps`, `secrets`, `persistentvolumeclaims`,
+//! `replicationcontrollers`, `resourcequotas`, `services.loadbalancers`,
+//! `services.nodeports`, `count/<resource>[.<group>]`, the pods'
+//! `requests.cpu`/`requests.memory` (also `cpu`/`memory`) and
+//! `limits.cpu`/`limits.memory`, and claims' `requests.storage`.
+//! [`usage`] is also what quota admission
+//! ([`crate::admission::resourcequota`]) compares against.
+//!
+//! Cluster-aware: one watch over all clusters; changes of objects are only
+//! looked at in namespaces that have a quota (tracked on the watch loop).
+//! Quota scopes and scope selectors are not evaluated (every object
+//! counts). This controller only ever writes ResourceQuota status.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::podutil;
+use super::util;
+use super::watch::{Change, ObjectKey};
+use crate::error::ApiError;
+use crate::registry::catalog::{Catalog, ResourceInfo};
+use crate::registry::kinds::quantity::{self, Nanos};
+use crate::registry::meta;
+use crate::registry::store::{ListOptions, Store};
+use crate::server::ApiServer;
+
+const ONE: Nanos = 1_000_000_000;
+
+/// Work of the controller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Item {
+    /// Recompute this quota (cluster, namespace, name).
+    Quota(String, String, String),
+    /// Something in this namespace changed: recompute its quotas.
+    Namespace(String, String),
+}
+
+struct Controller {
+    store: Store,
+    resources: Vec<Arc<ResourceInfo>>,
+    quotas: Arc<ResourceInfo>,
+}
+
+/// Starts the controller for every cluster `api` serves.
+pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+    let controller = Arc::new(Controller {
+        store: api.store.clone(),
+        resources: served(&api.catalog),
+        quotas: api.catalog.get("", "v1", "resourcequotas")?.clone(),
+    });
+    // (cluster, namespace) -> names of its quotas.
+    let mut with_quotas: HashMap<(String, String), HashSet<String>> = HashMap::new();
+    let interesting = move |change: &Change<'_>| {
+        if matches!(change, Change::Listing) {
+            with_quotas.clear();
+            return None;
+        }
+        let k = change.key().and_then(ObjectKey::parse)?;
+        let ns = (k.cluster.to_string(), k.namespace.to_string());
+        if k.segment == "core/resourcequotas" {
+            let names = with_quotas.entry(ns.clone()).or_default();
+            if change.current().is_some() {
+                names.insert(k.name.to_string());
+            } else {
+                names.remove(k.name);
+                if names.is_empty() {
+                    with_quotas.remove(&ns);
+                }
+            }
+            return Some(Item::Quota(ns.0, ns.1, k.name.to_string()));
+        }
+        (!k.namespace.is_empty() && with_quotas.contains_key(&ns))
+            .then_some(Item::Namespace(ns.0, ns.1))
+    };
+    Some(util::spawn_queue(
+        &api.store,
+        "resourcequota",
+        move |item: Item| {
+            let c = controller.clone();
+            async move { c.reconcile(item).await.map(|()| None) }
+        },
+        interesting,
+    ))
+}
+
+/// Formats an amount of resource `name` as upstream would print it
+/// (counts as integers, cpu in cores or millicores, memory and storage in
+/// the largest exact binary unit).
+pub fn format(name: &str, n: Nanos) -> String {
+    let is_bytes = name.ends_with("memory") || name.ends_with("storage");
+    if is_bytes && n % ONE == 0 && n != 0 {
+        let bytes = n / ONE;
+        for (unit, size) in [
+            ("Ti", 1i128 << 40),
+            ("Gi", 1 << 30),
+            ("Mi", 1 << 20),
+            ("Ki", 1 << 10),
+        ] {
+            if bytes % size == 0 {
+                return format!("{}{unit}", bytes / size);
+            }
+        }
+        return bytes.to_string();
+    }
+    if n % ONE == 0 {
+        (n / ONE).to_string()
+    } else if n % 1_000_000 == 0 {
+        format!("{}m", n / 1_000_000)
+    } else {
+        format!("{n}n")
+    }
+}
+
+fn q(v: &Value) -> Nanos {
+    v.as_str()
+        .and_then(quantity::parse)
+        .or_else(|| v.as_i64().map(|i| i as Nanos * ONE))
+        .or_else(|| v.as_f64().map(|f| (f * ONE as f64) as Nanos))
+        .unwrap_or(0)
+}
+
+/// A pod's effective `requests` or `limits` (`which`) of `resource`:
+/// the containers' sum, at least each init container's (upstream's
+/// `PodRequests`), plus the pod overhead.
+pub fn pod_amount(pod: &Value, which: &str, resource: &str) -> Nanos {
+    let spec = &pod["spec"];
+    let of = |c: &Value| q(&c["resources"][which][resource]);
+    let sum: Nanos = spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(of)
+        .sum();
+    let init = spec["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(of)
+        .max()
+        .unwrap_or(0);
+    sum.max(init) + q(&spec["overhead"][resource])
+}
+
+/// Whether a pod still counts against quota (not finished, not deleted).
+fn pod_counts(pod: &Value) -> bool {
+    podutil::is_active(pod)
+}
+
+/// What object `obj` of resource `r` adds to each of the quota resources
+/// `names` (upstream's evaluators' `Usage`).
+pub fn object_usage(r: &ResourceInfo, obj: &Value, names: &[String]) -> BTreeMap<String, Nanos> {
+    let mut out = BTreeMap::new();
+    let core = r.group.is_empty();
+    let is = |res: &str| core && r.resource == res;
+    if is("pods") && !pod_counts(obj) {
+        return out;
+    }
+    let count_key = if core {
+        format!("count/{}", r.resource)
+    } else {
+        format!("count/{}.{}", r.resource, r.group)
+    };
+    for name in names {
+        let n: Nanos = match name.as_str() {
+            n if n == count_key => ONE,
+            "pods"
+            | "services"
+            | "configmaps"
+            | "secrets"
+            | "persistentvolumeclaims"
+            | "replicationcontrollers"
+            | "resourcequotas"
+                if is(name) =>
+            {
+                ONE
+            }
+            "services.loadbalancers" if is("services") => {
+                ONE * (obj["spec"]["type"] == "LoadBalancer") as Nanos
+            }
+            "services.nodeports" if is("services") => {
+                let typed = matches!(
+                    obj["spec"]["type"].as_str(),
+                    Some("NodePort" | "LoadBalancer")
+                );
+                ONE * if typed {
+                    obj["spec"]["ports"].as_array().map_or(0, |p| p.len()) as Nanos
+                } else {
+                    0
+                }
+            }
+            "requests.cpu" | "cpu" if is("pods") => pod_amount(obj, "requests", "cpu"),
+            "requests.memory" | "memory" if is("pods") => pod_amount(obj, "requests", "memory"),
+            "limits.cpu" if is("pods") => pod_amount(obj, "limits", "cpu"),
+            "limits.memory" if is("pods") => pod_amount(obj, "limits", "memory"),
+            "requests.storage" if is("persistentvolumeclaims") => {
+                q(&obj["spec"]["resources"]["requests"]["storage"])
+            }
+            _ => 0,
+        };
+        if n != 0 {
+            out.insert(name.clone(), n);
+        }
+    }
+    out
+}
+
+/// The resource a quota name counts (`pods` -> pods, `count/deployments.apps`
+/// -> deployments.apps, `requests.cpu` -> pods).
+fn counted_resource<'c>(
+    resources: &'c [Arc<ResourceInfo>],
+    name: &str,
+) -> Option<&'c Arc<ResourceInfo>> {
+    let (group, resource) = match name.strip_prefix("count/") {
+        Some(rest) => match rest.split_once('.') {
+            Some((res, group)) => (group, res),
+            None => ("", rest),
+        },
+        None => match name {
+            "services.loadbalancers" | "services.nodeports" => ("", "services"),
+            "requests.storage" => ("", "persistentvolumeclaims"),
+            n if n.contains("cpu") || n.contains("memory") => ("", "pods"),
+            n => ("", n),
+        },
+    };
+    // The preferred version comes first.
+    resources
+        .iter()
+        .find(|r| r.group == group && r.resource == resource)
+}
+
+/// The current usage of quota resources `names` in namespace `ns` of
+/// `cluster`, counted from the objects (each resource listed once);
+/// `resources` are the served ones, preferred versions first
+/// ([`served`]).
+pub async fn usage(
+    store: &Store,
+    resources: &[Arc<ResourceInfo>],
+    cluster: &str,
+    ns: &str,
+    names: &[String],
+) -> Result<BTreeMap<String, Nanos>, ApiError> {
+    let mut used: BTreeMap<String, Nanos> = names.iter().map(|n| (n.clone(), 0)).collect();
+    let mut by_resource: BTreeMap<String, (Arc<ResourceInfo>, Vec<String>)> = BTreeMap::new();
+    for n in names {
+        if let Some(r) = counted_resource(resources, n) {
+            by_resource
+                .entry(r.storage_segment.clone())
+                .or_insert_with(|| (r.clone(), Vec::new()))
+                .1
+                .push(n.clone());
+        }
+    }
+    for (r, keys) in by_resource.values() {
+        let t = util::target(cluster, r, ns);
+        for obj in store.list(&t, &ListOptions::default()).await?.items {
+            for (k, v) in object_usage(r, &obj, keys) {
+                *used.entry(k).or_default() += v;
+            }
+        }
+    }
+    Ok(used)
+}
+
+/// The served resources, preferred versions first (what [`usage`] counts).
+pub fn served(catalog: &Catalog) -> Vec<Arc<ResourceInfo>> {
+    catalog.resources().cloned().collect()
+}
+
+/// The names a quota limits (`spec.hard`'s keys).
+pub fn hard_names(quota: &Value) -> Vec<String> {
+    quota["spec"]["hard"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+impl Controller {
+    async fn reconcile(&self, item: Item) -> Result<(), ApiError> {
+        match item {
+            Item::Quota(c, ns, name) => self.sync(&c, &ns, &name).await,
+            Item::Namespace(c, ns) => {
+                let t = util::target(&c, &self.quotas, &ns);
+                for quota in self.store.list(&t, &ListOptions::default()).await?.items {
+                    self.sync(&c, &ns, meta::name(&quota)).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn sync(&self, cluster: &str, ns: &str, name: &str) -> Result<(), ApiError> {
+        let t = util::target(cluster, &self.quotas, ns);
+        let Some(quota) = util::get_opt(&self.store, &t, name).await? else {
+            return Ok(());
+        };
+        if meta::is_deleting(&quota) {
+            return Ok(());
+        }
+        let names = hard_names(&quota);
+        let used = usage(&self.store, &self.resources, cluster, ns, &names).await?;
+        let used: serde_json::Map<String, Value> = used
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(format(k, *v))))
+            .collect();
+        let mut status = json!({"hard": quota["spec"]["hard"], "used": used});
+        if names.is_empty() {
+            status = json!({});
+        }
+        util::write_status(&self.store, &t, &quota, &status).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_upstream() {
+        assert_eq!(format("pods", 3 * ONE), "3");
+        assert_eq!(format("requests.cpu", 1500 * 1_000_000), "1500m");
+        assert_eq!(format("limits.cpu", 2 * ONE), "2");
+        assert_eq!(format("requests.memory", (256 << 20) * ONE), "256Mi");
+        assert_eq!(format("requests.memory", 0), "0");
+    }
+
+    #[test]
+    fn pod_requests_and_counts() {
+        let catalog = Catalog::builtin().unwrap();
+        let pods = catalog.get("", "v1", "pods").unwrap();
+        let pod = json!({"spec": {"containers": [
+            {"resources": {"requests": {"cpu": "250m", "memory": "64Mi"}, "limits": {"cpu": "1"}}},
+            {"resources": {"requests": {"cpu": "250m"}}}],
+            "initContainers": [{"resources": {"requests": {"cpu": "2"}}}]}});
+        let names: Vec<String> = [
+            "pods",
+            "requests.cpu",
+            "limits.cpu",
+            "requests.memory",
+            "count/pods",
+            "services",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let u = object_usage(pods, &pod, &names);
+        assert_eq!(u["pods"], ONE);
+        assert_eq!(u["count/pods"], ONE);
+        assert_eq!(format("requests.cpu", u["requests.cpu"]), "2");
+        assert_eq!(format("limits.cpu", u["limits.cpu"]), "1");
+        assert_eq!(format("requests.memory", u["requests.memory"]), "64Mi");
+        assert!(!u.contains_key("services"));
+        let done = json!({"spec": {}, "status": {"phase": "Succeeded"}});
+        assert!(object_usage(pods, &done, &names).is_empty());
+        let deploys = catalog.get("apps", "v1", "deployments").unwrap();
+        let u = object_usage(deploys, &json!({}), &["count/deployments.apps".to_string()]);
+        assert_eq!(u["count/deployments.apps"], ONE);
+        let all = served(&catalog);
+        assert!(counted_resource(&all, "count/deployments.apps").is_some());
+        assert!(counted_resource(&all, "requests.cpu").is_some_and(|r| r.resource == "pods"));
+    }
+}
