@@ -311,6 +311,45 @@ async fn pods_services_and_status_through_root() {
         root_pods.get(&again).await.ok()
     })
     .await;
+    // A copy deleted below a started pod (an eviction): the virtual pod
+    // goes too, as vcluster does; a pod that never started gets a new copy.
+    run_pod(&server.root, &again, "10.244.0.6").await;
+    wait_for("the second pod to run", || async {
+        (js(&vpods.get("again").await.ok()?)["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    root_pods
+        .delete(&again, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the evicted virtual pod to go", || async {
+        vpods
+            .get_opt("again")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    vpods
+        .create(&PostParams::default(), &pod("fresh", "settings"))
+        .await
+        .unwrap();
+    let fresh = names::host_name("team-a", "default", "fresh");
+    let first = wait_for("the copy of a fresh pod", || async {
+        root_pods.get(&fresh).await.ok()
+    })
+    .await;
+    root_pods
+        .delete(&fresh, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("a new copy of the pod that never started", || async {
+        let p = root_pods.get(&fresh).await.ok()?;
+        (p.metadata.uid != first.metadata.uid).then_some(())
+    })
+    .await;
+    assert!(vpods.get_opt("fresh").await.unwrap().is_some());
     virtual_clusters(&server.root, "default")
         .delete("team-a", &DeleteParams::default())
         .await
