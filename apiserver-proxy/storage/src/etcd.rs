@@ -44,6 +44,9 @@ use crate::{
 /// the whole etcd, whoever runs it.
 const COMPACT_KEY: &str = "compact_rev_key";
 
+/// Largest response accepted from etcd (lists and watch batches are single messages).
+const MAX_MESSAGE: usize = i32::MAX as usize;
+
 /// Where and how to reach etcd (`--etcd-*` flags).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EtcdConfig {
@@ -192,6 +195,16 @@ impl EtcdStorage {
         Ok(client.clone())
     }
 
+    /// A KV client that accepts responses of any size (a list of a large prefix is one message;
+    /// kube-apiserver lifts gRPC's 4 MiB default likewise).
+    async fn kv_client(&self) -> Result<etcd_client::KvClient, StorageError> {
+        Ok(self
+            .client()
+            .await?
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE))
+    }
+
     fn full(&self, key: &str) -> Vec<u8> {
         let mut k = Vec::with_capacity(self.inner.prefix.len() + key.len());
         k.extend_from_slice(self.inner.prefix.as_bytes());
@@ -326,13 +339,13 @@ async fn compactor(client: Client, interval: Duration) {
 #[async_trait::async_trait]
 impl Storage for EtcdStorage {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StorageError> {
-        let mut kv = self.client().await?.kv_client();
+        let mut kv = self.kv_client().await?;
         let resp = kv.get(self.full(key), None).await.map_err(be)?;
         resp.kvs().first().map(|kv| self.kv(kv)).transpose()
     }
 
     async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult, StorageError> {
-        let mut kv = self.client().await?.kv_client();
+        let mut kv = self.kv_client().await?;
         let full_prefix = self.full(prefix);
         let start = match opts.start_after.as_deref() {
             Some(after) if after >= prefix => {
@@ -363,7 +376,7 @@ impl Storage for EtcdStorage {
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, StorageError> {
-        let mut kv = self.client().await?.kv_client();
+        let mut kv = self.kv_client().await?;
         let k = self.full(key);
         let txn = Txn::new()
             .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
@@ -389,7 +402,7 @@ impl Storage for EtcdStorage {
         value: Bytes,
         expected: Revision,
     ) -> Result<KeyValue, StorageError> {
-        let mut kv = self.client().await?.kv_client();
+        let mut kv = self.kv_client().await?;
         let k = self.full(key);
         let txn = Txn::new()
             .when([self.existing(&k, expected)])
@@ -425,7 +438,7 @@ impl Storage for EtcdStorage {
         key: &str,
         expected: Revision,
     ) -> Result<(KeyValue, Revision), StorageError> {
-        let mut kv = self.client().await?.kv_client();
+        let mut kv = self.kv_client().await?;
         let k = self.full(key);
         let txn = Txn::new()
             .when([self.existing(&k, expected)])
@@ -451,7 +464,7 @@ impl Storage for EtcdStorage {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, StorageError> {
-        let mut kv = self.client().await?.kv_client();
+        let mut kv = self.kv_client().await?;
         let k = self.full(prefix);
         let end = prefix_end(&k);
         let resp = kv
@@ -472,14 +485,16 @@ impl Storage for EtcdStorage {
             .with_start_revision(start as i64);
         let stream = client
             .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE)
             .watch(k.clone(), Some(options))
             .await
             .map_err(be)?;
         let (sender, mut responses) = stream.split();
         // etcd reports a compacted start revision only asynchronously on the stream; a read at
         // the start revision tells now whether to wait for that report.
-        let probe = client
+        let probe = self
             .kv_client()
+            .await?
             .get(
                 k,
                 Some(
@@ -524,7 +539,7 @@ impl Storage for EtcdStorage {
     }
 
     async fn current_revision(&self) -> Result<Revision, StorageError> {
-        let mut kv = self.client().await?.kv_client();
+        let mut kv = self.kv_client().await?;
         let resp = kv
             .get(self.full("/"), Some(GetOptions::new().with_count_only()))
             .await
@@ -539,7 +554,7 @@ impl Storage for EtcdStorage {
         if target <= 1 {
             return Ok(());
         }
-        let mut kv = self.client().await?.kv_client();
+        let mut kv = self.kv_client().await?;
         match kv.compact(target as i64, None).await {
             Ok(_) => Ok(()),
             Err(e) if is_compacted(&e) => Ok(()),

@@ -180,3 +180,27 @@ async fn backend_flag_opens_etcd() {
         .expect("fails in time");
     assert!(matches!(res, Err(StorageError::Backend(_))), "{res:?}");
 }
+
+/// Responses above gRPC's 4 MiB default: a list of a large prefix, and one watch batch carrying
+/// the previous values of a large `delete_prefix`.
+#[tokio::test]
+async fn large_lists_and_watch_batches() {
+    let Some(etcd) = local_etcd().await else {
+        return;
+    };
+    let s = store(etcd.config("/nestkube")).await;
+    let big = Bytes::from(vec![7u8; 1 << 20]);
+    for i in 0..6 {
+        s.create(&format!("/big/{i}"), big.clone()).await.unwrap();
+    }
+    let list = s.list("/big/", ListOptions::default()).await.unwrap();
+    assert_eq!(list.items.len(), 6);
+    let mut w = s.watch("/big/", list.revision).await.unwrap();
+    assert_eq!(s.delete_prefix("/big/").await.unwrap(), 6);
+    for _ in 0..6 {
+        match next(&mut w).await {
+            WatchEvent::Delete { prev, .. } => assert_eq!(prev.value.len(), 1 << 20),
+            other => panic!("{other:?}"),
+        }
+    }
+}

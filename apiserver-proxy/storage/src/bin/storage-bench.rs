@@ -260,6 +260,18 @@ fn render(numbers: &[Numbers], fsync: (f64, f64)) -> String {
          six runs on this VM the 16-writer rate ranged 6.7k–15.2k/s for sled and 3.5k–8.2k/s for \
          redb, the low ends while concurrent builds loaded both cores.\n",
     );
+    if numbers
+        .iter()
+        .any(|n| matches!(n.backend, Backend::Etcd(_)))
+    {
+        s.push_str(
+            "\netcd: a local single-member etcd v3.6 (the binary `e2e/setup` builds) on the same \
+             disk with its default durability (one fsync per raft batch, so concurrent writers \
+             share it too), reached over gRPC on loopback: gets, lists and watches pay a round \
+             trip and protobuf, which the embedded backends do not; in exchange several nestkube \
+             replicas can share it.\n",
+        );
+    }
     s
 }
 
