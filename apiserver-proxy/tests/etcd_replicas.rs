@@ -1,6 +1,6 @@
 //! Two nestkube API servers over one etcd (`--storage-backend etcd`), sharing the PKI: a write
 //! through one is listed, watched and compare-and-swapped through the other, with one
-//! `resourceVersion` space. Starts a throwaway etcd from the binary `e2e/setup` builds; without
+//! `resourceVersion` space; only the first holds the controllers' lease. Starts a throwaway etcd from the binary `e2e/setup` builds; without
 //! it the test fails, unless `NESTKUBE_E2E=0`, where it prints SKIPPED and passes.
 
 use std::path::Path;
@@ -12,7 +12,8 @@ use kube::Client;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use kube::config::Kubeconfig;
 use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
-use nestkube_storage::{Backend, LocalEtcd};
+use nestkube_storage::lease::CONTROLLERS_LEASE;
+use nestkube_storage::{Backend, LocalEtcd, Storage};
 
 mod common;
 
@@ -58,7 +59,7 @@ async fn two_replicas_over_one_etcd() {
         .await
         .unwrap_or_else(|e| panic!("this test needs etcd: {e}"));
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (_a, client_a) = replica(da.path(), &etcd).await;
+    let (a, client_a) = replica(da.path(), &etcd).await;
     // Replicas share the PKI (as they would share a mounted secret).
     copy_dir(&da.path().join("pki"), &db.path().join("pki"));
     let (_b, client_b) = replica(db.path(), &etcd).await;
@@ -112,4 +113,26 @@ async fn two_replicas_over_one_etcd() {
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(on_a.get("shared").await.unwrap().data.unwrap()["k"], "2");
+
+    // Controllers run on one replica: the first one took the controllers' lease.
+    let storage = nestkube_storage::EtcdStorage::new(
+        etcd.config("/nestkube"),
+        nestkube_storage::StorageConfig::default(),
+    );
+    let lease = tokio::time::timeout(T, async {
+        loop {
+            if let Some(kv) = storage.get(CONTROLLERS_LEASE).await.expect("read lease") {
+                return kv;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a replica takes the controllers' lease");
+    let holder = String::from_utf8_lossy(&lease.value).to_string();
+    assert!(
+        holder.contains(&a.local_addr.to_string()),
+        "lease held by {holder}, not the first replica {}",
+        a.local_addr
+    );
 }

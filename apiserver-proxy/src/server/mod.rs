@@ -243,39 +243,24 @@ pub async fn start_with(
         patch_schema: load_patch_schema(),
         server_address: display_addr(&local_addr),
     });
-    tokio::spawn(crate::controllers::namespace::run(
-        api.store.clone(),
-        api.catalog.clone(),
-    ));
     let base_url = options
         .advertise_url
         .clone()
         .unwrap_or_else(|| format!("https://{}", display_addr(&local_addr)));
-    let provisioner = crate::controllers::provision::Provisioner::new(
-        &api,
-        ca.pair.cert_pem.clone(),
+    let controllers = Controllers {
+        api: api.clone(),
+        server_ca_pem: ca.pair.cert_pem.clone(),
         base_url,
-        crate::controllers::provision::Claims::new(),
-    );
-    crate::controllers::virtualcluster::spawn(provisioner.clone());
-    if let Some(client) = host_client.clone() {
-        crate::controllers::host_virtualcluster::spawn(
-            provisioner,
-            client,
-            options.host_selector.clone(),
-        );
+        host: host_client.clone(),
+        host_selector: options.host_selector.clone(),
+    };
+    if matches!(config.backend, nestkube_storage::Backend::Etcd(_)) {
+        // Replicas share the store: only the holder of the controllers'
+        // lease runs them.
+        spawn_controllers_when_leader(controllers, &local_addr);
+    } else {
+        controllers.spawn();
     }
-    crate::controllers::serviceaccount::spawn(&api, ca.pair.cert_pem.clone());
-    crate::controllers::garbagecollector::spawn(&api);
-    crate::controllers::replicaset::spawn(&api);
-    crate::controllers::deployment::spawn(&api);
-    crate::controllers::job::spawn(&api);
-    crate::controllers::cronjob::spawn(&api);
-    crate::controllers::endpoints::spawn(&api);
-    crate::controllers::statefulset::spawn(&api);
-    crate::controllers::daemonset::spawn(&api);
-    crate::controllers::disruption::spawn(&api);
-    crate::controllers::resourcequota::spawn(&api);
     let acceptor = TlsAcceptor::from(tls_config(&serving)?);
     let task = tokio::spawn(accept_loop(listener, acceptor, api.clone()));
     tracing::info!(address = %local_addr, kubeconfig = %root_kubeconfig.display(), "nestkube API serving");
@@ -286,6 +271,73 @@ pub async fn start_with(
         host: host_client,
         task,
     })
+}
+
+/// What the controllers need; started on every server, or with a shared
+/// store (etcd) only on the replica holding the controllers' lease.
+struct Controllers {
+    api: Arc<ApiServer>,
+    server_ca_pem: String,
+    base_url: String,
+    host: Option<kube::Client>,
+    host_selector: Option<String>,
+}
+
+impl Controllers {
+    fn spawn(self) {
+        tokio::spawn(crate::controllers::namespace::run(
+            self.api.store.clone(),
+            self.api.catalog.clone(),
+        ));
+        let provisioner = crate::controllers::provision::Provisioner::new(
+            &self.api,
+            self.server_ca_pem.clone(),
+            self.base_url,
+            crate::controllers::provision::Claims::new(),
+        );
+        crate::controllers::virtualcluster::spawn(provisioner.clone());
+        if let Some(client) = self.host {
+            crate::controllers::host_virtualcluster::spawn(provisioner, client, self.host_selector);
+        }
+        crate::controllers::serviceaccount::spawn(&self.api, self.server_ca_pem);
+        crate::controllers::garbagecollector::spawn(&self.api);
+        crate::controllers::replicaset::spawn(&self.api);
+        crate::controllers::deployment::spawn(&self.api);
+        crate::controllers::job::spawn(&self.api);
+        crate::controllers::cronjob::spawn(&self.api);
+        crate::controllers::endpoints::spawn(&self.api);
+        crate::controllers::statefulset::spawn(&self.api);
+        crate::controllers::daemonset::spawn(&self.api);
+        crate::controllers::disruption::spawn(&self.api);
+        crate::controllers::resourcequota::spawn(&self.api);
+    }
+}
+
+/// Competes for the controllers' lease in the shared store
+/// (`nestkube_storage::lease`) and starts the controllers once this replica
+/// holds it. Losing the lease ends the process (as kube-controller-manager
+/// does): its controllers may still be acting, and a supervisor restarts it
+/// as a candidate.
+fn spawn_controllers_when_leader(controllers: Controllers, local_addr: &SocketAddr) {
+    use nestkube_storage::lease::{LeaderElection, LeaseConfig};
+    let holder = format!(
+        "{}/{}/{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "nestkube".to_string()),
+        local_addr,
+        uuid::Uuid::new_v4()
+    );
+    let storage = controllers.api.store.storage().clone();
+    tokio::spawn(async move {
+        let mut election = LeaderElection::start(storage, LeaseConfig::controllers(holder.clone()));
+        if !election.acquired().await {
+            return;
+        }
+        tracing::info!(holder = %holder, "holding the controllers' lease; starting controllers");
+        controllers.spawn();
+        election.lost().await;
+        tracing::error!(holder = %holder, "lost the controllers' lease; exiting");
+        std::process::exit(1);
+    });
 }
 
 fn display_addr(addr: &SocketAddr) -> String {
