@@ -81,7 +81,7 @@ impl Syncer {
 
 /// One event of a parent's watches.
 enum Watched {
-    Pod(Result<Event<Pod>, watcher::Error>),
+    Pod(Box<Result<Event<Pod>, watcher::Error>>),
     /// A RuntimeClass event (whether it was not an error).
     RuntimeClass(bool),
 }
@@ -93,7 +93,7 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     let config = watcher::Config::default().labels(&names::managed_selector());
     let pods = watcher::watcher(pods, config)
         .default_backoff()
-        .map(Watched::Pod);
+        .map(|e| Watched::Pod(Box::new(e)));
     let rcs: Api<RuntimeClass> = Api::all(client);
     let rcs = watcher::watcher(rcs, watcher::Config::default())
         .default_backoff()
@@ -102,7 +102,7 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     tracing::info!(parent = ?parent, "syncer: watching the parent's pods and RuntimeClasses");
     while let Some(event) = events.next().await {
         let event = match event {
-            Watched::Pod(e) => e,
+            Watched::Pod(e) => *e,
             Watched::RuntimeClass(ok) => {
                 if ok {
                     for cluster in syncer.children_of(&parent) {

@@ -643,3 +643,78 @@ async fn tenants_with_the_same_names_stay_apart_and_changes_follow() {
     // team-b's copy is untouched.
     assert_eq!(root_cms.get(&cm_b).await.unwrap().data.unwrap()["k"], "v");
 }
+
+/// Throughput: N pods of two clusters down, and their statuses up (prints
+/// the times; `-- --nocapture` to see them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_pods_down_and_up() {
+    const N: usize = 100;
+    let server = Server::start().await;
+    nestkube_syncer::spawn(server.running.api.clone(), None);
+    let (uid_a, a) = virtual_cluster(&server.root, "team-a").await;
+    let (uid_b, b) = virtual_cluster(&server.root, "team-b").await;
+    let root_pods: Api<Pod> = Api::namespaced(server.root.clone(), "default");
+    let started = Instant::now();
+    let mut creates = Vec::new();
+    for (i, c) in (0..N).map(|i| (i, if i % 2 == 0 { &a } else { &b })) {
+        let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": format!("p{i}")},
+            "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+        }))
+        .unwrap();
+        creates.push(tokio::spawn(async move {
+            pods.create(&PostParams::default(), &p).await.unwrap();
+        }));
+    }
+    for c in creates {
+        c.await.unwrap();
+    }
+    let created = started.elapsed();
+    let count = |uid: String| {
+        let root_pods = root_pods.clone();
+        async move {
+            root_pods
+                .list(&ListParams::default().labels(&names::owner_selector(&uid)))
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(0)
+        }
+    };
+    wait_for("every copy", || async {
+        (count(uid_a.clone()).await + count(uid_b.clone()).await == N).then_some(())
+    })
+    .await;
+    let down = started.elapsed();
+    let started = Instant::now();
+    for i in 0..N {
+        let cluster = if i % 2 == 0 { "team-a" } else { "team-b" };
+        run_pod(
+            &server.root,
+            &names::host_name(cluster, "default", &format!("p{i}")),
+            "10.244.9.9",
+        )
+        .await;
+    }
+    let written = started.elapsed();
+    let running = |c: Client| async move {
+        Api::<Pod>::namespaced(c, "default")
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter(|p| js(p)["status"]["phase"] == "Running")
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    wait_for("every virtual pod Running", || async {
+        (running(a.clone()).await + running(b.clone()).await == N).then_some(())
+    })
+    .await;
+    eprintln!(
+        "{N} pods: created in {created:?}, all copies after {down:?}; {N} statuses written in {written:?}, all virtual Running after {:?}",
+        started.elapsed()
+    );
+}
