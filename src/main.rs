@@ -252,11 +252,24 @@ async fn main() -> anyhow::Result<()> {
         })?;
     // Copies what must run from each virtual cluster down to its parent
     // (a served cluster, or the host of --host-kubeconfig/--host-in-cluster).
-    nestkube_syncer::spawn_with(
-        running.api.clone(),
-        running.host.clone(),
-        nestkube_syncer::Settings { api_url },
-    );
+    let settings = nestkube_syncer::Settings { api_url };
+    if matches!(config.backend, nestkube_storage::Backend::Etcd(_)) {
+        // Replicas share the store: only the holder of the syncer's lease syncs.
+        let holder = format!(
+            "{}/{}/{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "nestkube".to_string()),
+            running.local_addr,
+            std::process::id()
+        );
+        nestkube_syncer::spawn_when_leader(
+            running.api.clone(),
+            running.host.clone(),
+            settings,
+            holder,
+        );
+    } else {
+        nestkube_syncer::spawn_with(running.api.clone(), running.host.clone(), settings);
+    }
     eprintln!("nestkube is serving on https://{}", running.local_addr);
     eprintln!(
         "root cluster kubeconfig: {}",

@@ -150,6 +150,39 @@ pub fn spawn(api: Arc<ApiServer>, host: Option<kube::Client>) -> Arc<Syncer> {
     spawn_with(api, host, Settings::default())
 }
 
+/// Storage key of the syncer's lease (replicas sharing one store).
+pub const SYNCER_LEASE: &str = "/_leases/syncer";
+
+/// [`spawn_with`] on only one of several replicas sharing a store (etcd):
+/// competes for [`SYNCER_LEASE`] and starts the syncer once this replica
+/// holds it. Losing the lease ends the process, as losing the controllers'
+/// lease does: this syncer may still be writing, and a supervisor restarts
+/// the replica as a candidate. `holder` names this replica uniquely.
+pub fn spawn_when_leader(
+    api: Arc<ApiServer>,
+    host: Option<kube::Client>,
+    settings: Settings,
+    holder: String,
+) {
+    use nestkube_storage::lease::{LeaderElection, LeaseConfig};
+    let config = LeaseConfig {
+        key: SYNCER_LEASE.to_string(),
+        ..LeaseConfig::controllers(holder.clone())
+    };
+    let storage = api.store.storage().clone();
+    tokio::spawn(async move {
+        let mut election = LeaderElection::start(storage, config);
+        if !election.acquired().await {
+            return;
+        }
+        tracing::info!(holder = %holder, "holding the syncer's lease; starting the syncer");
+        let _syncer = spawn_with(api, host, settings);
+        election.lost().await;
+        tracing::error!(holder = %holder, "lost the syncer's lease; exiting");
+        std::process::exit(1);
+    });
+}
+
 /// [`spawn`] with [`Settings`].
 pub fn spawn_with(
     api: Arc<ApiServer>,

@@ -718,3 +718,29 @@ async fn many_pods_down_and_up() {
         started.elapsed()
     );
 }
+
+/// With replicas sharing a store, the syncer runs once its lease is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_lease_holder_syncs() {
+    let server = Server::start().await;
+    let api = server.running.api.clone();
+    nestkube_syncer::spawn_when_leader(api.clone(), None, Default::default(), "first".into());
+    let (_, team) = virtual_cluster(&server.root, "team-a").await;
+    Api::<Pod>::namespaced(team.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "web"},
+                "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let root_pods: Api<Pod> = Api::namespaced(server.root.clone(), "default");
+    let hname = names::host_name("team-a", "default", "web");
+    wait_for("the copy made by the lease holder", || async {
+        root_pods.get(&hname).await.ok()
+    })
+    .await;
+}
