@@ -611,13 +611,23 @@ async fn tenants_with_the_same_names_stay_apart_and_changes_follow() {
     assert!(selects(&sa["spec"]["selector"], &hpa));
     assert!(!selects(&sa["spec"]["selector"], &hpb));
 
-    // Label and ConfigMap changes follow the virtual objects.
+    // Label, image and ConfigMap changes follow the virtual objects.
     let vpods: Api<Pod> = Api::namespaced(a.clone(), "default");
     vpods
         .patch(
             "web",
             &PatchParams::default(),
             &Patch::Merge(json!({"metadata": {"labels": {"tier": "front"}}})),
+        )
+        .await
+        .unwrap();
+    vpods
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(
+                json!({"spec": {"containers": [{"name": "main", "image": "busybox:2"}]}}),
+            ),
         )
         .await
         .unwrap();
@@ -632,10 +642,11 @@ async fn tenants_with_the_same_names_stay_apart_and_changes_follow() {
     let root_cms: Api<ConfigMap> = Api::namespaced(server.root.clone(), "default");
     let cm_a = names::host_name("team-a", "default", "settings");
     let cm_b = names::host_name("team-b", "default", "settings");
-    wait_for("the label and the data to follow", || async {
+    wait_for("the label, the image and the data to follow", || async {
         let p = js(&root_pods.get(&pa).await.ok()?);
         let cm = root_cms.get(&cm_a).await.ok()?;
         (p["metadata"]["labels"]["label.tenancy.nestkube.io/tier"] == "front"
+            && p["spec"]["containers"][0]["image"] == "busybox:2"
             && cm.data?.get("k")? == "changed")
             .then_some(())
     })

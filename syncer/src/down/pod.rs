@@ -22,7 +22,7 @@
 //! its virtual pod had started (scheduled, running or with a host IP) was
 //! deleted or evicted below, and the virtual pod is deleted too (as vcluster
 //! does, so its controller replaces it); a finished virtual pod is never
-//! started again. Status comes back up in [`crate::down::status`], and the
+//! started again. Label and image changes follow the virtual pod. Status comes back up in [`crate::down::status`], and the
 //! virtual pod is bound to its copy's node ([`crate::down::binding`]).
 
 use std::time::Duration;
@@ -185,6 +185,15 @@ pub(crate) async fn sync(
         )
         .await?;
     }
+    // Images are the part of a running pod's spec that may change.
+    if let Some(patch) = image_patch(&vpod, &hpod) {
+        hapi.patch(
+            &hname,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Strategic(patch),
+        )
+        .await?;
+    }
     let refresh = token::ensure(ctx, &vpod, &hpod).await?;
     status::up(&vapi, &vpod, &hpod).await?;
     let node = hpod["spec"]["nodeName"].as_str().unwrap_or("");
@@ -192,6 +201,26 @@ pub(crate) async fn sync(
         binding::bind(s, &ctx.cluster, ns, name, vuid, node).await?;
     }
     Ok(refresh)
+}
+
+/// The strategic merge patch that gives copy `hpod` the container images of
+/// `vpod` (`None`: they are the same).
+fn image_patch(vpod: &Value, hpod: &Value) -> Option<Value> {
+    let mut patch = json!({});
+    for key in ["initContainers", "containers"] {
+        let changed: Vec<Value> = each(&vpod["spec"][key])
+            .filter_map(|c| {
+                let image = c["image"].as_str()?;
+                let host = each(&hpod["spec"][key]).find(|h| h["name"] == c["name"])?;
+                (host["image"].as_str() != Some(image))
+                    .then(|| json!({"name": c["name"], "image": image}))
+            })
+            .collect();
+        if !changed.is_empty() {
+            patch["spec"][key] = Value::Array(changed);
+        }
+    }
+    patch.get("spec").is_some().then_some(patch)
 }
 
 /// Whether `metadata.deletionTimestamp` is set.
