@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 
 use super::history::{self, CONTROLLER_REVISION_HASH};
 use super::podutil;
+use super::queue::Outcome;
 use super::util;
 use super::watch::{Change, ObjectKey};
 use crate::error::ApiError;
@@ -62,23 +63,26 @@ struct Controller {
 /// Starts the controller for every cluster `api` serves (`None` when the
 /// catalog lacks one of the resources it uses).
 pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+    let [daemonsets, pods, nodes, revisions] = util::resources(
+        &api.catalog,
+        [
+            "apps/daemonsets",
+            "pods",
+            "nodes",
+            "apps/controllerrevisions",
+        ],
+    )?;
     let controller = Arc::new(Controller {
         store: api.store.clone(),
-        daemonsets: api.catalog.get("apps", "v1", "daemonsets")?.clone(),
-        pods: api.catalog.get("", "v1", "pods")?.clone(),
-        nodes: api.catalog.get("", "v1", "nodes")?.clone(),
-        revisions: api
-            .catalog
-            .get("apps", "v1", "controllerrevisions")?
-            .clone(),
+        daemonsets,
+        pods,
+        nodes,
+        revisions,
     });
-    Some(util::spawn_queue(
+    Some(util::spawn_controller(
         &api.store,
         "daemonsets",
-        move |item: Item| {
-            let c = controller.clone();
-            async move { c.reconcile(item).await }
-        },
+        controller,
         interesting,
     ))
 }
@@ -410,7 +414,8 @@ pub fn plan(ds: &Value, hash: &str, nodes: &[Value], pods: &[Value]) -> Plan {
     p
 }
 
-impl Controller {
+#[async_trait::async_trait]
+impl util::Reconciler<Item> for Controller {
     async fn reconcile(&self, item: Item) -> Result<Option<Duration>, ApiError> {
         match item {
             Item::DaemonSet(c, ns, name) => self.sync(&c, &ns, &name).await,
@@ -428,13 +433,10 @@ impl Controller {
             }
         }
     }
+}
 
-    async fn sync(
-        &self,
-        cluster: &str,
-        ns: &str,
-        name: &str,
-    ) -> Result<Option<Duration>, ApiError> {
+impl Controller {
+    async fn sync(&self, cluster: &str, ns: &str, name: &str) -> Outcome<ApiError> {
         let t = |r| Target {
             cluster,
             resource: r,

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::podutil;
+use super::queue::Outcome;
 use super::util::{self, fmt_time, parse_time};
 use super::watch::{Change, ObjectKey};
 use crate::error::ApiError;
@@ -55,14 +56,12 @@ struct Controller {
 /// Starts the controller for every cluster `api` serves (`None` when the
 /// catalog lacks budgets or pods).
 pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+    let [budgets, pods] = util::resources(&api.catalog, ["policy/poddisruptionbudgets", "pods"])?;
     let controller = Arc::new(Controller {
         store: api.store.clone(),
         catalog: api.catalog.clone(),
-        budgets: api
-            .catalog
-            .get("policy", "v1", "poddisruptionbudgets")?
-            .clone(),
-        pods: api.catalog.get("", "v1", "pods")?.clone(),
+        budgets,
+        pods,
     });
     // (cluster, namespace) -> names of its budgets.
     let mut with_budgets: HashMap<(String, String), HashSet<String>> = HashMap::new();
@@ -90,13 +89,10 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
             _ => None,
         }
     };
-    Some(util::spawn_queue(
+    Some(util::spawn_controller(
         &api.store,
         "disruption",
-        move |item: Item| {
-            let c = controller.clone();
-            async move { c.reconcile(item).await }
-        },
+        controller,
         interesting,
     ))
 }
@@ -205,7 +201,8 @@ pub fn status_for(
     (status, requeue)
 }
 
-impl Controller {
+#[async_trait::async_trait]
+impl util::Reconciler<Item> for Controller {
     async fn reconcile(&self, item: Item) -> Result<Option<Duration>, ApiError> {
         match item {
             Item::Budget(c, ns, name) => self.sync(&c, &ns, &name).await,
@@ -221,14 +218,11 @@ impl Controller {
             }
         }
     }
+}
 
+impl Controller {
     /// Recomputes budget `name` of namespace `ns` of `cluster`.
-    async fn sync(
-        &self,
-        cluster: &str,
-        ns: &str,
-        name: &str,
-    ) -> Result<Option<Duration>, ApiError> {
+    async fn sync(&self, cluster: &str, ns: &str, name: &str) -> Outcome<ApiError> {
         let bt = util::target(cluster, &self.budgets, ns);
         let Some(budget) = util::get_opt(&self.store, &bt, name).await? else {
             return Ok(None);

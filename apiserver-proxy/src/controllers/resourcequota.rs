@@ -77,13 +77,10 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
         (!k.namespace.is_empty() && with_quotas.contains_key(&ns))
             .then_some(Item::Namespace(ns.0, ns.1))
     };
-    Some(util::spawn_queue(
+    Some(util::spawn_controller(
         &api.store,
         "resourcequota",
-        move |item: Item| {
-            let c = controller.clone();
-            async move { c.reconcile(item).await.map(|()| None) }
-        },
+        controller,
         interesting,
     ))
 }
@@ -279,8 +276,15 @@ pub fn hard_names(quota: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+#[async_trait::async_trait]
+impl util::Reconciler<Item> for Controller {
+    async fn reconcile(&self, item: Item) -> super::queue::Outcome<ApiError> {
+        self.sync_item(item).await.map(|()| None)
+    }
+}
+
 impl Controller {
-    async fn reconcile(&self, item: Item) -> Result<(), ApiError> {
+    async fn sync_item(&self, item: Item) -> Result<(), ApiError> {
         match item {
             Item::Quota(c, ns, name) => self.sync(&c, &ns, &name).await,
             Item::Namespace(c, ns) => {

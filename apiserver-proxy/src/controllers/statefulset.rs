@@ -50,23 +50,26 @@ struct Controller {
 /// Starts the controller for every cluster `api` serves (`None` when the
 /// catalog lacks one of the resources it manages).
 pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+    let [statefulsets, pods, claims, revisions] = util::resources(
+        &api.catalog,
+        [
+            "apps/statefulsets",
+            "pods",
+            "persistentvolumeclaims",
+            "apps/controllerrevisions",
+        ],
+    )?;
     let controller = Arc::new(Controller {
         store: api.store.clone(),
-        statefulsets: api.catalog.get("apps", "v1", "statefulsets")?.clone(),
-        pods: api.catalog.get("", "v1", "pods")?.clone(),
-        claims: api.catalog.get("", "v1", "persistentvolumeclaims")?.clone(),
-        revisions: api
-            .catalog
-            .get("apps", "v1", "controllerrevisions")?
-            .clone(),
+        statefulsets,
+        pods,
+        claims,
+        revisions,
     });
-    Some(util::spawn_queue(
+    Some(util::spawn_controller(
         &api.store,
         "statefulsets",
-        move |item: Item| {
-            let c = controller.clone();
-            async move { c.sync(&item).await }
-        },
+        controller,
         |change| {
             util::self_or_controller(
                 change,
@@ -358,6 +361,13 @@ pub fn plan(set: &Value, pods: &[Value], rev: &Revisions, now: DateTime<Utc>) ->
     );
     p.status = status;
     p
+}
+
+#[async_trait::async_trait]
+impl util::Reconciler<Item> for Controller {
+    async fn reconcile(&self, item: Item) -> Result<Option<Duration>, ApiError> {
+        self.sync(&item).await
+    }
 }
 
 impl Controller {

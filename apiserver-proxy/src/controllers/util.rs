@@ -13,26 +13,51 @@ use crate::error::ApiError;
 /// A work item: cluster, namespace, name.
 pub type Item = (String, String, String);
 
-/// Starts a controller: a [`super::queue::WorkQueue`] named `name`
-/// running `reconcile`, fed by the shared all-clusters watch through
+/// A controller's reconcile of one key of its queue.
+#[async_trait::async_trait]
+pub trait Reconciler<K: Send + 'static>: Send + Sync + 'static {
+    /// Brings the world in line for `key`; may ask to run again later.
+    async fn reconcile(&self, key: K) -> super::queue::Outcome<ApiError>;
+}
+
+/// Starts `controller`: a [`super::queue::WorkQueue`] named `name` running
+/// its [`Reconciler`], fed by the shared all-clusters watch through
 /// `interesting` (which must be cheap: it runs on the watch loop).
-pub fn spawn_queue<K, F, Fut>(
+pub fn spawn_controller<K, C>(
     store: &crate::registry::store::Store,
     name: &'static str,
-    reconcile: F,
+    controller: std::sync::Arc<C>,
     mut interesting: impl FnMut(&Change<'_>) -> Option<K> + Send + 'static,
 ) -> tokio::task::JoinHandle<()>
 where
     K: Clone + Eq + std::hash::Hash + Send + Sync + std::fmt::Debug + 'static,
-    F: Fn(K) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = super::queue::Outcome<ApiError>> + Send + 'static,
+    C: Reconciler<K>,
 {
-    let queue = super::queue::WorkQueue::new(name, reconcile);
+    let queue = super::queue::WorkQueue::new(name, move |key: K| {
+        let c = controller.clone();
+        async move { c.reconcile(key).await }
+    });
     tokio::spawn(super::watch::run(store.clone(), name, move |change| {
         if let Some(k) = interesting(&change) {
             queue.enqueue(k);
         }
     }))
+}
+
+/// The served `v1` resources named `group/resource` (`"apps/statefulsets"`,
+/// `"pods"` for core), in order; `None` if one is not served.
+pub fn resources<const N: usize>(
+    catalog: &crate::registry::catalog::Catalog,
+    names: [&str; N],
+) -> Option<[std::sync::Arc<crate::registry::catalog::ResourceInfo>; N]> {
+    let found: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let (group, resource) = n.split_once('/').unwrap_or(("", n));
+            catalog.get(group, "v1", resource).cloned()
+        })
+        .collect::<Option<_>>()?;
+    found.try_into().ok()
 }
 
 /// The target of resource `r` in namespace `ns` of `cluster`.
