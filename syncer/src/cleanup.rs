@@ -26,7 +26,13 @@ use crate::parents::owner_of;
 use crate::{Kind, ParentKey, SyncError, Syncer, names};
 
 /// Every kind the syncer copies.
-const KINDS: [Kind; 4] = [Kind::Pod, Kind::Service, Kind::ConfigMap, Kind::Secret];
+const KINDS: [Kind; 5] = [
+    Kind::Pod,
+    Kind::Service,
+    Kind::ConfigMap,
+    Kind::Secret,
+    Kind::PersistentVolumeClaim,
+];
 
 /// Lists `kind` with label selector `selector` as JSON.
 async fn list(
@@ -79,7 +85,7 @@ pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
     let Some(ctx) = s.ctx(cluster)? else {
         return Ok(());
     };
-    for kind in [Kind::Pod, Kind::Service] {
+    for kind in [Kind::Pod, Kind::Service, Kind::PersistentVolumeClaim] {
         for obj in list(&api_all(&ctx.virt, kind), "").await? {
             s.enqueue_object(kind, cluster, meta(&obj, "namespace"), meta(&obj, "name"));
         }

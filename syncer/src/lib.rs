@@ -14,7 +14,8 @@
 //!
 //! What is synced: pods (with the ConfigMaps and Secrets they reference and
 //! a service-account token issued by the virtual cluster), pod status up,
-//! Services (down, with the parent's cluster IP taken back up), the
+//! Services (down, with the parent's cluster IP taken back up),
+//! PersistentVolumeClaims (down, status up), the
 //! parent's RuntimeClasses mirrored up ([`mirror`]). Cleanup:
 //! a placement that disappears deletes everything labelled with its
 //! VirtualCluster's uid ([`cleanup`]); every (re)start reconciles all.
@@ -69,6 +70,8 @@ pub enum Kind {
     ConfigMap,
     /// `v1/Secret` (only those referenced by pods).
     Secret,
+    /// `v1/PersistentVolumeClaim`.
+    PersistentVolumeClaim,
 }
 
 impl Kind {
@@ -78,6 +81,7 @@ impl Kind {
             "core/services" => Kind::Service,
             "core/configmaps" => Kind::ConfigMap,
             "core/secrets" => Kind::Secret,
+            "core/persistentvolumeclaims" => Kind::PersistentVolumeClaim,
             _ => return None,
         })
     }
@@ -400,6 +404,7 @@ impl Syncer {
                     Kind::ConfigMap | Kind::Secret => {
                         down::config::sync(&ctx, kind, &namespace, &name).await
                     }
+                    Kind::PersistentVolumeClaim => down::pvc::sync(&ctx, &namespace, &name).await,
                 };
                 match result {
                     // The cluster went away during the reconcile: its

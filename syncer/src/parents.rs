@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
@@ -81,28 +81,57 @@ impl Syncer {
 
 /// One event of a parent's watches.
 enum Watched {
+    /// A copied pod changed (or the watch (re)listed, or failed).
     Pod(Box<Result<Event<Pod>, watcher::Error>>),
+    /// A copied claim changed (its status comes up).
+    Claim(Option<Value>),
     /// A RuntimeClass event (whether it was not an error).
     RuntimeClass(bool),
 }
 
-/// Watches the pods the syncer owns in `parent`, and its RuntimeClasses,
-/// until aborted.
+/// The object of a watch event, as JSON.
+fn touched<K: serde::Serialize>(e: &Result<Event<K>, watcher::Error>) -> Option<Value> {
+    match e {
+        Ok(Event::Apply(o) | Event::InitApply(o) | Event::Delete(o)) => {
+            serde_json::to_value(o).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Watches what the syncer owns in `parent` (pods, claims) and its
+/// RuntimeClasses, until aborted.
 pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::Client) {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let config = watcher::Config::default().labels(&names::managed_selector());
-    let pods = watcher::watcher(pods, config)
+    let managed = || watcher::Config::default().labels(&names::managed_selector());
+    let pods = watcher::watcher(Api::<Pod>::all(client.clone()), managed())
         .default_backoff()
         .map(|e| Watched::Pod(Box::new(e)));
-    let rcs: Api<RuntimeClass> = Api::all(client);
-    let rcs = watcher::watcher(rcs, watcher::Config::default())
+    let claims = watcher::watcher(Api::<PersistentVolumeClaim>::all(client.clone()), managed())
+        .default_backoff()
+        .map(|e| Watched::Claim(touched(&e)));
+    let rcs = watcher::watcher(Api::<RuntimeClass>::all(client), watcher::Config::default())
         .default_backoff()
         .map(|e| Watched::RuntimeClass(e.is_ok()));
-    let mut events = futures::stream::select(pods, rcs).boxed();
-    tracing::info!(parent = ?parent, "syncer: watching the parent's pods and RuntimeClasses");
+    let mut events = futures::stream::select(futures::stream::select(pods, claims), rcs).boxed();
+    tracing::info!(parent = ?parent, "syncer: watching the parent's copies and RuntimeClasses");
+    let copy_changed = |kind: Kind, obj: &Value| {
+        let Some(owner) = owner_of(obj) else {
+            return;
+        };
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
+        if syncer.owns(&parent, ns, &owner) {
+            syncer.enqueue_object(kind, &owner.cluster, &owner.namespace, &owner.name);
+        }
+    };
     while let Some(event) = events.next().await {
         let event = match event {
             Watched::Pod(e) => *e,
+            Watched::Claim(obj) => {
+                if let Some(obj) = obj {
+                    copy_changed(Kind::PersistentVolumeClaim, &obj);
+                }
+                continue;
+            }
             Watched::RuntimeClass(ok) => {
                 if ok {
                     for cluster in syncer.children_of(&parent) {
@@ -112,26 +141,18 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
                 continue;
             }
         };
+        if let Some(obj) = touched(&event) {
+            copy_changed(Kind::Pod, &obj);
+            continue;
+        }
         match event {
-            Ok(Event::Apply(pod) | Event::InitApply(pod) | Event::Delete(pod)) => {
-                let Ok(obj) = serde_json::to_value(&pod) else {
-                    continue;
-                };
-                let Some(owner) = owner_of(&obj) else {
-                    continue;
-                };
-                let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
-                if syncer.owns(&parent, ns, &owner) {
-                    syncer.enqueue_object(Kind::Pod, &owner.cluster, &owner.namespace, &owner.name);
-                }
-            }
-            Ok(Event::Init) => {}
             Ok(Event::InitDone) => syncer.enqueue(Item::Sweep {
                 parent: parent.clone(),
             }),
             Err(e) => {
                 tracing::warn!(parent = ?parent, error = %e, "syncer: parent watch failed; retrying")
             }
+            Ok(_) => {}
         }
     }
 }

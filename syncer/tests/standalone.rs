@@ -755,3 +755,85 @@ async fn the_lease_holder_syncs() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_go_down_and_their_status_comes_up() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let server = Server::start().await;
+    nestkube_syncer::spawn(server.running.api.clone(), None);
+    let (_, team) = virtual_cluster(&server.root, "team-a").await;
+    let vpvcs: Api<PersistentVolumeClaim> = Api::namespaced(team.clone(), "default");
+    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
+            "resources": {"requests": {"storage": "1Gi"}}},
+    }))
+    .unwrap();
+    vpvcs.create(&PostParams::default(), &pvc).await.unwrap();
+    let root_pvcs: Api<PersistentVolumeClaim> = Api::namespaced(server.root.clone(), "default");
+    let hname = names::host_name("team-a", "default", "data");
+    let copy = wait_for("the claim's copy", || async {
+        root_pvcs.get(&hname).await.ok()
+    })
+    .await;
+    let c = js(&copy);
+    assert_eq!(c["spec"]["storageClassName"], "fast");
+    assert_eq!(c["spec"]["resources"]["requests"]["storage"], "1Gi");
+    // The parent binds it: the virtual claim shows it.
+    root_pvcs
+        .patch_status(
+            &hname,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
+                "capacity": {"storage": "1Gi"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for("the virtual claim to be Bound", || async {
+        (js(&vpvcs.get("data").await.ok()?)["status"]["phase"] == "Bound").then_some(())
+    })
+    .await;
+    // A pod mounting it mounts the copy.
+    let p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "db"},
+        "spec": {"containers": [{"name": "main", "image": "postgres"}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]},
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(team.clone(), "default")
+        .create(&PostParams::default(), &p)
+        .await
+        .unwrap();
+    let root_pods: Api<Pod> = Api::namespaced(server.root.clone(), "default");
+    let hp = wait_for("the pod's copy", || async {
+        root_pods
+            .get(&names::host_name("team-a", "default", "db"))
+            .await
+            .ok()
+    })
+    .await;
+    let volumes = js(&hp)["spec"]["volumes"].clone();
+    assert!(
+        volumes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["persistentVolumeClaim"]["claimName"] == hname.as_str()),
+        "{volumes}"
+    );
+    vpvcs
+        .delete("data", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the claim's copy to go", || async {
+        root_pvcs
+            .get_opt(&hname)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}

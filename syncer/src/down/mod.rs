@@ -1,6 +1,7 @@
 //! Down sync: virtual objects copied into the parent, one module per kind
 //! ([`pod`], [`config`] for the ConfigMaps and Secrets pods reference,
-//! [`token`] for the service-account token a pod runs with, [`service`]).
+//! [`token`] for the service-account token a pod runs with, [`service`],
+//! [`pvc`]).
 //! Each reconcile is keyed by the virtual object and goes both ways for it
 //! (copy down, status or cluster IP up), so one key is never reconciled by
 //! two tasks at once.
@@ -13,13 +14,14 @@
 pub mod binding;
 pub mod config;
 pub mod pod;
+pub mod pvc;
 pub mod service;
 pub mod status;
 pub mod token;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams, Preconditions};
 use serde_json::{Value, json};
 
@@ -32,6 +34,7 @@ pub(crate) fn api(client: &kube::Client, kind: Kind, ns: &str) -> Api<DynamicObj
         Kind::Service => ApiResource::erase::<Service>(&()),
         Kind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
         Kind::Secret => ApiResource::erase::<Secret>(&()),
+        Kind::PersistentVolumeClaim => ApiResource::erase::<PersistentVolumeClaim>(&()),
     };
     Api::namespaced_with(client.clone(), ns, &ar)
 }
@@ -43,6 +46,7 @@ pub(crate) fn api_all(client: &kube::Client, kind: Kind) -> Api<DynamicObject> {
         Kind::Service => ApiResource::erase::<Service>(&()),
         Kind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
         Kind::Secret => ApiResource::erase::<Secret>(&()),
+        Kind::PersistentVolumeClaim => ApiResource::erase::<PersistentVolumeClaim>(&()),
     };
     Api::all_with(client.clone(), &ar)
 }

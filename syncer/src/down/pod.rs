@@ -3,8 +3,8 @@
 //! The copy ([`translate`]) has the translated name, the virtual labels
 //! carried over under [`names::LABEL_DOMAIN`], the owner labels and
 //! annotations, and the virtual spec with every reference translated:
-//! ConfigMap and Secret volumes, projected sources, env and envFrom refs,
-//! imagePullSecrets. It never runs with a credential of the parent: its
+//! ConfigMap, Secret and PersistentVolumeClaim volumes, projected sources,
+//! env and envFrom refs, imagePullSecrets. It never runs with a credential of the parent: its
 //! service account is the parent's `default` with
 //! `automountServiceAccountToken: false`, and the projected service-account
 //! token is replaced by a Secret holding a token the *virtual* cluster
@@ -361,6 +361,7 @@ pub(crate) fn translate(ctx: &Ctx, vpod: &Value, endpoint: &Endpoint) -> Value {
     each_mut(at(&mut spec, &["volumes"]), |v| {
         rename(at(v, &["configMap", "name"]), &tr);
         rename(at(v, &["secret", "secretName"]), &tr);
+        rename(at(v, &["persistentVolumeClaim", "claimName"]), &tr);
         each_mut(at(v, &["downwardAPI", "items"]), |i| {
             field_ref(at(i, &["fieldRef"]))
         });
