@@ -305,6 +305,70 @@ async fn statefulset_rolling_update_respects_partition() {
     .await;
 }
 
+#[tokio::test]
+async fn statefulset_rollout_undo_returns_to_an_older_revision() {
+    let (f, client) = server().await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let revs: Api<ControllerRevision> = Api::namespaced(client.clone(), "default");
+    sts.create(
+        &PostParams::default(),
+        &statefulset("web", 1, json!({"podManagementPolicy": "Parallel"})),
+    )
+    .await
+    .expect("create statefulset");
+    expect_pods(&pods, "app=web", &["web-0"]).await;
+    sts.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "c", "image": "nginx:2"}]}}}})),
+    )
+    .await
+    .expect("update template");
+    wait_for("two revisions", WAIT, || async {
+        let list = revs.list(&ListParams::default()).await.ok()?;
+        (list.items.len() == 2).then_some(())
+    })
+    .await;
+    let kubeconfig = f.running.root_kubeconfig.clone();
+    let undo = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["rollout", "undo", "sts/web"])
+            .output()
+            .ok()
+    })
+    .await
+    .unwrap();
+    let Some(out) = undo else {
+        eprintln!("note: kubectl not run");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "kubectl rollout undo: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = |s: &StatefulSet| {
+        let template = s.spec.template.spec.as_ref();
+        template.and_then(|p| p.containers[0].image.clone())
+    };
+    assert_eq!(
+        image(&sts.get("web").await.unwrap()).as_deref(),
+        Some("nginx:1")
+    );
+    // The first revision becomes the newest again (number 3).
+    wait_for("revision 1 renumbered to 3", WAIT, || async {
+        let st = sts.get("web").await.ok()?.status?;
+        let rev = revs.get(st.update_revision.as_deref()?).await.ok()?;
+        (rev.revision == Some(3)).then_some(())
+    })
+    .await;
+}
+
 /// Runs `kubectl rollout status <what>` against the fixture's server in
 /// the background; `None` when kubectl is not installed.
 fn kubectl_rollout_status(
