@@ -16,7 +16,8 @@
 //! a service-account token issued by the virtual cluster), pod status up,
 //! Services (down, with the parent's cluster IP taken back up),
 //! PersistentVolumeClaims (down, status up), the
-//! parent's RuntimeClasses mirrored up ([`mirror`]). Cleanup:
+//! parent's RuntimeClasses and the Nodes pods are bound to mirrored up
+//! ([`mirror`]). Cleanup:
 //! a placement that disappears deletes everything labelled with its
 //! VirtualCluster's uid ([`cleanup`]); every (re)start reconciles all.
 //!
@@ -101,6 +102,8 @@ pub(crate) enum Item {
     Resync { cluster: String },
     /// Mirror the parent's RuntimeClasses into `cluster`.
     RuntimeClasses { cluster: String },
+    /// Mirror the parent's Nodes `cluster`'s pods are bound to.
+    Nodes { cluster: String },
     /// Delete every parent object of VirtualCluster `uid`.
     Cleanup {
         parent: ParentKey,
@@ -321,6 +324,14 @@ impl Syncer {
             for (kind, name) in down::pod::references(&pod) {
                 self.enqueue_object(kind, k.cluster, k.namespace, &name);
             }
+            if pod["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty())
+            {
+                self.enqueue(Item::Nodes {
+                    cluster: k.cluster.to_string(),
+                });
+            }
         }
         // Referenced ConfigMaps and Secrets are synced by their pods'
         // reconciles; only their later changes need one of their own.
@@ -421,10 +432,17 @@ impl Syncer {
                 self.enqueue(Item::RuntimeClasses {
                     cluster: cluster.clone(),
                 });
+                self.enqueue(Item::Nodes {
+                    cluster: cluster.clone(),
+                });
                 cleanup::resync(&self, &cluster).await.map(|()| None)
             }
             Item::RuntimeClasses { cluster } => match self.ctx(&cluster)? {
                 Some(ctx) => mirror::sync_runtime_classes(&ctx).await.map(|()| None),
+                None => Ok(None),
+            },
+            Item::Nodes { cluster } => match self.ctx(&cluster)? {
+                Some(ctx) => mirror::sync_nodes(&ctx).await,
                 None => Ok(None),
             },
             Item::Cleanup {

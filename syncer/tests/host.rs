@@ -122,8 +122,20 @@ async fn pods_run_on_the_host() {
             .is_some_and(|ip| !ip.is_empty())
     );
     assert_eq!(v["status"]["hostIP"], running["status"]["hostIP"]);
-    // Bound as the scheduler bound the host pod.
+    // Bound as the scheduler bound the host pod, and that node is mirrored.
     assert_eq!(v["spec"]["nodeName"], node.as_str());
+    let vnodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(api.client_for(&cluster));
+    let mirrored = wait_for_within("the node mirrored with its status", 30, || async {
+        let n = vnodes.get(&node).await.ok()?;
+        js(&n)["status"]["allocatable"].is_object().then_some(n)
+    })
+    .await;
+    let m = js(&mirrored);
+    assert_eq!(
+        m["metadata"]["labels"]["tenancy.nestkube.io/mirrored"],
+        "true"
+    );
+    assert!(m["status"]["allocatable"]["cpu"].is_string(), "{m}");
     eprintln!(
         "host: virtual create -> host pod {created:?}; host Running -> virtual Running {up:?}; node {node}; virtual nodeName {}",
         v["spec"]["nodeName"]
@@ -145,6 +157,11 @@ async fn pods_run_on_the_host() {
             .then_some(())
         },
     )
+    .await;
+
+    wait_for_within("the node no pod is bound to to go", 30, || async {
+        vnodes.get_opt(&node).await.unwrap().is_none().then_some(())
+    })
     .await;
 
     // A second pod, then the cluster goes: nothing of it stays on the host.

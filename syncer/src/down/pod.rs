@@ -199,6 +199,9 @@ pub(crate) async fn sync(
     let node = hpod["spec"]["nodeName"].as_str().unwrap_or("");
     if !node.is_empty() && vpod["spec"]["nodeName"].as_str().unwrap_or("").is_empty() {
         binding::bind(s, &ctx.cluster, ns, name, vuid, node).await?;
+        s.enqueue(crate::Item::Nodes {
+            cluster: ctx.cluster.clone(),
+        });
     }
     Ok(refresh)
 }
