@@ -261,7 +261,10 @@ async fn connect(config: &EtcdConfig) -> Result<Client, StorageError> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
-        .with_keep_alive_while_idle(false);
+        .with_keep_alive_while_idle(false)
+        // A member cut off from its cluster's leader fails requests (and ends watches) instead
+        // of serving stale reads or silently stalling (kube-apiserver's WithRequireLeader).
+        .with_require_leader(true);
     if let Some(tls) = &config.tls {
         let mut t = TlsOptions::new();
         if let Some(ca) = &tls.ca_file {
