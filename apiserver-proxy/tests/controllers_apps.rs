@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::api::{
-    Api, EvictParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+    Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
 };
 use serde_json::{Value, json};
 
@@ -303,6 +304,61 @@ async fn statefulset_rolling_update_respects_partition() {
             .then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn statefulset_adopts_orphaned_pods() {
+    let (_f, client) = server().await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    sts.create(
+        &PostParams::default(),
+        &statefulset("web", 2, json!({"podManagementPolicy": "Parallel"})),
+    )
+    .await
+    .expect("create statefulset");
+    let before = expect_pods(&pods, "app=web", &["web-0", "web-1"]).await;
+    // kubectl delete --cascade=orphan, then create it again.
+    sts.delete("web", &DeleteParams::orphan())
+        .await
+        .expect("orphan delete");
+    wait_for("pods orphaned", WAIT, || async {
+        let got = active_pods(&pods, "app=web").await;
+        let orphans = got
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .owner_references
+                    .as_ref()
+                    .is_none_or(|r| r.is_empty())
+            })
+            .count();
+        (orphans == 2 && sts.get_opt("web").await.ok()?.is_none()).then_some(())
+    })
+    .await;
+    let created = sts
+        .create(
+            &PostParams::default(),
+            &statefulset("web", 2, json!({"podManagementPolicy": "Parallel"})),
+        )
+        .await
+        .expect("create statefulset again");
+    let uid = created.metadata.uid.unwrap();
+    let after = wait_for("pods adopted", WAIT, || async {
+        let got = active_pods(&pods, "app=web").await;
+        got.iter()
+            .all(|p| {
+                p.metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|r| r.iter().any(|r| r.uid == uid && r.controller == Some(true)))
+            })
+            .then_some(got)
+    })
+    .await;
+    let uids =
+        |ps: &[Pod]| -> Vec<Option<String>> { ps.iter().map(|p| p.metadata.uid.clone()).collect() };
+    assert_eq!(uids(&after), uids(&before), "the same pods, not new ones");
 }
 
 #[tokio::test]

@@ -16,8 +16,9 @@
 //! go to the store (no cache).
 //!
 //! Simplifications: `maxSurge` is not honoured (pods are replaced within
-//! `maxUnavailable` only); failed pods are replaced at once (no backoff);
-//! orphans are not adopted. This controller never touches a pod it does
+//! `maxUnavailable` only); failed pods are replaced at once (no backoff).
+//! Orphans the selector matches are adopted at the DaemonSet's next
+//! reconcile, owned pods that stop matching are released. This controller never touches a pod it does
 //! not control, nor anything outside its DaemonSet's cluster and namespace;
 //! it never writes Nodes.
 
@@ -459,7 +460,19 @@ impl Controller {
         };
         let nodes = self.store.list(&nt, &ListOptions::default()).await?.items;
         let pt = t(&self.pods);
-        let pods = util::owned_by(&self.store, &pt, meta::uid(&ds)).await?;
+        let selector = podutil::selector(&ds["spec"]["selector"]).filter(|s| !s.is_empty());
+        let pods = util::claim(
+            &self.store,
+            &pt,
+            &ds,
+            util::controller_ref_to(&ds, "apps/v1", "DaemonSet"),
+            |p| {
+                selector
+                    .as_ref()
+                    .is_some_and(|s| s.matches(&meta::labels(p)))
+            },
+        )
+        .await?;
         let p = plan(&ds, &hash, &nodes, &pods);
         let bodies = p.create.iter().map(|n| pod_for(&ds, &hash, n)).collect();
         util::create_all(&self.store, &pt, bodies).await?;

@@ -58,7 +58,21 @@ pub async fn sync(
     api_version: &str,
     kind: &str,
 ) -> Result<History, ApiError> {
-    let mut revisions = util::owned_by(store, t, meta::uid(owner)).await?;
+    // Orphaned revisions the selector matches are adopted (an owner
+    // deleted with `--cascade=orphan` and created again).
+    let selector = super::podutil::selector(&owner["spec"]["selector"]).filter(|s| !s.is_empty());
+    let mut revisions = util::claim(
+        store,
+        t,
+        owner,
+        util::controller_ref_to(owner, api_version, kind),
+        |r| {
+            selector
+                .as_ref()
+                .is_some_and(|s| s.matches(&meta::labels(r)))
+        },
+    )
+    .await?;
     revisions.sort_by_key(number);
     let template = &owner["spec"]["template"];
     let collisions = owner["status"]["collisionCount"].as_i64().unwrap_or(0);

@@ -13,8 +13,13 @@
 //! the pods they control; a short task per StatefulSet being reconciled.
 //! Reads go to the store (no cache, no expectations).
 //!
-//! Simplifications: orphan pods are not adopted; `maxUnavailable` of
-//! rolling updates is 1; a pod whose identity drifted is not repaired.
+//! Orphan pods the selector matches and named as members (`<name>-<n>`)
+//! are adopted, owned pods that stop matching are released (upstream's
+//! `ControllerRefManager`); an orphan appearing later is adopted at the
+//! StatefulSet's next reconcile.
+//!
+//! Simplifications: `maxUnavailable` of rolling updates is 1; a pod whose
+//! identity drifted is not repaired.
 //! This controller never touches a pod or claim it does not control (a
 //! claim is only ever created, or deleted under a `Delete` retention
 //! policy), nor anything outside its StatefulSet's cluster and namespace.
@@ -392,7 +397,20 @@ impl Controller {
             .unwrap_or_else(|| update.clone());
         let rev = Revisions { current, update };
         let pt = util::target(cluster, &self.pods, ns);
-        let pods = util::owned_by(&self.store, &pt, meta::uid(&set)).await?;
+        let selector = podutil::selector(&set["spec"]["selector"]).filter(|s| !s.is_empty());
+        let pods = util::claim(
+            &self.store,
+            &pt,
+            &set,
+            util::controller_ref_to(&set, "apps/v1", "StatefulSet"),
+            |p| {
+                selector
+                    .as_ref()
+                    .is_some_and(|s| s.matches(&meta::labels(p)))
+                    && ordinal(meta::name(&set), meta::name(p)).is_some()
+            },
+        )
+        .await?;
         let p = plan(&set, &pods, &rev, Utc::now());
 
         let ct = util::target(cluster, &self.claims, ns);

@@ -166,20 +166,84 @@ pub async fn get_opt(
     }
 }
 
-/// The objects of `t` whose controller reference has uid `owner_uid`.
-pub async fn owned_by(
+/// The objects of `t` (pods, ControllerRevisions) that `owner` controls
+/// after claiming them as upstream's `ControllerRefManager`: orphans that
+/// `matches` (and are not being deleted) are adopted, owned objects that no
+/// longer match are released. An owner being deleted adopts nothing. Races
+/// with other writers are tolerated (the next reconcile claims again).
+pub async fn claim(
     store: &crate::registry::store::Store,
     t: &crate::registry::store::Target<'_>,
-    owner_uid: &str,
+    owner: &Value,
+    owner_ref: Value,
+    matches: impl Fn(&Value) -> bool,
 ) -> Result<Vec<Value>, ApiError> {
+    use crate::registry::meta;
+    let uid = meta::uid(owner);
+    let adopting = !meta::is_deleting(owner);
     let list = store
         .list(t, &crate::registry::store::ListOptions::default())
         .await?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|o| podutil::controller_ref(o).is_some_and(|r| r.uid == owner_uid))
-        .collect())
+    let mut owned = Vec::new();
+    for obj in list.items {
+        let adopt = match podutil::controller_ref(&obj) {
+            Some(r) if r.uid == uid => {
+                if matches(&obj) {
+                    owned.push(obj);
+                    continue;
+                }
+                false
+            }
+            Some(_) => continue,
+            None if adopting && matches(&obj) && !meta::is_deleting(&obj) => true,
+            None => continue,
+        };
+        let obj_uid = meta::uid(&obj).to_string();
+        let written = tolerate(
+            store
+                .update_with(
+                    t,
+                    meta::name(&obj),
+                    None,
+                    crate::registry::store::WriteOptions::default(),
+                    |old| {
+                        let mut refs: Vec<Value> = old["metadata"]["ownerReferences"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default();
+                        let current = podutil::controller_ref(old).map(|r| r.uid);
+                        let still = meta::uid(old) == obj_uid
+                            && if adopt {
+                                current.is_none()
+                            } else {
+                                current.as_deref() == Some(uid)
+                            };
+                        if !still {
+                            return Ok((old.clone(), Vec::new()));
+                        }
+                        if adopt {
+                            refs.push(owner_ref.clone());
+                        } else {
+                            refs.retain(|r| r["controller"] != true);
+                        }
+                        let mut new = old.clone();
+                        meta::set(
+                            &mut new,
+                            "ownerReferences",
+                            (!refs.is_empty()).then(|| serde_json::json!(refs)),
+                        );
+                        Ok((new, Vec::new()))
+                    },
+                )
+                .await,
+        )?;
+        if let Some(w) = written
+            && podutil::controller_ref(&w.object).is_some_and(|r| r.uid == uid)
+        {
+            owned.push(w.object);
+        }
+    }
+    Ok(owned)
 }
 
 /// Writes `status` of object `name` through the status subresource when it
