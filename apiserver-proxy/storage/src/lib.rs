@@ -49,7 +49,9 @@
 //! etcd v3 cluster: revisions are etcd's `mod_revision`s, CAS is an etcd transaction, watch is an
 //! etcd watch with `prev_kv`, progress is etcd's `RequestProgress`, compaction is etcd's. Nothing
 //! in [`Storage`] assumes an embedded store; what differs (revisions start at etcd's, history is
-//! etcd's) is listed in module `etcd`. Several stateless nestkube replicas can share one etcd.
+//! etcd's) is listed in module `etcd`. Several stateless nestkube replicas can share one etcd;
+//! [`lease`] elects the one replica that runs singletons (the controllers) through a lease record
+//! in the store. [`LocalEtcd`] starts a throwaway etcd for tests and benchmarks.
 
 #![warn(missing_docs)]
 
