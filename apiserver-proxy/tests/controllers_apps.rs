@@ -598,7 +598,11 @@ async fn daemonset_runs_one_pod_per_fitting_node_and_rolls() {
     .expect("add node selector");
     let only = wait_for("only node-a keeps a pod", WAIT, || async {
         let got = active_pods(&pods, "app=agent").await;
-        (got.len() == 1 && pinned_node(&got[0]) == "node-a").then_some(got)
+        // The template changed too: node-a's pod is a new one.
+        let new = got.first().is_some_and(|p| {
+            p.spec.as_ref().unwrap().node_selector.is_some() && pinned_node(p) == "node-a"
+        });
+        (got.len() == 1 && new).then_some(got)
     })
     .await;
     make_ready(&pods, only[0].metadata.name.as_deref().unwrap()).await;
