@@ -122,6 +122,19 @@ fn is_compacted(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::GRpcStatus(s) if s.message().contains("compacted"))
 }
 
+/// The connection failed (not an answer of etcd's).
+fn is_transport(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => {
+            // gRPC status codes (stable by the gRPC spec): 14 UNAVAILABLE, 2 UNKNOWN.
+            let code = s.code() as i32;
+            code == 14 || (code == 2 && s.message().contains("transport error"))
+        }
+        _ => false,
+    }
+}
+
 fn is_future_revision(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::GRpcStatus(s) if s.message().contains("future revision"))
 }
@@ -205,6 +218,29 @@ impl EtcdStorage {
             .max_decoding_message_size(MAX_MESSAGE))
     }
 
+    /// A linearizable range read, retried (up to 3 attempts, 50 ms apart) when the connection
+    /// failed: reads are idempotent. Writes are never retried here: after a transport error a
+    /// write may or may not have been applied, which only the caller can sort out.
+    async fn read(
+        &self,
+        key: Vec<u8>,
+        options: Option<GetOptions>,
+    ) -> Result<etcd_client::GetResponse, StorageError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut kv = self.kv_client().await?;
+            match kv.get(key.clone(), options.clone()).await {
+                Ok(resp) => return Ok(resp),
+                Err(e) if attempt < 3 && is_transport(&e) => {
+                    tracing::debug!(error = %e, attempt, "etcd read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(be(e)),
+            }
+        }
+    }
+
     fn full(&self, key: &str) -> Vec<u8> {
         let mut k = Vec::with_capacity(self.inner.prefix.len() + key.len());
         k.extend_from_slice(self.inner.prefix.as_bytes());
@@ -260,7 +296,8 @@ impl EtcdStorage {
 async fn connect(config: &EtcdConfig) -> Result<Client, StorageError> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
-        .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+        // kube-apiserver's keepalive: a ping every 30 s, dead after 10 s without its answer.
+        .with_keep_alive(Duration::from_secs(30), Duration::from_secs(10))
         .with_keep_alive_while_idle(false)
         // A member cut off from its cluster's leader fails requests (and ends watches) instead
         // of serving stale reads or silently stalling (kube-apiserver's WithRequireLeader).
@@ -342,13 +379,11 @@ async fn compactor(client: Client, interval: Duration) {
 #[async_trait::async_trait]
 impl Storage for EtcdStorage {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StorageError> {
-        let mut kv = self.kv_client().await?;
-        let resp = kv.get(self.full(key), None).await.map_err(be)?;
+        let resp = self.read(self.full(key), None).await?;
         resp.kvs().first().map(|kv| self.kv(kv)).transpose()
     }
 
     async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult, StorageError> {
-        let mut kv = self.kv_client().await?;
         let full_prefix = self.full(prefix);
         let start = match opts.start_after.as_deref() {
             Some(after) if after >= prefix => {
@@ -364,7 +399,7 @@ impl Storage for EtcdStorage {
             Some(n) => get = get.with_limit(n.min(i64::MAX as usize) as i64),
             None => {}
         }
-        let resp = kv.get(start, Some(get)).await.map_err(be)?;
+        let resp = self.read(start, Some(get)).await?;
         let items = resp
             .kvs()
             .iter()
@@ -542,11 +577,9 @@ impl Storage for EtcdStorage {
     }
 
     async fn current_revision(&self) -> Result<Revision, StorageError> {
-        let mut kv = self.kv_client().await?;
-        let resp = kv
-            .get(self.full("/"), Some(GetOptions::new().with_count_only()))
-            .await
-            .map_err(be)?;
+        let resp = self
+            .read(self.full("/"), Some(GetOptions::new().with_count_only()))
+            .await?;
         header_revision(resp.header())
     }
 
