@@ -18,8 +18,8 @@
 //! `ControllerRefManager`); an orphan appearing later is adopted at the
 //! StatefulSet's next reconcile.
 //!
-//! Simplifications: `maxUnavailable` of rolling updates is 1; a pod whose
-//! identity drifted is not repaired.
+//! Simplification: a pod whose identity drifted (labels, hostname) is not
+//! repaired.
 //! This controller never touches a pod or claim it does not control (a
 //! claim is only ever created, or deleted under a `Delete` retention
 //! policy), nor anything outside its StatefulSet's cluster and namespace.
@@ -308,22 +308,30 @@ pub fn plan(set: &Value, pods: &[Value], rev: &Revisions, now: DateTime<Utc>) ->
             }
         }
     }
-    // Rolling update: highest ordinal first, down to the partition.
+    // Rolling update: highest ordinal first, down to the partition, at
+    // most `maxUnavailable` replicas unavailable at once (upstream's
+    // MaxUnavailableStatefulSet; the default 1 is the classic one at a time).
     if !blocked && rolling && condemned.is_empty() {
-        for i in (partition.min(replicas)..replicas).rev() {
-            let Some(pod) = slots[i as usize] else {
-                break;
-            };
-            if revision_of(pod) != update && !meta::is_deleting(pod) {
-                if !p.delete.iter().any(|d| meta::uid(d) == meta::uid(pod)) {
-                    p.delete.push(pod.clone());
-                }
-                break;
-            }
-            if !healthy(pod) {
-                break;
-            }
-        }
+        let one = json!(1);
+        let mu = &spec["updateStrategy"]["rollingUpdate"]["maxUnavailable"];
+        let mu = if mu.is_null() { &one } else { mu };
+        let max_unavailable = util::int_or_percent(mu, replicas, false)
+            .unwrap_or(1)
+            .max(1);
+        let unavailable = slots
+            .iter()
+            .filter(|s| s.is_none_or(|p| !healthy(p)))
+            .count() as i64;
+        let room = (max_unavailable - unavailable).max(0) as usize;
+        let outdated = (partition.min(replicas)..replicas)
+            .rev()
+            .filter_map(|i| slots[i as usize])
+            .filter(|pod| revision_of(pod) != update && !meta::is_deleting(pod))
+            .filter(|pod| !p.delete.iter().any(|d| meta::uid(d) == meta::uid(pod)))
+            .take(room)
+            .cloned()
+            .collect::<Vec<_>>();
+        p.delete.extend(outdated);
     }
 
     // Status, from the pods as seen (the next event brings the rest).
@@ -578,6 +586,21 @@ mod tests {
         assert_eq!(p.status["readyReplicas"], 3);
         assert_eq!(p.status["availableReplicas"], 3);
         assert_eq!(p.status["observedGeneration"], 2);
+        // maxUnavailable 2: two outdated pods at once, highest first.
+        let wide = set(json!({"podManagementPolicy": "Parallel", "updateStrategy":
+            {"type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 2}}}));
+        let old3 = [
+            pod(0, "web-old", true),
+            pod(1, "web-old", true),
+            pod(2, "web-old", true),
+        ];
+        let p = plan(&wide, &old3, &revs(), Utc::now());
+        assert_eq!(names(&p.delete), ["web-2", "web-1"]);
+        // One already unavailable: room for one more.
+        let mut one_down = old3.clone();
+        one_down[0] = pod(0, "web-old", false);
+        let p = plan(&wide, &one_down, &revs(), Utc::now());
+        assert_eq!(names(&p.delete), ["web-2"]);
         let ondelete = set(json!({"updateStrategy": {"type": "OnDelete"}}));
         assert!(
             plan(&ondelete, &pods, &revs(), Utc::now())
