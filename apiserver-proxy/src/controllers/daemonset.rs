@@ -4,8 +4,8 @@
 //! (with the tolerations upstream adds to every daemon pod) — pinned to its
 //! node by a required node affinity on `metadata.name` as upstream (never by
 //! `nodeName`); ControllerRevisions ([`super::history`]), the
-//! `RollingUpdate` (within `maxUnavailable`) and `OnDelete` strategies, and
-//! status.
+//! `RollingUpdate` (`maxUnavailable`, `maxSurge`) and `OnDelete`
+//! strategies, and status.
 //!
 //! A virtual cluster's Nodes appear when the syncer mirrors them (or when a
 //! client creates them); with no Node, a DaemonSet wants no pod.
@@ -15,8 +15,10 @@
 //! schedulability (which reconcile every DaemonSet of that cluster). Reads
 //! go to the store (no cache).
 //!
-//! Simplifications: `maxSurge` is not honoured (pods are replaced within
-//! `maxUnavailable` only); failed pods are replaced at once (no backoff).
+//! Rolling updates replace pods within `maxUnavailable`, or, with
+//! `maxSurge`, start the new pod beside the old one and delete the old one
+//! once the new one is available. Simplification: failed pods are replaced
+//! at once (no backoff).
 //! Orphans the selector matches are adopted at the DaemonSet's next
 //! reconcile, owned pods that stop matching are released. This controller never touches a pod it does
 //! not control, nor anything outside its DaemonSet's cluster and namespace;
@@ -313,12 +315,24 @@ pub fn plan(ds: &Value, hash: &str, nodes: &[Value], pods: &[Value]) -> Plan {
             .or_default()
             .push(pod);
     }
+    let us = &ds["spec"]["updateStrategy"];
+    let rolling = us["type"].as_str().unwrap_or("RollingUpdate") == "RollingUpdate";
+    let desired = nodes.iter().filter(|n| should_run(&spec, n)).count() as i64;
+    let max_surge = if rolling {
+        util::int_or_percent(&us["rollingUpdate"]["maxSurge"], desired, true).unwrap_or(0)
+    } else {
+        0
+    };
+    let is_new = |p: &Value| p["metadata"]["labels"][CONTROLLER_REVISION_HASH] == hash;
+    let is_available = |p: &Value| podutil::until_available(p, min_ready, now) == Some(0);
     let mut p = Plan::default();
-    let (mut desired, mut current, mut misscheduled) = (0, 0, 0);
+    let (mut current, mut misscheduled) = (0, 0);
     let (mut ready, mut updated, mut available) = (0, 0, 0);
     let mut waits = Vec::new();
     // (pod, available) of each node's daemon pod, for the rolling update.
     let mut running: Vec<(&Value, bool)> = Vec::new();
+    // (node, old pod, new pod) of each node, when surging.
+    let mut surging: Vec<(&str, Option<&Value>, Option<&Value>)> = Vec::new();
     let mut missing = 0;
     for node in nodes {
         let name = meta::name(node);
@@ -330,7 +344,6 @@ pub fn plan(ds: &Value, hash: &str, nodes: &[Value], pods: &[Value]) -> Plan {
             p.delete.extend(on_node.into_iter().cloned());
             continue;
         }
-        desired += 1;
         let (failed, mut alive): (Vec<&Value>, Vec<&Value>) = on_node
             .drain(..)
             .partition(|p| p["status"]["phase"] == "Failed");
@@ -340,19 +353,34 @@ pub fn plan(ds: &Value, hash: &str, nodes: &[Value], pods: &[Value]) -> Plan {
             missing += 1;
             continue;
         }
-        // Keep the oldest; extras go.
+        // Keep the oldest (when surging, the oldest old and the oldest
+        // new); extras go.
         alive.sort_by_key(|p| {
             p["metadata"]["creationTimestamp"]
                 .as_str()
                 .map(str::to_string)
         });
-        p.delete.extend(alive.drain(1..).cloned());
         let pod = alive[0];
+        if max_surge > 0 {
+            let old = alive.iter().copied().find(|p| !is_new(p));
+            let new = alive.iter().copied().find(|p| is_new(p));
+            let kept = |p: &&Value| {
+                [old, new]
+                    .iter()
+                    .flatten()
+                    .any(|k| meta::uid(k) == meta::uid(p))
+            };
+            p.delete
+                .extend(alive.iter().filter(|p| !kept(p)).map(|p| (*p).clone()));
+            surging.push((name, old, new));
+        } else {
+            p.delete.extend(alive.drain(1..).cloned());
+        }
         current += 1;
         if podutil::is_ready(pod) {
             ready += 1;
         }
-        if pod["metadata"]["labels"][CONTROLLER_REVISION_HASH] == hash {
+        if is_new(pod) {
             updated += 1;
         }
         let avail = match podutil::until_available(pod, min_ready, now) {
@@ -369,16 +397,30 @@ pub fn plan(ds: &Value, hash: &str, nodes: &[Value], pods: &[Value]) -> Plan {
     // Pods for nodes that no longer exist.
     p.delete.extend(by_node.into_values().flatten().cloned());
 
-    let us = &ds["spec"]["updateStrategy"];
-    if us["type"].as_str().unwrap_or("RollingUpdate") == "RollingUpdate" {
+    if rolling && max_surge > 0 {
+        // Surge: a new pod beside each old one (at most maxSurge at once,
+        // at once where the old one is unavailable anyway); the old one
+        // goes when the new one is available.
+        let (mut in_flight, mut allowed, mut candidates) = (0, Vec::new(), Vec::new());
+        for (node, old, new) in &surging {
+            match (old, new) {
+                (Some(o), None) if !is_available(o) => allowed.push(node.to_string()),
+                (Some(_), None) => candidates.push(node.to_string()),
+                (Some(o), Some(n)) if is_available(n) => p.delete.push((*o).clone()),
+                (Some(_), Some(_)) => in_flight += 1,
+                _ => {}
+            }
+        }
+        let room = ((max_surge - in_flight).max(0) as usize).min(candidates.len());
+        p.create.extend(allowed);
+        p.create.extend(candidates.drain(..room));
+    } else if rolling {
         let one = json!(1);
         let mu = &us["rollingUpdate"]["maxUnavailable"];
         let mu = if mu.is_null() { &one } else { mu };
         let max_unavailable = util::int_or_percent(mu, desired, true).unwrap_or(1).max(1);
         let unavailable = missing + running.iter().filter(|(_, a)| !a).count() as i64;
-        let old = running
-            .iter()
-            .filter(|(pod, _)| pod["metadata"]["labels"][CONTROLLER_REVISION_HASH] != hash);
+        let old = running.iter().filter(|(pod, _)| !is_new(pod));
         // Old pods that are unavailable anyway go first, then available
         // ones within maxUnavailable.
         let (old_unavailable, old_available): (Vec<_>, Vec<_>) = old.partition(|(_, a)| !a);
@@ -491,6 +533,38 @@ impl Controller {
 mod tests {
     use super::*;
 
+    fn surging() -> Value {
+        let mut d = ds(json!({}));
+        d["spec"]["updateStrategy"]["rollingUpdate"] = json!({"maxUnavailable": 0, "maxSurge": 1});
+        d
+    }
+
+    #[test]
+    fn surge_starts_new_pods_beside_old_ones() {
+        let nodes = [
+            node("a", json!({}), json!(null)),
+            node("b", json!({}), json!(null)),
+        ];
+        let old = [pod_on("a", "h1", true), pod_on("b", "h1", true)];
+        let p = plan(&surging(), "h2", &nodes, &old);
+        assert_eq!(p.create, ["a"]);
+        assert!(p.delete.is_empty());
+        // The new pod on a is not ready yet: nothing more.
+        let mut pods = old.to_vec();
+        pods.push(pod_on("a", "h2", false));
+        let p = plan(&surging(), "h2", &nodes, &pods);
+        assert!(p.create.is_empty() && p.delete.is_empty());
+        // Ready: a's old pod goes, b's surge starts.
+        pods[2] = pod_on("a", "h2", true);
+        let p = plan(&surging(), "h2", &nodes, &pods);
+        assert_eq!(names(&p.delete), ["agent-a-h1"]);
+        assert_eq!(p.create, ["b"]);
+    }
+
+    fn names(v: &[Value]) -> Vec<&str> {
+        v.iter().map(meta::name).collect()
+    }
+
     fn ds(extra: Value) -> Value {
         let mut d = json!({"metadata": {"name": "agent", "uid": "u-ds", "generation": 1,
                 "annotations": {TEMPLATE_GENERATION: "1"}},
@@ -510,8 +584,8 @@ mod tests {
 
     fn pod_on(node: &str, hash: &str, ready: bool) -> Value {
         let mut p = pod_for(&ds(json!({})), hash, node);
-        p["metadata"]["name"] = json!(format!("agent-{node}"));
-        p["metadata"]["uid"] = json!(format!("u-{node}"));
+        p["metadata"]["name"] = json!(format!("agent-{node}-{hash}"));
+        p["metadata"]["uid"] = json!(format!("u-{node}-{hash}"));
         if ready {
             p["status"] =
                 json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
@@ -575,6 +649,6 @@ mod tests {
         // Pods of a gone node go.
         let p = plan(&ds(json!({})), "h1", &nodes[..1], &pods);
         assert_eq!(p.delete.len(), 1);
-        assert_eq!(meta::name(&p.delete[0]), "agent-b");
+        assert_eq!(meta::name(&p.delete[0]), "agent-b-h1");
     }
 }
