@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Pod, ResourceQuota};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, PersistentVolumeClaim, Pod, ResourceQuota,
+};
 use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
@@ -129,7 +131,8 @@ async fn limit_range_defaults_and_bounds_containers() {
         "spec": {"limits": [{"type": "Container",
             "default": {"cpu": "500m", "memory": "128Mi"},
             "defaultRequest": {"cpu": "250m"},
-            "max": {"cpu": "1"}}]}}))
+            "max": {"cpu": "1"}},
+            {"type": "PersistentVolumeClaim", "max": {"storage": "2Gi"}}]}}))
     .unwrap();
     ranges
         .create(&PostParams::default(), &lr)
@@ -160,5 +163,15 @@ async fn limit_range_defaults_and_bounds_containers() {
     assert_eq!(
         message,
         "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+    );
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}}))
+    .unwrap();
+    let (code, message) = refused(claims.create(&PostParams::default(), &claim).await);
+    assert_eq!(code, 403);
+    assert_eq!(
+        message,
+        "persistentvolumeclaims \"data\" is forbidden: maximum storage usage per PersistentVolumeClaim is 2Gi, but request is 5Gi"
     );
 }

@@ -7,10 +7,11 @@
 //! `max` and `maxLimitRequestRatio` are enforced with upstream's 403
 //! messages (`maximum cpu usage per Container is 1, but limit is 2`).
 //!
-//! Pod updates are not judged (as upstream: container resources cannot
-//! change that way). Items of type `Pod` and `PersistentVolumeClaim` are not
-//! enforced. This plugin only changes the pod being created; it never
-//! writes storage.
+//! Items of type `Pod` bound the pod's total (containers summed, init
+//! containers, overhead) and items of type `PersistentVolumeClaim` a new
+//! claim's requested storage. Pod updates are not judged (as upstream:
+//! container resources cannot change that way). This plugin only changes
+//! the pod being created; it never writes storage.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,25 +41,33 @@ impl LimitRanger {
         }
     }
 
-    /// The `Container` items of the namespace's LimitRanges, defaulted as
-    /// upstream's `SetDefaults_LimitRangeItem`.
-    async fn container_items(
+    /// The items of type `kind` (`Container`, `Pod`,
+    /// `PersistentVolumeClaim`) of the namespace's LimitRanges, for a
+    /// create of a pod or claim (`Container` items defaulted as upstream's
+    /// `SetDefaults_LimitRangeItem`).
+    async fn items(
         &self,
         attrs: &Attributes<'_>,
         store: &Store,
+        kinds: &[&str],
     ) -> Result<Vec<Value>, ApiError> {
         let (Some(ranges), Some(ns)) = (&self.ranges, attrs.namespace) else {
             return Ok(Vec::new());
         };
-        if !attrs.is_pod() || attrs.operation != Operation::Create {
+        let judged = attrs.is_pod() || attrs.is("", "persistentvolumeclaims");
+        if !judged || attrs.operation != Operation::Create {
             return Ok(Vec::new());
         }
         let t = attrs.target(ranges, Some(ns));
         let mut items = Vec::new();
         for lr in store.list(&t, &ListOptions::default()).await?.items {
             for item in lr["spec"]["limits"].as_array().into_iter().flatten() {
-                if item["type"] == "Container" {
-                    items.push(defaulted(item));
+                match item["type"].as_str() {
+                    Some("Container") if kinds.contains(&"Container") => {
+                        items.push(defaulted(item))
+                    }
+                    Some(k) if kinds.contains(&k) => items.push(item.clone()),
+                    _ => {}
                 }
             }
         }
@@ -143,13 +152,58 @@ fn apply_defaults(spec: &mut Value, item: &Value) -> Vec<String> {
     notes
 }
 
+/// A pod's requests and limits as upstream's `PodRequests`/`PodLimits`
+/// (containers summed, at least each init container, plus overhead), for
+/// the resources some container names.
+fn pod_resources(pod: &Value) -> Value {
+    let spec = &pod["spec"];
+    let mut out = json!({"requests": {}, "limits": {}});
+    for which in ["requests", "limits"] {
+        let mut names: Vec<String> = Vec::new();
+        for list in ["initContainers", "containers"] {
+            for c in spec[list].as_array().into_iter().flatten() {
+                names.extend(resources(&c["resources"][which]).keys().cloned());
+            }
+        }
+        names.sort();
+        names.dedup();
+        for n in names {
+            let total = crate::controllers::resourcequota::pod_amount(pod, which, &n);
+            out[which][&n] = json!(crate::controllers::resourcequota::format(&n, total));
+        }
+    }
+    out
+}
+
+/// Upstream's `PersistentVolumeClaimValidateLimitFunc`: `min` and `max` of
+/// the claim's requested storage.
+fn claim_violations(claim: &Value, item: &Value) -> Vec<String> {
+    let per = "PersistentVolumeClaim";
+    let req = &claim["spec"]["resources"]["requests"];
+    let mut errs = violations(&json!({"requests": req}), &json!({"min": item["min"]}), per);
+    for (k, max) in resources(&item["max"]) {
+        let m = text(&max);
+        match req.get(&k) {
+            None => errs.push(format!(
+                "maximum {k} usage per {per} is {m}.  No request is specified"
+            )),
+            Some(r) if amount(r).unwrap_or(0) > amount(&max).unwrap_or(0) => errs.push(format!(
+                "maximum {k} usage per {per} is {m}, but request is {}",
+                text(r)
+            )),
+            _ => {}
+        }
+    }
+    errs
+}
+
 /// Upstream's `minConstraint`, `maxConstraint` and
-/// `limitRequestRatioConstraint` for one container.
-fn violations(c: &Value, item: &Value) -> Vec<String> {
+/// `limitRequestRatioConstraint` for one container's (or a pod's)
+/// `resources` against `item`, per `per` (`Container`, `Pod`).
+fn violations(resources_: &Value, item: &Value, per: &str) -> Vec<String> {
     let mut errs = Vec::new();
-    let req = &c["resources"]["requests"];
-    let lim = &c["resources"]["limits"];
-    let per = "Container";
+    let req = &resources_["requests"];
+    let lim = &resources_["limits"];
     for (k, min) in resources(&item["min"]) {
         let enforced = amount(&min).unwrap_or(0);
         let m = text(&min);
@@ -229,7 +283,10 @@ impl Plugin for LimitRanger {
         _old: Option<&Value>,
         store: &Store,
     ) -> Result<(), ApiError> {
-        let items = self.container_items(attrs, store).await?;
+        if !attrs.is_pod() {
+            return Ok(());
+        }
+        let items = self.items(attrs, store, &["Container"]).await?;
         let mut notes = Vec::new();
         for item in &items {
             notes.extend(apply_defaults(&mut obj["spec"], item));
@@ -252,13 +309,24 @@ impl Plugin for LimitRanger {
         _old: Option<&Value>,
         store: &Store,
     ) -> Result<(), ApiError> {
-        let items = self.container_items(attrs, store).await?;
+        let kinds = ["Container", "Pod", "PersistentVolumeClaim"];
         let mut errs = Vec::new();
-        for item in &items {
-            for list in ["initContainers", "containers"] {
-                for c in obj["spec"][list].as_array().into_iter().flatten() {
-                    errs.extend(violations(c, item));
+        for item in &self.items(attrs, store, &kinds).await? {
+            match item["type"].as_str() {
+                Some("Container") if attrs.is_pod() => {
+                    for list in ["initContainers", "containers"] {
+                        for c in obj["spec"][list].as_array().into_iter().flatten() {
+                            errs.extend(violations(&c["resources"], item, "Container"));
+                        }
+                    }
                 }
+                Some("Pod") if attrs.is_pod() => {
+                    errs.extend(violations(&pod_resources(obj), item, "Pod"));
+                }
+                Some("PersistentVolumeClaim") if !attrs.is_pod() => {
+                    errs.extend(claim_violations(obj, item));
+                }
+                _ => {}
             }
         }
         match errs.as_slice() {
@@ -304,7 +372,7 @@ mod tests {
         let item = json!({"min": {"cpu": "100m"}, "max": {"cpu": "1"}, "maxLimitRequestRatio": {"cpu": "2"}});
         let c = json!({"resources": {"requests": {"cpu": "50m"}, "limits": {"cpu": "2"}}});
         assert_eq!(
-            violations(&c, &item),
+            violations(&c["resources"], &item, "Container"),
             [
                 "minimum cpu usage per Container is 100m, but request is 50m",
                 "maximum cpu usage per Container is 1, but limit is 2",
@@ -313,10 +381,33 @@ mod tests {
         );
         let none = json!({"resources": {}});
         assert_eq!(
-            violations(&none, &json!({"max": {"memory": "1Gi"}})),
+            violations(
+                &none["resources"],
+                &json!({"max": {"memory": "1Gi"}}),
+                "Container"
+            ),
             ["maximum memory usage per Container is 1Gi.  No limit is specified"]
         );
         let ok = json!({"resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "1"}}});
-        assert!(violations(&ok, &item).is_empty());
+        assert!(violations(&ok["resources"], &item, "Container").is_empty());
+        let pod = json!({"spec": {"containers": [
+            {"resources": {"requests": {"cpu": "600m"}, "limits": {"cpu": "1"}}},
+            {"resources": {"requests": {"cpu": "600m"}, "limits": {"cpu": "1"}}}]}});
+        assert_eq!(
+            violations(
+                &pod_resources(&pod),
+                &json!({"max": {"cpu": "1500m"}}),
+                "Pod"
+            ),
+            ["maximum cpu usage per Pod is 1500m, but limit is 2"]
+        );
+        let claim = json!({"spec": {"resources": {"requests": {"storage": "5Gi"}}}});
+        assert_eq!(
+            claim_violations(
+                &claim,
+                &json!({"min": {"storage": "1Gi"}, "max": {"storage": "2Gi"}})
+            ),
+            ["maximum storage usage per PersistentVolumeClaim is 2Gi, but request is 5Gi"]
+        );
     }
 }

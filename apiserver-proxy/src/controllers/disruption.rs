@@ -8,10 +8,10 @@
 //! `DisruptionAllowed` condition, and expiry of `disruptedPods` entries the
 //! eviction subresource ([`crate::registry::eviction`]) records.
 //!
-//! Cluster-aware: one watch over all clusters; pod changes are only looked
-//! at in namespaces that have a budget (tracked on the watch loop), so an
-//! idle cluster or a namespace without budgets costs nothing. Reads go to
-//! the store.
+//! Cluster-aware: one watch over all clusters; changes of pods and of
+//! workloads (their scale) are only looked at in namespaces that have a
+//! budget (tracked on the watch loop), so an idle cluster or a namespace
+//! without budgets costs nothing. Reads go to the store.
 //!
 //! This controller only ever writes PodDisruptionBudget status; it never
 //! touches pods.
@@ -85,7 +85,16 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
                 }
                 Some(Item::Budget(ns.0, ns.1, k.name.to_string()))
             }
-            "core/pods" if with_budgets.contains_key(&ns) => Some(Item::Namespace(ns.0, ns.1)),
+            // Pods, and the scale of their controllers.
+            "core/pods"
+            | "apps/deployments"
+            | "apps/replicasets"
+            | "apps/statefulsets"
+            | "core/replicationcontrollers"
+                if with_budgets.contains_key(&ns) =>
+            {
+                Some(Item::Namespace(ns.0, ns.1))
+            }
             _ => None,
         }
     };
