@@ -24,7 +24,6 @@
 //! a write etcd has not committed, never interpret values, and never touch keys outside its
 //! prefix (except the shared compaction key).
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,7 +36,8 @@ use tokio::sync::OnceCell;
 
 use crate::watch::{Feeder, WatchStream};
 use crate::{
-    KeyValue, ListOptions, ListResult, Revision, Storage, StorageConfig, StorageError, WatchEvent,
+    EtcdConfig, KeyValue, ListOptions, ListResult, Revision, Storage, StorageConfig, StorageError,
+    WatchEvent,
 };
 
 /// The key kube-apiserver's compactor uses; sharing it means one compaction per interval for
@@ -46,44 +46,6 @@ const COMPACT_KEY: &str = "compact_rev_key";
 
 /// Largest response accepted from etcd (lists and watch batches are single messages).
 const MAX_MESSAGE: usize = i32::MAX as usize;
-
-/// Where and how to reach etcd (`--etcd-*` flags).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct EtcdConfig {
-    /// Client URLs, e.g. `http://127.0.0.1:2379` or `https://etcd-0:2379`.
-    pub endpoints: Vec<String>,
-    /// Prepended to every key (default `/nestkube`); distinct installations sharing one etcd use
-    /// distinct prefixes. A trailing `/` is ignored.
-    pub prefix: String,
-    /// TLS client settings for `https://` endpoints.
-    pub tls: Option<EtcdTls>,
-    /// How often the compactor runs; history younger than this is never compacted by it.
-    /// Default 5 min (as kube-apiserver); `None` disables the compactor (history then grows
-    /// until something else compacts etcd).
-    pub compaction_interval: Option<Duration>,
-}
-
-impl Default for EtcdConfig {
-    fn default() -> Self {
-        EtcdConfig {
-            endpoints: vec!["http://127.0.0.1:2379".to_string()],
-            prefix: "/nestkube".to_string(),
-            tls: None,
-            compaction_interval: Some(Duration::from_secs(300)),
-        }
-    }
-}
-
-/// PEM files for TLS to etcd (`--etcd-cafile`, `--etcd-certfile`, `--etcd-keyfile`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct EtcdTls {
-    /// CA bundle that signed etcd's serving certificate; `None` = the system roots.
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate (with `key_file`) for etcd's client-certificate authentication.
-    pub cert_file: Option<PathBuf>,
-    /// Private key of `cert_file`.
-    pub key_file: Option<PathBuf>,
-}
 
 /// A [`Storage`] in etcd. Cheap to clone; the connection is made on first use (or eagerly by
 /// [`EtcdStorage::connect`]).

@@ -62,7 +62,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod engine;
+#[cfg(feature = "etcd")]
 mod etcd;
+mod etcd_config;
+#[cfg(feature = "etcd")]
 mod etcd_local;
 mod group_commit;
 pub mod lease;
@@ -71,7 +74,10 @@ mod redb_backend;
 mod sled_backend;
 pub mod watch;
 
-pub use etcd::{EtcdConfig, EtcdStorage, EtcdTls};
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdStorage;
+pub use etcd_config::{EtcdConfig, EtcdTls};
+#[cfg(feature = "etcd")]
 pub use etcd_local::{ETCD_BINARY_ENV, LocalEtcd, LocalEtcdError};
 pub use memory::MemoryStorage;
 pub use redb_backend::RedbStorage;
@@ -331,7 +337,16 @@ impl Backend {
         Ok(match self {
             Backend::Sled => Arc::new(SledStorage::open_with(dir, config)?),
             Backend::Redb => Arc::new(RedbStorage::open_with(dir, config)?),
+            #[cfg(feature = "etcd")]
             Backend::Etcd(etcd) => Arc::new(EtcdStorage::new(etcd.clone(), config)),
+            #[cfg(not(feature = "etcd"))]
+            Backend::Etcd(_) => {
+                let _ = config;
+                return Err(StorageError::Backend(
+                    "this nestkube was built without etcd support (build with `--features etcd`)"
+                        .into(),
+                ));
+            }
         })
     }
 }

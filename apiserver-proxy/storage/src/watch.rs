@@ -313,6 +313,8 @@ pub struct WatchStream {
 
 enum StreamInner {
     Hub(HubStream),
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    // only the etcd backend feeds remote streams
     Remote(RemoteStream),
 }
 
@@ -362,6 +364,7 @@ impl WatchStream {
     /// A stream fed by a task (a remote store's watch): `spawn` gets the [`Feeder`] to push
     /// events into (at most `buffer` unread) and the receiver of progress requests, and returns
     /// the task, which is aborted when the stream is dropped.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))] // only the etcd backend feeds remote streams
     pub(crate) fn remote(
         prefix: &str,
         buffer: usize,
@@ -474,11 +477,13 @@ impl Drop for RemoteStream {
 
 /// The producing half of a stream fed by a task: events go into the stream's bounded buffer
 /// without waiting; a full buffer ends the stream with [`StorageError::WatcherTooSlow`].
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))] // only the etcd backend feeds remote streams
 pub(crate) struct Feeder {
     tx: mpsc::Sender<WatchEvent>,
     shared: Arc<RemoteShared>,
 }
 
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))] // only the etcd backend feeds remote streams
 impl Feeder {
     /// Buffers `ev`; `false` when the stream is over (dropped by its reader, or overflowed): the
     /// feeder must then stop.

@@ -11,15 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+#[cfg(feature = "etcd")]
+use nestkube_storage::{EtcdStorage, LocalEtcd};
 use nestkube_storage::{
-    EtcdStorage, ListOptions, LocalEtcd, MemoryStorage, RedbStorage, SledStorage, Storage,
-    StorageConfig, StorageError, WatchEvent, WatchStream,
+    ListOptions, MemoryStorage, RedbStorage, SledStorage, Storage, StorageConfig, StorageError,
+    WatchEvent, WatchStream,
 };
 use tempfile::TempDir;
 
 /// Where a test's store lives: a directory, and for etcd a local etcd member.
 struct Env {
     dir: TempDir,
+    #[cfg(feature = "etcd")]
     etcd: Option<LocalEtcd>,
 }
 
@@ -34,6 +37,7 @@ trait Harness {
     async fn env() -> Option<Env> {
         Some(Env {
             dir: TempDir::new().unwrap(),
+            #[cfg(feature = "etcd")]
             etcd: None,
         })
     }
@@ -61,7 +65,9 @@ impl Harness for Redb {
     }
     const DURABLE: bool = true;
 }
+#[cfg(feature = "etcd")]
 struct Etcd;
+#[cfg(feature = "etcd")]
 impl Harness for Etcd {
     const DURABLE: bool = true;
     const SERVER_HISTORY: bool = true;
@@ -82,6 +88,7 @@ impl Harness for Etcd {
 }
 
 /// A fresh local etcd; `None` (skip) only when it is unavailable and `NESTKUBE_E2E=0`.
+#[cfg(feature = "etcd")]
 async fn local_etcd() -> Option<LocalEtcd> {
     if LocalEtcd::binary().is_err() && std::env::var("NESTKUBE_E2E").as_deref() == Ok("0") {
         println!("SKIPPED: no etcd binary (NESTKUBE_E2E_ETCD) and NESTKUBE_E2E=0");
@@ -651,4 +658,5 @@ macro_rules! backend_tests {
 backend_tests!(memory, Mem);
 backend_tests!(sled, Sled);
 backend_tests!(redb, Redb);
+#[cfg(feature = "etcd")]
 backend_tests!(etcd, Etcd);

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use nestkube_storage::{Backend, ListOptions, LocalEtcd, Storage, WatchEvent};
+#[cfg(feature = "etcd")]
+use nestkube_storage::LocalEtcd;
+use nestkube_storage::{Backend, ListOptions, Storage, WatchEvent};
 
 const BEGIN: &str = "<!-- storage-bench:begin -->";
 const END: &str = "<!-- storage-bench:end -->";
@@ -81,11 +83,16 @@ async fn bench(backend: Backend, dir: &Path) -> Numbers {
     let _ = std::fs::remove_dir_all(dir);
     // etcd: a fresh local member, killed when `_etcd` drops.
     let (backend, _etcd) = match backend {
+        #[cfg(feature = "etcd")]
         Backend::Etcd(_) => {
             let etcd = LocalEtcd::start().await.expect("start a local etcd");
-            (Backend::Etcd(etcd.config("/bench-etcd")), Some(etcd))
+            let config = etcd.config("/bench-etcd");
+            (
+                Backend::Etcd(config),
+                Some(Box::new(etcd) as Box<dyn std::any::Any>),
+            )
         }
-        other => (other, None),
+        other => (other, None::<Box<dyn std::any::Any>>),
     };
     let store = backend.open(dir).expect("open store");
 
@@ -302,6 +309,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::temp_dir().join(format!("nestkube-storage-bench-{}", std::process::id()));
     let mut write = true;
     let mut backends = Backend::ALL.to_vec();
+    #[cfg(feature = "etcd")]
     if LocalEtcd::binary().is_ok() {
         backends.push("etcd".parse()?);
     }
