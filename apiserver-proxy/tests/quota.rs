@@ -175,3 +175,37 @@ async fn limit_range_defaults_and_bounds_containers() {
         "persistentvolumeclaims \"data\" is forbidden: maximum storage usage per PersistentVolumeClaim is 2Gi, but request is 5Gi"
     );
 }
+
+#[tokio::test]
+async fn scoped_quota_counts_only_pods_in_its_scope() {
+    let (_f, client) = server().await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let q: ResourceQuota = serde_json::from_value(json!({"metadata": {"name": "be"},
+        "spec": {"hard": {"pods": "1"}, "scopes": ["BestEffort"]}}))
+    .unwrap();
+    quotas
+        .create(&PostParams::default(), &q)
+        .await
+        .expect("create quota");
+    pods.create(&PostParams::default(), &pod("a", json!({})))
+        .await
+        .expect("first best-effort pod");
+    let (code, message) = refused(
+        pods.create(&PostParams::default(), &pod("b", json!({})))
+            .await,
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        message,
+        "pods \"b\" is forbidden: exceeded quota: be, requested: pods=1, used: pods=1, limited: pods=1"
+    );
+    // Out of the scope: not counted, not refused.
+    pods.create(
+        &PostParams::default(),
+        &pod("c", json!({"requests": {"cpu": "100m"}})),
+    )
+    .await
+    .expect("a burstable pod");
+    expect_used(&quotas, "be", json!({"pods": "1"})).await;
+}

@@ -17,7 +17,9 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{Attributes, Operation, Plugin};
-use crate::controllers::resourcequota::{format, hard_names, object_usage, served, usage};
+use crate::controllers::resourcequota::{
+    format, hard_names, in_scope, object_usage, served, usage,
+};
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::kinds::quantity;
@@ -71,13 +73,16 @@ impl Plugin for ResourceQuota {
         let mut all = store.list(&t, &ListOptions::default()).await?.items;
         all.sort_by(|a, b| crate::registry::meta::name(a).cmp(crate::registry::meta::name(b)));
         for quota in all {
+            if !in_scope(&quota, attrs.resource, obj) {
+                continue;
+            }
             let names = hard_names(&quota);
             let requested = object_usage(attrs.resource, obj, &names);
             if requested.is_empty() {
                 continue;
             }
             let keys: Vec<String> = requested.keys().cloned().collect();
-            let used = usage(store, &self.resources, attrs.path, ns, &keys).await?;
+            let used = usage(store, &self.resources, (attrs.path, ns), &quota, &keys).await?;
             let hard = |n: &str| {
                 let v = &quota["spec"]["hard"][n];
                 v.as_str()

@@ -11,8 +11,9 @@
 //!
 //! Cluster-aware: one watch over all clusters; changes of objects are only
 //! looked at in namespaces that have a quota (tracked on the watch loop).
-//! Quota scopes and scope selectors are not evaluated (every object
-//! counts). This controller only ever writes ResourceQuota status.
+//! Scopes (`spec.scopes`, `spec.scopeSelector`) restrict a quota to the
+//! pods in them ([`in_scope`]). This controller only ever writes
+//! ResourceQuota status.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -230,15 +231,82 @@ fn counted_resource<'c>(
         .find(|r| r.group == group && r.resource == resource)
 }
 
-/// The current usage of quota resources `names` in namespace `ns` of
-/// `cluster`, counted from the objects (each resource listed once);
+/// Whether `obj` of resource `r` is in the scope of `quota` (`spec.scopes`
+/// and `spec.scopeSelector`; every scope must match). Scopes concern pods
+/// only: `Terminating`/`NotTerminating` (`activeDeadlineSeconds`),
+/// `BestEffort`/`NotBestEffort` (no container requests or limits), and
+/// `PriorityClass` (`priorityClassName`, with the selector's operators).
+pub fn in_scope(quota: &Value, r: &ResourceInfo, obj: &Value) -> bool {
+    let spec = &quota["spec"];
+    let mut scopes: Vec<(String, String, Vec<String>)> = spec["scopes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| Some((s.as_str()?.to_string(), "Exists".to_string(), Vec::new())))
+        .collect();
+    for e in spec["scopeSelector"]["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let values = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        scopes.push((
+            e["scopeName"].as_str().unwrap_or("").to_string(),
+            e["operator"].as_str().unwrap_or("").to_string(),
+            values,
+        ));
+    }
+    if scopes.is_empty() {
+        return true;
+    }
+    if !(r.group.is_empty() && r.resource == "pods") {
+        return false;
+    }
+    let pod = &obj["spec"];
+    let terminating = pod["activeDeadlineSeconds"]
+        .as_i64()
+        .is_some_and(|s| s >= 0);
+    let best_effort = ["initContainers", "containers"].iter().all(|list| {
+        pod[*list].as_array().into_iter().flatten().all(|c| {
+            ["requests", "limits"]
+                .iter()
+                .all(|w| c["resources"][*w].as_object().is_none_or(|m| m.is_empty()))
+        })
+    });
+    let priority = pod["priorityClassName"].as_str().filter(|p| !p.is_empty());
+    scopes
+        .iter()
+        .all(|(scope, op, values)| match scope.as_str() {
+            "Terminating" => terminating,
+            "NotTerminating" => !terminating,
+            "BestEffort" => best_effort,
+            "NotBestEffort" => !best_effort,
+            "PriorityClass" => match op.as_str() {
+                "In" => priority.is_some_and(|p| values.iter().any(|v| v == p)),
+                "NotIn" => priority.is_none_or(|p| !values.iter().any(|v| v == p)),
+                "Exists" => priority.is_some(),
+                "DoesNotExist" => priority.is_none(),
+                _ => false,
+            },
+            _ => false,
+        })
+}
+
+/// The current usage of quota resources `names` of `quota` in namespace
+/// `ns` of `cluster`, counted from the objects in its scope ([`in_scope`],
+/// each resource listed once);
 /// `resources` are the served ones, preferred versions first
 /// ([`served`]).
 pub async fn usage(
     store: &Store,
     resources: &[Arc<ResourceInfo>],
-    cluster: &str,
-    ns: &str,
+    (cluster, ns): (&str, &str),
+    quota: &Value,
     names: &[String],
 ) -> Result<BTreeMap<String, Nanos>, ApiError> {
     let mut used: BTreeMap<String, Nanos> = names.iter().map(|n| (n.clone(), 0)).collect();
@@ -254,8 +322,9 @@ pub async fn usage(
     }
     for (r, keys) in by_resource.values() {
         let t = util::target(cluster, r, ns);
-        for obj in store.list(&t, &ListOptions::default()).await?.items {
-            for (k, v) in object_usage(r, &obj, keys) {
+        let items = store.list(&t, &ListOptions::default()).await?.items;
+        for obj in items.iter().filter(|o| in_scope(quota, r, o)) {
+            for (k, v) in object_usage(r, obj, keys) {
                 *used.entry(k).or_default() += v;
             }
         }
@@ -306,7 +375,7 @@ impl Controller {
             return Ok(());
         }
         let names = hard_names(&quota);
-        let used = usage(&self.store, &self.resources, cluster, ns, &names).await?;
+        let used = usage(&self.store, &self.resources, (cluster, ns), &quota, &names).await?;
         let used: serde_json::Map<String, Value> = used
             .iter()
             .map(|(k, v)| (k.clone(), json!(format(k, *v))))
@@ -366,5 +435,25 @@ mod tests {
         let all = served(&catalog);
         assert!(counted_resource(&all, "count/deployments.apps").is_some());
         assert!(counted_resource(&all, "requests.cpu").is_some_and(|r| r.resource == "pods"));
+    }
+
+    #[test]
+    fn scopes() {
+        let catalog = Catalog::builtin().unwrap();
+        let pods = catalog.get("", "v1", "pods").unwrap();
+        let cms = catalog.get("", "v1", "configmaps").unwrap();
+        let best = json!({"spec": {"containers": [{"name": "c"}]}});
+        let burst = json!({"spec": {"priorityClassName": "high", "activeDeadlineSeconds": 10,
+            "containers": [{"resources": {"requests": {"cpu": "1"}}}]}});
+        let q = |spec: Value| json!({"spec": spec});
+        let be = q(json!({"scopes": ["BestEffort"]}));
+        assert!(in_scope(&be, pods, &best) && !in_scope(&be, pods, &burst));
+        assert!(!in_scope(&be, cms, &json!({})));
+        let term = q(json!({"scopes": ["Terminating", "NotBestEffort"]}));
+        assert!(in_scope(&term, pods, &burst) && !in_scope(&term, pods, &best));
+        let high = q(json!({"scopeSelector": {"matchExpressions": [
+            {"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]}}));
+        assert!(in_scope(&high, pods, &burst) && !in_scope(&high, pods, &best));
+        assert!(in_scope(&q(json!({"hard": {}})), cms, &json!({})));
     }
 }
