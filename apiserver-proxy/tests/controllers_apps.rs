@@ -84,6 +84,21 @@ fn statefulset(name: &str, replicas: i32, extra: Value) -> StatefulSet {
     serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
 }
 
+/// Creates StatefulSet `name` (see [`statefulset`]) in `default`; returns
+/// the StatefulSet and pod APIs there.
+async fn create_sts(
+    client: &Client,
+    name: &str,
+    replicas: i32,
+    extra: Value,
+) -> (Api<StatefulSet>, Api<Pod>) {
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    sts.create(&PostParams::default(), &statefulset(name, replicas, extra))
+        .await
+        .expect("create statefulset");
+    (sts, Api::namespaced(client.clone(), "default"))
+}
+
 async fn scale(sts: &Api<StatefulSet>, name: &str, replicas: i32) {
     sts.patch(
         name,
@@ -97,12 +112,8 @@ async fn scale(sts: &Api<StatefulSet>, name: &str, replicas: i32) {
 #[tokio::test]
 async fn statefulset_scales_up_and_down_in_order() {
     let (_f, client) = server().await;
-    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
-    sts.create(&PostParams::default(), &statefulset("web", 3, json!({})))
-        .await
-        .expect("create statefulset");
+    let (sts, pods) = create_sts(&client, "web", 3, json!({})).await;
     // OrderedReady: web-1 only once web-0 is Running and Ready.
     let first = expect_pods(&pods, "app=web", &["web-0"]).await;
     let p = &first[0];
@@ -187,20 +198,15 @@ async fn statefulset_scales_up_and_down_in_order() {
 #[tokio::test]
 async fn statefulset_parallel_and_claim_retention_delete() {
     let (_f, client) = server().await;
-    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
-    sts.create(
-        &PostParams::default(),
-        &statefulset(
-            "db",
-            3,
-            json!({"podManagementPolicy": "Parallel",
-                "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Delete", "whenDeleted": "Retain"}}),
-        ),
+    let (sts, pods) = create_sts(
+        &client,
+        "db",
+        3,
+        json!({"podManagementPolicy": "Parallel",
+            "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Delete", "whenDeleted": "Retain"}}),
     )
-    .await
-    .expect("create statefulset");
+    .await;
     // Parallel: all at once, without waiting for readiness.
     expect_pods(&pods, "app=db", &["db-0", "db-1", "db-2"]).await;
     scale(&sts, "db", 1).await;
@@ -222,19 +228,14 @@ async fn statefulset_parallel_and_claim_retention_delete() {
 #[tokio::test]
 async fn statefulset_rolling_update_respects_partition() {
     let (f, client) = server().await;
-    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    sts.create(
-        &PostParams::default(),
-        &statefulset(
-            "web",
-            3,
-            json!({"podManagementPolicy": "Parallel",
+    let (sts, pods) = create_sts(
+        &client,
+        "web",
+        3,
+        json!({"podManagementPolicy": "Parallel",
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}}),
-        ),
     )
-    .await
-    .expect("create statefulset");
+    .await;
     for p in names(&expect_pods(&pods, "app=web", &["web-0", "web-1", "web-2"]).await) {
         make_ready(&pods, &p).await;
     }
@@ -309,14 +310,13 @@ async fn statefulset_rolling_update_respects_partition() {
 #[tokio::test]
 async fn statefulset_adopts_orphaned_pods() {
     let (_f, client) = server().await;
-    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    sts.create(
-        &PostParams::default(),
-        &statefulset("web", 2, json!({"podManagementPolicy": "Parallel"})),
+    let (sts, pods) = create_sts(
+        &client,
+        "web",
+        2,
+        json!({"podManagementPolicy": "Parallel"}),
     )
-    .await
-    .expect("create statefulset");
+    .await;
     let before = expect_pods(&pods, "app=web", &["web-0", "web-1"]).await;
     // kubectl delete --cascade=orphan, then create it again.
     sts.delete("web", &DeleteParams::orphan())
@@ -364,15 +364,14 @@ async fn statefulset_adopts_orphaned_pods() {
 #[tokio::test]
 async fn statefulset_rollout_undo_returns_to_an_older_revision() {
     let (f, client) = server().await;
-    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let revs: Api<ControllerRevision> = Api::namespaced(client.clone(), "default");
-    sts.create(
-        &PostParams::default(),
-        &statefulset("web", 1, json!({"podManagementPolicy": "Parallel"})),
+    let (sts, pods) = create_sts(
+        &client,
+        "web",
+        1,
+        json!({"podManagementPolicy": "Parallel"}),
     )
-    .await
-    .expect("create statefulset");
+    .await;
     expect_pods(&pods, "app=web", &["web-0"]).await;
     sts.patch(
         "web",
@@ -721,15 +720,14 @@ async fn budget_blocks_eviction_with_429_then_allows_it() {
 #[tokio::test]
 async fn budget_with_max_unavailable_uses_the_controller_scale() {
     let (_f, client) = server().await;
-    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
-    sts.create(
-        &PostParams::default(),
-        &statefulset("web", 3, json!({"podManagementPolicy": "Parallel"})),
+    let (_, pods) = create_sts(
+        &client,
+        "web",
+        3,
+        json!({"podManagementPolicy": "Parallel"}),
     )
-    .await
-    .expect("create statefulset");
+    .await;
     let pdb: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "web"},
         "spec": {"maxUnavailable": "34%", "selector": {"matchLabels": {"app": "web"}}}}))
     .unwrap();
