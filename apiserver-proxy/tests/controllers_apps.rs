@@ -99,6 +99,18 @@ async fn create_sts(
     (sts, Api::namespaced(client.clone(), "default"))
 }
 
+/// Changes the image of the StatefulSet's template (a new revision).
+async fn set_image(sts: &Api<StatefulSet>, name: &str, image: &str) {
+    sts.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "c", "image": image}]}}}})),
+    )
+    .await
+    .expect("update template");
+}
+
 async fn scale(sts: &Api<StatefulSet>, name: &str, replicas: i32) {
     sts.patch(
         name,
@@ -244,14 +256,7 @@ async fn statefulset_rolling_update_respects_partition() {
         (st.ready_replicas == Some(3)).then_some(st.current_revision?)
     })
     .await;
-    sts.patch(
-        "web",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [
-            {"name": "c", "image": "nginx:2"}]}}}})),
-    )
-    .await
-    .expect("update template");
+    set_image(&sts, "web", "nginx:2").await;
     // kubectl rollout status completes once the partitioned update is done.
     let rollout = kubectl_rollout_status(&f, "sts/web");
     let revision =
@@ -373,14 +378,7 @@ async fn statefulset_rollout_undo_returns_to_an_older_revision() {
     )
     .await;
     expect_pods(&pods, "app=web", &["web-0"]).await;
-    sts.patch(
-        "web",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [
-            {"name": "c", "image": "nginx:2"}]}}}})),
-    )
-    .await
-    .expect("update template");
+    set_image(&sts, "web", "nginx:2").await;
     wait_for("two revisions", WAIT, || async {
         let list = revs.list(&ListParams::default()).await.ok()?;
         (list.items.len() == 2).then_some(())
