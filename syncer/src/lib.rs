@@ -28,6 +28,7 @@
 
 pub mod cleanup;
 pub mod down;
+pub mod logs;
 pub mod mirror;
 pub mod names;
 mod parents;
@@ -176,6 +177,8 @@ pub fn spawn_when_leader(
         key: SYNCER_LEASE.to_string(),
         ..LeaseConfig::controllers(holder.clone())
     };
+    // Logs are answered by every replica, leader or not.
+    logs::register(&api, host.clone());
     let storage = api.store.storage().clone();
     tokio::spawn(async move {
         let mut election = LeaderElection::start(storage, config);
@@ -200,6 +203,7 @@ pub fn spawn_with(
         Some(url) => down::pod::Endpoint::from_url(url),
         None => down::pod::Endpoint::parse(&api.server_address),
     };
+    logs::register(&api, host.clone());
     let syncer = Arc::new(Syncer {
         api: api.clone(),
         endpoint,

@@ -55,9 +55,9 @@ const CREATE_ONLY: &[(&str, &str, &str)] = &[
 ];
 
 /// Subresources served: by the generic store, `token` (service
-/// accounts' TokenRequest) by `auth::tokens_api`, and `eviction` (pods) by
-/// [`super::eviction`].
-const SERVED_SUBRESOURCES: &[&str] = &["status", "scale", "finalize", "token", "eviction"];
+/// accounts' TokenRequest) by `auth::tokens_api`, `eviction` (pods) by
+/// [`super::eviction`], and `log` (pods) by `server::pod_proxy`.
+const SERVED_SUBRESOURCES: &[&str] = &["status", "scale", "finalize", "token", "eviction", "log"];
 
 /// A subresource of a resource (`status`, `scale`).
 #[derive(Clone, Debug)]

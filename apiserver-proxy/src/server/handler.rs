@@ -57,6 +57,9 @@ pub struct ApiServer {
     pub server_address: String,
     /// RBAC, per cluster.
     pub authorizer: Arc<rbac::Authorizer>,
+    /// Reaches the containers of pods (`pods/log`), registered after start
+    /// ([`ApiServer::set_pod_connector`]).
+    pub(crate) pod_connector: std::sync::RwLock<Option<Arc<dyn super::pod_proxy::PodConnector>>>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -427,7 +430,8 @@ impl ApiServer {
             // authorization, as upstream's max-inflight filter). The permit
             // is held until the response is built; a watch's stream outlives
             // it, as watches do not count as in flight.
-            let long_running = matches!(&info.api, Api::Resource(r) if r.verb == "watch");
+            let long_running = matches!(&info.api, Api::Resource(r)
+                if r.verb == "watch" || super::pod_proxy::is_log(r));
             match cluster.limits.admit(long_running) {
                 Ok(permit) => _permit = permit,
                 Err(throttled) => return Ok(too_many_requests(throttled)),
@@ -528,6 +532,8 @@ impl ApiServer {
                 .await?;
                 Ok(respond(StatusCode::CREATED, &review, Output::Json))
             }
+            // Answered from where the pod runs, in text, before negotiation.
+            Api::Resource(rr) if super::pod_proxy::is_log(rr) => self.pod_log(&info, rr).await,
             Api::Resource(rr) if rbac_review::is_review(rr) => {
                 let review =
                     rbac_review::review(&self.authorizer, &info.cluster, &user, rr, || {

@@ -6,6 +6,7 @@
 pub mod handler;
 pub mod inprocess;
 pub mod negotiate;
+pub mod pod_proxy;
 pub mod request;
 
 use std::net::{IpAddr, SocketAddr};
@@ -242,6 +243,7 @@ pub async fn start_with(
         clusters,
         patch_schema: load_patch_schema(),
         server_address: display_addr(&local_addr),
+        pod_connector: Default::default(),
     });
     let base_url = options
         .advertise_url
