@@ -55,6 +55,12 @@ enum Command {
         /// selector (for several nestkube installs sharing one host).
         #[arg(long)]
         host_selector: Option<String>,
+        /// Host mode: the only host namespaces tenant objects are synced
+        /// into (comma-separated), for a service account with namespaced
+        /// rights only there: the syncer then watches each of them instead
+        /// of the whole host. Default: all namespaces.
+        #[arg(long, value_delimiter = ',')]
+        host_namespaces: Vec<String>,
         /// URL clients reach this server at, written into VirtualCluster
         /// endpoints and kubeconfigs (default: https://<listen address>).
         #[arg(long)]
@@ -199,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
     let mut options = ServeOptions::default();
+    let mut host_namespaces = Vec::new();
     let (config, up) = match cli.command {
         Command::Serve {
             data_dir,
@@ -208,9 +215,11 @@ async fn main() -> anyhow::Result<()> {
             host_kubeconfig,
             host_in_cluster,
             host_selector,
+            host_namespaces: namespaces,
             advertise_url,
             tls_sans,
         } => {
+            host_namespaces = namespaces;
             options = ServeOptions {
                 host_kubeconfig,
                 host_in_cluster,
@@ -252,7 +261,10 @@ async fn main() -> anyhow::Result<()> {
         })?;
     // Copies what must run from each virtual cluster down to its parent
     // (a served cluster, or the host of --host-kubeconfig/--host-in-cluster).
-    let settings = nestkube_syncer::Settings { api_url };
+    let settings = nestkube_syncer::Settings {
+        api_url,
+        host_namespaces,
+    };
     if matches!(config.backend, nestkube_storage::Backend::Etcd(_)) {
         // Replicas share the store: only the holder of the syncer's lease syncs.
         let holder = format!(

@@ -2,10 +2,15 @@
 //! objects the real kube-apiserver accepts, installs, upgrades and uninstalls
 //! leaving only what docs/install.md says stays.
 
+mod support;
+
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Output;
+use std::time::Duration;
 
-use nestkube_e2e::{HostCluster, run, unique_name};
+use nestkube_e2e::{HostCluster, run, unique_name, wait_for};
+use support::{Kubectl, Server, tenant_kubectl};
 
 fn chart() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/nestkube")
@@ -210,4 +215,221 @@ fn chart_installs_upgrades_and_uninstalls() {
     }
     host.kubectl_ok(&["get", "crd", "virtualclusters.tenancy.nestkube.io"]);
     host.kubectl_ok(&["get", "pvc", &format!("{full}-data"), "-n", ns]);
+}
+
+/// A kubeconfig for the host that authenticates with `token`.
+fn token_kubeconfig(host: &HostCluster, token: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: host\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: host\n  context: {{cluster: host, user: sa}}\ncurrent-context: host\n",
+        host.server(),
+        host.ca_file().display()
+    )
+}
+
+/// Whether the chart's service account may `verb resource` (in `ns`, if given).
+fn sa_can(host: &HostCluster, sa: &str, verb: &str, resource: &str, ns: Option<&str>) -> bool {
+    let mut args = vec!["auth", "can-i", verb, resource, "--as", sa];
+    match ns {
+        Some(ns) => args.extend(["-n", ns]),
+        None => args.push("--all-namespaces"),
+    }
+    let out = host.kubectl(&args);
+    String::from_utf8_lossy(&out.stdout).trim() == "yes"
+}
+
+/// nestkube run with nothing but the chart's ServiceAccount token (as its pod
+/// would; kwok nodes run no containers, so it runs on 127.0.0.1) provisions a
+/// VirtualCluster and syncs its pod; the RBAC grants no more than that, and
+/// taking a needed verb away stops the matching work until it is given back.
+#[test]
+fn nestkube_runs_with_the_charts_service_account() {
+    let Some(host) = HostCluster::shared() else {
+        return;
+    };
+    let chart = chart();
+    let ns = host.namespace("chart-sa");
+    let ns = ns.name();
+    let release = unique_name("nk");
+    let full = format!("{release}-nestkube");
+    // Least privilege: namespaced rules only in the namespace it serves.
+    helm_ok(
+        host,
+        &[
+            "install",
+            &release,
+            chart.to_str().unwrap(),
+            "-n",
+            ns,
+            "--set",
+            &format!("rbac.namespaces={{{ns}}}"),
+        ],
+    );
+    let sa = format!("system:serviceaccount:{ns}:{full}");
+    for (verb, resource, namespace, allowed) in [
+        ("watch", "virtualclusters.tenancy.nestkube.io", None, true),
+        (
+            "patch",
+            "virtualclusters.tenancy.nestkube.io/status",
+            None,
+            true,
+        ),
+        ("create", "pods", Some(ns), true),
+        ("create", "secrets", Some(ns), true),
+        ("create", "pods/exec", Some(ns), true),
+        ("list", "nodes", None, true),
+        ("create", "pods", Some("kube-system"), false),
+        ("get", "secrets", Some("kube-system"), false),
+        (
+            "create",
+            "virtualclusters.tenancy.nestkube.io",
+            Some(ns),
+            false,
+        ),
+        (
+            "delete",
+            "virtualclusters.tenancy.nestkube.io",
+            Some(ns),
+            false,
+        ),
+        ("create", "clusterroles", None, false),
+        ("create", "rolebindings", Some(ns), false),
+        ("delete", "nodes", None, false),
+        ("create", "namespaces", None, false),
+        ("*", "*", None, false),
+    ] {
+        assert_eq!(
+            sa_can(host, &sa, verb, resource, namespace),
+            allowed,
+            "{sa} {verb} {resource} in {namespace:?}"
+        );
+    }
+
+    let token = host
+        .kubectl_ok(&["create", "token", &full, "-n", ns, "--duration=1h"])
+        .trim()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("chart-sa.kubeconfig");
+    std::fs::write(&kubeconfig, token_kubeconfig(host, &token)).unwrap();
+    let label = unique_name("chart");
+    let selector = format!("e2e.nestkube.io/test={label}");
+    // As the chart's deployment does with rbac.namespaces: the syncer
+    // watches only there.
+    let flags = [
+        OsStr::new("--host-kubeconfig"),
+        kubeconfig.as_os_str(),
+        OsStr::new("--host-namespaces"),
+        OsStr::new(ns),
+        OsStr::new("--host-selector"),
+        OsStr::new(&selector),
+    ];
+    let server = Server::start_with(&flags);
+
+    let name = unique_name("vc");
+    host.apply(&format!(
+        "apiVersion: tenancy.nestkube.io/v1alpha1\nkind: VirtualCluster\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    e2e.nestkube.io/test: {label}\nspec:\n  isolation:\n    runtimeClassName: runc\n"
+    ));
+    host.kubectl_ok(&[
+        "wait",
+        &format!("vc/{name}"),
+        "-n",
+        ns,
+        "--for=condition=Ready",
+        "--timeout=60s",
+    ]);
+    let admin = Kubectl {
+        bin: host.bins().kubectl.clone(),
+        kubeconfig: host.kubeconfig(),
+    };
+    let tenant = tenant_kubectl(&admin, &server.data_dir, ns, &name);
+    let uid = host
+        .kubectl_ok(&[
+            "get",
+            "vc",
+            &name,
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .to_string();
+    let host_pods = |phase: &str| {
+        let out = host.kubectl_ok(&[
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-l",
+            &format!("tenancy.nestkube.io/vc-uid={uid}"),
+            "-o",
+            &format!("jsonpath={{range .items[?(@.status.phase==\"{phase}\")]}}{{.spec.runtimeClassName}} {{end}}"),
+        ]);
+        out.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    tenant.ok(&["run", "web", "--image=nginx", "-n", "default"]);
+    let classes = wait_for(
+        "the tenant pod Running on the host",
+        Duration::from_secs(60),
+        || Some(host_pods("Running")).filter(|p| !p.is_empty()),
+    );
+    assert_eq!(classes, vec!["runc".to_string()]);
+    wait_for("the virtual pod Running", Duration::from_secs(30), || {
+        (tenant.ok(&[
+            "get",
+            "pod",
+            "web",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.status.phase}",
+        ]) == "Running")
+            .then_some(())
+    });
+
+    // Take `create pods` away: a new tenant pod cannot reach the host ...
+    let role = host.get_json(&["role", &full, "-n", ns]);
+    let original = serde_json::to_string(&role["rules"]).unwrap();
+    let mut rules = role["rules"].clone();
+    for rule in rules.as_array_mut().unwrap() {
+        if rule["resources"]
+            .as_array()
+            .unwrap()
+            .contains(&"pods".into())
+        {
+            let verbs = rule["verbs"].as_array_mut().unwrap();
+            verbs.retain(|v| v != "create");
+        }
+    }
+    let patch = |rules: &str| {
+        host.kubectl_ok(&[
+            "patch",
+            "role",
+            &full,
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            &format!("{{\"rules\":{rules}}}"),
+        ])
+    };
+    patch(&serde_json::to_string(&rules).unwrap());
+    wait_for("RBAC to drop create pods", Duration::from_secs(10), || {
+        (!sa_can(host, &sa, "create", "pods", Some(ns))).then_some(())
+    });
+    tenant.ok(&["run", "second", "--image=nginx", "-n", "default"]);
+    // A bounded look (the syncer retries with backoff while it is refused).
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(host_pods("Running").len() + host_pods("Pending").len(), 1);
+    // ... and once the verb is back, the syncer's retry brings it there.
+    patch(&original);
+    wait_for(
+        "the second pod on the host",
+        Duration::from_secs(60),
+        || (host_pods("Running").len() == 2).then_some(()),
+    );
+    host.kubectl_ok(&["delete", "vc", &name, "-n", ns, "--timeout=60s"]);
+    helm_ok(host, &["uninstall", &release, "-n", ns]);
+    drop(server);
 }

@@ -8,8 +8,9 @@
 //!   virtual pod and Service of the cluster and every copy of it in the
 //!   parent is reconciled, so missing copies are created and copies without
 //!   a virtual object are deleted.
-//! - [`sweep`]: after each (re)list of a parent's watch, copies whose
-//!   virtual cluster no longer syncs there are deleted. In a parent served
+//! - [`sweep`]: after each (re)list of a parent's watch (of all namespaces,
+//!   or of one of `--host-namespaces`), copies whose virtual cluster no
+//!   longer syncs there are deleted in what that watch covers. In a parent served
 //!   by this process every copy is this process's; on the real host, only
 //!   copies of clusters this process serves are judged (another nestkube
 //!   may share the host), the rest is left to the VirtualCluster's own
@@ -64,6 +65,11 @@ pub(crate) async fn cleanup(
     {
         return Ok(()); // The parent went with everything in it.
     }
+    if s.scope(parent)
+        .is_some_and(|ns| !ns.iter().any(|n| n == host_namespace))
+    {
+        return Ok(()); // Outside --host-namespaces: never synced there.
+    }
     let Some(client) = s.parent_client(parent) else {
         return Ok(());
     };
@@ -110,15 +116,22 @@ pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
     Ok(())
 }
 
-/// Deletes the copies in `parent` whose virtual cluster no longer syncs
-/// there (see the module docs).
-pub(crate) async fn sweep(s: &Syncer, parent: &ParentKey) -> Result<(), SyncError> {
+/// Deletes the copies in `namespace` of `parent` (`None`: all namespaces)
+/// whose virtual cluster no longer syncs there (see the module docs).
+pub(crate) async fn sweep(
+    s: &Syncer,
+    parent: &ParentKey,
+    namespace: Option<&str>,
+) -> Result<(), SyncError> {
     let Some(client) = s.parent_client(parent) else {
         return Ok(());
     };
     let local = matches!(parent, ParentKey::Cluster(_));
     for kind in KINDS {
-        let a = api_all(&client, kind);
+        let a = match namespace {
+            Some(ns) => api(&client, kind, ns),
+            None => api_all(&client, kind),
+        };
         for obj in list(&a, &names::managed_selector()).await? {
             let ns = meta(&obj, "namespace");
             let stale = match owner_of(&obj) {

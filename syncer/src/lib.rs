@@ -111,8 +111,12 @@ pub(crate) enum Item {
         host_namespace: String,
         uid: String,
     },
-    /// Delete parent objects whose virtual cluster is gone.
-    Sweep { parent: ParentKey },
+    /// Delete parent objects whose virtual cluster is gone, in `namespace`
+    /// of `parent` (`None`: all namespaces).
+    Sweep {
+        parent: ParentKey,
+        namespace: Option<String>,
+    },
 }
 
 /// What a reconcile of one cluster needs.
@@ -140,6 +144,8 @@ pub struct Syncer {
     known: Mutex<HashMap<String, Arc<Placement>>>,
     /// One watch task per parent in use.
     parents: Mutex<HashMap<ParentKey, tokio::task::JoinHandle<()>>>,
+    /// The host namespaces the syncer may use (sorted; empty: all of them).
+    host_namespaces: Vec<String>,
 }
 
 /// Settings of the syncer beyond its clients.
@@ -149,6 +155,13 @@ pub struct Settings {
     /// `--advertise-url`), given to them as `KUBERNETES_SERVICE_HOST` and
     /// `_PORT`; default: the server's bound address.
     pub api_url: Option<String>,
+    /// The only namespaces of the host cluster the syncer may use
+    /// (`--host-namespaces`, for a service account granted namespaced
+    /// rights only there): its host watches and listings are scoped to
+    /// them, one watch per namespace, and a cluster placed in another host
+    /// namespace is not synced (an error is logged). Empty: all namespaces
+    /// (cluster-wide watches).
+    pub host_namespaces: Vec<String>,
 }
 
 /// Starts the syncer for every virtual cluster `api` serves; `host` is the
@@ -203,6 +216,14 @@ pub fn spawn_with(
         Some(url) => down::pod::Endpoint::from_url(url),
         None => down::pod::Endpoint::parse(&api.server_address),
     };
+    let mut host_namespaces: Vec<String> = settings
+        .host_namespaces
+        .iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    host_namespaces.sort();
+    host_namespaces.dedup();
     logs::register(&api, host.clone());
     let syncer = Arc::new(Syncer {
         api: api.clone(),
@@ -212,6 +233,7 @@ pub fn spawn_with(
         queue: OnceLock::new(),
         known: Mutex::new(HashMap::new()),
         parents: Mutex::new(HashMap::new()),
+        host_namespaces,
     });
     let s = syncer.clone();
     let queue = WorkQueue::new("syncer", move |item: Item| {
@@ -268,6 +290,23 @@ impl Syncer {
         }
     }
 
+    /// The namespaces of `parent` the syncer watches and lists: `None` for
+    /// all of them (cluster-wide), else only these (`--host-namespaces`,
+    /// host only).
+    pub(crate) fn scope(&self, parent: &ParentKey) -> Option<&[String]> {
+        match parent {
+            ParentKey::Host if !self.host_namespaces.is_empty() => Some(&self.host_namespaces),
+            _ => None,
+        }
+    }
+
+    /// Whether `placement`'s host namespace is one the syncer may use in
+    /// its parent.
+    pub(crate) fn allowed(&self, placement: &Placement) -> bool {
+        self.scope(&ParentKey::of(placement))
+            .is_none_or(|ns| ns.iter().any(|n| *n == placement.host_namespace))
+    }
+
     /// The clusters syncing into `parent` now.
     pub(crate) fn children_of(&self, parent: &ParentKey) -> Vec<String> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
@@ -283,9 +322,10 @@ impl Syncer {
         self.api.clusters.get(cluster)?.placement()
     }
 
-    /// What reconciling in `cluster` needs (`None`: not synced).
+    /// What reconciling in `cluster` needs (`None`: not synced, including
+    /// a cluster placed in a host namespace outside `--host-namespaces`).
     pub(crate) fn ctx(&self, cluster: &str) -> Result<Option<Ctx>, SyncError> {
-        let Some(placement) = self.placement(cluster) else {
+        let Some(placement) = self.placement(cluster).filter(|p| self.allowed(p)) else {
             return Ok(None);
         };
         let parent = self
@@ -357,7 +397,8 @@ impl Syncer {
         }
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         for (path, old) in known.iter() {
-            if current.get(path).is_none_or(|new| !same_target(old, new)) {
+            // A placement never synced (host namespace not allowed) left nothing.
+            if current.get(path).is_none_or(|new| !same_target(old, new)) && self.allowed(old) {
                 tracing::info!(cluster = %path, uid = %old.uid, "placement gone: cleaning up its parent objects");
                 self.enqueue(Item::Cleanup {
                     parent: ParentKey::of(old),
@@ -368,13 +409,25 @@ impl Syncer {
         }
         for (path, new) in current.iter() {
             if known.get(path).is_none_or(|old| !same_target(old, new)) {
+                if !self.allowed(new) {
+                    tracing::error!(
+                        cluster = %path,
+                        host_namespace = %new.host_namespace,
+                        allowed = ?self.host_namespaces,
+                        "cluster placed in a host namespace outside --host-namespaces: not syncing it (add the namespace to --host-namespaces, and grant nestkube's service account the namespaced rights there)"
+                    );
+                    continue;
+                }
                 self.enqueue(Item::Resync {
                     cluster: path.clone(),
                 });
             }
         }
-        let wanted: std::collections::HashSet<ParentKey> =
-            current.values().map(|p| ParentKey::of(p)).collect();
+        let wanted: std::collections::HashSet<ParentKey> = current
+            .values()
+            .filter(|p| self.allowed(p))
+            .map(|p| ParentKey::of(p))
+            .collect();
         *known = current;
         drop(known);
         {
@@ -456,7 +509,11 @@ impl Syncer {
             } => cleanup::cleanup(&self, &parent, &host_namespace, &uid)
                 .await
                 .map(|()| None),
-            Item::Sweep { parent } => cleanup::sweep(&self, &parent).await.map(|()| None),
+            Item::Sweep { parent, namespace } => {
+                cleanup::sweep(&self, &parent, namespace.as_deref())
+                    .await
+                    .map(|()| None)
+            }
         }
     }
 }

@@ -2,7 +2,9 @@
 //! brings changes of the copies back up.
 //!
 //! A parent's watch covers every pod the syncer owns there (label
-//! `tenancy.nestkube.io/managed-by=nestkube`, all namespaces), whichever
+//! `tenancy.nestkube.io/managed-by=nestkube`, all namespaces; on the host
+//! with `--host-namespaces`, one watch per listed namespace instead, so a
+//! service account with namespaced rights only there suffices), whichever
 //! virtual cluster it belongs to; each event only enqueues the reconcile of
 //! the virtual pod named by the copy's annotations, and only if that
 //! virtual cluster really syncs into this parent with this owner uid and
@@ -81,8 +83,9 @@ impl Syncer {
 
 /// One event of a parent's watches.
 enum Watched {
-    /// A copied pod changed (or the watch (re)listed, or failed).
-    Pod(Box<Result<Event<Pod>, watcher::Error>>),
+    /// A copied pod changed (or the watch of that namespace, `None`: of all
+    /// namespaces, (re)listed, or failed).
+    Pod(Option<String>, Box<Result<Event<Pod>, watcher::Error>>),
     /// A copied claim changed (its status comes up).
     Claim(Option<Value>),
     /// A RuntimeClass event (whether it was not an error).
@@ -99,21 +102,46 @@ fn touched<K: serde::Serialize>(e: &Result<Event<K>, watcher::Error>) -> Option<
     }
 }
 
-/// Watches what the syncer owns in `parent` (pods, claims) and its
-/// RuntimeClasses, until aborted.
+/// Watches what the syncer owns in `parent` (pods, claims; in every
+/// namespace, or in each of [`Syncer::scope`]) and its RuntimeClasses,
+/// until aborted.
 pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::Client) {
     let managed = || watcher::Config::default().labels(&names::managed_selector());
-    let pods = watcher::watcher(Api::<Pod>::all(client.clone()), managed())
-        .default_backoff()
-        .map(|e| Watched::Pod(Box::new(e)));
-    let claims = watcher::watcher(Api::<PersistentVolumeClaim>::all(client.clone()), managed())
-        .default_backoff()
-        .map(|e| Watched::Claim(touched(&e)));
-    let rcs = watcher::watcher(Api::<RuntimeClass>::all(client), watcher::Config::default())
-        .default_backoff()
-        .map(|e| Watched::RuntimeClass(e.is_ok()));
-    let mut events = futures::stream::select(futures::stream::select(pods, claims), rcs).boxed();
-    tracing::info!(parent = ?parent, "syncer: watching the parent's copies and RuntimeClasses");
+    let namespaces: Vec<Option<String>> = match syncer.scope(&parent) {
+        None => vec![None],
+        Some(list) => list.iter().cloned().map(Some).collect(),
+    };
+    let mut streams = Vec::new();
+    for ns in &namespaces {
+        let (pods, claims) = match ns {
+            None => (Api::<Pod>::all(client.clone()), Api::all(client.clone())),
+            Some(ns) => (
+                Api::<Pod>::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+        };
+        let ns = ns.clone();
+        streams.push(
+            watcher::watcher(pods, managed())
+                .default_backoff()
+                .map(move |e| Watched::Pod(ns.clone(), Box::new(e)))
+                .boxed(),
+        );
+        streams.push(
+            watcher::watcher::<PersistentVolumeClaim>(claims, managed())
+                .default_backoff()
+                .map(|e| Watched::Claim(touched(&e)))
+                .boxed(),
+        );
+    }
+    streams.push(
+        watcher::watcher(Api::<RuntimeClass>::all(client), watcher::Config::default())
+            .default_backoff()
+            .map(|e| Watched::RuntimeClass(e.is_ok()))
+            .boxed(),
+    );
+    let mut events = futures::stream::select_all(streams);
+    tracing::info!(parent = ?parent, namespaces = ?namespaces, "syncer: watching the parent's copies and RuntimeClasses");
     let copy_changed = |kind: Kind, obj: &Value| {
         let Some(owner) = owner_of(obj) else {
             return;
@@ -124,8 +152,8 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
         }
     };
     while let Some(event) = events.next().await {
-        let event = match event {
-            Watched::Pod(e) => *e,
+        let (namespace, event) = match event {
+            Watched::Pod(ns, e) => (ns, *e),
             Watched::Claim(obj) => {
                 if let Some(obj) = obj {
                     copy_changed(Kind::PersistentVolumeClaim, &obj);
@@ -148,9 +176,10 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
         match event {
             Ok(Event::InitDone) => syncer.enqueue(Item::Sweep {
                 parent: parent.clone(),
+                namespace,
             }),
             Err(e) => {
-                tracing::warn!(parent = ?parent, error = %e, "syncer: parent watch failed; retrying")
+                tracing::warn!(parent = ?parent, namespace = ?namespace, error = %e, "syncer: parent watch failed; retrying")
             }
             Ok(_) => {}
         }

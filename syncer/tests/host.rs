@@ -314,3 +314,94 @@ async fn a_host_virtual_cluster_runs_its_pods_on_the_host() {
     .await;
     running.abort();
 }
+
+/// `--host-namespaces`: the syncer watches and syncs only in the listed
+/// host namespaces (one watch each); a cluster placed in another host
+/// namespace is not synced, while one placed in a listed namespace runs its
+/// pods there, gets their status back up and is cleaned up when it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn host_namespaces_scope_what_is_synced() {
+    let Some(host) = nestkube_e2e::HostCluster::shared() else {
+        return;
+    };
+    let listed = host.namespace("scoped");
+    let other = host.namespace("unlisted");
+    let host_client =
+        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
+    let server = Server::start().await;
+    let api = server.running.api.clone();
+    let mut clusters = Vec::new();
+    for ns in [other.name(), listed.name()] {
+        let cluster = nestkube_e2e::unique_name("tenant");
+        api.clusters
+            .create(&api.store, &api.catalog, &cluster)
+            .await
+            .expect("cluster");
+        let placement = Placement::new(
+            Parent::Host,
+            ns,
+            &cluster,
+            &format!("uid-{cluster}"),
+            serde_json::from_value(json!({})).expect("spec"),
+        );
+        api.clusters
+            .set_placement(&cluster, placement)
+            .await
+            .expect("placement");
+        clusters.push(cluster);
+    }
+    let (unlisted, scoped) = (&clusters[0], &clusters[1]);
+    nestkube_syncer::spawn_with(
+        api.clone(),
+        Some(host_client.clone()),
+        nestkube_syncer::Settings {
+            host_namespaces: vec![listed.name().to_string()],
+            ..Default::default()
+        },
+    );
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "main", "image": "nginx"}]},
+    }))
+    .unwrap();
+    // The unlisted cluster's pod first, so it would be synced before the
+    // listed one's if it were synced at all.
+    for cluster in [unlisted, scoped] {
+        let vpods: Api<Pod> = Api::namespaced(api.client_for(cluster), "default");
+        wait_for_within("the virtual pod to be created", 30, || async {
+            vpods.create(&PostParams::default(), &pod).await.ok()
+        })
+        .await;
+    }
+    let vpods: Api<Pod> = Api::namespaced(api.client_for(scoped), "default");
+    let host_pods: Api<Pod> = Api::namespaced(host_client.clone(), listed.name());
+    let hname = names::host_name(scoped, "default", "web");
+    wait_for_within("the listed namespace's copy to run", 60, || async {
+        let p = js(&host_pods.get(&hname).await.ok()?);
+        (p["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    // Its status comes up through the namespace's watch.
+    wait_for_within("the virtual pod to run", 30, || async {
+        let p = js(&vpods.get("web").await.ok()?);
+        (p["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    let unlisted_pods: Api<Pod> = Api::namespaced(host_client.clone(), other.name());
+    let copies = unlisted_pods
+        .list(&ListParams::default().labels(&names::managed_selector()))
+        .await
+        .expect("list");
+    assert!(copies.items.is_empty(), "synced into an unlisted namespace");
+
+    api.clusters.remove(scoped).await.expect("remove");
+    wait_for_within("the listed namespace's copy to go", 60, || async {
+        host_pods
+            .get_opt(&hname)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
