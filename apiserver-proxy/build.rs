@@ -6,7 +6,10 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    // Read at run time, not `env!`: cargo may reuse this build script's
+    // binary for a checkout at another path, whose data it must embed.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let data = Path::new(&manifest_dir).join("data");
     println!("cargo:rerun-if-changed={}", data.display());
     let mut out = String::new();
     let v2 = data.join("openapi-v2.json");
