@@ -304,7 +304,7 @@ impl Syncer {
     /// its parent.
     pub(crate) fn allowed(&self, placement: &Placement) -> bool {
         self.scope(&ParentKey::of(placement))
-            .is_none_or(|ns| ns.iter().any(|n| *n == placement.host_namespace))
+            .is_none_or(|ns| ns.contains(&placement.host_namespace))
     }
 
     /// The clusters syncing into `parent` now.
