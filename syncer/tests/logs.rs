@@ -2,7 +2,7 @@
 //! `Status`es (unknown pod, bad container, a pod that runs nowhere); a
 //! follow streams chunk by chunk; against the real host (kwok serves a
 //! simulated CRI log for every container), a virtual pod's log is its host
-//! pod's.
+//! pod's, through kube-rs and through `kubectl logs` over TLS.
 
 mod common;
 
@@ -274,6 +274,55 @@ async fn logs_come_from_the_host_pod() {
     assert_eq!(
         (code, message.as_str()),
         (400, "container nope is not valid for pod web")
+    );
+
+    // kubectl, over TLS, as the cluster's admin.
+    let admin = api
+        .clusters
+        .get(&cluster)
+        .unwrap()
+        .client_ca
+        .issue_client("admin", &["system:masters"])
+        .expect("client certificate");
+    let server_ca = api
+        .clusters
+        .get("root")
+        .unwrap()
+        .client_ca
+        .pair
+        .cert_pem
+        .clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        nestkube_apiserver::kubeconfig::render(
+            &cluster,
+            &format!("https://{}/clusters/{cluster}", server.running.local_addr),
+            &server_ca,
+            &admin,
+        ),
+    )
+    .expect("kubeconfig");
+    let out = std::process::Command::new(&host.bins().kubectl)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["logs", "web", "-n", "default"])
+        .output()
+        .expect("kubectl");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    let out = std::process::Command::new(&host.bins().kubectl)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["logs", "web", "--tail", "1"])
+        .output()
+        .expect("kubectl");
+    // kubectl checks the container itself; tailLines is passed on.
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        host_pods.logs(&copy, &tail).await.expect("host tail")
     );
     api.clusters.remove(&cluster).await.expect("remove");
 }
