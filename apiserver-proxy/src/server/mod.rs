@@ -6,6 +6,7 @@
 pub mod handler;
 pub mod inprocess;
 pub mod negotiate;
+pub mod pki;
 pub mod pod_proxy;
 pub mod request;
 
@@ -51,6 +52,9 @@ pub enum ServeError {
     /// Bootstrapping the root cluster failed.
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] crate::error::ApiError),
+    /// The PKI shared through the store (`--storage-backend etcd`).
+    #[error("shared pki: {0}")]
+    SharedPki(#[from] pki::SharedPkiError),
     /// The host cluster (host mode) cannot be reached.
     #[error(transparent)]
     Host(#[from] crate::controllers::host_virtualcluster::HostError),
@@ -182,7 +186,21 @@ pub async fn start_with(
     };
     std::fs::create_dir_all(&config.data_dir)?;
     let pki_dir = config.data_dir.join("pki");
-    let ca = Ca::load_or_create(&pki_dir, "ca", "nestkube-ca")?;
+    let storage = config.backend.open(config.data_dir.join("storage"))?;
+    // The server CA also issues the root cluster's client certificates; the
+    // root cluster's service-account signing key lives beside it. Replicas
+    // sharing a store share them through it; otherwise they are files in
+    // the data directory.
+    let shared = matches!(config.backend, nestkube_storage::Backend::Etcd(_));
+    let (ca, root_sa_key) = if shared {
+        let pki::SharedPki { ca, sa_key } = pki::load_or_create(storage.as_ref(), &pki_dir).await?;
+        (ca, sa_key)
+    } else {
+        (
+            Ca::load_or_create(&pki_dir, "ca", "nestkube-ca")?,
+            crate::auth::tokens::SigningKey::load_or_create(&pki_dir, "sa")?,
+        )
+    };
     let (mut names, mut ips) = serving_names(&config.listen);
     let advertised = options.advertise_url.as_deref().and_then(url_host);
     for host in advertised
@@ -197,27 +215,27 @@ pub async fn start_with(
         }
     }
     let serving = ca.issue_serving(&names, &ips)?;
-    let admin = ca.load_or_issue_client(
-        &pki_dir,
-        "root-admin",
-        "nestkube-admin",
-        &["system:masters"],
-    )?;
+    let admin = if shared {
+        // Issued by the shared CA on every start; the data directory (an
+        // emptyDir, say) keeps no key of it.
+        ca.issue_client("nestkube-admin", &["system:masters"])?
+    } else {
+        ca.load_or_issue_client(
+            &pki_dir,
+            "root-admin",
+            "nestkube-admin",
+            &["system:masters"],
+        )?
+    };
 
-    let storage = config.backend.open(config.data_dir.join("storage"))?;
     let catalog = Arc::new(Catalog::builtin()?);
     let store = Store::new(storage.clone());
-    // The server CA also issues the root cluster's client certificates; the
-    // root cluster's service-account signing key lives beside it.
-    let root_sa_key = crate::auth::tokens::SigningKey::load_or_create(&pki_dir, "sa")?;
-    let clusters = Arc::new(
-        Clusters::load(
-            storage,
-            Ca::load_or_create(&pki_dir, "ca", "nestkube-ca")?,
-            root_sa_key,
-        )
-        .await?,
-    );
+    let root_ca = Ca::from_pem(ca.pair.clone())?;
+    let clusters = Arc::new(Clusters::load(storage, root_ca, root_sa_key).await?);
+    if shared {
+        // Clusters created or removed through another replica.
+        clusters.clone().follow();
+    }
     Clusters::bootstrap(&store, &catalog, request::ROOT_CLUSTER).await?;
     // Every write after bootstrap passes the admission chain.
     let store = store.with_admission(Arc::new(crate::admission::Admission::new(

@@ -8,6 +8,10 @@
 //! outside every cluster's key space, so no API request can read a CA or
 //! signing key.
 //!
+//! With a store shared by several replicas, [`Clusters::follow`] keeps the
+//! set in step with the records, so a cluster created, changed or removed
+//! through one replica is served (or no longer served) by every other.
+//!
 //! This module must never decide *whether* a cluster should exist (that is
 //! the VirtualCluster controller's job); it only creates, loads and removes
 //! them, and tells which cluster issued a client certificate.
@@ -16,10 +20,14 @@ pub mod limits;
 pub mod placement;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
-use nestkube_storage::{ListOptions as StorageList, Storage, StorageError};
+use nestkube_storage::{
+    KeyValue, ListOptions as StorageList, Revision, Storage, StorageError, WatchEvent,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -53,6 +61,9 @@ pub struct Cluster {
     /// The VirtualCluster behind it (`None` for the root cluster); see
     /// [`Clusters::set_placement`].
     placement: RwLock<Option<Arc<Placement>>>,
+    /// The `mod_revision` of the record `placement` was last taken from, so
+    /// a late watch event never undoes a newer placement.
+    record_revision: AtomicU64,
 }
 
 impl Cluster {
@@ -60,6 +71,25 @@ impl Cluster {
     /// root cluster (and for a cluster whose provisioner has not said yet).
     pub fn placement(&self) -> Option<Arc<Placement>> {
         self.placement.read().ok()?.clone()
+    }
+}
+
+impl Cluster {
+    /// Takes `placement` from the record stored at `revision` unless a
+    /// newer record's was taken; whether the placement changed.
+    fn take_placement(&self, placement: Option<Placement>, revision: Revision) -> bool {
+        let Ok(mut current) = self.placement.write() else {
+            return false;
+        };
+        if self.record_revision.load(Ordering::Acquire) > revision {
+            return false;
+        }
+        self.record_revision.store(revision, Ordering::Release);
+        if current.as_deref() == placement.as_ref() {
+            return false;
+        }
+        *current = placement.map(Arc::new);
+        true
     }
 }
 
@@ -86,8 +116,8 @@ struct Record {
 }
 
 impl Record {
-    /// The cluster this record describes.
-    fn into_cluster(self) -> Result<Cluster, ApiError> {
+    /// The cluster this record (stored at `revision`) describes.
+    fn into_cluster(self, revision: Revision) -> Result<Cluster, ApiError> {
         let client_ca = Ca::from_pem(CertPair {
             cert_pem: self.client_ca_cert,
             key_pem: self.client_ca_key,
@@ -103,6 +133,7 @@ impl Record {
             sa_key,
             limits: Default::default(),
             placement: RwLock::new(self.placement.map(Arc::new)),
+            record_revision: AtomicU64::new(revision),
         })
     }
 }
@@ -114,6 +145,8 @@ pub struct Clusters {
     /// Bumped whenever a cluster is added or removed or its placement
     /// changes, so the syncer learns of it without polling.
     changed: tokio::sync::watch::Sender<u64>,
+    /// The store revision the records were listed at by [`Clusters::load`].
+    loaded_at: Revision,
 }
 
 impl std::fmt::Debug for Clusters {
@@ -147,17 +180,22 @@ impl Clusters {
                 sa_key: root_sa_key,
                 limits: Default::default(),
                 placement: RwLock::new(None),
+                record_revision: AtomicU64::new(0),
             }),
         );
         let records = storage.list(RECORD_PREFIX, StorageList::default()).await?;
         for kv in records.items {
             let record = Self::complete(&storage, &kv.key, kv.mod_revision, &kv.value).await?;
-            by_path.insert(record.path.clone(), Arc::new(record.into_cluster()?));
+            by_path.insert(
+                record.path.clone(),
+                Arc::new(record.into_cluster(kv.mod_revision)?),
+            );
         }
         Ok(Self {
             by_path: RwLock::new(by_path),
             storage,
             changed: tokio::sync::watch::Sender::new(0),
+            loaded_at: records.revision,
         })
     }
 
@@ -203,7 +241,7 @@ impl Clusters {
                 let bytes = Bytes::from(serde_json::to_vec(&record).map_err(internal)?);
                 let key = format!("{RECORD_PREFIX}{path}");
                 let cluster = match self.storage.create(&key, bytes).await {
-                    Ok(_) => record.into_cluster()?,
+                    Ok(kv) => record.into_cluster(kv.mod_revision)?,
                     // Created concurrently (or before a crash): use the stored keys.
                     Err(StorageError::AlreadyExists { .. }) => {
                         let kv = self
@@ -213,7 +251,7 @@ impl Clusters {
                             .ok_or_else(|| internal("cluster record vanished"))?;
                         Self::complete(&self.storage, &kv.key, kv.mod_revision, &kv.value)
                             .await?
-                            .into_cluster()?
+                            .into_cluster(kv.mod_revision)?
                     }
                     Err(e) => return Err(e.into()),
                 };
@@ -296,7 +334,7 @@ impl Clusters {
             return Ok(());
         }
         let key = format!("{RECORD_PREFIX}{path}");
-        loop {
+        let written = loop {
             let kv = self
                 .storage
                 .get(&key)
@@ -306,16 +344,121 @@ impl Clusters {
             record.placement = Some(placement.clone());
             let bytes = Bytes::from(serde_json::to_vec(&record).map_err(internal)?);
             match self.storage.update(&key, bytes, kv.mod_revision).await {
-                Ok(_) => break,
+                Ok(kv) => break kv.mod_revision,
                 Err(StorageError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
-        }
-        if let Ok(mut p) = cluster.placement.write() {
-            *p = Some(Arc::new(placement));
-        }
+        };
+        cluster.take_placement(Some(placement), written);
         self.changed.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    /// Follows the cluster records from the revision [`Clusters::load`]
+    /// listed them at, for as long as the process runs: a record created,
+    /// changed (its placement) or deleted through another replica adds,
+    /// updates or removes the cluster here, and [`Clusters::subscribe`]rs
+    /// are told. One watch per process; after a broken watch (compaction,
+    /// a lost connection) the records are listed again and the watch
+    /// resumes from that list.
+    pub fn follow(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut from = self.loaded_at;
+            loop {
+                if let Err(e) = self.follow_from(&mut from).await {
+                    tracing::warn!(error = %e, "following cluster records; listing them again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match self.resync().await {
+                        Ok(revision) => from = revision,
+                        Err(e) => tracing::warn!(error = %e, "listing cluster records"),
+                    }
+                }
+            }
+        })
+    }
+
+    /// Applies record events after `*from` until the watch breaks; `*from`
+    /// advances past every applied event.
+    async fn follow_from(&self, from: &mut Revision) -> Result<(), ApiError> {
+        let mut stream = self.storage.watch(RECORD_PREFIX, *from).await?;
+        while let Some(event) = stream.next().await {
+            let event = event?;
+            match &event {
+                WatchEvent::Put { kv, .. } => self.apply_record(kv).await?,
+                WatchEvent::Delete { prev, .. } => {
+                    if let Some(path) = prev.key.strip_prefix(RECORD_PREFIX) {
+                        self.forget(path);
+                    }
+                }
+                WatchEvent::Progress { .. } => {}
+            }
+            *from = (*from).max(event.revision());
+        }
+        Err(internal("cluster record watch ended"))
+    }
+
+    /// Lists the records and makes the served set match them; returns the
+    /// list's revision.
+    async fn resync(&self) -> Result<Revision, ApiError> {
+        let records = self
+            .storage
+            .list(RECORD_PREFIX, StorageList::default())
+            .await?;
+        let mut listed = Vec::with_capacity(records.items.len());
+        for kv in &records.items {
+            self.apply_record(kv).await?;
+            if let Some(path) = kv.key.strip_prefix(RECORD_PREFIX) {
+                listed.push(path.to_string());
+            }
+        }
+        for path in self.paths() {
+            if path != ROOT_CLUSTER && !listed.contains(&path) {
+                self.forget(&path);
+            }
+        }
+        Ok(records.revision)
+    }
+
+    /// Serves the cluster a stored record describes: adds it, or takes its
+    /// placement (or, for a record recreated with other keys, replaces it).
+    async fn apply_record(&self, kv: &KeyValue) -> Result<(), ApiError> {
+        let record = Self::complete(&self.storage, &kv.key, kv.mod_revision, &kv.value).await?;
+        if record.path == ROOT_CLUSTER || record.path.starts_with('_') {
+            return Ok(());
+        }
+        let changed = match self.get(&record.path) {
+            Some(c) if c.client_ca.pair.cert_pem == record.client_ca_cert => {
+                c.take_placement(record.placement, kv.mod_revision)
+            }
+            _ => {
+                let path = record.path.clone();
+                let cluster = Arc::new(record.into_cluster(kv.mod_revision)?);
+                self.by_path
+                    .write()
+                    .map_err(internal)?
+                    .insert(path, cluster);
+                true
+            }
+        };
+        if changed {
+            self.changed.send_modify(|n| *n += 1);
+        }
+        Ok(())
+    }
+
+    /// Stops serving `path` (its record is gone).
+    fn forget(&self, path: &str) {
+        if path == ROOT_CLUSTER {
+            return;
+        }
+        let removed = self
+            .by_path
+            .write()
+            .map(|mut m| m.remove(path).is_some())
+            .unwrap_or(false);
+        if removed {
+            self.changed.send_modify(|n| *n += 1);
+        }
     }
 
     /// A receiver that changes whenever a cluster is added or removed or its

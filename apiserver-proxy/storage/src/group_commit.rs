@@ -316,26 +316,25 @@ impl Committer {
         };
         let mut acks = Vec::with_capacity(ops.len());
         for op in ops {
-            match self.prepare(op.kind, &mut batch) {
-                Ok(outcome) => acks.push((op.reply, outcome)),
-                Err(e) => {
-                    let _ = op.reply.send(Err(e));
-                }
-            }
+            let result = self.prepare(op.kind, &mut batch);
+            acks.push((op.reply, result));
         }
         if batch.mutations.is_empty() {
-            for (reply, outcome) in acks {
-                let _ = reply.send(Ok(outcome));
+            for (reply, result) in acks {
+                let _ = reply.send(result);
             }
             return;
         }
+        // Refusals are answered only after the batch is durable too: one may
+        // rest on an earlier write of this batch (`AlreadyExists` after a
+        // create of the same key), which a reader must then see.
         match self.engine.commit(&batch.mutations, batch.revision) {
             Ok(()) => {
                 self.revision = batch.revision;
                 self.shared.durable.send_replace(batch.revision);
                 self.hub.publish(batch.events, batch.revision);
-                for (reply, outcome) in acks {
-                    let _ = reply.send(Ok(outcome));
+                for (reply, result) in acks {
+                    let _ = reply.send(result);
                 }
             }
             Err(e) => {
