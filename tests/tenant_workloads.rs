@@ -237,3 +237,161 @@ fn deleting_a_namespace_with_a_thousand_objects_empties_and_removes_it() {
     tenant.ok(&["create", "namespace", "bulk"]);
     assert_eq!(count("configmaps") + count("secrets"), 0);
 }
+
+/// Plays the kubelet for every pod copy the syncer put in the root cluster:
+/// Running and Ready (the syncer brings that status up to the virtual pods).
+fn kubelet(root: &Kubectl) {
+    const READY: &str = r#"{"status":{"phase":"Running","podIP":"10.0.0.9","conditions":[{"type":"Ready","status":"True"}],"containerStatuses":[{"name":"web","ready":true,"started":true,"restartCount":0,"image":"nginx","imageID":"","state":{"running":{}}}]}}"#;
+    let pending = root.ok(&[
+        "get",
+        "pods",
+        "-n",
+        "default",
+        "-l",
+        "tenancy.nestkube.io/managed-by=nestkube",
+        "-o",
+        r#"jsonpath={range .items[?(@.status.phase!="Running")]}{.metadata.name} {end}"#,
+    ]);
+    for name in pending.split_whitespace() {
+        // A copy may be gone meanwhile (a rollout deleted its pod): ignore.
+        let _ = root.output(&[
+            "patch",
+            "pod",
+            name,
+            "-n",
+            "default",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            READY,
+        ]);
+    }
+}
+
+/// `kubectl rollout status` succeeds while the kubelet keeps pods running.
+fn rolled_out(root: &Kubectl, tenant: &Kubectl, deployment: &str) {
+    let ok = wait_for(Duration::from_secs(90), || {
+        kubelet(root);
+        tenant
+            .output(&["rollout", "status", deployment, "--timeout=2s"])
+            .status
+            .success()
+    });
+    assert!(ok, "kubectl rollout status {deployment} never completed");
+}
+
+fn names(k: &Kubectl, what: &str) -> Vec<String> {
+    k.ok(&["get", what, "-o", "name"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn deployment_rollout_undo_and_cascading_deletes_with_kubectl() {
+    let server = Server::start();
+    let root = root(&server);
+    let tenant = tenant(&server, "wl");
+    let deployment = |name: &str, image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: web\n        image: {image}\n"
+        )
+    };
+    tenant.ok_stdin(&["apply", "-f", "-"], &deployment("web", "nginx:1.0"));
+    rolled_out(&root, &tenant, "deploy/web");
+    assert_eq!(names(&tenant, "replicasets").len(), 1);
+    assert_eq!(names(&tenant, "pods").len(), 3);
+
+    // An image change rolls out to a second ReplicaSet.
+    tenant.ok(&["set", "image", "deploy/web", "web=nginx:2.0"]);
+    rolled_out(&root, &tenant, "deploy/web");
+    assert_eq!(names(&tenant, "replicasets").len(), 2);
+    let images = tenant.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].image}",
+    ]);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            kubelet(&root);
+            tenant
+                .ok(&[
+                    "get",
+                    "pods",
+                    "-l",
+                    "app=web",
+                    "-o",
+                    "jsonpath={.items[*].spec.containers[0].image}",
+                ])
+                .split_whitespace()
+                .all(|i| i == "nginx:2.0")
+        }),
+        "old pods left: {images}"
+    );
+    let history = tenant.ok(&["rollout", "history", "deploy/web"]);
+    assert!(history.contains('1') && history.contains('2'), "{history}");
+
+    // Undo restores the first template.
+    tenant.ok(&["rollout", "undo", "deploy/web"]);
+    rolled_out(&root, &tenant, "deploy/web");
+    assert_eq!(
+        tenant.ok(&[
+            "get",
+            "deploy/web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "nginx:1.0"
+    );
+
+    // --cascade=orphan keeps the ReplicaSets and pods, without an owner.
+    tenant.ok(&["delete", "deploy/web", "--cascade=orphan"]);
+    let rs = names(&tenant, "replicasets");
+    assert_eq!(rs.len(), 2, "{rs:?}");
+    let owners = tenant.ok(&[
+        "get",
+        "replicasets",
+        "-o",
+        "jsonpath={.items[*].metadata.ownerReferences}",
+    ]);
+    assert!(owners.trim().is_empty(), "{owners}");
+    // --cascade=foreground: the pods go before their ReplicaSet.
+    for r in &rs {
+        tenant.ok(&["delete", r, "--cascade=foreground", "--timeout=60s"]);
+    }
+    assert!(
+        wait_for(Duration::from_secs(30), || names(&tenant, "pods")
+            .is_empty()),
+        "pods left after foreground deletes"
+    );
+    // --cascade=background (the default): everything of the Deployment goes.
+    tenant.ok_stdin(&["apply", "-f", "-"], &deployment("api", "nginx:1.0"));
+    rolled_out(&root, &tenant, "deploy/api");
+    tenant.ok(&["delete", "deploy/api", "--cascade=background"]);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            names(&tenant, "replicasets").is_empty() && names(&tenant, "pods").is_empty()
+        }),
+        "ReplicaSets or pods left after a background delete"
+    );
+    // ... and their copies in the parent.
+    assert!(
+        wait_for(Duration::from_secs(30), || root
+            .ok(&[
+                "get",
+                "pods",
+                "-n",
+                "default",
+                "-l",
+                "tenancy.nestkube.io/managed-by=nestkube",
+                "-o",
+                "name"
+            ])
+            .trim()
+            .is_empty()),
+        "copies left in the parent"
+    );
+}
