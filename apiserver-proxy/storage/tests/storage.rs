@@ -595,6 +595,36 @@ async fn dropped_watchers_unregister<H: Harness>() {
     assert_eq!(s.hub().watcher_count(), 0);
 }
 
+/// Racing creates of one key: every loser's `AlreadyExists` is answered only once the winner's
+/// write is visible, so a read right after it finds the key (create-if-absent, then read).
+async fn already_exists_sees_the_winner<H: Harness>() {
+    let env = env_or_skip!(H);
+    let s = H::open(&env, StorageConfig::default()).await;
+    for round in 0..20 {
+        let key = format!("/race/{round}");
+        let tasks: Vec<_> = (0..4)
+            .map(|i| {
+                let (s, key) = (s.clone(), key.clone());
+                tokio::spawn(async move {
+                    match s.create(&key, b(&i.to_string())).await {
+                        Ok(kv) => Some(kv),
+                        Err(StorageError::AlreadyExists { .. }) => {
+                            assert!(s.get(&key).await.unwrap().is_some(), "{key} not visible");
+                            None
+                        }
+                        Err(e) => panic!("create {key}: {e}"),
+                    }
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap().is_some());
+        }
+        assert_eq!(winners, 1, "{key}");
+    }
+}
+
 macro_rules! backend_tests {
     ($module:ident, $h:ty) => {
         mod $module {
@@ -646,6 +676,10 @@ macro_rules! backend_tests {
             #[tokio::test]
             async fn large_values_survive_restart() {
                 super::large_values_survive_restart::<$h>().await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn already_exists_sees_the_winner() {
+                super::already_exists_sees_the_winner::<$h>().await
             }
             #[tokio::test]
             async fn dropped_watchers_unregister() {
