@@ -36,7 +36,9 @@ fn crd_on_real_apiserver() {
         .status
         .success();
     host.apply(&nestkube_tenant_crds::crd_yaml());
-    let _crd = (!existed).then_some(DeleteCrdOnDrop(host));
+    // `then`, not `then_some`: the guard must not even be built (and dropped,
+    // deleting the CRD) when the CRD was already there.
+    let _crd = (!existed).then(|| DeleteCrdOnDrop(host));
     host.kubectl_ok(&[
         "wait",
         "--for=condition=Established",
