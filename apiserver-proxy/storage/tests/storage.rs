@@ -54,7 +54,21 @@ impl Harness for Mem {
 struct Sled;
 impl Harness for Sled {
     async fn open(env: &Env, config: StorageConfig) -> Arc<dyn Storage> {
-        Arc::new(SledStorage::open_with(env.dir.path(), config).expect("open sled"))
+        // sled's background flusher can hold the directory's file lock for a
+        // moment after the previous handle is dropped: retry a reopen briefly.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match SledStorage::open_with(env.dir.path(), config.clone()) {
+                Ok(s) => return Arc::new(s),
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("open sled: {e}"),
+            }
+        }
     }
     const DURABLE: bool = true;
 }
