@@ -31,24 +31,9 @@ async fn pods_run_on_the_host() {
 
     let server = Server::start().await;
     let api = server.running.api.clone();
-    let cluster = nestkube_e2e::unique_name("tenant");
-    api.clusters
-        .create(&api.store, &api.catalog, &cluster)
-        .await
-        .expect("cluster");
+    let cluster =
+        common::host_placed_cluster(&server, host_client.clone(), ns.name(), "tenant").await;
     let uid = format!("uid-{cluster}");
-    let placement = Placement::new(
-        Parent::Host,
-        ns.name(),
-        &cluster,
-        &uid,
-        serde_json::from_value(json!({})).expect("spec"),
-    );
-    api.clusters
-        .set_placement(&cluster, placement)
-        .await
-        .expect("placement");
-    nestkube_syncer::spawn(api.clone(), Some(host_client.clone()));
 
     let vpods: Api<Pod> = Api::namespaced(api.client_for(&cluster), "default");
     let pod: Pod = serde_json::from_value(json!({

@@ -15,7 +15,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams, PostParams};
 use kube::config::Kubeconfig;
 use nestkube_apiserver::server::pod_proxy::{ConnectError, LogQuery, LogStream, PodConnector};
-use nestkube_apiserver::tenancy::{Parent, Placement};
 use nestkube_syncer::names;
 use serde_json::json;
 
@@ -217,24 +216,8 @@ async fn logs_come_from_the_host_pod() {
         client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
     let server = Server::start().await;
     let api = server.running.api.clone();
-    let cluster = nestkube_e2e::unique_name("logs");
-    api.clusters
-        .create(&api.store, &api.catalog, &cluster)
-        .await
-        .expect("cluster");
-    let uid = format!("uid-{cluster}");
-    let placement = Placement::new(
-        Parent::Host,
-        ns.name(),
-        &cluster,
-        &uid,
-        serde_json::from_value(json!({})).expect("spec"),
-    );
-    api.clusters
-        .set_placement(&cluster, placement)
-        .await
-        .expect("placement");
-    nestkube_syncer::spawn(api.clone(), Some(host_client.clone()));
+    let cluster =
+        common::host_placed_cluster(&server, host_client.clone(), ns.name(), "logs").await;
 
     let vpods: Api<Pod> = Api::namespaced(api.client_for(&cluster), "default");
     wait_for_within("the virtual pod to be created", 30, || async {

@@ -131,3 +131,33 @@ where
 pub fn js<T: serde::Serialize>(obj: &T) -> Value {
     serde_json::to_value(obj).unwrap()
 }
+
+/// A served cluster `<prefix>-<unique>` placed on the real host in
+/// `namespace` (as the host provisioner would place it), with the syncer
+/// running against `host`; returns the cluster's path.
+pub async fn host_placed_cluster(
+    server: &Server,
+    host: Client,
+    namespace: &str,
+    prefix: &str,
+) -> String {
+    let api = server.running.api.clone();
+    let cluster = nestkube_e2e::unique_name(prefix);
+    api.clusters
+        .create(&api.store, &api.catalog, &cluster)
+        .await
+        .expect("cluster");
+    let placement = nestkube_apiserver::tenancy::Placement::new(
+        nestkube_apiserver::tenancy::Parent::Host,
+        namespace,
+        &cluster,
+        &format!("uid-{cluster}"),
+        serde_json::from_value(json!({})).expect("spec"),
+    );
+    api.clusters
+        .set_placement(&cluster, placement)
+        .await
+        .expect("placement");
+    nestkube_syncer::spawn(api, Some(host));
+    cluster
+}
