@@ -14,6 +14,7 @@ use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams, PostParams};
 use kube::config::Kubeconfig;
+use nestkube_apiserver::server::pod_connect::{StreamRequest, Upgraded};
 use nestkube_apiserver::server::pod_proxy::{ConnectError, LogQuery, LogStream, PodConnector};
 use nestkube_syncer::names;
 use serde_json::json;
@@ -164,6 +165,16 @@ impl PodConnector for Scripted {
             .ok_or(ConnectError::NotRunning)?;
         Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
     }
+
+    async fn connect(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &StreamRequest,
+    ) -> Result<Upgraded, ConnectError> {
+        Err(ConnectError::NotRunning)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -260,33 +271,8 @@ async fn logs_come_from_the_host_pod() {
     );
 
     // kubectl, over TLS, as the cluster's admin.
-    let admin = api
-        .clusters
-        .get(&cluster)
-        .unwrap()
-        .client_ca
-        .issue_client("admin", &["system:masters"])
-        .expect("client certificate");
-    let server_ca = api
-        .clusters
-        .get("root")
-        .unwrap()
-        .client_ca
-        .pair
-        .cert_pem
-        .clone();
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        nestkube_apiserver::kubeconfig::render(
-            &cluster,
-            &format!("https://{}/clusters/{cluster}", server.running.local_addr),
-            &server_ca,
-            &admin,
-        ),
-    )
-    .expect("kubeconfig");
+    let kubeconfig = common::admin_kubeconfig(&server, &cluster, dir.path());
     let out = std::process::Command::new(&host.bins().kubectl)
         .arg("--kubeconfig")
         .arg(&kubeconfig)

@@ -814,8 +814,26 @@ impl Authorizer {
             })?;
         let attrs = Attributes::from_request(user, method, info);
         self.authorize(&info.cluster, &attrs).await?;
+        // A WebSocket stream is a GET, but it acts like a create: upstream
+        // (AuthorizePodWebsocketUpgradeCreatePermission, on since 1.35)
+        // also requires `create` on the subresource.
+        if attrs.verb == "get" && is_pod_stream(&attrs) {
+            let create = Attributes {
+                verb: "create".into(),
+                ..attrs.clone()
+            };
+            self.authorize(&info.cluster, &create).await?;
+        }
         Ok(attrs.user)
     }
+}
+
+/// Whether `a` addresses `pods/exec`, `pods/attach` or `pods/portforward`.
+fn is_pod_stream(a: &Attributes) -> bool {
+    a.resource_request
+        && a.api_group.is_empty()
+        && a.resource == "pods"
+        && matches!(a.subresource.as_str(), "exec" | "attach" | "portforward")
 }
 
 /// Why a request may not proceed.

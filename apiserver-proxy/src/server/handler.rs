@@ -431,7 +431,8 @@ impl ApiServer {
             // is held until the response is built; a watch's stream outlives
             // it, as watches do not count as in flight.
             let long_running = matches!(&info.api, Api::Resource(r)
-                if r.verb == "watch" || super::pod_proxy::is_log(r));
+                if r.verb == "watch" || super::pod_proxy::is_log(r)
+                    || super::pod_connect::stream_of(r).is_some());
             match cluster.limits.admit(long_running) {
                 Ok(permit) => _permit = permit,
                 Err(throttled) => return Ok(too_many_requests(throttled)),
@@ -454,7 +455,14 @@ impl ApiServer {
                 Err(rbac::RequestDenied::Other(e)) => return Err(e),
             }
         };
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        // Streams (exec, attach, port-forward) take over the connection.
+        if let Api::Resource(rr) = &info.api
+            && let Some(stream) = super::pod_connect::stream_of(rr)
+        {
+            let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+            return self.pod_stream(&info, rr, stream, &parts, on_upgrade).await;
+        }
         let body = Limited::new(body, MAX_BODY_BYTES)
             .collect()
             .await

@@ -7,6 +7,7 @@ pub mod handler;
 pub mod inprocess;
 pub mod negotiate;
 pub mod pki;
+pub mod pod_connect;
 pub mod pod_proxy;
 pub mod request;
 
@@ -438,7 +439,10 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<ApiS
                 async move { Ok::<_, std::convert::Infallible>(api.handle(req, &identity).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
         });

@@ -1,6 +1,8 @@
-//! Pod subresources that reach a running container (`pods/log`): the
-//! apiserver checks the request against the virtual pod (it exists, the
-//! container is one of it, the options are valid), then a [`PodConnector`]
+//! Pod subresources that reach a running container (`pods/log` here; the
+//! upgraded streams `exec`, `attach` and `portforward` in
+//! [`super::pod_connect`]): the apiserver checks the request against the
+//! virtual pod (it exists, the container is one of it, the options are
+//! valid), then a [`PodConnector`]
 //! registered after start ([`ApiServer::set_pod_connector`], by the syncer)
 //! reaches where the pod really runs and streams the bytes back.
 //!
@@ -24,6 +26,7 @@ use hyper::body::Frame;
 use serde_json::Value;
 
 use super::handler::{ApiServer, Body};
+use super::pod_connect::{StreamRequest, Upgraded};
 use super::request::{RequestInfo, ResourceRequest};
 use crate::error::{ApiError, FieldError, Subject};
 use crate::registry::store::Target;
@@ -208,6 +211,17 @@ pub trait PodConnector: Send + Sync {
         pod: &str,
         query: &LogQuery,
     ) -> Result<LogStream, ConnectError>;
+
+    /// The far end of stream `request` (exec, attach, port-forward) to pod
+    /// `namespace/pod` of cluster `cluster`, upgraded (same tenancy rule
+    /// as [`PodConnector::log`]).
+    async fn connect(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        pod: &str,
+        request: &StreamRequest,
+    ) -> Result<Upgraded, ConnectError>;
 }
 
 /// Whether a request is `pods/log`.
@@ -286,7 +300,7 @@ impl ApiServer {
             .unwrap_or_else(|e| e.into_inner()) = Some(connector);
     }
 
-    fn pod_connector(&self) -> Option<Arc<dyn PodConnector>> {
+    pub(super) fn pod_connector(&self) -> Option<Arc<dyn PodConnector>> {
         self.pod_connector
             .read()
             .unwrap_or_else(|e| e.into_inner())

@@ -161,3 +161,41 @@ pub async fn host_placed_cluster(
     nestkube_syncer::spawn(api, Some(host));
     cluster
 }
+
+/// Writes a kubeconfig in `dir` naming cluster `cluster` of `server` at
+/// its `/clusters/<path>` URL, with a fresh `system:masters` client
+/// certificate of that cluster (for real kubectl over TLS); returns its path.
+pub fn admin_kubeconfig(
+    server: &Server,
+    cluster: &str,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let api = &server.running.api;
+    let admin = api
+        .clusters
+        .get(cluster)
+        .expect("cluster")
+        .client_ca
+        .issue_client("admin", &["system:masters"])
+        .expect("client certificate");
+    let server_ca = api
+        .clusters
+        .get("root")
+        .expect("root")
+        .client_ca
+        .pair
+        .cert_pem
+        .clone();
+    let path = dir.join(format!("{}.kubeconfig", cluster.replace(':', "_")));
+    std::fs::write(
+        &path,
+        nestkube_apiserver::kubeconfig::render(
+            cluster,
+            &format!("https://{}/clusters/{cluster}", server.running.local_addr),
+            &server_ca,
+            &admin,
+        ),
+    )
+    .expect("kubeconfig");
+    path
+}

@@ -1,16 +1,25 @@
-//! `kubectl logs` of a virtual pod: the [`PodConnector`] the syncer
-//! registers on the apiserver ([`register`]). A virtual pod's log is its
-//! copy's log in the parent: the same `pods/log` request, with the same
-//! options, sent to the parent (the host's kube-apiserver, or a served
+//! Reaching the containers of virtual pods: the [`PodConnector`] the syncer
+//! registers on the apiserver ([`register`]). A virtual pod's containers
+//! are its copy's containers in the parent, so every request is the same
+//! request sent to the parent (the host's kube-apiserver, or a served
 //! cluster in-process) for the copy's name in the placement's host
-//! namespace, its bytes streamed back as they come (a follow streams).
+//! namespace:
+//! - `kubectl logs`: the same `pods/log` request with the same options, its
+//!   bytes streamed back as they come (a follow streams);
+//! - `kubectl exec`, `attach`, `port-forward` (and `cp`, which is exec):
+//!   the same upgrade request (WebSocket or SPDY, the client's negotiation
+//!   headers as they are), its upgraded connection handed back to be
+//!   spliced to the client's.
 //!
 //! Nesting needs nothing more: a parent that is itself a virtual cluster
-//! answers `pods/log` through this same connector, one hop further down.
+//! answers through this same connector, one hop further down (for streams
+//! directly with [`ApiServer::connect_pod`], no HTTP in between).
 //!
 //! Tenancy: the only pod reached is the copy of `cluster`'s own pod, named
 //! by [`names::host_name`] of `(cluster, namespace, pod)` in the host
-//! namespace of `cluster`'s placement, through `cluster`'s parent.
+//! namespace of `cluster`'s placement, through `cluster`'s parent. The
+//! client's credential never goes on: the parent is called with the
+//! syncer's own.
 
 use std::sync::Arc;
 
@@ -20,8 +29,9 @@ use futures::StreamExt;
 use http_body_util::BodyExt;
 use nestkube_apiserver::error::ApiError;
 use nestkube_apiserver::server::ApiServer;
+use nestkube_apiserver::server::pod_connect::{StreamRequest, Upgraded};
 use nestkube_apiserver::server::pod_proxy::{ConnectError, LogQuery, LogStream, PodConnector};
-use nestkube_apiserver::tenancy::Parent;
+use nestkube_apiserver::tenancy::{Parent, Placement};
 
 use crate::names;
 
@@ -54,16 +64,10 @@ impl PodConnector for Connector {
         pod: &str,
         query: &LogQuery,
     ) -> Result<LogStream, ConnectError> {
-        let Some(placement) = self.api.clusters.get(cluster).and_then(|c| c.placement()) else {
-            return Err(ConnectError::NotRunning);
-        };
+        let placement = self.placement(cluster)?;
         let client = match &placement.parent {
             Parent::Cluster(path) => self.api.client_for(path),
-            Parent::Host => self.host.clone().ok_or_else(|| {
-                ApiError::Internal(format!(
-                    "cluster {cluster} is placed on the host cluster, but no host client was given"
-                ))
-            })?,
+            Parent::Host => self.host(cluster)?,
         };
         let copy = names::host_name(cluster, namespace, pod);
         let mut uri = format!(
@@ -99,6 +103,111 @@ impl PodConnector for Connector {
             })
             .filter_map(|chunk| std::future::ready(chunk.ok().filter(|b: &Bytes| !b.is_empty())));
         Ok(stream.boxed())
+    }
+
+    async fn connect(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        pod: &str,
+        request: &StreamRequest,
+    ) -> Result<Upgraded, ConnectError> {
+        let placement = self.placement(cluster)?;
+        let copy = names::host_name(cluster, namespace, pod);
+        match &placement.parent {
+            Parent::Cluster(path) => self
+                .api
+                .connect_pod(path, &placement.host_namespace, &copy, request)
+                .await
+                .map_err(|e| match e {
+                    // The copy is not there (yet): as for logs.
+                    ApiError::NotFound(_) => ConnectError::NotRunning,
+                    e => ConnectError::Api(rename(e, &copy, pod)),
+                }),
+            Parent::Host => {
+                let host = self.host(cluster)?;
+                upgrade(&host, &placement.host_namespace, &copy, pod, request).await
+            }
+        }
+    }
+}
+
+impl Connector {
+    /// The placement of `cluster` (a cluster that is not synced runs no pod).
+    fn placement(&self, cluster: &str) -> Result<std::sync::Arc<Placement>, ConnectError> {
+        self.api
+            .clusters
+            .get(cluster)
+            .and_then(|c| c.placement())
+            .ok_or(ConnectError::NotRunning)
+    }
+
+    /// The host's client, for a cluster placed on the host.
+    fn host(&self, cluster: &str) -> Result<kube::Client, ConnectError> {
+        self.host.clone().ok_or_else(|| {
+            ConnectError::Api(ApiError::Internal(format!(
+                "cluster {cluster} is placed on the host cluster, but no host client was given"
+            )))
+        })
+    }
+}
+
+/// Sends `request` for pod `copy` in `namespace` of a remote parent as an
+/// upgrade request and returns the upgraded connection.
+async fn upgrade(
+    client: &kube::Client,
+    namespace: &str,
+    copy: &str,
+    pod: &str,
+    request: &StreamRequest,
+) -> Result<Upgraded, ConnectError> {
+    let mut uri = format!(
+        "/api/v1/namespaces/{namespace}/pods/{copy}/{}",
+        request.stream.subresource()
+    );
+    if !request.query.is_empty() {
+        uri = format!("{uri}?{}", request.query);
+    }
+    let mut builder = http::Request::builder()
+        .method(request.method.clone())
+        .uri(uri);
+    if let Some(headers) = builder.headers_mut() {
+        headers.extend(request.headers.clone());
+    }
+    let req = builder
+        .body(kube::client::Body::from(Vec::new()))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut response = client
+        .send(req)
+        .await
+        .map_err(|e| ApiError::Internal(format!("reaching the parent: {e}")))?;
+    if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        let code = response.status().as_u16();
+        let bytes = http_body_util::Limited::new(response.into_body(), MAX_ERROR_BYTES)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(parent_error(code, &bytes, copy, pod));
+    }
+    let headers = response.headers().clone();
+    let upgraded = hyper::upgrade::on(&mut response)
+        .await
+        .map_err(|e| ApiError::Internal(format!("upgrading the parent's connection: {e}")))?;
+    Ok(Upgraded::new(
+        &headers,
+        hyper_util::rt::TokioIo::new(upgraded),
+    ))
+}
+
+/// An error of a served parent with the copy's name replaced by the
+/// virtual pod's.
+fn rename(e: ApiError, copy: &str, pod: &str) -> ApiError {
+    ApiError::Other {
+        code: e.code(),
+        reason: e.reason(),
+        message: e.to_string().replace(copy, pod),
+        causes: Vec::new(),
     }
 }
 
