@@ -27,12 +27,13 @@ use crate::parents::owner_of;
 use crate::{Kind, ParentKey, SyncError, Syncer, names};
 
 /// Every kind the syncer copies.
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 6] = [
     Kind::Pod,
     Kind::Service,
     Kind::ConfigMap,
     Kind::Secret,
     Kind::PersistentVolumeClaim,
+    Kind::Endpoints,
 ];
 
 /// Lists `kind` with label selector `selector` as JSON.
@@ -93,7 +94,11 @@ pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
     };
     for kind in [Kind::Pod, Kind::Service, Kind::PersistentVolumeClaim] {
         for obj in list(&api_all(&ctx.virt, kind), "").await? {
-            s.enqueue_object(kind, cluster, meta(&obj, "namespace"), meta(&obj, "name"));
+            let (ns, name) = (meta(&obj, "namespace"), meta(&obj, "name"));
+            s.enqueue_object(kind, cluster, ns, name);
+            if kind == Kind::Service {
+                s.enqueue_object(Kind::Endpoints, cluster, ns, name);
+            }
         }
     }
     for kind in KINDS {
@@ -137,7 +142,10 @@ pub(crate) async fn sweep(
             let stale = match owner_of(&obj) {
                 Some(owner) if s.owns(parent, ns, &owner) => false,
                 Some(owner) => local || s.api.clusters.contains(&owner.cluster),
-                None => local,
+                // The parent's endpoints controller gives the Endpoints of
+                // copied Services the copies' labels, not their owner
+                // annotations: those are the parent's, never stale.
+                None => local && kind != Kind::Endpoints,
             };
             if stale {
                 tracing::info!(parent = ?parent, object = %format!("{ns}/{}", meta(&obj, "name")),

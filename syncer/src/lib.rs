@@ -14,7 +14,8 @@
 //!
 //! What is synced: pods (with the ConfigMaps and Secrets they reference and
 //! a service-account token issued by the virtual cluster), pod status up,
-//! Services (down, with the parent's cluster IP taken back up),
+//! Services (down, with the parent's cluster IP taken back up), the
+//! Endpoints of selector-less Services,
 //! PersistentVolumeClaims (down, status up), the
 //! parent's RuntimeClasses and the Nodes pods are bound to mirrored up
 //! ([`mirror`]). Cleanup:
@@ -27,8 +28,8 @@
 //! a virtual cluster on behalf of another.
 
 pub mod cleanup;
+pub mod containers;
 pub mod down;
-pub mod logs;
 pub mod mirror;
 pub mod names;
 mod parents;
@@ -37,6 +38,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use nestkube_apiserver::controllers::endpoints::ENDPOINTS_MANAGED_BY_LABEL;
 use nestkube_apiserver::controllers::queue::WorkQueue;
 use nestkube_apiserver::controllers::watch::{self, Change, ObjectKey};
 use nestkube_apiserver::server::ApiServer;
@@ -74,6 +76,8 @@ pub enum Kind {
     Secret,
     /// `v1/PersistentVolumeClaim`.
     PersistentVolumeClaim,
+    /// `v1/Endpoints` (only those of selector-less Services).
+    Endpoints,
 }
 
 impl Kind {
@@ -84,6 +88,7 @@ impl Kind {
             "core/configmaps" => Kind::ConfigMap,
             "core/secrets" => Kind::Secret,
             "core/persistentvolumeclaims" => Kind::PersistentVolumeClaim,
+            "core/endpoints" => Kind::Endpoints,
             _ => return None,
         })
     }
@@ -146,6 +151,8 @@ pub struct Syncer {
     parents: Mutex<HashMap<ParentKey, tokio::task::JoinHandle<()>>>,
     /// The host namespaces the syncer may use (sorted; empty: all of them).
     host_namespaces: Vec<String>,
+    /// User-managed Endpoints kept while their Service is re-created.
+    pub(crate) endpoints_stash: down::endpoints::Stash,
 }
 
 /// Settings of the syncer beyond its clients.
@@ -191,7 +198,7 @@ pub fn spawn_when_leader(
         ..LeaseConfig::controllers(holder.clone())
     };
     // Logs are answered by every replica, leader or not.
-    logs::register(&api, host.clone());
+    containers::register(&api, host.clone());
     let storage = api.store.storage().clone();
     tokio::spawn(async move {
         let mut election = LeaderElection::start(storage, config);
@@ -224,7 +231,7 @@ pub fn spawn_with(
         .collect();
     host_namespaces.sort();
     host_namespaces.dedup();
-    logs::register(&api, host.clone());
+    containers::register(&api, host.clone());
     let syncer = Arc::new(Syncer {
         api: api.clone(),
         endpoint,
@@ -234,6 +241,7 @@ pub fn spawn_with(
         known: Mutex::new(HashMap::new()),
         parents: Mutex::new(HashMap::new()),
         host_namespaces,
+        endpoints_stash: Default::default(),
     });
     let s = syncer.clone();
     let queue = WorkQueue::new("syncer", move |item: Item| {
@@ -377,11 +385,24 @@ impl Syncer {
                 });
             }
         }
+        // Endpoints the endpoints controller writes are computed again in
+        // the parent; only those a user manages are copied.
+        if kind == Kind::Endpoints
+            && let Some(kv) = change.current()
+            && watch::contains(&kv.value, ENDPOINTS_MANAGED_BY_LABEL.as_bytes())
+        {
+            return;
+        }
         // Referenced ConfigMaps and Secrets are synced by their pods'
         // reconciles; only their later changes need one of their own.
         let initial = matches!(change, Change::Initial(_));
         if initial && matches!(kind, Kind::ConfigMap | Kind::Secret) {
             return;
+        }
+        // A Service that gains or loses its selector changes whose its
+        // Endpoints are (see `down::endpoints`).
+        if kind == Kind::Service {
+            self.enqueue_object(Kind::Endpoints, k.cluster, k.namespace, k.name);
         }
         self.enqueue_object(kind, k.cluster, k.namespace, k.name);
     }
@@ -473,6 +494,7 @@ impl Syncer {
                         down::config::sync(&ctx, kind, &namespace, &name).await
                     }
                     Kind::PersistentVolumeClaim => down::pvc::sync(&ctx, &namespace, &name).await,
+                    Kind::Endpoints => down::endpoints::sync(&self, &ctx, &namespace, &name).await,
                 };
                 match result {
                     // The cluster went away during the reconcile: its

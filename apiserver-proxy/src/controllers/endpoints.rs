@@ -36,6 +36,12 @@ pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
+/// Upstream's label on the Endpoints its endpoints controller writes
+/// (`LabelManagedBy`), and its value (`ControllerName`): what tells them
+/// from Endpoints a user manages for a selector-less Service.
+pub const ENDPOINTS_MANAGED_BY_LABEL: &str = "endpoints.kubernetes.io/managed-by";
+/// Value of [`ENDPOINTS_MANAGED_BY_LABEL`].
+pub const ENDPOINTS_MANAGED_BY: &str = "endpoint-controller";
 /// Upstream's default `--max-endpoints-per-slice`.
 const MAX_PER_SLICE: usize = 100;
 
@@ -433,6 +439,7 @@ impl Controller {
         if svc["spec"]["clusterIP"] == "None" {
             labels[HEADLESS_LABEL] = json!("");
         }
+        labels[ENDPOINTS_MANAGED_BY_LABEL] = json!(ENDPOINTS_MANAGED_BY);
         let views: Vec<PodEndpointView<'_>> = eps
             .iter()
             .map(|e| PodEndpointView {

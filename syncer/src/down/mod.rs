@@ -1,7 +1,7 @@
 //! Down sync: virtual objects copied into the parent, one module per kind
 //! ([`pod`], [`config`] for the ConfigMaps and Secrets pods reference,
 //! [`token`] for the service-account token a pod runs with, [`service`],
-//! [`pvc`]).
+//! [`endpoints`] of selector-less Services, [`pvc`]).
 //! Each reconcile is keyed by the virtual object and goes both ways for it
 //! (copy down, status or cluster IP up), so one key is never reconciled by
 //! two tasks at once.
@@ -13,6 +13,7 @@
 
 pub mod binding;
 pub mod config;
+pub mod endpoints;
 pub mod pod;
 pub mod pvc;
 pub mod service;
@@ -21,34 +22,34 @@ pub mod token;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, PersistentVolumeClaim, Pod, Secret, Service,
+};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams, Preconditions};
 use serde_json::{Value, json};
 
 use crate::{Ctx, Kind, SyncError, names};
 
-/// The API of `kind` in namespace `ns` of a cluster.
-pub(crate) fn api(client: &kube::Client, kind: Kind, ns: &str) -> Api<DynamicObject> {
-    let ar = match kind {
+/// The API resource of `kind`.
+fn resource(kind: Kind) -> ApiResource {
+    match kind {
         Kind::Pod => ApiResource::erase::<Pod>(&()),
         Kind::Service => ApiResource::erase::<Service>(&()),
         Kind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
         Kind::Secret => ApiResource::erase::<Secret>(&()),
         Kind::PersistentVolumeClaim => ApiResource::erase::<PersistentVolumeClaim>(&()),
-    };
-    Api::namespaced_with(client.clone(), ns, &ar)
+        Kind::Endpoints => ApiResource::erase::<Endpoints>(&()),
+    }
+}
+
+/// The API of `kind` in namespace `ns` of a cluster.
+pub(crate) fn api(client: &kube::Client, kind: Kind, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &resource(kind))
 }
 
 /// The API of `kind` across all namespaces of a cluster.
 pub(crate) fn api_all(client: &kube::Client, kind: Kind) -> Api<DynamicObject> {
-    let ar = match kind {
-        Kind::Pod => ApiResource::erase::<Pod>(&()),
-        Kind::Service => ApiResource::erase::<Service>(&()),
-        Kind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
-        Kind::Secret => ApiResource::erase::<Secret>(&()),
-        Kind::PersistentVolumeClaim => ApiResource::erase::<PersistentVolumeClaim>(&()),
-    };
-    Api::all_with(client.clone(), &ar)
+    Api::all_with(client.clone(), &resource(kind))
 }
 
 /// Whether `e` is a 404.
