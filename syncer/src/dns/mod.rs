@@ -27,7 +27,8 @@ pub mod records;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use nestkube_apiserver::server::ApiServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -331,12 +332,22 @@ impl Handler {
             .await
         {
             Answer::Records {
-                answers,
+                mut answers,
                 additionals,
             } => {
                 reply.metadata.authoritative = true;
                 if answers.is_empty() {
                     reply.add_authority(records::soa());
+                }
+                // An ExternalName's CNAME: a stub resolver expects the
+                // target's addresses in the same answer, as CoreDNS gives.
+                if let Some(target) = cname_target(&answers)
+                    && question.query_type() != RecordType::CNAME
+                {
+                    let chased = self
+                        .chase(&cluster, &target, question.query_type(), tcp)
+                        .await;
+                    answers.extend(chased);
                 }
                 reply.add_answers(answers);
                 reply.add_additionals(additionals);
@@ -354,6 +365,47 @@ impl Handler {
             },
         }
     }
+}
+
+impl Handler {
+    /// The records of `target` of type `qtype`: from the same cluster's
+    /// zone (one level, no further CNAME), or from the upstreams.
+    async fn chase(
+        &self,
+        cluster: &str,
+        target: &Name,
+        qtype: RecordType,
+        tcp: bool,
+    ) -> Vec<Record> {
+        match self.zone.answer(cluster, &self.index, target, qtype).await {
+            Answer::Records { answers, .. } => answers
+                .into_iter()
+                .filter(|r| r.record_type() != RecordType::CNAME)
+                .collect(),
+            Answer::Outside => {
+                let mut query = Message::query();
+                query.metadata.recursion_desired = true;
+                query.add_query(Query::query(target.clone(), qtype));
+                let Ok(bytes) = query.to_vec() else {
+                    return Vec::new();
+                };
+                forward::forward(&self.upstreams, &bytes, tcp)
+                    .await
+                    .and_then(|raw| Message::from_vec(&raw).ok())
+                    .map(|m| m.answers)
+                    .unwrap_or_default()
+            }
+            Answer::NxDomain | Answer::ServFail => Vec::new(),
+        }
+    }
+}
+
+/// The target of the last CNAME of `answers`, if any.
+fn cname_target(answers: &[Record]) -> Option<Name> {
+    answers.iter().rev().find_map(|r| match &r.data {
+        RData::CNAME(c) => Some(c.0.clone()),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
