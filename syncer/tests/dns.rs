@@ -585,3 +585,116 @@ async fn a_service_resolves_by_name_for_a_host_pod() {
     .await;
     assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
 }
+
+/// A pod of a nested cluster (`a:b`, synced `a:b` → `a` → root) resolves
+/// `a:b`'s names, not `a`'s: its address is the deepest cluster's, and the
+/// copy in root keeps `a:b`'s search path through both hops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nested_clusters_pod_resolves_its_own_names() {
+    let server = Server::start().await;
+    let api = server.running.api.clone();
+    let index = Arc::new(PodIndex::default());
+    let dns_server = dns::serve(
+        api.clone(),
+        index.clone(),
+        DnsOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstreams: Vec::new(),
+        },
+    )
+    .await
+    .expect("DNS server");
+    let dns_addr = dns_server.udp_addr;
+    nestkube_syncer::spawn_with(
+        api.clone(),
+        None,
+        nestkube_syncer::Settings {
+            dns: Some(PodDns {
+                nameserver: dns_addr.ip(),
+                index: index.clone(),
+            }),
+            ..Default::default()
+        },
+    );
+    let (_, a) = virtual_cluster(&server.root, "a").await;
+    let (_, b) = virtual_cluster(&a, "b").await;
+    let shop: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "shop"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(b.clone())
+        .create(&PostParams::default(), &shop)
+        .await
+        .unwrap();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "client"},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+    }))
+    .unwrap();
+    let bpods: Api<Pod> = Api::namespaced(b.clone(), "shop");
+    // The namespace's default service account comes first (admission).
+    wait_for("the pod in a:b to be created", || async {
+        bpods.create(&PostParams::default(), &pod).await.ok()
+    })
+    .await;
+    let in_a = names::host_name("a:b", "shop", "client");
+    run_copy(&server.root, "a", &in_a, "127.0.0.4").await;
+    let root_copy = Api::<Pod>::namespaced(server.root.clone(), "default")
+        .get(&names::host_name("a", "default", &in_a))
+        .await
+        .unwrap();
+    let config = root_copy.spec.unwrap().dns_config.unwrap();
+    assert_eq!(config.searches.unwrap()[0], "shop.svc.cluster.local");
+
+    // `web` in both a and a:b: the pod gets a:b's (its address, once the
+    // virtual Service took its copy's).
+    for (client, ns) in [(&a, "default"), (&b, "shop")] {
+        let svc: Service = serde_json::from_value(
+            json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}),
+        )
+        .unwrap();
+        Api::<Service>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &svc)
+            .await
+            .unwrap();
+    }
+    let b_services: Api<Service> = Api::namespaced(b.clone(), "shop");
+    wait_for("web to resolve as a:b's from a:b's pod", || async {
+        let reply = ask(
+            "127.0.0.4",
+            dns_addr,
+            "web.shop.svc.cluster.local.",
+            RecordType::A,
+            false,
+        )
+        .await;
+        let b_web: IpAddr = b_services
+            .get("web")
+            .await
+            .ok()?
+            .spec?
+            .cluster_ip?
+            .parse()
+            .ok()?;
+        (addresses(&reply) == vec![b_web]).then_some(())
+    })
+    .await;
+    let reply = ask(
+        "127.0.0.4",
+        dns_addr,
+        "web.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+    )
+    .await;
+    assert_eq!(
+        reply.metadata.response_code,
+        ResponseCode::NXDomain,
+        "a's web is not a:b's"
+    );
+    match index.owner("127.0.0.4".parse().unwrap()) {
+        dns::Owner::Pod(p) => assert_eq!(
+            (p.cluster.as_str(), p.namespace.as_str(), p.name.as_str()),
+            ("a:b", "shop", "client")
+        ),
+        other => panic!("owner: {other:?}"),
+    }
+}
