@@ -100,6 +100,11 @@ impl Zone {
             return Answer::Outside;
         };
         let labels: Vec<&str> = rest.split('.').collect();
+        // Only names a Kubernetes object can have reach the store (a label
+        // with `/` or an escaped byte never addresses a key).
+        if !labels.iter().all(|l| is_label(l)) {
+            return Answer::NxDomain;
+        }
         let result = match labels.as_slice() {
             ["svc" | "pod"] | [_, "svc" | "pod"] => Ok(Answer::records(Vec::new())),
             [svc, ns, "svc"] => self.service(cluster, ns, svc, name, qtype).await,
@@ -365,6 +370,16 @@ fn each(v: &Value) -> impl Iterator<Item = &Value> {
     v.as_array().into_iter().flatten()
 }
 
+/// Whether `label` is a DNS-1123 label, or `_` and one (SRV's
+/// `_port._proto`).
+fn is_label(label: &str) -> bool {
+    let l = label.strip_prefix('_').unwrap_or(label);
+    !l.is_empty()
+        && l.len() <= 63
+        && l.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// `10-244-0-5` for 10.244.0.5 (`fd00--5` for fd00::5), as pod and
 /// endpoint names spell addresses.
 pub fn dash(ip: IpAddr) -> String {
@@ -394,5 +409,15 @@ mod tests {
             assert_eq!(undash(&dash(ip)), Some(ip));
         }
         assert_eq!(undash("web"), None);
+    }
+
+    #[test]
+    fn labels() {
+        for ok in ["web", "_http", "_tcp", "10-1-0-7", "fd00--5", "a1"] {
+            assert!(is_label(ok), "{ok}");
+        }
+        for bad in ["", "_", "a/b", "a\\.b", "Web", "a b", &"x".repeat(64)] {
+            assert!(!is_label(bad), "{bad}");
+        }
     }
 }
