@@ -2,8 +2,9 @@
 
 mod cli;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ struct Cli {
     log_format: String,
 }
 
+// Parsed once per process: the size of `Serve` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the root cluster and every virtual cluster (standalone mode: no
@@ -69,6 +72,8 @@ enum Command {
         /// (repeatable).
         #[arg(long = "tls-san")]
         tls_sans: Vec<String>,
+        #[command(flatten)]
+        dns: DnsArgs,
     },
     /// Run nestkube on this machine: `serve` with data in ./.nestkube on
     /// 127.0.0.1:6443, create the VirtualCluster `demo`, then print how to use both.
@@ -122,6 +127,26 @@ impl EtcdArgs {
             ..nestkube_storage::EtcdConfig::default()
         }
     }
+}
+
+/// DNS for tenant pods (virtual Service names), served by nestkube.
+#[derive(clap::Args, Debug)]
+struct DnsArgs {
+    /// Serve DNS for tenant pods on this address (UDP and TCP), answering
+    /// each pod from its own virtual cluster's `cluster.local`; every pod
+    /// copy then gets `dnsPolicy: None` with nestkube as its nameserver and
+    /// the virtual search path. Default: off (pods keep the parent's DNS).
+    #[arg(long)]
+    dns_listen: Option<SocketAddr>,
+    /// The address pods use as their nameserver (port 53), e.g. the
+    /// ClusterIP of the host Service exposing `--dns-listen`. Default: the
+    /// IP of `--dns-listen` unless it is a wildcard address.
+    #[arg(long, requires = "dns_listen")]
+    dns_advertise: Option<IpAddr>,
+    /// Resolvers for names outside `cluster.local` (comma-separated
+    /// `ip:port`). Default: the nameservers of /etc/resolv.conf.
+    #[arg(long, value_delimiter = ',', requires = "dns_listen")]
+    dns_upstream: Vec<SocketAddr>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -206,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(&cli.log_format);
     let mut options = ServeOptions::default();
     let mut host_namespaces = Vec::new();
+    let mut dns_args = None;
     let (config, up) = match cli.command {
         Command::Serve {
             data_dir,
@@ -218,8 +244,10 @@ async fn main() -> anyhow::Result<()> {
             host_namespaces: namespaces,
             advertise_url,
             tls_sans,
+            dns,
         } => {
             host_namespaces = namespaces;
+            dns_args = dns.dns_listen.is_some().then_some(dns);
             options = ServeOptions {
                 host_kubeconfig,
                 host_in_cluster,
@@ -259,11 +287,21 @@ async fn main() -> anyhow::Result<()> {
                 config.data_dir.display()
             )
         })?;
+    // DNS for tenant pods: the server answers from the pod index the
+    // syncer fills.
+    let (dns_server, pod_dns) = match dns_args {
+        Some(args) => {
+            let (server, pod_dns) = start_dns(&running.api, args).await?;
+            (Some(server), Some(pod_dns))
+        }
+        None => (None, None),
+    };
     // Copies what must run from each virtual cluster down to its parent
     // (a served cluster, or the host of --host-kubeconfig/--host-in-cluster).
     let settings = nestkube_syncer::Settings {
         api_url,
         host_namespaces,
+        dns: pod_dns,
     };
     if matches!(config.backend, nestkube_storage::Backend::Etcd(_)) {
         // Replicas share the store: only the holder of the syncer's lease syncs.
@@ -302,5 +340,41 @@ async fn main() -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => eprintln!("shutting down"),
         _ = running.wait() => {}
     }
+    drop(dns_server);
     Ok(())
+}
+
+/// Starts the DNS server of `--dns-listen`; returns it and what the syncer
+/// needs to point pods at it.
+async fn start_dns(
+    api: &Arc<nestkube_apiserver::server::ApiServer>,
+    args: DnsArgs,
+) -> anyhow::Result<(
+    nestkube_syncer::dns::DnsServer,
+    nestkube_syncer::dns::PodDns,
+)> {
+    use nestkube_syncer::dns;
+    let listen = args.dns_listen.context("--dns-listen")?;
+    let nameserver = match args.dns_advertise {
+        Some(ip) => ip,
+        None if !listen.ip().is_unspecified() => listen.ip(),
+        None => anyhow::bail!(
+            "--dns-listen {listen} is a wildcard address: give --dns-advertise, the address pods reach it at"
+        ),
+    };
+    let index = Arc::new(dns::PodIndex::default());
+    let server = dns::serve(
+        api.clone(),
+        index.clone(),
+        dns::DnsOptions {
+            listen,
+            upstreams: args.dns_upstream,
+        },
+    )
+    .await?;
+    eprintln!(
+        "nestkube serves DNS for tenant pods on {} (udp) and {} (tcp); pods use nameserver {nameserver}",
+        server.udp_addr, server.tcp_addr
+    );
+    Ok((server, dns::PodDns { nameserver, index }))
 }

@@ -64,6 +64,14 @@ fn chart_lints_and_renders_what_the_apiserver_accepts() {
             "--set",
             "storage.embedded.persistence.enabled=false",
         ][..],
+        &[
+            "--set",
+            "dns.enabled=true",
+            "--set",
+            "dns.clusterIP=10.96.0.53",
+            "--set",
+            "networkPolicy.enabled=true",
+        ][..],
     ] {
         let release = unique_name("r");
         let mut args = vec![
@@ -91,6 +99,7 @@ fn chart_lints_and_renders_what_the_apiserver_accepts() {
         ("storag.type=etcd", "storag"),
         ("storage.type=etc", "/storage/type"),
         ("replicas=0", "/replicas"),
+        ("dns.enabled=true", "dns.clusterIP"),
     ] {
         let out = helm(host, &["template", "r", chart, "--set", set]);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -29,6 +29,7 @@
 
 pub mod cleanup;
 pub mod containers;
+pub mod dns;
 pub mod down;
 pub mod mirror;
 pub mod names;
@@ -153,6 +154,8 @@ pub struct Syncer {
     host_namespaces: Vec<String>,
     /// User-managed Endpoints kept while their Service is re-created.
     pub(crate) endpoints_stash: down::endpoints::Stash,
+    /// Nestkube's DNS for pods, when it serves one.
+    pub(crate) dns: Option<dns::PodDns>,
 }
 
 /// Settings of the syncer beyond its clients.
@@ -169,6 +172,11 @@ pub struct Settings {
     /// namespace is not synced (an error is logged). Empty: all namespaces
     /// (cluster-wide watches).
     pub host_namespaces: Vec<String>,
+    /// When nestkube serves DNS (`--dns-listen`): every pod copy resolves
+    /// through it with the virtual search path, and the pod index the
+    /// server reads is filled ([`dns`]). `None`: pods keep their DNS
+    /// settings (the parent's DNS, which knows no virtual name).
+    pub dns: Option<dns::PodDns>,
 }
 
 /// Starts the syncer for every virtual cluster `api` serves; `host` is the
@@ -242,6 +250,7 @@ pub fn spawn_with(
         parents: Mutex::new(HashMap::new()),
         host_namespaces,
         endpoints_stash: Default::default(),
+        dns: settings.dns,
     });
     let s = syncer.clone();
     let queue = WorkQueue::new("syncer", move |item: Item| {
@@ -269,6 +278,14 @@ impl Syncer {
     pub(crate) fn enqueue(&self, item: Item) {
         if let Some(q) = self.queue.get() {
             q.enqueue(item);
+        }
+    }
+
+    /// Drops the pod addresses of virtual pod `ns/name` of `cluster` from
+    /// the DNS index (its copy is gone or going).
+    pub(crate) fn forget_pod_ips(&self, cluster: &str, ns: &str, name: &str) {
+        if let Some(dns) = &self.dns {
+            dns.index.forget(cluster, ns, name);
         }
     }
 
@@ -451,6 +468,9 @@ impl Syncer {
             .collect();
         *known = current;
         drop(known);
+        if let Some(dns) = &self.dns {
+            dns.index.retain_clusters(|c| self.placement(c).is_some());
+        }
         {
             let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
             clients.retain(|path, _| self.api.clusters.contains(path));

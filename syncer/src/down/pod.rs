@@ -113,6 +113,7 @@ pub(crate) async fn sync(
         h => h,
     };
     let Some(vpod) = vpod else {
+        s.forget_pod_ips(&ctx.cluster, ns, name);
         if let Some(h) = hpod
             && !is_deleting(&h)
         {
@@ -142,6 +143,7 @@ pub(crate) async fn sync(
         return Ok(None);
     }
     let Some(hpod) = hpod else {
+        s.forget_pod_ips(&ctx.cluster, ns, name);
         if is_finished(&vpod) {
             return Ok(None);
         }
@@ -156,7 +158,10 @@ pub(crate) async fn sync(
                 config::ensure(ctx, kind, &obj).await?;
             }
         }
-        let desired = translate(ctx, &vpod, &s.endpoint);
+        let mut desired = translate(ctx, &vpod, &s.endpoint);
+        if let Some(dns) = &s.dns {
+            crate::dns::pod_dns_config(&mut desired["spec"], ns, dns.nameserver);
+        }
         let Some(created) = create(&hapi, &desired).await? else {
             // Created meanwhile (a racing reconcile after a restart).
             return Ok(Some(Duration::from_millis(200)));
@@ -196,6 +201,9 @@ pub(crate) async fn sync(
     }
     let refresh = token::ensure(ctx, &vpod, &hpod).await?;
     status::up(&vapi, &vpod, &hpod).await?;
+    if let Some(dns) = &s.dns {
+        dns.index.observe(&ctx.cluster, &vpod, &hpod);
+    }
     let node = hpod["spec"]["nodeName"].as_str().unwrap_or("");
     if !node.is_empty() && vpod["spec"]["nodeName"].as_str().unwrap_or("").is_empty() {
         binding::bind(s, &ctx.cluster, ns, name, vuid, node).await?;

@@ -141,6 +141,17 @@ pub async fn host_placed_cluster(
     namespace: &str,
     prefix: &str,
 ) -> String {
+    host_placed_cluster_with(server, host, namespace, prefix, Default::default()).await
+}
+
+/// [`host_placed_cluster`] with the syncer's `settings`.
+pub async fn host_placed_cluster_with(
+    server: &Server,
+    host: Client,
+    namespace: &str,
+    prefix: &str,
+    settings: nestkube_syncer::Settings,
+) -> String {
     let api = server.running.api.clone();
     let cluster = nestkube_e2e::unique_name(prefix);
     api.clusters
@@ -158,7 +169,7 @@ pub async fn host_placed_cluster(
         .set_placement(&cluster, placement)
         .await
         .expect("placement");
-    nestkube_syncer::spawn(api, Some(host));
+    nestkube_syncer::spawn_with(api, Some(host), settings);
     cluster
 }
 
