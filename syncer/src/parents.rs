@@ -11,20 +11,28 @@
 //! host namespace (a copy claiming another owner is left to the sweep).
 //!
 //! The same task watches the parent's RuntimeClasses, mirrored into every
-//! cluster syncing there ([`crate::mirror`]).
+//! cluster syncing there ([`crate::mirror`]), and the parent's Pod Events
+//! (field selector `involvedObject.kind=Pod`; Events carry no labels): an
+//! Event is kept only if it is about a copy in the pod watch's cache of
+//! copies ([`CopyIndex`], same uid) whose cluster syncs here, and is handed
+//! to [`crate::events`] to be told in the virtual cluster. The Event watch
+//! starts once the pod watches have listed, so no Event is judged against
+//! an empty cache.
 //!
 //! This module never writes: reconciles do.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
 
+use crate::events::{self, Pending, PodCopy};
 use crate::names;
 use crate::{Item, Kind, Syncer};
 
@@ -90,6 +98,75 @@ enum Watched {
     Claim(Option<Value>),
     /// A RuntimeClass event (whether it was not an error).
     RuntimeClass(bool),
+    /// A Pod Event of the parent changed.
+    Event(Box<Result<Event<CoreEvent>, watcher::Error>>),
+}
+
+/// The pod copies the syncer owns in one parent, as its pod watches last
+/// listed and saw them, by `(namespace, name)`: what tells an Event about a
+/// copy from any other.
+#[derive(Default)]
+pub(crate) struct CopyIndex {
+    copies: HashMap<(String, String), PodCopy>,
+    /// The copies seen since a (re)list of a watch (by its namespace,
+    /// `None`: all) began; what it no longer lists is dropped at its end.
+    relisting: HashMap<Option<String>, HashSet<(String, String)>>,
+}
+
+impl CopyIndex {
+    /// Follows one event of the pod watch of `scope`.
+    fn apply(&mut self, scope: &Option<String>, event: &Result<Event<Pod>, watcher::Error>) {
+        let key_of = |p: &Pod| {
+            (
+                p.metadata.namespace.clone().unwrap_or_default(),
+                p.metadata.name.clone().unwrap_or_default(),
+            )
+        };
+        match event {
+            Ok(Event::Init) => {
+                self.relisting.insert(scope.clone(), HashSet::new());
+            }
+            Ok(Event::InitApply(p) | Event::Apply(p)) => {
+                let key = key_of(p);
+                if let Some(seen) = self.relisting.get_mut(scope) {
+                    seen.insert(key.clone());
+                }
+                match copy_of(p) {
+                    Some(c) => self.copies.insert(key, c),
+                    None => self.copies.remove(&key),
+                };
+            }
+            Ok(Event::Delete(p)) => {
+                self.copies.remove(&key_of(p));
+            }
+            Ok(Event::InitDone) => {
+                if let Some(seen) = self.relisting.remove(scope) {
+                    self.copies.retain(|k, _| {
+                        scope.as_ref().is_some_and(|ns| *ns != k.0) || seen.contains(k)
+                    });
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// The copy named `name` in `namespace`, if the syncer owns one there.
+    pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<&PodCopy> {
+        self.copies.get(&(namespace.to_string(), name.to_string()))
+    }
+}
+
+/// What the index keeps of a pod copy (`None`: not a copy).
+fn copy_of(p: &Pod) -> Option<PodCopy> {
+    let v = serde_json::to_value(p).ok()?;
+    Some(PodCopy {
+        owner: owner_of(&v)?,
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        virtual_uid: v["metadata"]["annotations"][names::UID_ANNOTATION]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    })
 }
 
 /// The object of a watch event, as JSON.
@@ -135,13 +212,37 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
         );
     }
     streams.push(
-        watcher::watcher(Api::<RuntimeClass>::all(client), watcher::Config::default())
-            .default_backoff()
-            .map(|e| Watched::RuntimeClass(e.is_ok()))
-            .boxed(),
+        watcher::watcher(
+            Api::<RuntimeClass>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(|e| Watched::RuntimeClass(e.is_ok()))
+        .boxed(),
     );
     let mut events = futures::stream::select_all(streams);
     tracing::info!(parent = ?parent, namespaces = ?namespaces, "syncer: watching the parent's copies and RuntimeClasses");
+    let mut copies = CopyIndex::default();
+    // The pod watches yet to list before the Event watches start.
+    let mut unlisted: HashSet<Option<String>> = namespaces.iter().cloned().collect();
+    let mut event_streams = Some(
+        namespaces
+            .iter()
+            .map(|ns| {
+                let api = match ns {
+                    None => Api::<CoreEvent>::all(client.clone()),
+                    Some(ns) => Api::namespaced(client.clone(), ns),
+                };
+                watcher::watcher(
+                    api,
+                    watcher::Config::default().fields("involvedObject.kind=Pod"),
+                )
+                .default_backoff()
+                .map(|e| Watched::Event(Box::new(e)))
+                .boxed()
+            })
+            .collect::<Vec<_>>(),
+    );
     let copy_changed = |kind: Kind, obj: &Value| {
         let Some(owner) = owner_of(obj) else {
             return;
@@ -168,7 +269,36 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
                 }
                 continue;
             }
+            Watched::Event(e) => {
+                match *e {
+                    Ok(Event::Apply(ev)) => {
+                        event_changed(&syncer, &parent, &copies, &ev, false, false)
+                    }
+                    Ok(Event::InitApply(ev)) => {
+                        event_changed(&syncer, &parent, &copies, &ev, false, true)
+                    }
+                    Ok(Event::Delete(ev)) => {
+                        event_changed(&syncer, &parent, &copies, &ev, true, false)
+                    }
+                    Err(e) => {
+                        tracing::warn!(parent = ?parent, error = %e, "syncer: parent Event watch failed; retrying")
+                    }
+                    Ok(_) => {}
+                }
+                continue;
+            }
         };
+        copies.apply(&namespace, &event);
+        if matches!(event, Ok(Event::InitDone)) {
+            unlisted.remove(&namespace);
+            if unlisted.is_empty()
+                && let Some(streams) = event_streams.take()
+            {
+                for s in streams {
+                    events.push(s);
+                }
+            }
+        }
         if let Some(obj) = touched(&event) {
             copy_changed(Kind::Pod, &obj);
             continue;
@@ -184,4 +314,52 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
             Ok(_) => {}
         }
     }
+}
+
+/// A Pod Event of `parent` changed (`deleted`: it is gone; `relisted`: seen
+/// again by a (re)list): if it is about a copy the syncer owns for a cluster
+/// that syncs here, the virtual Event is brought in line with it.
+fn event_changed(
+    syncer: &Syncer,
+    parent: &ParentKey,
+    copies: &CopyIndex,
+    ev: &CoreEvent,
+    deleted: bool,
+    relisted: bool,
+) {
+    let io = &ev.involved_object;
+    let (Some(ns), Some(name)) = (io.namespace.as_deref(), io.name.as_deref()) else {
+        return;
+    };
+    let Some(copy) = copies.get(ns, name) else {
+        return;
+    };
+    // About an earlier pod of the same name.
+    if io
+        .uid
+        .as_deref()
+        .is_some_and(|u| !u.is_empty() && u != copy.uid)
+    {
+        return;
+    }
+    if !syncer.owns(parent, ns, &copy.owner) {
+        return;
+    }
+    let Ok(host) = serde_json::to_value(ev) else {
+        return;
+    };
+    let (key, mut wish) = events::pending(&host, copy, name, ns, deleted);
+    if let Pending::Write { create_first, .. } = &mut wish
+        && relisted
+    {
+        // After a restart the virtual Event most likely exists.
+        *create_first = false;
+    }
+    let (cluster, namespace, name) = key.clone();
+    syncer.outbox.put(key, wish);
+    syncer.enqueue(Item::Event {
+        cluster,
+        namespace,
+        name,
+    });
 }

@@ -157,7 +157,15 @@ pub(crate) async fn sync(
             }
         }
         let desired = translate(ctx, &vpod, &s.endpoint);
-        let Some(created) = create(&hapi, &desired).await? else {
+        let created = match create(&hapi, &desired).await {
+            Ok(c) => c,
+            Err(e) => {
+                // The tenant sees why, as a Warning on its pod (retried).
+                crate::events::copy_refused(ctx, &vpod, &hname, &e).await;
+                return Err(e);
+            }
+        };
+        let Some(created) = created else {
             // Created meanwhile (a racing reconcile after a restart).
             return Ok(Some(Duration::from_millis(200)));
         };
