@@ -158,7 +158,8 @@ impl CopyIndex {
 
 /// What the index keeps of a pod copy (`None`: not a copy).
 fn copy_of(p: &Pod) -> Option<PodCopy> {
-    let v = serde_json::to_value(p).ok()?;
+    // Only the metadata: every pod event of the parent passes here.
+    let v = serde_json::json!({ "metadata": &p.metadata });
     Some(PodCopy {
         owner: owner_of(&v)?,
         uid: p.metadata.uid.clone().unwrap_or_default(),
@@ -362,4 +363,49 @@ fn event_changed(
         namespace,
         name,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ns: &str, name: &str, copy: bool) -> Pod {
+        let mut meta =
+            serde_json::json!({"namespace": ns, "name": name, "uid": format!("uid-{name}")});
+        if copy {
+            meta["labels"] = serde_json::json!(names::owner_labels("vc", "default", name));
+            meta["annotations"] =
+                serde_json::json!(names::owner_annotations("team-a", "default", name, "v"));
+        }
+        serde_json::from_value(serde_json::json!({ "metadata": meta })).unwrap()
+    }
+
+    #[test]
+    fn the_copy_index_follows_watches_and_relists() {
+        let mut index = CopyIndex::default();
+        let all = None;
+        index.apply(&all, &Ok(Event::Init));
+        index.apply(&all, &Ok(Event::InitApply(pod("h", "a", true))));
+        index.apply(&all, &Ok(Event::InitApply(pod("h", "plain", false))));
+        index.apply(&all, &Ok(Event::InitDone));
+        assert_eq!(index.get("h", "a").unwrap().owner.name, "a");
+        assert_eq!(index.get("h", "a").unwrap().uid, "uid-a");
+        assert!(index.get("h", "plain").is_none());
+        index.apply(&all, &Ok(Event::Apply(pod("h", "b", true))));
+        assert!(index.get("h", "b").is_some());
+        index.apply(&all, &Ok(Event::Delete(pod("h", "b", true))));
+        assert!(index.get("h", "b").is_none());
+        // A relist that no longer lists `a` (deleted while the watch was down).
+        index.apply(&all, &Ok(Event::Apply(pod("h", "c", true))));
+        index.apply(&all, &Ok(Event::Init));
+        assert!(index.get("h", "a").is_some(), "kept until the relist ends");
+        index.apply(&all, &Ok(Event::InitApply(pod("h", "c", true))));
+        index.apply(&all, &Ok(Event::InitDone));
+        assert!(index.get("h", "a").is_none());
+        assert!(index.get("h", "c").is_some());
+        // A relist of one namespace leaves the others' copies alone.
+        index.apply(&Some("other".into()), &Ok(Event::Init));
+        index.apply(&Some("other".into()), &Ok(Event::InitDone));
+        assert!(index.get("h", "c").is_some());
+    }
 }
