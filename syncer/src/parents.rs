@@ -17,12 +17,14 @@
 //! copies ([`CopyIndex`], same uid) whose cluster syncs here, and is handed
 //! to [`crate::events`] to be told in the virtual cluster. The Event watch
 //! starts once the pod watches have listed, so no Event is judged against
-//! an empty cache.
+//! an empty cache; an Event read before the pod watch shows its copy waits
+//! for it a little ([`Parked`]).
 //!
 //! This module never writes: reconciles do.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod};
@@ -114,8 +116,13 @@ pub(crate) struct CopyIndex {
 }
 
 impl CopyIndex {
-    /// Follows one event of the pod watch of `scope`.
-    fn apply(&mut self, scope: &Option<String>, event: &Result<Event<Pod>, watcher::Error>) {
+    /// Follows one event of the pod watch of `scope`; returns the key of a
+    /// copy it indexes for the first time.
+    fn apply(
+        &mut self,
+        scope: &Option<String>,
+        event: &Result<Event<Pod>, watcher::Error>,
+    ) -> Option<(String, String)> {
         let key_of = |p: &Pod| {
             (
                 p.metadata.namespace.clone().unwrap_or_default(),
@@ -132,9 +139,15 @@ impl CopyIndex {
                     seen.insert(key.clone());
                 }
                 match copy_of(p) {
-                    Some(c) => self.copies.insert(key, c),
-                    None => self.copies.remove(&key),
-                };
+                    Some(c) => {
+                        if self.copies.insert(key.clone(), c).is_none() {
+                            return Some(key);
+                        }
+                    }
+                    None => {
+                        self.copies.remove(&key);
+                    }
+                }
             }
             Ok(Event::Delete(p)) => {
                 self.copies.remove(&key_of(p));
@@ -148,6 +161,7 @@ impl CopyIndex {
             }
             Err(_) => {}
         }
+        None
     }
 
     /// The copy named `name` in `namespace`, if the syncer owns one there.
@@ -168,6 +182,63 @@ fn copy_of(p: &Pod) -> Option<PodCopy> {
             .unwrap_or("")
             .to_string(),
     })
+}
+
+/// How long a Pod Event about a name not (yet) known as a copy waits for
+/// the pod watch to show that copy.
+const PARK_FOR: Duration = Duration::from_secs(30);
+/// Most Pod Events waiting so (the oldest go first).
+const MAX_PARKED: usize = 4096;
+
+/// One change of a parent Pod Event, as the Event watch reported it.
+struct EventChange {
+    ev: CoreEvent,
+    /// The parent Event is gone.
+    deleted: bool,
+    /// Seen by a (re)list.
+    relisted: bool,
+}
+
+/// Pod Events about a name that may be a copy (it has `-x-`) but is not in
+/// the [`CopyIndex`] yet: the Event and pod watches are separate streams,
+/// so the scheduler's `Scheduled` may be read before the pod it is about.
+/// They are judged again when that copy is indexed, or dropped after
+/// [`PARK_FOR`].
+#[derive(Default)]
+struct Parked {
+    by_pod: HashMap<(String, String), Vec<(Instant, EventChange)>>,
+    order: VecDeque<(Instant, (String, String))>,
+}
+
+impl Parked {
+    fn park(&mut self, key: (String, String), change: EventChange) {
+        let now = Instant::now();
+        while let Some((at, k)) = self.order.front() {
+            if now.duration_since(*at) < PARK_FOR && self.order.len() < MAX_PARKED {
+                break;
+            }
+            let (at, k) = (*at, k.clone());
+            self.order.pop_front();
+            if let Some(list) = self.by_pod.get_mut(&k) {
+                list.retain(|(t, _)| *t > at);
+                if list.is_empty() {
+                    self.by_pod.remove(&k);
+                }
+            }
+        }
+        self.order.push_back((now, key.clone()));
+        self.by_pod.entry(key).or_default().push((now, change));
+    }
+
+    /// The changes waiting for copy `key`, oldest first.
+    fn take(&mut self, key: &(String, String)) -> Vec<EventChange> {
+        self.by_pod
+            .remove(key)
+            .into_iter()
+            .flatten()
+            .map(|(_, c)| c)
+            .collect()
+    }
 }
 
 /// The object of a watch event, as JSON.
@@ -224,6 +295,7 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     let mut events = futures::stream::select_all(streams);
     tracing::info!(parent = ?parent, namespaces = ?namespaces, "syncer: watching the parent's copies and RuntimeClasses");
     let mut copies = CopyIndex::default();
+    let mut parked = Parked::default();
     // The pod watches yet to list before the Event watches start.
     let mut unlisted: HashSet<Option<String>> = namespaces.iter().cloned().collect();
     let mut event_streams = Some(
@@ -271,25 +343,32 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
                 continue;
             }
             Watched::Event(e) => {
-                match *e {
-                    Ok(Event::Apply(ev)) => {
-                        event_changed(&syncer, &parent, &copies, &ev, false, false)
-                    }
-                    Ok(Event::InitApply(ev)) => {
-                        event_changed(&syncer, &parent, &copies, &ev, false, true)
-                    }
-                    Ok(Event::Delete(ev)) => {
-                        event_changed(&syncer, &parent, &copies, &ev, true, false)
-                    }
+                let change = |ev, deleted, relisted| EventChange {
+                    ev,
+                    deleted,
+                    relisted,
+                };
+                let change = match *e {
+                    Ok(Event::Apply(ev)) => change(ev, false, false),
+                    Ok(Event::InitApply(ev)) => change(ev, false, true),
+                    Ok(Event::Delete(ev)) => change(ev, true, false),
                     Err(e) => {
-                        tracing::warn!(parent = ?parent, error = %e, "syncer: parent Event watch failed; retrying")
+                        tracing::warn!(parent = ?parent, error = %e, "syncer: parent Event watch failed; retrying");
+                        continue;
                     }
-                    Ok(_) => {}
+                    Ok(_) => continue,
+                };
+                if let Some(unknown) = event_changed(&syncer, &parent, &copies, &change) {
+                    parked.park(unknown, change);
                 }
                 continue;
             }
         };
-        copies.apply(&namespace, &event);
+        if let Some(new_copy) = copies.apply(&namespace, &event) {
+            for change in parked.take(&new_copy) {
+                event_changed(&syncer, &parent, &copies, &change);
+            }
+        }
         if matches!(event, Ok(Event::InitDone)) {
             unlisted.remove(&namespace);
             if unlisted.is_empty()
@@ -317,23 +396,30 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     }
 }
 
-/// A Pod Event of `parent` changed (`deleted`: it is gone; `relisted`: seen
-/// again by a (re)list): if it is about a copy the syncer owns for a cluster
-/// that syncs here, the virtual Event is brought in line with it.
+/// A Pod Event of `parent` changed: if it is about a copy the syncer owns
+/// for a cluster that syncs here, the virtual Event is brought in line with
+/// it. Returns the pod's `(namespace, name)` when that may be a copy not
+/// indexed yet (see [`Parked`]).
 fn event_changed(
     syncer: &Syncer,
     parent: &ParentKey,
     copies: &CopyIndex,
-    ev: &CoreEvent,
-    deleted: bool,
-    relisted: bool,
-) {
+    change: &EventChange,
+) -> Option<(String, String)> {
+    let EventChange {
+        ev,
+        deleted,
+        relisted,
+    } = change;
     let io = &ev.involved_object;
     let (Some(ns), Some(name)) = (io.namespace.as_deref(), io.name.as_deref()) else {
-        return;
+        return None;
     };
     let Some(copy) = copies.get(ns, name) else {
-        return;
+        // Every copy name has the separator; the parent's own pods rarely.
+        return name
+            .contains("-x-")
+            .then(|| (ns.to_string(), name.to_string()));
     };
     // About an earlier pod of the same name.
     if io
@@ -341,17 +427,17 @@ fn event_changed(
         .as_deref()
         .is_some_and(|u| !u.is_empty() && u != copy.uid)
     {
-        return;
+        return None;
     }
     if !syncer.owns(parent, ns, &copy.owner) {
-        return;
+        return None;
     }
     let Ok(host) = serde_json::to_value(ev) else {
-        return;
+        return None;
     };
-    let (key, mut wish) = events::pending(&host, copy, name, ns, deleted);
+    let (key, mut wish) = events::pending(&host, copy, name, ns, *deleted);
     if let Pending::Write { create_first, .. } = &mut wish
-        && relisted
+        && *relisted
     {
         // After a restart the virtual Event most likely exists.
         *create_first = false;
@@ -363,6 +449,7 @@ fn event_changed(
         namespace,
         name,
     });
+    None
 }
 
 #[cfg(test)]
@@ -381,6 +468,43 @@ mod tests {
     }
 
     #[test]
+    fn parked_events_wait_for_their_copy() {
+        let mut parked = Parked::default();
+        let change = |reason: &str| EventChange {
+            ev: serde_json::from_value(serde_json::json!({
+                "metadata": {"name": reason}, "involvedObject": {}, "reason": reason,
+            }))
+            .unwrap(),
+            deleted: false,
+            relisted: false,
+        };
+        let key = ("h".to_string(), "web-x-default-x-a".to_string());
+        parked.park(key.clone(), change("Scheduled"));
+        parked.park(key.clone(), change("Pulled"));
+        parked.park(
+            ("h".into(), "other-x-default-x-a".into()),
+            change("Started"),
+        );
+        let reasons: Vec<_> = parked
+            .take(&key)
+            .into_iter()
+            .map(|c| c.ev.reason.unwrap())
+            .collect();
+        assert_eq!(reasons, ["Scheduled", "Pulled"]);
+        assert!(parked.take(&key).is_empty());
+        // The oldest go first when too many wait.
+        for i in 0..MAX_PARKED {
+            parked.park(("h".into(), format!("p{i}-x-y")), change("x"));
+        }
+        assert!(
+            parked
+                .take(&("h".into(), "other-x-default-x-a".into()))
+                .is_empty()
+        );
+        assert!(parked.by_pod.len() <= MAX_PARKED);
+    }
+
+    #[test]
     fn the_copy_index_follows_watches_and_relists() {
         let mut index = CopyIndex::default();
         let all = None;
@@ -391,8 +515,13 @@ mod tests {
         assert_eq!(index.get("h", "a").unwrap().owner.name, "a");
         assert_eq!(index.get("h", "a").unwrap().uid, "uid-a");
         assert!(index.get("h", "plain").is_none());
-        index.apply(&all, &Ok(Event::Apply(pod("h", "b", true))));
+        let new = index.apply(&all, &Ok(Event::Apply(pod("h", "b", true))));
+        assert_eq!(new, Some(("h".to_string(), "b".to_string())));
         assert!(index.get("h", "b").is_some());
+        assert_eq!(
+            index.apply(&all, &Ok(Event::Apply(pod("h", "b", true)))),
+            None
+        );
         index.apply(&all, &Ok(Event::Delete(pod("h", "b", true))));
         assert!(index.get("h", "b").is_none());
         // A relist that no longer lists `a` (deleted while the watch was down).

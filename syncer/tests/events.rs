@@ -204,6 +204,32 @@ async fn parent_events_are_told_about_the_virtual_pod() {
     .await;
 }
 
+/// The Event and pod watches of a parent are separate streams: an Event
+/// read before its copy is waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_read_before_its_copy_waits_for_it() {
+    let server = Server::start().await;
+    nestkube_syncer::spawn(server.running.api.clone(), None);
+    let (_, a) = virtual_cluster(&server.root, "team-a").await;
+    let copy = names::host_name("team-a", "default", "late");
+    Api::<Event>::namespaced(server.root.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &event(&format!("{copy}.1"), &copy, "", "Scheduled", "early", 1),
+        )
+        .await
+        .unwrap();
+    create_pod(&a, "late").await;
+    let e = js(&wait_for("the early Event in team-a", || async {
+        Api::<Event>::namespaced(a.clone(), "default")
+            .get("late.1")
+            .await
+            .ok()
+    })
+    .await);
+    assert_eq!(e["involvedObject"]["name"], "late");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_come_up_through_two_hops() {
     let server = Server::start().await;
