@@ -222,6 +222,23 @@ impl Tenant {
     }
 }
 
+/// Polls `f` until it returns `Ok`, or panics after [`WAIT`] showing the
+/// last `Err` (what was seen instead).
+fn wait_showing<T>(what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let seen = match f() {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; last seen:\n{seen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn deployment(replicas: u32) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: main\n        image: nginx\n"
@@ -320,9 +337,12 @@ fn two_tenants_run_under_their_runtime_classes() {
         assert!(logs.contains("hello from kwok"), "{logs}");
         let node = pods[0]["spec"]["nodeName"].as_str().unwrap();
         let assigned = format!("Successfully assigned default/{name} to {node}");
-        let describe = wait_for("the Scheduled event in describe", WAIT, || {
+        let describe = wait_showing("the Scheduled event in describe", || {
             let d = t.kubectl.ok(&["describe", "pod", name]);
-            d.contains(&assigned).then_some(d)
+            if d.contains(&assigned) {
+                return Ok(d);
+            }
+            Err(d + &t.kubectl.ok(&["get", "events", "-o", "wide"]))
         });
         assert!(describe.contains("Scheduled"), "{describe}");
         assert!(
@@ -371,12 +391,29 @@ fn two_tenants_run_under_their_runtime_classes() {
         );
     }
 
-    // Killed while A's Deployment scales up, restarted on the same data.
+    // Killed while A's Deployment scales up (right after the scale is
+    // accepted: the ReplicaSet and the syncer are at work), restarted on
+    // the same data.
+    let first = a_pods[0]["metadata"]["name"].as_str().unwrap().to_string();
     a.kubectl
         .ok(&["scale", "deployment", "web", "--replicas=5"]);
     server.kill();
+    eprintln!(
+        "killed with {} of A's 5 pods on the host",
+        a.host_pods(host).len()
+    );
     server = Nestkube::start(host, &data, port, &label);
     let (a_pods, _) = a.converged(host, 5);
+    // The restarted syncer rewrote the same Events: no duplicates.
+    let scheduled = a.kubectl.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={first},reason=Scheduled"),
+        "-o",
+        "name",
+    ]);
+    assert_eq!(scheduled.lines().count(), 1, "{scheduled}");
     assert!(
         a_pods
             .iter()
