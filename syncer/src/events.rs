@@ -2,11 +2,11 @@
 //! virtual pod, in the virtual cluster, as core `v1` Events (what
 //! `kubectl describe` and `kubectl get events` read).
 //!
-//! The parent's watch ([`crate::parents`]) sees every Pod Event of the
+//! The parent's watch (`parents.rs`) sees every Pod Event of the
 //! parent (field selector `involvedObject.kind=Pod`) and keeps only those
 //! about a copy the syncer owns there (found in its watch cache of copies,
 //! same uid), for a virtual cluster that syncs into that parent now. Each
-//! becomes ([`translate`]) an Event about the virtual pod: involvedObject
+//! becomes (`translate`) an Event about the virtual pod: involvedObject
 //! rewritten (kind, apiVersion, namespace, name, uid of the virtual pod;
 //! the host resourceVersion dropped, the container `fieldPath` kept), in
 //! the virtual namespace, the message with the copy's name (and the names
@@ -22,7 +22,7 @@
 //! clusters get events through every hop by construction: the Event written
 //! into a parent virtual cluster is itself about a copy of the child.
 //!
-//! [`record`] writes the syncer's own Warning about a virtual pod (e.g.
+//! `record` writes the syncer's own Warning about a virtual pod (e.g.
 //! `SyncError` when the parent refuses its copy), counted up when repeated.
 //!
 //! This module never writes the parent; it writes only Events.
