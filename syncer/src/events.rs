@@ -9,9 +9,9 @@
 //! becomes (`translate`) an Event about the virtual pod: involvedObject
 //! rewritten (kind, apiVersion, namespace, name, uid of the virtual pod;
 //! the host resourceVersion dropped, the container `fieldPath` kept), in
-//! the virtual namespace, the message with the copy's name (and the names
-//! of the cluster's other copies) replaced by the virtual names and the host
-//! namespace never shown; reason, type, count, timestamps, series, action,
+//! the virtual namespace, the message with `<host namespace>/<copy>`, the
+//! copy's name and the plain names of the cluster's other copies replaced
+//! by the virtual ones; reason, type, count, timestamps, series, action,
 //! source and reporting component kept (a source host is a node, and nodes
 //! are mirrored). `related` is dropped: it names a parent object.
 //!
