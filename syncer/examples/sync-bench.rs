@@ -5,7 +5,11 @@
 //! pod (up), at scale and per nesting level. Rewrites its section of
 //! docs/benchmarks.md.
 //!
-//! Run: `cargo run --release -p nestkube-syncer --example sync-bench`
+//! It also counts the requests the syncer sends to the parent per pod
+//! (create, status up, delete), from the syncer's own counters
+//! ([`nestkube_syncer::Syncer::parent_requests`]).
+//!
+//! Run: `cargo run --release -p nestkube-syncer --all-features --example sync-bench`
 //! (`-- <clusters> <pods per cluster>`, default 50 and 20 = 1,000 pods).
 //! Clients are in-process (`ApiServer::client_for`: the API's semantics
 //! without sockets), so the numbers are the control plane's own.
@@ -22,7 +26,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use nestkube_apiserver::server::{ServeConfig, start};
-use nestkube_syncer::names;
+use nestkube_syncer::{ParentRequests, names};
 use nestkube_tenant_crds::{VirtualCluster, VirtualClusterSpec};
 use serde_json::json;
 
@@ -36,6 +40,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
+
+/// A condition over the pods of the cluster and of the parent.
+type Done = Box<dyn Fn(&[Pod]) -> bool + Send>;
 
 /// Arrival time of events, keyed by a string the caller derives per event.
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
@@ -144,7 +151,10 @@ async fn run(parent: &Api<Pod>, name: &str) {
 
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    // Counts do not depend on the build profile: `-- --requests-only` runs
+    // just that part (fast in a debug build).
+    let requests_only = args.next_if(|a| a == "--requests-only").is_some();
     let clusters: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(50);
     let per_cluster: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(20);
 
@@ -157,7 +167,13 @@ async fn main() {
     .await
     .expect("server");
     let api = server.api.clone();
-    nestkube_syncer::spawn(api.clone(), None);
+    let syncer = nestkube_syncer::spawn(api.clone(), None);
+    if requests_only {
+        let per_pod = requests_per_pod(&api, &syncer, 200).await;
+        print!("{per_pod}");
+        common::write_section("sync-requests", &per_pod);
+        return;
+    }
 
     // Deployment created -> all its pods created (controllers, one cluster).
     let dep_cluster = virtual_cluster(&api, "root", "deploy-bench").await;
@@ -283,6 +299,8 @@ async fn main() {
     hop1.sort();
     hop2.sort();
 
+    let per_pod = requests_per_pod(&api, &syncer, 200).await;
+
     let mut s = String::new();
     s.push_str("## Workloads and sync (standalone, in-process clients)\n\n");
     s.push_str(&format!(
@@ -324,6 +342,128 @@ async fn main() {
         "\n{total} pods created and synced one after another in {:.1} s, while all of them stay synced. Each level of nesting adds one down-sync hop (the difference between the last two rows).\n",
         elapsed.as_secs_f64()
     ));
-    print!("{s}");
+    print!("{s}{per_pod}");
     common::write_section("sync-bench", &s);
+    common::write_section("sync-requests", &per_pod);
+}
+
+/// Waits until the syncer has sent no request to a parent for a while
+/// (follow-up reconciles of a phase are counted in it); returns the count.
+async fn quiet(syncer: &nestkube_syncer::Syncer) -> ParentRequests {
+    let mut last = syncer.parent_requests();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = syncer.parent_requests();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// Parent requests per pod while `n` pods of one cluster are created,
+/// run and are deleted; the markdown rows.
+async fn requests_per_pod(
+    api: &Arc<nestkube_apiserver::server::ApiServer>,
+    syncer: &nestkube_syncer::Syncer,
+    n: usize,
+) -> String {
+    let path = virtual_cluster(api, "root", "requests").await;
+    let vpods: Api<Pod> = Api::namespaced(api.client_for(&path), "default");
+    let parent: Api<Pod> = Api::namespaced(api.client_for("root"), "default");
+    let copy = |i: usize| names::host_name(&path, "default", &format!("r{i}"));
+    let wait = |what: &'static str, done: Done| {
+        let (vpods, parent) = (vpods.clone(), parent.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let v = vpods.list(&Default::default()).await.expect("list").items;
+                let p = parent.list(&Default::default()).await.expect("list").items;
+                if done(&[v, p].concat()) {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let before = quiet(syncer).await;
+    for i in 0..n {
+        vpods
+            .create(&PostParams::default(), &pod(&format!("r{i}")))
+            .await
+            .expect("pod");
+    }
+    let prefix = format!("{path}/");
+    let count_copies = move |pods: &[Pod]| {
+        pods.iter()
+            .filter_map(copy_key)
+            .filter(|k| k.starts_with(&prefix))
+            .count()
+    };
+    let cc = count_copies.clone();
+    wait("the copies", Box::new(move |pods| cc(pods) == n)).await;
+    let created = quiet(syncer).await;
+    for i in 0..n {
+        run(&parent, &copy(i)).await;
+    }
+    let running = |pods: &[Pod]| {
+        pods.iter()
+            .filter(|p| {
+                copy_key(p).is_none()
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            })
+            .count()
+    };
+    wait(
+        "the virtual pods Running",
+        Box::new(move |pods| running(pods) == n),
+    )
+    .await;
+    let up = quiet(syncer).await;
+    for i in 0..n {
+        vpods
+            .delete(&format!("r{i}"), &Default::default())
+            .await
+            .expect("delete");
+    }
+    let cc = count_copies.clone();
+    wait(
+        "the pods and copies gone",
+        Box::new(move |pods| cc(pods) == 0 && pods.iter().all(|p| copy_key(p).is_some())),
+    )
+    .await;
+    let deleted = quiet(syncer).await;
+    let rows = [
+        (
+            "create (virtual pod created → copy, its token Secret)",
+            created.since(&before),
+        ),
+        (
+            "status up (copy Running → virtual pod Running)",
+            up.since(&created),
+        ),
+        (
+            "delete (virtual pod deleted → copy and Secret gone)",
+            deleted.since(&up),
+        ),
+    ];
+    let per = |v: u64| format!("{:.2}", v as f64 / n as f64);
+    let mut s = format!(
+        "### Parent API requests per synced pod\n\n{n} pods of one cluster created, run (status set on the copies), deleted; requests the syncer sent to the parent (its own counters), per pod. Watches are shared by all pods and clusters of a parent: they do not grow with pods.\n\n| phase | total | GET | POST | PUT | PATCH | DELETE |\n|---|---|---|---|---|---|---|\n"
+    );
+    for (what, r) in rows {
+        s.push_str(&format!(
+            "| {what} | {} | {} | {} | {} | {} | {} |
+",
+            per(r.total()),
+            per(r.get),
+            per(r.create),
+            per(r.update),
+            per(r.patch),
+            per(r.delete)
+        ));
+    }
+    s.push_str("\nWhere they come from: each reconcile of a pod reads its copy and its token Secret from the parent (2 GETs); a status change costs two reconciles (the parent's change, then the echo of the virtual status write). Serving those reads from the parent watch's cache would leave only the writes.\n");
+    s
 }

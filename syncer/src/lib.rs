@@ -18,7 +18,8 @@
 //! Endpoints of selector-less Services,
 //! PersistentVolumeClaims (down, status up), the
 //! parent's RuntimeClasses and the Nodes pods are bound to mirrored up
-//! ([`mirror`]). Cleanup:
+//! ([`mirror`]), the parent's Events about pod copies told about the
+//! virtual pods ([`events`]). Cleanup:
 //! a placement that disappears deletes everything labelled with its
 //! VirtualCluster's uid ([`cleanup`]); every (re)start reconciles all.
 //!
@@ -31,9 +32,11 @@ pub mod cleanup;
 pub mod containers;
 pub mod dns;
 pub mod down;
+pub mod events;
 pub mod mirror;
 pub mod names;
 mod parents;
+pub mod requests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -46,6 +49,7 @@ use nestkube_apiserver::server::ApiServer;
 use nestkube_apiserver::tenancy::{Parent, Placement};
 
 pub use parents::ParentKey;
+pub use requests::ParentRequests;
 
 /// Errors of one reconcile (retried with backoff by the queue).
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +115,14 @@ pub(crate) enum Item {
     RuntimeClasses { cluster: String },
     /// Mirror the parent's Nodes `cluster`'s pods are bound to.
     Nodes { cluster: String },
+    /// Bring virtual Event `namespace/name` of `cluster` in line with the
+    /// parent Event it stands for (what to write waits in
+    /// [`Syncer::outbox`]).
+    Event {
+        cluster: String,
+        namespace: String,
+        name: String,
+    },
     /// Delete every parent object of VirtualCluster `uid`.
     Cleanup {
         parent: ParentKey,
@@ -145,6 +157,10 @@ pub struct Syncer {
     host: Option<kube::Client>,
     /// In-process clients by cluster path.
     clients: Mutex<HashMap<String, kube::Client>>,
+    /// Clients of the parents in use, requests counted.
+    parent_clients: Mutex<HashMap<ParentKey, kube::Client>>,
+    /// What the parent clients sent.
+    requests: Arc<requests::Counters>,
     queue: OnceLock<Arc<WorkQueue<Item, SyncError>>>,
     /// The placements acted on, by cluster path.
     known: Mutex<HashMap<String, Arc<Placement>>>,
@@ -156,6 +172,8 @@ pub struct Syncer {
     pub(crate) endpoints_stash: down::endpoints::Stash,
     /// Nestkube's DNS for pods, when it serves one.
     pub(crate) dns: Option<dns::PodDns>,
+    /// Virtual Events waiting to be written (latest wish per Event).
+    pub(crate) outbox: events::Outbox,
 }
 
 /// Settings of the syncer beyond its clients.
@@ -245,12 +263,15 @@ pub fn spawn_with(
         endpoint,
         host,
         clients: Mutex::new(HashMap::new()),
+        parent_clients: Mutex::new(HashMap::new()),
+        requests: Arc::default(),
         queue: OnceLock::new(),
         known: Mutex::new(HashMap::new()),
         parents: Mutex::new(HashMap::new()),
         host_namespaces,
         endpoints_stash: Default::default(),
         dns: settings.dns,
+        outbox: events::Outbox::default(),
     });
     let s = syncer.clone();
     let queue = WorkQueue::new("syncer", move |item: Item| {
@@ -307,12 +328,27 @@ impl Syncer {
             .clone()
     }
 
-    /// The client of `parent`.
+    /// The client of `parent` (cached; its requests counted).
     pub(crate) fn parent_client(&self, parent: &ParentKey) -> Option<kube::Client> {
-        match parent {
-            ParentKey::Cluster(p) => Some(self.local_client(p)),
-            ParentKey::Host => self.host.clone(),
+        let mut clients = self
+            .parent_clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(parent) {
+            return Some(c.clone());
         }
+        let client = match parent {
+            ParentKey::Cluster(p) => self.api.client_for(p),
+            ParentKey::Host => self.host.clone()?,
+        };
+        let client = requests::counted(client, self.requests.clone());
+        clients.insert(parent.clone(), client.clone());
+        Some(client)
+    }
+
+    /// The requests sent to parents so far (all parents, since start).
+    pub fn parent_requests(&self) -> ParentRequests {
+        self.requests.read()
     }
 
     /// The namespaces of `parent` the syncer watches and lists: `None` for
@@ -474,6 +510,14 @@ impl Syncer {
         {
             let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
             clients.retain(|path, _| self.api.clusters.contains(path));
+            let mut parents = self
+                .parent_clients
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            parents.retain(|key, _| match key {
+                ParentKey::Cluster(path) => self.api.clusters.contains(path),
+                ParentKey::Host => true,
+            });
         }
         let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
         parents.retain(|key, task| {
@@ -544,6 +588,27 @@ impl Syncer {
                 Some(ctx) => mirror::sync_nodes(&ctx).await,
                 None => Ok(None),
             },
+            Item::Event {
+                cluster,
+                namespace,
+                name,
+            } => {
+                let key = (cluster, namespace, name);
+                let Some(wish) = self.outbox.take(&key) else {
+                    return Ok(None);
+                };
+                if self.placement(&key.0).is_none() {
+                    return Ok(None);
+                }
+                let virt = self.local_client(&key.0);
+                match events::apply(&virt, &key.1, &key.2, &wish).await {
+                    Ok(()) => Ok(None),
+                    Err(e) => {
+                        self.outbox.retry(key, wish);
+                        Err(e)
+                    }
+                }
+            }
             Item::Cleanup {
                 parent,
                 host_namespace,

@@ -162,7 +162,15 @@ pub(crate) async fn sync(
         if let Some(dns) = &s.dns {
             crate::dns::pod_dns_config(&mut desired["spec"], ns, dns.nameserver);
         }
-        let Some(created) = create(&hapi, &desired).await? else {
+        let created = match create(&hapi, &desired).await {
+            Ok(c) => c,
+            Err(e) => {
+                // The tenant sees why, as a Warning on its pod (retried).
+                crate::events::copy_refused(ctx, &vpod, &hname, &e).await;
+                return Err(e);
+            }
+        };
+        let Some(created) = created else {
             // Created meanwhile (a racing reconcile after a restart).
             return Ok(Some(Duration::from_millis(200)));
         };
