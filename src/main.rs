@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
+use nestkube_apiserver::admission::AdmissionConfig;
 use nestkube_apiserver::server::{self, ServeConfig, ServeOptions};
 
 /// Virtual Kubernetes clusters, many per process.
@@ -69,10 +71,15 @@ enum Command {
         /// (repeatable).
         #[arg(long = "tls-san")]
         tls_sans: Vec<String>,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
     /// Run nestkube on this machine: `serve` with data in ./.nestkube on
     /// 127.0.0.1:6443, create the VirtualCluster `demo`, then print how to use both.
-    Up,
+    Up {
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
     /// Manage VirtualClusters (tenancy.nestkube.io) through the API.
     Vc {
         #[command(subcommand)]
@@ -84,6 +91,24 @@ enum Command {
         #[arg(short, long, global = true, default_value = "default")]
         namespace: String,
     },
+}
+
+/// Policy every virtual cluster is held to (`serve` and `up`).
+#[derive(clap::Args, Debug)]
+struct PolicyArgs {
+    /// Most levels of a virtual-cluster path (`a:b:c` has 3): a
+    /// VirtualCluster whose cluster would be deeper is refused (403).
+    #[arg(long, default_value_t = AdmissionConfig::DEFAULT_MAX_NESTING_DEPTH,
+          value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    max_nesting_depth: usize,
+}
+
+impl PolicyArgs {
+    fn admission(&self) -> AdmissionConfig {
+        AdmissionConfig {
+            max_nesting_depth: self.max_nesting_depth,
+        }
+    }
 }
 
 /// Where `--storage-backend etcd` stores objects.
@@ -218,6 +243,7 @@ async fn main() -> anyhow::Result<()> {
             host_namespaces: namespaces,
             advertise_url,
             tls_sans,
+            policy,
         } => {
             host_namespaces = namespaces;
             options = ServeOptions {
@@ -226,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
                 host_selector,
                 advertise_url,
                 tls_sans,
+                admission: policy.admission(),
             };
             (
                 ServeConfig {
@@ -241,14 +268,17 @@ async fn main() -> anyhow::Result<()> {
             kubeconfig,
             namespace,
         } => return run_vc(command, &kubeconfig, &namespace).await,
-        Command::Up => (
-            ServeConfig {
-                data_dir: PathBuf::from(".nestkube"),
-                listen: "127.0.0.1:6443".parse()?,
-                backend: nestkube_storage::Backend::default(),
-            },
-            true,
-        ),
+        Command::Up { policy } => {
+            options.admission = policy.admission();
+            (
+                ServeConfig {
+                    data_dir: PathBuf::from(".nestkube"),
+                    listen: "127.0.0.1:6443".parse()?,
+                    backend: nestkube_storage::Backend::default(),
+                },
+                true,
+            )
+        }
     };
     let api_url = options.advertise_url.clone();
     let running = server::start_with(config.clone(), options)
