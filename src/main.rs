@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
+use nestkube_apiserver::admission::AdmissionConfig;
 use nestkube_apiserver::server::{self, ServeConfig, ServeOptions};
 
 /// Virtual Kubernetes clusters, many per process.
@@ -74,10 +76,15 @@ enum Command {
         tls_sans: Vec<String>,
         #[command(flatten)]
         dns: DnsArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
     /// Run nestkube on this machine: `serve` with data in ./.nestkube on
     /// 127.0.0.1:6443, create the VirtualCluster `demo`, then print how to use both.
-    Up,
+    Up {
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
     /// Manage VirtualClusters (tenancy.nestkube.io) through the API.
     Vc {
         #[command(subcommand)]
@@ -89,6 +96,24 @@ enum Command {
         #[arg(short, long, global = true, default_value = "default")]
         namespace: String,
     },
+}
+
+/// Policy every virtual cluster is held to (`serve` and `up`).
+#[derive(clap::Args, Debug)]
+struct PolicyArgs {
+    /// Most levels of a virtual-cluster path (`a:b:c` has 3): a
+    /// VirtualCluster whose cluster would be deeper is refused (403).
+    #[arg(long, default_value_t = AdmissionConfig::DEFAULT_MAX_NESTING_DEPTH,
+          value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    max_nesting_depth: usize,
+}
+
+impl PolicyArgs {
+    fn admission(&self) -> AdmissionConfig {
+        AdmissionConfig {
+            max_nesting_depth: self.max_nesting_depth,
+        }
+    }
 }
 
 /// Where `--storage-backend etcd` stores objects.
@@ -245,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
             advertise_url,
             tls_sans,
             dns,
+            policy,
         } => {
             host_namespaces = namespaces;
             dns_args = dns.dns_listen.is_some().then_some(dns);
@@ -254,6 +280,7 @@ async fn main() -> anyhow::Result<()> {
                 host_selector,
                 advertise_url,
                 tls_sans,
+                admission: policy.admission(),
             };
             (
                 ServeConfig {
@@ -269,14 +296,17 @@ async fn main() -> anyhow::Result<()> {
             kubeconfig,
             namespace,
         } => return run_vc(command, &kubeconfig, &namespace).await,
-        Command::Up => (
-            ServeConfig {
-                data_dir: PathBuf::from(".nestkube"),
-                listen: "127.0.0.1:6443".parse()?,
-                backend: nestkube_storage::Backend::default(),
-            },
-            true,
-        ),
+        Command::Up { policy } => {
+            options.admission = policy.admission();
+            (
+                ServeConfig {
+                    data_dir: PathBuf::from(".nestkube"),
+                    listen: "127.0.0.1:6443".parse()?,
+                    backend: nestkube_storage::Backend::default(),
+                },
+                true,
+            )
+        }
     };
     let api_url = options.advertise_url.clone();
     let running = server::start_with(config.clone(), options)

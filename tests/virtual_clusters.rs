@@ -208,3 +208,50 @@ fn nestkube_vc_subcommands() {
     assert!(!nestkube_vc(&server, &["list"]).contains("demo"));
     tenant.fails(&["get", "ns"]);
 }
+
+/// The kubeconfig (from its Secret in `parent`) of VirtualCluster `name`
+/// whose cluster path is `path`, as a kubectl.
+fn nested_kubectl(parent: &Kubectl, dir: &Path, name: &str, path: &str) -> Kubectl {
+    let config = parent.ok(&[
+        "get",
+        "secret",
+        &format!("{name}-kubeconfig"),
+        "-o",
+        r#"go-template={{index .data "value" | base64decode}}"#,
+    ]);
+    assert!(config.contains(&format!("/clusters/{path}\n")), "{config}");
+    let file = dir.join(format!("{}.kubeconfig", path.replace(':', "_")));
+    std::fs::write(&file, config).expect("write kubeconfig");
+    kubectl(&file)
+}
+
+/// A VirtualCluster `name` with an empty spec (inheriting its parent's).
+fn empty_vc(name: &str) -> String {
+    format!(
+        "apiVersion: tenancy.nestkube.io/v1alpha1\nkind: VirtualCluster\nmetadata:\n  name: {name}\nspec: {{}}\n"
+    )
+}
+
+#[test]
+fn nesting_depth_is_set_by_the_server_flag() {
+    let server = Server::start_with(&["--max-nesting-depth".as_ref(), "2".as_ref()]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = kubectl(&server.kubeconfig);
+    root.ok_stdin(&["apply", "-f", "-"], &empty_vc("a"));
+    root.ok(&["wait", "--for=condition=Ready", "vc/a", "--timeout=20s"]);
+    let a = nested_kubectl(&root, dir.path(), "a", "a");
+    a.ok_stdin(&["apply", "-f", "-"], &empty_vc("b"));
+    a.ok(&["wait", "--for=condition=Ready", "vc/b", "--timeout=20s"]);
+    let b = nested_kubectl(&a, dir.path(), "b", "a:b");
+    let manifest = dir.path().join("c.yaml");
+    std::fs::write(&manifest, empty_vc("c")).unwrap();
+    let err = b.fails(&["create", "-f", manifest.to_str().unwrap()]);
+    assert!(
+        err.contains("is forbidden")
+            && err.contains(
+                "its cluster \"a:b:c\" would be nested 3 levels deep, more than the maximum of 2"
+            ),
+        "{err}"
+    );
+    assert!(b.ok(&["get", "vc", "-o", "name"]).trim().is_empty());
+}

@@ -724,6 +724,123 @@ async fn nested_virtual_clusters_inherit_and_cannot_widen() {
     );
 }
 
+/// The status of VirtualCluster `name` in namespace `default` of `client`'s
+/// cluster once `ok` holds for it.
+async fn vc_status(client: &Client, name: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let vcs = virtual_clusters(client);
+    wait_for(
+        &format!("the status of VirtualCluster {name}"),
+        WAIT,
+        || async {
+            let status = vcs.get(name).await.ok()?.data["status"].clone();
+            ok(&status).then_some(status)
+        },
+    )
+    .await
+}
+
+/// The condition `type_` of a VirtualCluster status.
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tightened_policy_is_reported_and_new_pods_follow_it() {
+    let f = Fixture::start().await;
+    let pp = PostParams::default();
+    let root = admin(&f, "root").await;
+    let open = json!({"isolation": {"runtimeClassName": "runc",
+        "allowedRuntimeClassNames": ["runc", "kata"]}});
+    let a = virtual_cluster(&f, "root", "team-a", open.clone()).await;
+    let a_pods: Api<Pod> = Api::namespaced(a.clone(), "default");
+    let old = a_pods.create(&pp, &pod("old", json!({}))).await.unwrap();
+    assert_eq!(runtime_class(&old), Some("runc"));
+    let dev = virtual_cluster(&f, "team-a", "dev", open.clone()).await;
+    let dev_pods: Api<Pod> = Api::namespaced(dev.clone(), "default");
+    dev_pods.create(&pp, &pod("old", json!({}))).await.unwrap();
+    let compliant = |s: &Value| {
+        condition(s, "PolicyCompliant")["status"] == "True" && s["nonCompliantPods"] == 0
+    };
+    vc_status(&root, "team-a", compliant).await;
+    vc_status(&a, "dev", compliant).await;
+
+    // team-a's owner tightens its policy to kata only.
+    virtual_clusters(&root)
+        .patch(
+            "team-a",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"isolation": {
+                "runtimeClassName": "kata", "allowedRuntimeClassNames": ["kata"]}}})),
+        )
+        .await
+        .unwrap();
+    // team-a's running runc pod is counted, not moved.
+    let status = vc_status(&root, "team-a", |s| s["nonCompliantPods"] == 1).await;
+    let c = condition(&status, "PolicyCompliant");
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str()),
+        (Some("False"), Some("NonCompliantPods")),
+        "{c}"
+    );
+    assert_eq!(condition(&status, "Ready")["status"], "True");
+    assert!(a_pods.get_opt("old").await.unwrap().is_some());
+    // dev no longer fits inside team-a: its status names the fields.
+    let status = vc_status(&a, "dev", |s| {
+        condition(s, "PolicyCompliant")["reason"] == "ExceedsParentPolicy"
+    })
+    .await;
+    let c = condition(&status, "PolicyCompliant");
+    assert_eq!(c["status"], "False");
+    let message = c["message"].as_str().unwrap();
+    for part in [
+        "spec.isolation.allowedRuntimeClassNames[0]: \"runc\" is not allowed by the parent cluster \"team-a\" (allowed: kata)",
+        "spec.isolation.runtimeClassName: \"runc\" is not allowed",
+    ] {
+        assert!(message.contains(part), "{message:?} lacks {part:?}");
+    }
+    assert_eq!(condition(&status, "Ready")["status"], "True");
+    assert!(dev_pods.get_opt("old").await.unwrap().is_some());
+
+    // New pods follow the tighter rule, in team-a and in dev below it.
+    let runc = || pod("new-runc", json!({"runtimeClassName": "runc"}));
+    assert_forbidden(
+        a_pods.create(&pp, &runc()).await,
+        &a_pods,
+        "new-runc",
+        &["RuntimeClass \"runc\" is not allowed", "(allowed: kata)"],
+    )
+    .await;
+    assert_forbidden(
+        dev_pods.create(&pp, &runc()).await,
+        &dev_pods,
+        "new-runc",
+        &["RuntimeClass \"runc\" is not allowed", "(allowed: kata)"],
+    )
+    .await;
+    let defaulted = dev_pods.create(&pp, &pod("new", json!({}))).await.unwrap();
+    assert_eq!(runtime_class(&defaulted), Some("kata"));
+
+    // dev's owner follows: compliant again.
+    virtual_clusters(&a)
+        .patch(
+            "dev",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"isolation": {
+                "runtimeClassName": "kata", "allowedRuntimeClassNames": ["kata"]}}})),
+        )
+        .await
+        .unwrap();
+    let status = vc_status(&a, "dev", |s| {
+        condition(s, "PolicyCompliant")["reason"] != "ExceedsParentPolicy"
+    })
+    .await;
+    // Its own runc pod now counts against it.
+    assert_eq!(status["nonCompliantPods"], 1, "{status}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_classes_are_read_only_for_tenants() {
     let f = Fixture::start().await;

@@ -14,7 +14,10 @@
 //!
 //! Labels and annotations are a fixed contract with whoever reads the
 //! parent: cleanup of a VirtualCluster deletes by [`VC_UID_LABEL`], the
-//! up-sync finds the virtual object from the annotations. Virtual labels are
+//! up-sync finds the virtual object from the owner annotations (the object
+//! one level up), an operator finds the tenant's object from the origin
+//! annotations ([`Origin`]: the object in the cluster it was created in,
+//! the same through every hop). Virtual labels are
 //! carried over with their keys moved under [`LABEL_DOMAIN`], so a tenant's
 //! labels never match the parent's own selectors (nor another tenant's).
 //!
@@ -42,6 +45,15 @@ pub const NAMESPACE_ANNOTATION: &str = "tenancy.nestkube.io/namespace";
 pub const NAME_ANNOTATION: &str = "tenancy.nestkube.io/name";
 /// Annotation with the virtual object's uid.
 pub const UID_ANNOTATION: &str = "tenancy.nestkube.io/uid";
+/// Annotation with the path of the cluster the object was created in
+/// (`a:b:c` on every copy of a pod of `a:b:c`, at every level below).
+pub const ORIGIN_CLUSTER_ANNOTATION: &str = "tenancy.nestkube.io/origin-cluster";
+/// Annotation with the object's namespace in its origin cluster.
+pub const ORIGIN_NAMESPACE_ANNOTATION: &str = "tenancy.nestkube.io/origin-namespace";
+/// Annotation with the object's name in its origin cluster.
+pub const ORIGIN_NAME_ANNOTATION: &str = "tenancy.nestkube.io/origin-name";
+/// Annotation with the object's uid in its origin cluster.
+pub const ORIGIN_UID_ANNOTATION: &str = "tenancy.nestkube.io/origin-uid";
 /// Domain under which virtual label keys are carried to the parent:
 /// `app` becomes `label.tenancy.nestkube.io/app`, `example.com/app`
 /// becomes `example.com.label.tenancy.nestkube.io/app`.
@@ -140,6 +152,84 @@ pub fn owner_annotations(
         (NAME_ANNOTATION.to_string(), name.to_string()),
         (UID_ANNOTATION.to_string(), uid.to_string()),
     ])
+}
+
+/// The object a copy ultimately stands for: the one a tenant created, in
+/// the cluster it created it in, however many levels of copies lie between.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// Path of the cluster it was created in.
+    pub cluster: String,
+    /// Its namespace there.
+    pub namespace: String,
+    /// Its name there.
+    pub name: String,
+    /// Its uid there.
+    pub uid: String,
+}
+
+impl Origin {
+    /// The origin of virtual object `namespace/name` (uid `uid`, annotations
+    /// `annotations`) of cluster `cluster`: the origin it carries when that
+    /// names a strict descendant of `cluster` (the object is then a copy the
+    /// syncer made for that descendant), otherwise the object itself. A
+    /// tenant may write any annotation on its own objects, so a carried
+    /// origin outside its own subtree (another tenant, an ancestor, itself)
+    /// is never believed.
+    pub fn of(
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        annotations: &BTreeMap<String, String>,
+    ) -> Self {
+        let carried = |k: &str| annotations.get(k).filter(|v| !v.is_empty());
+        if let (Some(c), Some(ns), Some(n)) = (
+            carried(ORIGIN_CLUSTER_ANNOTATION),
+            carried(ORIGIN_NAMESPACE_ANNOTATION),
+            carried(ORIGIN_NAME_ANNOTATION),
+        ) && is_strict_descendant(c, cluster)
+        {
+            return Self {
+                cluster: c.clone(),
+                namespace: ns.clone(),
+                name: n.clone(),
+                uid: carried(ORIGIN_UID_ANNOTATION).cloned().unwrap_or_default(),
+            };
+        }
+        Self {
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: uid.into(),
+        }
+    }
+
+    /// Whether the origin lies below `cluster` (the object is a copy).
+    pub fn is_below(&self, cluster: &str) -> bool {
+        is_strict_descendant(&self.cluster, cluster)
+    }
+
+    /// The origin annotations of a copy.
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (ORIGIN_CLUSTER_ANNOTATION.to_string(), self.cluster.clone()),
+            (
+                ORIGIN_NAMESPACE_ANNOTATION.to_string(),
+                self.namespace.clone(),
+            ),
+            (ORIGIN_NAME_ANNOTATION.to_string(), self.name.clone()),
+            (ORIGIN_UID_ANNOTATION.to_string(), self.uid.clone()),
+        ])
+    }
+}
+
+/// Whether cluster path `path` is a descendant of `ancestor` (`a:b:c` of
+/// `a` and `a:b`; never of itself, `a:bc` never of `a:b`).
+pub fn is_strict_descendant(path: &str, ancestor: &str) -> bool {
+    path.strip_prefix(ancestor)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .is_some_and(|rest| !rest.is_empty())
 }
 
 /// The label selector of every parent object of the VirtualCluster `vc_uid`.
@@ -344,12 +434,45 @@ mod tests {
     }
 
     #[test]
+    fn origins_are_carried_only_from_descendants() {
+        let none = BTreeMap::new();
+        let own = Origin::of("a", "ns", "n", "u", &none);
+        assert_eq!((own.cluster.as_str(), own.name.as_str()), ("a", "n"));
+        assert!(!own.is_below("a"));
+        let carried = Origin {
+            cluster: "a:b:c".into(),
+            namespace: "team".into(),
+            name: "web".into(),
+            uid: "u0".into(),
+        };
+        let copy = carried.annotations();
+        // A copy in `a:b` (made for `a:b:c`), and its copy in `a`.
+        assert_eq!(Origin::of("a:b", "x", "y", "z", &copy), carried);
+        assert_eq!(Origin::of("a", "x", "y", "z", &copy), carried);
+        assert!(carried.is_below("a"));
+        // A tenant claiming another tree, its ancestor or itself: ignored.
+        for forged in ["b:c", "a", "a:b", ""] {
+            let mut a = copy.clone();
+            a.insert(ORIGIN_CLUSTER_ANNOTATION.into(), forged.into());
+            let o = Origin::of("a:b", "ns", "n", "u", &a);
+            assert_eq!(o.cluster, "a:b", "{forged} believed");
+            assert_eq!(o.name, "n");
+        }
+    }
+
+    #[test]
     fn owner_labels_and_annotations() {
         let l = owner_labels("u", "ns", "n");
         assert_eq!(l[MANAGED_BY_LABEL], "nestkube");
         assert_eq!(l[VC_UID_LABEL], "u");
         let a = owner_annotations("a:b", "ns", "n", "uid");
         assert_eq!(a[CLUSTER_ANNOTATION], "a:b");
+        assert!(is_strict_descendant("a:b", "a"));
+        assert!(is_strict_descendant("a:b:c", "a:b"));
+        assert!(!is_strict_descendant("a", "a"));
+        assert!(!is_strict_descendant("ab:c", "a"));
+        assert!(!is_strict_descendant("a:", "a"));
+        assert!(!is_strict_descendant("b:a", "a"));
         assert_eq!(
             owner_selector("u"),
             "tenancy.nestkube.io/managed-by=nestkube,tenancy.nestkube.io/vc-uid=u"

@@ -163,7 +163,7 @@ async fn pods_services_and_status_through_root() {
             .iter()
             .find(|e| e["name"] == "MY_NAME")
             .unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
-        "metadata.annotations['tenancy.nestkube.io/pod-name']"
+        "metadata.annotations['tenancy.nestkube.io/origin-name']"
     );
     let address = &server.running.api.server_address;
     let env_value = |n: &str| {
@@ -207,7 +207,7 @@ async fn pods_services_and_status_through_root() {
     );
     assert_eq!(
         sources[2]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"],
-        "metadata.annotations['tenancy.nestkube.io/pod-namespace']"
+        "metadata.annotations['tenancy.nestkube.io/origin-namespace']"
     );
     let secrets: Api<Secret> = Api::namespaced(server.root.clone(), "default");
     let secret = wait_for("the token Secret", || async {
@@ -393,12 +393,20 @@ async fn nested_cluster_syncs_through_two_hops() {
         started.elapsed()
     );
     let h = js(&h);
-    // The workload still sees its own name and namespace.
+    // The owner annotations name the level just above; the origin ones
+    // (also what the workload's downward API reads) the pod of a:b.
+    let ann = &h["metadata"]["annotations"];
+    assert_eq!(ann[names::CLUSTER_ANNOTATION], "a");
+    assert_eq!(ann[names::NAME_ANNOTATION], in_a.as_str());
+    assert_eq!(ann[names::ORIGIN_CLUSTER_ANNOTATION], "a:b", "{ann}");
+    assert_eq!(ann[names::ORIGIN_NAMESPACE_ANNOTATION], "default");
+    assert_eq!(ann[names::ORIGIN_NAME_ANNOTATION], "p");
+    let p_uid = bpods.get("p").await.unwrap().metadata.uid.unwrap();
+    assert_eq!(ann[names::ORIGIN_UID_ANNOTATION], p_uid.as_str());
     assert_eq!(
-        h["metadata"]["annotations"]["tenancy.nestkube.io/pod-name"],
-        "p"
+        ann[nestkube_syncer::down::pod::SERVICE_ACCOUNT_ANNOTATION],
+        "default"
     );
-    assert_eq!(h["metadata"]["annotations"][names::CLUSTER_ANNOTATION], "a");
     // The ConfigMap went down both hops too.
     let cm_root = names::host_name("a", "default", &names::host_name("a:b", "default", "cfg"));
     assert!(
@@ -424,6 +432,38 @@ async fn nested_cluster_syncs_through_two_hops() {
         "two hops, root status -> virtual status: {:?}",
         started.elapsed()
     );
+
+    // A tenant may write any annotation on its pods: an origin outside
+    // its own subtree is not believed, at either hop.
+    let mut forged = pod("forged", "cfg");
+    forged.metadata.annotations = Some(
+        [
+            (names::ORIGIN_CLUSTER_ANNOTATION, "z"),
+            (names::ORIGIN_NAMESPACE_ANNOTATION, "kube-system"),
+            (names::ORIGIN_NAME_ANNOTATION, "victim"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    );
+    bpods.create(&PostParams::default(), &forged).await.unwrap();
+    let forged_root = names::host_name(
+        "a",
+        "default",
+        &names::host_name("a:b", "default", "forged"),
+    );
+    let h = wait_for("the forged pod's copy in root", || async {
+        root_pods.get(&forged_root).await.ok()
+    })
+    .await;
+    let ann = &js(&h)["metadata"]["annotations"];
+    assert_eq!(ann[names::ORIGIN_CLUSTER_ANNOTATION], "a:b", "{ann}");
+    assert_eq!(ann[names::ORIGIN_NAMESPACE_ANNOTATION], "default");
+    assert_eq!(ann[names::ORIGIN_NAME_ANNOTATION], "forged");
+    bpods
+        .delete("forged", &DeleteParams::default())
+        .await
+        .unwrap();
 
     bpods.delete("p", &DeleteParams::default()).await.unwrap();
     wait_for("both copies to go", || async {

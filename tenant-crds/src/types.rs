@@ -16,6 +16,10 @@ pub const GROUP: &str = "tenancy.nestkube.io";
 pub const VERSION: &str = "v1alpha1";
 /// The `type` of the condition that says whether a virtual cluster serves requests.
 pub const CONDITION_READY: &str = "Ready";
+/// The `type` of the condition that says whether a nested virtual cluster's
+/// spec still fits its parent cluster's policy (which may have tightened
+/// since it was created).
+pub const CONDITION_POLICY_COMPLIANT: &str = "PolicyCompliant";
 /// The default key, inside the kubeconfig Secret, that holds the kubeconfig.
 pub const KUBECONFIG_SECRET_KEY: &str = "value";
 
@@ -241,6 +245,14 @@ pub struct VirtualClusterStatus {
     /// for the virtual cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig_secret_ref: Option<SecretKeyRef>,
+
+    /// Pods of the virtual cluster that its current isolation policy (runtime
+    /// classes, podSecurity) would refuse: admitted before the policy
+    /// tightened. They keep running (never moved silently); new pods follow
+    /// the current policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int64"))]
+    pub non_compliant_pods: Option<u64>,
 }
 
 /// Lifecycle phase of a VirtualCluster.

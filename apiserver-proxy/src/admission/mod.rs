@@ -68,6 +68,11 @@ pub struct Attributes<'a> {
     pub path: &'a str,
     /// The served cluster, when known (`None` e.g. in store-only tests).
     pub cluster: Option<Arc<Cluster>>,
+    /// The placements of the clusters above it that have one, nearest first
+    /// (`a:b` and `a` for `a:b:c`): their policies may have tightened since
+    /// this cluster's VirtualCluster was admitted, and a pod here must fit
+    /// them too (its copies are admitted there).
+    pub ancestors: Vec<Arc<Placement>>,
     /// The resource written.
     pub resource: &'a ResourceInfo,
     /// The subresource (`status`, `scale`, ...), if any.
@@ -216,6 +221,20 @@ impl Default for AdmissionConfig {
     }
 }
 
+/// The placements of the clusters above `path` (nearest first), skipping
+/// those without one (`root`, a cluster no VirtualCluster created).
+fn ancestor_placements(clusters: &Clusters, path: &str) -> Vec<Arc<Placement>> {
+    let mut out = Vec::new();
+    let mut rest = path;
+    while let Some((parent, _)) = rest.rsplit_once(':') {
+        if let Some(p) = clusters.get(parent).and_then(|c| c.placement()) {
+            out.push(p);
+        }
+        rest = parent;
+    }
+    out
+}
+
 /// The ordered chain of admission plugins, shared by all clusters.
 pub struct Admission {
     clusters: Arc<Clusters>,
@@ -289,6 +308,7 @@ impl Admission {
         Attributes {
             path: t.cluster,
             cluster: self.clusters.get(t.cluster),
+            ancestors: ancestor_placements(&self.clusters, t.cluster),
             resource: t.resource,
             subresource,
             namespace: t.namespace.filter(|_| t.resource.namespaced),

@@ -899,10 +899,19 @@ impl PodSecurity {
         attrs: &Attributes<'_>,
         store: &Store,
     ) -> Result<(PodSecurityLevel, Option<PodSecurityLevel>), ApiError> {
+        // The clusters above count too: their level may have tightened
+        // since this cluster's VirtualCluster was admitted.
         let cluster = attrs
             .policy()
             .map(|s| s.isolation.pod_security)
-            .unwrap_or(PodSecurityLevel::Privileged);
+            .into_iter()
+            .chain(
+                attrs
+                    .ancestors
+                    .iter()
+                    .map(|a| a.spec.isolation.pod_security),
+            )
+            .fold(PodSecurityLevel::Privileged, stricter);
         let (Some(namespaces), Some(ns)) = (&self.namespaces, attrs.namespace) else {
             return Ok((cluster, None));
         };

@@ -103,6 +103,32 @@ impl RuntimePolicy {
         out
     }
 
+    /// This policy within `outer`'s (a cluster above): only classes both
+    /// allow; the default kept if still allowed, else `outer`'s if allowed,
+    /// else the single allowed class, else none.
+    pub fn within(&self, outer: &RuntimePolicy) -> Self {
+        let allowed = match (&self.allowed, &outer.allowed) {
+            (None, o) => o.clone(),
+            (Some(mine), None) => Some(mine.clone()),
+            (Some(mine), Some(o)) => Some(mine.iter().filter(|c| o.contains(c)).cloned().collect()),
+        };
+        let mut out = Self {
+            default: None,
+            allowed,
+            narrowed_by_namespace: self.narrowed_by_namespace,
+        };
+        out.default = [&self.default, &outer.default]
+            .into_iter()
+            .flatten()
+            .find(|d| out.allows(d))
+            .cloned()
+            .or_else(|| match out.allowed.as_deref() {
+                Some([only]) => Some(only.clone()),
+                _ => None,
+            });
+        out
+    }
+
     /// The allowed classes for messages.
     fn describe_allowed(&self) -> String {
         match self.allowed.as_deref() {
@@ -138,14 +164,24 @@ impl RuntimeClassPolicy {
         }
     }
 
-    /// The cluster's policy (`None` in the root cluster).
+    /// The cluster's policy (`None` in the root cluster), narrowed by the
+    /// policies of the clusters above it (which may have tightened since
+    /// its VirtualCluster was admitted).
     fn cluster_policy(attrs: &Attributes<'_>) -> Option<RuntimePolicy> {
-        let p = attrs.placement()?;
-        let iso = &p.spec.isolation;
-        Some(RuntimePolicy::cluster(
-            iso.runtime_class_name.as_deref(),
-            &iso.allowed_runtime_class_names,
-        ))
+        let policy = |p: &crate::tenancy::Placement| {
+            let iso = &p.spec.isolation;
+            RuntimePolicy::cluster(
+                iso.runtime_class_name.as_deref(),
+                &iso.allowed_runtime_class_names,
+            )
+        };
+        let own = policy(attrs.placement()?.as_ref());
+        Some(
+            attrs
+                .ancestors
+                .iter()
+                .fold(own, |p, a| p.within(&policy(a))),
+        )
     }
 
     /// The policy for a pod in the namespace being written to.
@@ -277,6 +313,25 @@ mod tests {
 
     fn v(xs: &[&str]) -> Vec<String> {
         xs.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn policies_within_a_tighter_ancestor() {
+        let child = RuntimePolicy::cluster(Some("runc"), &v(&["runc", "kata"]));
+        let tightened = RuntimePolicy::cluster(Some("kata"), &v(&["kata"]));
+        let p = child.within(&tightened);
+        assert_eq!(p.allowed, Some(v(&["kata"])));
+        assert_eq!(p.default.as_deref(), Some("kata"));
+        // An ancestor without a policy changes nothing.
+        let open = RuntimePolicy::cluster(None, &[]);
+        assert_eq!(child.within(&open), child);
+        // A child without a policy takes its ancestor's.
+        assert_eq!(open.within(&tightened), tightened);
+        // Nothing in common: nothing allowed, no default.
+        let gvisor = RuntimePolicy::cluster(Some("gvisor"), &[]);
+        let none = child.within(&gvisor);
+        assert_eq!(none.allowed, Some(vec![]));
+        assert_eq!(none.default, None);
     }
 
     #[test]

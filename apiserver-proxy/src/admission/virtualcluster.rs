@@ -17,7 +17,9 @@
 //!
 //! Refusals are 403 Forbidden naming each offending field. In the root
 //! cluster, and in a cluster without placement, there is no parent policy.
-//! A later change of P's policy does not re-judge existing children. This
+//! A later change of P's policy does not refuse existing children: their
+//! status says they no longer fit
+//! ([`crate::controllers::provision::Compliance`]). This
 //! module must never change a VirtualCluster's status nor judge status or
 //! metadata-only updates (controllers write those).
 

@@ -261,9 +261,11 @@ impl HostProvisioner {
             .provision(path, &owner, meta::uid(&obj), &spec)
             .await?;
         self.ensure_secret(&owner, &obj, &cluster).await?;
-        let status = provision::ready(&self.p.endpoint(path), &obj);
+        let compliance = self.p.compliance(path, &owner, &spec).await?;
+        let status = provision::ready(&self.p.endpoint(path), &obj, &compliance);
         set_status(&api, &obj, status).await?;
-        Ok(None)
+        // Non-compliant pods are counted again until none are left.
+        Ok((compliance.non_compliant_pods > 0).then_some(provision::RECOUNT_INTERVAL))
     }
 
     /// Creates (or repairs) the kubeconfig Secret of `vc` on the host.

@@ -8,23 +8,39 @@
 //! Both provisioners share one [`Claims`] table, so a path is owned by one
 //! VirtualCluster whichever API it was created in.
 //!
+//! Policy compliance ([`Provisioner::compliance`]) is judged here too, the
+//! same way for both: a parent's policy may tighten after a child was
+//! admitted, and a cluster's own policy after its pods were. Nothing is
+//! moved or stopped: the status says so (condition
+//! [`CONDITION_POLICY_COMPLIANT`], `status.nonCompliantPods`), and
+//! admission holds new objects to the current policy. Pods are counted
+//! when the VirtualCluster is reconciled (its spec changed, its parent's
+//! policy changed, a restart) and again every [`RECOUNT_INTERVAL`] while
+//! some do not comply, never on the path of a pod write.
+//!
 //! This module never reads or writes a VirtualCluster or a Secret itself
 //! (each provisioner does, through its own API); it only writes served
-//! clusters through [`Clusters`].
+//! clusters through [`Clusters`], and only reads their pods (to count
+//! compliance).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine;
 use nestkube_tenant_crds::{
-    CONDITION_READY, KUBECONFIG_SECRET_KEY, SecretKeyRef, VirtualClusterSpec,
+    CONDITION_POLICY_COMPLIANT, CONDITION_READY, KUBECONFIG_SECRET_KEY, SecretKeyRef,
+    VirtualClusterSpec,
 };
 use serde_json::{Value, json};
 
+use crate::admission::podsecurity;
+use crate::admission::runtimeclass::RuntimePolicy;
+use crate::admission::virtualcluster::violations;
 use crate::error::ApiError;
 use crate::kubeconfig;
 use crate::registry::catalog::Catalog;
-use crate::registry::store::Store;
+use crate::registry::store::{ListOptions, Store, Target};
 use crate::server::ApiServer;
 use crate::server::request::ROOT_CLUSTER;
 use crate::tenancy::limits::Limits;
@@ -35,6 +51,74 @@ use crate::tenancy::{Cluster, Clusters, Parent, Placement};
 pub const FINALIZER: &str = "tenancy.nestkube.io/teardown";
 /// Label on the kubeconfig Secret naming its VirtualCluster.
 pub const SECRET_LABEL: &str = "tenancy.nestkube.io/virtual-cluster";
+
+/// How often a cluster with pods that do not comply with its policy is
+/// counted again (pods deleted or replaced meanwhile).
+pub const RECOUNT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How a virtual cluster measures up to the policies it is under.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compliance {
+    /// Every way its VirtualCluster's spec is laxer than the policy of the
+    /// cluster holding it (each naming the field); empty when it fits or
+    /// there is no such policy (root, the host).
+    pub violations: Vec<String>,
+    /// Its pods that its own policy would refuse now.
+    pub non_compliant_pods: u64,
+}
+
+impl Compliance {
+    /// Whether something does not comply (worth counting again later).
+    pub fn is_violated(&self) -> bool {
+        !self.violations.is_empty() || self.non_compliant_pods > 0
+    }
+
+    /// The [`CONDITION_POLICY_COMPLIANT`] condition saying so, for `vc`.
+    pub fn condition(&self, vc: &Value) -> Value {
+        let (status, reason, message) = if !self.violations.is_empty() {
+            let mut m = self.violations.join("; ");
+            if self.non_compliant_pods > 0 {
+                m.push_str(&format!("; {}", self.pods_message()));
+            }
+            ("False", "ExceedsParentPolicy", m)
+        } else if self.non_compliant_pods > 0 {
+            ("False", "NonCompliantPods", self.pods_message())
+        } else {
+            (
+                "True",
+                "Compliant",
+                "the spec fits the parent cluster's policy and every pod complies with its own"
+                    .to_string(),
+            )
+        };
+        let mut c = condition(status, reason, &message, vc);
+        c["type"] = json!(CONDITION_POLICY_COMPLIANT);
+        c
+    }
+
+    fn pods_message(&self) -> String {
+        format!(
+            "{} pod(s) admitted under an earlier policy would be refused now (spec.isolation); they keep running, new pods follow the current policy",
+            self.non_compliant_pods
+        )
+    }
+}
+
+/// Whether `pod` complies with `spec`'s runtime-class and pod-security
+/// policy, as admission would judge it now (the cluster's policy only:
+/// namespace narrowing is not judged here).
+pub fn pod_complies(pod: &Value, spec: &VirtualClusterSpec) -> bool {
+    let iso = &spec.isolation;
+    let runtime = RuntimePolicy::cluster(
+        iso.runtime_class_name.as_deref(),
+        &iso.allowed_runtime_class_names,
+    );
+    let class_ok = match pod["spec"]["runtimeClassName"].as_str() {
+        Some(class) if !class.is_empty() => runtime.allows(class),
+        _ => runtime.allowed.is_none(),
+    };
+    class_ok && podsecurity::evaluate(iso.pod_security, &pod["metadata"], &pod["spec"]).is_empty()
+}
 
 /// One VirtualCluster: where it lives, its namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +248,9 @@ pub struct Provisioner {
     pub base_url: String,
     /// PEM of the CA that signed the server's serving certificate.
     pub server_ca_pem: String,
+    /// Paths of clusters whose placement (so policy) [`Self::provision`]
+    /// changed, for whoever judges the VirtualClusters inside them.
+    policy_changed: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Provisioner {
@@ -181,7 +268,14 @@ impl Provisioner {
             claims,
             base_url,
             server_ca_pem,
+            policy_changed: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    /// Paths of clusters whose placement changed from now on (lagging
+    /// receivers are told so and should judge every cluster).
+    pub fn policy_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.policy_changed.subscribe()
     }
 
     /// The URL of the cluster at `path`.
@@ -238,8 +332,54 @@ impl Provisioner {
             uid,
             spec.clone(),
         );
-        self.clusters.set_placement(path, placement).await?;
+        if cluster.placement().as_deref() != Some(&placement) {
+            self.clusters.set_placement(path, placement).await?;
+            // No receiver is fine (no controller judges children).
+            let _ = self.policy_changed.send(path.to_string());
+        }
         Ok(cluster)
+    }
+
+    /// How the cluster at `path` (VirtualCluster spec `spec`, stored in
+    /// `owner.parent`) measures up: the spec against the policy of the
+    /// cluster holding the VirtualCluster, the cluster's pods against
+    /// `spec`. Lists the cluster's pods: call it on reconcile, not per pod.
+    pub async fn compliance(
+        &self,
+        path: &str,
+        owner: &Owner,
+        spec: &VirtualClusterSpec,
+    ) -> Result<Compliance, ApiError> {
+        let violations = match &owner.parent {
+            Parent::Cluster(parent) => self
+                .clusters
+                .get(parent)
+                .and_then(|c| c.placement())
+                .map(|p| violations(spec, &p.spec, parent))
+                .unwrap_or_default(),
+            Parent::Host => Vec::new(),
+        };
+        let Some(pods) = self.catalog.get("", "v1", "pods") else {
+            return Ok(Compliance {
+                violations,
+                non_compliant_pods: 0,
+            });
+        };
+        let t = Target {
+            cluster: path,
+            resource: pods,
+            namespace: None,
+        };
+        let items = self.store.list(&t, &ListOptions::default()).await?.items;
+        let non_compliant_pods = items
+            .iter()
+            .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
+            .filter(|p| !pod_complies(p, spec))
+            .count() as u64;
+        Ok(Compliance {
+            violations,
+            non_compliant_pods,
+        })
     }
 
     /// A new cluster-admin kubeconfig of `cluster` for VirtualCluster
@@ -341,14 +481,19 @@ pub fn condition(status: &str, reason: &str, message: &str, vc: &Value) -> Value
     })
 }
 
-/// The status of `vc` serving at `endpoint`.
-pub fn ready(endpoint: &str, vc: &Value) -> Value {
+/// The status of `vc` serving at `endpoint`, measuring up as `compliance`
+/// says.
+pub fn ready(endpoint: &str, vc: &Value, compliance: &Compliance) -> Value {
     json!({
         "phase": "Ready",
-        "conditions": [condition("True", "Provisioned", &format!("serving at {endpoint}"), vc)],
+        "conditions": [
+            condition("True", "Provisioned", &format!("serving at {endpoint}"), vc),
+            compliance.condition(vc),
+        ],
         "observedGeneration": vc["metadata"]["generation"],
         "endpoint": endpoint,
         "kubeconfigSecretRef": secret_ref(crate::registry::meta::name(vc)),
+        "nonCompliantPods": compliance.non_compliant_pods,
     })
 }
 

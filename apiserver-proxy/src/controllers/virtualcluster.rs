@@ -21,11 +21,19 @@
 //! and the reconcile of every VirtualCluster at start restores them. The
 //! steps shared with the host provisioner live in [`super::provision`].
 //!
+//! Policy compliance ([`provision::Compliance`]) is written into the status
+//! on every reconcile. A cluster whose policy changed (announced by
+//! [`Provisioner::provision`], whichever provisioner ran it) has the
+//! VirtualClusters stored inside it reconciled, so children learn when
+//! their parent's policy tightens; a VirtualCluster with non-compliant pods
+//! is reconciled again every [`provision::RECOUNT_INTERVAL`] until none are
+//! left.
+//!
 //! This controller must never write outside the parent cluster of a
 //! VirtualCluster except through [`Clusters`] (which creates and removes the
 //! child), and never touches a cluster it does not own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -103,10 +111,30 @@ enum ReconcileError {
     NotServed(&'static str),
 }
 
+/// What to do after a reconcile.
+#[derive(Default)]
+struct Next {
+    /// VirtualClusters to reconcile now (waiting for a path this one released).
+    waiters: Vec<VcKey>,
+    /// Whether to count the pods again later (some do not comply).
+    recount: bool,
+}
+
+impl Next {
+    fn waiters(waiters: Vec<VcKey>) -> Self {
+        Self {
+            waiters,
+            recount: false,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// VirtualClusters being reconciled -> whether they changed meanwhile.
     in_flight: HashMap<VcKey, bool>,
+    /// VirtualClusters with a recount of their pods scheduled.
+    recounts: HashSet<VcKey>,
 }
 
 /// The controller; one per process.
@@ -118,9 +146,25 @@ pub struct Controller {
 
 /// Starts the controller for every cluster the provisioner's server serves.
 pub fn spawn(provisioner: Provisioner) -> tokio::task::JoinHandle<()> {
+    let mut policy_changes = provisioner.policy_changes();
     let controller = Arc::new(Controller {
         p: provisioner,
         state: Mutex::new(State::default()),
+    });
+    let children = controller.clone();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match policy_changes.recv().await {
+                Ok(path) => children.clone().enqueue_children(path),
+                Err(RecvError::Lagged(_)) => {
+                    for path in children.p.clusters.paths() {
+                        children.clone().enqueue_children(path);
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
     });
     tokio::spawn(controller.run())
 }
@@ -177,6 +221,52 @@ impl Controller {
         Ok(())
     }
 
+    /// Reconciles every VirtualCluster stored in cluster `path` (its
+    /// placement, so its policy, may have changed).
+    fn enqueue_children(self: Arc<Self>, path: String) {
+        tokio::spawn(async move {
+            let Ok(resource) = self.resource() else {
+                return;
+            };
+            let t = Target {
+                cluster: &path,
+                resource,
+                namespace: None,
+            };
+            let Ok(page) = self.p.store.list(&t, &ListOptions::default()).await else {
+                return;
+            };
+            for obj in page.items {
+                self.enqueue(VcKey {
+                    cluster: path.clone(),
+                    namespace: meta::namespace(&obj).into(),
+                    name: meta::name(&obj).into(),
+                });
+            }
+        });
+    }
+
+    /// Reconciles `key` again after [`provision::RECOUNT_INTERVAL`], unless
+    /// that is scheduled already.
+    fn recount_later(self: &Arc<Self>, key: VcKey) {
+        let scheduled = self
+            .state
+            .lock()
+            .map(|mut state| state.recounts.insert(key.clone()))
+            .unwrap_or(false);
+        if !scheduled {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(provision::RECOUNT_INTERVAL).await;
+            if let Ok(mut state) = this.state.lock() {
+                state.recounts.remove(&key);
+            }
+            this.enqueue(key);
+        });
+    }
+
     /// Every VirtualCluster in every served cluster.
     async fn list_all(&self) -> Result<Vec<(VcKey, Value)>, ReconcileError> {
         let resource = self.resource()?;
@@ -222,9 +312,12 @@ impl Controller {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.reconcile(&key).await {
-                Ok(waiters) => {
+                Ok(Next { waiters, recount }) => {
                     backoff = Duration::from_millis(100);
                     waiters.into_iter().for_each(|k| self.enqueue(k));
+                    if recount {
+                        self.recount_later(key.clone());
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(cluster = %key.cluster, namespace = %key.namespace, name = %key.name, error = %e, "reconciling VirtualCluster");
@@ -247,9 +340,8 @@ impl Controller {
     }
 
     /// Brings one VirtualCluster's child cluster, Secret and status in line
-    /// with it. Returns VirtualClusters to reconcile next (those waiting for a
-    /// path this one released).
-    async fn reconcile(&self, key: &VcKey) -> Result<Vec<VcKey>, ReconcileError> {
+    /// with it.
+    async fn reconcile(&self, key: &VcKey) -> Result<Next, ReconcileError> {
         let t = Target {
             cluster: &key.cluster,
             resource: self.resource()?,
@@ -257,11 +349,11 @@ impl Controller {
         };
         let obj = match self.p.store.get(&t, &key.name).await {
             Ok(obj) => obj,
-            Err(ApiError::NotFound(_)) => return self.gone(key).await,
+            Err(ApiError::NotFound(_)) => return Ok(Next::waiters(self.gone(key).await?)),
             Err(e) => return Err(e.into()),
         };
         if meta::is_deleting(&obj) {
-            return self.teardown(key, &t, &obj).await;
+            return Ok(Next::waiters(self.teardown(key, &t, &obj).await?));
         }
         let spec: VirtualClusterSpec =
             serde_json::from_value(obj["spec"].clone()).unwrap_or_default();
@@ -269,7 +361,7 @@ impl Controller {
         let owner = key.owner();
         if let Err(status) = self.p.admit(&path, &owner, &spec, &obj) {
             self.set_status(&t, &obj, status).await?;
-            return Ok(Vec::new());
+            return Ok(Next::default());
         }
         if !meta::finalizers(&obj).iter().any(|f| f == FINALIZER) {
             self.add_finalizer(&t, &key.name).await?;
@@ -281,9 +373,13 @@ impl Controller {
             .provision(&path, &owner, meta::uid(&obj), &spec)
             .await?;
         self.ensure_secret(key, &obj, &cluster).await?;
-        let status = provision::ready(&self.endpoint(&path), &obj);
+        let compliance = self.p.compliance(&path, &owner, &spec).await?;
+        let status = provision::ready(&self.endpoint(&path), &obj, &compliance);
         self.set_status(&t, &obj, status).await?;
-        Ok(Vec::new())
+        Ok(Next {
+            waiters: Vec::new(),
+            recount: compliance.non_compliant_pods > 0,
+        })
     }
 
     /// Releases `key`'s claim on its path (if it holds it); returns whether it did.

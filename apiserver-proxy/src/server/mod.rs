@@ -91,6 +91,8 @@ pub struct ServeOptions {
     /// More DNS names or IP addresses for the serving certificate (e.g. a
     /// Service's names in a host cluster).
     pub tls_sans: Vec<String>,
+    /// Tunables of the admission chain (`--max-nesting-depth`).
+    pub admission: crate::admission::AdmissionConfig,
 }
 
 /// A running server.
@@ -239,9 +241,10 @@ pub async fn start_with(
     }
     Clusters::bootstrap(&store, &catalog, request::ROOT_CLUSTER).await?;
     // Every write after bootstrap passes the admission chain.
-    let store = store.with_admission(Arc::new(crate::admission::Admission::new(
+    let store = store.with_admission(Arc::new(crate::admission::Admission::with_config(
         clusters.clone(),
         &catalog,
+        options.admission.clone(),
     )));
 
     let listener = TcpListener::bind(config.listen).await?;

@@ -151,9 +151,23 @@ pub(crate) fn annotation<'a>(obj: &'a Value, key: &str) -> &'a str {
     obj["metadata"]["annotations"][key].as_str().unwrap_or("")
 }
 
+/// The origin of virtual object `vobj` of `ctx`'s cluster
+/// ([`names::Origin::of`]).
+pub(crate) fn origin(ctx: &Ctx, vobj: &Value) -> names::Origin {
+    names::Origin::of(
+        &ctx.cluster,
+        meta(vobj, "namespace"),
+        meta(vobj, "name"),
+        meta(vobj, "uid"),
+        &string_map(vobj, "annotations"),
+    )
+}
+
 /// The metadata of the parent copy of virtual object `vobj`, named
-/// `host_name`: the virtual labels carried over, the owner labels and the
-/// owner annotations (nothing else of the virtual metadata).
+/// `host_name`: the virtual labels carried over, the owner labels, the
+/// owner annotations (the object one level up) and the origin annotations
+/// (the object a tenant created, however many levels up); nothing else of
+/// the virtual metadata.
 pub(crate) fn host_meta(ctx: &Ctx, vobj: &Value, host_name: &str) -> Value {
     let (ns, name, uid) = (
         meta(vobj, "namespace"),
@@ -162,7 +176,8 @@ pub(crate) fn host_meta(ctx: &Ctx, vobj: &Value, host_name: &str) -> Value {
     );
     let mut labels = names::host_labels(&string_map(vobj, "labels"));
     labels.extend(names::owner_labels(&ctx.placement.uid, ns, name));
-    let annotations = names::owner_annotations(&ctx.cluster, ns, name, uid);
+    let mut annotations = names::owner_annotations(&ctx.cluster, ns, name, uid);
+    annotations.extend(origin(ctx, vobj).annotations());
     json!({
         "name": host_name,
         "namespace": ctx.placement.host_namespace,

@@ -36,17 +36,18 @@ use super::{
 use crate::{Ctx, Kind, SyncError, Syncer, names};
 
 /// Annotations on a copy with what the downward API of the workload's own
-/// pod must show: its name, namespace, uid and service account in the
-/// cluster it was created in (kept as they are through further hops).
+/// pod must show: its name, namespace and uid are those of its origin
+/// ([`names::Origin`], the same through every hop), its service account
+/// the one it was created with (carried only from a copy whose origin is
+/// believed, as the origin is).
 pub const DOWNWARD_ANNOTATIONS: [(&str, &str); 4] = [
-    ("metadata.name", "tenancy.nestkube.io/pod-name"),
-    ("metadata.namespace", "tenancy.nestkube.io/pod-namespace"),
-    ("metadata.uid", "tenancy.nestkube.io/pod-uid"),
-    (
-        "spec.serviceAccountName",
-        "tenancy.nestkube.io/pod-service-account",
-    ),
+    ("metadata.name", names::ORIGIN_NAME_ANNOTATION),
+    ("metadata.namespace", names::ORIGIN_NAMESPACE_ANNOTATION),
+    ("metadata.uid", names::ORIGIN_UID_ANNOTATION),
+    ("spec.serviceAccountName", SERVICE_ACCOUNT_ANNOTATION),
 ];
+/// Annotation on a pod copy with the origin pod's service account.
+pub const SERVICE_ACCOUNT_ANNOTATION: &str = "tenancy.nestkube.io/origin-service-account";
 /// The ConfigMap every namespace has with the API's CA: its projected
 /// source is served from the token Secret (`ca.crt`) instead.
 const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
@@ -339,13 +340,14 @@ pub(crate) fn translate(ctx: &Ctx, vpod: &Value, endpoint: &Endpoint) -> Value {
         .as_str()
         .filter(|s| !s.is_empty())
         .unwrap_or("default");
-    for ((_, key), value) in DOWNWARD_ANNOTATIONS
-        .iter()
-        .zip([name, ns, meta(vpod, "uid"), sa])
-    {
-        let carried = annotation(vpod, key);
-        metadata["annotations"][*key] = json!(if carried.is_empty() { value } else { carried });
-    }
+    // Name, namespace and uid: the origin annotations host_meta wrote.
+    let carried = annotation(vpod, SERVICE_ACCOUNT_ANNOTATION);
+    let sa = if super::origin(ctx, vpod).is_below(&ctx.cluster) && !carried.is_empty() {
+        carried
+    } else {
+        sa
+    };
+    metadata["annotations"][SERVICE_ACCOUNT_ANNOTATION] = json!(sa);
 
     let mut spec = vpod["spec"].clone();
     if let Some(m) = spec.as_object_mut() {
