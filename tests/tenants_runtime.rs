@@ -8,7 +8,7 @@
 //!   `kata` (its default). Each applies a Deployment of 2 replicas: the
 //!   pods run on the host under the right class (B's with the kata
 //!   overhead set by the host's RuntimeClass admission, on the kata node),
-//!   are Running in each virtual cluster, `kubectl logs` reads the host
+//!   are Running in each virtual cluster, `kubectl logs` (and `exec`) reach the host
 //!   pod, and `kubectl describe` shows the host scheduler's Event about the
 //!   virtual pod.
 //! - B asking for `runc`, and a hostPath pod in either, are refused (403)
@@ -335,6 +335,15 @@ fn two_tenants_run_under_their_runtime_classes() {
         let name = pods[0]["metadata"]["name"].as_str().unwrap();
         let logs = t.kubectl.ok(&["logs", name]);
         assert!(logs.contains("hello from kwok"), "{logs}");
+        let out = t.kubectl.ok(&[
+            "exec",
+            name,
+            "--",
+            "sh",
+            "-c",
+            "echo exec-$NESTKUBE_E2E_EXEC",
+        ]);
+        assert_eq!(out.trim(), "exec-kwok");
         let node = pods[0]["spec"]["nodeName"].as_str().unwrap();
         let assigned = format!("Successfully assigned default/{name} to {node}");
         let describe = wait_showing("the Scheduled event in describe", || {

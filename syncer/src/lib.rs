@@ -168,8 +168,6 @@ pub struct Syncer {
     parents: Mutex<HashMap<ParentKey, tokio::task::JoinHandle<()>>>,
     /// The host namespaces the syncer may use (sorted; empty: all of them).
     host_namespaces: Vec<String>,
-    /// User-managed Endpoints kept while their Service is re-created.
-    pub(crate) endpoints_stash: down::endpoints::Stash,
     /// Nestkube's DNS for pods, when it serves one.
     pub(crate) dns: Option<dns::PodDns>,
     /// Virtual Events waiting to be written (latest wish per Event).
@@ -269,7 +267,6 @@ pub fn spawn_with(
         known: Mutex::new(HashMap::new()),
         parents: Mutex::new(HashMap::new()),
         host_namespaces,
-        endpoints_stash: Default::default(),
         dns: settings.dns,
         outbox: events::Outbox::default(),
     });
@@ -558,7 +555,7 @@ impl Syncer {
                         down::config::sync(&ctx, kind, &namespace, &name).await
                     }
                     Kind::PersistentVolumeClaim => down::pvc::sync(&ctx, &namespace, &name).await,
-                    Kind::Endpoints => down::endpoints::sync(&self, &ctx, &namespace, &name).await,
+                    Kind::Endpoints => down::endpoints::sync(&ctx, &namespace, &name).await,
                 };
                 match result {
                     // The cluster went away during the reconcile: its

@@ -292,8 +292,23 @@ async fn three_levels_run_on_the_host() {
         .expect("kubectl");
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), log);
-    // exec: see issue 7 (exec through the virtual API); one `kubectl exec`
-    // of `pod` with the same kubeconfig belongs here.
+    // kubectl exec from a:b:c runs in the host pod (kwok runs it here with
+    // NESTKUBE_E2E_EXEC=kwok), three upgrades deep.
+    let out = std::process::Command::new(&host.bins().kubectl)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "exec",
+            pod,
+            "--",
+            "sh",
+            "-c",
+            "echo exec-$NESTKUBE_E2E_EXEC",
+        ])
+        .output()
+        .expect("kubectl exec");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "exec-kwok");
 
     // Deleting `a` on the host tears down all three levels and leaves
     // nothing of nestkube on the host.

@@ -9,6 +9,12 @@
 //! name. Headless services are served the same way; selector-less services
 //! are never touched (their Endpoints belong to the user).
 //!
+//! The Endpoints of a deleted Service go, as upstream; those a user manages
+//! (without [`ENDPOINTS_MANAGED_BY_LABEL`]) only once the Service has been
+//! gone for [`USER_ENDPOINTS_GRACE`], so a Service deleted and at once
+//! re-created (the syncer does that to give a virtual Service its parent's
+//! cluster IP) keeps them.
+//!
 //! Cluster-aware: one watch over all clusters. The watch loop keeps the
 //! selectors of every selecting Service (keyed by cluster and namespace) so
 //! a pod change enqueues exactly the Services that select the pod before or
@@ -42,6 +48,8 @@ const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
 pub const ENDPOINTS_MANAGED_BY_LABEL: &str = "endpoints.kubernetes.io/managed-by";
 /// Value of [`ENDPOINTS_MANAGED_BY_LABEL`].
 pub const ENDPOINTS_MANAGED_BY: &str = "endpoint-controller";
+/// How long user-managed Endpoints outlive their deleted Service.
+pub const USER_ENDPOINTS_GRACE: Duration = Duration::from_secs(5);
 /// Upstream's default `--max-endpoints-per-slice`.
 const MAX_PER_SLICE: usize = 100;
 
@@ -52,6 +60,9 @@ type Selectors = HashMap<(String, String), HashMap<String, BTreeMap<String, Stri
 
 struct Controller {
     store: Store,
+    /// When a Service was first seen gone while it had user-managed
+    /// Endpoints (see the module docs).
+    gone_since: Mutex<HashMap<Item, std::time::Instant>>,
     services: Arc<ResourceInfo>,
     pods: Arc<ResourceInfo>,
     endpoints: Arc<ResourceInfo>,
@@ -62,6 +73,7 @@ struct Controller {
 pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
     let controller = Arc::new(Controller {
         store: api.store.clone(),
+        gone_since: Mutex::new(HashMap::new()),
         services: api.catalog.get("", "v1", "services")?.clone(),
         pods: api.catalog.get("", "v1", "pods")?.clone(),
         endpoints: api.catalog.get("", "v1", "endpoints")?.clone(),
@@ -72,11 +84,7 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
     });
     let queue = WorkQueue::new("endpoints", move |item: Item| {
         let c = controller.clone();
-        async move {
-            c.sync(&item.0, &item.1, &item.2)
-                .await
-                .map(|()| None::<Duration>)
-        }
+        async move { c.sync(&item.0, &item.1, &item.2).await }
     });
     let selectors: Mutex<Selectors> = Mutex::new(HashMap::new());
     Some(tokio::spawn(watch::run(
@@ -359,7 +367,12 @@ fn slices(svc: &Value, eps: &[PodEndpoint]) -> Vec<(String, Value, Vec<Value>)> 
 }
 
 impl Controller {
-    async fn sync(&self, cluster: &str, ns: &str, name: &str) -> Result<(), ApiError> {
+    async fn sync(
+        &self,
+        cluster: &str,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Duration>, ApiError> {
         let t = |resource| Target {
             cluster,
             resource,
@@ -385,6 +398,12 @@ impl Controller {
         };
         let existing = self.store.list(&slt, &opts).await?.items;
         let gone = svc.is_none();
+        if !gone {
+            self.gone_since
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&(cluster.to_string(), ns.to_string(), name.to_string()));
+        }
         let Some(svc) = svc.filter(|s| service_selector(s).is_some() && !meta::is_deleting(s))
         else {
             // Gone or no longer selecting: our slices go; the Endpoints go
@@ -396,6 +415,9 @@ impl Controller {
                         .await,
                 )?;
             }
+            if gone && let Some(wait) = self.user_endpoints_wait(&et, cluster, ns, name).await? {
+                return Ok(Some(wait));
+            }
             if gone {
                 tolerate(
                     self.store
@@ -403,7 +425,7 @@ impl Controller {
                         .await,
                 )?;
             }
-            return Ok(());
+            return Ok(None);
         };
         let sel = service_selector(&svc).unwrap_or_default();
         let publish_not_ready = svc["spec"]["publishNotReadyAddresses"].as_bool() == Some(true);
@@ -552,7 +574,40 @@ impl Controller {
                     .await,
             )?;
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// For a Service that is gone: how long to wait before deleting its
+    /// Endpoints when a user manages them (`None`: delete now, or there is
+    /// nothing to keep).
+    async fn user_endpoints_wait(
+        &self,
+        et: &Target<'_>,
+        cluster: &str,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Duration>, ApiError> {
+        let key = (cluster.to_string(), ns.to_string(), name.to_string());
+        let user_managed = match self.store.get(et, name).await {
+            Ok(ep) => ep["metadata"]["labels"][ENDPOINTS_MANAGED_BY_LABEL] != ENDPOINTS_MANAGED_BY,
+            Err(ApiError::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        };
+        let mut gone_since = self.gone_since.lock().unwrap_or_else(|e| e.into_inner());
+        if !user_managed {
+            gone_since.remove(&key);
+            return Ok(None);
+        }
+        let since = *gone_since
+            .entry(key.clone())
+            .or_insert_with(std::time::Instant::now);
+        match USER_ENDPOINTS_GRACE.checked_sub(since.elapsed()) {
+            Some(left) if !left.is_zero() => Ok(Some(left)),
+            _ => {
+                gone_since.remove(&key);
+                Ok(None)
+            }
+        }
     }
 }
 

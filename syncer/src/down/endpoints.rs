@@ -13,94 +13,31 @@
 //! have).
 //!
 //! A virtual Service that takes its parent's cluster IP is deleted and
-//! re-created (`super::service`), and the endpoints controller deletes the
-//! Endpoints of a deleted Service, as upstream's does; so the Service's
-//! reconcile keeps the user's Endpoints in a [`Stash`] first, and this
-//! reconcile puts them back if they went with the old Service.
+//! re-created (`super::service`); the endpoints controller keeps a user's
+//! Endpoints through that (it deletes them only once their Service has been
+//! gone for a few seconds).
 //!
 //! This module never touches a parent Endpoints object that is not a copy
 //! owned by the reconciled cluster (the parent's own endpoints controller
 //! writes those of the other Services, with the copies' labels).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::{api, create, delete, get, host_meta, is_ours, meta, replace};
-use crate::{Ctx, Kind, SyncError, Syncer, names};
-
-/// How long stashed Endpoints may be put back after their Service was
-/// re-created (the endpoints controller acts within milliseconds).
-const STASH_FOR: Duration = Duration::from_secs(30);
-
-/// (cluster, namespace, name) of virtual Endpoints.
-type Key = (String, String, String);
-
-/// User-managed Endpoints kept while their Service is re-created, with
-/// when they were kept.
-#[derive(Default)]
-pub(crate) struct Stash(Mutex<HashMap<Key, (Value, Instant)>>);
-
-impl Stash {
-    /// Keeps `endpoints` (virtual, of `cluster`) to put back if they go.
-    pub(crate) fn keep(&self, cluster: &str, endpoints: &Value) {
-        let mut body = endpoints.clone();
-        if let Some(m) = body["metadata"].as_object_mut() {
-            for f in [
-                "uid",
-                "resourceVersion",
-                "creationTimestamp",
-                "managedFields",
-            ] {
-                m.remove(f);
-            }
-        }
-        let key = (
-            cluster.to_string(),
-            meta(endpoints, "namespace").to_string(),
-            meta(endpoints, "name").to_string(),
-        );
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, at)| at.elapsed() < STASH_FOR);
-        map.insert(key, (body, Instant::now()));
-    }
-
-    /// The Endpoints kept for `cluster`'s `ns/name`, if recent.
-    fn take(&self, cluster: &str, ns: &str, name: &str) -> Option<Value> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (cluster.to_string(), ns.to_string(), name.to_string());
-        map.remove(&key)
-            .filter(|(_, at)| at.elapsed() < STASH_FOR)
-            .map(|(v, _)| v)
-    }
-}
+use crate::{Ctx, Kind, SyncError, names};
 
 /// Reconciles the Endpoints `ns/name` of virtual Service `ns/name` with
 /// its copy.
-pub(crate) async fn sync(
-    s: &Syncer,
-    ctx: &Ctx,
-    ns: &str,
-    name: &str,
-) -> Result<Option<Duration>, SyncError> {
+pub(crate) async fn sync(ctx: &Ctx, ns: &str, name: &str) -> Result<Option<Duration>, SyncError> {
     let hapi = api(&ctx.parent, Kind::Endpoints, &ctx.placement.host_namespace);
     let hname = names::host_name(&ctx.cluster, ns, name);
     let hep = get(&hapi, &hname).await?.filter(|h| is_ours(ctx, h));
-    let vapi = api(&ctx.virt, Kind::Endpoints, ns);
     let wanted = match selectorless(ctx, ns, name).await? {
-        true => match get(&vapi, name).await? {
-            None => {
-                if let Some(kept) = s.endpoints_stash.take(&ctx.cluster, ns, name) {
-                    // Gone with the re-created Service: put back.
-                    create(&vapi, &kept).await?;
-                    return Ok(None);
-                }
-                None
-            }
-            v => v.filter(|v| !super::pod::is_deleting(v)),
-        },
+        true => get(&api(&ctx.virt, Kind::Endpoints, ns), name)
+            .await?
+            .filter(|v| !super::pod::is_deleting(v)),
         false => None,
     };
     let Some(vep) = wanted else {
@@ -140,7 +77,7 @@ async fn selectorless(ctx: &Ctx, ns: &str, name: &str) -> Result<bool, SyncError
 }
 
 /// Whether virtual Service `svc` is copied and has no selector.
-pub(crate) fn is_selectorless(svc: &Value) -> bool {
+fn is_selectorless(svc: &Value) -> bool {
     svc["spec"]["selector"]
         .as_object()
         .is_none_or(|m| m.is_empty())

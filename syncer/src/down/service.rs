@@ -23,7 +23,7 @@ use crate::{Ctx, Kind, SyncError, Syncer, names};
 
 /// Reconciles virtual Service `ns/name` with its copy.
 pub(crate) async fn sync(
-    s: &Syncer,
+    _s: &Syncer,
     ctx: &Ctx,
     ns: &str,
     name: &str,
@@ -74,7 +74,7 @@ pub(crate) async fn sync(
             h
         }
     };
-    take_cluster_ip(s, ctx, &vapi, &vsvc, &hsvc).await
+    take_cluster_ip(&vapi, &vsvc, &hsvc).await
 }
 
 /// Spec fields copied down (the rest is the parent's: addresses, node ports,
@@ -146,8 +146,6 @@ fn differs(h: &Value, desired: &Value) -> bool {
 /// Re-creates virtual Service `vsvc` with copy `hsvc`'s cluster IP when
 /// they differ (see the module docs).
 async fn take_cluster_ip(
-    s: &Syncer,
-    ctx: &Ctx,
     vapi: &kube::Api<kube::api::DynamicObject>,
     vsvc: &Value,
     hsvc: &Value,
@@ -173,14 +171,6 @@ async fn take_cluster_ip(
     again["spec"]["clusterIP"] = json!(ip);
     again["spec"]["clusterIPs"] = json!([ip]);
     again.as_object_mut().map(|m| m.remove("status"));
-    // The endpoints controller deletes the Endpoints of a deleted Service:
-    // a user's Endpoints of a selector-less one must come back.
-    if super::endpoints::is_selectorless(vsvc) {
-        let eps = api(&ctx.virt, Kind::Endpoints, meta(vsvc, "namespace"));
-        if let Some(e) = get(&eps, name).await? {
-            s.endpoints_stash.keep(&ctx.cluster, &e);
-        }
-    }
     delete(vapi, name, meta(vsvc, "uid"), Some(0)).await?;
     match create(vapi, &again).await {
         Ok(Some(_)) => Ok(None),
