@@ -12,7 +12,6 @@
 
 mod support;
 
-use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -30,23 +29,7 @@ fn crd_path() -> std::path::PathBuf {
 /// another process may be installing it too) and waits until it is served.
 fn install_crd(host: &HostCluster) {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        let crd = crd_path();
-        nestkube_e2e::wait_for(
-            "the VirtualCluster CRD applied",
-            Duration::from_secs(30),
-            || {
-                let args = [OsStr::new("apply"), OsStr::new("-f"), crd.as_os_str()];
-                host.kubectl(&args).status.success().then_some(())
-            },
-        );
-    });
-    host.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/virtualclusters.tenancy.nestkube.io",
-        "--timeout=30s",
-    ]);
+    INSTALLED.call_once(|| host.apply_crd(&crd_path(), "virtualclusters.tenancy.nestkube.io"));
 }
 
 /// `nestkube serve` flags provisioning the host's VirtualClusters labelled

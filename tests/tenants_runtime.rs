@@ -21,7 +21,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -40,20 +39,7 @@ const WAIT: Duration = Duration::from_secs(90);
 /// be installing it too) and waits until it is served.
 fn install_crd(host: &HostCluster) {
     let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join(nestkube_tenant_crds::CRD_YAML_PATH);
-    wait_for(
-        "the VirtualCluster CRD applied",
-        Duration::from_secs(30),
-        || {
-            let args = [OsStr::new("apply"), OsStr::new("-f"), crd.as_os_str()];
-            host.kubectl(&args).status.success().then_some(())
-        },
-    );
-    host.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/virtualclusters.tenancy.nestkube.io",
-        "--timeout=30s",
-    ]);
+    host.apply_crd(&crd, "virtualclusters.tenancy.nestkube.io");
 }
 
 /// A `nestkube serve` in host mode on a fixed port (so the tenants'

@@ -285,6 +285,26 @@ impl HostCluster {
         )
     }
 
+    /// Applies the CustomResourceDefinition manifest `file` and waits until
+    /// CRD `name` is Established. The apply is retried: tests of other
+    /// processes may be applying it at the same moment.
+    pub fn apply_crd(&self, file: &Path, name: &str) {
+        wait_for(
+            &format!("the CRD {name} applied"),
+            Duration::from_secs(30),
+            || {
+                let args = [OsStr::new("apply"), OsStr::new("-f"), file.as_os_str()];
+                self.kubectl(&args).status.success().then_some(())
+            },
+        );
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{name}"),
+            "--timeout=30s",
+        ]);
+    }
+
     /// `kubectl get ... -o json`, parsed.
     pub fn get_json<S: AsRef<OsStr>>(&self, args: &[S]) -> serde_json::Value {
         let mut all: Vec<&OsStr> = vec![OsStr::new("get")];

@@ -27,24 +27,7 @@ fn install_crd(host: &nestkube_e2e::HostCluster) {
     let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(nestkube_tenant_crds::CRD_YAML_PATH);
-    nestkube_e2e::wait_for(
-        "the VirtualCluster CRD applied",
-        Duration::from_secs(30),
-        || {
-            let args = [
-                std::ffi::OsStr::new("apply"),
-                std::ffi::OsStr::new("-f"),
-                crd.as_os_str(),
-            ];
-            host.kubectl(&args).status.success().then_some(())
-        },
-    );
-    host.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/virtualclusters.tenancy.nestkube.io",
-        "--timeout=30s",
-    ]);
+    host.apply_crd(&crd, "virtualclusters.tenancy.nestkube.io");
 }
 
 /// The kubeconfig in Secret `<name>-kubeconfig` of `secrets`, as YAML.
