@@ -177,15 +177,6 @@ async fn pods_run_on_the_host() {
     .await;
 }
 
-/// Installs the VirtualCluster CRD on the host (idempotent; another test
-/// process may be installing it too) and waits until it is served.
-fn install_crd(host: &nestkube_e2e::HostCluster) {
-    let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(nestkube_tenant_crds::CRD_YAML_PATH);
-    host.apply_crd(&crd, "virtualclusters.tenancy.nestkube.io");
-}
-
 /// The whole host mode: a VirtualCluster applied on the host is provisioned
 /// (`--host-kubeconfig`), its tenant's pod (through the kubeconfig Secret
 /// on the host) runs on the host, and deleting the VirtualCluster leaves
@@ -195,24 +186,9 @@ async fn a_host_virtual_cluster_runs_its_pods_on_the_host() {
     let Some(host) = nestkube_e2e::HostCluster::shared() else {
         return;
     };
-    install_crd(host);
     let ns = host.namespace("syncer-vc");
-    let selector_value = nestkube_e2e::unique_name("syncer");
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = nestkube_apiserver::server::start_with(
-        nestkube_apiserver::server::ServeConfig {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            backend: Default::default(),
-        },
-        nestkube_apiserver::server::ServeOptions {
-            host_kubeconfig: Some(host.kubeconfig()),
-            host_selector: Some(format!("e2e.nestkube.io/test={selector_value}")),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("start in host mode");
+    let (running, selector_value) = common::host_mode_server(host, dir.path(), "syncer").await;
     let host_client =
         client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
     nestkube_syncer::spawn(running.api.clone(), Some(host_client.clone()));

@@ -21,15 +21,6 @@ use kube::config::Kubeconfig;
 use nestkube_syncer::names;
 use serde_json::{Value, json};
 
-/// Installs the VirtualCluster CRD (as generated from the types) on the
-/// host and waits until it is served.
-fn install_crd(host: &nestkube_e2e::HostCluster) {
-    let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(nestkube_tenant_crds::CRD_YAML_PATH);
-    host.apply_crd(&crd, "virtualclusters.tenancy.nestkube.io");
-}
-
 /// The kubeconfig in Secret `<name>-kubeconfig` of `secrets`, as YAML.
 async fn kubeconfig_of(secrets: &Api<Secret>, name: &str) -> String {
     let secret = wait_for_within("the kubeconfig Secret", 30, || async {
@@ -106,24 +97,10 @@ async fn three_levels_run_on_the_host() {
     let Some(host) = nestkube_e2e::HostCluster::shared() else {
         return;
     };
-    install_crd(host);
     let ns = host.namespace("nesting");
-    let selector_value = nestkube_e2e::unique_name("nesting");
     let dir = tempfile::tempdir().expect("tempdir");
-    let running_server = nestkube_apiserver::server::start_with(
-        nestkube_apiserver::server::ServeConfig {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            backend: Default::default(),
-        },
-        nestkube_apiserver::server::ServeOptions {
-            host_kubeconfig: Some(host.kubeconfig()),
-            host_selector: Some(format!("e2e.nestkube.io/test={selector_value}")),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("start in host mode");
+    let (running_server, selector_value) =
+        common::host_mode_server(host, dir.path(), "nesting").await;
     let api = running_server.api.clone();
     let host_client =
         client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;

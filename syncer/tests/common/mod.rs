@@ -210,3 +210,35 @@ pub fn admin_kubeconfig(
     .expect("kubeconfig");
     path
 }
+
+/// A server in host mode against `host` (as `nestkube serve
+/// --host-kubeconfig`), provisioning only the host's VirtualClusters
+/// labelled `e2e.nestkube.io/test=<the returned value>` (unique, from
+/// `prefix`), with its data in `dir`; the VirtualCluster CRD is installed
+/// on the host first.
+pub async fn host_mode_server(
+    host: &nestkube_e2e::HostCluster,
+    dir: &std::path::Path,
+    prefix: &str,
+) -> (RunningServer, String) {
+    let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(nestkube_tenant_crds::CRD_YAML_PATH);
+    host.apply_crd(&crd, "virtualclusters.tenancy.nestkube.io");
+    let selector_value = nestkube_e2e::unique_name(prefix);
+    let running = nestkube_apiserver::server::start_with(
+        ServeConfig {
+            data_dir: dir.to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            backend: Default::default(),
+        },
+        nestkube_apiserver::server::ServeOptions {
+            host_kubeconfig: Some(host.kubeconfig()),
+            host_selector: Some(format!("e2e.nestkube.io/test={selector_value}")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("start in host mode");
+    (running, selector_value)
+}
