@@ -176,22 +176,33 @@ async fn fake_upstream() -> SocketAddr {
     addr
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn service_names_resolve_for_the_pods_own_cluster_only() {
-    let server = Server::start().await;
-    let api = server.running.api.clone();
+/// nestkube's DNS for the clusters `api` serves, on 127.0.0.1 (a free
+/// port, UDP and TCP), forwarding to `upstreams`, with the pod index the
+/// syncer fills.
+async fn serve_dns(
+    api: &Arc<nestkube_apiserver::server::ApiServer>,
+    upstreams: Vec<std::net::SocketAddr>,
+) -> (dns::DnsServer, Arc<PodIndex>) {
     let index = Arc::new(PodIndex::default());
-    let upstream = fake_upstream().await;
-    let dns_server = dns::serve(
+    let server = dns::serve(
         api.clone(),
         index.clone(),
         DnsOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
-            upstreams: vec![upstream],
+            upstreams,
         },
     )
     .await
     .expect("DNS server");
+    (server, index)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn service_names_resolve_for_the_pods_own_cluster_only() {
+    let server = Server::start().await;
+    let api = server.running.api.clone();
+    let upstream = fake_upstream().await;
+    let (dns_server, index) = serve_dns(&api, vec![upstream]).await;
     let dns_addr = dns_server.udp_addr;
     assert_eq!(dns_server.tcp_addr.port(), dns_addr.port());
     nestkube_syncer::spawn_with(
@@ -446,17 +457,7 @@ async fn a_service_resolves_by_name_for_a_host_pod() {
     .await;
     let server = Server::start().await;
     let api = server.running.api.clone();
-    let index = Arc::new(PodIndex::default());
-    let dns_server = dns::serve(
-        api.clone(),
-        index.clone(),
-        DnsOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            upstreams: Vec::new(),
-        },
-    )
-    .await
-    .expect("DNS server");
+    let (dns_server, index) = serve_dns(&api, Vec::new()).await;
     let dns_addr = dns_server.udp_addr;
     // What --dns-advertise would name on a real host: the ClusterIP of
     // nestkube's Service.
@@ -593,17 +594,7 @@ async fn a_service_resolves_by_name_for_a_host_pod() {
 async fn a_nested_clusters_pod_resolves_its_own_names() {
     let server = Server::start().await;
     let api = server.running.api.clone();
-    let index = Arc::new(PodIndex::default());
-    let dns_server = dns::serve(
-        api.clone(),
-        index.clone(),
-        DnsOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            upstreams: Vec::new(),
-        },
-    )
-    .await
-    .expect("DNS server");
+    let (dns_server, index) = serve_dns(&api, Vec::new()).await;
     let dns_addr = dns_server.udp_addr;
     nestkube_syncer::spawn_with(
         api.clone(),
