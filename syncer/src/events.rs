@@ -1,13 +1,14 @@
-//! Events up: what the parent reports about a pod copy is told about the
-//! virtual pod, in the virtual cluster, as core `v1` Events (what
-//! `kubectl describe` and `kubectl get events` read).
+//! Events up: what the parent reports about a copy (of a pod, claim or
+//! Service) is told about the virtual object, in the virtual cluster, as
+//! core `v1` Events (what `kubectl describe` and `kubectl get events` read).
 //!
-//! The parent's watch (`parents.rs`) sees every Pod Event of the
-//! parent (field selector `involvedObject.kind=Pod`) and keeps only those
-//! about a copy the syncer owns there (found in its watch cache of copies,
-//! same uid), for a virtual cluster that syncs into that parent now. Each
-//! becomes (`translate`) an Event about the virtual pod: involvedObject
-//! rewritten (kind, apiVersion, namespace, name, uid of the virtual pod;
+//! The parent's watch (`parents.rs`) sees every Event of the parent about
+//! those kinds (one field selector `involvedObject.kind=<kind>` each) and
+//! keeps only those about a copy the syncer owns there (found in its watch
+//! cache of copies, same uid), for a virtual cluster that syncs into that
+//! parent now. Each becomes (`translate`) an Event about the virtual
+//! object: involvedObject rewritten (namespace, name, uid of the virtual
+//! object; its kind and apiVersion kept;
 //! the host resourceVersion dropped, the container `fieldPath` kept), in
 //! the virtual namespace, the message with `<host namespace>/<copy>`, the
 //! copy's name and the plain names of the cluster's other copies replaced
@@ -37,7 +38,7 @@ use sha2::{Digest, Sha256};
 
 use crate::down::{is_already_exists, is_conflict, is_not_found, meta};
 use crate::parents::Owner;
-use crate::{Ctx, SyncError, names};
+use crate::{Ctx, Kind, SyncError, names};
 
 /// `source.component` and `reportingComponent` of the syncer's own Events.
 pub const COMPONENT: &str = "nestkube-syncer";
@@ -46,14 +47,16 @@ pub const SYNC_ERROR: &str = "SyncError";
 /// Longest Kubernetes object name (DNS subdomain).
 const MAX_NAME: usize = 253;
 
-/// A pod copy the syncer owns in a parent, as the parent's watch last saw it.
+/// A copy the syncer owns in a parent, as the parent's watch last saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct PodCopy {
-    /// The virtual pod it stands for.
+pub(crate) struct Copy {
+    /// What it is a copy of (`Pod`, `PersistentVolumeClaim`, `Service`).
+    pub kind: Kind,
+    /// The virtual object it stands for.
     pub owner: Owner,
     /// The copy's own uid in the parent.
     pub uid: String,
-    /// The virtual pod's uid (owner annotation).
+    /// The virtual object's uid (owner annotation).
     pub virtual_uid: String,
 }
 
@@ -189,7 +192,7 @@ pub fn translate_text(
 /// named `name` (see [`event_name`]).
 pub(crate) fn translate(
     host: &Value,
-    copy: &PodCopy,
+    copy: &Copy,
     copy_name: &str,
     host_namespace: &str,
     name: &str,
@@ -208,7 +211,7 @@ pub(crate) fn translate(
         })
     };
     let mut involved = json!({
-        "kind": "Pod",
+        "kind": copy.kind.kind(),
         "apiVersion": "v1",
         "namespace": o.namespace,
         "name": o.name,
@@ -255,7 +258,7 @@ pub(crate) fn translate(
 /// `copy_name` in `host_namespace`; `deleted`: the parent Event is gone.
 pub(crate) fn pending(
     host: &Value,
-    copy: &PodCopy,
+    copy: &Copy,
     copy_name: &str,
     host_namespace: &str,
     deleted: bool,
@@ -340,28 +343,26 @@ async fn patch_event(events: &Api<Event>, name: &str, event: &Value) -> Result<b
     }
 }
 
-/// Records a Warning `reason` with `message` about virtual pod `vpod`
-/// (JSON) in the cluster `virt` talks to, as an event recorder does: one
-/// Event per pod and reason, its count and lastTimestamp raised when it
-/// happens again.
+/// Records a Warning `reason` with `message` about virtual object `obj`
+/// (JSON, a pod unless it says its kind) in the cluster `virt` talks to, as
+/// an event recorder does: one Event per object and reason, its count and
+/// lastTimestamp raised when it happens again.
 pub(crate) async fn record(
     virt: &kube::Client,
-    vpod: &Value,
+    obj: &Value,
     reason: &str,
     message: &str,
 ) -> Result<(), SyncError> {
-    let (ns, name, uid) = (
-        meta(vpod, "namespace"),
-        meta(vpod, "name"),
-        meta(vpod, "uid"),
-    );
+    let (ns, name, uid) = (meta(obj, "namespace"), meta(obj, "name"), meta(obj, "uid"));
+    let kind = obj["kind"].as_str().unwrap_or("Pod");
+    let api_version = obj["apiVersion"].as_str().unwrap_or("v1");
     let events: Api<Event> = Api::namespaced(virt.clone(), ns);
     let ev_name = hashed_name(name, &[uid, reason]);
     let now = json!(nestkube_apiserver::registry::meta::now());
     let mut ev = json!({
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": ev_name, "namespace": ns},
-        "involvedObject": {"kind": "Pod", "apiVersion": "v1", "namespace": ns, "name": name, "uid": uid},
+        "involvedObject": {"kind": kind, "apiVersion": api_version, "namespace": ns, "name": name, "uid": uid},
         "type": "Warning", "reason": reason, "message": message,
         "count": 1, "firstTimestamp": now, "lastTimestamp": now,
         "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
@@ -429,8 +430,9 @@ pub(crate) async fn copy_refused(ctx: &Ctx, vpod: &Value, copy_name: &str, err: 
 mod tests {
     use super::*;
 
-    fn copy() -> PodCopy {
-        PodCopy {
+    fn copy() -> Copy {
+        Copy {
+            kind: Kind::Pod,
             owner: Owner {
                 cluster: "team-a".into(),
                 namespace: "shop".into(),

@@ -18,8 +18,8 @@
 //! Endpoints of selector-less Services,
 //! PersistentVolumeClaims (down, status up), the
 //! parent's RuntimeClasses and the Nodes pods are bound to mirrored up
-//! ([`mirror`]), the parent's Events about pod copies told about the
-//! virtual pods ([`events`]). Cleanup:
+//! ([`mirror`]), the parent's Events about copies of pods, claims and
+//! Services told about the virtual objects ([`events`]). Cleanup:
 //! a placement that disappears deletes everything labelled with its
 //! VirtualCluster's uid ([`cleanup`]); every (re)start reconciles all.
 //!
@@ -86,6 +86,29 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The object kind (`Pod`, `Service`, ...).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Kind::Pod => "Pod",
+            Kind::Service => "Service",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
+            Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
+            Kind::Endpoints => "Endpoints",
+        }
+    }
+
+    /// The kind whose copies Events of the parent can be about, by an
+    /// Event's `involvedObject.kind`.
+    pub(crate) fn of_copy(kind: &str) -> Option<Self> {
+        Some(match kind {
+            "Pod" => Kind::Pod,
+            "Service" => Kind::Service,
+            "PersistentVolumeClaim" => Kind::PersistentVolumeClaim,
+            _ => return None,
+        })
+    }
+
     fn from_segment(segment: &str) -> Option<Self> {
         Some(match segment {
             "core/pods" => Kind::Pod,

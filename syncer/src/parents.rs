@@ -1,24 +1,26 @@
 //! The parents the syncer writes into, and the one watch per parent that
 //! brings changes of the copies back up.
 //!
-//! A parent's watch covers every pod the syncer owns there (label
-//! `tenancy.nestkube.io/managed-by=nestkube`, all namespaces; on the host
-//! with `--host-namespaces`, one watch per listed namespace instead, so a
-//! service account with namespaced rights only there suffices), whichever
-//! virtual cluster it belongs to; each event only enqueues the reconcile of
-//! the virtual pod named by the copy's annotations, and only if that
-//! virtual cluster really syncs into this parent with this owner uid and
-//! host namespace (a copy claiming another owner is left to the sweep).
+//! A parent's watches cover every pod, claim and Service the syncer owns
+//! there (label `tenancy.nestkube.io/managed-by=nestkube`, all namespaces;
+//! on the host with `--host-namespaces`, one watch per listed namespace
+//! instead, so a service account with namespaced rights only there
+//! suffices), whichever virtual cluster it belongs to, metadata only; each
+//! event only enqueues the reconcile of the virtual object named by the
+//! copy's annotations (status up, or a copy deleted by someone else put
+//! back), and only if that virtual cluster really syncs into this parent
+//! with this owner uid and host namespace (a copy claiming another owner is
+//! left to the sweep).
 //!
 //! The same task watches the parent's RuntimeClasses, mirrored into every
-//! cluster syncing there ([`crate::mirror`]), and the parent's Pod Events
-//! (field selector `involvedObject.kind=Pod`; Events carry no labels): an
-//! Event is kept only if it is about a copy in the pod watch's cache of
-//! copies ([`CopyIndex`], same uid) whose cluster syncs here, and is handed
-//! to [`crate::events`] to be told in the virtual cluster. The Event watch
-//! starts once the pod watches have listed, so no Event is judged against
-//! an empty cache; an Event read before the pod watch shows its copy waits
-//! for it a little ([`Parked`]).
+//! cluster syncing there ([`crate::mirror`]), and the parent's Events about
+//! pods, claims and Services (one field selector `involvedObject.kind=…`
+//! each; Events carry no labels): an Event is kept only if it is about a
+//! copy in the watches' cache of copies ([`CopyIndex`], same kind and uid)
+//! whose cluster syncs here, and is handed to [`crate::events`] to be told
+//! in the virtual cluster. The Event watches start once the copy watches
+//! have listed, so no Event is judged against an empty cache; an Event read
+//! before the copy watch shows its copy waits for it a little ([`Parked`]).
 //!
 //! This module never writes: reconciles do.
 
@@ -27,14 +29,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
 
-use crate::events::{self, Pending, PodCopy};
+use crate::events::{self, Copy, Pending};
 use crate::names;
 use crate::{Item, Kind, Syncer};
 
@@ -91,54 +95,67 @@ impl Syncer {
     }
 }
 
+/// The kinds of copies the parent's watches follow, so their changes come
+/// up and Events about them are told in the virtual cluster.
+const WATCHED_COPIES: [Kind; 3] = [Kind::Pod, Kind::PersistentVolumeClaim, Kind::Service];
+
 /// One event of a parent's watches.
 enum Watched {
-    /// A copied pod changed (or the watch of that namespace, `None`: of all
-    /// namespaces, (re)listed, or failed).
-    Pod(Option<String>, Box<Result<Event<Pod>, watcher::Error>>),
-    /// A copied claim changed (its status comes up).
-    Claim(Option<Value>),
+    /// A copy of `kind` changed (or the watch of that kind and namespace,
+    /// `None`: of all namespaces, (re)listed, or failed). Only metadata is
+    /// watched: a change only enqueues the virtual object's reconcile.
+    Copy(
+        Kind,
+        Option<String>,
+        Box<Result<Event<ObjectMeta>, watcher::Error>>,
+    ),
     /// A RuntimeClass event (whether it was not an error).
     RuntimeClass(bool),
-    /// A Pod Event of the parent changed.
+    /// An Event of the parent about a pod, claim or Service changed.
     Event(Box<Result<Event<CoreEvent>, watcher::Error>>),
 }
 
-/// The pod copies the syncer owns in one parent, as its pod watches last
-/// listed and saw them, by `(namespace, name)`: what tells an Event about a
-/// copy from any other.
+/// `(kind, namespace, name)` of a parent object.
+type CopyKey = (Kind, String, String);
+
+/// The copies the syncer owns in one parent, as its copy watches last
+/// listed and saw them: what tells an Event about a copy from any other.
 #[derive(Default)]
 pub(crate) struct CopyIndex {
-    copies: HashMap<(String, String), PodCopy>,
-    /// The copies seen since a (re)list of a watch (by its namespace,
-    /// `None`: all) began; what it no longer lists is dropped at its end.
-    relisting: HashMap<Option<String>, HashSet<(String, String)>>,
+    copies: HashMap<CopyKey, Copy>,
+    /// The copies seen since a (re)list of a watch (by its kind and
+    /// namespace, `None`: all) began; what it no longer lists is dropped at
+    /// its end.
+    relisting: HashMap<(Kind, Option<String>), HashSet<CopyKey>>,
 }
 
 impl CopyIndex {
-    /// Follows one event of the pod watch of `scope`; returns the key of a
-    /// copy it indexes for the first time.
+    /// Follows one event of the watch of `kind` in `scope`; returns the key
+    /// of a copy it indexes for the first time.
     fn apply(
         &mut self,
+        kind: Kind,
         scope: &Option<String>,
-        event: &Result<Event<Pod>, watcher::Error>,
-    ) -> Option<(String, String)> {
-        let key_of = |p: &Pod| {
+        event: &Result<Event<ObjectMeta>, watcher::Error>,
+    ) -> Option<CopyKey> {
+        let key_of = |m: &ObjectMeta| {
             (
-                p.metadata.namespace.clone().unwrap_or_default(),
-                p.metadata.name.clone().unwrap_or_default(),
+                kind,
+                m.namespace.clone().unwrap_or_default(),
+                m.name.clone().unwrap_or_default(),
             )
         };
+        let watch = (kind, scope.clone());
         match event {
             Ok(Event::Init) => {
-                self.relisting.insert(scope.clone(), HashSet::new());
+                self.relisting.insert(watch, HashSet::new());
             }
-            Ok(Event::InitApply(p) | Event::Apply(p)) => {
-                let key = key_of(p);
-                if let Some(seen) = self.relisting.get_mut(scope) {
+            Ok(Event::InitApply(m) | Event::Apply(m)) => {
+                let key = key_of(m);
+                if let Some(seen) = self.relisting.get_mut(&watch) {
                     seen.insert(key.clone());
                 }
-                match copy_of(p) {
+                match copy_of(kind, m) {
                     Some(c) => {
                         if self.copies.insert(key.clone(), c).is_none() {
                             return Some(key);
@@ -149,13 +166,15 @@ impl CopyIndex {
                     }
                 }
             }
-            Ok(Event::Delete(p)) => {
-                self.copies.remove(&key_of(p));
+            Ok(Event::Delete(m)) => {
+                self.copies.remove(&key_of(m));
             }
             Ok(Event::InitDone) => {
-                if let Some(seen) = self.relisting.remove(scope) {
+                if let Some(seen) = self.relisting.remove(&watch) {
                     self.copies.retain(|k, _| {
-                        scope.as_ref().is_some_and(|ns| *ns != k.0) || seen.contains(k)
+                        k.0 != kind
+                            || scope.as_ref().is_some_and(|ns| *ns != k.1)
+                            || seen.contains(k)
                     });
                 }
             }
@@ -164,19 +183,21 @@ impl CopyIndex {
         None
     }
 
-    /// The copy named `name` in `namespace`, if the syncer owns one there.
-    pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<&PodCopy> {
-        self.copies.get(&(namespace.to_string(), name.to_string()))
+    /// The copy of `kind` named `name` in `namespace`, if the syncer owns
+    /// one there.
+    pub(crate) fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Copy> {
+        self.copies
+            .get(&(kind, namespace.to_string(), name.to_string()))
     }
 }
 
-/// What the index keeps of a pod copy (`None`: not a copy).
-fn copy_of(p: &Pod) -> Option<PodCopy> {
-    // Only the metadata: every pod event of the parent passes here.
-    let v = serde_json::json!({ "metadata": &p.metadata });
-    Some(PodCopy {
+/// What the index keeps of a copy of `kind` (`None`: not a copy).
+fn copy_of(kind: Kind, m: &ObjectMeta) -> Option<Copy> {
+    let v = serde_json::json!({ "metadata": m });
+    Some(Copy {
+        kind,
         owner: owner_of(&v)?,
-        uid: p.metadata.uid.clone().unwrap_or_default(),
+        uid: m.uid.clone().unwrap_or_default(),
         virtual_uid: v["metadata"]["annotations"][names::UID_ANNOTATION]
             .as_str()
             .unwrap_or("")
@@ -184,13 +205,13 @@ fn copy_of(p: &Pod) -> Option<PodCopy> {
     })
 }
 
-/// How long a Pod Event about a name not (yet) known as a copy waits for
-/// the pod watch to show that copy.
+/// How long an Event about a name not (yet) known as a copy waits for the
+/// copy watch to show that copy.
 const PARK_FOR: Duration = Duration::from_secs(30);
-/// Most Pod Events waiting so (the oldest go first).
+/// Most Events waiting so (the oldest go first).
 const MAX_PARKED: usize = 4096;
 
-/// One change of a parent Pod Event, as the Event watch reported it.
+/// One change of a parent Event, as the Event watch reported it.
 struct EventChange {
     ev: CoreEvent,
     /// The parent Event is gone.
@@ -199,19 +220,19 @@ struct EventChange {
     relisted: bool,
 }
 
-/// Pod Events about a name that may be a copy (it has `-x-`) but is not in
-/// the [`CopyIndex`] yet: the Event and pod watches are separate streams,
-/// so the scheduler's `Scheduled` may be read before the pod it is about.
-/// They are judged again when that copy is indexed, or dropped after
+/// Events about a name that may be a copy (it has `-x-`) but is not in the
+/// [`CopyIndex`] yet: the Event and copy watches are separate streams, so
+/// the scheduler's `Scheduled` may be read before the pod it is about. They
+/// are judged again when that copy is indexed, or dropped after
 /// [`PARK_FOR`].
 #[derive(Default)]
 struct Parked {
-    by_pod: HashMap<(String, String), Vec<(Instant, EventChange)>>,
-    order: VecDeque<(Instant, (String, String))>,
+    by_copy: HashMap<CopyKey, Vec<(Instant, EventChange)>>,
+    order: VecDeque<(Instant, CopyKey)>,
 }
 
 impl Parked {
-    fn park(&mut self, key: (String, String), change: EventChange) {
+    fn park(&mut self, key: CopyKey, change: EventChange) {
         let now = Instant::now();
         while let Some((at, k)) = self.order.front() {
             if now.duration_since(*at) < PARK_FOR && self.order.len() < MAX_PARKED {
@@ -219,20 +240,20 @@ impl Parked {
             }
             let (at, k) = (*at, k.clone());
             self.order.pop_front();
-            if let Some(list) = self.by_pod.get_mut(&k) {
+            if let Some(list) = self.by_copy.get_mut(&k) {
                 list.retain(|(t, _)| *t > at);
                 if list.is_empty() {
-                    self.by_pod.remove(&k);
+                    self.by_copy.remove(&k);
                 }
             }
         }
         self.order.push_back((now, key.clone()));
-        self.by_pod.entry(key).or_default().push((now, change));
+        self.by_copy.entry(key).or_default().push((now, change));
     }
 
     /// The changes waiting for copy `key`, oldest first.
-    fn take(&mut self, key: &(String, String)) -> Vec<EventChange> {
-        self.by_pod
+    fn take(&mut self, key: &CopyKey) -> Vec<EventChange> {
+        self.by_copy
             .remove(key)
             .into_iter()
             .flatten()
@@ -241,47 +262,74 @@ impl Parked {
     }
 }
 
-/// The object of a watch event, as JSON.
-fn touched<K: serde::Serialize>(e: &Result<Event<K>, watcher::Error>) -> Option<Value> {
-    match e {
-        Ok(Event::Apply(o) | Event::InitApply(o) | Event::Delete(o)) => {
-            serde_json::to_value(o).ok()
-        }
-        _ => None,
+/// A watch event of a copy's metadata, kind-independent.
+fn metadata_event<K>(
+    e: Result<Event<PartialObjectMeta<K>>, watcher::Error>,
+) -> Result<Event<ObjectMeta>, watcher::Error> {
+    e.map(|e| match e {
+        Event::Apply(o) => Event::Apply(o.metadata),
+        Event::InitApply(o) => Event::InitApply(o.metadata),
+        Event::Delete(o) => Event::Delete(o.metadata),
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
+    })
+}
+
+/// The metadata watch of copies of `kind` in `ns` (`None`: all namespaces).
+fn copy_watch(
+    client: &kube::Client,
+    kind: Kind,
+    ns: &Option<String>,
+) -> futures::stream::BoxStream<'static, Watched> {
+    fn watch<K>(
+        client: &kube::Client,
+        kind: Kind,
+        ns: &Option<String>,
+    ) -> futures::stream::BoxStream<'static, Watched>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + 'static,
+        K::DynamicType: Default,
+    {
+        // An `Api` of `PartialObjectMeta` asks for metadata only.
+        let api = match ns {
+            None => Api::<PartialObjectMeta<K>>::all(client.clone()),
+            Some(ns) => Api::<PartialObjectMeta<K>>::namespaced(client.clone(), ns),
+        };
+        let ns = ns.clone();
+        watcher::watcher(
+            api,
+            watcher::Config::default().labels(&names::managed_selector()),
+        )
+        .default_backoff()
+        .map(move |e| Watched::Copy(kind, ns.clone(), Box::new(metadata_event(e))))
+        .boxed()
+    }
+    match kind {
+        Kind::PersistentVolumeClaim => watch::<PersistentVolumeClaim>(client, kind, ns),
+        Kind::Service => watch::<Service>(client, kind, ns),
+        Kind::Pod => watch::<Pod>(client, kind, ns),
+        other => unreachable!("no watch of copies of {other:?}"),
     }
 }
 
-/// Watches what the syncer owns in `parent` (pods, claims; in every
-/// namespace, or in each of [`Syncer::scope`]) and its RuntimeClasses,
-/// until aborted.
+/// Watches what the syncer owns in `parent` (pods, claims, Services; in
+/// every namespace, or in each of [`Syncer::scope`]), the Events about
+/// them and the parent's RuntimeClasses, until aborted.
 pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::Client) {
-    let managed = || watcher::Config::default().labels(&names::managed_selector());
     let namespaces: Vec<Option<String>> = match syncer.scope(&parent) {
         None => vec![None],
         Some(list) => list.iter().cloned().map(Some).collect(),
     };
     let mut streams = Vec::new();
     for ns in &namespaces {
-        let (pods, claims) = match ns {
-            None => (Api::<Pod>::all(client.clone()), Api::all(client.clone())),
-            Some(ns) => (
-                Api::<Pod>::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-        };
-        let ns = ns.clone();
-        streams.push(
-            watcher::watcher(pods, managed())
-                .default_backoff()
-                .map(move |e| Watched::Pod(ns.clone(), Box::new(e)))
-                .boxed(),
-        );
-        streams.push(
-            watcher::watcher::<PersistentVolumeClaim>(claims, managed())
-                .default_backoff()
-                .map(|e| Watched::Claim(touched(&e)))
-                .boxed(),
-        );
+        for kind in WATCHED_COPIES {
+            streams.push(copy_watch(&client, kind, ns));
+        }
     }
     streams.push(
         watcher::watcher(
@@ -296,19 +344,26 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     tracing::info!(parent = ?parent, namespaces = ?namespaces, "syncer: watching the parent's copies and RuntimeClasses");
     let mut copies = CopyIndex::default();
     let mut parked = Parked::default();
-    // The pod watches yet to list before the Event watches start.
-    let mut unlisted: HashSet<Option<String>> = namespaces.iter().cloned().collect();
+    // The copy watches yet to list before the Event watches start.
+    let mut unlisted: HashSet<(Kind, Option<String>)> = namespaces
+        .iter()
+        .flat_map(|ns| WATCHED_COPIES.map(|k| (k, ns.clone())))
+        .collect();
+    // Events carry no labels, and a field selector matches one kind: one
+    // Event watch per kind of copy (and namespace).
     let mut event_streams = Some(
         namespaces
             .iter()
-            .map(|ns| {
+            .flat_map(|ns| WATCHED_COPIES.map(|k| (k, ns.clone())))
+            .map(|(kind, ns)| {
                 let api = match ns {
                     None => Api::<CoreEvent>::all(client.clone()),
-                    Some(ns) => Api::namespaced(client.clone(), ns),
+                    Some(ns) => Api::namespaced(client.clone(), &ns),
                 };
                 watcher::watcher(
                     api,
-                    watcher::Config::default().fields("involvedObject.kind=Pod"),
+                    watcher::Config::default()
+                        .fields(&format!("involvedObject.kind={}", kind.kind())),
                 )
                 .default_backoff()
                 .map(|e| Watched::Event(Box::new(e)))
@@ -316,24 +371,9 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
             })
             .collect::<Vec<_>>(),
     );
-    let copy_changed = |kind: Kind, obj: &Value| {
-        let Some(owner) = owner_of(obj) else {
-            return;
-        };
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
-        if syncer.owns(&parent, ns, &owner) {
-            syncer.enqueue_object(kind, &owner.cluster, &owner.namespace, &owner.name);
-        }
-    };
     while let Some(event) = events.next().await {
-        let (namespace, event) = match event {
-            Watched::Pod(ns, e) => (ns, *e),
-            Watched::Claim(obj) => {
-                if let Some(obj) = obj {
-                    copy_changed(Kind::PersistentVolumeClaim, &obj);
-                }
-                continue;
-            }
+        let (kind, namespace, event) = match event {
+            Watched::Copy(kind, ns, e) => (kind, ns, *e),
             Watched::RuntimeClass(ok) => {
                 if ok {
                     for cluster in syncer.children_of(&parent) {
@@ -364,64 +404,75 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
                 continue;
             }
         };
-        if let Some(new_copy) = copies.apply(&namespace, &event) {
+        if let Some(new_copy) = copies.apply(kind, &namespace, &event) {
             for change in parked.take(&new_copy) {
                 event_changed(&syncer, &parent, &copies, &change);
             }
         }
-        if matches!(event, Ok(Event::InitDone)) {
-            unlisted.remove(&namespace);
-            if unlisted.is_empty()
-                && let Some(streams) = event_streams.take()
-            {
-                for s in streams {
-                    events.push(s);
+        match &event {
+            Ok(Event::Apply(m) | Event::InitApply(m) | Event::Delete(m)) => {
+                // The copy changed (or is gone): its virtual object's
+                // reconcile takes status up or puts the copy back.
+                if let Some(owner) = owner_of(&serde_json::json!({ "metadata": m }))
+                    && syncer.owns(&parent, m.namespace.as_deref().unwrap_or(""), &owner)
+                {
+                    syncer.enqueue_object(kind, &owner.cluster, &owner.namespace, &owner.name);
                 }
             }
-        }
-        if let Some(obj) = touched(&event) {
-            copy_changed(Kind::Pod, &obj);
-            continue;
-        }
-        match event {
-            Ok(Event::InitDone) => syncer.enqueue(Item::Sweep {
-                parent: parent.clone(),
-                namespace,
-            }),
-            Err(e) => {
-                tracing::warn!(parent = ?parent, namespace = ?namespace, error = %e, "syncer: parent watch failed; retrying")
+            Ok(Event::InitDone) => {
+                unlisted.remove(&(kind, namespace.clone()));
+                if unlisted.is_empty()
+                    && let Some(streams) = event_streams.take()
+                {
+                    for s in streams {
+                        events.push(s);
+                    }
+                }
+                if kind == Kind::Pod {
+                    syncer.enqueue(Item::Sweep {
+                        parent: parent.clone(),
+                        namespace,
+                    });
+                }
             }
-            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(parent = ?parent, kind = ?kind, namespace = ?namespace, error = %e, "syncer: parent watch failed; retrying")
+            }
+            Ok(Event::Init) => {}
         }
     }
 }
 
-/// A Pod Event of `parent` changed: if it is about a copy the syncer owns
-/// for a cluster that syncs here, the virtual Event is brought in line with
-/// it. Returns the pod's `(namespace, name)` when that may be a copy not
-/// indexed yet (see [`Parked`]).
+/// An Event of `parent` changed: if it is about a copy the syncer owns for
+/// a cluster that syncs here, the virtual Event is brought in line with it.
+/// Returns the copy's key when that may be a copy not indexed yet (see
+/// [`Parked`]).
 fn event_changed(
     syncer: &Syncer,
     parent: &ParentKey,
     copies: &CopyIndex,
     change: &EventChange,
-) -> Option<(String, String)> {
+) -> Option<CopyKey> {
     let EventChange {
         ev,
         deleted,
         relisted,
     } = change;
     let io = &ev.involved_object;
-    let (Some(ns), Some(name)) = (io.namespace.as_deref(), io.name.as_deref()) else {
+    let (Some(kind), Some(ns), Some(name)) = (
+        io.kind.as_deref().and_then(Kind::of_copy),
+        io.namespace.as_deref(),
+        io.name.as_deref(),
+    ) else {
         return None;
     };
-    let Some(copy) = copies.get(ns, name) else {
-        // Every copy name has the separator; the parent's own pods rarely.
+    let Some(copy) = copies.get(kind, ns, name) else {
+        // Every copy name has the separator; the parent's own objects rarely.
         return name
             .contains("-x-")
-            .then(|| (ns.to_string(), name.to_string()));
+            .then(|| (kind, ns.to_string(), name.to_string()));
     };
-    // About an earlier pod of the same name.
+    // About an earlier object of the same name.
     if io
         .uid
         .as_deref()
@@ -456,7 +507,7 @@ fn event_changed(
 mod tests {
     use super::*;
 
-    fn pod(ns: &str, name: &str, copy: bool) -> Pod {
+    fn pod(ns: &str, name: &str, copy: bool) -> ObjectMeta {
         let mut meta =
             serde_json::json!({"namespace": ns, "name": name, "uid": format!("uid-{name}")});
         if copy {
@@ -464,7 +515,7 @@ mod tests {
             meta["annotations"] =
                 serde_json::json!(names::owner_annotations("team-a", "default", name, "v"));
         }
-        serde_json::from_value(serde_json::json!({ "metadata": meta })).unwrap()
+        serde_json::from_value(meta).unwrap()
     }
 
     #[test]
@@ -478,11 +529,11 @@ mod tests {
             deleted: false,
             relisted: false,
         };
-        let key = ("h".to_string(), "web-x-default-x-a".to_string());
+        let key = (Kind::Pod, "h".to_string(), "web-x-default-x-a".to_string());
         parked.park(key.clone(), change("Scheduled"));
         parked.park(key.clone(), change("Pulled"));
         parked.park(
-            ("h".into(), "other-x-default-x-a".into()),
+            (Kind::Pod, "h".into(), "other-x-default-x-a".into()),
             change("Started"),
         );
         let reasons: Vec<_> = parked
@@ -494,47 +545,66 @@ mod tests {
         assert!(parked.take(&key).is_empty());
         // The oldest go first when too many wait.
         for i in 0..MAX_PARKED {
-            parked.park(("h".into(), format!("p{i}-x-y")), change("x"));
+            parked.park((Kind::Pod, "h".into(), format!("p{i}-x-y")), change("x"));
         }
         assert!(
             parked
-                .take(&("h".into(), "other-x-default-x-a".into()))
+                .take(&(Kind::Pod, "h".into(), "other-x-default-x-a".into()))
                 .is_empty()
         );
-        assert!(parked.by_pod.len() <= MAX_PARKED);
+        assert!(parked.by_copy.len() <= MAX_PARKED);
     }
 
     #[test]
     fn the_copy_index_follows_watches_and_relists() {
         let mut index = CopyIndex::default();
         let all = None;
-        index.apply(&all, &Ok(Event::Init));
-        index.apply(&all, &Ok(Event::InitApply(pod("h", "a", true))));
-        index.apply(&all, &Ok(Event::InitApply(pod("h", "plain", false))));
-        index.apply(&all, &Ok(Event::InitDone));
-        assert_eq!(index.get("h", "a").unwrap().owner.name, "a");
-        assert_eq!(index.get("h", "a").unwrap().uid, "uid-a");
-        assert!(index.get("h", "plain").is_none());
-        let new = index.apply(&all, &Ok(Event::Apply(pod("h", "b", true))));
-        assert_eq!(new, Some(("h".to_string(), "b".to_string())));
-        assert!(index.get("h", "b").is_some());
+        index.apply(Kind::Pod, &all, &Ok(Event::Init));
+        index.apply(Kind::Pod, &all, &Ok(Event::InitApply(pod("h", "a", true))));
+        index.apply(
+            Kind::Pod,
+            &all,
+            &Ok(Event::InitApply(pod("h", "plain", false))),
+        );
+        index.apply(Kind::Pod, &all, &Ok(Event::InitDone));
+        assert_eq!(index.get(Kind::Pod, "h", "a").unwrap().owner.name, "a");
+        assert_eq!(index.get(Kind::Pod, "h", "a").unwrap().uid, "uid-a");
+        assert!(index.get(Kind::Pod, "h", "plain").is_none());
+        let new = index.apply(Kind::Pod, &all, &Ok(Event::Apply(pod("h", "b", true))));
+        assert_eq!(new, Some((Kind::Pod, "h".to_string(), "b".to_string())));
+        assert!(index.get(Kind::Pod, "h", "b").is_some());
         assert_eq!(
-            index.apply(&all, &Ok(Event::Apply(pod("h", "b", true)))),
+            index.apply(Kind::Pod, &all, &Ok(Event::Apply(pod("h", "b", true)))),
             None
         );
-        index.apply(&all, &Ok(Event::Delete(pod("h", "b", true))));
-        assert!(index.get("h", "b").is_none());
+        index.apply(Kind::Pod, &all, &Ok(Event::Delete(pod("h", "b", true))));
+        assert!(index.get(Kind::Pod, "h", "b").is_none());
         // A relist that no longer lists `a` (deleted while the watch was down).
-        index.apply(&all, &Ok(Event::Apply(pod("h", "c", true))));
-        index.apply(&all, &Ok(Event::Init));
-        assert!(index.get("h", "a").is_some(), "kept until the relist ends");
-        index.apply(&all, &Ok(Event::InitApply(pod("h", "c", true))));
-        index.apply(&all, &Ok(Event::InitDone));
-        assert!(index.get("h", "a").is_none());
-        assert!(index.get("h", "c").is_some());
+        index.apply(Kind::Pod, &all, &Ok(Event::Apply(pod("h", "c", true))));
+        index.apply(Kind::Pod, &all, &Ok(Event::Init));
+        assert!(
+            index.get(Kind::Pod, "h", "a").is_some(),
+            "kept until the relist ends"
+        );
+        index.apply(Kind::Pod, &all, &Ok(Event::InitApply(pod("h", "c", true))));
+        index.apply(Kind::Pod, &all, &Ok(Event::InitDone));
+        assert!(index.get(Kind::Pod, "h", "a").is_none());
+        assert!(index.get(Kind::Pod, "h", "c").is_some());
         // A relist of one namespace leaves the others' copies alone.
-        index.apply(&Some("other".into()), &Ok(Event::Init));
-        index.apply(&Some("other".into()), &Ok(Event::InitDone));
-        assert!(index.get("h", "c").is_some());
+        index.apply(Kind::Pod, &Some("other".into()), &Ok(Event::Init));
+        index.apply(Kind::Pod, &Some("other".into()), &Ok(Event::InitDone));
+        assert!(index.get(Kind::Pod, "h", "c").is_some());
+        // Kinds are indexed apart: a claim named like a pod, and a relist
+        // of the pods that leaves the claims alone.
+        index.apply(
+            Kind::PersistentVolumeClaim,
+            &all,
+            &Ok(Event::Apply(pod("h", "c", true))),
+        );
+        index.apply(Kind::Pod, &all, &Ok(Event::Init));
+        index.apply(Kind::Pod, &all, &Ok(Event::InitDone));
+        assert!(index.get(Kind::Pod, "h", "c").is_none());
+        let claim = index.get(Kind::PersistentVolumeClaim, "h", "c").unwrap();
+        assert_eq!(claim.kind, Kind::PersistentVolumeClaim);
     }
 }

@@ -1,15 +1,17 @@
-//! Events up: what a parent reports about a pod copy shows up in the virtual
-//! cluster as an Event about the virtual pod, with virtual names only; a
-//! parent refusing a copy is told on the virtual pod (`SyncError`).
+//! Events up: what a parent reports about a copy (of a pod, claim or
+//! Service) shows up in the virtual cluster as an Event about the virtual
+//! object, with virtual names only; a parent refusing a copy is told on the
+//! virtual pod (`SyncError`).
 //!
 //! Standalone (the parent is `root`, where the test writes the Events a
-//! scheduler or kubelet would), nested (two hops), and against the real
-//! host (its scheduler's `Scheduled` Event).
+//! scheduler, kubelet or load-balancer controller would), nested (two
+//! hops), and against the real host (its scheduler's `Scheduled` Event, its
+//! volume controller's `ProvisioningFailed`).
 
 mod common;
 
 use common::{Server, js, virtual_cluster, wait_for, wait_for_within};
-use k8s_openapi::api::core::v1::{Event, Pod, ResourceQuota};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, ResourceQuota, Service};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::Kubeconfig;
@@ -367,4 +369,149 @@ async fn the_host_schedulers_event_shows_in_the_virtual_cluster() {
     assert_eq!(scheduled["involvedObject"]["namespace"], "default");
     assert_eq!(scheduled["type"], "Normal");
     eprintln!("host Scheduled event in the virtual cluster: {scheduled}");
+}
+
+/// Events about a Service's copy (what a load-balancer controller writes)
+/// are told about the virtual Service, and go away with the parent Event;
+/// a Service copy someone deletes in the parent is put back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn service_events_come_up_and_a_deleted_copy_comes_back() {
+    let server = Server::start().await;
+    nestkube_syncer::spawn(server.running.api.clone(), None);
+    let (_, a) = virtual_cluster(&server.root, "team-a").await;
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "shop"},
+        "spec": {"selector": {"app": "shop"}, "ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    let vsvc = wait_for("the virtual Service to be created", || async {
+        Api::<Service>::namespaced(a.clone(), "default")
+            .create(&PostParams::default(), &svc)
+            .await
+            .ok()
+    })
+    .await;
+    let vuid = vsvc.metadata.uid.unwrap();
+    let root_svcs: Api<Service> = Api::namespaced(server.root.clone(), "default");
+    let copy = names::host_name("team-a", "default", "shop");
+    let copy_uid = wait_for("the Service's copy in root", || async {
+        root_svcs.get(&copy).await.ok()
+    })
+    .await
+    .metadata
+    .uid
+    .unwrap();
+
+    let mut ev = js(&event(
+        &format!("{copy}.17a0"),
+        &copy,
+        &copy_uid,
+        "EnsuringLoadBalancer",
+        &format!("Ensuring load balancer for default/{copy}"),
+        1,
+    ));
+    ev["involvedObject"] = json!({"kind": "Service", "apiVersion": "v1",
+        "namespace": "default", "name": copy, "uid": copy_uid});
+    ev["source"] = json!({"component": "service-controller"});
+    let root_events: Api<Event> = Api::namespaced(server.root.clone(), "default");
+    root_events
+        .create(&PostParams::default(), &serde_json::from_value(ev).unwrap())
+        .await
+        .unwrap();
+    let a_events: Api<Event> = Api::namespaced(a.clone(), "default");
+    let got = js(&wait_for("the Service's Event in team-a", || async {
+        a_events.get("shop.17a0").await.ok()
+    })
+    .await);
+    assert_eq!(
+        got["involvedObject"],
+        json!({"kind": "Service", "apiVersion": "v1", "namespace": "default",
+            "name": "shop", "uid": vuid}),
+        "{got}"
+    );
+    assert_eq!(got["message"], "Ensuring load balancer for default/shop");
+    root_events
+        .delete(&format!("{copy}.17a0"), &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the Service's Event to go with the parent's", || async {
+        a_events
+            .get_opt("shop.17a0")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // Someone deletes the copy in the parent: the syncer puts it back.
+    root_svcs
+        .delete(&copy, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the Service's copy to be put back", || async {
+        root_svcs
+            .get_opt(&copy)
+            .await
+            .unwrap()
+            .filter(|s| s.metadata.uid.as_deref() != Some(copy_uid.as_str()))
+    })
+    .await;
+}
+
+/// The real host's volume controller cannot provision a claim of an unknown
+/// storage class: its `ProvisioningFailed` Event shows up in the virtual
+/// cluster about the virtual claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_host_volume_controllers_event_shows_on_the_virtual_claim() {
+    let Some(host) = nestkube_e2e::HostCluster::shared() else {
+        return;
+    };
+    let ns = host.namespace("claim-events");
+    let host_client =
+        common::client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig"))
+            .await;
+    let server = Server::start().await;
+    let cluster =
+        common::host_placed_cluster(&server, host_client.clone(), ns.name(), "claims").await;
+    let virt = server.running.api.client_for(&cluster);
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "no-such-class",
+            "resources": {"requests": {"storage": "1Gi"}}},
+    }))
+    .unwrap();
+    let vuid = wait_for_within("the virtual claim to be created", 30, || async {
+        Api::<PersistentVolumeClaim>::namespaced(virt.clone(), "default")
+            .create(&PostParams::default(), &claim)
+            .await
+            .ok()
+    })
+    .await
+    .metadata
+    .uid
+    .unwrap();
+    let failed = wait_for_within(
+        "the ProvisioningFailed Event in the virtual cluster",
+        60,
+        || async {
+            events_about(&virt, "data")
+                .await
+                .into_iter()
+                .find(|e| e["reason"] == "ProvisioningFailed")
+        },
+    )
+    .await;
+    assert_eq!(
+        failed["involvedObject"]["kind"], "PersistentVolumeClaim",
+        "{failed}"
+    );
+    assert_eq!(failed["involvedObject"]["uid"], vuid.as_str());
+    assert_eq!(failed["type"], "Warning");
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("no-such-class"), "{message}");
+    assert!(
+        !message.contains(ns.name()),
+        "the host namespace leaked: {message}"
+    );
 }
