@@ -17,8 +17,8 @@
 //! Services (down, with the parent's cluster IP taken back up), the
 //! Endpoints of selector-less Services,
 //! PersistentVolumeClaims (down, status up), the
-//! parent's RuntimeClasses and the Nodes pods are bound to mirrored up
-//! ([`mirror`]), the parent's Events about copies of pods, claims and
+//! parent's RuntimeClasses, StorageClasses, the Nodes pods are bound to and
+//! the PersistentVolumes claims are bound to mirrored up ([`mirror`]), the parent's Events about copies of pods, claims and
 //! Services told about the virtual objects ([`events`]). Cleanup:
 //! a placement that disappears deletes everything labelled with its
 //! VirtualCluster's uid ([`cleanup`]); every (re)start reconciles all.
@@ -134,8 +134,8 @@ pub(crate) enum Item {
     },
     /// Enqueue every object of `cluster` and of its copies in the parent.
     Resync { cluster: String },
-    /// Mirror the parent's RuntimeClasses into `cluster`.
-    RuntimeClasses { cluster: String },
+    /// Mirror the parent's RuntimeClasses and StorageClasses into `cluster`.
+    Classes { cluster: String },
     /// Mirror the parent's Nodes `cluster`'s pods are bound to.
     Nodes { cluster: String },
     /// Bring virtual Event `namespace/name` of `cluster` in line with the
@@ -592,7 +592,7 @@ impl Syncer {
                 }
             }
             Item::Resync { cluster } => {
-                self.enqueue(Item::RuntimeClasses {
+                self.enqueue(Item::Classes {
                     cluster: cluster.clone(),
                 });
                 self.enqueue(Item::Nodes {
@@ -600,12 +600,15 @@ impl Syncer {
                 });
                 cleanup::resync(&self, &cluster).await.map(|()| None)
             }
-            Item::RuntimeClasses { cluster } => match self.ctx(&cluster)? {
-                Some(ctx) => mirror::sync_runtime_classes(&ctx).await.map(|()| None),
+            Item::Classes { cluster } => match self.ctx(&cluster)? {
+                Some(ctx) => {
+                    mirror::runtime_classes::sync(&ctx).await?;
+                    mirror::storage::sync_classes(&ctx).await.map(|()| None)
+                }
                 None => Ok(None),
             },
             Item::Nodes { cluster } => match self.ctx(&cluster)? {
-                Some(ctx) => mirror::sync_nodes(&ctx).await,
+                Some(ctx) => mirror::nodes::sync(&ctx).await,
                 None => Ok(None),
             },
             Item::Event {

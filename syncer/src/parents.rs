@@ -12,8 +12,8 @@
 //! with this owner uid and host namespace (a copy claiming another owner is
 //! left to the sweep).
 //!
-//! The same task watches the parent's RuntimeClasses, mirrored into every
-//! cluster syncing there ([`crate::mirror`]), and the parent's Events about
+//! The same task watches the parent's RuntimeClasses and StorageClasses,
+//! mirrored into every cluster syncing there ([`crate::mirror`]), and the parent's Events about
 //! pods, claims and Services (one field selector `involvedObject.kind=…`
 //! each; Events carry no labels): an Event is kept only if it is about a
 //! copy in the watches' cache of copies ([`CopyIndex`], same kind and uid)
@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -109,8 +110,8 @@ enum Watched {
         Option<String>,
         Box<Result<Event<ObjectMeta>, watcher::Error>>,
     ),
-    /// A RuntimeClass event (whether it was not an error).
-    RuntimeClass(bool),
+    /// A RuntimeClass or StorageClass event (whether it was not an error).
+    Class(bool),
     /// An Event of the parent about a pod, claim or Service changed.
     Event(Box<Result<Event<CoreEvent>, watcher::Error>>),
 }
@@ -319,7 +320,7 @@ fn copy_watch(
 
 /// Watches what the syncer owns in `parent` (pods, claims, Services; in
 /// every namespace, or in each of [`Syncer::scope`]), the Events about
-/// them and the parent's RuntimeClasses, until aborted.
+/// them and the parent's RuntimeClasses and StorageClasses, until aborted.
 pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::Client) {
     let namespaces: Vec<Option<String>> = match syncer.scope(&parent) {
         None => vec![None],
@@ -333,15 +334,24 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     }
     streams.push(
         watcher::watcher(
-            Api::<RuntimeClass>::all(client.clone()),
+            Api::<PartialObjectMeta<RuntimeClass>>::all(client.clone()),
             watcher::Config::default(),
         )
         .default_backoff()
-        .map(|e| Watched::RuntimeClass(e.is_ok()))
+        .map(|e| Watched::Class(e.is_ok()))
+        .boxed(),
+    );
+    streams.push(
+        watcher::watcher(
+            Api::<PartialObjectMeta<StorageClass>>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(|e| Watched::Class(e.is_ok()))
         .boxed(),
     );
     let mut events = futures::stream::select_all(streams);
-    tracing::info!(parent = ?parent, namespaces = ?namespaces, "syncer: watching the parent's copies and RuntimeClasses");
+    tracing::info!(parent = ?parent, namespaces = ?namespaces, "syncer: watching the parent's copies and classes");
     let mut copies = CopyIndex::default();
     let mut parked = Parked::default();
     // The copy watches yet to list before the Event watches start.
@@ -374,10 +384,10 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     while let Some(event) = events.next().await {
         let (kind, namespace, event) = match event {
             Watched::Copy(kind, ns, e) => (kind, ns, *e),
-            Watched::RuntimeClass(ok) => {
+            Watched::Class(ok) => {
                 if ok {
                     for cluster in syncer.children_of(&parent) {
-                        syncer.enqueue(Item::RuntimeClasses { cluster });
+                        syncer.enqueue(Item::Classes { cluster });
                     }
                 }
                 continue;

@@ -349,3 +349,90 @@ async fn host_namespaces_scope_what_is_synced() {
     })
     .await;
 }
+
+/// The real host's volume controller binds a claim's copy to a volume of a
+/// host StorageClass: the class is mirrored into the virtual cluster, and
+/// the virtual claim shows Bound to a mirror of that volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_bound_on_the_host_is_bound_in_the_virtual_cluster() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let Some(host) = nestkube_e2e::HostCluster::shared() else {
+        return;
+    };
+    let ns = host.namespace("volumes");
+    let host_client =
+        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
+    // A class without a provisioner and a volume of it, as an admin makes
+    // them for static provisioning (cluster-scoped: unique names).
+    let class = nestkube_e2e::unique_name("manual");
+    let volume = nestkube_e2e::unique_name("pv");
+    host.apply(&format!(
+        r#"{{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {{"name": "{class}"}}, "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "Immediate"}}"#
+    ));
+    host.apply(&format!(
+        r#"{{"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {{"name": "{volume}"}},
+            "spec": {{"capacity": {{"storage": "2Gi"}}, "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "{class}",
+            "hostPath": {{"path": "/srv/{volume}"}}}}}}"#
+    ));
+    let server = Server::start().await;
+    let cluster =
+        common::host_placed_cluster(&server, host_client.clone(), ns.name(), "volumes").await;
+    let virt = server.running.api.client_for(&cluster);
+    wait_for_within("the host's class in the virtual cluster", 30, || async {
+        Api::<StorageClass>::all(virt.clone())
+            .get(&class)
+            .await
+            .ok()
+    })
+    .await;
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
+            "resources": {"requests": {"storage": "1Gi"}}},
+    }))
+    .unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(virt.clone(), "default");
+    wait_for_within("the virtual claim to be created", 30, || async {
+        claims.create(&PostParams::default(), &claim).await.ok()
+    })
+    .await;
+    let bound = wait_for_within(
+        "the virtual claim to be bound to the host volume",
+        60,
+        || async {
+            let c = js(&claims.get("data").await.ok()?);
+            (c["status"]["phase"] == "Bound" && c["spec"]["volumeName"] == volume.as_str())
+                .then_some(c)
+        },
+    )
+    .await;
+    assert_eq!(bound["status"]["capacity"]["storage"], "2Gi", "{bound}");
+    let mirror = js(&wait_for_within("the volume's mirror", 30, || async {
+        Api::<PersistentVolume>::all(virt.clone())
+            .get(&volume)
+            .await
+            .ok()
+    })
+    .await);
+    assert_eq!(mirror["spec"]["claimRef"]["namespace"], "default");
+    assert_eq!(mirror["spec"]["claimRef"]["name"], "data");
+    assert_eq!(mirror["spec"]["storageClassName"], class.as_str());
+    assert!(
+        !mirror.to_string().contains(ns.name()) && mirror["spec"]["hostPath"].is_null(),
+        "the host's namespace or path leaked: {mirror}"
+    );
+    // The host really bound the copy.
+    let copy = host.get_json(&[
+        "-n",
+        ns.name(),
+        "pvc",
+        &names::host_name(&cluster, "default", "data"),
+    ]);
+    assert_eq!(copy["spec"]["volumeName"], volume.as_str());
+    host.kubectl(&["delete", "pv", &volume, "--wait=false"]);
+    host.kubectl(&["delete", "storageclass", &class, "--wait=false"]);
+}

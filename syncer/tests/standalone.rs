@@ -798,7 +798,7 @@ async fn the_lease_holder_syncs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claims_go_down_and_their_status_comes_up() {
-    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
     let server = Server::start().await;
     nestkube_syncer::spawn(server.running.api.clone(), None);
     let (_, team) = virtual_cluster(&server.root, "team-a").await;
@@ -819,7 +819,34 @@ async fn claims_go_down_and_their_status_comes_up() {
     let c = js(&copy);
     assert_eq!(c["spec"]["storageClassName"], "fast");
     assert_eq!(c["spec"]["resources"]["requests"]["storage"], "1Gi");
-    // The parent binds it: the virtual claim shows it.
+    // The parent binds it to a volume (the test plays its PV controller):
+    // the virtual claim shows it, bound to a mirror of that volume.
+    let root_pvs: Api<PersistentVolume> = Api::all(server.root.clone());
+    let pv: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": "pvc-0a1b"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "fast",
+            "hostPath": {"path": "/srv/volumes/pvc-0a1b"},
+            "claimRef": {"namespace": "default", "name": hname, "uid": copy.metadata.uid}},
+    }))
+    .unwrap();
+    root_pvs.create(&PostParams::default(), &pv).await.unwrap();
+    root_pvs
+        .patch_status(
+            "pvc-0a1b",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Bound"}})),
+        )
+        .await
+        .unwrap();
+    root_pvcs
+        .patch(
+            &hname,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"volumeName": "pvc-0a1b"}})),
+        )
+        .await
+        .unwrap();
     root_pvcs
         .patch_status(
             &hname,
@@ -831,10 +858,32 @@ async fn claims_go_down_and_their_status_comes_up() {
         )
         .await
         .unwrap();
-    wait_for("the virtual claim to be Bound", || async {
-        (js(&vpvcs.get("data").await.ok()?)["status"]["phase"] == "Bound").then_some(())
+    let bound = wait_for("the virtual claim to be Bound to the volume", || async {
+        let c = js(&vpvcs.get("data").await.ok()?);
+        (c["status"]["phase"] == "Bound" && c["spec"]["volumeName"] == "pvc-0a1b").then_some(c)
     })
     .await;
+    assert_eq!(
+        bound["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"],
+        "yes"
+    );
+    let team_pvs: Api<PersistentVolume> = Api::all(team.clone());
+    let mirror = js(&wait_for("the volume's mirror", || async {
+        let v = team_pvs.get("pvc-0a1b").await.ok()?;
+        (js(&v)["status"]["phase"] == "Bound").then_some(v)
+    })
+    .await);
+    assert_eq!(
+        mirror["spec"]["claimRef"],
+        json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": "default",
+            "name": "data", "uid": bound["metadata"]["uid"]}),
+        "{mirror}"
+    );
+    assert_eq!(mirror["spec"]["capacity"]["storage"], "1Gi");
+    assert!(
+        mirror["spec"]["hostPath"].is_null(),
+        "the parent's path leaked: {mirror}"
+    );
     // A pod mounting it mounts the copy.
     let p: Pod = serde_json::from_value(json!({
         "metadata": {"name": "db"},
@@ -876,4 +925,81 @@ async fn claims_go_down_and_their_status_comes_up() {
             .then_some(())
     })
     .await;
+    wait_for("the volume's mirror to go with its claim", || async {
+        team_pvs
+            .get_opt("pvc-0a1b")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn storage_classes_are_mirrored_from_the_parent() {
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let server = Server::start().await;
+    nestkube_syncer::spawn(server.running.api.clone(), None);
+    let class = |name: &str, params: Value| -> StorageClass {
+        serde_json::from_value(json!({
+            "metadata": {"name": name,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "csi.example.com", "parameters": params,
+            "volumeBindingMode": "WaitForFirstConsumer",
+        }))
+        .unwrap()
+    };
+    let root_scs: Api<StorageClass> = Api::all(server.root.clone());
+    root_scs
+        .create(
+            &PostParams::default(),
+            &class(
+                "fast",
+                json!({"type": "ssd", "csi.storage.k8s.io/provisioner-secret-name": "creds"}),
+            ),
+        )
+        .await
+        .unwrap();
+    let (_, team) = virtual_cluster(&server.root, "team-a").await;
+    let (_, dev) = virtual_cluster(&team, "dev").await;
+    let team_scs: Api<StorageClass> = Api::all(team.clone());
+    let dev_scs: Api<StorageClass> = Api::all(dev.clone());
+    // The tenant's own class is its own.
+    wait_for("team-a to take its own class", || async {
+        team_scs
+            .create(&PostParams::default(), &class("mine", json!({})))
+            .await
+            .ok()
+    })
+    .await;
+    for scs in [&team_scs, &dev_scs] {
+        let fast = js(&wait_for("fast in team-a and team-a:dev", || async {
+            scs.get("fast").await.ok()
+        })
+        .await);
+        assert_eq!(fast["parameters"], json!({"type": "ssd"}), "{fast}");
+        assert_eq!(fast["volumeBindingMode"], "WaitForFirstConsumer");
+        assert_eq!(
+            fast["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"],
+            "true"
+        );
+    }
+    // The parent's class goes: so does its mirror at every level, not the
+    // tenant's own.
+    root_scs
+        .delete("fast", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("fast to go from team-a and team-a:dev", || async {
+        (team_scs.get_opt("fast").await.unwrap().is_none()
+            && dev_scs.get_opt("fast").await.unwrap().is_none())
+        .then_some(())
+    })
+    .await;
+    assert!(team_scs.get_opt("mine").await.unwrap().is_some());
+    assert!(
+        dev_scs.get_opt("mine").await.unwrap().is_some(),
+        "team-a's own class is mirrored into team-a:dev"
+    );
 }

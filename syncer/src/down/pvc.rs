@@ -5,8 +5,9 @@
 //!
 //! Copied: access modes, requested resources, storage class, volume mode.
 //! Not copied: a label selector for PersistentVolumes, data sources and
-//! `volumeName` (PersistentVolumes are the parent's; a virtual cluster has
-//! none, so the virtual claim shows the phase but no volume name).
+//! `volumeName` (PersistentVolumes are the parent's: the one the parent
+//! binds the copy to is mirrored up and the virtual claim bound to it,
+//! [`crate::mirror::storage`]).
 //!
 //! This module never touches a parent claim that is not a copy owned by the
 //! reconciled cluster.
@@ -17,6 +18,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::{Map, Value, json};
 
 use super::{api, create, delete, get, host_meta, is_not_found, is_ours, meta};
+use crate::mirror::storage;
 use crate::{Ctx, Kind, SyncError, names};
 
 /// Spec fields copied down.
@@ -46,6 +48,7 @@ pub(crate) async fn sync(ctx: &Ctx, ns: &str, name: &str) -> Result<Option<Durat
             if let Some(h) = hpvc.filter(|h| !super::pod::is_deleting(h)) {
                 delete(&hapi, &hname, meta(&h, "uid"), None).await?;
             }
+            storage::forget_volume(ctx, ns, name).await?;
             return Ok(None);
         }
     };
@@ -87,5 +90,6 @@ pub(crate) async fn sync(ctx: &Ctx, ns: &str, name: &str) -> Result<Option<Durat
             Err(e) => return Err(e.into()),
         }
     }
+    storage::sync_volume(ctx, &vpvc, &hpvc).await?;
     Ok(None)
 }
