@@ -312,6 +312,16 @@ pub fn spawn_with(
     tokio::spawn(watch::run(api.store.clone(), "syncer", move |change| {
         s.virtual_change(&change)
     }));
+    if syncer.dns.is_some() {
+        // Addresses of pods that went while no syncer ran.
+        let api = api.clone();
+        tokio::spawn(async move {
+            match dns::shared::sweep(&api).await {
+                Ok(n) => tracing::debug!(removed = n, "DNS: swept the shared pod index"),
+                Err(e) => tracing::warn!(error = %e, "DNS: could not sweep the shared pod index"),
+            }
+        });
+    }
     syncer
 }
 
@@ -322,12 +332,43 @@ impl Syncer {
         }
     }
 
+    /// Records in the DNS index, and in the index shared with the other
+    /// replicas ([`dns::shared`]), the addresses the parent reports for
+    /// `hpod`, the copy of virtual pod `vpod` of `cluster`.
+    pub(crate) async fn observe_pod_ips(
+        &self,
+        cluster: &str,
+        vpod: &serde_json::Value,
+        hpod: &serde_json::Value,
+    ) -> Result<(), SyncError> {
+        let Some(dns) = &self.dns else {
+            return Ok(());
+        };
+        let (pod, ips) = dns::PodIndex::addresses(cluster, vpod, hpod);
+        dns.index.set(pod.clone(), ips.clone());
+        dns::shared::publish(self.api.store.storage().as_ref(), &pod, &ips).await?;
+        Ok(())
+    }
+
     /// Drops the pod addresses of virtual pod `ns/name` of `cluster` from
-    /// the DNS index (its copy is gone or going).
-    pub(crate) fn forget_pod_ips(&self, cluster: &str, ns: &str, name: &str) {
-        if let Some(dns) = &self.dns {
-            dns.index.forget(cluster, ns, name);
-        }
+    /// the DNS index and the shared one (its copy is gone or going).
+    pub(crate) async fn forget_pod_ips(
+        &self,
+        cluster: &str,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), SyncError> {
+        let Some(dns) = &self.dns else {
+            return Ok(());
+        };
+        let pod = dns::PodRef {
+            cluster: cluster.into(),
+            namespace: ns.into(),
+            name: name.into(),
+        };
+        dns.index.set(pod.clone(), Vec::new());
+        dns::shared::publish(self.api.store.storage().as_ref(), &pod, &[]).await?;
+        Ok(())
     }
 
     pub(crate) fn enqueue_object(&self, kind: Kind, cluster: &str, namespace: &str, name: &str) {
@@ -525,7 +566,19 @@ impl Syncer {
         *known = current;
         drop(known);
         if let Some(dns) = &self.dns {
-            dns.index.retain_clusters(|c| self.placement(c).is_some());
+            let gone = dns.index.retain_clusters(|c| self.placement(c).is_some());
+            if !gone.is_empty() {
+                let storage = self.api.store.storage().clone();
+                tokio::spawn(async move {
+                    for cluster in gone {
+                        if let Err(e) =
+                            dns::shared::unpublish_cluster(storage.as_ref(), &cluster).await
+                        {
+                            tracing::warn!(cluster = %cluster, error = %e, "DNS: could not remove the shared addresses of a cluster gone");
+                        }
+                    }
+                });
+            }
         }
         {
             let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());

@@ -689,3 +689,65 @@ async fn a_nested_clusters_pod_resolves_its_own_names() {
         other => panic!("owner: {other:?}"),
     }
 }
+
+/// Replicas over one etcd: only the lease holder's syncer learns pod
+/// addresses, yet a pod's query is answered by every replica's DNS (the
+/// index is shared through the store), and refused by all of them once the
+/// pod is gone.
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_replica_answers_the_pods_of_the_lease_holder() {
+    use nestkube_storage::{Backend, LocalEtcd};
+    const CLIENT: &str = "127.0.0.5";
+    if LocalEtcd::binary().is_err() && std::env::var("NESTKUBE_E2E").as_deref() == Ok("0") {
+        println!("SKIPPED: no etcd binary (NESTKUBE_E2E_ETCD) and NESTKUBE_E2E=0");
+        return;
+    }
+    let etcd = LocalEtcd::start()
+        .await
+        .unwrap_or_else(|e| panic!("this test needs etcd: {e}"));
+    let mut replicas = Vec::new();
+    for holder in ["replica-a", "replica-b"] {
+        let server = Server::start_on(Backend::Etcd(etcd.config("/nestkube"))).await;
+        let api = server.running.api.clone();
+        let (dns_server, index) = serve_dns(&api, vec![]).await;
+        nestkube_syncer::spawn_when_leader(
+            api,
+            None,
+            nestkube_syncer::Settings {
+                dns: Some(PodDns {
+                    nameserver: dns_server.udp_addr.ip(),
+                    index,
+                }),
+                ..Default::default()
+            },
+            holder.into(),
+        );
+        replicas.push((server, dns_server));
+    }
+    let root = replicas[0].0.root.clone();
+    let (_, team) = virtual_cluster(&root, "team-a").await;
+    create_pod(&team, "client", "client").await;
+    create_service(&team, "web", false).await;
+    run_copy(&root, "team-a", "client", CLIENT).await;
+    let fqdn = "web.default.svc.cluster.local.";
+    for (i, (_, dns_server)) in replicas.iter().enumerate() {
+        wait_for(&format!("web to resolve through replica {i}"), || async {
+            let reply = ask(CLIENT, dns_server.udp_addr, fqdn, RecordType::A, false).await;
+            (reply.metadata.response_code == ResponseCode::NoError && !reply.answers.is_empty())
+                .then_some(())
+        })
+        .await;
+    }
+    Api::<Pod>::namespaced(team.clone(), "default")
+        .delete("client", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    for (i, (_, dns_server)) in replicas.iter().enumerate() {
+        wait_for(&format!("replica {i} to refuse the gone pod"), || async {
+            let reply = ask(CLIENT, dns_server.udp_addr, fqdn, RecordType::A, false).await;
+            (reply.metadata.response_code == ResponseCode::Refused).then_some(())
+        })
+        .await;
+    }
+}

@@ -14,7 +14,7 @@
 //! no owner until the claims are resolved: better no answer than another
 //! tenant's. This module never reads any store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::RwLock;
 
@@ -58,11 +58,12 @@ pub struct PodIndex {
 }
 
 impl PodIndex {
-    /// Records what the parent reports about `hpod`, the copy of virtual
-    /// pod `vpod` of `cluster`: its addresses while it has not finished,
-    /// none after. A virtual pod that is itself the copy of a pod of a
-    /// cluster below `cluster` is left to that cluster's own reconcile.
-    pub fn observe(&self, cluster: &str, vpod: &Value, hpod: &Value) {
+    /// What the parent reports about `hpod`, the copy of virtual pod
+    /// `vpod` of `cluster`: the pod and its addresses while it has not
+    /// finished, none after. A virtual pod that is itself the copy of a pod
+    /// of a cluster below `cluster` gets none: it is left to that cluster's
+    /// own reconcile.
+    pub fn addresses(cluster: &str, vpod: &Value, hpod: &Value) -> (PodRef, Vec<IpAddr>) {
         let meta = &vpod["metadata"];
         let pod = PodRef {
             cluster: cluster.to_string(),
@@ -80,6 +81,12 @@ impl PodIndex {
         } else {
             pod_ips(status)
         };
+        (pod, ips)
+    }
+
+    /// Records [`PodIndex::addresses`].
+    pub fn observe(&self, cluster: &str, vpod: &Value, hpod: &Value) {
+        let (pod, ips) = Self::addresses(cluster, vpod, hpod);
         self.set(pod, ips);
     }
 
@@ -95,11 +102,16 @@ impl PodIndex {
         );
     }
 
-    /// Makes `ips` the addresses of `pod` (none: forget it).
-    pub fn set(&self, pod: PodRef, ips: Vec<IpAddr>) {
+    /// Makes `ips` the addresses of `pod` (none: forget it); whether that
+    /// changed anything.
+    pub fn set(&self, pod: PodRef, ips: Vec<IpAddr>) -> bool {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if inner.by_pod.get(&pod) == Some(&ips) {
-            return;
+        if inner
+            .by_pod
+            .get(&pod)
+            .map_or(ips.is_empty(), |have| *have == ips)
+        {
+            return false;
         }
         if let Some(old) = inner.by_pod.remove(&pod) {
             for ip in old {
@@ -107,7 +119,7 @@ impl PodIndex {
             }
         }
         if ips.is_empty() {
-            return;
+            return true;
         }
         for ip in &ips {
             let owners = inner.by_ip.entry(*ip).or_default();
@@ -116,11 +128,31 @@ impl PodIndex {
             }
         }
         inner.by_pod.insert(pod, ips);
+        true
+    }
+
+    /// Makes `all` the whole index (a relist of the shared index).
+    pub fn replace_all(&self, all: HashMap<PodRef, Vec<IpAddr>>) {
+        let stale: Vec<PodRef> = {
+            let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            inner
+                .by_pod
+                .keys()
+                .filter(|p| !all.contains_key(*p))
+                .cloned()
+                .collect()
+        };
+        for pod in stale {
+            self.set(pod, Vec::new());
+        }
+        for (pod, ips) in all {
+            self.set(pod, ips);
+        }
     }
 
     /// Keeps only the pods of clusters `keep` accepts (served clusters that
-    /// went away leave nothing behind).
-    pub fn retain_clusters(&self, keep: impl Fn(&str) -> bool) {
+    /// went away leave nothing behind); returns the clusters dropped.
+    pub fn retain_clusters(&self, keep: impl Fn(&str) -> bool) -> HashSet<String> {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let gone: Vec<PodRef> = inner
             .by_pod
@@ -128,11 +160,13 @@ impl PodIndex {
             .filter(|p| !keep(&p.cluster))
             .cloned()
             .collect();
+        let clusters = gone.iter().map(|p| p.cluster.clone()).collect();
         for pod in gone {
             for ip in inner.by_pod.remove(&pod).unwrap_or_default() {
                 inner.unclaim(ip, &pod);
             }
         }
+        clusters
     }
 
     /// The pod `ip` belongs to: the deepest claiming cluster when every

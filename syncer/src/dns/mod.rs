@@ -16,13 +16,18 @@
 //! synced pod has, or one claimed by unrelated clusters, gets `REFUSED`:
 //! nothing of any cluster, and no forwarding (never an open resolver). A
 //! name of another tenant is simply not in the zone the query is answered
-//! from (`NXDOMAIN`). This module never writes anything.
+//! from (`NXDOMAIN`). The server never writes anything.
 //!
 //! Names outside `cluster.local` go to the upstream resolvers ([`forward`]).
+//!
+//! Replicas: the syncer runs on the lease holder only, and shares the pod
+//! addresses it learns through the store; every replica's server follows
+//! them ([`shared`]), so any replica answers a pod alike.
 
 pub mod forward;
 pub mod index;
 pub mod records;
+pub mod shared;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -188,6 +193,8 @@ pub async fn serve(
     } else {
         options.upstreams
     };
+    // The index the lease holder's syncer shares through the store.
+    let follow_task = tokio::spawn(shared::follow(api.store.storage().clone(), index.clone()));
     let handler = Arc::new(Handler {
         zone: Zone::new(api.clone()),
         api,
@@ -232,7 +239,7 @@ pub async fn serve(
     Ok(DnsServer {
         udp_addr,
         tcp_addr,
-        tasks: vec![udp_task, tcp_task],
+        tasks: vec![udp_task, tcp_task, follow_task],
     })
 }
 

@@ -114,7 +114,7 @@ pub(crate) async fn sync(
         h => h,
     };
     let Some(vpod) = vpod else {
-        s.forget_pod_ips(&ctx.cluster, ns, name);
+        s.forget_pod_ips(&ctx.cluster, ns, name).await?;
         if let Some(h) = hpod
             && !is_deleting(&h)
         {
@@ -144,7 +144,7 @@ pub(crate) async fn sync(
         return Ok(None);
     }
     let Some(hpod) = hpod else {
-        s.forget_pod_ips(&ctx.cluster, ns, name);
+        s.forget_pod_ips(&ctx.cluster, ns, name).await?;
         if is_finished(&vpod) {
             return Ok(None);
         }
@@ -210,9 +210,7 @@ pub(crate) async fn sync(
     }
     let refresh = token::ensure(ctx, &vpod, &hpod).await?;
     status::up(&vapi, &vpod, &hpod).await?;
-    if let Some(dns) = &s.dns {
-        dns.index.observe(&ctx.cluster, &vpod, &hpod);
-    }
+    s.observe_pod_ips(&ctx.cluster, &vpod, &hpod).await?;
     let node = hpod["spec"]["nodeName"].as_str().unwrap_or("");
     if !node.is_empty() && vpod["spec"]["nodeName"].as_str().unwrap_or("").is_empty() {
         binding::bind(s, &ctx.cluster, ns, name, vuid, node).await?;

@@ -27,6 +27,12 @@ pub struct Server {
 impl Server {
     /// Starts a server on 127.0.0.1:0 in a fresh directory.
     pub async fn start() -> Self {
+        Self::start_on(Default::default()).await
+    }
+
+    /// [`Server::start`] over `backend` (e.g. one etcd several servers
+    /// share, as replicas do).
+    pub async fn start_on(backend: nestkube_storage::Backend) -> Self {
         // Logs with NESTKUBE_LOG=... (e.g. nestkube_syncer=debug).
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -39,7 +45,7 @@ impl Server {
         let running = start(ServeConfig {
             data_dir: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".parse().unwrap(),
-            backend: Default::default(),
+            backend,
         })
         .await
         .expect("start server");
