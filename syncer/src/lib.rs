@@ -195,6 +195,8 @@ pub struct Syncer {
     pub(crate) dns: Option<dns::PodDns>,
     /// Virtual Events waiting to be written (latest wish per Event).
     pub(crate) outbox: events::Outbox,
+    /// The pods' token Secrets known current.
+    pub(crate) tokens: down::token::Tokens,
 }
 
 /// Settings of the syncer beyond its clients.
@@ -292,6 +294,7 @@ pub fn spawn_with(
         host_namespaces,
         dns: settings.dns,
         outbox: events::Outbox::default(),
+        tokens: Default::default(),
     });
     let s = syncer.clone();
     let queue = WorkQueue::new("syncer", move |item: Item| {

@@ -115,6 +115,7 @@ pub(crate) async fn sync(
     };
     let Some(vpod) = vpod else {
         s.forget_pod_ips(&ctx.cluster, ns, name).await?;
+        s.tokens.forget(ctx, &hname);
         if let Some(h) = hpod
             && !is_deleting(&h)
         {
@@ -145,6 +146,7 @@ pub(crate) async fn sync(
     }
     let Some(hpod) = hpod else {
         s.forget_pod_ips(&ctx.cluster, ns, name).await?;
+        s.tokens.forget(ctx, &hname);
         if is_finished(&vpod) {
             return Ok(None);
         }
@@ -176,7 +178,7 @@ pub(crate) async fn sync(
             return Ok(Some(Duration::from_millis(200)));
         };
         tracing::debug!(cluster = %ctx.cluster, pod = %format!("{ns}/{name}"), parent_pod = %hname, "pod synced down");
-        return token::ensure(ctx, &vpod, &created).await;
+        return token::ensure(ctx, &s.tokens, &vpod, &created, true).await;
     };
     // Both exist: labels follow the virtual pod, status comes up.
     let desired = host_meta(ctx, &vpod, &hname);
@@ -208,7 +210,7 @@ pub(crate) async fn sync(
         )
         .await?;
     }
-    let refresh = token::ensure(ctx, &vpod, &hpod).await?;
+    let refresh = token::ensure(ctx, &s.tokens, &vpod, &hpod, false).await?;
     status::up(&vapi, &vpod, &hpod).await?;
     s.observe_pod_ips(&ctx.cluster, &vpod, &hpod).await?;
     let node = hpod["spec"]["nodeName"].as_str().unwrap_or("");

@@ -11,8 +11,15 @@
 //! removes it with the copy, and it is refreshed at 80% of the shortest
 //! token lifetime, as the kubelet does.
 //!
+//! What the syncer last wrote or read of each token Secret is remembered
+//! ([`Tokens`]), so a reconcile of a pod whose token is current reads
+//! nothing from the parent; a new copy's Secret is created without looking
+//! first (none can be owned by a copy that did not exist).
+//!
 //! This module never asks the parent for a token.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::ByteString;
@@ -29,6 +36,52 @@ pub const REFRESH_ANNOTATION: &str = "tenancy.nestkube.io/token-refresh";
 const MIN_EXPIRATION: i64 = 600;
 /// Token lifetime when the source does not say (upstream's projected default).
 const DEFAULT_EXPIRATION: i64 = 3607;
+
+/// The token Secrets known current: by `(parent, host namespace, Secret
+/// name)`, the uid of the copy owning it and the unix time it is reissued
+/// at. Forgotten when the copy goes ([`Tokens::forget`]); a restarted
+/// syncer reads each Secret once.
+#[derive(Default)]
+pub(crate) struct Tokens(Mutex<HashMap<TokenKey, (String, i64)>>);
+
+/// `(parent, host namespace, Secret name)` of a token Secret.
+type TokenKey = (crate::ParentKey, String, String);
+
+impl Tokens {
+    /// When the Secret `key` owned by copy `owner_uid` is reissued, if it
+    /// is known current.
+    fn current(&self, key: &TokenKey, owner_uid: &str, now: i64) -> Option<i64> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .filter(|(uid, at)| uid == owner_uid && *at > now)
+            .map(|(_, at)| *at)
+    }
+
+    fn remember(&self, key: TokenKey, owner_uid: &str, refresh_at: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (owner_uid.to_string(), refresh_at));
+    }
+
+    /// Forgets the token Secret of copy `host_pod` of `ctx`'s cluster (the
+    /// copy is gone or going).
+    pub(crate) fn forget(&self, ctx: &Ctx, host_pod: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key_of(ctx, host_pod));
+    }
+}
+
+/// The [`TokenKey`] of copy `host_pod`'s Secret.
+fn key_of(ctx: &Ctx, host_pod: &str) -> TokenKey {
+    (
+        crate::ParentKey::of(&ctx.placement),
+        ctx.placement.host_namespace.clone(),
+        secret_name(host_pod),
+    )
+}
 
 /// Name of the token Secret of copy `host_pod`.
 pub fn secret_name(host_pod: &str) -> String {
@@ -80,30 +133,43 @@ fn unix_now() -> i64 {
 }
 
 /// Makes sure copy `hpod` of virtual pod `vpod` has a current token
-/// Secret; returns when to look again (the refresh time).
+/// Secret; returns when to look again (the refresh time). `new_copy`: the
+/// copy was just created, so no current Secret can exist.
 pub(crate) async fn ensure(
     ctx: &Ctx,
+    tokens: &Tokens,
     vpod: &Value,
     hpod: &Value,
+    new_copy: bool,
 ) -> Result<Option<Duration>, SyncError> {
     let sources = sources(vpod);
     if sources.is_empty() {
         return Ok(None);
     }
-    let hapi = api(&ctx.parent, Kind::Secret, &ctx.placement.host_namespace);
-    let name = secret_name(meta(hpod, "name"));
-    let existing = get(&hapi, &name).await?;
     let now = unix_now();
+    let known = key_of(ctx, meta(hpod, "name"));
+    let owner_uid = meta(hpod, "uid");
+    if let Some(at) = tokens.current(&known, owner_uid, now) {
+        return Ok(Some(Duration::from_secs((at - now) as u64)));
+    }
+    let hapi = api(&ctx.parent, Kind::Secret, &ctx.placement.host_namespace);
+    let name = known.2.clone();
+    let mut existing = if new_copy {
+        None
+    } else {
+        get(&hapi, &name).await?
+    };
     if let Some(s) = &existing {
         if !is_ours(ctx, s) {
             tracing::warn!(secret = %name, "a parent Secret of that name belongs to someone else");
             return Ok(None);
         }
         let refresh_at: i64 = annotation(s, REFRESH_ANNOTATION).parse().unwrap_or(0);
-        let owner_uid = s["metadata"]["ownerReferences"][0]["uid"]
+        let secret_owner = s["metadata"]["ownerReferences"][0]["uid"]
             .as_str()
             .unwrap_or("");
-        if refresh_at > now && owner_uid == meta(hpod, "uid") {
+        if refresh_at > now && secret_owner == owner_uid {
+            tokens.remember(known, owner_uid, refresh_at);
             return Ok(Some(Duration::from_secs((refresh_at - now) as u64)));
         }
     }
@@ -152,14 +218,20 @@ pub(crate) async fn ensure(
         "metadata": metadata,
         "data": serde_json::to_value(&data)?,
     });
-    match existing {
-        None => {
-            create(&hapi, &secret).await?;
+    if existing.is_none() && create(&hapi, &secret).await?.is_none() {
+        // One of an earlier copy of the same name (not yet collected).
+        existing = get(&hapi, &name).await?;
+    }
+    if let Some(s) = existing {
+        if !is_ours(ctx, &s) {
+            return Ok(None);
         }
-        Some(s) => {
-            secret["metadata"]["resourceVersion"] = s["metadata"]["resourceVersion"].clone();
-            replace(&hapi, &secret).await?;
+        secret["metadata"]["resourceVersion"] = s["metadata"]["resourceVersion"].clone();
+        if !replace(&hapi, &secret).await? {
+            // Changed meanwhile: look again soon.
+            return Ok(Some(Duration::from_secs(1)));
         }
     }
+    tokens.remember(known, owner_uid, refresh_at);
     Ok(Some(Duration::from_secs((refresh_at - now).max(1) as u64)))
 }
