@@ -22,8 +22,9 @@
 //! clusters get events through every hop by construction: the Event written
 //! into a parent virtual cluster is itself about a copy of the child.
 //!
-//! `record` writes the syncer's own Warning about a virtual pod (e.g.
-//! `SyncError` when the parent refuses its copy), counted up when repeated.
+//! `record` writes the syncer's own Warning about a virtual object (e.g.
+//! `SyncError` when the parent refuses a pod's copy, or an Ingress cannot
+//! be copied), counted up when repeated.
 //!
 //! This module never writes the parent; it writes only Events.
 
@@ -41,7 +42,8 @@ use crate::{Ctx, SyncError, names};
 
 /// `source.component` and `reportingComponent` of the syncer's own Events.
 pub const COMPONENT: &str = "nestkube-syncer";
-/// Reason of the Warning written when the parent refuses a pod's copy.
+/// Reason of the Warning written when the parent refuses a pod's copy (or
+/// an Ingress cannot be copied).
 pub const SYNC_ERROR: &str = "SyncError";
 /// Longest Kubernetes object name (DNS subdomain).
 const MAX_NAME: usize = 253;
@@ -340,13 +342,15 @@ async fn patch_event(events: &Api<Event>, name: &str, event: &Value) -> Result<b
     }
 }
 
-/// Records a Warning `reason` with `message` about virtual pod `vpod`
-/// (JSON) in the cluster `virt` talks to, as an event recorder does: one
-/// Event per pod and reason, its count and lastTimestamp raised when it
-/// happens again.
+/// Records a Warning `reason` with `message` about virtual object `vpod`
+/// (JSON; of `kind` in `api_version`) in the cluster `virt` talks to, as an
+/// event recorder does: one Event per object and reason, its count and
+/// lastTimestamp raised when it happens again.
 pub(crate) async fn record(
     virt: &kube::Client,
     vpod: &Value,
+    kind: &str,
+    api_version: &str,
     reason: &str,
     message: &str,
 ) -> Result<(), SyncError> {
@@ -361,7 +365,7 @@ pub(crate) async fn record(
     let mut ev = json!({
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": ev_name, "namespace": ns},
-        "involvedObject": {"kind": "Pod", "apiVersion": "v1", "namespace": ns, "name": name, "uid": uid},
+        "involvedObject": {"kind": kind, "apiVersion": api_version, "namespace": ns, "name": name, "uid": uid},
         "type": "Warning", "reason": reason, "message": message,
         "count": 1, "firstTimestamp": now, "lastTimestamp": now,
         "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
@@ -420,7 +424,7 @@ pub(crate) async fn copy_refused(ctx: &Ctx, vpod: &Value, copy_name: &str, err: 
         "the parent cluster refused to run the pod ({} {}): {detail}",
         status.code, status.reason
     );
-    if let Err(e) = record(&ctx.virt, vpod, SYNC_ERROR, &message).await {
+    if let Err(e) = record(&ctx.virt, vpod, "Pod", "v1", SYNC_ERROR, &message).await {
         tracing::debug!(cluster = %ctx.cluster, error = %e, "could not record the SyncError event");
     }
 }

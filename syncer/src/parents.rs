@@ -1,7 +1,8 @@
 //! The parents the syncer writes into, and the one watch per parent that
 //! brings changes of the copies back up.
 //!
-//! A parent's watch covers every pod the syncer owns there (label
+//! A parent's watch covers every pod (and claim, Ingress, NetworkPolicy)
+//! the syncer owns there (label
 //! `tenancy.nestkube.io/managed-by=nestkube`, all namespaces; on the host
 //! with `--host-namespaces`, one watch per listed namespace instead, so a
 //! service account with namespaced rights only there suffices), whichever
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
@@ -96,8 +98,10 @@ enum Watched {
     /// A copied pod changed (or the watch of that namespace, `None`: of all
     /// namespaces, (re)listed, or failed).
     Pod(Option<String>, Box<Result<Event<Pod>, watcher::Error>>),
-    /// A copied claim changed (its status comes up).
-    Claim(Option<Value>),
+    /// A copy of another kind than pods changed: a claim or an Ingress
+    /// (their status comes up), a NetworkPolicy (a copy changed or deleted
+    /// below is put back).
+    Copy(Kind, Option<Value>),
     /// A RuntimeClass event (whether it was not an error).
     RuntimeClass(bool),
     /// A Pod Event of the parent changed.
@@ -251,9 +255,21 @@ fn touched<K: serde::Serialize>(e: &Result<Event<K>, watcher::Error>) -> Option<
     }
 }
 
-/// Watches what the syncer owns in `parent` (pods, claims; in every
-/// namespace, or in each of [`Syncer::scope`]) and its RuntimeClasses,
-/// until aborted.
+/// The API of `K` in namespace `ns` (`None`: all namespaces).
+fn scoped<K>(client: &kube::Client, ns: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match ns {
+        None => Api::all(client.clone()),
+        Some(ns) => Api::namespaced(client.clone(), ns),
+    }
+}
+
+/// Watches what the syncer owns in `parent` (pods, claims, Ingresses,
+/// NetworkPolicies; in every namespace, or in each of [`Syncer::scope`])
+/// and its RuntimeClasses, until aborted.
 pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::Client) {
     let managed = || watcher::Config::default().labels(&names::managed_selector());
     let namespaces: Vec<Option<String>> = match syncer.scope(&parent) {
@@ -262,24 +278,29 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     };
     let mut streams = Vec::new();
     for ns in &namespaces {
-        let (pods, claims) = match ns {
-            None => (Api::<Pod>::all(client.clone()), Api::all(client.clone())),
-            Some(ns) => (
-                Api::<Pod>::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-        };
-        let ns = ns.clone();
+        let scope = ns.clone();
         streams.push(
-            watcher::watcher(pods, managed())
+            watcher::watcher::<Pod>(scoped(&client, ns), managed())
                 .default_backoff()
-                .map(move |e| Watched::Pod(ns.clone(), Box::new(e)))
+                .map(move |e| Watched::Pod(scope.clone(), Box::new(e)))
                 .boxed(),
         );
         streams.push(
-            watcher::watcher::<PersistentVolumeClaim>(claims, managed())
+            watcher::watcher::<PersistentVolumeClaim>(scoped(&client, ns), managed())
                 .default_backoff()
-                .map(|e| Watched::Claim(touched(&e)))
+                .map(|e| Watched::Copy(Kind::PersistentVolumeClaim, touched(&e)))
+                .boxed(),
+        );
+        streams.push(
+            watcher::watcher::<Ingress>(scoped(&client, ns), managed())
+                .default_backoff()
+                .map(|e| Watched::Copy(Kind::Ingress, touched(&e)))
+                .boxed(),
+        );
+        streams.push(
+            watcher::watcher::<NetworkPolicy>(scoped(&client, ns), managed())
+                .default_backoff()
+                .map(|e| Watched::Copy(Kind::NetworkPolicy, touched(&e)))
                 .boxed(),
         );
     }
@@ -328,9 +349,9 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     while let Some(event) = events.next().await {
         let (namespace, event) = match event {
             Watched::Pod(ns, e) => (ns, *e),
-            Watched::Claim(obj) => {
+            Watched::Copy(kind, obj) => {
                 if let Some(obj) = obj {
-                    copy_changed(Kind::PersistentVolumeClaim, &obj);
+                    copy_changed(kind, &obj);
                 }
                 continue;
             }
