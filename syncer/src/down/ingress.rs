@@ -8,7 +8,8 @@
 //! [`super::service`] names Service copies, and `tls[].secretName` as
 //! [`super::config`] names Secret copies; those Secrets are copied while an
 //! Ingress references them (and garbage collected with the pods' ones once
-//! nothing does). Virtual annotations are not carried: ingress-controller
+//! nothing does). A backend naming an `ExternalName` Service names no copy
+//! (those are not copied). Virtual annotations are not carried: ingress-controller
 //! annotations (snippets, auth, rewrites) act with the controller's rights
 //! on the parent. An Ingress with a `resource` backend (a typed reference
 //! to an arbitrary object, which names nothing in the parent) is not
