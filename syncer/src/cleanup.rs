@@ -5,9 +5,11 @@
 //!   it moved): every copy labelled with its VirtualCluster's uid in its
 //!   host namespace is deleted.
 //! - [`resync`]: a placement appeared (or the syncer started): every
-//!   virtual pod and Service of the cluster and every copy of it in the
-//!   parent is reconciled, so missing copies are created and copies without
-//!   a virtual object are deleted.
+//!   virtual pod, Service and claim of the cluster (and Ingress and
+//!   NetworkPolicy when its VirtualCluster enables them) and every copy of
+//!   it in the parent is reconciled, so missing copies are created and
+//!   copies without a virtual object (or of a kind switched off) are
+//!   deleted.
 //! - [`sweep`]: after each (re)list of a parent's watch (of all namespaces,
 //!   or of one of `--host-namespaces`), copies whose virtual cluster no
 //!   longer syncs there are deleted in what that watch covers. In a parent served
@@ -24,21 +26,30 @@ use serde_json::Value;
 
 use crate::down::{self, api, api_all, meta};
 use crate::parents::owner_of;
-use crate::{Kind, ParentKey, SyncError, Syncer, names};
+use crate::{Ctx, Kind, ParentKey, SyncError, Syncer, Syncs, names};
 
 /// Every kind the syncer copies.
-const KINDS: [Kind; 6] = [
+const KINDS: [Kind; 8] = [
     Kind::Pod,
     Kind::Service,
     Kind::ConfigMap,
     Kind::Secret,
     Kind::PersistentVolumeClaim,
     Kind::Endpoints,
+    Kind::Ingress,
+    Kind::NetworkPolicy,
 ];
+
+/// Kinds copied only when a VirtualCluster enables them: a host service
+/// account not (yet) granted them (an older chart) must not stop the rest.
+fn is_optional(kind: Kind) -> bool {
+    matches!(kind, Kind::Ingress | Kind::NetworkPolicy)
+}
 
 /// Lists `kind` with label selector `selector` as JSON.
 async fn list(
     api: &kube::Api<kube::api::DynamicObject>,
+    kind: Kind,
     selector: &str,
 ) -> Result<Vec<Value>, SyncError> {
     let mut out = Vec::new();
@@ -49,6 +60,10 @@ async fn list(
             }
         }
         Err(e) if down::is_not_found(&e) => {}
+        Err(kube::Error::Api(s)) if s.code == 403 && is_optional(kind) => {
+            tracing::warn!(kind = ?kind, message = %s.message,
+                "syncer: may not list copies of this kind in the parent (grant it to sync them); skipping");
+        }
         Err(e) => return Err(e.into()),
     }
     Ok(out)
@@ -77,7 +92,7 @@ pub(crate) async fn cleanup(
     let mut deleted = 0;
     for kind in KINDS {
         let a = api(&client, kind, host_namespace);
-        for obj in list(&a, &names::owner_selector(uid)).await? {
+        for obj in list(&a, kind, &names::owner_selector(uid)).await? {
             down::delete(&a, meta(&obj, "name"), meta(&obj, "uid"), None).await?;
             deleted += 1;
         }
@@ -92,8 +107,17 @@ pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
     let Some(ctx) = s.ctx(cluster)? else {
         return Ok(());
     };
-    for kind in [Kind::Pod, Kind::Service, Kind::PersistentVolumeClaim] {
-        for obj in list(&api_all(&ctx.virt, kind), "").await? {
+    for kind in [
+        Kind::Pod,
+        Kind::Service,
+        Kind::PersistentVolumeClaim,
+        Kind::Ingress,
+        Kind::NetworkPolicy,
+    ] {
+        if !ctx.placement.syncs(kind) {
+            continue; // Its copies, if any, are listed below and deleted.
+        }
+        for obj in list(&api_all(&ctx.virt, kind), kind, "").await? {
             let (ns, name) = (meta(&obj, "namespace"), meta(&obj, "name"));
             s.enqueue_object(kind, cluster, ns, name);
             if kind == Kind::Service {
@@ -103,7 +127,7 @@ pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
     }
     for kind in KINDS {
         let a = api(&ctx.parent, kind, &ctx.placement.host_namespace);
-        for obj in list(&a, &names::owner_selector(&ctx.placement.uid)).await? {
+        for obj in list(&a, kind, &names::owner_selector(&ctx.placement.uid)).await? {
             let Some(owner) = owner_of(&obj) else {
                 continue;
             };
@@ -117,6 +141,19 @@ pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
             };
             s.enqueue_object(kind, cluster, &owner.namespace, &owner.name);
         }
+    }
+    Ok(())
+}
+
+/// Reconciles every virtual object of `kind` in `ctx`'s cluster.
+pub(crate) async fn resync_kind(s: &Syncer, ctx: &Ctx, kind: Kind) -> Result<(), SyncError> {
+    for obj in list(&api_all(&ctx.virt, kind), kind, "").await? {
+        s.enqueue_object(
+            kind,
+            &ctx.cluster,
+            meta(&obj, "namespace"),
+            meta(&obj, "name"),
+        );
     }
     Ok(())
 }
@@ -137,7 +174,7 @@ pub(crate) async fn sweep(
             Some(ns) => api(&client, kind, ns),
             None => api_all(&client, kind),
         };
-        for obj in list(&a, &names::managed_selector()).await? {
+        for obj in list(&a, kind, &names::managed_selector()).await? {
             let ns = meta(&obj, "namespace");
             let stale = match owner_of(&obj) {
                 Some(owner) if s.owns(parent, ns, &owner) => false,

@@ -23,8 +23,9 @@
 //! clusters get events through every hop by construction: the Event written
 //! into a parent virtual cluster is itself about a copy of the child.
 //!
-//! `record` writes the syncer's own Warning about a virtual pod (e.g.
-//! `SyncError` when the parent refuses its copy), counted up when repeated.
+//! `record` writes the syncer's own Warning about a virtual object (e.g.
+//! `SyncError` when the parent refuses a pod's copy, or an Ingress cannot
+//! be copied), counted up when repeated.
 //!
 //! This module never writes the parent; it writes only Events.
 
@@ -42,7 +43,8 @@ use crate::{Ctx, Kind, SyncError, names};
 
 /// `source.component` and `reportingComponent` of the syncer's own Events.
 pub const COMPONENT: &str = "nestkube-syncer";
-/// Reason of the Warning written when the parent refuses a pod's copy.
+/// Reason of the Warning written when the parent refuses a pod's copy (or
+/// an Ingress cannot be copied).
 pub const SYNC_ERROR: &str = "SyncError";
 /// Longest Kubernetes object name (DNS subdomain).
 const MAX_NAME: usize = 253;
@@ -344,18 +346,18 @@ async fn patch_event(events: &Api<Event>, name: &str, event: &Value) -> Result<b
 }
 
 /// Records a Warning `reason` with `message` about virtual object `obj`
-/// (JSON, a pod unless it says its kind) in the cluster `virt` talks to, as
-/// an event recorder does: one Event per object and reason, its count and
+/// (JSON; of `kind` in `api_version`) in the cluster `virt` talks to, as an
+/// event recorder does: one Event per object and reason, its count and
 /// lastTimestamp raised when it happens again.
 pub(crate) async fn record(
     virt: &kube::Client,
     obj: &Value,
+    kind: &str,
+    api_version: &str,
     reason: &str,
     message: &str,
 ) -> Result<(), SyncError> {
     let (ns, name, uid) = (meta(obj, "namespace"), meta(obj, "name"), meta(obj, "uid"));
-    let kind = obj["kind"].as_str().unwrap_or("Pod");
-    let api_version = obj["apiVersion"].as_str().unwrap_or("v1");
     let events: Api<Event> = Api::namespaced(virt.clone(), ns);
     let ev_name = hashed_name(name, &[uid, reason]);
     let now = json!(nestkube_apiserver::registry::meta::now());
@@ -421,7 +423,7 @@ pub(crate) async fn copy_refused(ctx: &Ctx, vpod: &Value, copy_name: &str, err: 
         "the parent cluster refused to run the pod ({} {}): {detail}",
         status.code, status.reason
     );
-    if let Err(e) = record(&ctx.virt, vpod, SYNC_ERROR, &message).await {
+    if let Err(e) = record(&ctx.virt, vpod, "Pod", "v1", SYNC_ERROR, &message).await {
         tracing::debug!(cluster = %ctx.cluster, error = %e, "could not record the SyncError event");
     }
 }

@@ -16,9 +16,12 @@
 //! a service-account token issued by the virtual cluster), pod status up,
 //! Services (down, with the parent's cluster IP taken back up), the
 //! Endpoints of selector-less Services,
-//! PersistentVolumeClaims (down, status up), the
-//! parent's RuntimeClasses, StorageClasses, the Nodes pods are bound to and
-//! the PersistentVolumes claims are bound to mirrored up ([`mirror`]), the parent's Events about copies of pods, claims and
+//! PersistentVolumeClaims (down, status up), Ingresses (down, with the TLS
+//! Secrets they name; load balancer status up) and NetworkPolicies (down,
+//! selectors kept inside the tenant) when the VirtualCluster's `spec.sync`
+//! enables them, the parent's RuntimeClasses, StorageClasses, the Nodes
+//! pods are bound to and the PersistentVolumes claims are bound to mirrored
+//! up ([`mirror`]), the parent's Events about copies of pods, claims and
 //! Services told about the virtual objects ([`events`]). Cleanup:
 //! a placement that disappears deletes everything labelled with its
 //! VirtualCluster's uid ([`cleanup`]); every (re)start reconciles all.
@@ -83,6 +86,11 @@ pub enum Kind {
     PersistentVolumeClaim,
     /// `v1/Endpoints` (only those of selector-less Services).
     Endpoints,
+    /// `networking.k8s.io/v1/Ingress` (when the VirtualCluster enables it).
+    Ingress,
+    /// `networking.k8s.io/v1/NetworkPolicy` (when the VirtualCluster
+    /// enables it).
+    NetworkPolicy,
 }
 
 impl Kind {
@@ -95,6 +103,8 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
             Kind::Endpoints => "Endpoints",
+            Kind::Ingress => "Ingress",
+            Kind::NetworkPolicy => "NetworkPolicy",
         }
     }
 
@@ -117,6 +127,8 @@ impl Kind {
             "core/secrets" => Kind::Secret,
             "core/persistentvolumeclaims" => Kind::PersistentVolumeClaim,
             "core/endpoints" => Kind::Endpoints,
+            "networking.k8s.io/ingresses" => Kind::Ingress,
+            "networking.k8s.io/networkpolicies" => Kind::NetworkPolicy,
             _ => return None,
         })
     }
@@ -134,6 +146,9 @@ pub(crate) enum Item {
     },
     /// Enqueue every object of `cluster` and of its copies in the parent.
     Resync { cluster: String },
+    /// Reconcile every NetworkPolicy of `cluster` (its namespaces changed,
+    /// which namespace selectors match).
+    NetworkPolicies { cluster: String },
     /// Mirror the parent's RuntimeClasses and StorageClasses into `cluster`.
     Classes { cluster: String },
     /// Mirror the parent's Nodes `cluster`'s pods are bound to.
@@ -469,6 +484,20 @@ impl Syncer {
         let Some(k) = change.key().and_then(ObjectKey::parse) else {
             return;
         };
+        // Namespace labels decide what NetworkPolicies' namespace
+        // selectors match.
+        if k.segment == "core/namespaces" {
+            if self
+                .placement(k.cluster)
+                .is_some_and(|p| p.syncs(Kind::NetworkPolicy))
+                && !matches!(change, Change::Initial(_))
+            {
+                self.enqueue(Item::NetworkPolicies {
+                    cluster: k.cluster.to_string(),
+                });
+            }
+            return;
+        }
         let Some(kind) = Kind::from_segment(k.segment) else {
             return;
         };
@@ -482,7 +511,11 @@ impl Syncer {
         {
             self.enqueue_object(kind, &owner.cluster, &owner.namespace, &owner.name);
         }
-        if self.placement(k.cluster).is_none() {
+        let Some(placement) = self.placement(k.cluster) else {
+            return;
+        };
+        // A kind switched off has no copies (its switch's resync deleted them).
+        if !placement.syncs(kind) {
             return;
         }
         // A pod that is gone may leave ConfigMaps and Secrets unreferenced.
@@ -546,7 +579,11 @@ impl Syncer {
             }
         }
         for (path, new) in current.iter() {
-            if known.get(path).is_none_or(|old| !same_target(old, new)) {
+            // A kind switched on is copied, one switched off deleted.
+            if known
+                .get(path)
+                .is_none_or(|old| !same_target(old, new) || old.spec.sync != new.spec.sync)
+            {
                 if !self.allowed(new) {
                     tracing::error!(
                         cluster = %path,
@@ -635,6 +672,10 @@ impl Syncer {
                     }
                     Kind::PersistentVolumeClaim => down::pvc::sync(&ctx, &namespace, &name).await,
                     Kind::Endpoints => down::endpoints::sync(&ctx, &namespace, &name).await,
+                    Kind::Ingress => down::ingress::sync(&self, &ctx, &namespace, &name).await,
+                    Kind::NetworkPolicy => {
+                        down::network_policy::sync(&ctx, &namespace, &name).await
+                    }
                 };
                 match result {
                     // The cluster went away during the reconcile: its
@@ -656,6 +697,12 @@ impl Syncer {
                 });
                 cleanup::resync(&self, &cluster).await.map(|()| None)
             }
+            Item::NetworkPolicies { cluster } => match self.ctx(&cluster)? {
+                Some(ctx) => cleanup::resync_kind(&self, &ctx, Kind::NetworkPolicy)
+                    .await
+                    .map(|()| None),
+                None => Ok(None),
+            },
             Item::Classes { cluster } => match self.ctx(&cluster)? {
                 Some(ctx) => {
                     mirror::runtime_classes::sync(&ctx).await?;
@@ -700,6 +747,23 @@ impl Syncer {
                     .await
                     .map(|()| None)
             }
+        }
+    }
+}
+
+/// What a placement's VirtualCluster asks to sync.
+trait Syncs {
+    /// Whether objects of `kind` are copied (the optional kinds only when
+    /// `spec.sync` enables them).
+    fn syncs(&self, kind: Kind) -> bool;
+}
+
+impl Syncs for Placement {
+    fn syncs(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::Ingress => self.spec.sync.ingresses,
+            Kind::NetworkPolicy => self.spec.sync.network_policies,
+            _ => true,
         }
     }
 }

@@ -54,6 +54,10 @@ pub const ORIGIN_NAMESPACE_ANNOTATION: &str = "tenancy.nestkube.io/origin-namesp
 pub const ORIGIN_NAME_ANNOTATION: &str = "tenancy.nestkube.io/origin-name";
 /// Annotation with the object's uid in its origin cluster.
 pub const ORIGIN_UID_ANNOTATION: &str = "tenancy.nestkube.io/origin-uid";
+/// Annotation on a copy whose spec is copied whole (Ingress,
+/// NetworkPolicy) with a hash of the spec last written, so a field removed
+/// from the virtual object is removed from the copy too.
+pub const SPEC_HASH_ANNOTATION: &str = "tenancy.nestkube.io/spec-hash";
 /// Domain under which virtual label keys are carried to the parent:
 /// `app` becomes `label.tenancy.nestkube.io/app`, `example.com/app`
 /// becomes `example.com.label.tenancy.nestkube.io/app`.

@@ -1,8 +1,8 @@
 //! The parents the syncer writes into, and the one watch per parent that
 //! brings changes of the copies back up.
 //!
-//! A parent's watches cover every pod, claim and Service the syncer owns
-//! there (label `tenancy.nestkube.io/managed-by=nestkube`, all namespaces;
+//! A parent's watches cover every pod, claim, Service, Ingress and
+//! NetworkPolicy the syncer owns there (label `tenancy.nestkube.io/managed-by=nestkube`, all namespaces;
 //! on the host with `--host-namespaces`, one watch per listed namespace
 //! instead, so a service account with namespaced rights only there
 //! suffices), whichever virtual cluster it belongs to, metadata only; each
@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -97,8 +98,17 @@ impl Syncer {
 }
 
 /// The kinds of copies the parent's watches follow, so their changes come
-/// up and Events about them are told in the virtual cluster.
-const WATCHED_COPIES: [Kind; 3] = [Kind::Pod, Kind::PersistentVolumeClaim, Kind::Service];
+/// up (status, or a copy deleted below put back).
+const WATCHED_COPIES: [Kind; 5] = [
+    Kind::Pod,
+    Kind::PersistentVolumeClaim,
+    Kind::Service,
+    Kind::Ingress,
+    Kind::NetworkPolicy,
+];
+/// The kinds of copies whose parent Events are told in the virtual cluster
+/// (one Event watch each); their copy watches list before those start.
+const EVENT_KINDS: [Kind; 3] = [Kind::Pod, Kind::PersistentVolumeClaim, Kind::Service];
 
 /// One event of a parent's watches.
 enum Watched {
@@ -313,14 +323,17 @@ fn copy_watch(
     match kind {
         Kind::PersistentVolumeClaim => watch::<PersistentVolumeClaim>(client, kind, ns),
         Kind::Service => watch::<Service>(client, kind, ns),
+        Kind::Ingress => watch::<Ingress>(client, kind, ns),
+        Kind::NetworkPolicy => watch::<NetworkPolicy>(client, kind, ns),
         Kind::Pod => watch::<Pod>(client, kind, ns),
         other => unreachable!("no watch of copies of {other:?}"),
     }
 }
 
-/// Watches what the syncer owns in `parent` (pods, claims, Services; in
-/// every namespace, or in each of [`Syncer::scope`]), the Events about
-/// them and the parent's RuntimeClasses and StorageClasses, until aborted.
+/// Watches what the syncer owns in `parent` (pods, claims, Services,
+/// Ingresses, NetworkPolicies; in every namespace, or in each of
+/// [`Syncer::scope`]), the Events about pods, claims and Services, and the
+/// parent's RuntimeClasses and StorageClasses, until aborted.
 pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::Client) {
     let namespaces: Vec<Option<String>> = match syncer.scope(&parent) {
         None => vec![None],
@@ -357,14 +370,14 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     // The copy watches yet to list before the Event watches start.
     let mut unlisted: HashSet<(Kind, Option<String>)> = namespaces
         .iter()
-        .flat_map(|ns| WATCHED_COPIES.map(|k| (k, ns.clone())))
+        .flat_map(|ns| EVENT_KINDS.map(|k| (k, ns.clone())))
         .collect();
     // Events carry no labels, and a field selector matches one kind: one
     // Event watch per kind of copy (and namespace).
     let mut event_streams = Some(
         namespaces
             .iter()
-            .flat_map(|ns| WATCHED_COPIES.map(|k| (k, ns.clone())))
+            .flat_map(|ns| EVENT_KINDS.map(|k| (k, ns.clone())))
             .map(|(kind, ns)| {
                 let api = match ns {
                     None => Api::<CoreEvent>::all(client.clone()),

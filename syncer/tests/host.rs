@@ -436,3 +436,178 @@ async fn a_claim_bound_on_the_host_is_bound_in_the_virtual_cluster() {
     host.kubectl(&["delete", "pv", &volume, "--wait=false"]);
     host.kubectl(&["delete", "storageclass", &class, "--wait=false"]);
 }
+
+/// `spec.sync` on: a NetworkPolicy and an Ingress of a host-placed cluster
+/// are accepted by the real kube-apiserver with their translated fields
+/// (selectors restricted to the tenant, one matching nothing; backends and
+/// the TLS Secret renamed, the Secret copied), and the Ingress's load
+/// balancer status comes back up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn network_policies_and_ingresses_on_the_host() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+    use kube::api::{Patch, PatchParams};
+
+    let Some(host) = nestkube_e2e::HostCluster::shared() else {
+        return;
+    };
+    let ns = host.namespace("syncer-net");
+    let host_client =
+        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
+    let server = Server::start().await;
+    let api = server.running.api.clone();
+    let cluster = common::host_placed_cluster_with_spec(
+        &server,
+        host_client.clone(),
+        ns.name(),
+        "tenant",
+        Default::default(),
+        json!({"sync": {"ingresses": true, "networkPolicies": true}}),
+    )
+    .await;
+    let uid = format!("uid-{cluster}");
+    let virt = api.client_for(&cluster);
+    let tr = |n: &str| names::host_name(&cluster, "default", n);
+    Api::<Namespace>::all(virt.clone())
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "x"}}})),
+        )
+        .await
+        .expect("label the namespace");
+
+    let started = Instant::now();
+    let policy: NetworkPolicy = serde_json::from_value(json!({
+        "metadata": {"name": "db"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "db"}},
+            "ingress": [{"from": [
+                {"podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}},
+                {"namespaceSelector": {"matchLabels": {"team": "x"}}},
+                {"namespaceSelector": {"matchLabels": {"team": "nobody"}}},
+                {"ipBlock": {"cidr": "10.0.0.0/8"}},
+            ], "ports": [{"port": "postgres"}]}],
+            "policyTypes": ["Ingress"],
+        },
+    }))
+    .unwrap();
+    Api::<NetworkPolicy>::namespaced(virt.clone(), "default")
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("virtual NetworkPolicy");
+    let host_nps: Api<NetworkPolicy> = Api::namespaced(host_client.clone(), ns.name());
+    let h = wait_for_within("the NetworkPolicy on the host", 30, || async {
+        host_nps.get_opt(&tr("db")).await.ok().flatten()
+    })
+    .await;
+    let policy_in = started.elapsed();
+    let h = js(&h);
+    let owner = json!({names::MANAGED_BY_LABEL: "nestkube", names::VC_UID_LABEL: uid});
+    let mut own_ns = owner.clone();
+    own_ns[names::NAMESPACE_LABEL] = json!("default");
+    let mut pods = own_ns.clone();
+    pods["label.tenancy.nestkube.io/app"] = json!("db");
+    assert_eq!(h["spec"]["podSelector"], json!({ "matchLabels": pods }));
+    let from = &h["spec"]["ingress"][0]["from"];
+    assert_eq!(
+        from[0],
+        json!({"podSelector": {"matchLabels": own_ns, "matchExpressions": [
+            {"key": "label.tenancy.nestkube.io/app", "operator": "In", "values": ["web"]}]}})
+    );
+    assert_eq!(
+        from[1],
+        json!({"podSelector": {"matchLabels": owner, "matchExpressions": [
+            {"key": names::NAMESPACE_LABEL, "operator": "In", "values": ["default"]}]}})
+    );
+    assert_eq!(
+        from[2],
+        json!({"podSelector": {"matchLabels": {names::VC_UID_LABEL: uid}, "matchExpressions": [
+            {"key": names::VC_UID_LABEL, "operator": "DoesNotExist"}]}})
+    );
+    assert_eq!(from[3], json!({"ipBlock": {"cidr": "10.0.0.0/8"}}));
+    assert_eq!(
+        h["spec"]["ingress"][0]["ports"],
+        json!([{"port": "postgres", "protocol": "TCP"}])
+    );
+
+    let started = Instant::now();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "web-tls"}, "type": "kubernetes.io/tls",
+        "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(virt.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("virtual Secret");
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "ingressClassName": "nginx",
+            "defaultBackend": {"service": {"name": "fallback", "port": {"number": 80}}},
+            "tls": [{"hosts": ["web.example.com"], "secretName": "web-tls"}],
+            "rules": [{"host": "web.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "http"}}}},
+            ]}}],
+        },
+    }))
+    .unwrap();
+    let vingresses: Api<Ingress> = Api::namespaced(virt.clone(), "default");
+    vingresses
+        .create(&PostParams::default(), &ingress)
+        .await
+        .expect("virtual Ingress");
+    let host_ingresses: Api<Ingress> = Api::namespaced(host_client.clone(), ns.name());
+    let h = wait_for_within("the Ingress on the host", 30, || async {
+        host_ingresses.get_opt(&tr("web")).await.ok().flatten()
+    })
+    .await;
+    let ingress_in = started.elapsed();
+    let h = js(&h);
+    assert_eq!(h["metadata"]["labels"][names::VC_UID_LABEL], uid.as_str());
+    assert_eq!(h["spec"]["ingressClassName"], "nginx");
+    assert_eq!(
+        h["spec"]["defaultBackend"]["service"]["name"],
+        tr("fallback").as_str()
+    );
+    assert_eq!(
+        h["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"],
+        json!({"name": tr("web"), "port": {"name": "http"}})
+    );
+    assert_eq!(
+        h["spec"]["tls"],
+        json!([{"hosts": ["web.example.com"], "secretName": tr("web-tls")}])
+    );
+    let host_secret = Api::<Secret>::namespaced(host_client.clone(), ns.name())
+        .get(&tr("web-tls"))
+        .await
+        .expect("the TLS Secret on the host");
+    assert_eq!(host_secret.type_.as_deref(), Some("kubernetes.io/tls"));
+
+    // What an ingress controller would write comes up.
+    host_ingresses
+        .patch_status(
+            &tr("web"),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}})),
+        )
+        .await
+        .expect("host Ingress status");
+    wait_for_within("the load balancer status up", 30, || async {
+        let v = js(&vingresses.get("web").await.ok()?);
+        (v["status"]["loadBalancer"]["ingress"][0]["ip"] == "192.0.2.10").then_some(())
+    })
+    .await;
+    eprintln!("host: virtual create -> NetworkPolicy {policy_in:?}, Ingress {ingress_in:?}");
+
+    // The cluster goes: nothing of it stays.
+    api.clusters.remove(&cluster).await.expect("remove");
+    let lp = ListParams::default().labels(&names::owner_selector(&uid));
+    wait_for_within("nothing of the cluster on the host", 60, || async {
+        let nps = host_nps.list(&lp).await.ok()?;
+        let ingresses = host_ingresses.list(&lp).await.ok()?;
+        (nps.items.is_empty() && ingresses.items.is_empty()).then_some(())
+    })
+    .await;
+}

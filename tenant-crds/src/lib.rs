@@ -23,7 +23,7 @@ mod validation;
 
 pub use types::{
     CONDITION_POLICY_COMPLIANT, CONDITION_READY, GROUP, IsolationSpec, KUBECONFIG_SECRET_KEY,
-    LimitsSpec, MAX_ALLOWED_RUNTIME_CLASSES, PodSecurityLevel, SecretKeyRef, VERSION,
+    LimitsSpec, MAX_ALLOWED_RUNTIME_CLASSES, PodSecurityLevel, SecretKeyRef, SyncSpec, VERSION,
     VirtualCluster, VirtualClusterPhase, VirtualClusterSpec, VirtualClusterStatus,
 };
 pub use validation::{SpecError, validate};

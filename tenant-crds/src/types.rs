@@ -99,6 +99,33 @@ pub struct VirtualClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), pattern(DNS1123_LABEL_PATTERN))]
     pub host_namespace: Option<String>,
+
+    /// Optional kinds of the tenant's objects copied to the parent cluster
+    /// besides pods and what they need (all off by default).
+    #[serde(default)]
+    pub sync: SyncSpec,
+}
+
+/// Optional kinds of objects synced from the virtual cluster to the parent
+/// cluster. Turning a kind off deletes its copies from the parent cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncSpec {
+    /// Copy the tenant's Ingresses (networking.k8s.io/v1), with their Service
+    /// backends and TLS Secrets (the Secrets are copied too) translated to the
+    /// copies' names, so the parent cluster's ingress controllers serve them;
+    /// the load balancer status comes back up. Annotations are not copied.
+    /// Ingresses with a `resource` backend are not copied (a Warning event
+    /// says so).
+    #[serde(default)]
+    pub ingresses: bool,
+
+    /// Copy the tenant's NetworkPolicies (networking.k8s.io/v1) so the parent
+    /// cluster's network plugin enforces them on the tenant's pods. Pod and
+    /// namespace selectors are translated so that a policy only ever selects
+    /// pods of the same virtual cluster; ipBlock peers and ports are kept.
+    #[serde(default)]
+    pub network_policies: bool,
 }
 
 /// Isolation of the tenant's workloads on the parent cluster.

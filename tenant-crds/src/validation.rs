@@ -254,7 +254,7 @@ fn parse_quantity_sign(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{IsolationSpec, LimitsSpec, PodSecurityLevel};
+    use crate::types::{IsolationSpec, LimitsSpec, PodSecurityLevel, SyncSpec};
     use k8s_openapi::api::core::v1::ResourceQuotaSpec;
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -305,6 +305,10 @@ mod tests {
                 }),
             },
             host_namespace: Some("tenant-team-a".into()),
+            sync: SyncSpec {
+                ingresses: true,
+                network_policies: true,
+            },
         };
         assert_eq!(validate(&s), vec![]);
     }

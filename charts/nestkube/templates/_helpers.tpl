@@ -52,6 +52,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [pods, configmaps, secrets, services, endpoints, persistentvolumeclaims]
   verbs: [get, list, watch, create, update, patch, delete, deletecollection]
+# Ingresses and NetworkPolicies, synced when a VirtualCluster's spec.sync enables them.
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses, networkpolicies]
+  verbs: [get, list, watch, create, update, patch, delete, deletecollection]
 # kubectl logs / exec / attach / port-forward of tenant pods.
 - apiGroups: [""]
   resources: [pods/log, pods/exec, pods/attach, pods/portforward]

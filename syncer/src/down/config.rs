@@ -1,6 +1,8 @@
 //! ConfigMaps and Secrets: copied to the parent while a virtual pod of
-//! their namespace references them (see [`super::pod::references`]), kept
-//! up to date, and deleted from the parent once no pod references them.
+//! their namespace references them (see [`super::pod::references`]), or,
+//! for Secrets, a copied Ingress names them in `tls` (see
+//! [`super::ingress::tls_secrets`]), kept up to date, and deleted from the
+//! parent once nothing references them.
 //!
 //! A copy carries the data, `type` (a service-account-token Secret becomes
 //! `Opaque`, so the parent's token controller never fills it with a parent
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{api, create, delete, get, host_meta, is_ours, meta, pod, replace};
+use super::{api, create, delete, get, host_meta, ingress, is_ours, meta, pod, replace};
 use crate::{Ctx, Kind, SyncError, names};
 
 /// Reconciles virtual ConfigMap or Secret `ns/name` with its copy.
@@ -45,8 +47,20 @@ pub(crate) async fn sync(
     Ok(None)
 }
 
-/// Whether a virtual pod of `ns` references `kind` `name`.
+/// Whether a virtual pod of `ns` references `kind` `name`, or a copied
+/// Ingress of `ns` Secret `name`.
 async fn is_referenced(ctx: &Ctx, kind: Kind, ns: &str, name: &str) -> Result<bool, SyncError> {
+    if kind == Kind::Secret && ctx.placement.spec.sync.ingresses {
+        let ingresses = api(&ctx.virt, Kind::Ingress, ns)
+            .list(&Default::default())
+            .await?;
+        for i in ingresses.items {
+            let i = serde_json::to_value(i)?;
+            if !pod::is_deleting(&i) && ingress::tls_secrets(&i).iter().any(|n| n == name) {
+                return Ok(true);
+            }
+        }
+    }
     let pods = api(&ctx.virt, Kind::Pod, ns)
         .list(&Default::default())
         .await?;

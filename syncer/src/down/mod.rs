@@ -1,7 +1,8 @@
 //! Down sync: virtual objects copied into the parent, one module per kind
 //! ([`pod`], [`config`] for the ConfigMaps and Secrets pods reference,
 //! [`token`] for the service-account token a pod runs with, [`service`],
-//! [`endpoints`] of selector-less Services, [`pvc`]).
+//! [`endpoints`] of selector-less Services, [`pvc`]; [`ingress`] and
+//! [`network_policy`] when the VirtualCluster's `spec.sync` enables them).
 //! Each reconcile is keyed by the virtual object and goes both ways for it
 //! (copy down, status or cluster IP up), so one key is never reconciled by
 //! two tasks at once.
@@ -14,6 +15,8 @@
 pub mod binding;
 pub mod config;
 pub mod endpoints;
+pub mod ingress;
+pub mod network_policy;
 pub mod pod;
 pub mod pvc;
 pub mod service;
@@ -25,6 +28,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, PersistentVolumeClaim, Pod, Secret, Service,
 };
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams, Preconditions};
 use serde_json::{Value, json};
 
@@ -39,6 +43,8 @@ fn resource(kind: Kind) -> ApiResource {
         Kind::Secret => ApiResource::erase::<Secret>(&()),
         Kind::PersistentVolumeClaim => ApiResource::erase::<PersistentVolumeClaim>(&()),
         Kind::Endpoints => ApiResource::erase::<Endpoints>(&()),
+        Kind::Ingress => ApiResource::erase::<Ingress>(&()),
+        Kind::NetworkPolicy => ApiResource::erase::<NetworkPolicy>(&()),
     }
 }
 
@@ -144,6 +150,41 @@ pub(crate) fn is_ours(ctx: &Ctx, obj: &Value) -> bool {
     labels[names::MANAGED_BY_LABEL] == names::MANAGED_BY_VALUE
         && labels[names::VC_UID_LABEL] == names::label_value(&ctx.placement.uid).as_str()
         && annotation(obj, names::CLUSTER_ANNOTATION) == ctx.cluster
+}
+
+/// Writes [`names::SPEC_HASH_ANNOTATION`] on copy `desired` (a hash of its
+/// spec), which [`is_current`] compares.
+pub(crate) fn stamp_spec(desired: &mut Value) {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(desired["spec"].to_string().as_bytes());
+    let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    desired["metadata"]["annotations"][names::SPEC_HASH_ANNOTATION] = json!(hash);
+}
+
+/// Whether copy `have` already is `want`: same labels and annotations (for
+/// a copy [`stamp_spec`]ed, the same virtual spec written last), and every
+/// field of `want`'s spec present in `have`'s with the same value (fields
+/// the parent defaulted, e.g. a port's protocol or an Ingress's default
+/// class, are not differences, or each reconcile would write; a change made
+/// in the parent is).
+pub(crate) fn is_current(have: &Value, want: &Value) -> bool {
+    have["metadata"]["labels"] == want["metadata"]["labels"]
+        && have["metadata"]["annotations"] == want["metadata"]["annotations"]
+        && covers(&have["spec"], &want["spec"])
+}
+
+/// Whether `have` holds everything `want` does (objects: every key of
+/// `want`, recursively; arrays: as many items, each covered; else equal).
+pub(crate) fn covers(have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::Object(h), Value::Object(w)) => w
+            .iter()
+            .all(|(k, v)| v.is_null() || h.get(k).is_some_and(|x| covers(x, v))),
+        (Value::Array(h), Value::Array(w)) => {
+            h.len() == w.len() && h.iter().zip(w).all(|(x, v)| covers(x, v))
+        }
+        (h, w) => h == w,
+    }
 }
 
 /// An annotation of `obj` ("" when absent).

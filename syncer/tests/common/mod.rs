@@ -76,12 +76,17 @@ pub fn virtual_clusters(client: &Client, namespace: &str) -> Api<DynamicObject> 
 /// Creates VirtualCluster `default/name` through `parent`, waits until it
 /// is Ready; returns its uid and a client from its kubeconfig Secret.
 pub async fn virtual_cluster(parent: &Client, name: &str) -> (String, Client) {
+    virtual_cluster_with(parent, name, json!({})).await
+}
+
+/// [`virtual_cluster`] with `spec`.
+pub async fn virtual_cluster_with(parent: &Client, name: &str, spec: Value) -> (String, Client) {
     let vcs = virtual_clusters(parent, "default");
     let vc: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "tenancy.nestkube.io/v1alpha1",
         "kind": "VirtualCluster",
         "metadata": {"name": name, "namespace": "default"},
-        "spec": {},
+        "spec": spec,
     }))
     .unwrap();
     let created = vcs
@@ -158,6 +163,18 @@ pub async fn host_placed_cluster_with(
     prefix: &str,
     settings: nestkube_syncer::Settings,
 ) -> String {
+    host_placed_cluster_with_spec(server, host, namespace, prefix, settings, json!({})).await
+}
+
+/// [`host_placed_cluster_with`], the VirtualCluster's spec being `spec`.
+pub async fn host_placed_cluster_with_spec(
+    server: &Server,
+    host: Client,
+    namespace: &str,
+    prefix: &str,
+    settings: nestkube_syncer::Settings,
+    spec: Value,
+) -> String {
     let api = server.running.api.clone();
     let cluster = nestkube_e2e::unique_name(prefix);
     api.clusters
@@ -169,7 +186,7 @@ pub async fn host_placed_cluster_with(
         namespace,
         &cluster,
         &format!("uid-{cluster}"),
-        serde_json::from_value(json!({})).expect("spec"),
+        serde_json::from_value(spec).expect("spec"),
     );
     api.clusters
         .set_placement(&cluster, placement)
