@@ -451,10 +451,7 @@ async fn a_service_resolves_by_name_for_a_host_pod() {
         return;
     };
     let ns = host.namespace("dns");
-    let host_client = common::client_for(
-        kube::config::Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig"),
-    )
-    .await;
+    let host_client = common::host_admin(host).await;
     let server = Server::start().await;
     let api = server.running.api.clone();
     let (dns_server, index) = serve_dns(&api, Vec::new()).await;

@@ -14,7 +14,6 @@ use common::{Server, js, virtual_cluster, wait_for, wait_for_within};
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, ResourceQuota, Service};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::Kubeconfig;
 use nestkube_syncer::names;
 use serde_json::{Value, json};
 
@@ -195,15 +194,7 @@ async fn parent_events_are_told_about_the_virtual_pod() {
         .delete(&name, &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("the virtual Event to go", || async {
-        a_events
-            .get_opt("web.187e1b2c3d4e5f60")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    common::wait_gone("the virtual Event to go", &a_events, "web.187e1b2c3d4e5f60").await;
 }
 
 /// The Event and pod watches of a parent are separate streams: an Event
@@ -328,17 +319,10 @@ async fn a_refused_copy_is_a_warning_on_the_virtual_pod() {
 /// shows up in the virtual cluster about the virtual pod.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_host_schedulers_event_shows_in_the_virtual_cluster() {
-    let Some(host) = nestkube_e2e::HostCluster::shared() else {
+    let Some(common::HostPlaced { ns, virt, .. }) = common::host_placed("events", "events").await
+    else {
         return;
     };
-    let ns = host.namespace("events");
-    let host_client =
-        common::client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig"))
-            .await;
-    let server = Server::start().await;
-    let cluster =
-        common::host_placed_cluster(&server, host_client.clone(), ns.name(), "events").await;
-    let virt = server.running.api.client_for(&cluster);
     let vuid = wait_for_within("the virtual pod to be created", 30, || async {
         Api::<Pod>::namespaced(virt.clone(), "default")
             .create(&PostParams::default(), &pod("web"))
@@ -384,23 +368,31 @@ async fn service_events_come_up_and_a_deleted_copy_comes_back() {
         "spec": {"selector": {"app": "shop"}, "ports": [{"port": 80}]},
     }))
     .unwrap();
-    let vsvc = wait_for("the virtual Service to be created", || async {
-        Api::<Service>::namespaced(a.clone(), "default")
-            .create(&PostParams::default(), &svc)
-            .await
-            .ok()
+    let vsvcs: Api<Service> = Api::namespaced(a.clone(), "default");
+    wait_for("the virtual Service to be created", || async {
+        vsvcs.create(&PostParams::default(), &svc).await.ok()
     })
     .await;
-    let vuid = vsvc.metadata.uid.unwrap();
+    // The virtual Service is re-created with its copy's cluster IP (a new
+    // uid), and the copy then names that one: its Events are about it.
     let root_svcs: Api<Service> = Api::namespaced(server.root.clone(), "default");
     let copy = names::host_name("team-a", "default", "shop");
-    let copy_uid = wait_for("the Service's copy in root", || async {
-        root_svcs.get(&copy).await.ok()
-    })
-    .await
-    .metadata
-    .uid
-    .unwrap();
+    let (vuid, copy_uid) = wait_for(
+        "the Service's copy in root, naming the virtual Service",
+        || async {
+            let v = js(&vsvcs.get("shop").await.ok()?);
+            let h = js(&root_svcs.get(&copy).await.ok()?);
+            (v["spec"]["clusterIP"] == h["spec"]["clusterIP"]
+                && h["metadata"]["annotations"][names::UID_ANNOTATION] == v["metadata"]["uid"])
+                .then(|| {
+                    (
+                        v["metadata"]["uid"].as_str().unwrap().to_string(),
+                        h["metadata"]["uid"].as_str().unwrap().to_string(),
+                    )
+                })
+        },
+    )
+    .await;
 
     let mut ev = js(&event(
         &format!("{copy}.17a0"),
@@ -434,14 +426,11 @@ async fn service_events_come_up_and_a_deleted_copy_comes_back() {
         .delete(&format!("{copy}.17a0"), &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("the Service's Event to go with the parent's", || async {
-        a_events
-            .get_opt("shop.17a0")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
+    common::wait_gone(
+        "the Service's Event to go with the parent's",
+        &a_events,
+        "shop.17a0",
+    )
     .await;
 
     // Someone deletes the copy in the parent: the syncer puts it back.
@@ -464,17 +453,11 @@ async fn service_events_come_up_and_a_deleted_copy_comes_back() {
 /// cluster about the virtual claim.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_host_volume_controllers_event_shows_on_the_virtual_claim() {
-    let Some(host) = nestkube_e2e::HostCluster::shared() else {
+    let Some(common::HostPlaced { ns, virt, .. }) =
+        common::host_placed("claim-events", "claims").await
+    else {
         return;
     };
-    let ns = host.namespace("claim-events");
-    let host_client =
-        common::client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig"))
-            .await;
-    let server = Server::start().await;
-    let cluster =
-        common::host_placed_cluster(&server, host_client.clone(), ns.name(), "claims").await;
-    let virt = server.running.api.client_for(&cluster);
     let claim: PersistentVolumeClaim = serde_json::from_value(json!({
         "metadata": {"name": "data"},
         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "no-such-class",

@@ -26,8 +26,7 @@ async fn pods_run_on_the_host() {
         return;
     };
     let ns = host.namespace("syncer");
-    let host_client =
-        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
+    let host_client = common::host_admin(host).await;
 
     let server = Server::start().await;
     let api = server.running.api.clone();
@@ -189,8 +188,7 @@ async fn a_host_virtual_cluster_runs_its_pods_on_the_host() {
     let ns = host.namespace("syncer-vc");
     let dir = tempfile::tempdir().expect("tempdir");
     let (running, selector_value) = common::host_mode_server(host, dir.path(), "syncer").await;
-    let host_client =
-        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
+    let host_client = common::host_admin(host).await;
     nestkube_syncer::spawn(running.api.clone(), Some(host_client.clone()));
 
     let name = nestkube_e2e::unique_name("vc");
@@ -270,8 +268,7 @@ async fn host_namespaces_scope_what_is_synced() {
     };
     let listed = host.namespace("scoped");
     let other = host.namespace("unlisted");
-    let host_client =
-        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
+    let host_client = common::host_admin(host).await;
     let server = Server::start().await;
     let api = server.running.api.clone();
     let mut clusters = Vec::new();
@@ -361,8 +358,7 @@ async fn a_claim_bound_on_the_host_is_bound_in_the_virtual_cluster() {
         return;
     };
     let ns = host.namespace("volumes");
-    let host_client =
-        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
+    let host_client = common::host_admin(host).await;
     // A class without a provisioner and a volume of it, as an admin makes
     // them for static provisioning (cluster-scoped: unique names).
     let class = nestkube_e2e::unique_name("manual");
@@ -452,8 +448,7 @@ async fn network_policies_and_ingresses_on_the_host() {
         return;
     };
     let ns = host.namespace("syncer-net");
-    let host_client =
-        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
+    let host_client = common::host_admin(host).await;
     let server = Server::start().await;
     let api = server.running.api.clone();
     let cluster = common::host_placed_cluster_with_spec(

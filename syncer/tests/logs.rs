@@ -9,11 +9,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use common::{Server, client_for, js, virtual_cluster, wait_for, wait_for_within};
+use common::{Server, js, virtual_cluster, wait_for, wait_for_within};
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams, PostParams};
-use kube::config::Kubeconfig;
 use nestkube_apiserver::server::pod_connect::{StreamRequest, Upgraded};
 use nestkube_apiserver::server::pod_proxy::{ConnectError, LogQuery, LogStream, PodConnector};
 use nestkube_syncer::names;
@@ -219,18 +218,20 @@ async fn a_follow_streams_chunk_by_chunk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn logs_come_from_the_host_pod() {
-    let Some(host) = nestkube_e2e::HostCluster::shared() else {
+    let Some(common::HostPlaced {
+        host,
+        ns,
+        host_client,
+        server,
+        cluster,
+        virt,
+    }) = common::host_placed("syncer-logs", "logs").await
+    else {
         return;
     };
-    let ns = host.namespace("syncer-logs");
-    let host_client =
-        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
-    let server = Server::start().await;
     let api = server.running.api.clone();
-    let cluster =
-        common::host_placed_cluster(&server, host_client.clone(), ns.name(), "logs").await;
 
-    let vpods: Api<Pod> = Api::namespaced(api.client_for(&cluster), "default");
+    let vpods: Api<Pod> = Api::namespaced(virt.clone(), "default");
     wait_for_within("the virtual pod to be created", 30, || async {
         vpods.create(&PostParams::default(), &pod("web")).await.ok()
     })

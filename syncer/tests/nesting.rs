@@ -102,8 +102,7 @@ async fn three_levels_run_on_the_host() {
     let (running_server, selector_value) =
         common::host_mode_server(host, dir.path(), "nesting").await;
     let api = running_server.api.clone();
-    let host_client =
-        client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await;
+    let host_client = common::host_admin(host).await;
     nestkube_syncer::spawn(api.clone(), Some(host_client.clone()));
 
     // Level 1: `a` on the host allows runc and kata, runc by default.

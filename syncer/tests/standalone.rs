@@ -282,24 +282,8 @@ async fn pods_services_and_status_through_root() {
 
     // Deleting the virtual pod deletes its copy and the unreferenced ConfigMap copy.
     vpods.delete("web", &DeleteParams::default()).await.unwrap();
-    wait_for("the copy to go", || async {
-        root_pods
-            .get_opt(&hname)
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
-    wait_for("the ConfigMap copy to go", || async {
-        root_cms
-            .get_opt(&cm_copy)
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    common::wait_gone("the copy to go", &root_pods, &hname).await;
+    common::wait_gone("the ConfigMap copy to go", &root_cms, &cm_copy).await;
 
     // Deleting the VirtualCluster leaves nothing of it in root.
     vpods
@@ -322,15 +306,7 @@ async fn pods_services_and_status_through_root() {
         .delete(&again, &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("the evicted virtual pod to go", || async {
-        vpods
-            .get_opt("again")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    common::wait_gone("the evicted virtual pod to go", &vpods, "again").await;
     vpods
         .create(&PostParams::default(), &pod("fresh", "settings"))
         .await
@@ -916,23 +892,12 @@ async fn claims_go_down_and_their_status_comes_up() {
         .delete("data", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("the claim's copy to go", || async {
-        root_pvcs
-            .get_opt(&hname)
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
-    wait_for("the volume's mirror to go with its claim", || async {
-        team_pvs
-            .get_opt("pvc-0a1b")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
+    common::wait_gone("the claim's copy to go", &root_pvcs, &hname).await;
+    common::wait_gone(
+        "the volume's mirror to go with its claim",
+        &team_pvs,
+        "pvc-0a1b",
+    )
     .await;
 }
 

@@ -164,10 +164,7 @@ async fn exec_cp_and_port_forward_reach_the_host_pod() {
         return;
     };
     let ns = host.namespace("syncer-streams");
-    let host_client = common::client_for(
-        kube::config::Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig"),
-    )
-    .await;
+    let host_client = common::host_admin(host).await;
     let server = Server::start().await;
     let api = server.running.api.clone();
     let cluster = common::host_placed_cluster(&server, host_client, ns.name(), "streams").await;

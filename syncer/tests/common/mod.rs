@@ -138,6 +138,59 @@ where
     }
 }
 
+/// Polls until `name` is gone from `api` (or panics after [`WAIT`]).
+pub async fn wait_gone<K>(what: &str, api: &Api<K>, name: &str)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_for(what, || async {
+        api.get_opt(name).await.unwrap().is_none().then_some(())
+    })
+    .await
+}
+
+/// The e2e host's admin client.
+pub async fn host_admin(host: &nestkube_e2e::HostCluster) -> Client {
+    client_for(Kubeconfig::read_from(host.kubeconfig()).expect("host kubeconfig")).await
+}
+
+/// What a test on the e2e host starts from: a fresh host namespace, the
+/// host's admin client, a server and a cluster of it placed in that
+/// namespace with the syncer running ([`host_placed_cluster`]).
+pub struct HostPlaced {
+    /// The e2e host.
+    pub host: &'static nestkube_e2e::HostCluster,
+    /// The host namespace the cluster is placed in (deleted on drop).
+    pub ns: nestkube_e2e::TestNamespace<'static>,
+    /// The host's admin.
+    pub host_client: Client,
+    /// The nestkube server.
+    pub server: Server,
+    /// The placed cluster's path.
+    pub cluster: String,
+    /// The placed cluster's in-process admin.
+    pub virt: Client,
+}
+
+/// A [`HostPlaced`] cluster `<name>-<unique>` in a host namespace
+/// `<prefix>-<unique>`; `None` when no e2e host is configured.
+pub async fn host_placed(prefix: &str, name: &str) -> Option<HostPlaced> {
+    let host = nestkube_e2e::HostCluster::shared()?;
+    let ns = host.namespace(prefix);
+    let host_client = host_admin(host).await;
+    let server = Server::start().await;
+    let cluster = host_placed_cluster(&server, host_client.clone(), ns.name(), name).await;
+    let virt = server.running.api.client_for(&cluster);
+    Some(HostPlaced {
+        host,
+        ns,
+        host_client,
+        server,
+        cluster,
+        virt,
+    })
+}
+
 /// `obj` as JSON.
 pub fn js<T: serde::Serialize>(obj: &T) -> Value {
     serde_json::to_value(obj).unwrap()
