@@ -211,8 +211,8 @@ pub(crate) async fn sync(
         .await?;
     }
     let refresh = token::ensure(ctx, &s.tokens, &vpod, &hpod, false).await?;
-    status::up(&vapi, &vpod, &hpod).await?;
-    s.observe_pod_ips(&ctx.cluster, &vpod, &hpod).await?;
+    // Bound before any status says it runs, as a scheduler binds a pod
+    // before its kubelet reports on it.
     let node = hpod["spec"]["nodeName"].as_str().unwrap_or("");
     if !node.is_empty() && vpod["spec"]["nodeName"].as_str().unwrap_or("").is_empty() {
         binding::bind(s, &ctx.cluster, ns, name, vuid, node).await?;
@@ -220,6 +220,8 @@ pub(crate) async fn sync(
             cluster: ctx.cluster.clone(),
         });
     }
+    status::up(&vapi, &vpod, &hpod).await?;
+    s.observe_pod_ips(&ctx.cluster, &vpod, &hpod).await?;
     Ok(refresh)
 }
 
