@@ -4,12 +4,14 @@
 //! - [`cleanup`]: a placement went away (its VirtualCluster was deleted, or
 //!   it moved): every copy labelled with its VirtualCluster's uid in its
 //!   host namespace is deleted.
-//! - [`resync`]: a placement appeared (or the syncer started): every
+//! - [`resync`]: a placement appeared (or the syncer started, or its
+//!   parent answers again after being unreachable): every
 //!   virtual pod and Service of the cluster and every copy of it in the
 //!   parent is reconciled, so missing copies are created and copies without
 //!   a virtual object are deleted.
 //! - [`sweep`]: after each (re)list of a parent's watch (of all namespaces,
-//!   or of one of `--host-namespaces`), copies whose virtual cluster no
+//!   or of one of `--host-namespaces`), and when the parent answers again
+//!   after being unreachable, copies whose virtual cluster no
 //!   longer syncs there are deleted in what that watch covers. In a parent served
 //!   by this process every copy is this process's; on the real host, only
 //!   copies of clusters this process serves are judged (another nestkube

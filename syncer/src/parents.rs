@@ -20,19 +20,41 @@
 //! an empty cache; an Event read before the pod watch shows its copy waits
 //! for it a little ([`Parked`]).
 //!
+//! Copies of Services, ConfigMaps and Secrets are watched too (metadata
+//! only, live changes only: a start or a relist is covered by the resync),
+//! so a copy someone else deletes or edits is reconciled again at once.
+//!
+//! An unreachable parent: the watches retry with a short capped backoff
+//! ([`WatchBackoff`]), and after a watch fails, or a reconcile could not
+//! reach the parent ([`Health::suspect`]: a silent partition breaks no
+//! watch), the parent is probed ([`PROBE_EVERY`]). While a probe finds it
+//! unreachable its reconciles wait without trying ([`Health::is_down`])
+//! rather than on it; the first probe that gets an answer resyncs every
+//! cluster syncing there, sweeps, and retries every failed reconcile, so
+//! what changed while it was away (both sides) is reconciled at once
+//! rather than when each retry's backoff ends. At most [`PER_PARENT`] reconciles wait on one parent at a
+//! time, so a parent that hangs cannot hold up the clusters syncing into
+//! others.
+//!
 //! This module never writes: reconciles do.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event as CoreEvent, PersistentVolumeClaim, Pod, Secret, Service,
+};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::events::{self, Pending, PodCopy};
 use crate::names;
@@ -45,6 +67,54 @@ pub enum ParentKey {
     Cluster(String),
     /// The real host cluster.
     Host,
+}
+
+/// Most reconciles of one parent running at once: half of what the queue
+/// runs, so the clusters of other parents always get the rest.
+pub(crate) const PER_PARENT: usize = nestkube_apiserver::controllers::queue::MAX_CONCURRENT / 2;
+
+/// What the syncer knows of one parent's reachability, shared by its watch
+/// task (which probes it) and the reconciles against it (which report
+/// failures to reach it, and fail at once while it is down).
+pub(crate) struct Health {
+    /// A probe found it unreachable, and none answered since.
+    down: AtomicBool,
+    /// A reconcile could not reach it: probe it.
+    suspect: Notify,
+    /// Reconciles against it running now (at most [`PER_PARENT`]).
+    pub(crate) permits: Arc<Semaphore>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            down: AtomicBool::new(false),
+            suspect: Notify::new(),
+            permits: Arc::new(Semaphore::new(PER_PARENT)),
+        }
+    }
+}
+
+impl Health {
+    /// Whether the parent is known unreachable.
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// Asks the parent's watch task to probe it.
+    pub(crate) fn suspect(&self) {
+        self.suspect.notify_one();
+    }
+}
+
+/// Clears [`Health::down`] when the watch task that sets it ends (no stale
+/// verdict fails the reconciles of a parent nobody probes).
+struct Probing(Arc<Health>);
+
+impl Drop for Probing {
+    fn drop(&mut self) {
+        self.0.down.store(false, Ordering::Relaxed);
+    }
 }
 
 /// The virtual object a parent copy stands for, read from its annotations.
@@ -96,12 +166,25 @@ enum Watched {
     /// A copied pod changed (or the watch of that namespace, `None`: of all
     /// namespaces, (re)listed, or failed).
     Pod(Option<String>, Box<Result<Event<Pod>, watcher::Error>>),
-    /// A copied claim changed (its status comes up).
-    Claim(Option<Value>),
+    /// A copy of `Kind` changed (a claim's status comes up; the others
+    /// are checked against their virtual object); `Err`: its watch failed.
+    Copy(Kind, Result<Option<Value>, ()>),
     /// A RuntimeClass event (whether it was not an error).
     RuntimeClass(bool),
     /// A Pod Event of the parent changed.
     Event(Box<Result<Event<CoreEvent>, watcher::Error>>),
+}
+
+impl Watched {
+    /// Whether its watch failed (the parent may be unreachable).
+    fn failed(&self) -> bool {
+        match self {
+            Watched::Pod(_, e) => e.is_err(),
+            Watched::Copy(_, r) => r.is_err(),
+            Watched::RuntimeClass(ok) => !ok,
+            Watched::Event(e) => e.is_err(),
+        }
+    }
 }
 
 /// The pod copies the syncer owns in one parent, as its pod watches last
@@ -241,6 +324,62 @@ impl Parked {
     }
 }
 
+/// Shortest wait before a failed parent watch is started again.
+const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// Longest such wait. kube-rs' default (client-go's reflector: 0.8 s
+/// doubling to 30 s, reset only after an event) would leave a parent that
+/// came back unwatched for up to half a minute; a handful of watches per
+/// parent retried every few seconds cost it little.
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often a parent whose watch failed is probed until it answers.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait for one probe (a parent that accepts connections but
+/// never answers is unreachable too).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The reconnect backoff of the parent watches (see [`WATCH_BACKOFF_MAX`]).
+struct WatchBackoff(Duration);
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self(WATCH_BACKOFF_MIN)
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(WATCH_BACKOFF_MAX);
+        Some(wait)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.0 = WATCH_BACKOFF_MIN;
+    }
+}
+
+/// Whether the parent's watches are known to work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    /// Nothing failed since the last answer.
+    Up,
+    /// A watch failed: probing.
+    Suspect,
+    /// A probe failed (since then): resync when it answers.
+    Down(Instant),
+}
+
+/// Whether `client`'s API answers within [`PROBE_TIMEOUT`].
+async fn answers(client: &kube::Client) -> bool {
+    tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version())
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
 /// The object of a watch event, as JSON.
 fn touched<K: serde::Serialize>(e: &Result<Event<K>, watcher::Error>) -> Option<Value> {
     match e {
@@ -269,26 +408,36 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
                 Api::namespaced(client.clone(), ns),
             ),
         };
-        let ns = ns.clone();
+        let scope = ns.clone();
         streams.push(
             watcher::watcher(pods, managed())
-                .default_backoff()
-                .map(move |e| Watched::Pod(ns.clone(), Box::new(e)))
+                .backoff(WatchBackoff::default())
+                .map(move |e| Watched::Pod(scope.clone(), Box::new(e)))
                 .boxed(),
         );
         streams.push(
             watcher::watcher::<PersistentVolumeClaim>(claims, managed())
-                .default_backoff()
-                .map(|e| Watched::Claim(touched(&e)))
+                .backoff(WatchBackoff::default())
+                .map(|e| match e {
+                    Ok(_) => Watched::Copy(Kind::PersistentVolumeClaim, Ok(touched(&e))),
+                    Err(_) => Watched::Copy(Kind::PersistentVolumeClaim, Err(())),
+                })
                 .boxed(),
         );
+        streams.push(copy_watch::<Service>(&client, ns.as_deref(), Kind::Service));
+        streams.push(copy_watch::<ConfigMap>(
+            &client,
+            ns.as_deref(),
+            Kind::ConfigMap,
+        ));
+        streams.push(copy_watch::<Secret>(&client, ns.as_deref(), Kind::Secret));
     }
     streams.push(
         watcher::watcher(
             Api::<RuntimeClass>::all(client.clone()),
             watcher::Config::default(),
         )
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .map(|e| Watched::RuntimeClass(e.is_ok()))
         .boxed(),
     );
@@ -298,6 +447,8 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     let mut parked = Parked::default();
     // The pod watches yet to list before the Event watches start.
     let mut unlisted: HashSet<Option<String>> = namespaces.iter().cloned().collect();
+    // The pod watches that listed once (a later list is a relist).
+    let mut listed: HashSet<Option<String>> = HashSet::new();
     let mut event_streams = Some(
         namespaces
             .iter()
@@ -310,7 +461,7 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
                     api,
                     watcher::Config::default().fields("involvedObject.kind=Pod"),
                 )
-                .default_backoff()
+                .backoff(WatchBackoff::default())
                 .map(|e| Watched::Event(Box::new(e)))
                 .boxed()
             })
@@ -325,12 +476,67 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
             syncer.enqueue_object(kind, &owner.cluster, &owner.namespace, &owner.name);
         }
     };
-    while let Some(event) = events.next().await {
+    let health = Probing(syncer.health(&parent));
+    let mut reach = Reach::Up;
+    let mut probe = tokio::time::interval(PROBE_EVERY);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let event = tokio::select! {
+            event = events.next() => match event {
+                Some(e) => e,
+                None => break,
+            },
+            _ = health.0.suspect.notified(), if reach == Reach::Up => {
+                reach = Reach::Suspect;
+                probe.reset_immediately();
+                continue;
+            }
+            _ = probe.tick(), if reach != Reach::Up => {
+                match (answers(&client).await, reach) {
+                    (true, Reach::Down(since)) => {
+                        tracing::info!(parent = ?parent, unreachable_for = ?since.elapsed(),
+                            "syncer: the parent answers again; resyncing the clusters syncing there");
+                        // Before the retries, so that none sees it down.
+                        reach = Reach::Up;
+                        health.0.down.store(false, Ordering::SeqCst);
+                        syncer.retry_waiting();
+                        for cluster in syncer.children_of(&parent) {
+                            syncer.enqueue(Item::Resync { cluster });
+                        }
+                        for namespace in &namespaces {
+                            syncer.enqueue(Item::Sweep {
+                                parent: parent.clone(),
+                                namespace: namespace.clone(),
+                            });
+                        }
+                    }
+                    (true, _) => reach = Reach::Up,
+                    (false, Reach::Down(_)) => {}
+                    (false, _) => {
+                        tracing::warn!(parent = ?parent, "syncer: the parent is unreachable");
+                        reach = Reach::Down(Instant::now());
+                        health.0.down.store(true, Ordering::SeqCst);
+                    }
+                }
+                continue;
+            }
+        };
+        if event.failed() && reach == Reach::Up {
+            reach = Reach::Suspect;
+            probe.reset_immediately();
+        }
         let (namespace, event) = match event {
             Watched::Pod(ns, e) => (ns, *e),
-            Watched::Claim(obj) => {
-                if let Some(obj) = obj {
-                    copy_changed(Kind::PersistentVolumeClaim, &obj);
+            Watched::Copy(kind, obj) => {
+                if let Ok(Some(obj)) = obj {
+                    // A token Secret is its pod's.
+                    let kind = if kind == Kind::Secret && crate::down::token::is_token_secret(&obj)
+                    {
+                        Kind::Pod
+                    } else {
+                        kind
+                    };
+                    copy_changed(kind, &obj);
                 }
                 continue;
             }
@@ -384,16 +590,60 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
             continue;
         }
         match event {
-            Ok(Event::InitDone) => syncer.enqueue(Item::Sweep {
-                parent: parent.clone(),
-                namespace,
-            }),
+            Ok(Event::InitDone) => {
+                // A relist (the watch fell too far behind: 410 Gone) says
+                // nothing of what was deleted meanwhile: reconcile all.
+                if !listed.insert(namespace.clone()) {
+                    for cluster in syncer.children_of(&parent) {
+                        syncer.enqueue(Item::Resync { cluster });
+                    }
+                }
+                syncer.enqueue(Item::Sweep {
+                    parent: parent.clone(),
+                    namespace,
+                })
+            }
             Err(e) => {
                 tracing::warn!(parent = ?parent, namespace = ?namespace, error = %e, "syncer: parent watch failed; retrying")
             }
             Ok(_) => {}
         }
     }
+}
+
+/// The metadata watch of the copies of `kind` (type `K`) in `parent`
+/// (namespace `ns`, `None`: all): live changes only (see the module docs).
+fn copy_watch<K>(
+    client: &kube::Client,
+    ns: Option<&str>,
+    kind: Kind,
+) -> futures::stream::BoxStream<'static, Watched>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let api = match ns {
+        None => Api::<PartialObjectMeta<K>>::all(client.clone()),
+        Some(ns) => Api::<PartialObjectMeta<K>>::namespaced(client.clone(), ns),
+    };
+    watcher::watcher(
+        api,
+        watcher::Config::default().labels(&names::managed_selector()),
+    )
+    .backoff(WatchBackoff::default())
+    .map(move |e| match e {
+        Ok(Event::Apply(o) | Event::Delete(o)) => {
+            Watched::Copy(kind, Ok(serde_json::to_value(o).ok()))
+        }
+        Ok(_) => Watched::Copy(kind, Ok(None)),
+        Err(_) => Watched::Copy(kind, Err(())),
+    })
+    .boxed()
 }
 
 /// A Pod Event of `parent` changed: if it is about a copy the syncer owns
