@@ -21,13 +21,14 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use nestkube_e2e::{HostCluster, wait_for};
 use serde_json::Value;
-use support::{Kubectl, tenant_kubectl};
+use support::{Kubectl, Server, tenant_kubectl};
 
 /// Label every VirtualCluster of this test carries (its value unique), so
 /// only this test's nestkube provisions them.
@@ -42,61 +43,19 @@ fn install_crd(host: &HostCluster) {
     host.apply_crd(&crd, "virtualclusters.tenancy.nestkube.io");
 }
 
-/// A `nestkube serve` in host mode on a fixed port (so the tenants'
-/// kubeconfigs still reach it after a restart), killed on drop.
-struct Nestkube {
-    child: Child,
-}
-
-impl Nestkube {
-    fn start(host: &HostCluster, dir: &Path, port: u16, label: &str) -> Self {
-        let kubeconfig = dir.join("root.kubeconfig");
-        let _ = std::fs::remove_file(&kubeconfig);
-        let child = Command::new(env!("CARGO_BIN_EXE_nestkube"))
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--host-kubeconfig")
-            .arg(host.kubeconfig())
-            .args(["--host-selector", &format!("{TEST_LABEL}={label}")])
-            .env(
-                "NESTKUBE_LOG",
-                std::env::var("NESTKUBE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn nestkube");
-        let root = Kubectl {
-            bin: host.bins().kubectl.clone(),
-            kubeconfig,
-        };
-        wait_for("nestkube to be ready", Duration::from_secs(60), || {
-            (root.kubeconfig.exists() && root.output(&["get", "--raw", "/readyz"]).status.success())
-                .then_some(())
-        });
-        Self { child }
-    }
-
-    /// SIGKILL, as a crash or an OOM kill would.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Nestkube {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A free port on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+/// `nestkube serve` in host mode on `data`, provisioning the host's
+/// VirtualClusters labelled `TEST_LABEL=label`, on a fixed address (so the
+/// tenants' kubeconfigs still reach it after a restart); killed on drop.
+fn nestkube(host: &HostCluster, data: &Path, label: &str) -> Server {
+    let selector = format!("{TEST_LABEL}={label}");
+    let kubeconfig = host.kubeconfig();
+    let flags: [&OsStr; 4] = [
+        "--host-kubeconfig".as_ref(),
+        kubeconfig.as_os_str(),
+        "--host-selector".as_ref(),
+        selector.as_ref(),
+    ];
+    Server::start_at(data, support::free_address(), &flags)
 }
 
 /// One tenant: its VirtualCluster on the host and its kubectl.
@@ -270,8 +229,7 @@ fn two_tenants_run_under_their_runtime_classes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data: PathBuf = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let port = free_port();
-    let mut server = Nestkube::start(host, &data, port, &label);
+    let mut server = nestkube(host, &data, &label);
 
     let a = Tenant::create(
         host,
@@ -397,7 +355,7 @@ fn two_tenants_run_under_their_runtime_classes() {
         "killed with {} of A's 5 pods on the host",
         a.host_pods(host).len()
     );
-    server = Nestkube::start(host, &data, port, &label);
+    server.restart();
     let (a_pods, _) = a.converged(host, 5);
     // The restarted syncer rewrote the same Events: no duplicates.
     let scheduled = a.kubectl.ok(&[

@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod relay;
+
 /// The e2e directory of this checkout (holds `setup`, `hostctl`, `host/`).
 pub fn e2e_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -212,6 +214,31 @@ impl HostCluster {
     /// Admin (system:masters, client certificate) kubeconfig.
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("admin.kubeconfig")
+    }
+
+    /// Writes to `path` a copy of the admin kubeconfig whose server is
+    /// `server` (e.g. a [`relay::Relay::url`] in front of this host; the
+    /// serving certificate names 127.0.0.1, so TLS still verifies).
+    pub fn kubeconfig_via(&self, server: &str, path: &Path) -> Result<()> {
+        let admin = std::fs::read_to_string(self.kubeconfig())?;
+        let current = self.server();
+        if current.is_empty() || !admin.contains(&format!("server: {current}")) {
+            bail!("the admin kubeconfig does not name the host's server {current:?}");
+        }
+        std::fs::write(
+            path,
+            admin.replace(&format!("server: {current}"), &format!("server: {server}")),
+        )?;
+        Ok(())
+    }
+
+    /// The host's apiserver address, `127.0.0.1:<port>` (from [`Self::server`]).
+    pub fn server_addr(&self) -> Result<std::net::SocketAddr> {
+        let server = self.server();
+        let authority = server.trim_start_matches("https://");
+        authority
+            .parse()
+            .with_context(|| format!("the host's server {server:?} is not an address"))
     }
 
     /// Admin kubeconfig authenticating with a static bearer token.

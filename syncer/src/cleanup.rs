@@ -4,14 +4,15 @@
 //! - [`cleanup`]: a placement went away (its VirtualCluster was deleted, or
 //!   it moved): every copy labelled with its VirtualCluster's uid in its
 //!   host namespace is deleted.
-//! - [`resync`]: a placement appeared (or the syncer started): every
-//!   virtual pod, Service and claim of the cluster (and Ingress and
-//!   NetworkPolicy when its VirtualCluster enables them) and every copy of
-//!   it in the parent is reconciled, so missing copies are created and
-//!   copies without a virtual object (or of a kind switched off) are
-//!   deleted.
+//! - [`resync`]: a placement appeared (or the syncer started, or its
+//!   parent answers again after being unreachable): every virtual pod,
+//!   Service and claim of the cluster (and Ingress and NetworkPolicy when
+//!   its VirtualCluster enables them) and every copy of it in the parent is
+//!   reconciled, so missing copies are created and copies without a
+//!   virtual object (or of a kind switched off) are deleted.
 //! - [`sweep`]: after each (re)list of a parent's watch (of all namespaces,
-//!   or of one of `--host-namespaces`), copies whose virtual cluster no
+//!   or of one of `--host-namespaces`), and when the parent answers again
+//!   after being unreachable, copies whose virtual cluster no
 //!   longer syncs there are deleted in what that watch covers. In a parent served
 //!   by this process every copy is this process's; on the real host, only
 //!   copies of clusters this process serves are judged (another nestkube

@@ -24,7 +24,9 @@
 //! up ([`mirror`]), the parent's Events about copies of pods, claims and
 //! Services told about the virtual objects ([`events`]). Cleanup:
 //! a placement that disappears deletes everything labelled with its
-//! VirtualCluster's uid ([`cleanup`]); every (re)start reconciles all.
+//! VirtualCluster's uid ([`cleanup`]); every (re)start reconciles all, and
+//! so does a parent that answers again after being unreachable (the
+//! virtual clusters keep serving meanwhile; see [`parents`]).
 //!
 //! It owns the parent objects it creates (all labelled
 //! [`names::MANAGED_BY_LABEL`]) and the status of virtual pods; it must
@@ -69,7 +71,33 @@ pub enum SyncError {
     /// A placement names the host cluster but none was configured.
     #[error("cluster {0} is placed on the host cluster, but no --host-kubeconfig was given")]
     NoHost(String),
+    /// The parent did not finish the reconcile in time.
+    #[error("no answer from the parent within {0:?}")]
+    Timeout(Duration),
 }
+
+impl SyncError {
+    /// Whether the parent may be unreachable (no answer, no connection).
+    fn reaching(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Timeout(_)
+                | SyncError::Kube(kube::Error::HyperError(_) | kube::Error::Service(_))
+        )
+    }
+}
+
+/// Longest reconcile against a parent: a request to a parent that stopped
+/// answering (a partition: nothing resets the connection) would otherwise
+/// wait for TCP to give up, many minutes.
+const RECONCILE_TIMEOUT: Duration = Duration::from_secs(20);
+/// When a reconcile runs again that found [`parents::PER_PARENT`]
+/// reconciles of its parent running.
+const PARENT_BUSY_RETRY: Duration = Duration::from_millis(500);
+/// When a reconcile runs again that found its parent known unreachable: a
+/// fixed short wait (not the failure backoff, up to 10 s), so it runs soon
+/// after the parent answers again, whenever that is.
+const PARENT_DOWN_RETRY: Duration = Duration::from_secs(1);
 
 /// Kinds of virtual objects the syncer copies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -204,6 +232,8 @@ pub struct Syncer {
     known: Mutex<HashMap<String, Arc<Placement>>>,
     /// One watch task per parent in use.
     parents: Mutex<HashMap<ParentKey, tokio::task::JoinHandle<()>>>,
+    /// What is known of each parent's reachability.
+    health: Mutex<HashMap<ParentKey, Arc<parents::Health>>>,
     /// The host namespaces the syncer may use (sorted; empty: all of them).
     host_namespaces: Vec<String>,
     /// Nestkube's DNS for pods, when it serves one.
@@ -306,6 +336,7 @@ pub fn spawn_with(
         queue: OnceLock::new(),
         known: Mutex::new(HashMap::new()),
         parents: Mutex::new(HashMap::new()),
+        health: Mutex::new(HashMap::new()),
         host_namespaces,
         dns: settings.dns,
         outbox: events::Outbox::default(),
@@ -366,6 +397,13 @@ impl Syncer {
         dns.index.set(pod.clone(), ips.clone());
         dns::shared::publish(self.api.store.storage().as_ref(), &pod, &ips).await?;
         Ok(())
+    }
+
+    /// Retries now every reconcile waiting to retry after a failure.
+    pub(crate) fn retry_waiting(&self) {
+        if let Some(q) = self.queue.get() {
+            q.retry_waiting();
+        }
     }
 
     /// Drops the pod addresses of virtual pod `ns/name` of `cluster` from
@@ -632,6 +670,10 @@ impl Syncer {
                 ParentKey::Host => true,
             });
         }
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, _| wanted.contains(key));
         let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
         parents.retain(|key, task| {
             let keep = wanted.contains(key) && !task.is_finished();
@@ -653,7 +695,52 @@ impl Syncer {
         }
     }
 
+    /// The reachability of `parent` (shared by its watch task and its
+    /// reconciles).
+    pub(crate) fn health(&self, parent: &ParentKey) -> Arc<parents::Health> {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        health.entry(parent.clone()).or_default().clone()
+    }
+
+    /// The parent `item` acts in (`None`: only in a virtual cluster).
+    fn parent_of(&self, item: &Item) -> Option<ParentKey> {
+        match item {
+            Item::Object { cluster, .. }
+            | Item::Resync { cluster }
+            | Item::Classes { cluster }
+            | Item::NetworkPolicies { cluster }
+            | Item::Nodes { cluster } => self.placement(cluster).map(|p| ParentKey::of(&p)),
+            Item::Cleanup { parent, .. } | Item::Sweep { parent, .. } => Some(parent.clone()),
+            Item::Event { .. } => None,
+        }
+    }
+
+    /// Runs one item; one that acts in a parent waits without trying while
+    /// that parent is known unreachable or [`parents::PER_PARENT`] others
+    /// act there, and gives up after [`RECONCILE_TIMEOUT`] (see
+    /// [`parents`]).
     async fn reconcile(self: Arc<Self>, item: Item) -> Result<Option<Duration>, SyncError> {
+        let Some(parent) = self.parent_of(&item) else {
+            return self.reconcile_item(item).await;
+        };
+        let health = self.health(&parent);
+        if health.is_down() {
+            return Ok(Some(PARENT_DOWN_RETRY));
+        }
+        // Waiting for a permit here would hold one of the queue's.
+        let Ok(_permit) = health.permits.clone().try_acquire_owned() else {
+            return Ok(Some(PARENT_BUSY_RETRY));
+        };
+        let result = tokio::time::timeout(RECONCILE_TIMEOUT, self.clone().reconcile_item(item))
+            .await
+            .unwrap_or(Err(SyncError::Timeout(RECONCILE_TIMEOUT)));
+        if result.as_ref().is_err_and(SyncError::reaching) {
+            health.suspect();
+        }
+        result
+    }
+
+    async fn reconcile_item(self: Arc<Self>, item: Item) -> Result<Option<Duration>, SyncError> {
         match item {
             Item::Object {
                 kind,

@@ -22,14 +22,33 @@
 //! have listed, so no Event is judged against an empty cache; an Event read
 //! before the copy watch shows its copy waits for it a little ([`Parked`]).
 //!
+//! Copies of Services, ConfigMaps and Secrets are watched too (metadata
+//! only, live changes only: a start or a relist is covered by the resync),
+//! so a copy someone else deletes or edits is reconciled again at once.
+//!
+//! An unreachable parent: the watches retry with a short capped backoff
+//! ([`WatchBackoff`]), and after a watch fails, or a reconcile could not
+//! reach the parent ([`Health::suspect`]: a silent partition breaks no
+//! watch), the parent is probed ([`PROBE_EVERY`]). While a probe finds it
+//! unreachable its reconciles wait without trying ([`Health::is_down`])
+//! rather than on it; the first probe that gets an answer resyncs every
+//! cluster syncing there, sweeps, and retries every failed reconcile, so
+//! what changed while it was away (both sides) is reconciled at once
+//! rather than when each retry's backoff ends. At most [`PER_PARENT`] reconciles wait on one parent at a
+//! time, so a parent that hangs cannot hold up the clusters syncing into
+//! others.
+//!
 //! This module never writes: reconciles do.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event as CoreEvent, PersistentVolumeClaim, Pod, Secret, Service,
+};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -37,8 +56,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::events::{self, Copy, Pending};
 use crate::names;
@@ -51,6 +72,54 @@ pub enum ParentKey {
     Cluster(String),
     /// The real host cluster.
     Host,
+}
+
+/// Most reconciles of one parent running at once: half of what the queue
+/// runs, so the clusters of other parents always get the rest.
+pub(crate) const PER_PARENT: usize = nestkube_apiserver::controllers::queue::MAX_CONCURRENT / 2;
+
+/// What the syncer knows of one parent's reachability, shared by its watch
+/// task (which probes it) and the reconciles against it (which report
+/// failures to reach it, and fail at once while it is down).
+pub(crate) struct Health {
+    /// A probe found it unreachable, and none answered since.
+    down: AtomicBool,
+    /// A reconcile could not reach it: probe it.
+    suspect: Notify,
+    /// Reconciles against it running now (at most [`PER_PARENT`]).
+    pub(crate) permits: Arc<Semaphore>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            down: AtomicBool::new(false),
+            suspect: Notify::new(),
+            permits: Arc::new(Semaphore::new(PER_PARENT)),
+        }
+    }
+}
+
+impl Health {
+    /// Whether the parent is known unreachable.
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// Asks the parent's watch task to probe it.
+    pub(crate) fn suspect(&self) {
+        self.suspect.notify_one();
+    }
+}
+
+/// Clears [`Health::down`] when the watch task that sets it ends (no stale
+/// verdict fails the reconciles of a parent nobody probes).
+struct Probing(Arc<Health>);
+
+impl Drop for Probing {
+    fn drop(&mut self) {
+        self.0.down.store(false, Ordering::Relaxed);
+    }
 }
 
 /// The virtual object a parent copy stands for, read from its annotations.
@@ -98,14 +167,20 @@ impl Syncer {
 }
 
 /// The kinds of copies the parent's watches follow, so their changes come
-/// up (status, or a copy deleted below put back).
-const WATCHED_COPIES: [Kind; 5] = [
+/// up (status, or a copy deleted or edited below put back).
+const WATCHED_COPIES: [Kind; 7] = [
     Kind::Pod,
     Kind::PersistentVolumeClaim,
     Kind::Service,
     Kind::Ingress,
     Kind::NetworkPolicy,
+    Kind::ConfigMap,
+    Kind::Secret,
 ];
+/// Kinds whose copies a (re)list does not reconcile: there can be many
+/// and their reconciles read the pods that reference them; a start or a
+/// relist resyncs every cluster anyway, live changes are reconciled.
+const LIVE_ONLY: [Kind; 2] = [Kind::ConfigMap, Kind::Secret];
 /// The kinds of copies whose parent Events are told in the virtual cluster
 /// (one Event watch each); their copy watches list before those start.
 const EVENT_KINDS: [Kind; 3] = [Kind::Pod, Kind::PersistentVolumeClaim, Kind::Service];
@@ -124,6 +199,17 @@ enum Watched {
     Class(bool),
     /// An Event of the parent about a pod, claim or Service changed.
     Event(Box<Result<Event<CoreEvent>, watcher::Error>>),
+}
+
+impl Watched {
+    /// Whether its watch failed (the parent may be unreachable).
+    fn failed(&self) -> bool {
+        match self {
+            Watched::Copy(_, _, e) => e.is_err(),
+            Watched::Class(ok) => !ok,
+            Watched::Event(e) => e.is_err(),
+        }
+    }
 }
 
 /// `(kind, namespace, name)` of a parent object.
@@ -273,6 +359,62 @@ impl Parked {
     }
 }
 
+/// Shortest wait before a failed parent watch is started again.
+const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// Longest such wait. kube-rs' default (client-go's reflector: 0.8 s
+/// doubling to 30 s, reset only after an event) would leave a parent that
+/// came back unwatched for up to half a minute; a handful of watches per
+/// parent retried every few seconds cost it little.
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often a parent whose watch failed is probed until it answers.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait for one probe (a parent that accepts connections but
+/// never answers is unreachable too).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The reconnect backoff of the parent watches (see [`WATCH_BACKOFF_MAX`]).
+struct WatchBackoff(Duration);
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self(WATCH_BACKOFF_MIN)
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(WATCH_BACKOFF_MAX);
+        Some(wait)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.0 = WATCH_BACKOFF_MIN;
+    }
+}
+
+/// Whether the parent's watches are known to work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    /// Nothing failed since the last answer.
+    Up,
+    /// A watch failed: probing.
+    Suspect,
+    /// A probe failed (since then): resync when it answers.
+    Down(Instant),
+}
+
+/// Whether `client`'s API answers within [`PROBE_TIMEOUT`].
+async fn answers(client: &kube::Client) -> bool {
+    tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version())
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
 /// A watch event of a copy's metadata, kind-independent.
 fn metadata_event<K>(
     e: Result<Event<PartialObjectMeta<K>>, watcher::Error>,
@@ -316,7 +458,7 @@ fn copy_watch(
             api,
             watcher::Config::default().labels(&names::managed_selector()),
         )
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .map(move |e| Watched::Copy(kind, ns.clone(), Box::new(metadata_event(e))))
         .boxed()
     }
@@ -326,6 +468,8 @@ fn copy_watch(
         Kind::Ingress => watch::<Ingress>(client, kind, ns),
         Kind::NetworkPolicy => watch::<NetworkPolicy>(client, kind, ns),
         Kind::Pod => watch::<Pod>(client, kind, ns),
+        Kind::ConfigMap => watch::<ConfigMap>(client, kind, ns),
+        Kind::Secret => watch::<Secret>(client, kind, ns),
         other => unreachable!("no watch of copies of {other:?}"),
     }
 }
@@ -350,7 +494,7 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
             Api::<PartialObjectMeta<RuntimeClass>>::all(client.clone()),
             watcher::Config::default(),
         )
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .map(|e| Watched::Class(e.is_ok()))
         .boxed(),
     );
@@ -359,7 +503,7 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
             Api::<PartialObjectMeta<StorageClass>>::all(client.clone()),
             watcher::Config::default(),
         )
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .map(|e| Watched::Class(e.is_ok()))
         .boxed(),
     );
@@ -374,6 +518,8 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
         .collect();
     // Events carry no labels, and a field selector matches one kind: one
     // Event watch per kind of copy (and namespace).
+    // The pod watches that listed once (a later list is a relist).
+    let mut listed: HashSet<Option<String>> = HashSet::new();
     let mut event_streams = Some(
         namespaces
             .iter()
@@ -388,13 +534,61 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
                     watcher::Config::default()
                         .fields(&format!("involvedObject.kind={}", kind.kind())),
                 )
-                .default_backoff()
+                .backoff(WatchBackoff::default())
                 .map(|e| Watched::Event(Box::new(e)))
                 .boxed()
             })
             .collect::<Vec<_>>(),
     );
-    while let Some(event) = events.next().await {
+    let health = Probing(syncer.health(&parent));
+    let mut reach = Reach::Up;
+    let mut probe = tokio::time::interval(PROBE_EVERY);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let event = tokio::select! {
+            event = events.next() => match event {
+                Some(e) => e,
+                None => break,
+            },
+            _ = health.0.suspect.notified(), if reach == Reach::Up => {
+                reach = Reach::Suspect;
+                probe.reset_immediately();
+                continue;
+            }
+            _ = probe.tick(), if reach != Reach::Up => {
+                match (answers(&client).await, reach) {
+                    (true, Reach::Down(since)) => {
+                        tracing::info!(parent = ?parent, unreachable_for = ?since.elapsed(),
+                            "syncer: the parent answers again; resyncing the clusters syncing there");
+                        // Before the retries, so that none sees it down.
+                        reach = Reach::Up;
+                        health.0.down.store(false, Ordering::SeqCst);
+                        syncer.retry_waiting();
+                        for cluster in syncer.children_of(&parent) {
+                            syncer.enqueue(Item::Resync { cluster });
+                        }
+                        for namespace in &namespaces {
+                            syncer.enqueue(Item::Sweep {
+                                parent: parent.clone(),
+                                namespace: namespace.clone(),
+                            });
+                        }
+                    }
+                    (true, _) => reach = Reach::Up,
+                    (false, Reach::Down(_)) => {}
+                    (false, _) => {
+                        tracing::warn!(parent = ?parent, "syncer: the parent is unreachable");
+                        reach = Reach::Down(Instant::now());
+                        health.0.down.store(true, Ordering::SeqCst);
+                    }
+                }
+                continue;
+            }
+        };
+        if event.failed() && reach == Reach::Up {
+            reach = Reach::Suspect;
+            probe.reset_immediately();
+        }
         let (kind, namespace, event) = match event {
             Watched::Copy(kind, ns, e) => (kind, ns, *e),
             Watched::Class(ok) => {
@@ -433,13 +627,38 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
             }
         }
         match &event {
+            Ok(Event::InitApply(_)) if LIVE_ONLY.contains(&kind) => {}
             Ok(Event::Apply(m) | Event::InitApply(m) | Event::Delete(m)) => {
                 // The copy changed (or is gone): its virtual object's
                 // reconcile takes status up or puts the copy back.
+                let ns = m.namespace.as_deref().unwrap_or("");
                 if let Some(owner) = owner_of(&serde_json::json!({ "metadata": m }))
-                    && syncer.owns(&parent, m.namespace.as_deref().unwrap_or(""), &owner)
+                    && syncer.owns(&parent, ns, &owner)
                 {
-                    syncer.enqueue_object(kind, &owner.cluster, &owner.namespace, &owner.name);
+                    let token = kind == Kind::Secret
+                        && m.annotations.as_ref().is_some_and(|a| {
+                            a.contains_key(crate::down::token::REFRESH_ANNOTATION)
+                        });
+                    if !token {
+                        syncer.enqueue_object(kind, &owner.cluster, &owner.namespace, &owner.name);
+                    } else if syncer.tokens.changed_below(
+                        &parent,
+                        ns,
+                        m.name.as_deref().unwrap_or(""),
+                        match &event {
+                            Ok(Event::Delete(_)) => None,
+                            _ => m.resource_version.as_deref(),
+                        },
+                    ) {
+                        // A token Secret is its pod's: its reconcile writes
+                        // it again.
+                        syncer.enqueue_object(
+                            Kind::Pod,
+                            &owner.cluster,
+                            &owner.namespace,
+                            &owner.name,
+                        );
+                    }
                 }
             }
             Ok(Event::InitDone) => {
@@ -452,6 +671,14 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
                     }
                 }
                 if kind == Kind::Pod {
+                    // A relist (the watch fell too far behind: 410 Gone)
+                    // says nothing of what was deleted meanwhile:
+                    // reconcile all.
+                    if !listed.insert(namespace.clone()) {
+                        for cluster in syncer.children_of(&parent) {
+                            syncer.enqueue(Item::Resync { cluster });
+                        }
+                    }
                     syncer.enqueue(Item::Sweep {
                         parent: parent.clone(),
                         namespace,

@@ -2,17 +2,24 @@
 
 #![allow(dead_code)]
 
+use std::ffi::{OsStr, OsString};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `nestkube serve` process on 127.0.0.1 with a free port, killed on drop.
+/// A `nestkube serve` process on 127.0.0.1 (a free port unless given one),
+/// killed on drop.
 pub struct Server {
     child: Child,
     /// Its data directory.
     pub data_dir: PathBuf,
     /// `data_dir/root.kubeconfig`.
     pub kubeconfig: PathBuf,
+    /// The `--listen` address it was started with (port 0: any free one).
+    pub listen: SocketAddr,
+    /// The extra flags it was started with.
+    extra: Vec<OsString>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -33,7 +40,7 @@ impl Server {
 
     /// Starts a server on a fresh data directory with `extra` flags of
     /// `nestkube serve` (e.g. `--host-kubeconfig FILE`).
-    pub fn start_with(extra: &[&std::ffi::OsStr]) -> Server {
+    pub fn start_with(extra: &[&OsStr]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let mut s = Server::start_in_with(&dir, extra);
@@ -42,30 +49,33 @@ impl Server {
     }
 
     /// Starts a server on `dir` (kept after drop) with `extra` flags.
-    pub fn start_in_with(dir: &Path, extra: &[&std::ffi::OsStr]) -> Server {
-        let kubeconfig = dir.join("root.kubeconfig");
-        let _ = std::fs::remove_file(&kubeconfig);
-        let child = Command::new(env!("CARGO_BIN_EXE_nestkube"))
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env(
-                "NESTKUBE_LOG",
-                std::env::var("NESTKUBE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn nestkube");
+    pub fn start_in_with(dir: &Path, extra: &[&OsStr]) -> Server {
+        Server::start_at(dir, "127.0.0.1:0".parse().unwrap(), extra)
+    }
+
+    /// Starts a server on `dir` (kept after drop) listening on `listen`
+    /// (e.g. [`free_address`], so that clients still reach it after a
+    /// [`Server::restart`]) with `extra` flags.
+    pub fn start_at(dir: &Path, listen: SocketAddr, extra: &[&OsStr]) -> Server {
         let server = Server {
-            child,
+            child: spawn(dir, listen, extra),
             data_dir: dir.to_path_buf(),
-            kubeconfig,
+            kubeconfig: dir.join("root.kubeconfig"),
+            listen,
+            extra: extra.iter().map(|a| a.to_os_string()).collect(),
             _tmp: None,
         };
         server.wait_ready();
         server
+    }
+
+    /// Kills the server (if it runs) and starts it again on the same data
+    /// directory, `--listen` address and flags.
+    pub fn restart(&mut self) {
+        self.kill();
+        let extra: Vec<&OsStr> = self.extra.iter().map(OsString::as_os_str).collect();
+        self.child = spawn(&self.data_dir, self.listen, &extra);
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {
@@ -86,11 +96,40 @@ impl Server {
         panic!("nestkube did not become ready within 60s");
     }
 
-    /// SIGKILL and wait.
+    /// SIGKILL (as a crash or an OOM kill would) and wait.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns `nestkube serve` on `dir` listening on `listen` with `extra`
+/// flags, once its previous `root.kubeconfig` is gone (a fresh one tells
+/// it is up).
+fn spawn(dir: &Path, listen: SocketAddr, extra: &[&OsStr]) -> Child {
+    let _ = std::fs::remove_file(dir.join("root.kubeconfig"));
+    Command::new(env!("CARGO_BIN_EXE_nestkube"))
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .arg("--listen")
+        .arg(listen.to_string())
+        .args(extra)
+        .env(
+            "NESTKUBE_LOG",
+            std::env::var("NESTKUBE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn nestkube")
+}
+
+/// A free address on 127.0.0.1 (for a server that must keep its port
+/// across restarts).
+pub fn free_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
 }
 
 impl Drop for Server {

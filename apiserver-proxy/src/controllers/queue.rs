@@ -3,8 +3,10 @@
 //!
 //! A key is reconciled by at most one task at a time; enqueueing it while it
 //! runs marks it dirty and it runs once more afterwards (changes are
-//! coalesced, never lost). Failures retry with exponential backoff; a
-//! reconcile may also ask to run again after a delay. Tasks exist only while
+//! coalesced, never lost). Failures retry with exponential backoff
+//! ([`WorkQueue::retry_waiting`] ends every such wait at once, e.g. when
+//! the API they failed against answers again); a reconcile may also ask to
+//! run again after a delay. Tasks exist only while
 //! a key is pending, so an idle queue costs no task and no timer. At most
 //! [`MAX_CONCURRENT`] reconciles of one queue run at once.
 //!
@@ -18,7 +20,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 /// Concurrent reconciles per queue.
 pub const MAX_CONCURRENT: usize = 32;
@@ -31,11 +33,20 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub type Outcome<E> = Result<Option<Duration>, E>;
 type Reconcile<K, E> = dyn Fn(K) -> Pin<Box<dyn Future<Output = Outcome<E>> + Send>> + Send + Sync;
 
+/// The state of one active key.
+#[derive(Default)]
+struct Slot {
+    /// Enqueued again while running.
+    dirty: bool,
+    /// Set while it waits to retry after a failure: ends that wait.
+    retry: Option<Arc<Notify>>,
+}
+
 /// A queue of keys reconciled by one function.
 pub struct WorkQueue<K, E> {
     name: &'static str,
-    /// Keys pending or running -> whether they changed while running.
-    active: Mutex<HashMap<K, bool>>,
+    /// Keys pending, running or waiting to retry.
+    active: Mutex<HashMap<K, Slot>>,
     permits: Semaphore,
     reconcile: Box<Reconcile<K, E>>,
 }
@@ -65,11 +76,11 @@ where
             let Ok(mut active) = self.active.lock() else {
                 return;
             };
-            if let Some(dirty) = active.get_mut(&key) {
-                *dirty = true;
+            if let Some(slot) = active.get_mut(&key) {
+                slot.dirty = true;
                 return;
             }
-            active.insert(key.clone(), false);
+            active.insert(key.clone(), Slot::default());
         }
         let queue = self.clone();
         tokio::spawn(async move { queue.work(key).await });
@@ -82,6 +93,20 @@ where
             tokio::time::sleep(delay).await;
             queue.enqueue(key);
         });
+    }
+
+    /// Retries now every key waiting to retry after a failure (what they
+    /// failed on is fixed, e.g. the API they call answers again); their
+    /// backoff keeps growing. An enqueue alone never cuts that wait short:
+    /// a failing reconcile whose own writes enqueue it would loop.
+    pub fn retry_waiting(&self) {
+        let Ok(active) = self.active.lock() else {
+            return;
+        };
+        for retry in active.values().filter_map(|s| s.retry.as_ref()) {
+            // A stored permit if the worker is not waiting yet.
+            retry.notify_one();
+        }
     }
 
     /// Number of keys pending or running.
@@ -109,20 +134,29 @@ where
                 }
             };
             if let Some(delay) = again {
-                tokio::time::sleep(delay).await;
+                let wake = Arc::new(Notify::new());
+                if let Ok(mut active) = self.active.lock()
+                    && let Some(slot) = active.get_mut(&key)
+                {
+                    slot.retry = Some(wake.clone());
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = wake.notified() => {}
+                }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 if let Ok(mut active) = self.active.lock()
-                    && let Some(dirty) = active.get_mut(&key)
+                    && let Some(slot) = active.get_mut(&key)
                 {
-                    *dirty = false;
+                    *slot = Slot::default();
                 }
                 continue;
             }
             let Ok(mut active) = self.active.lock() else {
                 return;
             };
-            if active.get(&key) == Some(&true) {
-                active.insert(key.clone(), false);
+            if active.get(&key).is_some_and(|s| s.dirty) {
+                active.insert(key.clone(), Slot::default());
                 backoff = MIN_BACKOFF;
                 continue;
             }
@@ -164,5 +198,40 @@ mod tests {
         }
         assert!(q.is_empty());
         assert!(runs.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[tokio::test]
+    async fn retry_waiting_ends_the_wait() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let f = fail.clone();
+        let q = WorkQueue::new("test", move |_k: u32| {
+            let (tx, f) = (tx.clone(), f.clone());
+            async move {
+                let _ = tx.send(());
+                if f.load(Ordering::SeqCst) {
+                    Err("down")
+                } else {
+                    Ok(None)
+                }
+            }
+        });
+        q.enqueue(1);
+        // Seven failures: the next retry is 3.2 s away.
+        for _ in 0..7 {
+            rx.recv().await.expect("a run");
+        }
+        fail.store(false, Ordering::SeqCst);
+        while q.active.lock().unwrap()[&1].retry.is_none() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        q.retry_waiting();
+        tokio::time::timeout(Duration::from_secs(1), rx.recv())
+            .await
+            .expect("retried before its backoff ended")
+            .expect("a run");
+        while !q.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }

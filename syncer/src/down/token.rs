@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
-use super::{Kind, annotation, api, create, get, is_ours, meta, replace};
+use super::{Kind, annotation, api, create, get, is_ours, meta};
 use crate::{Ctx, SyncError};
 
 /// Annotation on a token Secret: unix time after which it is reissued.
@@ -38,11 +38,22 @@ const MIN_EXPIRATION: i64 = 600;
 const DEFAULT_EXPIRATION: i64 = 3607;
 
 /// The token Secrets known current: by `(parent, host namespace, Secret
-/// name)`, the uid of the copy owning it and the unix time it is reissued
-/// at. Forgotten when the copy goes ([`Tokens::forget`]); a restarted
-/// syncer reads each Secret once.
+/// name)`, what the syncer last wrote or read of it ([`Known`]).
+/// Forgotten when the copy goes ([`Tokens::forget`]) or when someone else
+/// changes the Secret in the parent ([`Tokens::changed_below`]); a
+/// restarted syncer reads each Secret once.
 #[derive(Default)]
-pub(crate) struct Tokens(Mutex<HashMap<TokenKey, (String, i64)>>);
+pub(crate) struct Tokens(Mutex<HashMap<TokenKey, Known>>);
+
+/// What is known of one token Secret.
+struct Known {
+    /// The uid of the copy owning it.
+    owner_uid: String,
+    /// Unix time it is reissued at.
+    refresh_at: i64,
+    /// Its resourceVersion as last written or read.
+    resource_version: String,
+}
 
 /// `(parent, host namespace, Secret name)` of a token Secret.
 type TokenKey = (crate::ParentKey, String, String);
@@ -53,15 +64,46 @@ impl Tokens {
     fn current(&self, key: &TokenKey, owner_uid: &str, now: i64) -> Option<i64> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.get(key)
-            .filter(|(uid, at)| uid == owner_uid && *at > now)
-            .map(|(_, at)| *at)
+            .filter(|k| k.owner_uid == owner_uid && k.refresh_at > now)
+            .map(|k| k.refresh_at)
     }
 
-    fn remember(&self, key: TokenKey, owner_uid: &str, refresh_at: i64) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (owner_uid.to_string(), refresh_at));
+    /// Records Secret `key` (JSON, as written or read) as current.
+    fn remember(&self, key: TokenKey, owner_uid: &str, refresh_at: i64, secret: &Value) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            key,
+            Known {
+                owner_uid: owner_uid.to_string(),
+                refresh_at,
+                resource_version: meta(secret, "resourceVersion").to_string(),
+            },
+        );
+    }
+
+    /// The parent's watch saw token Secret `namespace/name` of `parent` at
+    /// `resource_version` (`None`: deleted). Whether that is someone else's
+    /// change to a Secret known current (then it is forgotten, and its pod
+    /// must be reconciled to write it again). One not known is not: its
+    /// copy is gone (the parent's garbage collector deletes it with the
+    /// copy), or the syncer's own write is not recorded yet, or it was
+    /// never read since a restart (then it is read at the pod's next
+    /// reconcile).
+    pub(crate) fn changed_below(
+        &self,
+        parent: &crate::ParentKey,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> bool {
+        let key = (parent.clone(), namespace.to_string(), name.to_string());
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = map
+            .get(&key)
+            .is_some_and(|k| Some(k.resource_version.as_str()) != resource_version);
+        if changed {
+            map.remove(&key);
+        }
+        changed
     }
 
     /// Forgets the token Secret of copy `host_pod` of `ctx`'s cluster (the
@@ -169,7 +211,7 @@ pub(crate) async fn ensure(
             .as_str()
             .unwrap_or("");
         if refresh_at > now && secret_owner == owner_uid {
-            tokens.remember(known, owner_uid, refresh_at);
+            tokens.remember(known, owner_uid, refresh_at, s);
             return Ok(Some(Duration::from_secs((refresh_at - now) as u64)));
         }
     }
@@ -218,20 +260,31 @@ pub(crate) async fn ensure(
         "metadata": metadata,
         "data": serde_json::to_value(&data)?,
     });
-    if existing.is_none() && create(&hapi, &secret).await?.is_none() {
-        // One of an earlier copy of the same name (not yet collected).
-        existing = get(&hapi, &name).await?;
+    let mut written = None;
+    if existing.is_none() {
+        written = create(&hapi, &secret).await?;
+        if written.is_none() {
+            // One of an earlier copy of the same name (not yet collected).
+            existing = get(&hapi, &name).await?;
+        }
     }
     if let Some(s) = existing {
         if !is_ours(ctx, &s) {
             return Ok(None);
         }
         secret["metadata"]["resourceVersion"] = s["metadata"]["resourceVersion"].clone();
-        if !replace(&hapi, &secret).await? {
+        let obj: kube::api::DynamicObject = serde_json::from_value(secret)?;
+        match hapi.replace(&name, &PostParams::default(), &obj).await {
+            Ok(o) => written = Some(serde_json::to_value(o)?),
             // Changed meanwhile: look again soon.
-            return Ok(Some(Duration::from_secs(1)));
+            Err(e) if super::is_conflict(&e) || super::is_not_found(&e) => {
+                return Ok(Some(Duration::from_secs(1)));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
-    tokens.remember(known, owner_uid, refresh_at);
+    if let Some(w) = &written {
+        tokens.remember(known, owner_uid, refresh_at, w);
+    }
     Ok(Some(Duration::from_secs((refresh_at - now).max(1) as u64)))
 }
