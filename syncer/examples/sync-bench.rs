@@ -464,6 +464,6 @@ async fn requests_per_pod(
             per(r.delete)
         ));
     }
-    s.push_str("\nWhere they come from: each reconcile of a pod reads its copy from the parent (1 GET); its token Secret is written without a read for a new copy and then remembered, so it is read again only after a restart or when due for refresh; a status change costs two reconciles (the parent's change, then the echo of the virtual status write). Serving the copy reads from the parent watch's cache would leave only the writes.\n");
+    s.push_str("\nWhere they come from: only writes. The copy a pod's reconcile reads comes from the index the parent's pod watch keeps (whole pods), the token Secret of a new copy is written without a read and then remembered; a reconcile asks the parent only before that watch has listed (after a start), or to make sure a started pod's copy is really gone before deleting the virtual pod.\n");
     s
 }

@@ -44,7 +44,7 @@ mod parents;
 pub mod requests;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use nestkube_apiserver::controllers::endpoints::ENDPOINTS_MANAGED_BY_LABEL;
@@ -242,6 +242,8 @@ pub struct Syncer {
     pub(crate) outbox: events::Outbox,
     /// The pods' token Secrets known current.
     pub(crate) tokens: down::token::Tokens,
+    /// Each watched parent's index of copies (written by its watch task).
+    copy_indexes: Mutex<HashMap<ParentKey, Arc<RwLock<parents::CopyIndex>>>>,
 }
 
 /// Settings of the syncer beyond its clients.
@@ -341,6 +343,7 @@ pub fn spawn_with(
         dns: settings.dns,
         outbox: events::Outbox::default(),
         tokens: Default::default(),
+        copy_indexes: Mutex::new(HashMap::new()),
     });
     let s = syncer.clone();
     let queue = WorkQueue::new("syncer", move |item: Item| {
@@ -674,6 +677,10 @@ impl Syncer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|key, _| wanted.contains(key));
+        self.copy_indexes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, _| wanted.contains(key));
         let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
         parents.retain(|key, task| {
             let keep = wanted.contains(key) && !task.is_finished();
@@ -693,6 +700,50 @@ impl Syncer {
             let task = tokio::spawn(parents::watch(self.clone(), key.clone(), client));
             parents.insert(key, task);
         }
+    }
+
+    /// A new, empty index of `parent`'s copies, replacing any earlier one
+    /// (for its watch task to fill).
+    pub(crate) fn fresh_copy_index(&self, parent: &ParentKey) -> Arc<RwLock<parents::CopyIndex>> {
+        let index = Arc::new(RwLock::new(parents::CopyIndex::default()));
+        self.copy_indexes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(parent.clone(), index.clone());
+        index
+    }
+
+    /// Copy `name` of `kind` in `ctx`'s host namespace as its parent's watch
+    /// last saw it; asks the parent when the watch cannot tell.
+    pub(crate) async fn copy_of(
+        &self,
+        ctx: &Ctx,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, SyncError> {
+        let index = self
+            .copy_indexes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ParentKey::of(&ctx.placement))
+            .cloned();
+        if let Some(index) = index {
+            let lookup = index.read().unwrap_or_else(|e| e.into_inner()).object(
+                kind,
+                &ctx.placement.host_namespace,
+                name,
+            );
+            match lookup {
+                parents::Lookup::Present(o) => return Ok(Some(o)),
+                parents::Lookup::Absent => return Ok(None),
+                parents::Lookup::Unknown => {}
+            }
+        }
+        down::get(
+            &down::api(&ctx.parent, kind, &ctx.placement.host_namespace),
+            name,
+        )
+        .await
     }
 
     /// The reachability of `parent` (shared by its watch task and its

@@ -1,16 +1,19 @@
 //! The parents the syncer writes into, and the one watch per parent that
 //! brings changes of the copies back up.
 //!
-//! A parent's watches cover every pod, claim, Service, Ingress and
-//! NetworkPolicy the syncer owns there (label `tenancy.nestkube.io/managed-by=nestkube`, all namespaces;
-//! on the host with `--host-namespaces`, one watch per listed namespace
-//! instead, so a service account with namespaced rights only there
-//! suffices), whichever virtual cluster it belongs to, metadata only; each
-//! event only enqueues the reconcile of the virtual object named by the
-//! copy's annotations (status up, or a copy deleted by someone else put
-//! back), and only if that virtual cluster really syncs into this parent
-//! with this owner uid and host namespace (a copy claiming another owner is
-//! left to the sweep).
+//! A parent's watches cover every pod, claim, Service, Ingress,
+//! NetworkPolicy, ConfigMap and Secret the syncer owns there (label
+//! `tenancy.nestkube.io/managed-by=nestkube`, all namespaces; on the host
+//! with `--host-namespaces`, one watch per listed namespace instead, so a
+//! service account with namespaced rights only there suffices), whichever
+//! virtual cluster it belongs to: pods whole, the other kinds metadata
+//! only. Each event only enqueues the reconcile of the virtual object
+//! named by the copy's annotations (status up, or a copy deleted by
+//! someone else put back), and only if that virtual cluster really syncs
+//! into this parent with this owner uid and host namespace (a copy claiming
+//! another owner is left to the sweep). What the watches saw is kept in
+//! the parent's [`CopyIndex`], from which pod reconciles read their copies
+//! instead of asking the parent (once the pod watch has listed).
 //!
 //! The same task watches the parent's RuntimeClasses and StorageClasses,
 //! mirrored into every cluster syncing there ([`crate::mirror`]), and the parent's Events about
@@ -193,7 +196,7 @@ enum Watched {
     Copy(
         Kind,
         Option<String>,
-        Box<Result<Event<ObjectMeta>, watcher::Error>>,
+        Box<Result<Event<Seen>, watcher::Error>>,
     ),
     /// A RuntimeClass or StorageClass event (whether it was not an error).
     Class(bool),
@@ -215,15 +218,43 @@ impl Watched {
 /// `(kind, namespace, name)` of a parent object.
 type CopyKey = (Kind, String, String);
 
+/// A parent object as its watch reports it: its metadata, and the whole
+/// object for the kinds reconciles read from the index ([`KEPT_WHOLE`]).
+pub(crate) struct Seen {
+    meta: ObjectMeta,
+    object: Option<Value>,
+}
+
+/// Kinds whose copies the index keeps whole, so their reconciles read them
+/// from it instead of asking the parent ([`CopyIndex::object`]).
+const KEPT_WHOLE: [Kind; 1] = [Kind::Pod];
+
+/// What the index says of a copy a reconcile asks for.
+pub(crate) enum Lookup {
+    /// The watch of its kind and namespace has not listed yet: ask the
+    /// parent.
+    Unknown,
+    /// It does not exist (as far as the watch has seen).
+    Absent,
+    /// It is this.
+    Present(Value),
+}
+
 /// The copies the syncer owns in one parent, as its copy watches last
-/// listed and saw them: what tells an Event about a copy from any other.
+/// listed and saw them: what tells an Event about a copy from any other,
+/// and what the reconciles of pods read their copies from. Shared by the
+/// parent's watch task (the only writer) and the reconciles.
 #[derive(Default)]
 pub(crate) struct CopyIndex {
     copies: HashMap<CopyKey, Copy>,
+    /// The objects of the copies of [`KEPT_WHOLE`] kinds.
+    objects: HashMap<CopyKey, Value>,
     /// The copies seen since a (re)list of a watch (by its kind and
     /// namespace, `None`: all) began; what it no longer lists is dropped at
     /// its end.
     relisting: HashMap<(Kind, Option<String>), HashSet<CopyKey>>,
+    /// The watches that have listed once.
+    listed: HashSet<(Kind, Option<String>)>,
 }
 
 impl CopyIndex {
@@ -233,7 +264,7 @@ impl CopyIndex {
         &mut self,
         kind: Kind,
         scope: &Option<String>,
-        event: &Result<Event<ObjectMeta>, watcher::Error>,
+        event: &Result<Event<Seen>, watcher::Error>,
     ) -> Option<CopyKey> {
         let key_of = |m: &ObjectMeta| {
             (
@@ -247,33 +278,42 @@ impl CopyIndex {
             Ok(Event::Init) => {
                 self.relisting.insert(watch, HashSet::new());
             }
-            Ok(Event::InitApply(m) | Event::Apply(m)) => {
-                let key = key_of(m);
-                if let Some(seen) = self.relisting.get_mut(&watch) {
-                    seen.insert(key.clone());
+            Ok(Event::InitApply(seen) | Event::Apply(seen)) => {
+                let key = key_of(&seen.meta);
+                if let Some(listed) = self.relisting.get_mut(&watch) {
+                    listed.insert(key.clone());
                 }
-                match copy_of(kind, m) {
+                match copy_of(kind, &seen.meta) {
                     Some(c) => {
+                        if let Some(o) = &seen.object {
+                            self.objects.insert(key.clone(), o.clone());
+                        }
                         if self.copies.insert(key.clone(), c).is_none() {
                             return Some(key);
                         }
                     }
                     None => {
                         self.copies.remove(&key);
+                        self.objects.remove(&key);
                     }
                 }
             }
-            Ok(Event::Delete(m)) => {
-                self.copies.remove(&key_of(m));
+            Ok(Event::Delete(seen)) => {
+                let key = key_of(&seen.meta);
+                self.copies.remove(&key);
+                self.objects.remove(&key);
             }
             Ok(Event::InitDone) => {
-                if let Some(seen) = self.relisting.remove(&watch) {
-                    self.copies.retain(|k, _| {
+                if let Some(listed) = self.relisting.remove(&watch) {
+                    let keep = |k: &CopyKey| {
                         k.0 != kind
                             || scope.as_ref().is_some_and(|ns| *ns != k.1)
-                            || seen.contains(k)
-                    });
+                            || listed.contains(k)
+                    };
+                    self.copies.retain(|k, _| keep(k));
+                    self.objects.retain(|k, _| keep(k));
                 }
+                self.listed.insert(watch);
             }
             Err(_) => {}
         }
@@ -285,6 +325,23 @@ impl CopyIndex {
     pub(crate) fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Copy> {
         self.copies
             .get(&(kind, namespace.to_string(), name.to_string()))
+    }
+
+    /// The copy of `kind` (one of [`KEPT_WHOLE`]) named `name` in
+    /// `namespace`, as the watch last saw it.
+    pub(crate) fn object(&self, kind: Kind, namespace: &str, name: &str) -> Lookup {
+        let listed = self.listed.contains(&(kind, None))
+            || self.listed.contains(&(kind, Some(namespace.to_string())));
+        if !listed || !KEPT_WHOLE.contains(&kind) {
+            return Lookup::Unknown;
+        }
+        match self
+            .objects
+            .get(&(kind, namespace.to_string(), name.to_string()))
+        {
+            Some(o) => Lookup::Present(o.clone()),
+            None => Lookup::Absent,
+        }
     }
 }
 
@@ -415,20 +472,41 @@ async fn answers(client: &kube::Client) -> bool {
         .is_ok_and(|r| r.is_ok())
 }
 
-/// A watch event of a copy's metadata, kind-independent.
+/// A watch event of a copy, kind-independent: its metadata only.
 fn metadata_event<K>(
     e: Result<Event<PartialObjectMeta<K>>, watcher::Error>,
-) -> Result<Event<ObjectMeta>, watcher::Error> {
+) -> Result<Event<Seen>, watcher::Error> {
+    let seen = |o: PartialObjectMeta<K>| Seen {
+        meta: o.metadata,
+        object: None,
+    };
     e.map(|e| match e {
-        Event::Apply(o) => Event::Apply(o.metadata),
-        Event::InitApply(o) => Event::InitApply(o.metadata),
-        Event::Delete(o) => Event::Delete(o.metadata),
+        Event::Apply(o) => Event::Apply(seen(o)),
+        Event::InitApply(o) => Event::InitApply(seen(o)),
+        Event::Delete(o) => Event::Delete(seen(o)),
         Event::Init => Event::Init,
         Event::InitDone => Event::InitDone,
     })
 }
 
-/// The metadata watch of copies of `kind` in `ns` (`None`: all namespaces).
+/// A watch event of a pod copy, kind-independent: metadata and the whole
+/// pod.
+fn pod_event(e: Result<Event<Pod>, watcher::Error>) -> Result<Event<Seen>, watcher::Error> {
+    let seen = |p: Pod| Seen {
+        object: serde_json::to_value(&p).ok(),
+        meta: p.metadata,
+    };
+    e.map(|e| match e {
+        Event::Apply(p) => Event::Apply(seen(p)),
+        Event::InitApply(p) => Event::InitApply(seen(p)),
+        Event::Delete(p) => Event::Delete(seen(p)),
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
+    })
+}
+
+/// The watch of copies of `kind` in `ns` (`None`: all namespaces): whole
+/// objects for [`KEPT_WHOLE`] kinds, metadata for the others.
 fn copy_watch(
     client: &kube::Client,
     kind: Kind,
@@ -467,7 +545,20 @@ fn copy_watch(
         Kind::Service => watch::<Service>(client, kind, ns),
         Kind::Ingress => watch::<Ingress>(client, kind, ns),
         Kind::NetworkPolicy => watch::<NetworkPolicy>(client, kind, ns),
-        Kind::Pod => watch::<Pod>(client, kind, ns),
+        Kind::Pod => {
+            let api = match ns {
+                None => Api::<Pod>::all(client.clone()),
+                Some(ns) => Api::<Pod>::namespaced(client.clone(), ns),
+            };
+            let ns = ns.clone();
+            watcher::watcher(
+                api,
+                watcher::Config::default().labels(&names::managed_selector()),
+            )
+            .backoff(WatchBackoff::default())
+            .map(move |e| Watched::Copy(kind, ns.clone(), Box::new(pod_event(e))))
+            .boxed()
+        }
         Kind::ConfigMap => watch::<ConfigMap>(client, kind, ns),
         Kind::Secret => watch::<Secret>(client, kind, ns),
         other => unreachable!("no watch of copies of {other:?}"),
@@ -509,7 +600,9 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
     );
     let mut events = futures::stream::select_all(streams);
     tracing::info!(parent = ?parent, namespaces = ?namespaces, "syncer: watching the parent's copies and classes");
-    let mut copies = CopyIndex::default();
+    // Shared with the reconciles, which read pod copies from it; a fresh
+    // one for each run of this task.
+    let copies = syncer.fresh_copy_index(&parent);
     let mut parked = Parked::default();
     // The copy watches yet to list before the Event watches start.
     let mut unlisted: HashSet<(Kind, Option<String>)> = namespaces
@@ -615,22 +708,34 @@ pub(crate) async fn watch(syncer: Arc<Syncer>, parent: ParentKey, client: kube::
                     }
                     Ok(_) => continue,
                 };
-                if let Some(unknown) = event_changed(&syncer, &parent, &copies, &change) {
+                let unknown = event_changed(
+                    &syncer,
+                    &parent,
+                    &copies.read().unwrap_or_else(|e| e.into_inner()),
+                    &change,
+                );
+                if let Some(unknown) = unknown {
                     parked.park(unknown, change);
                 }
                 continue;
             }
         };
-        if let Some(new_copy) = copies.apply(kind, &namespace, &event) {
+        let new_copy = copies
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .apply(kind, &namespace, &event);
+        if let Some(new_copy) = new_copy {
+            let copies = copies.read().unwrap_or_else(|e| e.into_inner());
             for change in parked.take(&new_copy) {
                 event_changed(&syncer, &parent, &copies, &change);
             }
         }
         match &event {
             Ok(Event::InitApply(_)) if LIVE_ONLY.contains(&kind) => {}
-            Ok(Event::Apply(m) | Event::InitApply(m) | Event::Delete(m)) => {
+            Ok(Event::Apply(seen) | Event::InitApply(seen) | Event::Delete(seen)) => {
                 // The copy changed (or is gone): its virtual object's
                 // reconcile takes status up or puts the copy back.
+                let m = &seen.meta;
                 let ns = m.namespace.as_deref().unwrap_or("");
                 if let Some(owner) = owner_of(&serde_json::json!({ "metadata": m }))
                     && syncer.owns(&parent, ns, &owner)
@@ -757,7 +862,7 @@ fn event_changed(
 mod tests {
     use super::*;
 
-    fn pod(ns: &str, name: &str, copy: bool) -> ObjectMeta {
+    fn pod(ns: &str, name: &str, copy: bool) -> Seen {
         let mut meta =
             serde_json::json!({"namespace": ns, "name": name, "uid": format!("uid-{name}")});
         if copy {
@@ -765,7 +870,10 @@ mod tests {
             meta["annotations"] =
                 serde_json::json!(names::owner_annotations("team-a", "default", name, "v"));
         }
-        serde_json::from_value(meta).unwrap()
+        Seen {
+            object: Some(serde_json::json!({ "metadata": &meta })),
+            meta: serde_json::from_value(meta).unwrap(),
+        }
     }
 
     #[test]
@@ -809,6 +917,8 @@ mod tests {
     fn the_copy_index_follows_watches_and_relists() {
         let mut index = CopyIndex::default();
         let all = None;
+        // Nothing is known of pods before their watch has listed.
+        assert!(matches!(index.object(Kind::Pod, "h", "a"), Lookup::Unknown));
         index.apply(Kind::Pod, &all, &Ok(Event::Init));
         index.apply(Kind::Pod, &all, &Ok(Event::InitApply(pod("h", "a", true))));
         index.apply(
@@ -820,6 +930,16 @@ mod tests {
         assert_eq!(index.get(Kind::Pod, "h", "a").unwrap().owner.name, "a");
         assert_eq!(index.get(Kind::Pod, "h", "a").unwrap().uid, "uid-a");
         assert!(index.get(Kind::Pod, "h", "plain").is_none());
+        // Reconciles read pod copies whole; a pod that is not a copy is
+        // not one.
+        assert!(matches!(
+            index.object(Kind::Pod, "h", "a"),
+            Lookup::Present(o) if o["metadata"]["name"] == "a"
+        ));
+        assert!(matches!(
+            index.object(Kind::Pod, "h", "plain"),
+            Lookup::Absent
+        ));
         let new = index.apply(Kind::Pod, &all, &Ok(Event::Apply(pod("h", "b", true))));
         assert_eq!(new, Some((Kind::Pod, "h".to_string(), "b".to_string())));
         assert!(index.get(Kind::Pod, "h", "b").is_some());

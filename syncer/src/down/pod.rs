@@ -105,7 +105,7 @@ pub(crate) async fn sync(
     let hapi = api(&ctx.parent, Kind::Pod, &ctx.placement.host_namespace);
     let hname = names::host_name(&ctx.cluster, ns, name);
     let vpod = get(&vapi, name).await?;
-    let hpod = match get(&hapi, &hname).await? {
+    let hpod = match s.copy_of(ctx, Kind::Pod, &hname).await? {
         Some(h) if !is_ours(ctx, &h) => {
             tracing::warn!(cluster = %ctx.cluster, pod = %format!("{ns}/{name}"), parent_pod = %hname,
                 "a parent pod of that name belongs to someone else; not syncing");
@@ -149,6 +149,10 @@ pub(crate) async fn sync(
         s.tokens.forget(ctx, &hname);
         if is_finished(&vpod) {
             return Ok(None);
+        }
+        // Gone from the watch's view: sure? (A started pod is deleted.)
+        if has_started(&vpod) && get(&hapi, &hname).await?.is_some() {
+            return Ok(Some(Duration::from_millis(200)));
         }
         if has_started(&vpod) {
             tracing::info!(cluster = %ctx.cluster, pod = %format!("{ns}/{name}"),
