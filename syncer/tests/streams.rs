@@ -1,11 +1,12 @@
-//! `kubectl exec` (with stdin), `cp` and `port-forward` through the
-//! virtual API (`pods/exec`, `pods/portforward`): the request is checked
-//! against the virtual pod (proper `Status` errors), then upgraded end to
-//! end to the pod's copy where it runs. Against the real host, kwok runs
-//! exec commands on this machine and answers every forwarded port with an
-//! echo, so what comes back proves the bytes went all the way, over
-//! WebSockets (kubectl's default) and over SPDY, one level and two levels
-//! deep.
+//! `kubectl exec` (with stdin), `attach`, `cp` and `port-forward` through
+//! the virtual API (`pods/exec`, `pods/attach`, `pods/portforward`): the
+//! request is checked against the virtual pod (proper `Status` errors),
+//! then upgraded end to end to the pod's copy where it runs. Against the
+//! real host, kwok runs exec commands on this machine, streams what is
+//! appended to its attach log to every attached client, and answers every
+//! forwarded port with an echo, so what comes back proves the bytes went
+//! all the way, over WebSockets (kubectl's default) and over SPDY, one
+//! level and two levels deep.
 
 mod common;
 
@@ -107,6 +108,53 @@ fn exec(
         cmd.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
     }
     nestkube_e2e::run(cmd, stdin)
+}
+
+/// `kubectl attach` to `pod` shows what its container writes from then on:
+/// kwok streams the lines appended to the host's attach log (written here,
+/// again and again until one shows, since the attach starts reading at the
+/// end of the file some time after kubectl starts).
+fn attach_shows_output(host: &nestkube_e2e::HostCluster, kubeconfig: &Path, pod: &str, spdy: bool) {
+    let mut cmd = kubectl(host, kubeconfig);
+    cmd.args(["attach", pod]);
+    if spdy {
+        cmd.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kubectl attach");
+    let stdout = child.stdout.take().expect("stdout");
+    let marker = nestkube_e2e::unique_name(&format!("attached-{pod}-{spdy}"));
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let want = marker.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains(&want) {
+                let _ = seen_tx.send(line);
+                break;
+            }
+        }
+    });
+    let log = host.dir().join("kwok").join("attach.log");
+    let mut seen = None;
+    for _ in 0..150 {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("the host's attach log");
+        writeln!(f, "2026-01-01T00:00:00.000000000Z stdout F {marker}").unwrap();
+        if let Ok(line) = seen_rx.recv_timeout(Duration::from_millis(200)) {
+            seen = Some(line);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = seen.unwrap_or_else(|| panic!("attach to {pod} (spdy: {spdy}) showed nothing"));
+    assert_eq!(line.trim(), marker);
 }
 
 /// `kubectl port-forward` to port 8080 of `pod`: a line sent to the local
@@ -244,10 +292,11 @@ async fn exec_cp_and_port_forward_reach_the_host_pod() {
         "copied through two virtual clusters\n"
     );
 
-    // port-forward, both protocols, both levels.
+    // port-forward and attach, both protocols, both levels.
     for (kc, pod) in [(&outer_kc, "web"), (&inner_kc, "deep")] {
         for spdy in [false, true] {
             port_forward_echoes(host, kc, pod, spdy);
+            attach_shows_output(host, kc, pod, spdy);
         }
     }
 
