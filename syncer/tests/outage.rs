@@ -137,27 +137,61 @@ async fn events_about(events: &Api<Event>, name: &str, reason: &str) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_syncer_converges_after_its_parent_was_unreachable() {
-    let Some(host) = nestkube_e2e::HostCluster::shared() else {
-        return;
-    };
-    let ns = host.namespace("outage");
+/// A cluster placed on the e2e host that nestkube reaches through a
+/// [`Relay`] the test can cut; the test's own view of the host (as its
+/// operator, `admin`) goes direct.
+struct BehindRelay {
+    ns: nestkube_e2e::TestNamespace<'static>,
+    relay: Relay,
+    admin: kube::Client,
+    server: Server,
+    cluster: String,
+    /// The placed VirtualCluster's uid.
+    uid: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A [`BehindRelay`] cluster `<name>-<unique>` in host namespace
+/// `<prefix>-<unique>`; `None` without an e2e host.
+async fn behind_relay(prefix: &str, name: &str) -> Option<BehindRelay> {
+    let host = nestkube_e2e::HostCluster::shared()?;
+    let ns = host.namespace(prefix);
     let dir = tempfile::tempdir().expect("tempdir");
-    // nestkube reaches the host through the relay; the test's own view of
-    // the host (as its operator) goes direct.
     let relay = Relay::start(host.server_addr().expect("host address"))
         .await
         .expect("relay");
     let via = dir.path().join("host-via-relay.kubeconfig");
     host.kubeconfig_via(&relay.url(), &via).expect("kubeconfig");
     let nestkube_host = client_for(Kubeconfig::read_from(&via).expect("kubeconfig")).await;
-    let admin = client_for(Kubeconfig::read_from(host.kubeconfig()).expect("kubeconfig")).await;
-
+    let admin = common::host_admin(host).await;
     let server = Server::start().await;
+    let cluster = common::host_placed_cluster(&server, nestkube_host, ns.name(), name).await;
+    Some(BehindRelay {
+        ns,
+        relay,
+        admin,
+        server,
+        uid: format!("uid-{cluster}"),
+        cluster,
+        _dir: dir,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_syncer_converges_after_its_parent_was_unreachable() {
+    let Some(BehindRelay {
+        ns,
+        relay,
+        admin,
+        server,
+        cluster,
+        uid,
+        _dir,
+    }) = behind_relay("outage", "outage").await
+    else {
+        return;
+    };
     let api = server.running.api.clone();
-    let cluster = common::host_placed_cluster(&server, nestkube_host, ns.name(), "outage").await;
-    let uid = format!("uid-{cluster}");
     let virt = api.client_for(&cluster);
     let vpods: Api<Pod> = Api::namespaced(virt.clone(), "default");
     let vcms: Api<ConfigMap> = Api::namespaced(virt.clone(), "default");
@@ -410,23 +444,19 @@ async fn the_syncer_converges_after_its_parent_was_unreachable() {
 /// copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partitioned_parent_holds_up_no_other_cluster() {
-    let Some(host) = nestkube_e2e::HostCluster::shared() else {
+    let Some(BehindRelay {
+        ns,
+        relay,
+        admin,
+        server,
+        cluster,
+        uid,
+        _dir,
+    }) = behind_relay("partition", "part").await
+    else {
         return;
     };
-    let ns = host.namespace("partition");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(host.server_addr().expect("host address"))
-        .await
-        .expect("relay");
-    let via = dir.path().join("host-via-relay.kubeconfig");
-    host.kubeconfig_via(&relay.url(), &via).expect("kubeconfig");
-    let nestkube_host = client_for(Kubeconfig::read_from(&via).expect("kubeconfig")).await;
-    let admin = client_for(Kubeconfig::read_from(host.kubeconfig()).expect("kubeconfig")).await;
-
-    let server = Server::start().await;
     let api = server.running.api.clone();
-    let cluster = common::host_placed_cluster(&server, nestkube_host, ns.name(), "part").await;
-    let uid = format!("uid-{cluster}");
     // Another tenant, placed in root (a parent nestkube serves).
     let (_, other) = common::virtual_cluster(&server.root, "team-b").await;
     let vpods: Api<Pod> = Api::namespaced(api.client_for(&cluster), "default");
