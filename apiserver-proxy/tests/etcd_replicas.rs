@@ -64,13 +64,9 @@ fn cm(name: &str, value: &str) -> ConfigMap {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_over_one_etcd() {
-    if LocalEtcd::binary().is_err() && std::env::var("NESTKUBE_E2E").as_deref() == Ok("0") {
-        println!("SKIPPED: no etcd binary (NESTKUBE_E2E_ETCD) and NESTKUBE_E2E=0");
+    let Some(etcd) = LocalEtcd::start_for_test().await else {
         return;
-    }
-    let etcd = LocalEtcd::start()
-        .await
-        .unwrap_or_else(|e| panic!("this test needs etcd: {e}"));
+    };
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, client_a) = replica(da.path(), &etcd).await;
     // Nothing is copied between the data directories: the PKI is in etcd.

@@ -397,8 +397,27 @@ impl Syncer {
             return Ok(());
         };
         let (pod, ips) = dns::PodIndex::addresses(cluster, vpod, hpod);
-        dns.index.set(pod.clone(), ips.clone());
-        dns::shared::publish(self.api.store.storage().as_ref(), &pod, &ips).await?;
+        self.share_pod_ips(dns, pod, ips).await
+    }
+
+    /// Makes `ips` the addresses of `pod` in `dns`'s index and, when that
+    /// changes them, in the shared one (unchanged: the shared index has
+    /// them already, or this replica's index would have followed it). A
+    /// failed write puts the old addresses back, so a retry writes again.
+    async fn share_pod_ips(
+        &self,
+        dns: &dns::PodDns,
+        pod: dns::PodRef,
+        ips: Vec<std::net::IpAddr>,
+    ) -> Result<(), SyncError> {
+        let old = dns.index.swap(pod.clone(), ips.clone());
+        if old == ips {
+            return Ok(());
+        }
+        if let Err(e) = dns::shared::publish(self.api.store.storage().as_ref(), &pod, &ips).await {
+            dns.index.swap(pod, old);
+            return Err(e.into());
+        }
         Ok(())
     }
 
@@ -425,9 +444,7 @@ impl Syncer {
             namespace: ns.into(),
             name: name.into(),
         };
-        dns.index.set(pod.clone(), Vec::new());
-        dns::shared::publish(self.api.store.storage().as_ref(), &pod, &[]).await?;
-        Ok(())
+        self.share_pod_ips(dns, pod, Vec::new()).await
     }
 
     pub(crate) fn enqueue_object(&self, kind: Kind, cluster: &str, namespace: &str, name: &str) {
@@ -715,7 +732,7 @@ impl Syncer {
 
     /// Copy `name` of `kind` in `ctx`'s host namespace as its parent's watch
     /// last saw it; asks the parent when the watch cannot tell.
-    pub(crate) async fn copy_of(
+    pub(crate) async fn cached_copy(
         &self,
         ctx: &Ctx,
         kind: Kind,

@@ -472,37 +472,31 @@ async fn answers(client: &kube::Client) -> bool {
         .is_ok_and(|r| r.is_ok())
 }
 
-/// A watch event of a copy, kind-independent: its metadata only.
-fn metadata_event<K>(
-    e: Result<Event<PartialObjectMeta<K>>, watcher::Error>,
-) -> Result<Event<Seen>, watcher::Error> {
-    let seen = |o: PartialObjectMeta<K>| Seen {
-        meta: o.metadata,
-        object: None,
-    };
-    e.map(|e| match e {
-        Event::Apply(o) => Event::Apply(seen(o)),
-        Event::InitApply(o) => Event::InitApply(seen(o)),
-        Event::Delete(o) => Event::Delete(seen(o)),
+/// `e` with its object(s) turned into `f`'s.
+fn map_event<T, U>(e: Event<T>, f: impl Fn(T) -> U) -> Event<U> {
+    match e {
+        Event::Apply(o) => Event::Apply(f(o)),
+        Event::InitApply(o) => Event::InitApply(f(o)),
+        Event::Delete(o) => Event::Delete(f(o)),
         Event::Init => Event::Init,
         Event::InitDone => Event::InitDone,
-    })
+    }
 }
 
-/// A watch event of a pod copy, kind-independent: metadata and the whole
-/// pod.
-fn pod_event(e: Result<Event<Pod>, watcher::Error>) -> Result<Event<Seen>, watcher::Error> {
-    let seen = |p: Pod| Seen {
+/// What the index keeps of a copy watched for its metadata only.
+fn metadata_only<K>(o: PartialObjectMeta<K>) -> Seen {
+    Seen {
+        meta: o.metadata,
+        object: None,
+    }
+}
+
+/// What the index keeps of a pod copy: metadata and the whole pod.
+fn whole_pod(p: Pod) -> Seen {
+    Seen {
         object: serde_json::to_value(&p).ok(),
         meta: p.metadata,
-    };
-    e.map(|e| match e {
-        Event::Apply(p) => Event::Apply(seen(p)),
-        Event::InitApply(p) => Event::InitApply(seen(p)),
-        Event::Delete(p) => Event::Delete(seen(p)),
-        Event::Init => Event::Init,
-        Event::InitDone => Event::InitDone,
-    })
+    }
 }
 
 /// The watch of copies of `kind` in `ns` (`None`: all namespaces): whole
@@ -512,10 +506,13 @@ fn copy_watch(
     kind: Kind,
     ns: &Option<String>,
 ) -> futures::stream::BoxStream<'static, Watched> {
+    /// The labelled watch of `K` (a kind, or `PartialObjectMeta` of one,
+    /// which asks for metadata only), its objects kept as `seen` says.
     fn watch<K>(
         client: &kube::Client,
         kind: Kind,
         ns: &Option<String>,
+        seen: fn(K) -> Seen,
     ) -> futures::stream::BoxStream<'static, Watched>
     where
         K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
@@ -526,10 +523,9 @@ fn copy_watch(
             + 'static,
         K::DynamicType: Default,
     {
-        // An `Api` of `PartialObjectMeta` asks for metadata only.
         let api = match ns {
-            None => Api::<PartialObjectMeta<K>>::all(client.clone()),
-            Some(ns) => Api::<PartialObjectMeta<K>>::namespaced(client.clone(), ns),
+            None => Api::<K>::all(client.clone()),
+            Some(ns) => Api::<K>::namespaced(client.clone(), ns),
         };
         let ns = ns.clone();
         watcher::watcher(
@@ -537,30 +533,20 @@ fn copy_watch(
             watcher::Config::default().labels(&names::managed_selector()),
         )
         .backoff(WatchBackoff::default())
-        .map(move |e| Watched::Copy(kind, ns.clone(), Box::new(metadata_event(e))))
+        .map(move |e| Watched::Copy(kind, ns.clone(), Box::new(e.map(|e| map_event(e, seen)))))
         .boxed()
     }
+    type Meta<K> = PartialObjectMeta<K>;
     match kind {
-        Kind::PersistentVolumeClaim => watch::<PersistentVolumeClaim>(client, kind, ns),
-        Kind::Service => watch::<Service>(client, kind, ns),
-        Kind::Ingress => watch::<Ingress>(client, kind, ns),
-        Kind::NetworkPolicy => watch::<NetworkPolicy>(client, kind, ns),
-        Kind::Pod => {
-            let api = match ns {
-                None => Api::<Pod>::all(client.clone()),
-                Some(ns) => Api::<Pod>::namespaced(client.clone(), ns),
-            };
-            let ns = ns.clone();
-            watcher::watcher(
-                api,
-                watcher::Config::default().labels(&names::managed_selector()),
-            )
-            .backoff(WatchBackoff::default())
-            .map(move |e| Watched::Copy(kind, ns.clone(), Box::new(pod_event(e))))
-            .boxed()
+        Kind::Pod => watch::<Pod>(client, kind, ns, whole_pod),
+        Kind::PersistentVolumeClaim => {
+            watch::<Meta<PersistentVolumeClaim>>(client, kind, ns, metadata_only)
         }
-        Kind::ConfigMap => watch::<ConfigMap>(client, kind, ns),
-        Kind::Secret => watch::<Secret>(client, kind, ns),
+        Kind::Service => watch::<Meta<Service>>(client, kind, ns, metadata_only),
+        Kind::Ingress => watch::<Meta<Ingress>>(client, kind, ns, metadata_only),
+        Kind::NetworkPolicy => watch::<Meta<NetworkPolicy>>(client, kind, ns, metadata_only),
+        Kind::ConfigMap => watch::<Meta<ConfigMap>>(client, kind, ns, metadata_only),
+        Kind::Secret => watch::<Meta<Secret>>(client, kind, ns, metadata_only),
         other => unreachable!("no watch of copies of {other:?}"),
     }
 }

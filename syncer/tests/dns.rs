@@ -696,13 +696,9 @@ async fn a_nested_clusters_pod_resolves_its_own_names() {
 async fn every_replica_answers_the_pods_of_the_lease_holder() {
     use nestkube_storage::{Backend, LocalEtcd};
     const CLIENT: &str = "127.0.0.5";
-    if LocalEtcd::binary().is_err() && std::env::var("NESTKUBE_E2E").as_deref() == Ok("0") {
-        println!("SKIPPED: no etcd binary (NESTKUBE_E2E_ETCD) and NESTKUBE_E2E=0");
+    let Some(etcd) = LocalEtcd::start_for_test().await else {
         return;
-    }
-    let etcd = LocalEtcd::start()
-        .await
-        .unwrap_or_else(|e| panic!("this test needs etcd: {e}"));
+    };
     let mut replicas = Vec::new();
     for holder in ["replica-a", "replica-b"] {
         let server = Server::start_on(Backend::Etcd(etcd.config("/nestkube"))).await;

@@ -90,15 +90,7 @@ async fn memory_stolen_lease_is_lost() {
 }
 
 async fn local_etcd() -> Option<LocalEtcd> {
-    if LocalEtcd::binary().is_err() && std::env::var("NESTKUBE_E2E").as_deref() == Ok("0") {
-        println!("SKIPPED: no etcd binary (NESTKUBE_E2E_ETCD) and NESTKUBE_E2E=0");
-        return None;
-    }
-    Some(
-        LocalEtcd::start()
-            .await
-            .unwrap_or_else(|e| panic!("etcd lease tests need etcd: {e}")),
-    )
+    LocalEtcd::start_for_test().await
 }
 
 async fn etcd_store(etcd: &LocalEtcd) -> Arc<dyn Storage> {

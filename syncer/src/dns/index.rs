@@ -105,30 +105,35 @@ impl PodIndex {
     /// Makes `ips` the addresses of `pod` (none: forget it); whether that
     /// changed anything.
     pub fn set(&self, pod: PodRef, ips: Vec<IpAddr>) -> bool {
+        let new = ips.clone();
+        self.swap(pod, ips) != new
+    }
+
+    /// Makes `ips` the addresses of `pod` (none: forget it); returns those
+    /// it had (none when unknown).
+    pub fn swap(&self, pod: PodRef, ips: Vec<IpAddr>) -> Vec<IpAddr> {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if inner
             .by_pod
             .get(&pod)
             .map_or(ips.is_empty(), |have| *have == ips)
         {
-            return false;
+            return ips;
         }
-        if let Some(old) = inner.by_pod.remove(&pod) {
-            for ip in old {
-                inner.unclaim(ip, &pod);
+        let old = inner.by_pod.remove(&pod).unwrap_or_default();
+        for ip in &old {
+            inner.unclaim(*ip, &pod);
+        }
+        if !ips.is_empty() {
+            for ip in &ips {
+                let owners = inner.by_ip.entry(*ip).or_default();
+                if !owners.contains(&pod) {
+                    owners.push(pod.clone());
+                }
             }
+            inner.by_pod.insert(pod, ips);
         }
-        if ips.is_empty() {
-            return true;
-        }
-        for ip in &ips {
-            let owners = inner.by_ip.entry(*ip).or_default();
-            if !owners.contains(&pod) {
-                owners.push(pod.clone());
-            }
-        }
-        inner.by_pod.insert(pod, ips);
-        true
+        old
     }
 
     /// Makes `all` the whole index (a relist of the shared index).

@@ -105,7 +105,7 @@ pub(crate) async fn sync(
     let hapi = api(&ctx.parent, Kind::Pod, &ctx.placement.host_namespace);
     let hname = names::host_name(&ctx.cluster, ns, name);
     let vpod = get(&vapi, name).await?;
-    let hpod = match s.copy_of(ctx, Kind::Pod, &hname).await? {
+    let hpod = match s.cached_copy(ctx, Kind::Pod, &hname).await? {
         Some(h) if !is_ours(ctx, &h) => {
             tracing::warn!(cluster = %ctx.cluster, pod = %format!("{ns}/{name}"), parent_pod = %hname,
                 "a parent pod of that name belongs to someone else; not syncing");
