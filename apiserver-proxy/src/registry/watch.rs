@@ -31,6 +31,11 @@ pub struct WatchOptions {
     pub send_initial_events: Option<bool>,
     /// `allowWatchBookmarks`.
     pub allow_bookmarks: bool,
+    /// The oldest revision whose history this watch may see: the creation of
+    /// the watched cluster's current incarnation (0: all). Events before it
+    /// belong to an earlier cluster at the same path, so a watch from an
+    /// older resourceVersion is `410 Gone`, as one from compacted history.
+    pub oldest_revision: u64,
 }
 
 /// A Kubernetes watch event.
@@ -134,7 +139,17 @@ impl Watch {
             v.parse::<u64>()
                 .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {v:?}")))?
         };
-        let stream = match storage.watch(&prefix, from).await {
+        // Only an explicit resourceVersion can name history (an initial list,
+        // and "0", start at the current revision).
+        let stream = if !initial_state && from != 0 && from < opts.oldest_revision {
+            Err(StorageError::Compacted {
+                requested: from,
+                compacted: opts.oldest_revision,
+            })
+        } else {
+            storage.watch(&prefix, from).await
+        };
+        let stream = match stream {
             Ok(s) => Some(s),
             Err(StorageError::Compacted {
                 requested,

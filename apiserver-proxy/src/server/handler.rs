@@ -31,8 +31,8 @@ use crate::registry::store::{
 };
 use crate::registry::table::{self, IncludeObject};
 use crate::registry::watch::{Event, Watch, WatchOptions};
-use crate::tenancy::Clusters;
 use crate::tenancy::limits::{self, Throttled};
+use crate::tenancy::{Cluster, Clusters};
 
 /// Largest request body accepted (upstream: 3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -412,6 +412,9 @@ impl ApiServer {
         }
         info.cluster = access.cluster;
         let mut _permit = None;
+        // The instance of the cluster this request is for: what it streams
+        // ends when that instance is removed or re-created.
+        let mut incarnation = None;
         if let Identity::Anonymous = identity {
             // Public endpoints are the same for every cluster and are answered
             // without looking the cluster up, so anonymous callers cannot
@@ -437,6 +440,7 @@ impl ApiServer {
                 Ok(permit) => _permit = permit,
                 Err(throttled) => return Ok(too_many_requests(throttled)),
             }
+            incarnation = Some(cluster);
         }
         // Who acts (after impersonation) and whether they may: RBAC over
         // this cluster's policy only (see `auth::rbac`).
@@ -455,13 +459,39 @@ impl ApiServer {
                 Err(rbac::RequestDenied::Other(e)) => return Err(e),
             }
         };
+        let Some(incarnation) = incarnation else {
+            return self.dispatch(info, user, req, None).await;
+        };
+        let resp = self
+            .dispatch(info, user, req, Some(Box::pin(incarnation.retired())))
+            .await?;
+        Ok(ends_when_retired(resp, &incarnation))
+    }
+
+    /// Serves an authenticated, authorized request. `retired` resolves when
+    /// the request's cluster instance stops being served (`None`: public
+    /// endpoints); streams that take over the connection end with it.
+    async fn dispatch<B>(
+        &self,
+        info: RequestInfo,
+        user: auth::UserInfo,
+        req: Request<B>,
+        retired: Option<Retired>,
+    ) -> Result<Response<Body>, ApiError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let (mut parts, body) = req.into_parts();
         // Streams (exec, attach, port-forward) take over the connection.
         if let Api::Resource(rr) = &info.api
             && let Some(stream) = super::pod_connect::stream_of(rr)
         {
             let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-            return self.pod_stream(&info, rr, stream, &parts, on_upgrade).await;
+            let retired = retired.ok_or(ApiError::Unauthorized)?;
+            return self
+                .pod_stream(&info, rr, stream, &parts, on_upgrade, retired)
+                .await;
         }
         let body = Limited::new(body, MAX_BODY_BYTES)
             .collect()
@@ -1027,6 +1057,10 @@ impl ApiServer {
                 resource_version: list.resource_version,
                 send_initial_events,
                 allow_bookmarks,
+                oldest_revision: self
+                    .clusters
+                    .get(target.cluster)
+                    .map_or(0, |c| c.created_revision()),
             },
         )
         .await?;
@@ -1104,6 +1138,52 @@ impl ApiServer {
             HeaderValue::from_static("no-cache, private"),
         );
         Ok(resp)
+    }
+}
+
+/// Resolves when a cluster instance stops being served ([`Cluster::retired`]).
+pub(super) type Retired = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// `resp`, whose body (when it streams: a watch, `logs -f`) ends when
+/// `cluster` is removed or re-created, so no stream opened for one tenant
+/// carries the next tenant's data at the same path. Bodies of a known size
+/// are complete already and left alone.
+fn ends_when_retired(resp: Response<Body>, cluster: &Cluster) -> Response<Body> {
+    use hyper::body::Body as _;
+    if resp.body().size_hint().exact().is_some() {
+        return resp;
+    }
+    resp.map(|body| {
+        BodyExt::boxed(EndsWhen {
+            body,
+            retired: std::sync::Mutex::new(Box::pin(cluster.retired())),
+        })
+    })
+}
+
+/// A body that ends (cleanly, as a watch's timeout does) once `retired` resolves.
+struct EndsWhen {
+    body: Body,
+    /// Behind a mutex only to be `Sync` (as boxed bodies must be); polled
+    /// through `get_mut`, never locked.
+    retired: std::sync::Mutex<Retired>,
+}
+
+impl hyper::body::Body for EndsWhen {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if let Ok(retired) = this.retired.get_mut()
+            && retired.as_mut().poll(cx).is_ready()
+        {
+            return std::task::Poll::Ready(None);
+        }
+        std::pin::Pin::new(&mut this.body).poll_frame(cx)
     }
 }
 

@@ -268,6 +268,7 @@ impl ApiServer {
         stream: Stream,
         parts: &http::request::Parts,
         on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        retired: super::handler::Retired,
     ) -> Result<Response<Body>, ApiError> {
         if !matches!(rr.verb, "get" | "create") {
             return Err(ApiError::MethodNotAllowed);
@@ -307,11 +308,15 @@ impl ApiServer {
                 }
             };
             let mut far_io = far.io;
-            match tokio::io::copy_bidirectional(&mut near, &mut far_io).await {
-                Ok((up, down)) => {
-                    tracing::debug!(%cluster, %pod, up, down, "pod stream ended")
-                }
-                Err(e) => tracing::debug!(%cluster, %pod, error = %e, "pod stream ended"),
+            // The stream ends with its cluster's instance (removed or re-created).
+            tokio::select! {
+                copied = tokio::io::copy_bidirectional(&mut near, &mut far_io) => match copied {
+                    Ok((up, down)) => {
+                        tracing::debug!(%cluster, %pod, up, down, "pod stream ended")
+                    }
+                    Err(e) => tracing::debug!(%cluster, %pod, error = %e, "pod stream ended"),
+                },
+                () = retired => tracing::debug!(%cluster, %pod, "pod stream ended: cluster retired"),
             }
         });
         let mut resp = Response::new(Empty::new().map_err(|never| match never {}).boxed());

@@ -64,13 +64,70 @@ pub struct Cluster {
     /// The `mod_revision` of the record `placement` was last taken from, so
     /// a late watch event never undoes a newer placement.
     record_revision: AtomicU64,
+    /// The revision at which this incarnation's record was created: every
+    /// write of an earlier cluster at the same path (and its teardown) is
+    /// older, so history before it is never served to this one.
+    created_revision: Revision,
+    /// Set once this instance stops being served (removed, or replaced by a
+    /// re-created cluster at the same path); see [`Cluster::retired`].
+    retired: tokio::sync::watch::Sender<bool>,
 }
 
 impl Cluster {
+    fn new(
+        path: String,
+        client_ca: Ca,
+        sa_key: SigningKey,
+        placement: Option<Placement>,
+        record: Option<&KeyValue>,
+    ) -> Self {
+        Self {
+            path,
+            client_ca,
+            sa_key,
+            limits: Default::default(),
+            placement: RwLock::new(placement.map(Arc::new)),
+            record_revision: AtomicU64::new(record.map_or(0, |kv| kv.mod_revision)),
+            created_revision: record.map_or(0, |kv| kv.create_revision),
+            retired: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
     /// The VirtualCluster behind this cluster and its policy; `None` for the
     /// root cluster (and for a cluster whose provisioner has not said yet).
     pub fn placement(&self) -> Option<Arc<Placement>> {
         self.placement.read().ok()?.clone()
+    }
+
+    /// The oldest revision this incarnation may serve history from: a watch
+    /// (or any read of history) from before it would show a removed
+    /// cluster's objects at the same path, so it is answered `410 Gone`.
+    /// 0 for the root cluster.
+    pub fn created_revision(&self) -> Revision {
+        self.created_revision
+    }
+
+    /// Resolves once this instance is no longer served: it was removed, or
+    /// the path now names a re-created cluster. Every watch, stream and
+    /// connection opened for it waits on this and ends, so nothing opened
+    /// for one tenant goes on to carry the data of the next tenant at the
+    /// same path. Owns what it waits on (no borrow of the cluster).
+    pub fn retired(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.retired.subscribe();
+        async move {
+            // An error means the sender (the cluster) is gone: retired too.
+            let _ = rx.wait_for(|retired| *retired).await;
+        }
+    }
+
+    /// Whether [`Cluster::retired`] has resolved.
+    pub fn is_retired(&self) -> bool {
+        *self.retired.borrow()
+    }
+
+    /// Ends everything waiting on [`Cluster::retired`].
+    fn retire(&self) {
+        self.retired.send_replace(true);
     }
 }
 
@@ -116,8 +173,8 @@ struct Record {
 }
 
 impl Record {
-    /// The cluster this record (stored at `revision`) describes.
-    fn into_cluster(self, revision: Revision) -> Result<Cluster, ApiError> {
+    /// The cluster this record (stored as `kv`) describes.
+    fn into_cluster(self, kv: &KeyValue) -> Result<Cluster, ApiError> {
         let client_ca = Ca::from_pem(CertPair {
             cert_pem: self.client_ca_cert,
             key_pem: self.client_ca_key,
@@ -127,14 +184,13 @@ impl Record {
             Some(pem) => SigningKey::from_pem(pem).map_err(internal)?,
             None => return Err(internal("cluster record has no signing key")),
         };
-        Ok(Cluster {
-            path: self.path,
+        Ok(Cluster::new(
+            self.path,
             client_ca,
             sa_key,
-            limits: Default::default(),
-            placement: RwLock::new(self.placement.map(Arc::new)),
-            record_revision: AtomicU64::new(revision),
-        })
+            self.placement,
+            Some(kv),
+        ))
     }
 }
 
@@ -174,22 +230,18 @@ impl Clusters {
         let mut by_path = HashMap::new();
         by_path.insert(
             ROOT_CLUSTER.to_string(),
-            Arc::new(Cluster {
-                path: ROOT_CLUSTER.into(),
-                client_ca: root_ca,
-                sa_key: root_sa_key,
-                limits: Default::default(),
-                placement: RwLock::new(None),
-                record_revision: AtomicU64::new(0),
-            }),
+            Arc::new(Cluster::new(
+                ROOT_CLUSTER.into(),
+                root_ca,
+                root_sa_key,
+                None,
+                None,
+            )),
         );
         let records = storage.list(RECORD_PREFIX, StorageList::default()).await?;
         for kv in records.items {
             let record = Self::complete(&storage, &kv.key, kv.mod_revision, &kv.value).await?;
-            by_path.insert(
-                record.path.clone(),
-                Arc::new(record.into_cluster(kv.mod_revision)?),
-            );
+            by_path.insert(record.path.clone(), Arc::new(record.into_cluster(&kv)?));
         }
         Ok(Self {
             by_path: RwLock::new(by_path),
@@ -241,7 +293,7 @@ impl Clusters {
                 let bytes = Bytes::from(serde_json::to_vec(&record).map_err(internal)?);
                 let key = format!("{RECORD_PREFIX}{path}");
                 let cluster = match self.storage.create(&key, bytes).await {
-                    Ok(kv) => record.into_cluster(kv.mod_revision)?,
+                    Ok(kv) => record.into_cluster(&kv)?,
                     // Created concurrently (or before a crash): use the stored keys.
                     Err(StorageError::AlreadyExists { .. }) => {
                         let kv = self
@@ -251,7 +303,7 @@ impl Clusters {
                             .ok_or_else(|| internal("cluster record vanished"))?;
                         Self::complete(&self.storage, &kv.key, kv.mod_revision, &kv.value)
                             .await?
-                            .into_cluster(kv.mod_revision)?
+                            .into_cluster(&kv)?
                     }
                     Err(e) => return Err(e.into()),
                 };
@@ -308,8 +360,9 @@ impl Clusters {
                 "the root cluster cannot be removed".into(),
             ));
         }
-        if let Ok(mut map) = self.by_path.write() {
-            map.remove(path);
+        let removed = self.by_path.write().map_err(internal)?.remove(path);
+        if let Some(cluster) = removed {
+            cluster.retire();
         }
         self.changed.send_modify(|n| *n += 1);
         self.storage.delete_prefix(&format!("/{path}/")).await?;
@@ -432,11 +485,15 @@ impl Clusters {
             }
             _ => {
                 let path = record.path.clone();
-                let cluster = Arc::new(record.into_cluster(kv.mod_revision)?);
-                self.by_path
+                let cluster = Arc::new(record.into_cluster(kv)?);
+                let replaced = self
+                    .by_path
                     .write()
                     .map_err(internal)?
                     .insert(path, cluster);
+                if let Some(old) = replaced {
+                    old.retire();
+                }
                 true
             }
         };
@@ -451,12 +508,9 @@ impl Clusters {
         if path == ROOT_CLUSTER {
             return;
         }
-        let removed = self
-            .by_path
-            .write()
-            .map(|mut m| m.remove(path).is_some())
-            .unwrap_or(false);
-        if removed {
+        let removed = self.by_path.write().ok().and_then(|mut m| m.remove(path));
+        if let Some(cluster) = removed {
+            cluster.retire();
             self.changed.send_modify(|n| *n += 1);
         }
     }

@@ -1,0 +1,8 @@
+//! The tenant boundary as an attacking tenant probes it: one module per
+//! class of finding, each against a real server on 127.0.0.1. A test here
+//! names the mechanism it guards, and failed before that mechanism was fixed.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cluster_reuse;
