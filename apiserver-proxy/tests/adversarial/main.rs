@@ -6,3 +6,4 @@
 mod common;
 
 mod cluster_reuse;
+mod cross_tenant;
