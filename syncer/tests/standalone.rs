@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{Server, js, virtual_cluster, virtual_clusters, wait_for};
+use common::{Server, js, virtual_cluster, virtual_cluster_with, virtual_clusters, wait_for};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -566,6 +566,50 @@ async fn runtime_classes_are_mirrored_from_the_parent() {
         let team = names(team_rcs.list(&ListParams::default()).await.ok()?);
         let dev = names(dev_rcs.list(&ListParams::default()).await.ok()?);
         (team == ["gvisor"] && dev == ["gvisor"]).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runtime_classes_mirror_only_what_the_virtual_cluster_allows() {
+    use k8s_openapi::api::node::v1::RuntimeClass;
+    let server = Server::start().await;
+    nestkube_syncer::spawn(server.running.api.clone(), None);
+    let root_rcs: Api<RuntimeClass> = Api::all(server.root.clone());
+    for (name, handler) in [("kata", "kata"), ("gvisor", "runsc"), ("runc", "runc")] {
+        let rc: RuntimeClass =
+            serde_json::from_value(json!({"metadata": {"name": name}, "handler": handler}))
+                .unwrap();
+        root_rcs.create(&PostParams::default(), &rc).await.unwrap();
+    }
+    let (_, team) = virtual_cluster_with(
+        &server.root,
+        "team-a",
+        json!({"isolation": {"runtimeClassName": "kata",
+                             "allowedRuntimeClassNames": ["kata", "gvisor"]}}),
+    )
+    .await;
+    let (_, dev) = virtual_cluster_with(
+        &team,
+        "dev",
+        json!({"isolation": {"runtimeClassName": "kata"}}),
+    )
+    .await;
+    let names = |l: kube::core::ObjectList<RuntimeClass>| -> Vec<String> {
+        let mut n: Vec<String> = l
+            .items
+            .into_iter()
+            .filter_map(|r| r.metadata.name)
+            .collect();
+        n.sort();
+        n
+    };
+    let (team_rcs, dev_rcs): (Api<RuntimeClass>, Api<RuntimeClass>) =
+        (Api::all(team.clone()), Api::all(dev.clone()));
+    wait_for("team-a: kata and gvisor; team-a:dev: kata", || async {
+        let t = names(team_rcs.list(&ListParams::default()).await.ok()?);
+        let d = names(dev_rcs.list(&ListParams::default()).await.ok()?);
+        (t == ["gvisor", "kata"] && d == ["kata"]).then_some(())
     })
     .await;
 }
