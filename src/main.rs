@@ -5,11 +5,13 @@ mod cli;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
 use nestkube_apiserver::admission::AdmissionConfig;
+use nestkube_apiserver::server::connections::{Caps, Limits};
 use nestkube_apiserver::server::{self, ServeConfig, ServeOptions};
 
 /// Virtual Kubernetes clusters, many per process.
@@ -78,6 +80,8 @@ enum Command {
         dns: DnsArgs,
         #[command(flatten)]
         policy: PolicyArgs,
+        #[command(flatten)]
+        connections: ConnectionArgs,
     },
     /// Run nestkube on this machine: `serve` with data in ./.nestkube on
     /// 127.0.0.1:6443, create the VirtualCluster `demo`, then print how to use both.
@@ -113,6 +117,96 @@ impl PolicyArgs {
         AdmissionConfig {
             max_nesting_depth: self.max_nesting_depth,
         }
+    }
+}
+
+/// What a client connection may cost before and between its requests
+/// (the API listener; `--dns-tcp-*` for DNS over TCP).
+#[derive(clap::Args, Debug)]
+struct ConnectionArgs {
+    /// Most client connections open at once (0: no cap); more are closed
+    /// as soon as they are accepted.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Most client connections open at once from one address (IPv6: one
+    /// /64); 0: no cap. Raise it behind a proxy that hides client addresses.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_PER_SOURCE)]
+    max_connections_per_source: usize,
+    /// Longest TLS handshake (e.g. `10s`, `500ms`).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    tls_handshake_timeout: Duration,
+    /// Longest wait for an HTTP/1 request's head.
+    #[arg(long, default_value = "32s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// How long a connection with no request in flight stays open (a
+    /// watch, a followed log or exec is a request in flight).
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Most DNS-over-TCP connections open at once (0: no cap).
+    #[arg(long, default_value_t = 1_000)]
+    dns_tcp_max_connections: usize,
+    /// Most DNS-over-TCP connections open at once from one address.
+    #[arg(long, default_value_t = 100)]
+    dns_tcp_max_connections_per_source: usize,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            caps: Caps {
+                max_connections: self.max_connections,
+                max_per_source: self.max_connections_per_source,
+            },
+            handshake_timeout: self.tls_handshake_timeout,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+
+    fn dns(&self) -> nestkube_syncer::dns::TcpLimits {
+        nestkube_syncer::dns::TcpLimits {
+            caps: Caps {
+                max_connections: self.dns_tcp_max_connections,
+                max_per_source: self.dns_tcp_max_connections_per_source,
+            },
+            ..Default::default()
+        }
+    }
+}
+
+/// A duration as `90s`, `500ms` or `2m` (a bare number is seconds).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 10s, 500ms or 2m"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?} is not a duration like 10s, 500ms or 2m")),
+    }
+    .and_then(|d| {
+        if d.is_zero() {
+            Err("a timeout must be greater than 0".into())
+        } else {
+            Ok(d)
+        }
+    })
+}
+
+/// Raises this process's open-file soft limit to its hard limit: every
+/// client connection, watch and storage file is a descriptor, and the soft
+/// limit (often 1024) would run out long before the connection caps. The
+/// `rlimit` crate is used rather than raw `setrlimit` because it knows each
+/// platform's ceiling (macOS refuses more than `kern.maxfilesperproc` even
+/// with an unlimited hard limit).
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
 }
 
@@ -254,7 +348,9 @@ fn init_tracing(format: &str) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
+    raise_fd_limit();
     let mut options = ServeOptions::default();
+    let mut dns_tcp = nestkube_syncer::dns::TcpLimits::default();
     let mut host_namespaces = Vec::new();
     let mut dns_args = None;
     let (config, up) = match cli.command {
@@ -271,6 +367,7 @@ async fn main() -> anyhow::Result<()> {
             tls_sans,
             dns,
             policy,
+            connections,
         } => {
             host_namespaces = namespaces;
             dns_args = dns.dns_listen.is_some().then_some(dns);
@@ -281,7 +378,9 @@ async fn main() -> anyhow::Result<()> {
                 advertise_url,
                 tls_sans,
                 admission: policy.admission(),
+                connections: connections.limits(),
             };
+            dns_tcp = connections.dns();
             (
                 ServeConfig {
                     data_dir,
@@ -321,7 +420,7 @@ async fn main() -> anyhow::Result<()> {
     // syncer fills.
     let (dns_server, pod_dns) = match dns_args {
         Some(args) => {
-            let (server, pod_dns) = start_dns(&running.api, args).await?;
+            let (server, pod_dns) = start_dns(&running.api, args, dns_tcp).await?;
             (Some(server), Some(pod_dns))
         }
         None => (None, None),
@@ -379,6 +478,7 @@ async fn main() -> anyhow::Result<()> {
 async fn start_dns(
     api: &Arc<nestkube_apiserver::server::ApiServer>,
     args: DnsArgs,
+    tcp: nestkube_syncer::dns::TcpLimits,
 ) -> anyhow::Result<(
     nestkube_syncer::dns::DnsServer,
     nestkube_syncer::dns::PodDns,
@@ -399,6 +499,7 @@ async fn start_dns(
         dns::DnsOptions {
             listen,
             upstreams: args.dns_upstream,
+            tcp,
         },
     )
     .await?;

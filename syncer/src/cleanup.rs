@@ -135,15 +135,44 @@ pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
             if owner.cluster != cluster {
                 continue;
             }
-            let kind = if kind == Kind::Secret && down::token::is_token_secret(&obj) {
-                Kind::Pod
-            } else {
-                kind
-            };
+            let token = kind == Kind::Secret && down::token::is_token_secret(&obj);
+            if is_legacy_named(&obj, &owner, token) {
+                let name = meta(&obj, "name");
+                if kind == Kind::PersistentVolumeClaim {
+                    // Its volume's data is the tenant's: never deleted here.
+                    tracing::warn!(%cluster, claim = %name,
+                        "syncer: a claim copy has an older syncer's name; its data stays there, the claim gets a new copy");
+                } else {
+                    tracing::info!(%cluster, object = %name,
+                        "syncer: replacing a copy named by an older syncer");
+                    down::delete(&a, name, meta(&obj, "uid"), None).await?;
+                }
+            }
+            let kind = if token { Kind::Pod } else { kind };
             s.enqueue_object(kind, cluster, &owner.namespace, &owner.name);
         }
     }
     Ok(())
+}
+
+/// Whether copy `obj` of `owner` bears the name an older syncer gave it
+/// ([`names::legacy_host_name`]) rather than the current one: nothing the
+/// current scheme names, so the reconcile of its owner never finds it.
+fn is_legacy_named(obj: &Value, owner: &crate::parents::Owner, token: bool) -> bool {
+    let name = meta(obj, "name");
+    let (current, legacy) = (
+        names::host_name(&owner.cluster, &owner.namespace, &owner.name),
+        names::legacy_host_name(&owner.cluster, &owner.namespace, &owner.name),
+    );
+    let (current, legacy) = if token {
+        (
+            down::token::secret_name(&current),
+            down::token::secret_name(&legacy),
+        )
+    } else {
+        (current, legacy)
+    };
+    name != current && name == legacy
 }
 
 /// Reconciles every virtual object of `kind` in `ctx`'s cluster.

@@ -17,9 +17,13 @@
 //!
 //! Tenancy: the only pod reached is the copy of `cluster`'s own pod, named
 //! by [`names::host_name`] of `(cluster, namespace, pod)` in the host
-//! namespace of `cluster`'s placement, through `cluster`'s parent. The
-//! client's credential never goes on: the parent is called with the
-//! syncer's own.
+//! namespace of `cluster`'s placement, through `cluster`'s parent. A name
+//! alone proves nothing (a host namespace may be shared, and a name can be
+//! made to collide), so the pod of that name is first read and must carry
+//! the owner labels and annotations of exactly this virtual pod and
+//! VirtualCluster ([`is_copy_of`]); any other is answered as no copy at
+//! all. The client's credential never goes on: the parent is called with
+//! the syncer's own.
 
 use std::sync::Arc;
 
@@ -65,11 +69,10 @@ impl PodConnector for Connector {
         query: &LogQuery,
     ) -> Result<LogStream, ConnectError> {
         let placement = self.placement(cluster)?;
-        let client = match &placement.parent {
-            Parent::Cluster(path) => self.api.client_for(path),
-            Parent::Host => self.host(cluster)?,
-        };
+        let client = self.parent_client(cluster, &placement)?;
         let copy = names::host_name(cluster, namespace, pod);
+        self.check_copy(&client, &placement, cluster, namespace, pod, &copy)
+            .await?;
         let mut uri = format!(
             "/api/v1/namespaces/{}/pods/{copy}/log",
             placement.host_namespace
@@ -114,6 +117,9 @@ impl PodConnector for Connector {
     ) -> Result<Upgraded, ConnectError> {
         let placement = self.placement(cluster)?;
         let copy = names::host_name(cluster, namespace, pod);
+        let client = self.parent_client(cluster, &placement)?;
+        self.check_copy(&client, &placement, cluster, namespace, pod, &copy)
+            .await?;
         match &placement.parent {
             Parent::Cluster(path) => self
                 .api
@@ -124,10 +130,7 @@ impl PodConnector for Connector {
                     ApiError::NotFound(_) => ConnectError::NotRunning,
                     e => ConnectError::Api(rename(e, &copy, pod)),
                 }),
-            Parent::Host => {
-                let host = self.host(cluster)?;
-                upgrade(&host, &placement.host_namespace, &copy, pod, request).await
-            }
+            Parent::Host => upgrade(&client, &placement.host_namespace, &copy, pod, request).await,
         }
     }
 }
@@ -142,6 +145,69 @@ impl Connector {
             .ok_or(ConnectError::NotRunning)
     }
 
+    /// A client of `cluster`'s parent (in-process for a served parent).
+    fn parent_client(
+        &self,
+        cluster: &str,
+        placement: &Placement,
+    ) -> Result<kube::Client, ConnectError> {
+        match &placement.parent {
+            Parent::Cluster(path) => Ok(self.api.client_for(path)),
+            Parent::Host => self.host(cluster),
+        }
+    }
+
+    /// Reads parent pod `copy` and checks that it is the copy of virtual
+    /// pod `namespace/pod` of `cluster` ([`is_copy_of`]); a pod that is
+    /// missing or someone else's is [`ConnectError::NotRunning`], as if
+    /// there were no copy, and nothing of it is told.
+    async fn check_copy(
+        &self,
+        parent: &kube::Client,
+        placement: &Placement,
+        cluster: &str,
+        namespace: &str,
+        pod: &str,
+        copy: &str,
+    ) -> Result<(), ConnectError> {
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(parent.clone(), &placement.host_namespace);
+        let found = pods.get_metadata_opt(copy).await.map_err(|e| {
+            ApiError::Internal(format!("reaching the parent of cluster {cluster}: {e}"))
+        })?;
+        let Some(found) = found else {
+            return Err(ConnectError::NotRunning);
+        };
+        let meta = serde_json::to_value(&found.metadata).unwrap_or_default();
+        let uid = self.virtual_uid(cluster, namespace, pod).await;
+        if is_copy_of(
+            &meta,
+            &placement.uid,
+            cluster,
+            namespace,
+            pod,
+            uid.as_deref(),
+        ) {
+            Ok(())
+        } else {
+            tracing::warn!(%cluster, pod = %format!("{namespace}/{pod}"), parent_pod = %copy,
+                "the parent pod of that name is not this pod's copy; not connecting");
+            Err(ConnectError::NotRunning)
+        }
+    }
+
+    /// The uid of virtual pod `namespace/pod` of `cluster`, if it exists.
+    async fn virtual_uid(&self, cluster: &str, namespace: &str, pod: &str) -> Option<String> {
+        let pods = self.api.catalog.get("", "v1", "pods")?;
+        let target = nestkube_apiserver::registry::store::Target {
+            cluster,
+            resource: pods,
+            namespace: Some(namespace),
+        };
+        let obj = self.api.store.get(&target, pod).await.ok()?;
+        obj["metadata"]["uid"].as_str().map(str::to_string)
+    }
+
     /// The host's client, for a cluster placed on the host.
     fn host(&self, cluster: &str) -> Result<kube::Client, ConnectError> {
         self.host.clone().ok_or_else(|| {
@@ -150,6 +216,28 @@ impl Connector {
             )))
         })
     }
+}
+
+/// Whether `meta` (a parent pod's metadata) is that of the copy of virtual
+/// pod `namespace/pod` (uid `uid`, when known) of `cluster`, made for the
+/// VirtualCluster with uid `vc_uid`: the syncer's managed-by and owner
+/// labels, and owner annotations naming exactly that pod.
+pub fn is_copy_of(
+    meta: &serde_json::Value,
+    vc_uid: &str,
+    cluster: &str,
+    namespace: &str,
+    pod: &str,
+    uid: Option<&str>,
+) -> bool {
+    let label = |k: &str| meta["labels"][k].as_str().unwrap_or("");
+    let annotation = |k: &str| meta["annotations"][k].as_str().unwrap_or("");
+    label(names::MANAGED_BY_LABEL) == names::MANAGED_BY_VALUE
+        && label(names::VC_UID_LABEL) == names::label_value(vc_uid)
+        && annotation(names::CLUSTER_ANNOTATION) == cluster
+        && annotation(names::NAMESPACE_ANNOTATION) == namespace
+        && annotation(names::NAME_ANNOTATION) == pod
+        && uid.is_none_or(|u| annotation(names::UID_ANNOTATION) == u)
 }
 
 /// Sends `request` for pod `copy` in `namespace` of a remote parent as an
@@ -165,8 +253,10 @@ async fn upgrade(
         "/api/v1/namespaces/{namespace}/pods/{copy}/{}",
         request.stream.subresource()
     );
-    if !request.query.is_empty() {
-        uri = format!("{uri}?{}", request.query);
+    // Rebuilt from the options the apiserver checked, never the client's.
+    let query = request.query();
+    if !query.is_empty() {
+        uri = format!("{uri}?{query}");
     }
     let mut builder = http::Request::builder()
         .method(request.method.clone())
@@ -252,6 +342,43 @@ fn reason(r: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_pods_own_copy_is_its_copy() {
+        let mut meta = serde_json::json!({
+            "labels": names::owner_labels("vc-1", "default", "web"),
+            "annotations": names::owner_annotations("team-a", "default", "web", "u-1"),
+        });
+        meta["labels"][names::MANAGED_BY_LABEL] = names::MANAGED_BY_VALUE.into();
+        assert!(is_copy_of(
+            &meta,
+            "vc-1",
+            "team-a",
+            "default",
+            "web",
+            Some("u-1")
+        ));
+        assert!(is_copy_of(&meta, "vc-1", "team-a", "default", "web", None));
+        // Another VirtualCluster, cluster, pod or incarnation of the pod.
+        assert!(!is_copy_of(&meta, "vc-2", "team-a", "default", "web", None));
+        assert!(!is_copy_of(&meta, "vc-1", "team-b", "default", "web", None));
+        assert!(!is_copy_of(&meta, "vc-1", "team-a", "other", "web", None));
+        assert!(!is_copy_of(&meta, "vc-1", "team-a", "default", "db", None));
+        assert!(!is_copy_of(
+            &meta,
+            "vc-1",
+            "team-a",
+            "default",
+            "web",
+            Some("u-2")
+        ));
+        // A pod the syncer does not manage.
+        meta["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove(names::MANAGED_BY_LABEL);
+        assert!(!is_copy_of(&meta, "vc-1", "team-a", "default", "web", None));
+    }
 
     #[test]
     fn parent_errors_name_the_virtual_pod() {

@@ -4,13 +4,16 @@
 //! object `<name>-x-<namespace>-x-a-x-b` in the placement's host namespace.
 //! That plain form is used only when it can be read back unambiguously (no
 //! part contains `-x-`, starts with `x-` or ends with `-x`, so the `-x-`
-//! separators are exactly the `-x-` in the name) and fits in 63 characters;
-//! otherwise the name is a truncated prefix of the plain form, the marker
-//! `-x-x` (which no plain form contains: it would need an empty part) and
-//! `-` + 10 hex characters of a sha256 of the full tuple. So two different
-//! tuples never get the same plain name, a plain name never equals a hashed
-//! one, and two hashed ones collide only if 40 bits of sha256 do for the
-//! same prefix.
+//! separators are exactly the `-x-` in the name), every cluster segment is
+//! a DNS label (so a plain name never ends in a `.` suffix such as a token
+//! Secret's `.sa-token`), and it fits in 63 characters; otherwise the name
+//! is a truncated prefix of the plain form, the marker `-x-x` (which no
+//! plain form contains: it would need an empty part) and `-` + 16 hex
+//! characters of a sha256 of the full tuple. So two different tuples never
+//! get the same plain name, a plain name never equals a hashed one, and two
+//! hashed ones collide only if 64 bits of sha256 do for the same prefix.
+//! Names of the earlier 40-bit scheme ([`legacy_host_name`]) are only
+//! recognised, so that copies made under them are replaced.
 //!
 //! Labels and annotations are a fixed contract with whoever reads the
 //! parent: cleanup of a VirtualCluster deletes by [`VC_UID_LABEL`], the
@@ -69,8 +72,10 @@ pub const MAX_LEN: usize = 63;
 const SEP: &str = "-x-";
 /// Between the truncated prefix and the hash of a hashed host name.
 const HASH_MARKER: &str = "-x-x";
-/// Hex characters of sha256 kept in hashed names and values.
-const HASH_HEX: usize = 10;
+/// Hex characters of sha256 kept in hashed names and values (64 bits).
+const HASH_HEX: usize = 16;
+/// Hex characters of the earlier scheme's hashed names (40 bits).
+const LEGACY_HASH_HEX: usize = 10;
 
 /// The parent name of virtual object `namespace/name` of cluster `cluster`
 /// (its full path, `a:b:c`): deterministic, at most 63 characters, a valid
@@ -80,12 +85,34 @@ pub fn host_name(cluster: &str, namespace: &str, name: &str) -> String {
     let mut parts = vec![name, namespace];
     parts.extend(cluster.split(':'));
     let plain = parts.join(SEP);
+    if plain.len() <= MAX_LEN
+        && parts.iter().all(|p| is_plain_part(p))
+        && cluster.split(':').all(|c| !c.contains('.'))
+    {
+        return plain;
+    }
+    hashed(&plain, &[cluster, namespace, name], HASH_HEX)
+}
+
+/// The name the earlier scheme (40-bit hashes, dotted cluster segments
+/// kept plain) gave what [`host_name`] names now: a copy found under it,
+/// and not under the current name, was made by an older syncer.
+pub fn legacy_host_name(cluster: &str, namespace: &str, name: &str) -> String {
+    let mut parts = vec![name, namespace];
+    parts.extend(cluster.split(':'));
+    let plain = parts.join(SEP);
     if plain.len() <= MAX_LEN && parts.iter().all(|p| is_plain_part(p)) {
         return plain;
     }
-    let hash = hex_digest(&[cluster, namespace, name]);
-    let keep = MAX_LEN - HASH_MARKER.len() - 1 - HASH_HEX;
-    let prefix = trim_to_alnum(truncate(&plain, keep));
+    hashed(&plain, &[cluster, namespace, name], LEGACY_HASH_HEX)
+}
+
+/// A truncated prefix of `plain`, the marker and `hex` characters of the
+/// hash of `tuple`.
+fn hashed(plain: &str, tuple: &[&str], hex: usize) -> String {
+    let hash = &hex_digest(tuple)[..hex];
+    let keep = MAX_LEN - HASH_MARKER.len() - 1 - hex;
+    let prefix = trim_to_alnum(truncate(plain, keep));
     format!("{prefix}{HASH_MARKER}-{hash}")
 }
 
@@ -94,13 +121,13 @@ fn is_plain_part(part: &str) -> bool {
     !part.is_empty() && !part.contains(SEP) && !part.starts_with("x-") && !part.ends_with("-x")
 }
 
-/// `value` if it is a valid label value, else a truncated prefix + `-` + 10
+/// `value` if it is a valid label value, else a truncated prefix + `-` + 16
 /// hex characters of its sha256 (still a valid label value).
 pub fn label_value(value: &str) -> String {
     if is_label_value(value) {
         return value.to_string();
     }
-    let hash = hex_digest(&[value]);
+    let hash = hex_digest(&[value])[..HASH_HEX].to_string();
     let clean: String = value
         .chars()
         .map(|c| {
@@ -260,9 +287,12 @@ pub fn host_label_key(key: &str) -> String {
             if domain.len() <= 253 {
                 format!("{domain}/{name}")
             } else {
-                // Prefixes longer than 227 characters: a 40-bit hash, so
+                // Prefixes longer than 227 characters: a 64-bit hash, so
                 // injective only up to sha256 collisions there.
-                format!("h-{}.{LABEL_DOMAIN}/{name}", hex_digest(&[prefix]))
+                format!(
+                    "h-{}.{LABEL_DOMAIN}/{name}",
+                    &hex_digest(&[prefix])[..HASH_HEX]
+                )
             }
         }
     }
@@ -305,19 +335,15 @@ fn trim_to_alnum(s: &str) -> &str {
     s.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
 }
 
-/// 10 hex characters of the sha256 of `parts`, each length-prefixed so the
-/// tuple boundaries count.
+/// The sha256 of `parts` in hex, each length-prefixed so the tuple
+/// boundaries count (callers keep a prefix of it).
 fn hex_digest(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_be_bytes());
         h.update(p.as_bytes());
     }
-    h.finalize()
-        .iter()
-        .take(HASH_HEX / 2)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -389,7 +415,40 @@ mod tests {
         let a = host_name("c", "ns", &format!("{base}1"));
         let b = host_name("c", "ns", &format!("{base}2"));
         assert_ne!(a, b);
-        assert_eq!(a[..48], b[..48]);
+        // The prefix kept: 63 - "-x-x-" - 16 hex characters.
+        assert_eq!(a[..42], b[..42]);
+    }
+
+    #[test]
+    fn hashes_carry_64_bits() {
+        let name = host_name("c", "ns", &"q".repeat(70));
+        let (_, hash) = name.rsplit_once("-x-x-").unwrap();
+        assert_eq!(hash.len(), 16, "{name}");
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        let value = label_value(&"v".repeat(70));
+        assert_eq!(value.rsplit_once('-').unwrap().1.len(), 16, "{value}");
+        // The earlier scheme's name is recognised, and differs.
+        let legacy = legacy_host_name("c", "ns", &"q".repeat(70));
+        assert_eq!(legacy.rsplit_once("-x-x-").unwrap().1.len(), 10);
+        assert_ne!(legacy, name);
+        assert_eq!(
+            legacy_host_name("team-a", "default", "web"),
+            host_name("team-a", "default", "web"),
+            "plain names did not change"
+        );
+    }
+
+    #[test]
+    fn no_copy_name_ends_like_a_token_secret() {
+        // A cluster segment with a dot (a host VirtualCluster named
+        // `team.sa-token` before names were checked) is hashed, so no copy
+        // of an object of its tenant can be named like another tenant's
+        // token Secret (`<copy>.sa-token`).
+        let victim = host_name("team", "default", "web");
+        let forged = host_name("team.sa-token", "default", "web");
+        assert_ne!(forged, format!("{victim}.sa-token"));
+        assert!(forged.contains("-x-x-"), "{forged}");
+        assert!(!forged.ends_with(".sa-token"));
     }
 
     #[test]

@@ -190,6 +190,7 @@ async fn serve_dns(
         DnsOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             upstreams,
+            tcp: Default::default(),
         },
     )
     .await

@@ -26,7 +26,7 @@ pub use types::{
     LimitsSpec, MAX_ALLOWED_RUNTIME_CLASSES, PodSecurityLevel, SecretKeyRef, SyncSpec, VERSION,
     VirtualCluster, VirtualClusterPhase, VirtualClusterSpec, VirtualClusterStatus,
 };
-pub use validation::{SpecError, validate};
+pub use validation::{SpecError, validate, validate_name};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

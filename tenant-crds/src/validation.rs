@@ -192,6 +192,27 @@ pub fn validate(spec: &VirtualClusterSpec) -> Vec<SpecError> {
     errs
 }
 
+/// Checks a VirtualCluster's name: it becomes a segment of its cluster's
+/// path (`/clusters/<name>`) and of the names of its copies in the parent,
+/// so it must be a DNS-1123 label (no dots), stricter than the subdomain a
+/// custom resource's name may otherwise be. Errors are rooted at
+/// `metadata.name`.
+pub fn validate_name(name: &str) -> Vec<SpecError> {
+    let field = "metadata.name";
+    let mut errs = Vec::new();
+    if name.len() > DNS1123_LABEL_MAX_LENGTH {
+        errs.push(SpecError::invalid(
+            field,
+            quote(name),
+            format!("must be no more than {DNS1123_LABEL_MAX_LENGTH} characters"),
+        ));
+    }
+    if !is_dns1123_label(name) {
+        errs.push(SpecError::invalid(field, quote(name), DNS1123_LABEL_ERROR));
+    }
+    errs
+}
+
 fn check_subdomain(errs: &mut Vec<SpecError>, field: &str, value: &str) {
     if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
         errs.push(SpecError::invalid(
@@ -254,6 +275,16 @@ fn parse_quantity_sign(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_must_be_dns_labels() {
+        assert!(validate_name("team-a").is_empty());
+        for bad in ["x.sa-token", "Team", "-a", "", &"a".repeat(64)] {
+            let errs = validate_name(bad);
+            assert!(!errs.is_empty(), "{bad:?}");
+            assert!(errs.iter().all(|e| e.field() == "metadata.name"));
+        }
+    }
     use crate::types::{IsolationSpec, LimitsSpec, PodSecurityLevel, SyncSpec};
     use k8s_openapi::api::core::v1::ResourceQuotaSpec;
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;

@@ -296,6 +296,19 @@ impl Provisioner {
         if let Some(message) = spec_errors(spec) {
             return Err(not_ready("Failed", "InvalidSpec", &message, vc));
         }
+        // The last segment is the VirtualCluster's own name: a DNS label,
+        // as the copies' names in the parent rely on (a host cluster only
+        // holds a custom resource's name to a DNS subdomain).
+        let name = path.rsplit(':').next().unwrap_or(path);
+        let name_errors = nestkube_tenant_crds::validate_name(name);
+        if !name_errors.is_empty() {
+            let message = name_errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(not_ready("Failed", "InvalidName", &message, vc));
+        }
         let has_finalizer = crate::registry::meta::finalizers(vc)
             .iter()
             .any(|f| f == FINALIZER);
@@ -303,7 +316,11 @@ impl Provisioner {
             .claims
             .claim(&self.clusters, path, owner, has_finalizer)
         {
-            let message = format!("the cluster path {path:?} is taken by {by}");
+            // Who holds it is for the operator's log only: the status is
+            // read by the VirtualCluster's owner, who must not learn
+            // another tenant's namespace.
+            tracing::info!(%path, claimant = %owner, holder = %by, "cluster path taken");
+            let message = format!("the cluster path {path:?} is taken by another VirtualCluster");
             return Err(not_ready("Pending", "NameTaken", &message, vc));
         }
         Ok(())

@@ -571,7 +571,9 @@ impl ApiServer {
                 Ok(respond(StatusCode::CREATED, &review, Output::Json))
             }
             // Answered from where the pod runs, in text, before negotiation.
-            Api::Resource(rr) if super::pod_proxy::is_log(rr) => self.pod_log(&info, rr).await,
+            Api::Resource(rr) if super::pod_proxy::is_log(rr) => {
+                self.pod_log(&info, rr, parts.uri.query()).await
+            }
             Api::Resource(rr) if rbac_review::is_review(rr) => {
                 let review =
                     rbac_review::review(&self.authorizer, &info.cluster, &user, rr, || {

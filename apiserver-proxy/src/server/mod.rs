@@ -1,8 +1,11 @@
 //! The network edge: TLS listener, the caller's identity (once per
 //! connection, from its client certificate), HTTP/1.1 and HTTP/2, and the
 //! standalone server assembly
-//! (data directory, PKI, storage, root kubeconfig).
+//! (data directory, PKI, storage, root kubeconfig). What a connection may
+//! cost before and between requests (caps, timeouts, accept back-off) is
+//! [`connections`]'.
 
+pub mod connections;
 pub mod handler;
 pub mod inprocess;
 pub mod negotiate;
@@ -93,6 +96,9 @@ pub struct ServeOptions {
     pub tls_sans: Vec<String>,
     /// Tunables of the admission chain (`--max-nesting-depth`).
     pub admission: crate::admission::AdmissionConfig,
+    /// Connection caps and timeouts of the listener (`--max-connections`,
+    /// `--tls-handshake-timeout`...).
+    pub connections: connections::Limits,
 }
 
 /// A running server.
@@ -286,7 +292,12 @@ pub async fn start_with(
         controllers.spawn();
     }
     let acceptor = TlsAcceptor::from(tls_config(&serving)?);
-    let task = tokio::spawn(accept_loop(listener, acceptor, api.clone()));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        acceptor,
+        api.clone(),
+        options.connections,
+    ));
     tracing::info!(address = %local_addr, kubeconfig = %root_kubeconfig.display(), "nestkube API serving");
     Ok(RunningServer {
         local_addr,
@@ -405,12 +416,24 @@ fn load_patch_schema() -> Option<Arc<nestkube_patch::PatchSchema>> {
     }
 }
 
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<ApiServer>) {
+/// Accepts connections for as long as the server runs: each within the
+/// caps of `limits`, its TLS handshake and requests bounded by its timeouts
+/// ([`connections`]).
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    api: Arc<ApiServer>,
+    limits: connections::Limits,
+) {
+    let gate = connections::Gate::new(limits.caps);
+    let mut backoff = connections::Backoff::default();
     loop {
-        let (socket, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+        let (socket, peer) = connections::accept(&listener, &mut backoff).await;
+        let permit = match gate.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(refused) => {
+                // Closed at once, before any TLS work.
+                tracing::debug!(%peer, reason = %refused, "connection refused");
                 continue;
             }
         };
@@ -418,10 +441,17 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<ApiS
         let acceptor = acceptor.clone();
         let api = api.clone();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(socket).await {
-                Ok(t) => t,
-                Err(e) => {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(socket))
+                .await
+            {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             };
@@ -436,19 +466,71 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<ApiS
                 leaf.map(|c| c.as_ref()),
                 std::time::SystemTime::now(),
             );
+            let in_flight = connections::InFlight::default();
+            let requests = in_flight.clone();
             let service = service_fn(move |req| {
                 let api = api.clone();
                 let identity = identity.clone();
-                async move { Ok::<_, std::convert::Infallible>(api.handle(req, &identity).await) }
+                let request = requests.start();
+                async move {
+                    let resp = api.handle(req, &identity).await;
+                    Ok::<_, std::convert::Infallible>(
+                        resp.map(|body| connections::Tracked::new(body, request)),
+                    )
+                }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended");
-            }
+            serve_connection(TokioIo::new(tls), service, &in_flight, &limits).await;
+            tracing::debug!(%peer, "connection ended");
         });
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on `io` until the client goes, or until no
+/// request has been in flight for `limits.idle_timeout` (then it is shut
+/// down gracefully, and dropped if it still lingers idle as long again).
+/// An upgraded stream leaves this connection and is not bound by it.
+async fn serve_connection<S, B>(
+    io: TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    service: S,
+    in_flight: &connections::InFlight,
+    limits: &connections::Limits,
+) where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::TokioTimer;
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.idle_timeout)
+        .keep_alive_timeout(limits.header_read_timeout);
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = in_flight.idle_for(limits.idle_timeout) => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = in_flight.idle_for(limits.idle_timeout) => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection error");
     }
 }
 

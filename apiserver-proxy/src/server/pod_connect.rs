@@ -15,6 +15,12 @@
 //! itself a served cluster is reached with [`ApiServer::connect_pod`], one
 //! hop further down, without HTTP in between.
 //!
+//! The options (`container`, `command`, `stdin`..., `ports`) are parsed
+//! once ([`StreamOptions`]), checked against the virtual pod, and what goes
+//! on is a query rebuilt from the checked values, never the client's: a
+//! repeated single-valued parameter is refused, so no layer below can read
+//! another value than the one checked here.
+//!
 //! Tenancy: a connector is called with the cluster the request was
 //! authorized in and must only reach that cluster's pods; this module never
 //! looks at the bytes.
@@ -108,6 +114,103 @@ fn pick(headers: &HeaderMap, names: &[&'static str]) -> HeaderMap {
     out
 }
 
+/// The options of a stream (upstream's `PodExecOptions`,
+/// `PodAttachOptions`, `PodPortForwardOptions`), as parsed from a query.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// `container` (exec, attach): after [`ApiServer::connect_pod`]'s check,
+    /// always the container the stream reaches (defaulted as upstream).
+    pub container: Option<String>,
+    /// `command` (exec; repeated, one argument each).
+    pub command: Vec<String>,
+    /// `stdin` (exec, attach).
+    pub stdin: bool,
+    /// `stdout` (exec, attach).
+    pub stdout: bool,
+    /// `stderr` (exec, attach).
+    pub stderr: bool,
+    /// `tty` (exec, attach).
+    pub tty: bool,
+    /// `ports` (port-forward; repeated or comma-separated).
+    pub ports: Vec<u16>,
+}
+
+/// Upstream's `Convert_Slice_string_To_bool`: `0` and `false` (any case)
+/// are false, every other value (even an empty one) true.
+fn parse_bool(v: &str) -> bool {
+    !(v == "0" || v.eq_ignore_ascii_case("false"))
+}
+
+impl StreamOptions {
+    /// Reads the options of `stream` from query `query`: a repeated
+    /// single-valued parameter is refused (400), parameters of other
+    /// subresources are ignored (upstream's decoding drops unknown ones).
+    pub fn parse(stream: Stream, query: &str) -> Result<Self, ApiError> {
+        let pairs = super::request::query_pairs(Some(query));
+        let mut o = Self::default();
+        if stream.has_container() {
+            let single = |name| super::request::single_param(&pairs, name);
+            o.container = single("container")?
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            o.stdin = single("stdin")?.is_some_and(parse_bool);
+            o.stdout = single("stdout")?.is_some_and(parse_bool);
+            o.stderr = single("stderr")?.is_some_and(parse_bool);
+            o.tty = single("tty")?.is_some_and(parse_bool);
+        }
+        if stream == Stream::Exec {
+            o.command = pairs
+                .iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v.clone())
+                .collect();
+        }
+        if stream == Stream::PortForward {
+            for (_, v) in pairs.iter().filter(|(k, _)| k == "ports") {
+                for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let port = p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "invalid port {p:?}: must be an integer between 1 and 65535"
+                        ))
+                    })?;
+                    o.ports.push(port);
+                }
+            }
+        }
+        Ok(o)
+    }
+
+    /// The query string that asks for exactly these options, in upstream's
+    /// parameter names (what is sent on; see the module docs).
+    pub fn to_query_string(&self) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if let Some(c) = &self.container {
+            pairs.push(("container", c.clone()));
+        }
+        for c in &self.command {
+            pairs.push(("command", c.clone()));
+        }
+        for (name, on) in [
+            ("stdin", self.stdin),
+            ("stdout", self.stdout),
+            ("stderr", self.stderr),
+            ("tty", self.tty),
+        ] {
+            if on {
+                pairs.push((name, "true".into()));
+            }
+        }
+        for p in &self.ports {
+            pairs.push(("ports", p.to_string()));
+        }
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", super::pod_proxy::percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
 /// What a connector needs to open the far end of a stream.
 #[derive(Clone, Debug)]
 pub struct StreamRequest {
@@ -115,11 +218,19 @@ pub struct StreamRequest {
     pub stream: Stream,
     /// `GET` (WebSocket) or `POST` (SPDY), as the client sent it.
     pub method: http::Method,
-    /// The query string as the client sent it (`command` repeats, so it is
-    /// never re-encoded from parsed parameters).
-    pub query: String,
+    /// The options, checked against the virtual pod before a connector is
+    /// called (see the module docs).
+    pub options: StreamOptions,
     /// The client's upgrade headers (see the module docs).
     pub headers: HeaderMap,
+}
+
+impl StreamRequest {
+    /// The query string to send on: rebuilt from [`StreamRequest::options`],
+    /// never the client's.
+    pub fn query(&self) -> String {
+        self.options.to_query_string()
+    }
 }
 
 /// Both ends' bytes: what an upgraded connection is to this module.
@@ -153,8 +264,9 @@ impl std::fmt::Debug for Upgraded {
     }
 }
 
-/// The container a stream addresses (upstream's `streamLocation`).
-fn validate_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<(), ApiError> {
+/// The container a stream addresses (upstream's `streamLocation`): the
+/// one asked for if the pod has it, else the pod's only container.
+fn validate_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String, ApiError> {
     let names = |key: &str| -> Vec<&str> {
         pod["spec"][key]
             .as_array()
@@ -170,14 +282,14 @@ fn validate_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<()
                 .iter()
                 .any(|k| names(k).contains(&c));
             if known {
-                Ok(())
+                Ok(c.to_string())
             } else {
                 Err(ApiError::BadRequest(format!(
                     "container {c} is not valid for pod {name}"
                 )))
             }
         }
-        None if regular.len() == 1 => Ok(()),
+        None if regular.len() == 1 => Ok(regular[0].to_string()),
         None if regular.is_empty() => Err(ApiError::BadRequest(format!(
             "a container name must be specified for pod {name}"
         ))),
@@ -201,13 +313,14 @@ fn validate_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<()
 impl ApiServer {
     /// Checks `request` against pod `namespace/name` of `cluster` as
     /// upstream's `streamLocation` does: the pod exists, the container is
-    /// one of it, and it has a node.
+    /// one of it, and it has a node; the container is then set in
+    /// `request` (defaulted when the pod has one).
     async fn check_stream(
         &self,
         cluster: &str,
         namespace: &str,
         name: &str,
-        request: &StreamRequest,
+        request: &mut StreamRequest,
     ) -> Result<(), ApiError> {
         let pods = self
             .catalog
@@ -220,10 +333,8 @@ impl ApiServer {
         };
         let pod = self.store.get(&target, name).await?;
         if request.stream.has_container() {
-            let container = super::request::parse_query(Some(&request.query))
-                .remove("container")
-                .filter(|c| !c.is_empty());
-            validate_container(&pod, name, container.as_deref())?;
+            let container = validate_container(&pod, name, request.options.container.as_deref())?;
+            request.options.container = Some(container);
         }
         if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
             return Err(ApiError::BadRequest(format!(
@@ -244,7 +355,10 @@ impl ApiServer {
         name: &str,
         request: &StreamRequest,
     ) -> Result<Upgraded, ApiError> {
-        self.check_stream(cluster, namespace, name, request).await?;
+        let mut request = request.clone();
+        self.check_stream(cluster, namespace, name, &mut request)
+            .await?;
+        let request = &request;
         let not_running = || {
             ApiError::BadRequest(format!(
                 "unable to upgrade connection: pod {name} is not running anywhere yet"
@@ -281,16 +395,16 @@ impl ApiServer {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"))
             && parts.headers.contains_key(header::UPGRADE);
-        let request = StreamRequest {
+        let mut request = StreamRequest {
             stream,
             method: parts.method.clone(),
-            query: parts.uri.query().unwrap_or("").to_string(),
+            options: StreamOptions::parse(stream, parts.uri.query().unwrap_or(""))?,
             headers: pick(&parts.headers, UPGRADE_REQUEST_HEADERS),
         };
         let Some(on_upgrade) = on_upgrade.filter(|_| wants_upgrade) else {
             // The pod is checked first, as upstream does before proxying;
             // then what a kubelet answers a plain request.
-            self.check_stream(&info.cluster, namespace, name, &request)
+            self.check_stream(&info.cluster, namespace, name, &mut request)
                 .await?;
             return Err(ApiError::BadRequest("Upgrade request required".into()));
         };
@@ -343,7 +457,7 @@ mod tests {
             validate_container(&pod, "p", None).unwrap_err().to_string(),
             "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [init]"
         );
-        assert!(validate_container(&pod, "p", Some("init")).is_ok());
+        assert_eq!(validate_container(&pod, "p", Some("init")).unwrap(), "init");
         assert_eq!(
             validate_container(&pod, "p", Some("x"))
                 .unwrap_err()
@@ -351,7 +465,49 @@ mod tests {
             "container x is not valid for pod p"
         );
         let one = json!({"spec": {"containers": [{"name": "main"}]}});
-        assert!(validate_container(&one, "p", None).is_ok());
+        assert_eq!(validate_container(&one, "p", None).unwrap(), "main");
+    }
+
+    #[test]
+    fn options_are_parsed_once_and_rebuilt() {
+        let o = StreamOptions::parse(
+            Stream::Exec,
+            "command=sh&command=-c&command=echo+a%26b&container=main&stdin=true&tty=1&stderr=false&ports=1",
+        )
+        .unwrap();
+        assert_eq!(o.command, ["sh", "-c", "echo a&b"]);
+        assert_eq!(o.container.as_deref(), Some("main"));
+        assert!(o.stdin && o.tty && !o.stderr && !o.stdout);
+        assert!(o.ports.is_empty(), "ports are not an exec option");
+        assert_eq!(
+            o.to_query_string(),
+            "container=main&command=sh&command=-c&command=echo%20a%26b&stdin=true&tty=true"
+        );
+        assert_eq!(
+            StreamOptions::parse(Stream::Exec, &o.to_query_string()).unwrap(),
+            o
+        );
+        let pf = StreamOptions::parse(Stream::PortForward, "ports=80,443&ports=8080").unwrap();
+        assert_eq!(pf.ports, [80, 443, 8080]);
+        assert_eq!(pf.to_query_string(), "ports=80&ports=443&ports=8080");
+        for bad in ["ports=0", "ports=70000", "ports=http"] {
+            let e = StreamOptions::parse(Stream::PortForward, bad).unwrap_err();
+            assert_eq!(e.code(), 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn repeated_single_valued_options_are_refused() {
+        for (stream, q) in [
+            (Stream::Exec, "container=a&container=b&command=ls"),
+            (Stream::Exec, "stdin=true&stdin=false"),
+            (Stream::Attach, "container=a&container=a"),
+            (Stream::Attach, "tty=1&tty=0"),
+        ] {
+            let e = StreamOptions::parse(stream, q).unwrap_err();
+            assert_eq!(e.code(), 400, "{q}");
+            assert_eq!(e.reason(), "BadRequest", "{q}");
+        }
     }
 
     #[test]

@@ -54,6 +54,28 @@ pub struct LogQuery {
 }
 
 impl LogQuery {
+    /// The query parameters of `pods/log`, each single-valued.
+    pub const PARAMS: &[&str] = &[
+        "container",
+        "follow",
+        "previous",
+        "tailLines",
+        "sinceSeconds",
+        "sinceTime",
+        "timestamps",
+        "limitBytes",
+    ];
+
+    /// Refuses (400) a query string giving one of [`LogQuery::PARAMS`]
+    /// more than once (see [`super::request::single_param`]).
+    pub fn check_single_valued(query: Option<&str>) -> Result<(), ApiError> {
+        let pairs = super::request::query_pairs(query);
+        for name in Self::PARAMS {
+            super::request::single_param(&pairs, name)?;
+        }
+        Ok(())
+    }
+
     /// Reads and validates the query parameters (upstream's
     /// `ValidatePodLogOptions`).
     pub fn parse(info: &RequestInfo) -> Result<Self, ApiError> {
@@ -169,7 +191,7 @@ impl LogQuery {
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(s: &str) -> String {
+pub(super) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -307,11 +329,13 @@ impl ApiServer {
             .clone()
     }
 
-    /// `GET pods/{name}/log` (already authorized as `get pods/log`).
+    /// `GET pods/{name}/log` (already authorized as `get pods/log`);
+    /// `raw_query` is the request's query string as sent.
     pub(super) async fn pod_log(
         &self,
         info: &RequestInfo,
         rr: &ResourceRequest,
+        raw_query: Option<&str>,
     ) -> Result<Response<Body>, ApiError> {
         if rr.verb != "get" {
             return Err(ApiError::MethodNotAllowed);
@@ -327,6 +351,9 @@ impl ApiServer {
             resource: pods,
             namespace: Some(namespace),
         };
+        // What goes on is rebuilt from the parsed, checked query
+        // (`LogQuery::to_query_string`), never the client's.
+        LogQuery::check_single_valued(raw_query)?;
         let mut query = LogQuery::parse(info)?;
         let pod = self.store.get(&target, name).await?;
         let container = validate_container(&pod, name, query.container.as_deref())?;
@@ -420,5 +447,14 @@ mod tests {
             query: super::super::request::parse_query(Some(&q.to_query_string())),
         };
         assert_eq!(LogQuery::parse(&info).unwrap(), q);
+    }
+
+    #[test]
+    fn repeated_log_options_are_refused() {
+        assert!(LogQuery::check_single_valued(Some("container=a&follow=true")).is_ok());
+        for q in ["container=a&container=b", "tailLines=1&tailLines=2"] {
+            let e = LogQuery::check_single_valued(Some(q)).unwrap_err();
+            assert_eq!(e.code(), 400, "{q}");
+        }
     }
 }

@@ -101,8 +101,13 @@ fn decode_query_component(s: &str) -> String {
     percent_decode(&s.replace('+', " "))
 }
 
-/// Parses a query string.
+/// Parses a query string (a repeated parameter: the last value).
 pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    query_pairs(q).into_iter().collect()
+}
+
+/// Every decoded `(name, value)` of a query string, in order, repeats kept.
+pub fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
     q.unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
@@ -111,6 +116,24 @@ pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {
             None => (decode_query_component(p), String::new()),
         })
         .collect()
+}
+
+/// The one value of single-valued parameter `name` in `pairs`; a second
+/// value is refused (400) rather than resolved. Upstream's conversion keeps
+/// the first; whatever a request passes on is rebuilt from checked values,
+/// and an ambiguous request is never one a real client sends.
+pub fn single_param<'a>(
+    pairs: &'a [(String, String)],
+    name: &str,
+) -> Result<Option<&'a str>, crate::error::ApiError> {
+    let mut values = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(crate::error::ApiError::BadRequest(format!(
+            "query parameter {name:?} may be given only once"
+        )));
+    }
+    Ok(first.map(String::as_str))
 }
 
 /// Errors that make a path unroutable (404).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
 use nestkube_apiserver::auth::pki::CertPair;
-use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
+use nestkube_apiserver::server::{RunningServer, ServeConfig};
 use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 
@@ -24,12 +24,20 @@ impl Fixture {
     /// Starts a server on an ephemeral port of 127.0.0.1 with the default
     /// backend in a fresh data directory.
     pub async fn start() -> Self {
+        Self::start_with(Default::default()).await
+    }
+
+    /// [`Fixture::start`] with `options` (connection limits, say).
+    pub async fn start_with(options: nestkube_apiserver::server::ServeOptions) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let running = start(ServeConfig {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            backend: Default::default(),
-        })
+        let running = nestkube_apiserver::server::start_with(
+            ServeConfig {
+                data_dir: dir.path().to_path_buf(),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                backend: Default::default(),
+            },
+            options,
+        )
         .await
         .expect("start server");
         Self { running, dir }

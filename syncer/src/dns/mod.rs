@@ -31,10 +31,12 @@ pub mod shared;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use nestkube_apiserver::server::ApiServer;
+use nestkube_apiserver::server::connections::{self, Caps};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -63,6 +65,34 @@ pub struct DnsOptions {
     /// Resolvers for names outside `cluster.local` (default: the
     /// `nameserver`s of `/etc/resolv.conf`).
     pub upstreams: Vec<SocketAddr>,
+    /// What a TCP connection may cost.
+    pub tcp: TcpLimits,
+}
+
+/// Caps and timeouts of DNS over TCP (RFC 7766 asks servers to bound
+/// both); the defaults are CoreDNS's timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Connection caps (in all, per source address).
+    pub caps: Caps,
+    /// How long a connection may wait between queries.
+    pub idle_timeout: Duration,
+    /// How long the rest of a query may take to arrive once its length
+    /// has, and an answer to be written.
+    pub query_timeout: Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        Self {
+            caps: Caps {
+                max_connections: 1_000,
+                max_per_source: 100,
+            },
+            idle_timeout: Duration::from_secs(10),
+            query_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Errors of starting the server.
@@ -224,14 +254,19 @@ pub async fn serve(
         }
     });
     let h = handler;
+    let limits = options.tcp;
     let tcp_task = tokio::spawn(async move {
+        let gate = connections::Gate::new(limits.caps);
+        let mut backoff = connections::Backoff::default();
         loop {
-            let Ok((stream, src)) = tcp.accept().await else {
-                continue;
+            let (stream, src) = connections::accept(&tcp, &mut backoff).await;
+            let Ok(permit) = gate.admit(src.ip()) else {
+                continue; // Closed at once.
             };
             let h = h.clone();
             tokio::spawn(async move {
-                let _ = h.serve_tcp(stream, src.ip()).await;
+                let _permit = permit;
+                let _ = h.serve_tcp(stream, src.ip(), &limits).await;
             });
         }
     });
@@ -251,21 +286,34 @@ struct Handler {
 }
 
 impl Handler {
-    /// Queries of one TCP connection (length-prefixed), answered in order.
-    async fn serve_tcp(&self, mut stream: TcpStream, src: IpAddr) -> std::io::Result<()> {
+    /// Queries of one TCP connection (length-prefixed), answered in order;
+    /// it is closed when it waits longer than `limits` allow.
+    async fn serve_tcp(
+        &self,
+        mut stream: TcpStream,
+        src: IpAddr,
+        limits: &TcpLimits,
+    ) -> std::io::Result<()> {
+        let timed_out = |_| std::io::Error::from(std::io::ErrorKind::TimedOut);
         loop {
-            let len = match stream.read_u16().await {
-                Ok(l) => l as usize,
-                Err(_) => return Ok(()),
+            let len = match tokio::time::timeout(limits.idle_timeout, stream.read_u16()).await {
+                Ok(Ok(l)) => l as usize,
+                Ok(Err(_)) | Err(_) => return Ok(()),
             };
             let mut query = vec![0u8; len];
-            stream.read_exact(&mut query).await?;
+            tokio::time::timeout(limits.query_timeout, stream.read_exact(&mut query))
+                .await
+                .map_err(timed_out)??;
             let Some(reply) = self.handle(src, &query, true).await else {
                 return Ok(());
             };
             let len = u16::try_from(reply.len()).map_err(std::io::Error::other)?;
-            stream.write_all(&len.to_be_bytes()).await?;
-            stream.write_all(&reply).await?;
+            let mut framed = Vec::with_capacity(reply.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&reply);
+            tokio::time::timeout(limits.query_timeout, stream.write_all(&framed))
+                .await
+                .map_err(timed_out)??;
         }
     }
 
