@@ -8,3 +8,4 @@ mod common;
 
 mod memory;
 mod patch_amplification;
+mod rbac_escalation_expansion;
