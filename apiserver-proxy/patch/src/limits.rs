@@ -11,9 +11,10 @@
 //! * the nesting depth of a patched object ([`MAX_DEPTH`], what the server's
 //!   JSON decoder reads back from storage).
 //!
-//! It only measures: it never changes a document, and never allocates in
-//! proportion to what it measures (sizes are counted, not serialized; depths
-//! are walked iteratively and stop at the limit).
+//! It only measures: it never changes a document, never copies one (sizes
+//! are counted as they would be written, and counting stops at the cap), and
+//! never recurses (depths are walked with an explicit stack, stopping at the
+//! limit).
 
 use std::io;
 
