@@ -17,6 +17,9 @@
 //! | strategic: lists of lists, content not matching `$retainKeys` | → 422 generic | 422 `Invalid` (generic message + cause) |
 //! | strategic: anything else (missing merge key, unknown `$patch`, type mismatch) | plain Go error → 500 | 500, reason `""` (StatusReasonUnknown), message = error text |
 //! | patched result is not an object | `errors.NewInvalid(GroupKind{}, "", patch: Invalid value)` | 422 `Invalid` |
+//! | JSON patch `copy`s add more than 3 MiB | evanphx `AccumulatedCopySizeError` → 422 generic | 422 `Invalid`, generic message, cause "Unable to complete the copy, …" |
+//! | patched result nests deeper than the decoder reads | decode of the result fails → `NewInvalid(patch: Invalid value)` | 422 `Invalid` |
+//! | patched result larger than a request body may be | (etcd refuses the write) | 413 `RequestEntityTooLarge` |
 //! | unsupported content type / server-side apply | `NewUnsupportedMediaTypeError` | 415 `UnsupportedMediaType` |
 
 use thiserror::Error;
@@ -64,6 +67,24 @@ pub enum PatchError {
         value: String,
         /// Why it cannot be an object of the resource.
         detail: String,
+    },
+    /// The patched object nests deeper than [`crate::limits::MAX_DEPTH`]
+    /// (422 `Invalid`, as upstream's decode of a too-deep result fails).
+    #[error(
+        "\"\" is invalid: patch: Invalid value: \"...\": exceeded max depth: the patched object nests more than {max} objects and arrays deep"
+    )]
+    TooDeep {
+        /// The deepest nesting allowed.
+        max: usize,
+    },
+    /// The patched object is larger than [`crate::limits::MAX_OBJECT_BYTES`]
+    /// (413 `RequestEntityTooLarge`: no request could have sent it).
+    #[error(
+        "Request entity too large: the patched object is larger than the limit of {limit} bytes"
+    )]
+    ObjectTooLarge {
+        /// The largest patched object allowed, in bytes of JSON.
+        limit: u64,
     },
     /// The content type is not a patch type we serve (415).
     #[error("{0}")]
@@ -130,7 +151,8 @@ impl PatchError {
             PatchError::TooManyOperations { .. } => 413,
             PatchError::JsonPatchFailed(_) => 422,
             PatchError::Strategic(e) => e.status_code(),
-            PatchError::InvalidResult { .. } => 422,
+            PatchError::InvalidResult { .. } | PatchError::TooDeep { .. } => 422,
+            PatchError::ObjectTooLarge { .. } => 413,
             PatchError::UnsupportedMediaType(_) => 415,
         }
     }

@@ -9,6 +9,11 @@
 //! * `application/strategic-merge-patch+json` in [`strategic`], driven by the
 //!   patch metadata of the OpenAPI v2 document ([`schema`]).
 //!
+//! Every patch type is held to the same bounds ([`limits`]): a patch can
+//! neither produce an object larger than a request body may be or nested
+//! deeper than the decoder reads, nor (JSON patch `copy`) grow a document by
+//! more than upstream allows while being applied.
+//!
 //! It never reads storage, never knows about HTTP beyond the status mapping of
 //! [`PatchError`], and never panics on request input. Server-side apply
 //! (`application/apply-patch+yaml`) is not implemented yet and is rejected
@@ -26,6 +31,7 @@
 
 pub mod error;
 mod gofmt;
+pub mod limits;
 pub mod rfc6902;
 pub mod rfc7386;
 pub mod schema;
@@ -94,6 +100,7 @@ impl PatchType {
 /// `None` makes every field behave like JSON merge patch (plus directives).
 ///
 /// `original` is never modified. Errors carry upstream's status mapping.
+/// The patched object is checked against [`limits`] whatever the patch type.
 pub fn apply_patch(
     original: &Value,
     patch_body: &[u8],
@@ -111,6 +118,7 @@ pub fn apply_patch(
             ));
         }
     };
+    limits::check_patched(&patched)?;
     if !patched.is_object() {
         return Err(PatchError::InvalidResult {
             value: serde_json::to_string(&patched).unwrap_or_default(),

@@ -8,6 +8,12 @@
 //! missing object member adds it, and `test` of a missing member against
 //! `null` succeeds; an `add`/`replace` without `value` sets `null`.
 //!
+//! Growth is bounded as upstream bounds it, and further: the `copy`
+//! operations of one patch may add at most [`MAX_COPY_BYTES`] (evanphx's
+//! `AccumulatedCopySizeLimit`, with its error), and no operation may nest the
+//! document deeper than [`MAX_DEPTH`] (checked after each operation, so a
+//! document never gets deeper than twice that while being patched).
+//!
 //! It must never mutate the caller's object (it patches a copy) and never
 //! interpret schemas.
 
@@ -16,13 +22,16 @@ use serde_json::{Map, Value};
 
 use crate::error::{MAX_JSON_PATCH_OPERATIONS, PatchError};
 use crate::gofmt::json_kind;
+use crate::limits::{MAX_COPY_BYTES, MAX_DEPTH, depth_within, json_size_within};
 
 /// Applies a JSON patch body to `original`.
 pub fn apply(original: &Value, patch_body: &[u8]) -> Result<Value, PatchError> {
     let ops = decode(patch_body)?;
     let mut doc = original.clone();
+    // Bytes added by `copy` so far (evanphx `accumulatedCopySize`).
+    let mut copied = 0u64;
     for op in ops {
-        apply_op(&mut doc, op)?;
+        apply_op(&mut doc, op, &mut copied)?;
     }
     Ok(doc)
 }
@@ -93,7 +102,11 @@ fn str_field<'a>(op: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     op.get(key).and_then(Value::as_str)
 }
 
-fn apply_op(doc: &mut Value, op: Option<Map<String, Value>>) -> Result<(), PatchError> {
+fn apply_op(
+    doc: &mut Value,
+    op: Option<Map<String, Value>>,
+    copied: &mut u64,
+) -> Result<(), PatchError> {
     let Some(mut op) = op else {
         return Err(failed("Unexpected kind: unknown".to_string()));
     };
@@ -144,8 +157,11 @@ fn apply_op(doc: &mut Value, op: Option<Map<String, Value>>) -> Result<(), Patch
         // Malformed pointers: evanphx cannot find the container.
         Err(_) => return Err(failed(does_not_apply(&kind, &path, from.as_deref()))),
     };
+    if let PatchOperation::Copy(c) = &operation {
+        count_copy(doc, c.from.as_str(), &parent, copied)?;
+    }
     match json_patch::patch(doc, std::slice::from_ref(&operation)) {
-        Ok(()) => Ok(()),
+        Ok(()) => check_depth(doc, &operation),
         Err(e) => Err(failed(evanphx_message(
             doc,
             &kind,
@@ -154,6 +170,65 @@ fn apply_op(doc: &mut Value, op: Option<Map<String, Value>>) -> Result<(), Patch
             &parent,
             &e.kind,
         ))),
+    }
+}
+
+/// Adds the size of what a `copy` duplicates to `copied`, failing past
+/// [`MAX_COPY_BYTES`] with evanphx's error. Like evanphx, it counts only once
+/// the source and the destination's parent are found.
+fn count_copy(
+    doc: &Value,
+    from: &str,
+    parent: &Parent,
+    copied: &mut u64,
+) -> Result<(), PatchError> {
+    let (Some(source), false) = (doc.pointer(from), matches!(parent, Parent::Missing)) else {
+        return Ok(());
+    };
+    // Exact, for the message; bounded by the document, which is bounded.
+    let size = json_size_within(source, u64::MAX).unwrap_or(u64::MAX);
+    *copied = copied.saturating_add(size);
+    if *copied > MAX_COPY_BYTES {
+        return Err(failed(format!(
+            "Unable to complete the copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_COPY_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// After an operation that inserted a value: fails if the value now nests
+/// the document deeper than [`MAX_DEPTH`]. A `move` or `copy` to a place no
+/// deeper than its source cannot deepen the document and is not walked.
+fn check_depth(doc: &Value, operation: &PatchOperation) -> Result<(), PatchError> {
+    let (path, from) = match operation {
+        PatchOperation::Add(o) => (o.path.as_str(), None),
+        PatchOperation::Replace(o) => (o.path.as_str(), None),
+        PatchOperation::Move(o) => (o.path.as_str(), Some(o.from.as_str())),
+        PatchOperation::Copy(o) => (o.path.as_str(), Some(o.from.as_str())),
+        PatchOperation::Remove(_) | PatchOperation::Test(_) => return Ok(()),
+    };
+    let above = path.matches('/').count();
+    if from.is_some_and(|from| above <= from.matches('/').count()) {
+        return Ok(());
+    }
+    let deep_enough = above <= MAX_DEPTH
+        && inserted_at(doc, path).is_none_or(|v| depth_within(v, MAX_DEPTH - above));
+    if deep_enough {
+        Ok(())
+    } else {
+        Err(PatchError::TooDeep { max: MAX_DEPTH })
+    }
+}
+
+/// The value an `add` (or `move`, `copy`, `replace`) to `path` put in `doc`:
+/// for `-` the last element of the array.
+fn inserted_at<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    match path.rsplit_once('/') {
+        Some((parent, "-")) => match doc.pointer(parent) {
+            Some(Value::Array(a)) => a.last(),
+            other => other.and_then(|p| p.get("-")),
+        },
+        _ => doc.pointer(path),
     }
 }
 

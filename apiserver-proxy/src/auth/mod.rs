@@ -19,6 +19,7 @@ pub mod access;
 pub mod impersonation;
 pub mod pki;
 pub mod rbac;
+pub mod rbac_coverage;
 pub mod rbac_defaults;
 pub mod rbac_escalation;
 pub mod rbac_review;

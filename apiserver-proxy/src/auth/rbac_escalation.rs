@@ -3,7 +3,8 @@
 //! a user may write a Role or ClusterRole only with rules they already hold
 //! (or with the `escalate` verb on it), and a binding only to a role whose
 //! rules they already hold (or with the `bind` verb on it). Members of
-//! `system:masters` are exempt.
+//! `system:masters` are exempt. Coverage itself, bounded whatever the size
+//! of the rules, is [`super::rbac_coverage`]'s.
 //!
 //! This module must never consult another cluster's policy, nor allow a
 //! write it cannot prove harmless.
@@ -15,6 +16,7 @@ use super::rbac::{
     Attributes, Authorizer, AuthzError, Forbidden, MASTERS_GROUP, PolicyRule, RBAC_GROUP,
     RequestDenied,
 };
+use super::rbac_coverage::{self, Missing, go_quoted_strings};
 use crate::server::request::ResourceRequest;
 
 /// Whether a request is a Role/binding write that must be checked for
@@ -30,110 +32,14 @@ pub fn guards(user: &UserInfo, rr: &ResourceRequest) -> bool {
         && !user.groups.iter().any(|g| g == MASTERS_GROUP)
 }
 
-fn has(list: &[String], s: &str) -> bool {
-    list.iter().any(|x| x == s)
-}
-
-fn has_all(set: &[String], items: &[String]) -> bool {
-    items.iter().all(|i| has(set, i))
-}
-
-fn resources_cover(owner: &[String], requested: &[String]) -> bool {
-    if has(owner, "*") || has_all(owner, requested) {
-        return true;
-    }
-    requested.iter().all(|path| {
-        has(owner, path)
-            || path
-                .split_once('/')
-                .is_some_and(|(_, sub)| has(owner, &format!("*/{sub}")))
-    })
-}
-
-fn urls_cover(owner: &[String], requested: &[String]) -> bool {
-    requested.iter().all(|path| {
-        owner.iter().any(|o| {
-            o == path
-                || o.strip_suffix('*')
-                    .is_some_and(|prefix| path.starts_with(prefix))
-        })
-    })
-}
-
-/// Upstream `ruleCovers`.
-fn rule_covers(owner: &PolicyRule, sub: &PolicyRule) -> bool {
-    (has(&owner.verbs, "*") || has_all(&owner.verbs, &sub.verbs))
-        && (has(&owner.api_groups, "*") || has_all(&owner.api_groups, &sub.api_groups))
-        && resources_cover(&owner.resources, &sub.resources)
-        && urls_cover(&owner.non_resource_urls, &sub.non_resource_urls)
-        && (owner.resource_names.is_empty() || has_all(&owner.resource_names, &sub.resource_names))
-}
-
-/// Upstream `BreakdownRule`: one verb, group, resource and name each.
-fn breakdown(rule: &PolicyRule) -> Vec<PolicyRule> {
-    let one = |s: &String| vec![s.clone()];
-    let mut out = Vec::new();
-    for group in &rule.api_groups {
-        for resource in &rule.resources {
-            for verb in &rule.verbs {
-                if rule.resource_names.is_empty() {
-                    out.push(PolicyRule {
-                        verbs: one(verb),
-                        api_groups: one(group),
-                        resources: one(resource),
-                        ..Default::default()
-                    });
-                }
-                for name in &rule.resource_names {
-                    out.push(PolicyRule {
-                        verbs: one(verb),
-                        api_groups: one(group),
-                        resources: one(resource),
-                        resource_names: one(name),
-                        ..Default::default()
-                    });
-                }
-            }
-        }
-    }
-    for url in &rule.non_resource_urls {
-        for verb in &rule.verbs {
-            out.push(PolicyRule {
-                verbs: one(verb),
-                non_resource_urls: one(url),
-                ..Default::default()
-            });
-        }
-    }
-    out
-}
-
-/// The rules of `servant` that `owner` does not cover (upstream `Covers`).
-fn uncovered(owner: &[PolicyRule], servant: &[PolicyRule]) -> Vec<PolicyRule> {
-    servant
-        .iter()
-        .flat_map(breakdown)
-        .filter(|sub| !owner.iter().any(|o| rule_covers(o, sub)))
-        .collect()
-}
-
-fn forbidden(
-    user: &UserInfo,
-    rr: &ResourceRequest,
-    name: &str,
-    missing: &[PolicyRule],
-) -> Forbidden {
-    let rules: Vec<String> = missing
-        .iter()
-        .map(|r| serde_json::to_string(r).unwrap_or_default())
-        .collect();
+fn forbidden(user: &UserInfo, rr: &ResourceRequest, name: &str, missing: &Missing) -> Forbidden {
     Forbidden {
         message: format!(
-            "{}.{RBAC_GROUP} {name:?} is forbidden: user {:?} (groups={:?}) is attempting to grant RBAC permissions not currently held:\n{}",
+            "{}.{RBAC_GROUP} {name:?} is forbidden: user {:?} (groups={}) is attempting to grant RBAC permissions not currently held:\n{}",
             rr.resource,
             user.name,
-            user.groups,
-            rules.join("\n")
+            go_quoted_strings(&user.groups),
+            missing.description
         ),
         group: RBAC_GROUP.into(),
         kind: rr.resource.clone(),
@@ -204,67 +110,10 @@ pub async fn confirm(
             .collect()
     };
     let held = policy.rules_for(user, &namespace);
-    let missing = uncovered(&held, &granted);
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(RequestDenied::Forbidden(forbidden(
+    match rbac_coverage::missing(&held, &granted) {
+        None => Ok(()),
+        Some(missing) => Err(RequestDenied::Forbidden(forbidden(
             user, rr, &name, &missing,
-        )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn rules(v: Value) -> Vec<PolicyRule> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(PolicyRule::from_json)
-            .collect()
-    }
-
-    #[test]
-    fn coverage_as_upstream() {
-        let owner = rules(json!([
-            {"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "*/status"]},
-            {"verbs": ["get"], "nonResourceURLs": ["/apis/*"]},
-        ]));
-        assert!(uncovered(&owner, &rules(json!([{"verbs": ["list"], "apiGroups": [""], "resources": ["pods", "pods/status"]}]))).is_empty());
-        assert!(uncovered(&owner, &rules(json!([{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["a"]}]))).is_empty());
-        assert!(
-            uncovered(
-                &owner,
-                &rules(json!([{"verbs": ["get"], "nonResourceURLs": ["/apis/apps"]}]))
-            )
-            .is_empty()
-        );
-        assert_eq!(
-            uncovered(
-                &owner,
-                &rules(json!([{"verbs": ["*"], "apiGroups": [""], "resources": ["pods"]}]))
-            )
-            .len(),
-            1
-        );
-        assert_eq!(
-            uncovered(
-                &owner,
-                &rules(json!([{"verbs": ["get"], "apiGroups": ["*"], "resources": ["pods"]}]))
-            )
-            .len(),
-            1
-        );
-        assert_eq!(
-            uncovered(
-                &owner,
-                &rules(json!([{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"]}]))
-            )
-            .len(),
-            1
-        );
+        ))),
     }
 }
