@@ -286,6 +286,7 @@ fn nestkube_runs_with_the_charts_service_account() {
         ("create", "secrets", Some(ns), true),
         ("create", "pods/exec", Some(ns), true),
         ("list", "nodes", None, true),
+        ("get", "namespaces", None, true),
         ("create", "pods", Some("kube-system"), false),
         ("get", "secrets", Some("kube-system"), false),
         (

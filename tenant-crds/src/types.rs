@@ -160,6 +160,100 @@ pub struct IsolationSpec {
     /// cluster: privileged, baseline or restricted.
     #[serde(default)]
     pub pod_security: PodSecurityLevel,
+
+    /// What the tenant's pods may use beyond the Pod Security baseline,
+    /// whatever podSecurity says: each of these reaches past the virtual
+    /// cluster into the parent's nodes (kernel, network, other pools), so
+    /// every virtual cluster refuses them unless its VirtualCluster lists
+    /// them here. A VirtualCluster inside a virtual cluster may allow at
+    /// most what its parent's allows. hostPath volumes, host namespaces,
+    /// privileged containers, host ports and the control-plane taints are
+    /// never allowed. Empty: nothing beyond baseline.
+    #[serde(default, skip_serializing_if = "HostEscapesSpec::is_empty")]
+    pub allowed_host_escapes: HostEscapesSpec,
+}
+
+/// Most entries of each list in `spec.isolation.allowedHostEscapes`.
+pub const MAX_ALLOWED_HOST_ESCAPES: usize = 64;
+
+/// What a virtual cluster's pods may use beyond the Pod Security baseline
+/// (<https://kubernetes.io/docs/concepts/security/pod-security-standards/#baseline>).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostEscapesSpec {
+    /// Linux capabilities containers may add beyond baseline's (AUDIT_WRITE,
+    /// CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE,
+    /// SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT), e.g. NET_ADMIN. Names
+    /// match with or without the CAP_ prefix; ALL allows only the literal ALL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(length(min = 1, max = 64)),
+        extend("x-kubernetes-list-type" = "set")
+    )]
+    pub capabilities: Vec<String>,
+
+    /// Allow the seccomp profile Unconfined (pod or container
+    /// securityContext.seccompProfile, and the seccomp annotations).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub seccomp_unconfined: bool,
+
+    /// Allow the AppArmor profile Unconfined (securityContext.appArmorProfile
+    /// and the AppArmor annotations).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub app_armor_unconfined: bool,
+
+    /// Allow seLinuxOptions baseline forbids: a type other than
+    /// container_t, container_init_t and container_kvm_t, or any user or role.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub se_linux_options: bool,
+
+    /// Allow securityContext.procMount: Unmasked.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unmasked_proc_mount: bool,
+
+    /// Sysctls pods may set beyond baseline's safe ones, by exact name
+    /// (e.g. net.core.somaxconn).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(length(min = 1, max = 253)),
+        extend("x-kubernetes-list-type" = "set")
+    )]
+    pub sysctls: Vec<String>,
+
+    /// Allow Windows host-process containers (windowsOptions.hostProcess).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub windows_host_process: bool,
+
+    /// Allow probes and lifecycle handlers with a host (httpGet.host,
+    /// tcpSocket.host): the parent's kubelet connects to that address from
+    /// the node, e.g. to a cloud metadata endpoint.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub probe_hosts: bool,
+
+    /// Protected taints pods may tolerate, by key: today CriticalAddonsOnly
+    /// (nodes kept for the parent's critical add-ons). A toleration of every
+    /// taint (operator Exists without a key) and the control-plane taints
+    /// are never allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(length(min = 1, max = 317)),
+        extend("x-kubernetes-list-type" = "set")
+    )]
+    pub tolerations: Vec<String>,
+}
+
+impl HostEscapesSpec {
+    /// Whether nothing beyond baseline is allowed.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A Pod Security Standards level

@@ -10,8 +10,8 @@
 use std::collections::HashSet;
 
 use crate::types::{
-    DNS1123_LABEL_MAX_LENGTH, DNS1123_SUBDOMAIN_MAX_LENGTH, MAX_ALLOWED_RUNTIME_CLASSES,
-    VirtualClusterSpec,
+    DNS1123_LABEL_MAX_LENGTH, DNS1123_SUBDOMAIN_MAX_LENGTH, MAX_ALLOWED_HOST_ESCAPES,
+    MAX_ALLOWED_RUNTIME_CLASSES, VirtualClusterSpec,
 };
 
 const DNS1123_SUBDOMAIN_ERROR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
@@ -131,6 +131,35 @@ pub fn validate(spec: &VirtualClusterSpec) -> Vec<SpecError> {
                 quote(name),
                 format!("must be one of {allowed_path}"),
             ));
+        }
+    }
+
+    // spec.isolation.allowedHostEscapes: bounded sets of non-empty names.
+    let escapes = &iso.allowed_host_escapes;
+    for (name, list) in [
+        ("capabilities", &escapes.capabilities),
+        ("sysctls", &escapes.sysctls),
+        ("tolerations", &escapes.tolerations),
+    ] {
+        let path = format!("spec.isolation.allowedHostEscapes.{name}");
+        if list.len() > MAX_ALLOWED_HOST_ESCAPES {
+            errs.push(SpecError::TooMany {
+                field: path.clone(),
+                actual: list.len(),
+                max: MAX_ALLOWED_HOST_ESCAPES,
+            });
+        }
+        let mut seen = HashSet::new();
+        for (i, item) in list.iter().enumerate() {
+            let field = format!("{path}[{i}]");
+            if item.trim().is_empty() {
+                errs.push(SpecError::invalid(field, quote(item), "must not be empty"));
+            } else if !seen.insert(item.as_str()) {
+                errs.push(SpecError::Duplicate {
+                    field,
+                    value: quote(item),
+                });
+            }
         }
     }
 
@@ -285,7 +314,7 @@ mod tests {
             assert!(errs.iter().all(|e| e.field() == "metadata.name"));
         }
     }
-    use crate::types::{IsolationSpec, LimitsSpec, PodSecurityLevel, SyncSpec};
+    use crate::types::{HostEscapesSpec, IsolationSpec, LimitsSpec, PodSecurityLevel, SyncSpec};
     use k8s_openapi::api::core::v1::ResourceQuotaSpec;
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -312,6 +341,13 @@ mod tests {
                 runtime_class_name: Some("kata".into()),
                 allowed_runtime_class_names: vec!["kata".into(), "gvisor".into()],
                 pod_security: PodSecurityLevel::Restricted,
+                allowed_host_escapes: HostEscapesSpec {
+                    capabilities: vec!["NET_ADMIN".into()],
+                    seccomp_unconfined: true,
+                    sysctls: vec!["net.core.somaxconn".into()],
+                    tolerations: vec!["CriticalAddonsOnly".into()],
+                    ..Default::default()
+                },
             },
             limits: LimitsSpec {
                 max_objects: Some(10_000),
@@ -493,6 +529,28 @@ mod tests {
         for bad in ["", "-", ".", "1..0", "1e", "1KiB", "ki", "1 Gi", "e3"] {
             assert_eq!(parse_quantity_sign(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn allowed_host_escapes_are_bounded_sets() {
+        let s = spec(IsolationSpec {
+            allowed_host_escapes: HostEscapesSpec {
+                capabilities: vec!["NET_ADMIN".into(), "NET_ADMIN".into()],
+                sysctls: vec![" ".into()],
+                tolerations: vec!["t".into(); MAX_ALLOWED_HOST_ESCAPES + 1],
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let m = messages(&s);
+        assert_eq!(
+            m[..3],
+            [
+                "spec.isolation.allowedHostEscapes.capabilities[1]: Duplicate value: \"NET_ADMIN\"",
+                "spec.isolation.allowedHostEscapes.sysctls[0]: Invalid value: \" \": must not be empty",
+                "spec.isolation.allowedHostEscapes.tolerations: Too many: 65: must have at most 64 items",
+            ]
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! `pods "x" is forbidden: violates PodSecurity "restricted:latest": ...`,
 //! the failed checks in upstream's order.
 //!
-//! Only pods are refused. As upstream, workload templates (Deployments,
+//! The baseline checks live in [`super::baseline`] (shared with the
+//! host-escape guard); the restricted ones here. Only pods are refused. As upstream, workload templates (Deployments,
 //! Jobs, ...) are only warned about (`Warning: would violate PodSecurity
 //! ...`), at the enforced level and at the namespace's
 //! `pod-security.kubernetes.io/warn` level, which also warns about pods the
@@ -24,7 +25,7 @@ use async_trait::async_trait;
 use nestkube_tenant_crds::PodSecurityLevel;
 use serde_json::Value;
 
-use super::{Attributes, Operation, Plugin, get_namespace};
+use super::{Attributes, Operation, Plugin, baseline, get_namespace};
 use crate::error::{ApiError, FieldError, Subject};
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::store::Store;
@@ -85,7 +86,7 @@ pub fn at_least_as_strict(a: PodSecurityLevel, b: PodSecurityLevel) -> bool {
     rank(a) >= rank(b)
 }
 
-fn join_quote(items: &[String]) -> String {
+pub(super) fn join_quote(items: &[String]) -> String {
     if items.is_empty() {
         String::new()
     } else {
@@ -93,11 +94,11 @@ fn join_quote(items: &[String]) -> String {
     }
 }
 
-fn pluralize<'a>(singular: &'a str, plural: &'a str, n: usize) -> &'a str {
+pub(super) fn pluralize<'a>(singular: &'a str, plural: &'a str, n: usize) -> &'a str {
     if n == 1 { singular } else { plural }
 }
 
-fn containers_phrase(names: &[String]) -> String {
+pub(super) fn containers_phrase(names: &[String]) -> String {
     format!(
         "{} {}",
         pluralize("container", "containers", names.len()),
@@ -107,9 +108,7 @@ fn containers_phrase(names: &[String]) -> String {
 
 /// Init containers, containers, then ephemeral containers (upstream's visit order).
 fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
-    ["initContainers", "containers", "ephemeralContainers"]
-        .into_iter()
-        .flat_map(move |k| spec[k].as_array().into_iter().flatten())
+    baseline::containers(spec).map(|(_, c)| c)
 }
 
 fn cname(c: &Value) -> String {
@@ -146,113 +145,6 @@ fn allow_privilege_escalation(_meta: &Value, spec: &Value) -> Option<Violation> 
     )
 }
 
-fn app_armor_profile(meta: &Value, spec: &Value) -> Option<Violation> {
-    let allowed_type = |t: &Value| matches!(t.as_str(), Some("RuntimeDefault" | "Localhost"));
-    let mut setters = Vec::new();
-    let mut bad_values = BTreeSet::new();
-    let pod_profile = &spec["securityContext"]["appArmorProfile"];
-    if pod_profile.is_object() && !allowed_type(&pod_profile["type"]) {
-        setters.push("pod".to_string());
-        bad_values.insert(pod_profile["type"].as_str().unwrap_or_default().to_string());
-    }
-    let mut bad = Vec::new();
-    for c in containers(spec) {
-        let p = sc(c, "appArmorProfile");
-        if p.is_object() && !allowed_type(&p["type"]) {
-            bad.push(cname(c));
-            bad_values.insert(p["type"].as_str().unwrap_or_default().to_string());
-        }
-    }
-    if !bad.is_empty() {
-        setters.push(containers_phrase(&bad));
-    }
-    let mut values: Vec<String> = bad_values.into_iter().collect();
-    let mut annotations = Vec::new();
-    if let Some(map) = meta["annotations"].as_object() {
-        for (k, v) in map {
-            let v = v.as_str().unwrap_or_default();
-            if k.starts_with("container.apparmor.security.beta.kubernetes.io/")
-                && !(v.is_empty() || v == "runtime/default" || v.starts_with("localhost/"))
-            {
-                annotations.push(format!("{k}={v:?}"));
-            }
-        }
-    }
-    if !annotations.is_empty() {
-        annotations.sort();
-        setters.push(pluralize("annotation", "annotations", annotations.len()).to_string());
-        values.extend(annotations);
-    }
-    if setters.is_empty() {
-        return None;
-    }
-    fail(
-        pluralize(
-            "forbidden AppArmor profile",
-            "forbidden AppArmor profiles",
-            values.len(),
-        ),
-        format!(
-            "{} must not set AppArmor profile type to {}",
-            setters.join(" and "),
-            join_quote(&values)
-        ),
-    )
-}
-
-const BASELINE_CAPABILITIES: &[&str] = &[
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
-];
-
-fn added_capabilities(c: &Value) -> impl Iterator<Item = &str> {
-    sc(c, "capabilities")["add"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-}
-
-fn capabilities_baseline(_meta: &Value, spec: &Value) -> Option<Violation> {
-    let mut bad = Vec::new();
-    let mut caps = BTreeSet::new();
-    for c in containers(spec) {
-        let mut valid = true;
-        for cap in added_capabilities(c) {
-            if !BASELINE_CAPABILITIES.contains(&cap) {
-                valid = false;
-                caps.insert(cap.to_string());
-            }
-        }
-        if !valid {
-            bad.push(cname(c));
-        }
-    }
-    if bad.is_empty() {
-        return None;
-    }
-    let caps: Vec<String> = caps.into_iter().collect();
-    fail(
-        "non-default capabilities",
-        format!(
-            "{} must not include {} in securityContext.capabilities.add",
-            containers_phrase(&bad),
-            join_quote(&caps)
-        ),
-    )
-}
-
 fn capabilities_restricted(_meta: &Value, spec: &Value) -> Option<Violation> {
     let mut missing_drop = Vec::new();
     let mut adding = Vec::new();
@@ -270,7 +162,8 @@ fn capabilities_restricted(_meta: &Value, spec: &Value) -> Option<Violation> {
             missing_drop.push(cname(c));
         }
         let mut forbidden = false;
-        for cap in added_capabilities(c) {
+        let added = capabilities["add"].as_array().into_iter().flatten();
+        for cap in added.filter_map(Value::as_str) {
             if cap != "NET_BIND_SERVICE" {
                 forbidden = true;
                 caps.insert(cap.to_string());
@@ -299,154 +192,6 @@ fn capabilities_restricted(_meta: &Value, spec: &Value) -> Option<Violation> {
         return None;
     }
     fail("unrestricted capabilities", details.join("; "))
-}
-
-fn host_namespaces(_meta: &Value, spec: &Value) -> Option<Violation> {
-    let found: Vec<String> = ["hostNetwork", "hostPID", "hostIPC"]
-        .into_iter()
-        .filter(|f| spec[*f].as_bool() == Some(true))
-        .map(|f| format!("{f}=true"))
-        .collect();
-    if found.is_empty() {
-        return None;
-    }
-    fail("host namespaces", found.join(", "))
-}
-
-fn host_path_volumes(_meta: &Value, spec: &Value) -> Option<Violation> {
-    let bad: Vec<String> = spec["volumes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|v| v.get("hostPath").is_some_and(|h| !h.is_null()))
-        .map(cname)
-        .collect();
-    if bad.is_empty() {
-        return None;
-    }
-    fail(
-        "hostPath volumes",
-        format!(
-            "{} {}",
-            pluralize("volume", "volumes", bad.len()),
-            join_quote(&bad)
-        ),
-    )
-}
-
-fn host_ports(_meta: &Value, spec: &Value) -> Option<Violation> {
-    let mut bad = Vec::new();
-    // Upstream sorts the ports as strings.
-    let mut ports = BTreeSet::new();
-    for c in containers(spec) {
-        let mut valid = true;
-        for p in c["ports"].as_array().into_iter().flatten() {
-            if let Some(h) = p["hostPort"].as_i64().filter(|h| *h != 0) {
-                valid = false;
-                ports.insert(h.to_string());
-            }
-        }
-        if !valid {
-            bad.push(cname(c));
-        }
-    }
-    if bad.is_empty() {
-        return None;
-    }
-    let ports: Vec<String> = ports.into_iter().collect();
-    fail(
-        "hostPort",
-        format!(
-            "{} {} {} {}",
-            containers_phrase(&bad),
-            pluralize("uses", "use", bad.len()),
-            pluralize("hostPort", "hostPorts", ports.len()),
-            ports.join(", ")
-        ),
-    )
-}
-
-fn host_probes_and_lifecycle(_meta: &Value, spec: &Value) -> Option<Violation> {
-    let mut bad = BTreeSet::new();
-    let mut hosts = BTreeSet::new();
-    for c in containers(spec) {
-        let handlers = [
-            &c["livenessProbe"],
-            &c["readinessProbe"],
-            &c["startupProbe"],
-            &c["lifecycle"]["postStart"],
-            &c["lifecycle"]["preStop"],
-        ];
-        for h in handlers {
-            for kind in ["httpGet", "tcpSocket"] {
-                if let Some(host) = h[kind]["host"].as_str().filter(|s| !s.is_empty()) {
-                    bad.insert(cname(c));
-                    hosts.insert(host.to_string());
-                }
-            }
-        }
-    }
-    if bad.is_empty() {
-        return None;
-    }
-    let bad: Vec<String> = bad.into_iter().collect();
-    let hosts: Vec<String> = hosts.into_iter().collect();
-    fail(
-        "probe or lifecycle host",
-        format!(
-            "{} {} {} {}",
-            containers_phrase(&bad),
-            pluralize("uses", "use", bad.len()),
-            pluralize(
-                "probe or lifecycle host",
-                "probe or lifecycle hosts",
-                hosts.len()
-            ),
-            join_quote(&hosts)
-        ),
-    )
-}
-
-fn privileged(_meta: &Value, spec: &Value) -> Option<Violation> {
-    let bad: Vec<String> = containers(spec)
-        .filter(|c| sc(c, "privileged").as_bool() == Some(true))
-        .map(cname)
-        .collect();
-    if bad.is_empty() {
-        return None;
-    }
-    fail(
-        "privileged",
-        format!(
-            "{} must not set securityContext.privileged=true",
-            containers_phrase(&bad)
-        ),
-    )
-}
-
-fn proc_mount(_meta: &Value, spec: &Value) -> Option<Violation> {
-    let mut bad = Vec::new();
-    let mut types = BTreeSet::new();
-    for c in containers(spec) {
-        if let Some(t) = sc(c, "procMount").as_str()
-            && t != "Default"
-        {
-            bad.push(cname(c));
-            types.insert(t.to_string());
-        }
-    }
-    if bad.is_empty() {
-        return None;
-    }
-    let types: Vec<String> = types.into_iter().collect();
-    fail(
-        "procMount",
-        format!(
-            "{} must not set securityContext.procMount to {}",
-            containers_phrase(&bad),
-            join_quote(&types)
-        ),
-    )
 }
 
 /// Inline volume sources the restricted level allows.
@@ -586,128 +331,22 @@ fn run_as_user(_meta: &Value, spec: &Value) -> Option<Violation> {
     )
 }
 
-fn se_linux_options(_meta: &Value, spec: &Value) -> Option<Violation> {
-    let mut bad_types = BTreeSet::new();
-    let mut set_user = false;
-    let mut set_role = false;
-    let mut valid = |o: &Value| {
-        let mut ok = true;
-        let t = o["type"].as_str().unwrap_or_default();
-        if !["", "container_t", "container_init_t", "container_kvm_t"].contains(&t) {
-            ok = false;
-            bad_types.insert(t.to_string());
-        }
-        if o["user"].as_str().is_some_and(|s| !s.is_empty()) {
-            ok = false;
-            set_user = true;
-        }
-        if o["role"].as_str().is_some_and(|s| !s.is_empty()) {
-            ok = false;
-            set_role = true;
-        }
-        ok
-    };
-    let mut setters = Vec::new();
-    let pod_opts = &spec["securityContext"]["seLinuxOptions"];
-    if pod_opts.is_object() && !valid(pod_opts) {
-        setters.push("pod".to_string());
-    }
-    let mut bad = Vec::new();
-    for c in containers(spec) {
-        let o = sc(c, "seLinuxOptions");
-        if o.is_object() && !valid(o) {
-            bad.push(cname(c));
-        }
-    }
-    if !bad.is_empty() {
-        setters.push(containers_phrase(&bad));
-    }
-    if setters.is_empty() {
-        return None;
-    }
-    let mut data = Vec::new();
-    if !bad_types.is_empty() {
-        let types: Vec<String> = bad_types.into_iter().collect();
-        data.push(format!(
-            "{} {}",
-            pluralize("type", "types", types.len()),
-            join_quote(&types)
-        ));
-    }
-    if set_user {
-        data.push("user may not be set".into());
-    }
-    if set_role {
-        data.push("role may not be set".into());
-    }
-    fail(
-        "seLinuxOptions",
-        format!(
-            "{} set forbidden securityContext.seLinuxOptions: {}",
-            setters.join(" and "),
-            data.join("; ")
-        ),
-    )
-}
-
-fn valid_seccomp(p: &Value) -> bool {
-    matches!(p["type"].as_str(), Some("RuntimeDefault" | "Localhost"))
-}
-
-/// Shared by both seccomp checks: (explicitly bad setters, bad values,
-/// containers without a profile, whether the pod sets a valid one).
-fn seccomp_setters(spec: &Value) -> (Vec<String>, Vec<String>, Vec<String>, bool) {
-    let mut setters = Vec::new();
-    let mut values = BTreeSet::new();
-    let mut pod_set = false;
+/// Containers without a seccomp profile, and whether the pod sets a valid one.
+fn seccomp_unset(spec: &Value) -> (Vec<String>, bool) {
     let pod = &spec["securityContext"]["seccompProfile"];
-    if pod.is_object() {
-        if valid_seccomp(pod) {
-            pod_set = true;
-        } else {
-            setters.push("pod".to_string());
-            values.insert(pod["type"].as_str().unwrap_or_default().to_string());
-        }
-    }
-    let mut explicit = Vec::new();
-    let mut unset = Vec::new();
-    for c in containers(spec) {
-        let p = sc(c, "seccompProfile");
-        if p.is_object() {
-            if !valid_seccomp(p) {
-                explicit.push(cname(c));
-                values.insert(p["type"].as_str().unwrap_or_default().to_string());
-            }
-        } else {
-            unset.push(cname(c));
-        }
-    }
-    if !explicit.is_empty() {
-        setters.push(containers_phrase(&explicit));
-    }
-    (setters, values.into_iter().collect(), unset, pod_set)
-}
-
-fn seccomp_profile_baseline(_meta: &Value, spec: &Value) -> Option<Violation> {
-    let (setters, values, _, _) = seccomp_setters(spec);
-    if setters.is_empty() {
-        return None;
-    }
-    fail(
-        "seccompProfile",
-        format!(
-            "{} must not set securityContext.seccompProfile.type to {}",
-            setters.join(" and "),
-            join_quote(&values)
-        ),
-    )
+    let pod_set = pod.is_object() && baseline::valid_seccomp(pod);
+    let unset = containers(spec)
+        .filter(|c| !sc(c, "seccompProfile").is_object())
+        .map(cname)
+        .collect();
+    (unset, pod_set)
 }
 
 fn seccomp_profile_restricted(meta: &Value, spec: &Value) -> Option<Violation> {
-    if let Some(v) = seccomp_profile_baseline(meta, spec) {
+    if let Some(v) = baseline::violation(baseline::Check::Seccomp, meta, spec) {
         return Some(v);
     }
-    let (_, _, unset, pod_set) = seccomp_setters(spec);
+    let (unset, pod_set) = seccomp_unset(spec);
     if pod_set || unset.is_empty() {
         return None;
     }
@@ -720,68 +359,11 @@ fn seccomp_profile_restricted(meta: &Value, spec: &Value) -> Option<Violation> {
     )
 }
 
-const SAFE_SYSCTLS: &[&str] = &[
-    "kernel.shm_rmid_forced",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.ip_unprivileged_port_start",
-];
-
-fn sysctls(_meta: &Value, spec: &Value) -> Option<Violation> {
-    let bad: Vec<&str> = spec["securityContext"]["sysctls"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["name"].as_str())
-        .filter(|n| !SAFE_SYSCTLS.contains(n))
-        .collect();
-    if bad.is_empty() {
-        return None;
-    }
-    fail("forbidden sysctls", bad.join(", "))
-}
-
-fn windows_host_process(_meta: &Value, spec: &Value) -> Option<Violation> {
-    let host_process = |sc: &Value| sc["windowsOptions"]["hostProcess"].as_bool() == Some(true);
-    let mut setters = Vec::new();
-    if host_process(&spec["securityContext"]) {
-        setters.push("pod".to_string());
-    }
-    let bad: Vec<String> = containers(spec)
-        .filter(|c| host_process(&c["securityContext"]))
-        .map(cname)
-        .collect();
-    if !bad.is_empty() {
-        setters.push(containers_phrase(&bad));
-    }
-    if setters.is_empty() {
-        return None;
-    }
-    fail(
-        "hostProcess",
-        format!(
-            "{} must not set securityContext.windowsOptions.hostProcess=true",
-            setters.join(" and ")
-        ),
-    )
-}
-
-/// Baseline checks in upstream's order (its source files' order), each
-/// with whether a restricted check replaces it at the restricted level.
-const BASELINE: &[(Check, bool)] = &[
-    (app_armor_profile, false),
-    (capabilities_baseline, true),
-    (host_namespaces, false),
-    (host_path_volumes, true),
-    (host_ports, false),
-    (host_probes_and_lifecycle, false),
-    (privileged, false),
-    (proc_mount, false),
-    (se_linux_options, false),
-    (seccomp_profile_baseline, true),
-    (sysctls, false),
-    (windows_host_process, false),
+/// Baseline checks the restricted level replaces with its own.
+const REPLACED_IN_RESTRICTED: &[baseline::Check] = &[
+    baseline::Check::Capabilities,
+    baseline::Check::HostPathVolumes,
+    baseline::Check::Seccomp,
 ];
 /// Restricted checks.
 const RESTRICTED: &[Check] = &[
@@ -793,22 +375,18 @@ const RESTRICTED: &[Check] = &[
     seccomp_profile_restricted,
 ];
 
-/// The violations of a pod (`metadata`, `spec`) at `level`, in upstream's order.
+/// The violations of a pod (`metadata`, `spec`) at `level`, in upstream's
+/// order: the baseline checks ([`baseline`]), then the restricted ones.
 pub fn evaluate(level: PodSecurityLevel, metadata: &Value, spec: &Value) -> Vec<Violation> {
-    let restricted = match level {
-        PodSecurityLevel::Privileged => return Vec::new(),
-        PodSecurityLevel::Baseline => false,
-        PodSecurityLevel::Restricted => true,
-    };
-    let baseline = BASELINE
-        .iter()
-        .filter(|(_, replaced)| !(restricted && *replaced))
-        .map(|(check, _)| check);
-    let extra: &[Check] = if restricted { RESTRICTED } else { &[] };
-    baseline
-        .chain(extra)
-        .filter_map(|check| check(metadata, spec))
-        .collect()
+    match level {
+        PodSecurityLevel::Privileged => Vec::new(),
+        PodSecurityLevel::Baseline => baseline::violations(metadata, spec, &[]),
+        PodSecurityLevel::Restricted => {
+            let mut out = baseline::violations(metadata, spec, REPLACED_IN_RESTRICTED);
+            out.extend(RESTRICTED.iter().filter_map(|check| check(metadata, spec)));
+            out
+        }
+    }
 }
 
 /// Upstream's `ForbiddenDetail` of several violations.
@@ -862,7 +440,7 @@ pub fn namespace_label_errors(ns: &Value) -> Vec<FieldError> {
 
 /// Whether a pod update changes anything Pod Security judges (upstream's
 /// `isSignificantPodUpdate`: the spec, or seccomp/AppArmor annotations).
-fn significant_update(new: &Value, old: &Value) -> bool {
+pub(super) fn significant_update(new: &Value, old: &Value) -> bool {
     if new["spec"] != old["spec"] {
         return true;
     }

@@ -5,7 +5,9 @@
 //! Checked against P's policy (its own VirtualCluster's spec, from P's
 //! placement): every `spec.isolation.allowedRuntimeClassNames` entry and the
 //! default `runtimeClassName` must be allowed by P; `podSecurity` must be at
-//! least as strict as P's; `limits.maxObjects`, `requestsPerSecond` and
+//! least as strict as P's; every `allowedHostEscapes` entry must be allowed
+//! by P's (never inherited: a child allows nothing beyond baseline unless it
+//! says so); `limits.maxObjects`, `requestsPerSecond` and
 //! `maxConcurrentRequests` may not exceed P's where P sets them. What the
 //! child leaves unset is inherited at admission (visible in its spec): P's
 //! default class (when the child's list is empty or contains it), P's list
@@ -27,6 +29,7 @@ use async_trait::async_trait;
 use nestkube_tenant_crds::VirtualClusterSpec;
 use serde_json::{Value, json};
 
+use super::hostescape::Allowance;
 use super::podsecurity::at_least_as_strict;
 use super::runtimeclass::RuntimePolicy;
 use super::{AdmissionConfig, Attributes, Operation, Plugin, join};
@@ -152,6 +155,12 @@ pub fn violations(
             "spec.isolation.podSecurity: {:?} is less strict than the parent cluster {parent_path:?}'s {:?}",
             c.pod_security.as_str(),
             parent.isolation.pod_security.as_str()
+        ));
+    }
+    let allowed = Allowance::from_spec(&parent.isolation.allowed_host_escapes);
+    for (field, value) in allowed.exceeded_by(&c.allowed_host_escapes) {
+        out.push(format!(
+            "spec.isolation.allowedHostEscapes.{field}: {value} is not allowed by the parent cluster {parent_path:?}"
         ));
     }
     let mine = parent_limits(child);
@@ -312,6 +321,20 @@ mod tests {
                 "spec.isolation.runtimeClassName: \"runc\" is not allowed by the parent cluster \"team-a\" (allowed: kata)",
                 "spec.isolation.podSecurity: \"baseline\" is less strict than the parent cluster \"team-a\"'s \"restricted\"",
                 "spec.limits.maxObjects: 1000 exceeds the parent cluster \"team-a\"'s limit of 100",
+            ]
+        );
+        // Host escapes: never more than the parent allows.
+        let narrow = spec(json!({"isolation": {"allowedHostEscapes": {
+            "capabilities": ["CAP_NET_ADMIN"], "probeHosts": true}}}));
+        let wide = spec(json!({"isolation": {"allowedHostEscapes": {
+            "capabilities": ["NET_ADMIN", "SYS_ADMIN"], "probeHosts": true,
+            "seccompUnconfined": true, "sysctls": ["kernel.msgmax"]}}}));
+        assert_eq!(
+            violations(&wide, &narrow, "team-a"),
+            [
+                "spec.isolation.allowedHostEscapes.capabilities[1]: \"SYS_ADMIN\" is not allowed by the parent cluster \"team-a\"",
+                "spec.isolation.allowedHostEscapes.seccompUnconfined: true is not allowed by the parent cluster \"team-a\"",
+                "spec.isolation.allowedHostEscapes.sysctls[0]: \"kernel.msgmax\" is not allowed by the parent cluster \"team-a\"",
             ]
         );
         // A parent without policy allows anything.

@@ -14,19 +14,26 @@
 //! VirtualCluster of that name (another host namespace, or the root cluster)
 //! gets `Ready=False` reason `NameTaken`.
 //!
+//! A VirtualCluster's `spec.hostNamespace` must be its own namespace, or a
+//! host namespace whose [`crate::tenancy::placement::ALLOWED_FOR_ANNOTATION`]
+//! lists it (the platform's decision, not the tenant's): otherwise it gets
+//! `Ready=False` reason [`provision::HOST_NAMESPACE_NOT_ALLOWED`] and nothing
+//! is provisioned, so nothing is ever synced into that namespace.
+//!
 //! On the host this module writes only: the [`FINALIZER`] on the
 //! VirtualCluster, its status (through the status subresource), its kubeconfig
 //! Secret (owned by it, labelled [`SECRET_LABEL`]), and at teardown deletes
-//! the objects labelled [`VC_UID_LABEL`]` = <uid>` in its host namespace. It
-//! must never touch any other host object, nor a virtual cluster it does not
-//! own.
+//! the objects labelled [`VC_UID_LABEL`]` = <uid>` in its own namespace and
+//! where it was placed. It reads a namespace only to check a
+//! `hostNamespace`. It must never touch any other host object, nor a virtual
+//! cluster it does not own.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
@@ -41,6 +48,7 @@ use super::queue::WorkQueue;
 use crate::error::ApiError;
 use crate::registry::meta;
 pub use crate::tenancy::placement::VC_UID_LABEL;
+use crate::tenancy::placement::{HostNamespaceRefused, check_host_namespace};
 use crate::tenancy::{Cluster, Parent};
 
 /// Kinds the syncer copies into a host namespace, deleted (by
@@ -251,6 +259,18 @@ impl HostProvisioner {
             set_status(&api, &obj, status).await?;
             return Ok(None);
         }
+        // Nothing is provisioned for a host namespace it may not use; looked
+        // at again later, as the namespace may be annotated meanwhile.
+        if let Err(refused) = self.host_namespace(&owner, &spec).await? {
+            tracing::warn!(namespace = %namespace, name = %name, error = %refused, "VirtualCluster refused its host namespace");
+            set_status(
+                &api,
+                &obj,
+                provision::host_namespace_refused(&refused, &obj),
+            )
+            .await?;
+            return Ok(Some(provision::RECOUNT_INTERVAL));
+        }
         if !has_finalizer(&obj) {
             let mut finalizers = meta::finalizers(&obj);
             finalizers.push(FINALIZER.into());
@@ -266,6 +286,37 @@ impl HostProvisioner {
         set_status(&api, &obj, status).await?;
         // Non-compliant pods are counted again until none are left.
         Ok((compliance.non_compliant_pods > 0).then_some(provision::RECOUNT_INTERVAL))
+    }
+
+    /// Whether `owner` may place its pods in the host namespace `spec`
+    /// names (see [`check_host_namespace`]); reads that namespace only when
+    /// it is not the VirtualCluster's own.
+    async fn host_namespace(
+        &self,
+        owner: &Owner,
+        spec: &VirtualClusterSpec,
+    ) -> Result<Result<(), HostNamespaceRefused>, HostError> {
+        let host = spec.host_namespace.as_deref().unwrap_or(&owner.namespace);
+        if host == owner.namespace {
+            return Ok(Ok(()));
+        }
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let target = match namespaces.get_opt(host).await {
+            Ok(ns) => ns.map(serde_json::to_value).transpose()?,
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                return Ok(Err(HostNamespaceRefused::Unreadable {
+                    own: owner.namespace.clone(),
+                    host: host.to_string(),
+                    reason: s.message,
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(check_host_namespace(
+            &owner.namespace,
+            host,
+            target.as_ref(),
+        ))
     }
 
     /// Creates (or repairs) the kubeconfig Secret of `vc` on the host.
@@ -321,12 +372,11 @@ impl HostProvisioner {
         // With the finalizer, the path is ours unless another VirtualCluster
         // holds the claim in memory (never, short of a bug): then leave it be.
         if !self.p.claims.held_by_other(path, owner) {
-            let spec: VirtualClusterSpec =
-                serde_json::from_value(obj["spec"].clone()).unwrap_or_default();
-            let host_namespace = spec.host_namespace.as_deref().unwrap_or(&owner.namespace);
-            self.delete_synced(host_namespace, meta::uid(obj)).await?;
+            // Where it was placed (checked then), and its own namespace;
+            // never a host namespace it named but was refused.
+            self.delete_synced(&owner.namespace, meta::uid(obj)).await?;
             if let Some(placement) = self.p.clusters.get(path).and_then(|c| c.placement())
-                && placement.host_namespace != host_namespace
+                && placement.host_namespace != owner.namespace
                 && placement.uid == meta::uid(obj)
             {
                 self.delete_synced(&placement.host_namespace, &placement.uid)

@@ -34,6 +34,7 @@ use nestkube_tenant_crds::{
 };
 use serde_json::{Value, json};
 
+use crate::admission::hostescape::{self, Allowance};
 use crate::admission::podsecurity;
 use crate::admission::runtimeclass::RuntimePolicy;
 use crate::admission::virtualcluster::violations;
@@ -44,6 +45,7 @@ use crate::registry::store::{ListOptions, Store, Target};
 use crate::server::ApiServer;
 use crate::server::request::ROOT_CLUSTER;
 use crate::tenancy::limits::Limits;
+use crate::tenancy::placement::HostNamespaceRefused;
 use crate::tenancy::{Cluster, Clusters, Parent, Placement};
 
 /// The finalizer that holds a VirtualCluster until its virtual cluster is
@@ -104,8 +106,8 @@ impl Compliance {
     }
 }
 
-/// Whether `pod` complies with `spec`'s runtime-class and pod-security
-/// policy, as admission would judge it now (the cluster's policy only:
+/// Whether `pod` complies with `spec`'s runtime-class, pod-security and
+/// host-escape policy, as admission would judge it now (the cluster's policy only:
 /// namespace narrowing is not judged here).
 pub fn pod_complies(pod: &Value, spec: &VirtualClusterSpec) -> bool {
     let iso = &spec.isolation;
@@ -117,7 +119,10 @@ pub fn pod_complies(pod: &Value, spec: &VirtualClusterSpec) -> bool {
         Some(class) if !class.is_empty() => runtime.allows(class),
         _ => runtime.allowed.is_none(),
     };
-    class_ok && podsecurity::evaluate(iso.pod_security, &pod["metadata"], &pod["spec"]).is_empty()
+    let allowed = Allowance::from_spec(&iso.allowed_host_escapes);
+    class_ok
+        && podsecurity::evaluate(iso.pod_security, &pod["metadata"], &pod["spec"]).is_empty()
+        && hostescape::escapes(&pod["metadata"], &pod["spec"], false, &allowed).is_empty()
 }
 
 /// One VirtualCluster: where it lives, its namespace and name.
@@ -512,6 +517,21 @@ pub fn ready(endpoint: &str, vc: &Value, compliance: &Compliance) -> Value {
         "kubeconfigSecretRef": secret_ref(crate::registry::meta::name(vc)),
         "nonCompliantPods": compliance.non_compliant_pods,
     })
+}
+
+/// Reason of the Ready condition of a VirtualCluster whose
+/// `spec.hostNamespace` it may not use ([`crate::tenancy::placement::check_host_namespace`]).
+pub const HOST_NAMESPACE_NOT_ALLOWED: &str = "HostNamespaceNotAllowed";
+
+/// The status of `vc` refused its host namespace: nothing is provisioned
+/// nor synced for the refused placement.
+pub fn host_namespace_refused(refused: &HostNamespaceRefused, vc: &Value) -> Value {
+    not_ready(
+        "Failed",
+        HOST_NAMESPACE_NOT_ALLOWED,
+        &refused.to_string(),
+        vc,
+    )
 }
 
 /// A status saying `vc` does not serve (phase, reason, message).

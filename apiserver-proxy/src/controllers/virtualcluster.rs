@@ -29,6 +29,13 @@
 //! is reconciled again every [`provision::RECOUNT_INTERVAL`] until none are
 //! left.
 //!
+//! A VirtualCluster's `spec.hostNamespace` (a namespace of its parent
+//! cluster) must be its own namespace or one whose
+//! [`crate::tenancy::placement::ALLOWED_FOR_ANNOTATION`] lists it: a tenant
+//! with rights in one namespace may not send its pods into another
+//! (`Ready=False` reason [`provision::HOST_NAMESPACE_NOT_ALLOWED`]; nothing
+//! is provisioned).
+//!
 //! This controller must never write outside the parent cluster of a
 //! VirtualCluster except through [`Clusters`] (which creates and removes the
 //! child), and never touches a cluster it does not own.
@@ -48,6 +55,7 @@ use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, ListOptions, Target, WriteOptions};
 use crate::server::request::ROOT_CLUSTER;
+use crate::tenancy::placement::{HostNamespaceRefused, check_host_namespace};
 use crate::tenancy::{Cluster, Parent};
 /// Storage segment of VirtualCluster keys (`<group>/<resource>`).
 const SEGMENT: &str = "tenancy.nestkube.io/virtualclusters/";
@@ -363,6 +371,16 @@ impl Controller {
             self.set_status(&t, &obj, status).await?;
             return Ok(Next::default());
         }
+        // Nothing is provisioned for a host namespace it may not use; looked
+        // at again later, as the namespace may be annotated meanwhile.
+        if let Err(refused) = self.host_namespace(key, &spec).await? {
+            let status = provision::host_namespace_refused(&refused, &obj);
+            self.set_status(&t, &obj, status).await?;
+            return Ok(Next {
+                waiters: Vec::new(),
+                recount: true,
+            });
+        }
         if !meta::finalizers(&obj).iter().any(|f| f == FINALIZER) {
             self.add_finalizer(&t, &key.name).await?;
         }
@@ -380,6 +398,35 @@ impl Controller {
             waiters: Vec::new(),
             recount: compliance.non_compliant_pods > 0,
         })
+    }
+
+    /// Whether `key` may place its pods in the namespace of its parent
+    /// cluster that `spec` names (see [`check_host_namespace`]).
+    async fn host_namespace(
+        &self,
+        key: &VcKey,
+        spec: &VirtualClusterSpec,
+    ) -> Result<Result<(), HostNamespaceRefused>, ReconcileError> {
+        let host = spec.host_namespace.as_deref().unwrap_or(&key.namespace);
+        if host == key.namespace {
+            return Ok(Ok(()));
+        }
+        let namespaces = self
+            .p
+            .catalog
+            .get("", "v1", "namespaces")
+            .ok_or(ReconcileError::NotServed("namespaces"))?;
+        let t = Target {
+            cluster: &key.cluster,
+            resource: namespaces,
+            namespace: None,
+        };
+        let target = match self.p.store.get(&t, host).await {
+            Ok(ns) => Some(ns),
+            Err(ApiError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(check_host_namespace(&key.namespace, host, target.as_ref()))
     }
 
     /// Releases `key`'s claim on its path (if it holds it); returns whether it did.

@@ -69,3 +69,117 @@ impl Placement {
         }
     }
 }
+
+/// Annotation on a namespace of a parent cluster listing the namespaces
+/// (comma-separated) whose VirtualClusters may name it in
+/// `spec.hostNamespace`, e.g. `tenancy.nestkube.io/allowed-for: team-a`.
+/// Only whoever may edit that namespace (the parent's platform admins, not
+/// its tenants) can set it.
+pub const ALLOWED_FOR_ANNOTATION: &str = "tenancy.nestkube.io/allowed-for";
+
+/// Why a VirtualCluster may not place its pods in the host namespace it names.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostNamespaceRefused {
+    /// The named namespace does not exist in the parent.
+    #[error(
+        "spec.hostNamespace: Forbidden: {host:?} is not the VirtualCluster's own namespace {own:?} and does not exist in the parent cluster (a namespace annotated {annotation}={own} may be used)",
+        annotation = ALLOWED_FOR_ANNOTATION
+    )]
+    Missing {
+        /// The VirtualCluster's namespace.
+        own: String,
+        /// The namespace named.
+        host: String,
+    },
+    /// The named namespace does not list the VirtualCluster's namespace.
+    #[error(
+        "spec.hostNamespace: Forbidden: {host:?} is not the VirtualCluster's own namespace {own:?}, and its annotation {annotation} does not list {own:?}",
+        annotation = ALLOWED_FOR_ANNOTATION
+    )]
+    NotAllowed {
+        /// The VirtualCluster's namespace.
+        own: String,
+        /// The namespace named.
+        host: String,
+    },
+    /// The named namespace could not be read (e.g. no right to get namespaces).
+    #[error(
+        "spec.hostNamespace: Forbidden: {host:?} is not the VirtualCluster's own namespace {own:?}, and reading it to check its annotation {annotation} failed: {reason}",
+        annotation = ALLOWED_FOR_ANNOTATION
+    )]
+    Unreadable {
+        /// The VirtualCluster's namespace.
+        own: String,
+        /// The namespace named.
+        host: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Whether a VirtualCluster in namespace `own` may place its pods in the
+/// parent's namespace `host`: its own namespace always; another one only if
+/// that namespace (`target`, as the parent serves it; `None` when absent)
+/// lists `own` in its [`ALLOWED_FOR_ANNOTATION`].
+pub fn check_host_namespace(
+    own: &str,
+    host: &str,
+    target: Option<&serde_json::Value>,
+) -> Result<(), HostNamespaceRefused> {
+    if own == host {
+        return Ok(());
+    }
+    let (own, host) = (own.to_string(), host.to_string());
+    let Some(target) = target else {
+        return Err(HostNamespaceRefused::Missing { own, host });
+    };
+    let listed = target["metadata"]["annotations"][ALLOWED_FOR_ANNOTATION]
+        .as_str()
+        .is_some_and(|v| v.split(',').any(|n| n.trim() == own));
+    if listed {
+        Ok(())
+    } else {
+        Err(HostNamespaceRefused::NotAllowed { own, host })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ns(annotation: Option<&str>) -> serde_json::Value {
+        match annotation {
+            Some(a) => {
+                json!({"metadata": {"name": "pool", "annotations": {ALLOWED_FOR_ANNOTATION: a}}})
+            }
+            None => json!({"metadata": {"name": "pool"}}),
+        }
+    }
+
+    #[test]
+    fn only_the_own_namespace_or_one_that_allows_it() {
+        assert_eq!(check_host_namespace("team-a", "team-a", None), Ok(()));
+        assert_eq!(
+            check_host_namespace("team-a", "pool", Some(&ns(Some("team-b, team-a")))),
+            Ok(())
+        );
+        for target in [
+            ns(None),
+            ns(Some("team-b")),
+            ns(Some("team-a-x,*")),
+            ns(Some("")),
+        ] {
+            let e = check_host_namespace("team-a", "pool", Some(&target)).unwrap_err();
+            assert!(
+                matches!(e, HostNamespaceRefused::NotAllowed { .. }),
+                "{target}"
+            );
+        }
+        let e = check_host_namespace("team-a", "kube-system", None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "spec.hostNamespace: Forbidden: \"kube-system\" is not the VirtualCluster's own namespace \"team-a\" and does not exist in the parent cluster (a namespace annotated tenancy.nestkube.io/allowed-for=team-a may be used)"
+        );
+    }
+}
