@@ -96,6 +96,11 @@ impl Server {
         panic!("nestkube did not become ready within 60s");
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL (as a crash or an OOM kill would) and wait.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
