@@ -15,10 +15,13 @@
 pub mod binding;
 pub mod config;
 pub mod endpoints;
+pub mod exposure;
 pub mod ingress;
 pub mod network_policy;
 pub mod pod;
+pub mod pod_spec;
 pub mod pvc;
+pub mod refusal;
 pub mod service;
 pub mod status;
 pub mod token;
