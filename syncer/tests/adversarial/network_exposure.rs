@@ -110,18 +110,34 @@ async fn endpoints_may_not_point_at_the_parent() {
     // Nothing allowed (the default).
     let (_, closed) = virtual_cluster(&server.root, "closed").await;
     let root_eps: Api<Endpoints> = Api::namespaced(server.root.clone(), "default");
-    let root_api = js(&Api::<Service>::namespaced(server.root.clone(), "default")
-        .get("kubernetes")
-        .await
-        .expect("the parent's kubernetes Service"))["spec"]["clusterIP"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // The parent's API, as a real host has it: the `kubernetes` Service
+    // (its cluster IP) and its Endpoints (the API servers).
+    create::<Service>(
+        &server.root,
+        json!({"metadata": {"name": "kubernetes"},
+            "spec": {"ports": [{"name": "https", "port": 443}]}}),
+    )
+    .await;
+    create::<Endpoints>(
+        &server.root,
+        json!({"metadata": {"name": "kubernetes"},
+            "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"name": "https", "port": 6443}]}]}),
+    )
+    .await;
+    let root_api = wait_for("the parent's kubernetes Service address", || async {
+        let svc = js(&Api::<Service>::namespaced(server.root.clone(), "default")
+            .get("kubernetes")
+            .await
+            .ok()?);
+        svc["spec"]["clusterIP"].as_str().map(str::to_string)
+    })
+    .await;
 
     let refused = [
         ("metadata", "169.254.169.254"),
         ("loopback", "127.0.0.1"),
         ("parent-api", root_api.as_str()),
+        ("parent-api-server", "192.0.2.10"),
         ("unspecified", "0.0.0.0"),
     ];
     for (name, ip) in refused {
