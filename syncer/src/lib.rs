@@ -637,11 +637,14 @@ impl Syncer {
             }
         }
         for (path, new) in current.iter() {
-            // A kind switched on is copied, one switched off deleted.
-            if known
-                .get(path)
-                .is_none_or(|old| !same_target(old, new) || old.spec.sync != new.spec.sync)
-            {
+            // A kind switched on is copied, one switched off deleted; what
+            // spec.network allows now is copied, what it no longer allows
+            // deleted.
+            if known.get(path).is_none_or(|old| {
+                !same_target(old, new)
+                    || old.spec.sync != new.spec.sync
+                    || old.spec.network != new.spec.network
+            }) {
                 if !self.allowed(new) {
                     tracing::error!(
                         cluster = %path,

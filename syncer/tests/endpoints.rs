@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, virtual_cluster, wait_for};
+use common::{Server, virtual_cluster_with, wait_for};
 use k8s_openapi::api::core::v1::{Endpoints, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use nestkube_syncer::names;
@@ -15,7 +15,13 @@ use serde_json::json;
 async fn selectorless_endpoints_follow_their_service() {
     let server = Server::start().await;
     nestkube_syncer::spawn(server.running.api.clone(), None);
-    let (uid, team) = virtual_cluster(&server.root, "eps-a").await;
+    // The addresses lie inside what the VirtualCluster allows.
+    let (uid, team) = virtual_cluster_with(
+        &server.root,
+        "eps-a",
+        json!({"network": {"allowedCIDRs": ["10.20.0.0/16"]}}),
+    )
+    .await;
     let services: Api<Service> = Api::namespaced(team.clone(), "default");
     let endpoints: Api<Endpoints> = Api::namespaced(team.clone(), "default");
     let root_eps: Api<Endpoints> = Api::namespaced(server.root.clone(), "default");

@@ -137,9 +137,15 @@ async fn network_policies_stay_in_their_tenant() {
     let server = Server::start().await;
     nestkube_syncer::spawn(server.running.api.clone(), None);
     let root = server.root.clone();
-    let (uid_a, a) = virtual_cluster_with(&root, "team-a", json!({})).await;
-    let (uid_b, b) =
-        virtual_cluster_with(&root, "team-b", json!({"sync": {"networkPolicies": true}})).await;
+    // The policies' ipBlock lies inside what both VirtualClusters allow.
+    let cidrs = json!({"allowedCIDRs": ["10.0.0.0/8"]});
+    let (uid_a, a) = virtual_cluster_with(&root, "team-a", json!({"network": cidrs})).await;
+    let (uid_b, b) = virtual_cluster_with(
+        &root,
+        "team-b",
+        json!({"sync": {"networkPolicies": true}, "network": cidrs}),
+    )
+    .await;
     let root_nps: Api<NetworkPolicy> = Api::namespaced(root.clone(), "default");
     let copy_a = names::host_name("team-a", "default", "db");
     let copy_b = names::host_name("team-b", "default", "db");
@@ -410,7 +416,14 @@ async fn ingresses_with_translated_backends_and_secrets() {
     let server = Server::start().await;
     nestkube_syncer::spawn(server.running.api.clone(), None);
     let root = server.root.clone();
-    let (uid, a) = virtual_cluster_with(&root, "team-a", json!({})).await;
+    // The Ingress claims a host and the catch-all (default backend) of
+    // class nginx: all allowed.
+    let (uid, a) = virtual_cluster_with(
+        &root,
+        "team-a",
+        json!({"network": {"ingress": {"allowedHosts": ["*"], "allowedClasses": ["nginx"]}}}),
+    )
+    .await;
     let root_ing: Api<Ingress> = Api::namespaced(root.clone(), "default");
     let root_secrets: Api<Secret> = Api::namespaced(root.clone(), "default");
     let tr = |n: &str| names::host_name("team-a", "default", n);

@@ -18,9 +18,14 @@
 //! (or `NESTKUBE_UPDATE_CRD=1 cargo test -p nestkube-tenant-crds --test crd_yaml`);
 //! the `crd_yaml` test fails while the file differs from the types.
 
+mod network;
 mod types;
 mod validation;
 
+pub use network::{
+    Cidr, CidrError, ExposedServiceType, IngressPolicy, MAX_NETWORK_ENTRIES, NetworkSpec,
+    host_allowed, parse_cidrs,
+};
 pub use types::{
     CONDITION_POLICY_COMPLIANT, CONDITION_READY, GROUP, HostEscapesSpec, IsolationSpec,
     KUBECONFIG_SECRET_KEY, LimitsSpec, MAX_ALLOWED_HOST_ESCAPES, MAX_ALLOWED_RUNTIME_CLASSES,

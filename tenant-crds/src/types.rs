@@ -10,6 +10,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::network::NetworkSpec;
+
 /// The API group of every nestkube tenancy resource.
 pub const GROUP: &str = "tenancy.nestkube.io";
 /// The served (and stored) version of [`VirtualCluster`].
@@ -104,6 +106,11 @@ pub struct VirtualClusterSpec {
     /// besides pods and what they need (all off by default).
     #[serde(default)]
     pub sync: SyncSpec,
+
+    /// What of the parent cluster's network the tenant's synced objects may
+    /// use (Service types, Ingress hosts and classes, address ranges).
+    #[serde(default)]
+    pub network: NetworkSpec,
 }
 
 /// Optional kinds of objects synced from the virtual cluster to the parent
@@ -115,6 +122,8 @@ pub struct SyncSpec {
     /// backends and TLS Secrets (the Secrets are copied too) translated to the
     /// copies' names, so the parent cluster's ingress controllers serve them;
     /// the load balancer status comes back up. Annotations are not copied.
+    /// Only Ingresses whose hosts and class spec.network.ingress allows are
+    /// copied.
     /// Ingresses with a `resource` backend are not copied (a Warning event
     /// says so).
     #[serde(default)]
@@ -123,7 +132,9 @@ pub struct SyncSpec {
     /// Copy the tenant's NetworkPolicies (networking.k8s.io/v1) so the parent
     /// cluster's network plugin enforces them on the tenant's pods. Pod and
     /// namespace selectors are translated so that a policy only ever selects
-    /// pods of the same virtual cluster; ipBlock peers and ports are kept.
+    /// pods of the same virtual cluster; ports are kept, and ipBlock peers
+    /// when they lie inside spec.network.allowedCIDRs (else the peer matches
+    /// nothing, and a Warning event says why).
     #[serde(default)]
     pub network_policies: bool,
 }

@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 
+use crate::network::MAX_NETWORK_ENTRIES;
 use crate::types::{
     DNS1123_LABEL_MAX_LENGTH, DNS1123_SUBDOMAIN_MAX_LENGTH, MAX_ALLOWED_HOST_ESCAPES,
     MAX_ALLOWED_RUNTIME_CLASSES, VirtualClusterSpec,
@@ -218,6 +219,8 @@ pub fn validate(spec: &VirtualClusterSpec) -> Vec<SpecError> {
         }
     }
 
+    validate_network(&spec.network, &mut errs);
+
     errs
 }
 
@@ -240,6 +243,70 @@ pub fn validate_name(name: &str) -> Vec<SpecError> {
         errs.push(SpecError::invalid(field, quote(name), DNS1123_LABEL_ERROR));
     }
     errs
+}
+
+/// `spec.network`: bounded sets of CIDRs, host patterns and class names.
+fn validate_network(net: &crate::NetworkSpec, errs: &mut Vec<SpecError>) {
+    let too_many = |errs: &mut Vec<SpecError>, field: &str, len: usize| {
+        if len > MAX_NETWORK_ENTRIES {
+            errs.push(SpecError::TooMany {
+                field: field.to_string(),
+                actual: len,
+                max: MAX_NETWORK_ENTRIES,
+            });
+        }
+    };
+    let field = "spec.network.allowedServiceTypes";
+    too_many(errs, field, net.allowed_service_types.len());
+    for (i, t) in net.allowed_service_types.iter().enumerate() {
+        if net.allowed_service_types[..i].contains(t) {
+            errs.push(SpecError::Duplicate {
+                field: format!("{field}[{i}]"),
+                value: quote(t.as_str()),
+            });
+        }
+    }
+    let field = "spec.network.allowedCIDRs";
+    too_many(errs, field, net.allowed_cidrs.len());
+    for (i, c) in net.allowed_cidrs.iter().enumerate() {
+        if let Err(e) = c.parse::<crate::Cidr>() {
+            errs.push(SpecError::invalid(
+                format!("{field}[{i}]"),
+                quote(c),
+                e.to_string(),
+            ));
+        }
+    }
+    let field = "spec.network.ingress.allowedHosts";
+    too_many(errs, field, net.ingress.allowed_hosts.len());
+    let mut seen = HashSet::new();
+    for (i, h) in net.ingress.allowed_hosts.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        if !seen.insert(h.as_str()) {
+            errs.push(SpecError::Duplicate {
+                field: f,
+                value: quote(h),
+            });
+            continue;
+        }
+        if h != "*" {
+            check_subdomain(errs, &f, h.strip_prefix("*.").unwrap_or(h));
+        }
+    }
+    let field = "spec.network.ingress.allowedClasses";
+    too_many(errs, field, net.ingress.allowed_classes.len());
+    let mut seen = HashSet::new();
+    for (i, c) in net.ingress.allowed_classes.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        if !seen.insert(c.as_str()) {
+            errs.push(SpecError::Duplicate {
+                field: f,
+                value: quote(c),
+            });
+            continue;
+        }
+        check_subdomain(errs, &f, c);
+    }
 }
 
 fn check_subdomain(errs: &mut Vec<SpecError>, field: &str, value: &str) {
@@ -375,6 +442,14 @@ mod tests {
             sync: SyncSpec {
                 ingresses: true,
                 network_policies: true,
+            },
+            network: crate::NetworkSpec {
+                allowed_service_types: vec![crate::ExposedServiceType::LoadBalancer],
+                allowed_cidrs: vec!["203.0.113.0/24".into(), "2001:db8::/64".into()],
+                ingress: crate::IngressPolicy {
+                    allowed_hosts: vec!["*".into(), "*.example.com".into(), "a.example.com".into()],
+                    allowed_classes: vec!["nginx".into()],
+                },
             },
         };
         assert_eq!(validate(&s), vec![]);
@@ -574,6 +649,36 @@ mod tests {
                 "spec.hostNamespace: Invalid value: \"{}\": must be no more than 63 characters",
                 "a".repeat(64)
             )
+        );
+    }
+
+    #[test]
+    fn network_lists_are_checked() {
+        let spec: VirtualClusterSpec = serde_json::from_value(serde_json::json!({"network": {
+            "allowedServiceTypes": ["NodePort", "NodePort"],
+            "allowedCIDRs": ["203.0.113.0/24", "10.0.0.1", "::/0"],
+            "ingress": {
+                "allowedHosts": ["*", "*.example.com", "shop.example.com", "*.Bad_Host", "*.example.com"],
+                "allowedClasses": ["nginx", "Not A Class"],
+            },
+        }}))
+        .unwrap();
+        assert_eq!(
+            messages(&spec),
+            vec![
+                "spec.network.allowedServiceTypes[1]: Duplicate value: \"NodePort\"".to_string(),
+                "spec.network.allowedCIDRs[1]: Invalid value: \"10.0.0.1\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)".into(),
+                format!("spec.network.ingress.allowedHosts[3]: Invalid value: \"Bad_Host\": {DNS1123_SUBDOMAIN_ERROR}"),
+                "spec.network.ingress.allowedHosts[4]: Duplicate value: \"*.example.com\"".into(),
+                format!("spec.network.ingress.allowedClasses[1]: Invalid value: \"Not A Class\": {DNS1123_SUBDOMAIN_ERROR}"),
+            ]
+        );
+        let unknown = serde_json::from_value::<VirtualClusterSpec>(
+            serde_json::json!({"network": {"allowedServiceTypes": ["ExternalName"]}}),
+        );
+        assert!(
+            unknown.is_err(),
+            "only NodePort and LoadBalancer can be allowed"
         );
     }
 }

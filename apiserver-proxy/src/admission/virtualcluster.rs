@@ -8,7 +8,10 @@
 //! least as strict as P's; every `allowedHostEscapes` entry must be allowed
 //! by P's (never inherited: a child allows nothing beyond baseline unless it
 //! says so); `limits.maxObjects`, `requestsPerSecond` and
-//! `maxConcurrentRequests` may not exceed P's where P sets them. What the
+//! `maxConcurrentRequests` may not exceed P's where P sets them;
+//! `spec.network` may not allow more than P's (Service types, CIDRs, Ingress
+//! hosts and classes: [`nestkube_tenant_crds::NetworkSpec::wider_than`];
+//! the syncer enforces each hop's own list anyway). What the
 //! child leaves unset is inherited at admission (visible in its spec): P's
 //! default class (when the child's list is empty or contains it), P's list
 //! of allowed classes (when the child names no class at all), and P's
@@ -175,6 +178,7 @@ pub fn violations(
             _ => {}
         }
     }
+    out.extend(child.network.wider_than(&parent.network, parent_path));
     out
 }
 
@@ -339,5 +343,26 @@ mod tests {
         );
         // A parent without policy allows anything.
         assert!(violations(&child, &VirtualClusterSpec::default(), "p").is_empty());
+    }
+
+    #[test]
+    fn a_child_network_is_never_wider() {
+        let parent = spec(json!({"network": {"allowedServiceTypes": ["NodePort"],
+            "allowedCIDRs": ["203.0.113.0/24"], "ingress": {"allowedHosts": ["*.team-a.example.com"]}}}));
+        let child = spec(
+            json!({"network": {"allowedServiceTypes": ["NodePort", "LoadBalancer"],
+            "allowedCIDRs": ["203.0.113.0/25", "0.0.0.0/0"],
+            "ingress": {"allowedHosts": ["dev.team-a.example.com", "*.example.com"]}}}),
+        );
+        assert_eq!(
+            violations(&child, &parent, "team-a"),
+            [
+                "spec.network.allowedServiceTypes[1]: \"LoadBalancer\" is not allowed by the parent cluster \"team-a\"",
+                "spec.network.allowedCIDRs[1]: \"0.0.0.0/0\" is not inside the parent cluster \"team-a\"'s allowedCIDRs",
+                "spec.network.ingress.allowedHosts[1]: \"*.example.com\" is not allowed by the parent cluster \"team-a\"",
+            ]
+        );
+        // Unset: nothing is exposed, which fits every parent.
+        assert!(violations(&spec(json!({})), &parent, "team-a").is_empty());
     }
 }

@@ -56,7 +56,10 @@ async fn is_referenced(ctx: &Ctx, kind: Kind, ns: &str, name: &str) -> Result<bo
             .await?;
         for i in ingresses.items {
             let i = serde_json::to_value(i)?;
-            if !pod::is_deleting(&i) && ingress::tls_secrets(&i).iter().any(|n| n == name) {
+            if !pod::is_deleting(&i)
+                && ingress::refused(ctx, &i).is_none()
+                && ingress::tls_secrets(&i).iter().any(|n| n == name)
+            {
                 return Ok(true);
             }
         }

@@ -6,11 +6,16 @@
 //!
 //! Only Services without a selector are concerned: for every other Service
 //! the parent computes the endpoints of its copy itself, from the copies of
-//! the pods. Addresses are copied as they are (upstream validation already
-//! refuses loopback, link-local and multicast addresses); a `targetRef` to
+//! the pods. Every address must pass [`super::exposure::endpoint_ip`]:
+//! inside the VirtualCluster's `spec.network.allowedCIDRs` (none by
+//! default), not loopback, link-local, unspecified or multicast (upstream's
+//! `ValidateEndpointIP`, which a virtual cluster above us may not have
+//! applied), not one of the parent's API addresses. Endpoints with an
+//! address that fails are not copied (a copy they had is deleted) and a
+//! Warning `SyncError` Event on them names each address. A `targetRef` to
 //! a virtual pod is rewritten to the pod's copy, any other `targetRef` and
 //! `nodeName` are dropped (they name virtual objects the parent does not
-//! have).
+//! have); ports keep name, port, protocol and appProtocol.
 //!
 //! A virtual Service that takes its parent's cluster IP is deleted and
 //! re-created (`super::service`); the endpoints controller keeps a user's
@@ -23,9 +28,13 @@
 
 use std::time::Duration;
 
+use std::net::IpAddr;
+
+use nestkube_tenant_crds::Cidr;
 use serde_json::{Value, json};
 
-use super::{api, create, delete, get, host_meta, is_ours, meta, replace};
+use super::refusal::{self, Refusals, Refused};
+use super::{api, create, delete, exposure, get, host_meta, is_ours, meta, replace};
 use crate::{Ctx, Kind, SyncError, names};
 
 /// Reconciles the Endpoints `ns/name` of virtual Service `ns/name` with
@@ -39,6 +48,21 @@ pub(crate) async fn sync(ctx: &Ctx, ns: &str, name: &str) -> Result<Option<Durat
             .await?
             .filter(|v| !super::pod::is_deleting(v)),
         false => None,
+    };
+    let wanted = match wanted {
+        Some(vep) => {
+            let allowed =
+                nestkube_tenant_crds::parse_cidrs(&ctx.placement.spec.network.allowed_cidrs);
+            let reserved = exposure::parent_api_addresses(ctx).await;
+            match refused(&vep, &allowed, &reserved) {
+                None => Some(vep),
+                Some(why) => {
+                    refusal::report(ctx, &vep, "Endpoints", "v1", &why).await;
+                    None
+                }
+            }
+        }
+        None => None,
     };
     let Some(vep) = wanted else {
         if let Some(h) = hep {
@@ -73,7 +97,7 @@ pub(crate) async fn sync(ctx: &Ctx, ns: &str, name: &str) -> Result<Option<Durat
 async fn selectorless(ctx: &Ctx, ns: &str, name: &str) -> Result<bool, SyncError> {
     Ok(get(&api(&ctx.virt, Kind::Service, ns), name)
         .await?
-        .is_some_and(|svc| is_selectorless(&svc)))
+        .is_some_and(|svc| is_selectorless(&svc) && super::service::refused(ctx, &svc).is_none()))
 }
 
 /// Whether virtual Service `svc` is copied and has no selector.
@@ -83,6 +107,26 @@ fn is_selectorless(svc: &Value) -> bool {
         .is_none_or(|m| m.is_empty())
         && svc["spec"]["type"] != "ExternalName"
         && !super::pod::is_deleting(svc)
+}
+
+/// Why virtual Endpoints `vep` may not be copied: each address outside
+/// `allowed` or otherwise refused (see the module docs).
+fn refused(vep: &Value, allowed: &[Cidr], reserved: &[IpAddr]) -> Option<Refused> {
+    let mut errs = Refusals::default();
+    for (i, s) in vep["subsets"].as_array().into_iter().flatten().enumerate() {
+        for key in ["addresses", "notReadyAddresses"] {
+            for (j, a) in s[key].as_array().into_iter().flatten().enumerate() {
+                let ip = a["ip"].as_str().unwrap_or("");
+                if let Some(why) = exposure::endpoint_ip(ip, allowed, reserved) {
+                    errs.push(
+                        format!("subsets[{i}].{key}[{j}].ip"),
+                        format!("{ip:?}: {why}"),
+                    );
+                }
+            }
+        }
+    }
+    errs.finish(()).err()
 }
 
 /// The parent copy (named `hname`) of virtual Endpoints `vep`.
@@ -119,7 +163,19 @@ fn translate(ctx: &Ctx, vep: &Value, hname: &str) -> Value {
                 }
             }
             if let Some(ports) = s["ports"].as_array() {
-                out["ports"] = json!(ports);
+                let kept: Vec<Value> = ports
+                    .iter()
+                    .map(|p| {
+                        let mut q = json!({});
+                        for f in ["name", "port", "protocol", "appProtocol"] {
+                            if let Some(v) = p.get(f).filter(|v| !v.is_null()) {
+                                q[f] = v.clone();
+                            }
+                        }
+                        q
+                    })
+                    .collect();
+                out["ports"] = json!(kept);
             }
             out
         })
@@ -132,4 +188,33 @@ fn translate(ctx: &Ctx, vep: &Value, hname: &str) -> Value {
         copy["subsets"] = json!(subsets);
     }
     copy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refused_address_is_named() {
+        let allowed: Vec<Cidr> = vec!["203.0.113.0/24".parse().unwrap()];
+        let reserved: Vec<IpAddr> = vec!["10.96.0.1".parse().unwrap()];
+        let vep = json!({"subsets": [{
+            "addresses": [{"ip": "203.0.113.9"}, {"ip": "10.96.0.1"}],
+            "notReadyAddresses": [{"ip": "169.254.169.254"}, {"ip": "127.0.0.1"}],
+        }]});
+        let Some(Refused(list)) = refused(&vep, &allowed, &reserved) else {
+            panic!("not refused");
+        };
+        let fields: Vec<&str> = list.iter().map(|r| r.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "subsets[0].addresses[1].ip",
+                "subsets[0].notReadyAddresses[0].ip",
+                "subsets[0].notReadyAddresses[1].ip"
+            ]
+        );
+        let ok = json!({"subsets": [{"addresses": [{"ip": "203.0.113.9"}]}]});
+        assert_eq!(refused(&ok, &allowed, &reserved), None);
+    }
 }

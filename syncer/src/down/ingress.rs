@@ -11,10 +11,16 @@
 //! nothing does). A backend naming an `ExternalName` Service names no copy
 //! (those are not copied). Virtual annotations are not carried: ingress-controller
 //! annotations (snippets, auth, rewrites) act with the controller's rights
-//! on the parent. An Ingress with a `resource` backend (a typed reference
-//! to an arbitrary object, which names nothing in the parent) is not
-//! copied: a Warning `SyncError` on it says why, and a copy it had is
-//! deleted.
+//! on the parent. Not copied (a Warning `SyncError` Event on it names each
+//! field, and a copy it had is deleted; [`refused`]): an Ingress with a
+//! `resource` backend (a typed reference to an arbitrary object, which
+//! names nothing in the parent); one naming an `ingressClassName` the
+//! VirtualCluster's `spec.network.ingress.allowedClasses` does not list
+//! (no class: the parent's default, allowed); one claiming a host (rule or
+//! TLS) its `allowedHosts` does not allow, the catch-all (a rule without a
+//! host, a `defaultBackend`, TLS without hosts) included, which only `*`
+//! allows: on a shared ingress controller, a host is served by whoever
+//! claims it (hostname hijack).
 //!
 //! This module never touches a parent Ingress that is not a copy owned by
 //! the reconciled cluster.
@@ -24,9 +30,12 @@ use std::time::Duration;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
+use nestkube_tenant_crds::host_allowed;
+
+use super::refusal::{self, Refusals, Refused};
 use super::{api, config, create, delete, get, host_meta, is_ours, meta, replace};
 use crate::parents::owner_of;
-use crate::{Ctx, Kind, SyncError, Syncer, events, names};
+use crate::{Ctx, Kind, SyncError, Syncer, names};
 
 /// Reconciles virtual Ingress `ns/name` with its copy (both ways).
 pub(crate) async fn sync(
@@ -53,24 +62,10 @@ pub(crate) async fn sync(
         false => None,
     };
     let ving = match ving {
-        Some(v) => match resource_backend(&v) {
+        Some(v) => match refused(ctx, &v) {
             None => Some(v),
-            Some(field) => {
-                let message = format!(
-                    "the Ingress is not copied to the parent cluster: {field} is a resource backend, which names no object there (use a Service backend)"
-                );
-                if let Err(e) = events::record(
-                    &ctx.virt,
-                    &v,
-                    "Ingress",
-                    "networking.k8s.io/v1",
-                    events::SYNC_ERROR,
-                    &message,
-                )
-                .await
-                {
-                    tracing::debug!(cluster = %ctx.cluster, error = %e, "could not record the SyncError event");
-                }
+            Some(why) => {
+                refusal::report(ctx, &v, "Ingress", "networking.k8s.io/v1", &why).await;
                 None
             }
         },
@@ -153,6 +148,65 @@ fn resource_backend(ing: &Value) -> Option<String> {
         }
     }
     None
+}
+
+/// Why virtual Ingress `ving` may not be copied for `ctx`'s VirtualCluster
+/// (see the module docs), every offending field named.
+pub(crate) fn refused(ctx: &Ctx, ving: &Value) -> Option<Refused> {
+    let policy = &ctx.placement.spec.network.ingress;
+    let spec = &ving["spec"];
+    let mut errs = Refusals::default();
+    if let Some(field) = resource_backend(ving) {
+        errs.push(
+            field,
+            "a resource backend names no object in the parent cluster (use a Service backend)",
+        );
+    }
+    if let Some(class) = spec["ingressClassName"].as_str()
+        && !policy.allowed_classes.iter().any(|c| c == class)
+    {
+        errs.push(
+            "spec.ingressClassName",
+            format!("{class:?} is not allowed by the VirtualCluster (spec.network.ingress.allowedClasses)"),
+        );
+    }
+    let mut host = |field: String, h: &str| {
+        if !host_allowed(&policy.allowed_hosts, h) {
+            let what = if h.is_empty() {
+                "every host (the catch-all)".to_string()
+            } else {
+                format!("{h:?}")
+            };
+            errs.push(
+                field,
+                format!("{what} is not allowed by the VirtualCluster (spec.network.ingress.allowedHosts)"),
+            );
+        }
+    };
+    if !spec["defaultBackend"].is_null() {
+        host("spec.defaultBackend".into(), "");
+    }
+    for (i, r) in spec["rules"].as_array().into_iter().flatten().enumerate() {
+        host(
+            format!("spec.rules[{i}].host"),
+            r["host"].as_str().unwrap_or(""),
+        );
+    }
+    for (i, t) in spec["tls"].as_array().into_iter().flatten().enumerate() {
+        let hosts: Vec<&str> = t["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if hosts.is_empty() {
+            host(format!("spec.tls[{i}].hosts"), "");
+        }
+        for (j, h) in hosts.into_iter().enumerate() {
+            host(format!("spec.tls[{i}].hosts[{j}]"), h);
+        }
+    }
+    errs.finish(()).err()
 }
 
 /// The parent copy of virtual Ingress `ving` (see the module docs).

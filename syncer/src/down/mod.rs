@@ -7,18 +7,28 @@
 //! (copy down, status or cluster IP up), so one key is never reconciled by
 //! two tasks at once.
 //!
+//! Every copy is an allow-list translation of its virtual object: each
+//! kind's module names the fields it keeps, translates every object
+//! reference or refuses the object ([`refusal`]: a Warning `SyncError` Event
+//! on it), and drops whatever it does not name ([`pod_spec`] for pods;
+//! [`exposure`] for the addresses `spec.network` allows).
+//!
 //! This module holds the helpers they share: typed-free access to both
-//! sides (`DynamicObject`, so no field unknown to the client is lost), the
-//! metadata every copy carries, and the ownership check that keeps a
-//! reconcile from touching a parent object of another virtual cluster.
+//! sides (`DynamicObject`: the objects as served, before a translation picks
+//! what reaches the parent), the metadata every copy carries, and the
+//! ownership check that keeps a reconcile from touching a parent object of
+//! another virtual cluster.
 
 pub mod binding;
 pub mod config;
 pub mod endpoints;
+pub mod exposure;
 pub mod ingress;
 pub mod network_policy;
 pub mod pod;
+pub mod pod_spec;
 pub mod pvc;
+pub mod refusal;
 pub mod service;
 pub mod status;
 pub mod token;

@@ -17,8 +17,15 @@
 //!   namespace). When no namespace matches, the peer becomes a selector
 //!   that matches no pod at all ([`nothing`]): dropping the peer could leave
 //!   an empty `from`/`to`, which allows everyone.
-//! - `ipBlock` peers, ports (named ones too) and `policyTypes` are kept: a
-//!   policy only restricts the pods it selects, which are the tenant's own.
+//! - ports (named ones too) and `policyTypes` are kept: a policy only
+//!   restricts the pods it selects, which are the tenant's own;
+//! - an `ipBlock` peer is kept (its `cidr` and `except`) when its `cidr`
+//!   lies inside the VirtualCluster's `spec.network.allowedCIDRs` (none by
+//!   default): policies only add allowances, so a tenant's
+//!   `ipBlock: 0.0.0.0/0` would re-open egress the platform's own policies
+//!   close. Any other becomes a peer that matches nothing ([`nothing`]; the
+//!   policy still isolates the pods it selects) and a Warning `SyncError`
+//!   Event on the virtual policy names it.
 //!
 //! The namespace labels are read at each reconcile; the policies of a
 //! cluster are reconciled again when its namespaces change
@@ -34,7 +41,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use nestkube_apiserver::registry::kinds::labelselector;
 use serde_json::{Map, Value, json};
 
-use super::{api, create, delete, get, host_meta, is_ours, meta, replace};
+use nestkube_tenant_crds::{Cidr, parse_cidrs};
+
+use super::refusal::{self, Refusals, Refused};
+use super::{api, create, delete, exposure, get, host_meta, is_ours, meta, replace};
 use crate::{Ctx, Kind, SyncError, names};
 
 /// Reconciles virtual NetworkPolicy `ns/name` with its copy.
@@ -66,7 +76,10 @@ pub(crate) async fn sync(ctx: &Ctx, ns: &str, name: &str) -> Result<Option<Durat
         return Ok(None);
     };
     let namespaces = namespace_labels(ctx).await?;
-    let desired = translate(ctx, &vnp, &namespaces);
+    let (desired, narrowed) = translate(ctx, &vnp, &namespaces);
+    if let Some(why) = narrowed {
+        refusal::report(ctx, &vnp, "NetworkPolicy", "networking.k8s.io/v1", &why).await;
+    }
     let retry = Some(Duration::from_millis(200));
     match hnp {
         None => Ok(create(&hapi, &desired)
@@ -99,11 +112,18 @@ async fn namespace_labels(ctx: &Ctx) -> Result<BTreeMap<String, Value>, SyncErro
 }
 
 /// The parent copy of virtual NetworkPolicy `vnp`, given the labels of the
-/// virtual cluster's namespaces (see the module docs).
-pub(crate) fn translate(ctx: &Ctx, vnp: &Value, namespaces: &BTreeMap<String, Value>) -> Value {
+/// virtual cluster's namespaces (see the module docs), and the `ipBlock`
+/// peers that were narrowed to nothing.
+pub(crate) fn translate(
+    ctx: &Ctx,
+    vnp: &Value,
+    namespaces: &BTreeMap<String, Value>,
+) -> (Value, Option<Refused>) {
     let ns = meta(vnp, "namespace");
     let hname = names::host_name(&ctx.cluster, ns, meta(vnp, "name"));
     let uid = &ctx.placement.uid;
+    let allowed = parse_cidrs(&ctx.placement.spec.network.allowed_cidrs);
+    let mut errs = Refusals::default();
     let v = &vnp["spec"];
     let mut spec = json!({
         "podSelector": pod_selector(&v["podSelector"], uid, Some(ns)),
@@ -114,13 +134,27 @@ pub(crate) fn translate(ctx: &Ctx, vnp: &Value, namespaces: &BTreeMap<String, Va
         };
         let out: Vec<Value> = list
             .iter()
-            .map(|rule| {
+            .enumerate()
+            .map(|(i, rule)| {
                 let mut r = Map::new();
                 if let Some(ports) = rule.get("ports").filter(|p| !p.is_null()) {
                     r.insert("ports".into(), ports.clone());
                 }
                 if let Some(list) = rule[peers].as_array() {
-                    let translated = list.iter().map(|p| peer(p, uid, ns, namespaces)).collect();
+                    let translated = list
+                        .iter()
+                        .enumerate()
+                        .map(|(j, p)| match peer(p, uid, ns, namespaces, &allowed) {
+                            Ok(p) => p,
+                            Err(why) => {
+                                errs.push(
+                                    format!("spec.{rules}[{i}].{peers}[{j}].ipBlock.cidr"),
+                                    why,
+                                );
+                                json!({ "podSelector": nothing(uid) })
+                            }
+                        })
+                        .collect();
                     r.insert(peers.into(), Value::Array(translated));
                 }
                 Value::Object(r)
@@ -137,22 +171,36 @@ pub(crate) fn translate(ctx: &Ctx, vnp: &Value, namespaces: &BTreeMap<String, Va
         "spec": spec,
     });
     super::stamp_spec(&mut copy);
-    copy
+    (copy, errs.finish(()).err())
 }
 
 /// One peer of an ingress or egress rule of a policy in virtual namespace
-/// `ns`.
-fn peer(p: &Value, uid: &str, ns: &str, namespaces: &BTreeMap<String, Value>) -> Value {
+/// `ns`; an `ipBlock` outside `allowed` is refused (why).
+fn peer(
+    p: &Value,
+    uid: &str,
+    ns: &str,
+    namespaces: &BTreeMap<String, Value>,
+    allowed: &[Cidr],
+) -> Result<Value, String> {
     if !p["ipBlock"].is_null() {
-        return json!({"ipBlock": p["ipBlock"]});
+        let cidr = p["ipBlock"]["cidr"].as_str().unwrap_or("");
+        if let Some(why) = exposure::ip_block(cidr, allowed) {
+            return Err(format!("{cidr:?}: {why}"));
+        }
+        let mut block = json!({ "cidr": cidr });
+        if let Some(except) = p["ipBlock"].get("except").filter(|e| !e.is_null()) {
+            block["except"] = except.clone();
+        }
+        return Ok(json!({ "ipBlock": block }));
     }
     let ns_selector = &p["namespaceSelector"];
     if ns_selector.is_null() {
-        return json!({"podSelector": pod_selector(&p["podSelector"], uid, Some(ns))});
+        return Ok(json!({"podSelector": pod_selector(&p["podSelector"], uid, Some(ns))}));
     }
     if labelselector::is_empty(ns_selector) {
         // Every namespace of the virtual cluster.
-        return json!({"podSelector": pod_selector(&p["podSelector"], uid, None)});
+        return Ok(json!({"podSelector": pod_selector(&p["podSelector"], uid, None)}));
     }
     let matching: Vec<String> = namespaces
         .iter()
@@ -160,14 +208,14 @@ fn peer(p: &Value, uid: &str, ns: &str, namespaces: &BTreeMap<String, Value>) ->
         .map(|(n, _)| names::label_value(n))
         .collect();
     if matching.is_empty() {
-        return json!({"podSelector": nothing(uid)});
+        return Ok(json!({"podSelector": nothing(uid)}));
     }
     let mut sel = pod_selector(&p["podSelector"], uid, None);
     push_expression(
         &mut sel,
         json!({"key": names::NAMESPACE_LABEL, "operator": "In", "values": matching}),
     );
-    json!({ "podSelector": sel })
+    Ok(json!({ "podSelector": sel }))
 }
 
 /// Virtual label selector `sel` (absent: every pod) as a selector of pod
@@ -242,7 +290,7 @@ mod tests {
         ]);
         let pod = json!({"matchLabels": {"app": "web"},
             "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}]});
-        let own = peer(&json!({"podSelector": pod}), "u", "a", &namespaces);
+        let own = peer(&json!({"podSelector": pod}), "u", "a", &namespaces, &[]).unwrap();
         assert_eq!(
             own,
             json!({"podSelector": {
@@ -260,7 +308,9 @@ mod tests {
             "u",
             "a",
             &namespaces,
-        );
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             by_ns["podSelector"]["matchExpressions"],
             json!([{"key": names::NAMESPACE_LABEL, "operator": "In", "values": ["a", "c"]}])
@@ -275,9 +325,18 @@ mod tests {
             "u",
             "a",
             &namespaces,
-        );
+            &[],
+        )
+        .unwrap();
         assert_eq!(none, json!({ "podSelector": nothing("u") }));
-        let all = peer(&json!({"namespaceSelector": {}}), "u", "a", &namespaces);
+        let all = peer(
+            &json!({"namespaceSelector": {}}),
+            "u",
+            "a",
+            &namespaces,
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             all,
             json!({"podSelector": {"matchLabels": {
@@ -285,6 +344,13 @@ mod tests {
             }}})
         );
         let block = json!({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}});
-        assert_eq!(peer(&block, "u", "a", &namespaces), block);
+        let ten: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(peer(&block, "u", "a", &namespaces, &ten).unwrap(), block);
+        let open = json!({"ipBlock": {"cidr": "0.0.0.0/0"}});
+        assert!(peer(&open, "u", "a", &namespaces, &ten).is_err());
+        assert!(
+            peer(&block, "u", "a", &namespaces, &[]).is_err(),
+            "nothing allowed by default"
+        );
     }
 }

@@ -2,9 +2,13 @@
 //!
 //! The copy ([`translate`]) has the translated name, the virtual labels
 //! carried over under [`names::LABEL_DOMAIN`], the owner labels and
-//! annotations, and the virtual spec with every reference translated:
-//! ConfigMap, Secret and PersistentVolumeClaim volumes, projected sources,
-//! env and envFrom refs, imagePullSecrets. It never runs with a credential of the parent: its
+//! annotations, and a spec built from the virtual one by an allow-list
+//! ([`super::pod_spec`]): every reference translated (ConfigMap, Secret and
+//! PersistentVolumeClaim volumes, projected sources, env and envFrom refs,
+//! imagePullSecrets, affinity selectors), every field that names what the
+//! translation cannot map refused, every field nobody listed dropped. A
+//! refused pod is not copied at all; a Warning `SyncError` Event on it says
+//! which fields and why ([`super::refusal`]). It never runs with a credential of the parent: its
 //! service account is the parent's `default` with
 //! `automountServiceAccountToken: false`, and the projected service-account
 //! token is replaced by a Secret holding a token the *virtual* cluster
@@ -14,7 +18,7 @@
 //! instead (so the workload sees its virtual identity, through any number
 //! of hops). `nodeName` is dropped (the parent's
 //! scheduler decides), as are priority fields (the parent's admission
-//! computes them); `runtimeClassName`, affinity and tolerations are kept.
+//! computes them); `runtimeClassName`, node affinity and tolerations are kept.
 //!
 //! Lifecycle, as a kubelet would: a deleting virtual pod deletes the copy
 //! (same grace period) and is removed (grace 0) once the copy is gone; a
@@ -29,6 +33,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use k8s_openapi::api::core::v1::PodSpec;
+
+use super::pod_spec::{self, ROOT_CA_CONFIGMAP};
+use super::refusal::{self, Refusal, Refused};
 use super::{
     annotation, api, binding, config, create, delete, get, host_meta, is_ours, meta, status,
     string_map, token,
@@ -48,9 +56,6 @@ pub const DOWNWARD_ANNOTATIONS: [(&str, &str); 4] = [
 ];
 /// Annotation on a pod copy with the origin pod's service account.
 pub const SERVICE_ACCOUNT_ANNOTATION: &str = "tenancy.nestkube.io/origin-service-account";
-/// The ConfigMap every namespace has with the API's CA: its projected
-/// source is served from the token Secret (`ca.crt`) instead.
-const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 
 /// Where pods reach the API (nestkube itself).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,12 +165,19 @@ pub(crate) async fn sync(
             delete(&vapi, name, vuid, Some(0)).await?;
             return Ok(None);
         }
+        // Translated first: nothing is copied for a pod that is refused.
+        let mut desired = match translate(ctx, &vpod, &s.endpoint) {
+            Ok(d) => d,
+            Err(why) => {
+                refusal::report(ctx, &vpod, "Pod", "v1", &why).await;
+                return Ok(None);
+            }
+        };
         for (kind, n) in references(&vpod) {
             if let Some(obj) = get(&api(&ctx.virt, kind, ns), &n).await? {
                 config::ensure(ctx, kind, &obj).await?;
             }
         }
-        let mut desired = translate(ctx, &vpod, &s.endpoint);
         if let Some(dns) = &s.dns {
             crate::dns::pod_dns_config(&mut desired["spec"], ns, dns.nameserver);
         }
@@ -322,24 +334,12 @@ fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
         .flat_map(|k| each(&spec[k]))
 }
 
-/// The value at `path` below `v`, if there is one (never inserts, unlike
-/// `IndexMut`).
-fn at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
-    path.iter().try_fold(v, |v, k| v.get_mut(*k))
-}
-
-fn each_mut(v: Option<&mut Value>, f: impl FnMut(&mut Value)) {
-    if let Some(a) = v.and_then(Value::as_array_mut) {
-        a.iter_mut().for_each(f);
-    }
-}
-
-/// The parent copy of virtual pod `vpod` (see the module docs).
-pub(crate) fn translate(ctx: &Ctx, vpod: &Value, endpoint: &Endpoint) -> Value {
+/// The parent copy of virtual pod `vpod` (see the module docs), or why it
+/// is not copied.
+pub(crate) fn translate(ctx: &Ctx, vpod: &Value, endpoint: &Endpoint) -> Result<Value, Refused> {
     let ns = meta(vpod, "namespace");
     let name = meta(vpod, "name");
     let hname = names::host_name(&ctx.cluster, ns, name);
-    let tr = |n: &str| names::host_name(&ctx.cluster, ns, n);
     let token_secret = token::secret_name(&hname);
     let mut metadata = host_meta(ctx, vpod, &hname);
     let sa = vpod["spec"]["serviceAccountName"]
@@ -354,115 +354,24 @@ pub(crate) fn translate(ctx: &Ctx, vpod: &Value, endpoint: &Endpoint) -> Value {
         sa
     };
     metadata["annotations"][SERVICE_ACCOUNT_ANNOTATION] = json!(sa);
-
-    let mut spec = vpod["spec"].clone();
-    if let Some(m) = spec.as_object_mut() {
-        for f in [
-            "nodeName",
-            "serviceAccountName",
-            "serviceAccount",
-            "priority",
-            "priorityClassName",
-            "preemptionPolicy",
-        ] {
-            m.remove(f);
-        }
-        m.insert("automountServiceAccountToken".into(), json!(false));
-        m.insert("enableServiceLinks".into(), json!(false));
-        if !m.contains_key("hostname") && names::is_label_value(name) && !name.contains(['.', '_'])
-        {
-            m.insert("hostname".into(), json!(name));
-        }
-    }
-    let rename = |v: Option<&mut Value>, tr: &dyn Fn(&str) -> String| {
-        if let Some(v) = v
-            && let Some(n) = v.as_str().filter(|n| !n.is_empty())
-        {
-            *v = json!(tr(n));
-        }
-    };
-    each_mut(at(&mut spec, &["imagePullSecrets"]), |s| {
-        rename(at(s, &["name"]), &tr)
-    });
-    let mut token_index = 0usize;
-    each_mut(at(&mut spec, &["volumes"]), |v| {
-        rename(at(v, &["configMap", "name"]), &tr);
-        rename(at(v, &["secret", "secretName"]), &tr);
-        rename(at(v, &["persistentVolumeClaim", "claimName"]), &tr);
-        each_mut(at(v, &["downwardAPI", "items"]), |i| {
-            field_ref(at(i, &["fieldRef"]))
-        });
-        each_mut(at(v, &["projected", "sources"]), |src| {
-            if let Some(sat) = src.get("serviceAccountToken").cloned() {
-                let key = token::key(token_index);
-                token_index += 1;
-                *src = json!({"secret": {"name": token_secret, "items": [
-                    {"key": key, "path": sat["path"].as_str().unwrap_or("token")}
-                ]}});
-            } else if src["configMap"]["name"] == ROOT_CA_CONFIGMAP {
-                let mut secret = src["configMap"].clone();
-                secret["name"] = json!(token_secret);
-                *src = json!({ "secret": secret });
-            } else {
-                rename(at(src, &["configMap", "name"]), &tr);
-                rename(at(src, &["secret", "name"]), &tr);
-                each_mut(at(src, &["downwardAPI", "items"]), |i| {
-                    field_ref(at(i, &["fieldRef"]))
-                });
-            }
-        });
-    });
-    for key in ["initContainers", "containers", "ephemeralContainers"] {
-        each_mut(at(&mut spec, &[key]), |c| {
-            each_mut(at(c, &["env"]), |e| {
-                rename(at(e, &["valueFrom", "configMapKeyRef", "name"]), &tr);
-                rename(at(e, &["valueFrom", "secretKeyRef", "name"]), &tr);
-                field_ref(at(e, &["valueFrom", "fieldRef"]));
-            });
-            each_mut(at(c, &["envFrom"]), |e| {
-                rename(at(e, &["configMapRef", "name"]), &tr);
-                rename(at(e, &["secretRef", "name"]), &tr);
-            });
-            let mut env: Vec<Value> = c["env"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|e| {
-                    !matches!(
-                        e["name"].as_str(),
-                        Some("KUBERNETES_SERVICE_HOST" | "KUBERNETES_SERVICE_PORT")
-                    )
-                })
-                .collect();
-            env.push(json!({"name": "KUBERNETES_SERVICE_HOST", "value": endpoint.host}));
-            env.push(json!({"name": "KUBERNETES_SERVICE_PORT", "value": endpoint.port}));
-            c["env"] = Value::Array(env);
-        });
-    }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
-}
-
-/// A downward-API field of the pod itself, read from the copy's owner
-/// annotations (or translated labels) so it shows the virtual value.
-fn field_ref(r: Option<&mut Value>) {
-    let Some(r) = r else {
-        return;
-    };
-    let Some(path) = r["fieldPath"].as_str() else {
-        return;
-    };
-    let new = match DOWNWARD_ANNOTATIONS.iter().find(|(p, _)| *p == path) {
-        Some((_, key)) => format!("metadata.annotations['{key}']"),
-        None => match path
-            .strip_prefix("metadata.labels['")
-            .and_then(|k| k.strip_suffix("']"))
-        {
-            Some(k) => format!("metadata.labels['{}']", names::host_label_key(k)),
-            None => return,
+    let vspec: PodSpec = serde_json::from_value(vpod["spec"].clone()).map_err(|e| {
+        Refused(vec![Refusal {
+            field: "spec".into(),
+            detail: format!("the pod's spec could not be read: {e}"),
+        }])
+    })?;
+    let spec = pod_spec::translate(
+        &vspec,
+        &pod_spec::Names {
+            cluster: &ctx.cluster,
+            vc_uid: &ctx.placement.uid,
+            namespace: ns,
+            pod: name,
+            token_secret: &token_secret,
+            endpoint,
         },
-    };
-    r["fieldPath"] = json!(new);
+    )?;
+    Ok(json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}))
 }
 
 #[cfg(test)]

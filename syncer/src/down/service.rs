@@ -11,6 +11,14 @@
 //! headless; `ExternalName` Services are not copied (they need no proxy).
 //! Node ports are the parent's to choose.
 //!
+//! Exposure is the VirtualCluster's to allow (`spec.network`): a Service
+//! whose type opens the parent to the outside (`NodePort`, `LoadBalancer`)
+//! is copied only when `allowedServiceTypes` lists that type; otherwise it
+//! is not copied (a copy it had is deleted) and a Warning `SyncError` Event
+//! on it says why ([`refused`]). The copy's spec is an allow-list
+//! ([`SPEC_FIELDS`], each port's [`PORT_FIELDS`]): external IPs, load
+//! balancer addresses, source ranges and classes are never copied.
+//!
 //! This module never touches a parent Service that is not a copy owned by
 //! the reconciled cluster.
 
@@ -18,6 +26,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::refusal::{self, Refusals, Refused};
 use super::{api, create, delete, get, host_meta, is_ours, meta, replace, string_map};
 use crate::{Ctx, Kind, SyncError, Syncer, names};
 
@@ -39,8 +48,18 @@ pub(crate) async fn sync(
         }
         h => h,
     };
+    let why = vsvc.as_ref().and_then(|v| refused(ctx, v));
+    if let (Some(v), Some(why)) = (&vsvc, &why) {
+        refusal::report(ctx, v, "Service", "v1", why).await;
+    }
     let vsvc = match vsvc {
-        Some(v) if v["spec"]["type"] != "ExternalName" && !super::pod::is_deleting(&v) => v,
+        Some(v)
+            if v["spec"]["type"] != "ExternalName"
+                && !super::pod::is_deleting(&v)
+                && why.is_none() =>
+        {
+            v
+        }
         _ => {
             if let Some(h) = hsvc {
                 delete(&hapi, &hname, meta(&h, "uid"), None).await?;
@@ -90,6 +109,26 @@ const SPEC_FIELDS: &[&str] = &[
     "ports",
 ];
 
+/// Fields of each port copied down (node ports are the parent's).
+const PORT_FIELDS: &[&str] = &["name", "protocol", "appProtocol", "port", "targetPort"];
+
+/// Why virtual Service `vsvc` may not be copied: its type exposes the
+/// parent in a way `ctx`'s VirtualCluster does not allow.
+pub(crate) fn refused(ctx: &Ctx, vsvc: &Value) -> Option<Refused> {
+    let type_ = vsvc["spec"]["type"].as_str().unwrap_or("");
+    if type_ == "ExternalName" || ctx.placement.spec.network.allows_service_type(type_) {
+        return None;
+    }
+    let mut errs = Refusals::default();
+    errs.push(
+        "spec.type",
+        format!(
+            "Services of type {type_} are not allowed by the VirtualCluster (spec.network.allowedServiceTypes)"
+        ),
+    );
+    errs.finish(()).err()
+}
+
 /// The parent copy of virtual Service `vsvc`.
 pub(crate) fn translate(ctx: &Ctx, vsvc: &Value) -> Value {
     let ns = meta(vsvc, "namespace");
@@ -109,7 +148,11 @@ pub(crate) fn translate(ctx: &Ctx, vsvc: &Value) -> Value {
     }
     if let Some(ports) = spec["ports"].as_array_mut() {
         for p in ports {
-            p.as_object_mut().map(|m| m.remove("nodePort"));
+            let kept: serde_json::Map<String, Value> = PORT_FIELDS
+                .iter()
+                .filter_map(|f| Some((f.to_string(), p.get(*f).filter(|v| !v.is_null())?.clone())))
+                .collect();
+            *p = Value::Object(kept);
         }
     }
     if v["clusterIP"] == "None" {
