@@ -22,9 +22,10 @@ mod types;
 mod validation;
 
 pub use types::{
-    CONDITION_POLICY_COMPLIANT, CONDITION_READY, GROUP, IsolationSpec, KUBECONFIG_SECRET_KEY,
-    LimitsSpec, MAX_ALLOWED_RUNTIME_CLASSES, PodSecurityLevel, SecretKeyRef, SyncSpec, VERSION,
-    VirtualCluster, VirtualClusterPhase, VirtualClusterSpec, VirtualClusterStatus,
+    CONDITION_POLICY_COMPLIANT, CONDITION_READY, DEFAULT_MAX_VIRTUAL_CLUSTERS, GROUP,
+    IsolationSpec, KUBECONFIG_SECRET_KEY, LimitsSpec, MAX_ALLOWED_RUNTIME_CLASSES,
+    PodSecurityLevel, SecretKeyRef, SyncSpec, VERSION, VirtualCluster, VirtualClusterPhase,
+    VirtualClusterSpec, VirtualClusterStatus,
 };
 pub use validation::{SpecError, validate};
 

@@ -44,6 +44,7 @@ use crate::registry::store::{ListOptions, Store, Target};
 use crate::server::ApiServer;
 use crate::server::request::ROOT_CLUSTER;
 use crate::tenancy::limits::Limits;
+use crate::tenancy::placement::VC_UID_LABEL;
 use crate::tenancy::{Cluster, Clusters, Parent, Placement};
 
 /// The finalizer that holds a VirtualCluster until its virtual cluster is
@@ -441,6 +442,50 @@ pub fn kubeconfig_secret(owner: &Owner, uid: &str, config: &str) -> Value {
         "type": "Opaque",
         "data": {KUBECONFIG_SECRET_KEY: base64::engine::general_purpose::STANDARD.encode(config)},
     })
+}
+
+/// Name of the ResourceQuota carrying VirtualCluster `vc_name`'s
+/// `spec.limits.syncedQuota` in its host namespace.
+pub fn synced_quota_name(vc_name: &str) -> String {
+    format!("{vc_name}-synced-quota")
+}
+
+/// The ResourceQuota that `spec.limits.syncedQuota` of VirtualCluster
+/// `owner` (uid `uid`) asks for in its host namespace, labelled with
+/// [`crate::tenancy::placement::VC_UID_LABEL`] (teardown deletes it with
+/// the synced copies); `None` when unset. It bounds what the tenant's
+/// copies consume there, enforced by the parent's own quota admission
+/// (everything in that namespace counts, so a VirtualCluster sharing its
+/// host namespace shares the quota).
+pub fn synced_quota(owner: &Owner, uid: &str, spec: &VirtualClusterSpec) -> Option<Value> {
+    let quota = spec.limits.synced_quota.as_ref()?;
+    let host_namespace = spec.host_namespace.as_deref().unwrap_or(&owner.namespace);
+    Some(json!({
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {
+            "name": synced_quota_name(&owner.name),
+            "namespace": host_namespace,
+            "labels": {
+                VC_UID_LABEL: uid,
+                SECRET_LABEL: owner.name,
+            },
+        },
+        "spec": quota,
+    }))
+}
+
+/// Whether the stored ResourceQuota `current` was written for VirtualCluster
+/// `uid` and already says what `desired` says.
+pub fn synced_quota_is_current(current: &Value, desired: &Value) -> bool {
+    current["metadata"]["labels"] == desired["metadata"]["labels"]
+        && current["spec"] == desired["spec"]
+}
+
+/// Whether the stored ResourceQuota `quota` was written for VirtualCluster
+/// `uid` (a provisioner never touches one it did not write).
+pub fn synced_quota_owned_by(quota: &Value, uid: &str) -> bool {
+    !uid.is_empty() && quota["metadata"]["labels"][VC_UID_LABEL] == uid
 }
 
 /// Whether `secret` was written by a provisioner for VirtualCluster `name`
