@@ -469,6 +469,7 @@ pub fn synced_quota(owner: &Owner, uid: &str, spec: &VirtualClusterSpec) -> Opti
             "labels": {
                 VC_UID_LABEL: uid,
                 SECRET_LABEL: owner.name,
+                "tenancy.nestkube.io/managed-by": "nestkube",
             },
         },
         "spec": quota,
@@ -657,6 +658,24 @@ mod tests {
         let mut flipped = json!({"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "t1"}]});
         keep_transition_times(&mut flipped, &old);
         assert_eq!(flipped["conditions"][0]["lastTransitionTime"], "t1");
+    }
+
+    #[test]
+    fn synced_quota_goes_to_the_host_namespace_labelled_for_teardown() {
+        let spec: VirtualClusterSpec = serde_json::from_value(json!({
+            "hostNamespace": "copies",
+            "limits": {"syncedQuota": {"hard": {"pods": "3"}}},
+        }))
+        .unwrap();
+        let q = synced_quota(&owner(Parent::Host, "team"), "u1", &spec).unwrap();
+        assert_eq!(q["metadata"]["name"], "a-synced-quota");
+        assert_eq!(q["metadata"]["namespace"], "copies");
+        assert_eq!(q["spec"], json!({"hard": {"pods": "3"}}));
+        assert!(synced_quota_owned_by(&q, "u1"));
+        assert!(!synced_quota_owned_by(&q, "u2") && !synced_quota_owned_by(&q, ""));
+        assert!(synced_quota_is_current(&q, &q));
+        let unset = VirtualClusterSpec::default();
+        assert!(synced_quota(&owner(Parent::Host, "team"), "u1", &unset).is_none());
     }
 
     #[test]
