@@ -27,10 +27,10 @@ pub use network::{
     host_allowed, parse_cidrs,
 };
 pub use types::{
-    CONDITION_POLICY_COMPLIANT, CONDITION_READY, GROUP, HostEscapesSpec, IsolationSpec,
-    KUBECONFIG_SECRET_KEY, LimitsSpec, MAX_ALLOWED_HOST_ESCAPES, MAX_ALLOWED_RUNTIME_CLASSES,
-    PodSecurityLevel, SecretKeyRef, SyncSpec, VERSION, VirtualCluster, VirtualClusterPhase,
-    VirtualClusterSpec, VirtualClusterStatus,
+    CONDITION_POLICY_COMPLIANT, CONDITION_READY, DEFAULT_MAX_VIRTUAL_CLUSTERS, GROUP,
+    HostEscapesSpec, IsolationSpec, KUBECONFIG_SECRET_KEY, LimitsSpec, MAX_ALLOWED_HOST_ESCAPES,
+    MAX_ALLOWED_RUNTIME_CLASSES, PodSecurityLevel, SecretKeyRef, SyncSpec, VERSION, VirtualCluster,
+    VirtualClusterPhase, VirtualClusterSpec, VirtualClusterStatus,
 };
 pub use validation::{SpecError, validate, validate_name};
 

@@ -313,11 +313,31 @@ pub struct LimitsSpec {
     #[schemars(range(min = 1, max = u32::MAX), extend("format" = "int64"))]
     pub max_concurrent_requests: Option<u32>,
 
+    /// Most VirtualClusters the tenant may create inside its virtual cluster,
+    /// counting those nested inside them at any depth. Unset: the parent's
+    /// limit, or 10 at the top level; never more than the parent's. 0: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = u32::MAX), extend("format" = "int64"))]
+    pub max_virtual_clusters: Option<u32>,
+
     /// ResourceQuota created in the host namespace for what the tenant syncs
     /// to the parent cluster (e.g. hard: {requests.cpu: "8", pods: "100"}).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = compact_quantities)]
     pub synced_quota: Option<ResourceQuotaSpec>,
+}
+
+/// `maxVirtualClusters` of a virtual cluster whose VirtualCluster leaves it
+/// unset (at the top level; nested ones inherit their parent's).
+pub const DEFAULT_MAX_VIRTUAL_CLUSTERS: u32 = 10;
+
+impl LimitsSpec {
+    /// `maxVirtualClusters` in effect: the field, or
+    /// [`DEFAULT_MAX_VIRTUAL_CLUSTERS`].
+    pub fn effective_max_virtual_clusters(&self) -> u32 {
+        self.max_virtual_clusters
+            .unwrap_or(DEFAULT_MAX_VIRTUAL_CLUSTERS)
+    }
 }
 
 /// Regular expression (as used in the schema) of a Kubernetes quantity,

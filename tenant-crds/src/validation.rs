@@ -420,6 +420,7 @@ mod tests {
                 max_objects: Some(10_000),
                 requests_per_second: Some(50),
                 max_concurrent_requests: Some(20),
+                max_virtual_clusters: Some(3),
                 synced_quota: Some(ResourceQuotaSpec {
                     hard: Some(
                         [
@@ -548,6 +549,7 @@ mod tests {
                 requests_per_second: Some(0),
                 max_concurrent_requests: Some(1),
                 synced_quota: None,
+                max_virtual_clusters: None,
             },
             ..Default::default()
         };

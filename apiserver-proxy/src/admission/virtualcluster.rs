@@ -8,7 +8,8 @@
 //! least as strict as P's; every `allowedHostEscapes` entry must be allowed
 //! by P's (never inherited: a child allows nothing beyond baseline unless it
 //! says so); `limits.maxObjects`, `requestsPerSecond` and
-//! `maxConcurrentRequests` may not exceed P's where P sets them;
+//! `maxConcurrentRequests` may not exceed P's where P sets them, nor
+//! `maxVirtualClusters` P's (unset meaning the default on both sides);
 //! `spec.network` may not allow more than P's (Service types, CIDRs, Ingress
 //! hosts and classes: [`nestkube_tenant_crds::NetworkSpec::wider_than`];
 //! the syncer enforces each hop's own list anyway). What the
@@ -90,7 +91,11 @@ pub fn inherit(child: &mut Value, parent: &VirtualClusterSpec) {
     if !limits.is_object() {
         *limits = json!({});
     }
-    for (field, value) in parent_limits(parent) {
+    let inherited = parent_limits(parent).into_iter().chain([(
+        "maxVirtualClusters",
+        parent.limits.max_virtual_clusters.map(u64::from),
+    )]);
+    for (field, value) in inherited {
         if let Some(v) = value
             && limits[field].is_null()
         {
@@ -179,6 +184,17 @@ pub fn violations(
         }
     }
     out.extend(child.network.wider_than(&parent.network, parent_path));
+    // Unset means the default, so a child is never wider than the default
+    // of a parent that leaves it unset either.
+    let (theirs, ours) = (
+        parent.limits.effective_max_virtual_clusters(),
+        child.limits.effective_max_virtual_clusters(),
+    );
+    if ours > theirs {
+        out.push(format!(
+            "spec.limits.maxVirtualClusters: {ours} exceeds the parent cluster {parent_path:?}'s limit of {theirs}"
+        ));
+    }
     out
 }
 
@@ -364,5 +380,29 @@ mod tests {
         );
         // Unset: nothing is exposed, which fits every parent.
         assert!(violations(&spec(json!({})), &parent, "team-a").is_empty());
+    }
+
+    #[test]
+    fn virtual_cluster_caps_are_inherited_and_never_wider() {
+        let parent = spec(json!({"limits": {"maxVirtualClusters": 2}}));
+        let mut child = json!({});
+        inherit(&mut child, &parent);
+        assert_eq!(child["limits"]["maxVirtualClusters"], 2);
+        let wide = spec(json!({"limits": {"maxVirtualClusters": 3}}));
+        assert_eq!(
+            violations(&wide, &parent, "a"),
+            ["spec.limits.maxVirtualClusters: 3 exceeds the parent cluster \"a\"'s limit of 2"]
+        );
+        // Unset on both sides is the default; wider than the default is not.
+        let default = VirtualClusterSpec::default();
+        assert!(violations(&default, &default, "a").is_empty());
+        let mut child = json!({});
+        inherit(&mut child, &default);
+        assert!(child["limits"].get("maxVirtualClusters").is_none());
+        let over = spec(json!({"limits": {"maxVirtualClusters": 11}}));
+        assert_eq!(
+            violations(&over, &default, "a"),
+            ["spec.limits.maxVirtualClusters: 11 exceeds the parent cluster \"a\"'s limit of 10"]
+        );
     }
 }

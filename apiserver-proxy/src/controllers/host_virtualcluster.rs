@@ -22,7 +22,8 @@
 //!
 //! On the host this module writes only: the [`FINALIZER`] on the
 //! VirtualCluster, its status (through the status subresource), its kubeconfig
-//! Secret (owned by it, labelled [`SECRET_LABEL`]), and at teardown deletes
+//! Secret (owned by it, labelled [`SECRET_LABEL`]), the ResourceQuota of its
+//! `spec.limits.syncedQuota` in its host namespace, and at teardown deletes
 //! the objects labelled [`VC_UID_LABEL`]` = <uid>` in its own namespace and
 //! where it was placed. It reads a namespace only to check a
 //! `hostNamespace`. It must never touch any other host object, nor a virtual
@@ -60,6 +61,8 @@ const SYNCED_KINDS: &[(&str, &str)] = &[
     ("Secret", "secrets"),
     ("PersistentVolumeClaim", "persistentvolumeclaims"),
     ("Endpoints", "endpoints"),
+    // Not a copy: the ResourceQuota of `spec.limits.syncedQuota`.
+    ("ResourceQuota", "resourcequotas"),
 ];
 
 /// Errors of the host provisioner.
@@ -284,6 +287,8 @@ impl HostProvisioner {
         let compliance = self.p.compliance(path, &owner, &spec).await?;
         let status = provision::ready(&self.p.endpoint(path), &obj, &compliance);
         set_status(&api, &obj, status).await?;
+        self.ensure_synced_quota(&owner, meta::uid(&obj), &spec)
+            .await?;
         // Non-compliant pods are counted again until none are left.
         Ok((compliance.non_compliant_pods > 0).then_some(provision::RECOUNT_INTERVAL))
     }
@@ -350,6 +355,60 @@ impl HostProvisioner {
                 secrets
                     .replace(&name, &PostParams::default(), &secret)
                     .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the ResourceQuota of `spec.limits.syncedQuota` in the host
+    /// namespace say what the spec says: created, replaced, or deleted when
+    /// unset (teardown deletes it with the copies, by [`VC_UID_LABEL`]).
+    /// One this provisioner did not write for `uid` is left alone.
+    async fn ensure_synced_quota(
+        &self,
+        owner: &Owner,
+        uid: &str,
+        spec: &VirtualClusterSpec,
+    ) -> Result<(), HostError> {
+        let host_namespace = spec.host_namespace.as_deref().unwrap_or(&owner.namespace);
+        let resource = ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "ResourceQuota".into(),
+            plural: "resourcequotas".into(),
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), host_namespace, &resource);
+        let name = provision::synced_quota_name(&owner.name);
+        let current = api
+            .get_opt(&name)
+            .await?
+            .map(|q| serde_json::to_value(&q))
+            .transpose()?;
+        match (current, provision::synced_quota(owner, uid, spec)) {
+            (None, None) => {}
+            (Some(q), None) => {
+                if provision::synced_quota_owned_by(&q, uid) {
+                    match api.delete(&name, &DeleteParams::default()).await {
+                        Ok(_) => {}
+                        Err(e) if is_not_found(&e) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            (None, Some(d)) => {
+                api.create(&PostParams::default(), &serde_json::from_value(d)?)
+                    .await?;
+            }
+            (Some(q), Some(mut d)) => {
+                if provision::synced_quota_owned_by(&q, uid)
+                    && !provision::synced_quota_is_current(&q, &d)
+                {
+                    d["metadata"]["resourceVersion"] = q["metadata"]["resourceVersion"].clone();
+                    api.replace(&name, &PostParams::default(), &serde_json::from_value(d)?)
+                        .await?;
+                }
             }
         }
         Ok(())

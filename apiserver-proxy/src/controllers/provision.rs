@@ -46,6 +46,7 @@ use crate::server::ApiServer;
 use crate::server::request::ROOT_CLUSTER;
 use crate::tenancy::limits::Limits;
 use crate::tenancy::placement::HostNamespaceRefused;
+use crate::tenancy::placement::VC_UID_LABEL;
 use crate::tenancy::{Cluster, Clusters, Parent, Placement};
 
 /// The finalizer that holds a VirtualCluster until its virtual cluster is
@@ -465,6 +466,51 @@ pub fn kubeconfig_secret(owner: &Owner, uid: &str, config: &str) -> Value {
     })
 }
 
+/// Name of the ResourceQuota carrying VirtualCluster `vc_name`'s
+/// `spec.limits.syncedQuota` in its host namespace.
+pub fn synced_quota_name(vc_name: &str) -> String {
+    format!("{vc_name}-synced-quota")
+}
+
+/// The ResourceQuota that `spec.limits.syncedQuota` of VirtualCluster
+/// `owner` (uid `uid`) asks for in its host namespace, labelled with
+/// [`crate::tenancy::placement::VC_UID_LABEL`] (teardown deletes it with
+/// the synced copies); `None` when unset. It bounds what the tenant's
+/// copies consume there, enforced by the parent's own quota admission
+/// (everything in that namespace counts, so a VirtualCluster sharing its
+/// host namespace shares the quota).
+pub fn synced_quota(owner: &Owner, uid: &str, spec: &VirtualClusterSpec) -> Option<Value> {
+    let quota = spec.limits.synced_quota.as_ref()?;
+    let host_namespace = spec.host_namespace.as_deref().unwrap_or(&owner.namespace);
+    Some(json!({
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {
+            "name": synced_quota_name(&owner.name),
+            "namespace": host_namespace,
+            "labels": {
+                VC_UID_LABEL: uid,
+                SECRET_LABEL: owner.name,
+                "tenancy.nestkube.io/managed-by": "nestkube",
+            },
+        },
+        "spec": quota,
+    }))
+}
+
+/// Whether the stored ResourceQuota `current` was written for VirtualCluster
+/// `uid` and already says what `desired` says.
+pub fn synced_quota_is_current(current: &Value, desired: &Value) -> bool {
+    current["metadata"]["labels"] == desired["metadata"]["labels"]
+        && current["spec"] == desired["spec"]
+}
+
+/// Whether the stored ResourceQuota `quota` was written for VirtualCluster
+/// `uid` (a provisioner never touches one it did not write).
+pub fn synced_quota_owned_by(quota: &Value, uid: &str) -> bool {
+    !uid.is_empty() && quota["metadata"]["labels"][VC_UID_LABEL] == uid
+}
+
 /// Whether `secret` was written by a provisioner for VirtualCluster `name`
 /// (with `uid`, unless empty).
 pub fn secret_owned_by(secret: &Value, name: &str, uid: &str) -> bool {
@@ -649,6 +695,24 @@ mod tests {
         let mut flipped = json!({"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "t1"}]});
         keep_transition_times(&mut flipped, &old);
         assert_eq!(flipped["conditions"][0]["lastTransitionTime"], "t1");
+    }
+
+    #[test]
+    fn synced_quota_goes_to_the_host_namespace_labelled_for_teardown() {
+        let spec: VirtualClusterSpec = serde_json::from_value(json!({
+            "hostNamespace": "copies",
+            "limits": {"syncedQuota": {"hard": {"pods": "3"}}},
+        }))
+        .unwrap();
+        let q = synced_quota(&owner(Parent::Host, "team"), "u1", &spec).unwrap();
+        assert_eq!(q["metadata"]["name"], "a-synced-quota");
+        assert_eq!(q["metadata"]["namespace"], "copies");
+        assert_eq!(q["spec"], json!({"hard": {"pods": "3"}}));
+        assert!(synced_quota_owned_by(&q, "u1"));
+        assert!(!synced_quota_owned_by(&q, "u2") && !synced_quota_owned_by(&q, ""));
+        assert!(synced_quota_is_current(&q, &q));
+        let unset = VirtualClusterSpec::default();
+        assert!(synced_quota(&owner(Parent::Host, "team"), "u1", &unset).is_none());
     }
 
     #[test]

@@ -20,6 +20,9 @@
 //! child ([`crate::tenancy::limits`]): a changed spec takes effect at once,
 //! and the reconcile of every VirtualCluster at start restores them. The
 //! steps shared with the host provisioner live in [`super::provision`].
+//! `spec.limits.syncedQuota` becomes a ResourceQuota in the host namespace
+//! (in the parent cluster, where the copies go), kept as the spec says and
+//! deleted at teardown.
 //!
 //! Policy compliance ([`provision::Compliance`]) is written into the status
 //! on every reconcile. A cluster whose policy changed (announced by
@@ -394,6 +397,8 @@ impl Controller {
         let compliance = self.p.compliance(&path, &owner, &spec).await?;
         let status = provision::ready(&self.endpoint(&path), &obj, &compliance);
         self.set_status(&t, &obj, status).await?;
+        self.ensure_synced_quota(key, meta::uid(&obj), &spec)
+            .await?;
         Ok(Next {
             waiters: Vec::new(),
             recount: compliance.non_compliant_pods > 0,
@@ -456,6 +461,11 @@ impl Controller {
         if !self.p.claims.held_by_other(&path, &key.owner()) {
             self.p.clusters.remove(&path).await?;
             self.delete_secret(key, meta::uid(obj)).await?;
+            // Its synced quota goes too (the spec names the namespace).
+            let mut spec: VirtualClusterSpec =
+                serde_json::from_value(obj["spec"].clone()).unwrap_or_default();
+            spec.limits.synced_quota = None;
+            self.ensure_synced_quota(key, meta::uid(obj), &spec).await?;
         }
         self.remove_finalizer(t, &key.name).await?;
         self.release(key);
@@ -620,6 +630,70 @@ impl Controller {
                         Ok((secret.clone(), Vec::new()))
                     })
                     .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the ResourceQuota of `spec.limits.syncedQuota` in the host
+    /// namespace (in the cluster holding the VirtualCluster, where its
+    /// copies go) say what the spec says: created, updated, or deleted when
+    /// unset. One this controller did not write for `uid` is left alone.
+    async fn ensure_synced_quota(
+        &self,
+        key: &VcKey,
+        uid: &str,
+        spec: &VirtualClusterSpec,
+    ) -> Result<(), ReconcileError> {
+        let owner = key.owner();
+        let desired = provision::synced_quota(&owner, uid, spec);
+        let host_namespace = spec.host_namespace.as_deref().unwrap_or(&key.namespace);
+        let Some(quotas) = self.p.catalog.get("", "v1", "resourcequotas") else {
+            return Err(ReconcileError::NotServed("resourcequotas"));
+        };
+        let t = Target {
+            cluster: &key.cluster,
+            resource: quotas,
+            namespace: Some(host_namespace),
+        };
+        let name = provision::synced_quota_name(&key.name);
+        let current = match self.p.store.get(&t, &name).await {
+            Ok(q) => Some(q),
+            Err(ApiError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match (current, desired) {
+            (None, None) => {}
+            (Some(q), None) => {
+                if provision::synced_quota_owned_by(&q, uid) {
+                    match self
+                        .p
+                        .store
+                        .delete(&t, &name, &DeleteOptions::default())
+                        .await
+                    {
+                        Ok(_) | Err(ApiError::NotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            (None, Some(d)) => {
+                self.p.store.create(&t, d, WriteOptions::default()).await?;
+            }
+            (Some(q), Some(d)) => {
+                if provision::synced_quota_owned_by(&q, uid)
+                    && !provision::synced_quota_is_current(&q, &d)
+                {
+                    self.p
+                        .store
+                        .update_with(&t, &name, None, WriteOptions::default(), |old| {
+                            let mut new = old.clone();
+                            new["metadata"]["labels"] = d["metadata"]["labels"].clone();
+                            new["spec"] = d["spec"].clone();
+                            Ok((new, Vec::new()))
+                        })
+                        .await?;
+                }
             }
         }
         Ok(())

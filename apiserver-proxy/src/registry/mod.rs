@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod eviction;
 pub mod kinds;
 pub mod meta;
+pub mod object_limits;
 pub mod selector;
 pub mod store;
 pub mod strategy;

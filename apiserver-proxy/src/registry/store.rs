@@ -7,6 +7,8 @@
 //! stored: it is the storage revision, injected on every read.
 //! Per-type behaviour comes only from the resource's [`Strategy`]; this module
 //! knows no resource by name except namespaces (for namespace lifecycle).
+//! Every create and every removal from storage passes the
+//! [`ObjectLimits`] hook it is given, whoever writes.
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::catalog::ResourceInfo;
 use super::meta;
+use super::object_limits::{NewObject, ObjectLimits};
 use super::selector::{FieldSelector, LabelSelector};
 use super::strategy::Strategy;
 use super::typed;
@@ -60,6 +63,10 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// `?fieldValidation=`.
     pub field_validation: FieldValidation,
+    /// A create counted against the cluster's object limits but never
+    /// refused by them (the bootstrap of a cluster's default namespaces;
+    /// never set from a request).
+    pub exempt_from_limits: bool,
 }
 
 /// What a request addresses: a cluster, a resource and, for namespaced
@@ -192,6 +199,8 @@ pub struct Store {
     /// The admission chain every create, update and delete passes through
     /// (none: everything admitted, e.g. in store-only tests).
     admission: Option<Arc<Admission>>,
+    /// Counts (and bounds) every create and removal (none: nothing counted).
+    object_limits: Option<Arc<dyn ObjectLimits>>,
 }
 
 /// Decodes a stored value (adding `metadata.resourceVersion`).
@@ -299,6 +308,21 @@ impl Store {
         Self {
             storage,
             admission: None,
+            object_limits: None,
+        }
+    }
+
+    /// This store with every create counted (and bounded) by `limits` and
+    /// every removal reported to it (set it before the store is cloned).
+    pub fn with_object_limits(mut self, limits: Arc<dyn ObjectLimits>) -> Self {
+        self.object_limits = Some(limits);
+        self
+    }
+
+    /// Tells the object limits that an object of `t` left storage.
+    fn removed(&self, t: &Target<'_>) {
+        if let Some(l) = &self.object_limits {
+            l.removed(t.cluster, &t.resource.group, &t.resource.resource);
         }
     }
 
@@ -479,6 +503,22 @@ impl Store {
             a.validate(attrs, &obj, None, self).await?;
             warnings.extend(attrs.take_warnings());
         }
+        // Counted after validation and admission, as upstream's quota
+        // admission; held until the object is stored (a dry run only checks).
+        let reservation = match &self.object_limits {
+            Some(l) => {
+                let subject = format!("{} {admission_name:?}", r.qualified_resource());
+                l.reserve(&NewObject {
+                    cluster: t.cluster,
+                    group: &r.group,
+                    resource: &r.resource,
+                    subject: &subject,
+                    exempt: opts.exempt_from_limits,
+                })
+                .await?
+            }
+            None => None,
+        };
         if opts.dry_run {
             return Ok(Written {
                 object: obj,
@@ -506,6 +546,9 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(slot) = reservation {
+            slot.commit();
+        }
         meta::set(
             &mut obj,
             "resourceVersion",
@@ -654,11 +697,14 @@ impl Store {
                     });
                 }
                 return match self.storage.delete(&t.key(name), kv.mod_revision).await {
-                    Ok(_) => Ok(Written {
-                        object: obj,
-                        warnings,
-                        created: false,
-                    }),
+                    Ok(_) => {
+                        self.removed(t);
+                        Ok(Written {
+                            object: obj,
+                            warnings,
+                            created: false,
+                        })
+                    }
                     Err(StorageError::Conflict { .. }) => continue,
                     Err(e) => Err(e.into()),
                 };
@@ -803,7 +849,10 @@ impl Store {
                     return Ok(Deleted::Gone(obj));
                 }
                 return match self.storage.delete(&t.key(name), kv.mod_revision).await {
-                    Ok(_) => Ok(Deleted::Gone(obj)),
+                    Ok(_) => {
+                        self.removed(t);
+                        Ok(Deleted::Gone(obj))
+                    }
                     Err(StorageError::Conflict { .. }) => continue,
                     Err(StorageError::NotFound { .. }) => Err(ApiError::NotFound(t.subject(name))),
                     Err(e) => Err(e.into()),

@@ -155,6 +155,7 @@ fn write_options(info: &RequestInfo) -> Result<WriteOptions, ApiError> {
     Ok(WriteOptions {
         dry_run,
         field_validation: FieldValidation::parse(info.param("fieldValidation"))?,
+        exempt_from_limits: false,
     })
 }
 
@@ -871,17 +872,6 @@ impl ApiServer {
             ("watch", _) => self.watch(info, &target, r.clone(), output).await,
             ("create", None) => {
                 let obj = negotiate::decode_body(content_type, body)?;
-                // The cluster's maxObjects, held until the object is written.
-                let _slot = match self.clusters.get(&info.cluster) {
-                    Some(cluster) => {
-                        let what = || format!("{} {:?}", r.qualified_resource(), meta::name(&obj));
-                        cluster
-                            .limits
-                            .reserve_object(self.store.storage(), &info.cluster, what)
-                            .await?
-                    }
-                    None => None,
-                };
                 let written = self
                     .store
                     .create(&target, obj, write_options(info)?)

@@ -246,12 +246,15 @@ pub async fn start_with(
         clusters.clone().follow();
     }
     Clusters::bootstrap(&store, &catalog, request::ROOT_CLUSTER).await?;
-    // Every write after bootstrap passes the admission chain.
-    let store = store.with_admission(Arc::new(crate::admission::Admission::with_config(
-        clusters.clone(),
-        &catalog,
-        options.admission.clone(),
-    )));
+    // Every write after bootstrap passes the admission chain, and every
+    // create and removal is counted against the clusters' object limits.
+    let store = store
+        .with_admission(Arc::new(crate::admission::Admission::with_config(
+            clusters.clone(),
+            &catalog,
+            options.admission.clone(),
+        )))
+        .with_object_limits(clusters.clone());
 
     let listener = TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;

@@ -3,12 +3,13 @@
 //!
 //! Each [`Cluster`](super::Cluster) owns one [`ClusterLimits`]; the
 //! VirtualCluster controller sets it ([`ClusterLimits::set`]) on every
-//! reconcile, so a changed spec takes effect at once and a restart restores
-//! it. Nothing here owns a task or a timer: the token bucket refills lazily
-//! when a request arrives, the in-flight count is an atomic released when
-//! the request's [`Permit`] drops, and objects are counted in storage when a
-//! create arrives. A cluster without limits pays one read of its (unlocked
-//! in practice) limits per request.
+//! reconcile (and a restart takes it from the cluster's record), so a
+//! changed spec takes effect at once. Nothing here owns a task or a timer:
+//! the token bucket refills lazily when a request arrives, the in-flight
+//! count is an atomic released when the request's [`Permit`] drops, and
+//! stored objects are counted by [`Tally`]s the store's object-limits hook
+//! keeps current ([`super::counting`]). A cluster without limits pays one
+//! read of its (unlocked in practice) limits per request.
 //!
 //! Rules, as upstream where upstream has one:
 //! - `maxConcurrentRequests`: requests in flight, long-running ones (watches)
@@ -18,24 +19,25 @@
 //!   `rps` per second (client-go's default client allows bursts of twice its
 //!   QPS as well); every request, watches included, takes a token; beyond it,
 //!   429 with `Retry-After` the seconds until a token is back (at least 1).
-//! - `maxObjects`: every stored object of the cluster counts, including what
-//!   the system creates (default namespaces, service accounts, the root CA
-//!   ConfigMap): a create that would store more is refused with 403, worded
-//!   like ResourceQuota's `exceeded quota`. Objects are counted in storage on
-//!   each create (exact after a restart, no watch; cost proportional to the
-//!   limit) while creates of that cluster wait on one lock, so concurrent
-//!   creates cannot overshoot. Only the API's creates are refused: the
-//!   bootstrap of default namespaces is never blocked.
+//! - `maxObjects`: every stored object of the cluster and of every cluster
+//!   nested in it counts, whoever writes it (API clients and the cluster's
+//!   own controllers alike), including what the system creates (default
+//!   namespaces, service accounts, the root CA ConfigMap): a create that
+//!   would store more is refused with 403, worded like ResourceQuota's
+//!   `exceeded quota`. Only the bootstrap of default namespaces is never
+//!   refused (it is counted).
+//! - `maxVirtualClusters`: VirtualClusters stored in the cluster and in
+//!   every cluster nested in it, refused likewise beyond it.
 //!
 //! This module must never reject a request of a cluster without limits,
 //! and never count another cluster's keys.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use nestkube_storage::{ListOptions, Storage};
-use nestkube_tenant_crds::LimitsSpec;
+use nestkube_tenant_crds::{GROUP, LimitsSpec};
 
 use crate::error::ApiError;
 
@@ -51,6 +53,8 @@ pub struct Limits {
     pub requests_per_second: Option<u32>,
     /// Most requests in flight (watches excluded).
     pub max_concurrent_requests: Option<u32>,
+    /// Most VirtualClusters stored in the cluster and those nested in it.
+    pub max_virtual_clusters: Option<u64>,
 }
 
 impl From<&LimitsSpec> for Limits {
@@ -59,11 +63,20 @@ impl From<&LimitsSpec> for Limits {
             max_objects: spec.max_objects,
             requests_per_second: spec.requests_per_second,
             max_concurrent_requests: spec.max_concurrent_requests,
+            max_virtual_clusters: Some(u64::from(spec.effective_max_virtual_clusters())),
         }
     }
 }
 
 impl Limits {
+    /// The most of `what` the cluster may hold.
+    pub fn max(&self, what: Counted) -> Option<u64> {
+        match what {
+            Counted::Objects => self.max_objects,
+            Counted::VirtualClusters => self.max_virtual_clusters,
+        }
+    }
+
     /// Whether requests need any accounting.
     fn limits_requests(&self) -> bool {
         self.requests_per_second.is_some() || self.max_concurrent_requests.is_some()
@@ -91,8 +104,76 @@ impl Drop for Permit {
     }
 }
 
-/// Held by a create in a cluster with `maxObjects` until it is written.
-pub type ObjectSlot = tokio::sync::OwnedMutexGuard<()>;
+/// What a cluster's stored objects are counted as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    /// Every object (`maxObjects`).
+    Objects,
+    /// VirtualClusters (`maxVirtualClusters`).
+    VirtualClusters,
+}
+
+impl Counted {
+    /// The limit's field name in `spec.limits`.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Objects => "maxObjects",
+            Self::VirtualClusters => "maxVirtualClusters",
+        }
+    }
+
+    /// The resource name in refusal messages (`objects=1`).
+    pub fn unit(self) -> &'static str {
+        match self {
+            Self::Objects => "objects",
+            Self::VirtualClusters => "virtualclusters",
+        }
+    }
+
+    /// What a stored object of `group`/`resource` counts as.
+    pub fn of(group: &str, resource: &str) -> &'static [Counted] {
+        if group == GROUP && resource == "virtualclusters" {
+            &[Self::Objects, Self::VirtualClusters]
+        } else {
+            &[Self::Objects]
+        }
+    }
+
+    /// The storage prefix of what this counts in cluster `path`.
+    pub fn prefix(self, path: &str) -> String {
+        match self {
+            Self::Objects => format!("/{path}/"),
+            // The catalog's storage segment of virtualclusters (a unit test
+            // keeps them equal).
+            Self::VirtualClusters => format!("/{path}/{GROUP}/virtualclusters/"),
+        }
+    }
+}
+
+/// One counted quantity of one cluster. Signed, so that a late correction
+/// never wraps; read as at least 0.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Stored in the cluster itself.
+    pub(super) own: AtomicI64,
+    /// Stored in the cluster and every cluster nested in it.
+    pub(super) subtree: AtomicI64,
+    /// Reserved in the cluster's subtree, not stored yet.
+    pub(super) pending: AtomicI64,
+}
+
+impl Tally {
+    /// Stored in the cluster and the clusters nested in it, reservations
+    /// included.
+    pub fn used(&self) -> u64 {
+        (self.subtree.load(Ordering::Acquire) + self.pending.load(Ordering::Acquire)).max(0) as u64
+    }
+
+    /// Stored in the cluster itself.
+    pub fn own(&self) -> u64 {
+        self.own.load(Ordering::Acquire).max(0) as u64
+    }
+}
 
 #[derive(Debug, Default)]
 struct Bucket {
@@ -129,7 +210,17 @@ pub struct ClusterLimits {
     limits: RwLock<Limits>,
     inflight: Arc<AtomicU32>,
     bucket: Mutex<Bucket>,
-    creates: Arc<tokio::sync::Mutex<()>>,
+    objects: Tally,
+    virtual_clusters: Tally,
+    /// Held while a create checks and reserves along its cluster's chain
+    /// (taken outermost cluster first), so concurrent creates never
+    /// overshoot.
+    pub(super) reserving: Mutex<()>,
+    /// When the tallies were last recounted from storage.
+    pub(super) recounted: Mutex<Option<Instant>>,
+    /// Writes (stored or removed objects) counted in this cluster's subtree
+    /// so far: a recount applies only if none happened meanwhile.
+    pub(super) writes: std::sync::atomic::AtomicU64,
 }
 
 impl ClusterLimits {
@@ -185,36 +276,25 @@ impl ClusterLimits {
         Ok(Some(permit))
     }
 
-    /// Before a create in cluster `path`: refuses it with 403 when the
-    /// cluster already stores `maxObjects` objects; otherwise returns the
-    /// slot to hold until the object is written (`None` without the limit).
-    /// `what` names the object as in upstream messages (`configmaps "a"`).
-    pub async fn reserve_object(
-        &self,
-        storage: &Arc<dyn Storage>,
-        path: &str,
-        what: impl FnOnce() -> String,
-    ) -> Result<Option<ObjectSlot>, ApiError> {
-        let Some(max) = self.get().max_objects else {
-            return Ok(None);
-        };
-        let slot = self.creates.clone().lock_owned().await;
-        let used = count_objects(storage, path).await?;
-        if used >= max {
-            return Err(ApiError::Forbidden(format!(
-                "{} is forbidden: exceeded virtual cluster limit: maxObjects, requested: objects=1, used: objects={used}, limited: objects={max}",
-                what()
-            )));
+    /// The tally of `what`.
+    pub fn tally(&self, what: Counted) -> &Tally {
+        match what {
+            Counted::Objects => &self.objects,
+            Counted::VirtualClusters => &self.virtual_clusters,
         }
-        Ok(Some(slot))
     }
 }
 
-/// Objects stored in cluster `path` (every key under `/<path>/`).
+/// Objects stored in cluster `path` itself (every key under `/<path>/`).
 pub async fn count_objects(storage: &Arc<dyn Storage>, path: &str) -> Result<u64, ApiError> {
+    count(storage, Counted::Objects, path).await
+}
+
+/// `what` stored in cluster `path` itself, counted in storage.
+pub async fn count(storage: &Arc<dyn Storage>, what: Counted, path: &str) -> Result<u64, ApiError> {
     let page = storage
         .list(
-            &format!("/{path}/"),
+            &what.prefix(path),
             ListOptions {
                 start_after: None,
                 limit: Some(1),

@@ -16,6 +16,7 @@
 //! the VirtualCluster controller's job); it only creates, loads and removes
 //! them, and tells which cluster issued a client certificate.
 
+pub mod counting;
 pub mod limits;
 pub mod placement;
 
@@ -145,6 +146,11 @@ impl Cluster {
         if current.as_deref() == placement.as_ref() {
             return false;
         }
+        // Every replica enforces the limits the record carries, not only
+        // the one running the VirtualCluster controller.
+        if let Some(p) = &placement {
+            self.limits.set(limits::Limits::from(&p.spec.limits));
+        }
         *current = placement.map(Arc::new);
         true
     }
@@ -184,13 +190,13 @@ impl Record {
             Some(pem) => SigningKey::from_pem(pem).map_err(internal)?,
             None => return Err(internal("cluster record has no signing key")),
         };
-        Ok(Cluster::new(
-            self.path,
-            client_ca,
-            sa_key,
-            self.placement,
-            Some(kv),
-        ))
+        let cluster = Cluster::new(self.path, client_ca, sa_key, self.placement, Some(kv));
+        // The limits hold from the first request after a restart, before
+        // the VirtualCluster controller reconciles.
+        if let Some(p) = cluster.placement() {
+            cluster.limits.set(limits::Limits::from(&p.spec.limits));
+        }
+        Ok(cluster)
     }
 }
 
@@ -243,12 +249,19 @@ impl Clusters {
             let record = Self::complete(&storage, &kv.key, kv.mod_revision, &kv.value).await?;
             by_path.insert(record.path.clone(), Arc::new(record.into_cluster(&kv)?));
         }
-        Ok(Self {
+        let clusters = Self {
             by_path: RwLock::new(by_path),
             storage,
             changed: tokio::sync::watch::Sender::new(0),
             loaded_at: records.revision,
-        })
+        };
+        // What each cluster stores, counted once (then kept by the store).
+        for path in clusters.paths() {
+            if let Some(c) = clusters.get(&path) {
+                clusters.attach(&c).await?;
+            }
+        }
+        Ok(clusters)
     }
 
     /// The cluster at `path`.
@@ -307,11 +320,14 @@ impl Clusters {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                let cluster = Arc::new(cluster);
+                let new = Arc::new(cluster);
                 let cluster = {
                     let mut map = self.by_path.write().map_err(internal)?;
-                    map.entry(path.to_string()).or_insert(cluster).clone()
+                    map.entry(path.to_string()).or_insert(new.clone()).clone()
                 };
+                if Arc::ptr_eq(&cluster, &new) {
+                    self.attach(&cluster).await?;
+                }
                 self.changed.send_modify(|n| *n += 1);
                 cluster
             }
@@ -361,8 +377,9 @@ impl Clusters {
             ));
         }
         let removed = self.by_path.write().map_err(internal)?.remove(path);
-        if let Some(cluster) = removed {
-            cluster.retire();
+        if let Some(c) = removed {
+            c.retire();
+            self.detach(&c);
         }
         self.changed.send_modify(|n| *n += 1);
         self.storage.delete_prefix(&format!("/{path}/")).await?;
@@ -490,10 +507,12 @@ impl Clusters {
                     .by_path
                     .write()
                     .map_err(internal)?
-                    .insert(path, cluster);
+                    .insert(path, cluster.clone());
                 if let Some(old) = replaced {
                     old.retire();
+                    self.detach(&old);
                 }
+                self.attach(&cluster).await?;
                 true
             }
         };
@@ -509,8 +528,9 @@ impl Clusters {
             return;
         }
         let removed = self.by_path.write().ok().and_then(|mut m| m.remove(path));
-        if let Some(cluster) = removed {
-            cluster.retire();
+        if let Some(c) = removed {
+            c.retire();
+            self.detach(&c);
             self.changed.send_modify(|n| *n += 1);
         }
     }
@@ -548,8 +568,18 @@ impl Clusters {
             namespace: None,
         };
         for ns in DEFAULT_NAMESPACES {
+            // Looked up first: a create bound to fail would still hold a
+            // slot of the cluster's limits while it runs.
+            if store.get(&target, ns).await.is_ok() {
+                continue;
+            }
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            match store.create(&target, body, WriteOptions::default()).await {
+            // Counted against the cluster's limits, never refused by them.
+            let opts = WriteOptions {
+                exempt_from_limits: true,
+                ..WriteOptions::default()
+            };
+            match store.create(&target, body, opts).await {
                 Ok(_) | Err(ApiError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),
             }

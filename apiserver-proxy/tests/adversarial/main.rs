@@ -17,6 +17,7 @@ mod cross_tenant;
 mod exec_parameter_pollution;
 mod host_escape_kernel;
 mod host_namespace_placement;
+mod limit_bypass;
 mod mirrored_impersonation;
 mod patch_amplification;
 mod rbac_escalation_expansion;

@@ -52,6 +52,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [pods, configmaps, secrets, services, endpoints, persistentvolumeclaims]
   verbs: [get, list, watch, create, update, patch, delete, deletecollection]
+# The ResourceQuota of a VirtualCluster's spec.limits.syncedQuota (only ones
+# it labelled tenancy.nestkube.io/vc-uid are ever changed).
+- apiGroups: [""]
+  resources: [resourcequotas]
+  verbs: [get, list, create, update, delete, deletecollection]
 # Ingresses and NetworkPolicies, synced when a VirtualCluster's spec.sync enables them.
 - apiGroups: [networking.k8s.io]
   resources: [ingresses, networkpolicies]
