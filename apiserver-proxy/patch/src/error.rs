@@ -17,6 +17,7 @@
 //! | strategic: lists of lists, content not matching `$retainKeys` | → 422 generic | 422 `Invalid` (generic message + cause) |
 //! | strategic: anything else (missing merge key, unknown `$patch`, type mismatch) | plain Go error → 500 | 500, reason `""` (StatusReasonUnknown), message = error text |
 //! | patched result is not an object | `errors.NewInvalid(GroupKind{}, "", patch: Invalid value)` | 422 `Invalid` |
+//! | patched result nests past the JSON reader's depth (`crate::depth`) | decode error of the result → 422 | 422 `Invalid` |
 //! | unsupported content type / server-side apply | `NewUnsupportedMediaTypeError` | 415 `UnsupportedMediaType` |
 
 use thiserror::Error;
@@ -68,6 +69,13 @@ pub enum PatchError {
     /// The content type is not a patch type we serve (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The patched document nests deeper than `max` levels (422 `Invalid`,
+    /// as upstream's decode of a result past its JSON depth limit).
+    #[error("\"\" is invalid: patch: Invalid value: \"...\": exceeded max depth {max}")]
+    TooDeep {
+        /// [`crate::MAX_DOCUMENT_DEPTH`].
+        max: usize,
+    },
 }
 
 /// Strategic merge patch errors, named after upstream's
@@ -130,7 +138,7 @@ impl PatchError {
             PatchError::TooManyOperations { .. } => 413,
             PatchError::JsonPatchFailed(_) => 422,
             PatchError::Strategic(e) => e.status_code(),
-            PatchError::InvalidResult { .. } => 422,
+            PatchError::InvalidResult { .. } | PatchError::TooDeep { .. } => 422,
             PatchError::UnsupportedMediaType(_) => 415,
         }
     }

@@ -24,6 +24,7 @@
 //! assert_eq!(out["metadata"]["labels"], json!({"y": "2"}));
 //! ```
 
+pub mod depth;
 pub mod error;
 mod gofmt;
 pub mod rfc6902;
@@ -33,6 +34,7 @@ pub mod strategic;
 
 use serde_json::Value;
 
+pub use depth::MAX_DOCUMENT_DEPTH;
 pub use error::{PatchError, StrategicError};
 pub use schema::{FieldMeta, PatchSchema, SchemaError, TypeRef};
 pub use strategic::strategic_merge_patch;
@@ -93,7 +95,8 @@ impl PatchType {
 /// [`PatchSchema::root`]); it is only used by strategic merge patch, where
 /// `None` makes every field behave like JSON merge patch (plus directives).
 ///
-/// `original` is never modified. Errors carry upstream's status mapping.
+/// `original` is never modified. Errors carry upstream's status mapping. The
+/// result nests at most [`MAX_DOCUMENT_DEPTH`] levels.
 pub fn apply_patch(
     original: &Value,
     patch_body: &[u8],
@@ -111,6 +114,7 @@ pub fn apply_patch(
             ));
         }
     };
+    depth::check(&patched)?;
     if !patched.is_object() {
         return Err(PatchError::InvalidResult {
             value: serde_json::to_string(&patched).unwrap_or_default(),

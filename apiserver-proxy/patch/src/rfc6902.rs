@@ -14,15 +14,21 @@
 use json_patch::PatchOperation;
 use serde_json::{Map, Value};
 
+use crate::depth::JsonPatchGuard;
 use crate::error::{MAX_JSON_PATCH_OPERATIONS, PatchError};
 use crate::gofmt::json_kind;
 
 /// Applies a JSON patch body to `original`.
 pub fn apply(original: &Value, patch_body: &[u8]) -> Result<Value, PatchError> {
     let ops = decode(patch_body)?;
+    let mut guard = JsonPatchGuard::new(original)?;
     let mut doc = original.clone();
     for op in ops {
+        // Checked after every operation: a handful of them can nest the
+        // document arbitrarily deep ([`crate::depth`]).
+        let bound = guard.bound_after(op.as_ref());
         apply_op(&mut doc, op)?;
+        guard.after(bound, &doc)?;
     }
     Ok(doc)
 }
