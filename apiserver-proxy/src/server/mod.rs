@@ -3,6 +3,7 @@
 //! standalone server assembly
 //! (data directory, PKI, storage, root kubeconfig).
 
+pub mod bounded_value;
 pub mod handler;
 pub mod inprocess;
 pub mod negotiate;
