@@ -197,7 +197,7 @@ fn merge_diff(from: &Map<String, Value>, to: &Map<String, Value>) -> Map<String,
 }
 
 proptest! {
-    #![proptest_config(fuzz::config(DIR, "patch_arbitrary", 192))]
+    #![proptest_config(fuzz::config(DIR, "patch_arbitrary", 1000))]
 
     /// Arbitrary documents and bodies, every type and schema.
     #[test]
@@ -213,7 +213,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(fuzz::config(DIR, "patch_mutated", 192))]
+    #![proptest_config(fuzz::config(DIR, "patch_mutated", 500))]
 
     /// Corpus bodies with byte-level edits, every type and schema.
     #[test]
@@ -230,7 +230,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(fuzz::config(DIR, "json_patch_ops", 256))]
+    #![proptest_config(fuzz::config(DIR, "json_patch_ops", 1500))]
 
     /// Generated JSON patch operations aimed at the paths documents have.
     #[test]
@@ -253,7 +253,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(fuzz::config(DIR, "merge_patch_algebra", 256))]
+    #![proptest_config(fuzz::config(DIR, "merge_patch_algebra", 1500))]
 
     /// The merge patch made from `a` and `b` turns `a` into `b`.
     #[test]

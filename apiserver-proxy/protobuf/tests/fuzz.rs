@@ -133,7 +133,7 @@ fn enveloped() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(fuzz::config(DIR, "protobuf", 512))]
+    #![proptest_config(fuzz::config(DIR, "protobuf", 4000))]
 
     /// Real bodies with byte-level edits.
     #[test]

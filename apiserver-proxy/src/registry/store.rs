@@ -1226,7 +1226,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(fuzz::config(DIR, "continue_token", 512))]
+            #![proptest_config(fuzz::config(DIR, "continue_token", 2000))]
 
             #[test]
             fn forged_tokens_stay_under_their_prefix(token in forged()) {

@@ -111,7 +111,7 @@ fn seeds() -> Vec<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(fuzz::config(DIR, "decode_body", 256))]
+    #![proptest_config(fuzz::config(DIR, "decode_body", 1000))]
 
     /// Corpus bodies with byte-level edits, under every content type.
     #[test]

@@ -110,7 +110,7 @@ fn selector_like() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(fuzz::config(DIR, "selectors", 1024))]
+    #![proptest_config(fuzz::config(DIR, "selectors", 4000))]
 
     #[test]
     fn selector_like_strings(input in selector_like()) {
