@@ -3,7 +3,7 @@
 //! A virtual object `namespace/name` of cluster `a:b` becomes the parent
 //! object `<name>-x-<namespace>-x-a-x-b` in the placement's host namespace.
 //! That plain form is used only when it can be read back unambiguously (no
-//! part contains `-x-`, starts with `x-` or ends with `-x`, so the `-x-`
+//! part is `x`, contains `-x-`, starts with `x-` or ends with `-x`, so the `-x-`
 //! separators are exactly the `-x-` in the name), every cluster segment is
 //! a DNS label (so a plain name never ends in a `.` suffix such as a token
 //! Secret's `.sa-token`), and it fits in 63 characters; otherwise the name
@@ -117,8 +117,14 @@ fn hashed(plain: &str, tuple: &[&str], hex: usize) -> String {
 }
 
 /// Whether `part` can stand in a plain name without making it ambiguous.
+/// A part `x` would put the hash marker `-x-x-` into a plain name
+/// (`a-x-x-x-<hex>` for `a`, `x`, `<hex>`: the hashed name of another tuple).
 fn is_plain_part(part: &str) -> bool {
-    !part.is_empty() && !part.contains(SEP) && !part.starts_with("x-") && !part.ends_with("-x")
+    !part.is_empty()
+        && part != "x"
+        && !part.contains(SEP)
+        && !part.starts_with("x-")
+        && !part.ends_with("-x")
 }
 
 /// `value` if it is a valid label value, else a truncated prefix + `-` + 16
@@ -540,5 +546,153 @@ mod tests {
             owner_selector("u"),
             "tenancy.nestkube.io/managed-by=nestkube,tenancy.nestkube.io/vc-uid=u"
         );
+    }
+}
+
+/// Bounded fuzzing of [`host_name`]: for any valid virtual names (DNS labels
+/// for clusters and namespaces, DNS subdomains for names), the parent name
+/// is at most 63 characters, a DNS label (a subdomain when the name has
+/// dots), deterministic, and different for different tuples, in the same
+/// cluster or across clusters. Seeds: `tests/fuzz-corpus/host_name/*.tsv`
+/// (`cluster<TAB>namespace<TAB>name` per line; every line of a file must
+/// map to a different name). Longer runs: `docs/fuzzing.md`.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use nestkube_fuzz_support as fuzz;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    const DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+    type Tuple = (String, String, String);
+
+    fn is_dns_label(s: &str) -> bool {
+        let b = s.as_bytes();
+        !s.is_empty()
+            && s.len() <= 63
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    }
+
+    fn is_dns_subdomain(s: &str) -> bool {
+        s.len() <= 253 && s.split('.').all(is_dns_label)
+    }
+
+    /// Whether `name` is the hashed form: `<prefix>-x-x-<hex>`.
+    fn is_hashed(name: &str) -> bool {
+        name.rsplit_once("-x-x-")
+            .is_some_and(|(_, h)| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
+    /// The properties of one tuple.
+    fn check_one((c, ns, n): &Tuple) -> String {
+        let h = host_name(c, ns, n);
+        assert_eq!(h, host_name(c, ns, n), "not deterministic");
+        assert!(h.len() <= MAX_LEN, "{h} longer than {MAX_LEN}");
+        if n.contains('.') {
+            assert!(
+                is_dns_subdomain(&h),
+                "{c} {ns} {n} -> {h}: not a DNS subdomain"
+            );
+        } else {
+            assert!(is_dns_label(&h), "{c} {ns} {n} -> {h}: not a DNS label");
+        }
+        // Plain and hashed names are told apart by the marker alone, which
+        // is what keeps them from colliding.
+        let plain = [n.as_str(), ns.as_str()]
+            .into_iter()
+            .chain(c.split(':'))
+            .collect::<Vec<_>>()
+            .join(SEP);
+        assert!(
+            h == plain && !h.contains("-x-x-") || h != plain && is_hashed(&h),
+            "{c} {ns} {n} -> {h}: plain form with the hash marker"
+        );
+        h
+    }
+
+    /// Every tuple of `tuples` maps to a different name.
+    fn check_distinct(tuples: &[Tuple]) {
+        let mut seen: HashMap<String, &Tuple> = HashMap::new();
+        for t in tuples {
+            let h = check_one(t);
+            if let Some(other) = seen.insert(h.clone(), t)
+                && other != t
+            {
+                panic!("{other:?} and {t:?} both map to {h}");
+            }
+        }
+    }
+
+    #[test]
+    fn corpus() {
+        for seed in fuzz::corpus(DIR, "host_name") {
+            let text = String::from_utf8(seed.bytes).expect("UTF-8");
+            let tuples: Vec<Tuple> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    let f: Vec<&str> = l.split('\t').collect();
+                    assert_eq!(f.len(), 3, "{}: {l:?}", seed.name);
+                    (f[0].into(), f[1].into(), f[2].into())
+                })
+                .collect();
+            check_distinct(&tuples);
+        }
+    }
+
+    /// Found by this target: a part `x` put the hash marker into a plain
+    /// name, so a tenant could give a pod of a nested cluster named after a
+    /// hash the same parent name as another cluster's hashed pod: `a` in
+    /// `default` of `team:x:<hex>` was `a-x-default-x-team-x-x-x-<hex>`, the
+    /// hashed name of a long pod of `team`.
+    #[test]
+    fn regression_part_x_collides_with_a_hashed_name() {
+        let long = format!("a-x-default-x-team-x{}z", "-".repeat(30));
+        let hashed = host_name("team", "default", &long);
+        let (_, hex) = hashed.rsplit_once("-x-x-").expect("hashed");
+        let forged_cluster = format!("team:x:{hex}");
+        let forged = host_name(&forged_cluster, "default", "a");
+        assert_ne!(forged, hashed);
+        check_distinct(&[
+            ("team".into(), "default".into(), long),
+            (forged_cluster, "default".into(), "a".into()),
+        ]);
+    }
+
+    /// Labels built from pieces around the separator, so that ambiguous
+    /// joins are likely.
+    fn label() -> impl Strategy<Value = String> {
+        let alnum = || prop::sample::select(vec!["a", "b", "x", "xx", "0", "web", "team", "ab12"]);
+        let any = prop::sample::select(vec!["a", "x", "x-", "-x", "-x-", "-", "0", "xx"]);
+        prop_oneof![
+            alnum().prop_map(str::to_string),
+            (alnum(), prop::collection::vec(any, 0..4), alnum())
+                .prop_map(|(a, mid, b)| format!("{a}{}{b}", mid.concat())),
+        ]
+    }
+
+    fn tuple() -> impl Strategy<Value = Tuple> {
+        (
+            prop::collection::vec(label(), 1..4).prop_map(|p| p.join(":")),
+            label(),
+            prop_oneof![
+                3 => label(),
+                1 => prop::collection::vec(label(), 2..4).prop_map(|p| p.join(".")),
+                1 => (label(), 40usize..80).prop_map(|(l, n)| format!("{}{l}", "a".repeat(n))),
+            ],
+        )
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config(DIR, "host_name", 2000))]
+
+        #[test]
+        fn valid_tuples(tuples in prop::collection::vec(tuple(), 1..24)) {
+            check_distinct(&tuples);
+        }
     }
 }

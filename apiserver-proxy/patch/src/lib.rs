@@ -40,6 +40,8 @@ pub mod strategic;
 use serde_json::Value;
 
 pub use error::{PatchError, StrategicError};
+/// The deepest nesting a stored object may have (what the JSON reader reads).
+pub use limits::{MAX_DEPTH as MAX_DOCUMENT_DEPTH, depth_within};
 pub use schema::{FieldMeta, PatchSchema, SchemaError, TypeRef};
 pub use strategic::strategic_merge_patch;
 

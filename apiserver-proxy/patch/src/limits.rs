@@ -80,7 +80,7 @@ impl io::Write for Counter {
 /// Whether `v` nests at most `max` objects and arrays deep (a scalar is 0
 /// deep, `[]` 1, `{"a":[]}` 2). Iterative; stops at the first path deeper
 /// than `max`.
-pub(crate) fn depth_within(v: &Value, max: usize) -> bool {
+pub fn depth_within(v: &Value, max: usize) -> bool {
     if !(v.is_object() || v.is_array()) {
         return true;
     }

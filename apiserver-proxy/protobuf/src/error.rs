@@ -40,6 +40,10 @@ pub enum ProtobufError {
     /// Messages nest deeper than [`crate::MAX_DEPTH`].
     #[error("protobuf messages nest deeper than {0} levels")]
     TooDeep(usize),
+    /// The decoded object nests deeper than [`crate::MAX_JSON_DEPTH`] JSON
+    /// levels (it could not be read back once stored).
+    #[error("decoded object nests deeper than {0} JSON levels")]
+    JsonTooDeep(usize),
     /// The decoded object would exceed the value budget (see [`crate::decode`]).
     #[error("decoded object exceeds the limit of {0} JSON values")]
     TooLarge(usize),

@@ -34,6 +34,11 @@ use serde_json::{Map, Value};
 /// Deepest message nesting accepted (JSONSchemaProps trees nest two levels per schema level).
 pub const MAX_DEPTH: usize = 100;
 
+/// Deepest JSON nesting of a decoded object, in containers (`{}` is 1): what
+/// `serde_json`'s reader accepts, so the object can be stored and read back.
+/// Message nesting alone does not bound it (a schema level is two JSON levels).
+pub const MAX_JSON_DEPTH: usize = 127;
+
 /// Largest body accepted.
 pub const MAX_BODY_BYTES: usize = 32 << 20;
 
@@ -90,9 +95,33 @@ pub fn decode(body: &[u8]) -> Result<Decoded, ProtobufError> {
             object.insert(k, v);
         }
     }
+    let object = Value::Object(object);
+    if json_depth(&object) > MAX_JSON_DEPTH {
+        return Err(ProtobufError::JsonTooDeep(MAX_JSON_DEPTH));
+    }
     Ok(Decoded {
         api_version: env.api_version,
         kind: env.kind,
-        object: Value::Object(object),
+        object,
     })
+}
+
+/// The nesting of `v` in containers (a scalar is 0, `[]` 1), without recursing.
+fn json_depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Object(m) => {
+                max = max.max(d + 1);
+                stack.extend(m.values().map(|c| (c, d + 1)));
+            }
+            Value::Array(a) => {
+                max = max.max(d + 1);
+                stack.extend(a.iter().map(|c| (c, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
 }

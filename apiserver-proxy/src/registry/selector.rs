@@ -291,7 +291,9 @@ fn split_once_unescaped(s: &str, op: &str) -> Option<(String, String)> {
             i += 2;
             continue;
         }
-        if s[i..].starts_with(op) {
+        // Bytes, not `s[i..]`: `i` may fall inside a multi-byte character
+        // (that panicked). `op` is ASCII, so a match starts on a boundary.
+        if bytes[i..].starts_with(op.as_bytes()) {
             return Some((s[..i].to_string(), s[i + op.len()..].to_string()));
         }
         i += 1;

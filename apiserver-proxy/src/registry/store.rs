@@ -216,6 +216,14 @@ pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
 }
 
 fn encode_for_storage(obj: &Value) -> Result<Bytes, ApiError> {
+    // What is written must read back: `decode_stored`'s JSON reader refuses
+    // documents nested deeper (and a stored one would fail every LIST).
+    if !nestkube_patch::depth_within(obj, nestkube_patch::MAX_DOCUMENT_DEPTH) {
+        return Err(ApiError::BadRequest(format!(
+            "the object nests deeper than {} levels",
+            nestkube_patch::MAX_DOCUMENT_DEPTH
+        )));
+    }
     let mut copy = obj.clone();
     meta::set(&mut copy, "resourceVersion", None);
     serde_json::to_vec(&copy)
@@ -951,9 +959,9 @@ impl Store {
         let mut start_after: Option<String> = None;
         let mut list_rv = current;
         if let Some(token) = opts.continue_token.as_deref().filter(|s| !s.is_empty()) {
-            let (rv, start) = decode_continue(token)?;
+            let (rv, start) = continue_from(&prefix, token)?;
             list_rv = rv;
-            start_after = Some(format!("{prefix}{start}"));
+            start_after = Some(start);
         } else if let Some(rv) = opts
             .resource_version
             .as_deref()
@@ -1079,6 +1087,15 @@ fn encode_continue(rv: u64, last_key_suffix: &str) -> String {
     base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
 }
 
+/// Where a LIST of `prefix` resumes for a client's continue `token`: its
+/// revision and the key to start after. A token is client input: the key is
+/// always `prefix` + the token's start, and storage lists only keys under
+/// `prefix`, so no token reaches another cluster's (or namespace's) keys.
+fn continue_from(prefix: &str, token: &str) -> Result<(u64, String), ApiError> {
+    let (rv, start) = decode_continue(token)?;
+    Ok((rv, format!("{prefix}{start}")))
+}
+
 fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
     let bad = |why: &str| ApiError::BadRequest(format!("continue key is not valid: {why}"));
     let raw = base64::engine::general_purpose::URL_SAFE
@@ -1112,5 +1129,171 @@ mod tests {
             (42, "default/web-1".to_string())
         );
         assert!(decode_continue("!!").is_err());
+    }
+
+    /// Bounded fuzzing of continue tokens (any string a client sends):
+    /// decoding never panics, and a LIST resumed from any token, however
+    /// forged, returns only keys under the prefix it lists, never another
+    /// cluster's or namespace's. Seeds: `tests/fuzz-corpus/continue_token`.
+    mod fuzz_continue_token {
+        use std::sync::Arc;
+
+        use super::super::{continue_from, encode_continue};
+        use base64::Engine;
+        use bytes::Bytes;
+        use nestkube_fuzz_support as fuzz;
+        use nestkube_storage::{ListOptions, Storage};
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        const DIR: &str = env!("CARGO_MANIFEST_DIR");
+        /// Keys of two clusters (`a`, `a:b`) and a namespace beside `default`.
+        const KEYS: &[&str] = &[
+            "/a/configmaps/default/x",
+            "/a/configmaps/default/y",
+            "/a/configmaps/default2/z",
+            "/a/secrets/default/s",
+            "/a:b/configmaps/default/x",
+            "/a:b/secrets/default/s",
+            "/b/secrets/default/s",
+            "/a\u{0}/secrets/default/s",
+        ];
+        const PREFIXES: &[&str] = &["/a/configmaps/default/", "/a/configmaps/", "/a:b/secrets/"];
+
+        struct World {
+            rt: tokio::runtime::Runtime,
+            storage: Arc<dyn Storage>,
+            _dir: tempfile::TempDir,
+        }
+
+        fn world() -> &'static World {
+            static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+            WORLD.get_or_init(|| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let storage = nestkube_storage::open_default(dir.path()).expect("storage");
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    for k in KEYS {
+                        storage
+                            .create(k, Bytes::from_static(b"{}"))
+                            .await
+                            .expect("create");
+                    }
+                });
+                World {
+                    rt,
+                    storage,
+                    _dir: dir,
+                }
+            })
+        }
+
+        /// The property of one token against every prefix.
+        fn check(token: &str) {
+            let w = world();
+            for prefix in PREFIXES {
+                let Ok((_, start)) = continue_from(prefix, token) else {
+                    continue;
+                };
+                let page =
+                    w.rt.block_on(w.storage.list(
+                        prefix,
+                        ListOptions {
+                            start_after: Some(start.clone()),
+                            limit: None,
+                        },
+                    ))
+                    .expect("list");
+                for kv in page.items {
+                    assert!(
+                        kv.key.starts_with(prefix),
+                        "token {token:?} (start {start:?}) listed {} under {prefix}",
+                        kv.key
+                    );
+                }
+            }
+        }
+
+        fn encode(v: &Value, url_safe: bool) -> String {
+            let raw = v.to_string();
+            if url_safe {
+                base64::engine::general_purpose::URL_SAFE.encode(raw)
+            } else {
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            }
+        }
+
+        /// Tokens shaped like the server's, with forged starts.
+        fn forged() -> impl Strategy<Value = String> {
+            let piece = prop::sample::select(vec![
+                "",
+                "/",
+                "..",
+                ".",
+                "a",
+                "a:b",
+                "b",
+                "default",
+                "default2",
+                "configmaps",
+                "secrets",
+                "\u{0}",
+                "\u{ff}",
+                "\u{10ffff}",
+                "%2F",
+                "~",
+                "x",
+            ]);
+            (
+                prop::collection::vec(piece, 0..6),
+                any::<u64>(),
+                any::<bool>(),
+                prop::sample::select(vec!["meta.k8s.io/v1", "v1", ""]),
+            )
+                .prop_map(|(pieces, rv, url_safe, v)| {
+                    let start = pieces.concat();
+                    encode(&json!({"v": v, "rv": rv, "start": start}), url_safe)
+                })
+        }
+
+        #[test]
+        fn corpus() {
+            for seed in fuzz::corpus(DIR, "continue_token") {
+                check(
+                    std::str::from_utf8(&seed.bytes)
+                        .expect("UTF-8 token")
+                        .trim(),
+                );
+            }
+            // The server's own tokens resume where they should.
+            let t = encode_continue(7, "default/x");
+            let (_, start) = continue_from("/a/configmaps/", &t).unwrap();
+            assert_eq!(start, "/a/configmaps/default/x");
+        }
+
+        proptest! {
+            #![proptest_config(fuzz::config(DIR, "continue_token", 2000))]
+
+            #[test]
+            fn forged_tokens_stay_under_their_prefix(token in forged()) {
+                check(&token);
+            }
+
+            #[test]
+            fn arbitrary_strings(token in "\\PC{0,64}") {
+                check(&token);
+            }
+
+            #[test]
+            fn mutated_tokens(bytes in fuzz::mutated(
+                fuzz::corpus(DIR, "continue_token").into_iter().map(|s| s.bytes).collect(),
+                6,
+            )) {
+                check(&String::from_utf8_lossy(&bytes));
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! cost before and between requests (caps, timeouts, accept back-off) is
 //! [`connections`]'.
 
+pub mod bounded_value;
 pub mod connections;
 pub mod handler;
 pub mod inprocess;

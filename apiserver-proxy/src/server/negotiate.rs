@@ -114,7 +114,9 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
         None | Some("application/json") | Some("") | Some("*/*") => serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}"))),
         Some("application/yaml") | Some("application/x-yaml") | Some("text/yaml") => {
-            serde_yaml::from_slice(body).map_err(|e| {
+            // Within a budget: YAML aliases could otherwise expand a small
+            // body into gigabytes.
+            super::bounded_value::yaml_to_value(body).map_err(|e| {
                 ApiError::BadRequest(format!("the request body is not valid YAML: {e}"))
             })
         }

@@ -504,3 +504,231 @@ mod tests {
         }
     }
 }
+
+/// Bounded fuzzing of the DNS server's wire handling (any host that can
+/// reach `--dns-listen` sends it anything, unauthenticated): every packet
+/// gets no reply or a well-formed one with the query's id, never a panic; an
+/// address no tenant pod has never gets a record; a tenant pod never gets
+/// another cluster's records. Runs [`Handler::handle`] against a real
+/// in-process server (two clusters, each with a Service `web`); no
+/// upstream resolvers, so nothing leaves the process. Seeds:
+/// `tests/fuzz-corpus/dns` (query packets), replayed first, then mutated,
+/// then generated queries. Longer runs: `docs/fuzzing.md`.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use nestkube_apiserver::server::request::ROOT_CLUSTER;
+    use nestkube_apiserver::server::{RunningServer, ServeConfig};
+    use nestkube_fuzz_support as fuzz;
+    use proptest::prelude::*;
+
+    const DIR: &str = env!("CARGO_MANIFEST_DIR");
+    /// The address of a pod of the root cluster, and of nothing.
+    const POD: [u8; 4] = [127, 0, 0, 2];
+    const NOBODY: [u8; 4] = [127, 0, 0, 9];
+    /// ClusterIPs of `web` in the root cluster and in `other`.
+    const ROOT_WEB: &str = "10.96.100.1";
+    const OTHER_WEB: &str = "10.96.200.2";
+
+    struct World {
+        rt: tokio::runtime::Runtime,
+        handler: Handler,
+        _server: RunningServer,
+        _dir: tempfile::TempDir,
+    }
+
+    fn world() -> &'static World {
+        static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+        WORLD.get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (server, handler) = rt.block_on(async {
+                let server = nestkube_apiserver::server::start(ServeConfig {
+                    data_dir: dir.path().to_path_buf(),
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    backend: Default::default(),
+                })
+                .await
+                .expect("server");
+                let api = server.api.clone();
+                api.clusters
+                    .create(&api.store, &api.catalog, "other")
+                    .await
+                    .expect("cluster");
+                for (cluster, ip) in [(ROOT_CLUSTER, ROOT_WEB), ("other", OTHER_WEB)] {
+                    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+                        kube::Api::namespaced(api.client_for(cluster), "default");
+                    let svc = serde_json::from_value(json!({
+                        "metadata": {"name": "web"},
+                        "spec": {"clusterIP": ip, "ports": [{"name": "http", "port": 80}]},
+                    }))
+                    .unwrap();
+                    services
+                        .create(&Default::default(), &svc)
+                        .await
+                        .expect("service");
+                }
+                let index = Arc::new(PodIndex::default());
+                index.set(
+                    PodRef {
+                        cluster: ROOT_CLUSTER.into(),
+                        namespace: "default".into(),
+                        name: "client".into(),
+                    },
+                    vec![IpAddr::from(POD)],
+                );
+                let handler = Handler {
+                    zone: Zone::new(api.clone()),
+                    api,
+                    index,
+                    upstreams: Vec::new(),
+                };
+                (server, handler)
+            });
+            World {
+                rt,
+                handler,
+                _server: server,
+                _dir: dir,
+            }
+        })
+    }
+
+    fn addresses(m: &Message) -> Vec<String> {
+        m.answers
+            .iter()
+            .chain(&m.additionals)
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0.to_string()),
+                RData::AAAA(a) => Some(a.0.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The properties of one packet, from each source, over UDP and TCP.
+    fn check(query: &[u8]) {
+        let w = world();
+        for src in [POD, NOBODY] {
+            for tcp in [false, true] {
+                let reply =
+                    w.rt.block_on(w.handler.handle(IpAddr::from(src), query, tcp));
+                let Some(reply) = reply else {
+                    assert!(query.len() < 2, "no reply to a packet with an id");
+                    continue;
+                };
+                let m = Message::from_vec(&reply).expect("a well-formed reply");
+                assert_eq!(m.metadata.id.to_be_bytes(), query[..2], "reply id");
+                assert!(tcp || reply.len() <= 65_535);
+                if src == NOBODY {
+                    assert!(
+                        matches!(
+                            m.metadata.response_code,
+                            ResponseCode::Refused | ResponseCode::FormErr | ResponseCode::NotImp
+                        ),
+                        "{:?} to an address of no pod",
+                        m.metadata.response_code
+                    );
+                    assert!(m.answers.is_empty() && m.additionals.is_empty());
+                } else {
+                    let found = addresses(&m);
+                    assert!(
+                        !found.iter().any(|a| a == OTHER_WEB),
+                        "another cluster's address: {found:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn corpus() {
+        for seed in fuzz::corpus(DIR, "dns") {
+            check(&seed.bytes);
+        }
+        // The zone answers the root pod with its own cluster's Service.
+        let seed = fuzz::corpus(DIR, "dns")
+            .into_iter()
+            .find(|s| s.name == "a-service-fqdn.bin")
+            .expect("seed");
+        let w = world();
+        let reply =
+            w.rt.block_on(w.handler.handle(IpAddr::from(POD), &seed.bytes, false))
+                .expect("reply");
+        assert_eq!(addresses(&Message::from_vec(&reply).unwrap()), [ROOT_WEB]);
+    }
+
+    /// Queries for names of the zone (and around it), of any type.
+    fn query() -> impl Strategy<Value = Vec<u8>> {
+        let label = prop::sample::select(vec![
+            "web",
+            "other",
+            "default",
+            "kube-system",
+            "svc",
+            "pod",
+            "cluster",
+            "local",
+            "_http",
+            "_tcp",
+            "_udp",
+            "127-0-0-2",
+            "10-96-200-2",
+            "fd00--5",
+            "Web",
+            "a-",
+            "xn--",
+            "*",
+        ]);
+        (
+            prop::collection::vec(label, 0..7),
+            any::<bool>(),
+            prop::sample::select(vec![1u16, 28, 5, 33, 6, 12, 16, 255, 0, 65535]),
+            any::<u16>(),
+            any::<bool>(),
+        )
+            .prop_map(|(labels, in_zone, qtype, id, edns)| {
+                let mut name = labels.join(".");
+                if in_zone {
+                    name.push_str(if name.is_empty() { "" } else { "." });
+                    name.push_str(CLUSTER_DOMAIN);
+                }
+                let mut m = Message::query();
+                m.metadata.id = id;
+                m.metadata.recursion_desired = true;
+                if let Ok(n) = Name::from_ascii(format!("{name}.")) {
+                    m.add_query(Query::query(n, RecordType::from(qtype)));
+                }
+                if edns {
+                    m.set_edns(Edns::new());
+                }
+                m.to_vec().unwrap_or_default()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config(DIR, "dns", 1000))]
+
+        #[test]
+        fn generated_queries(q in query()) {
+            check(&q);
+        }
+
+        #[test]
+        fn mutated_packets(q in fuzz::mutated(
+            fuzz::corpus(DIR, "dns").into_iter().map(|s| s.bytes).collect(),
+            6,
+        )) {
+            check(&q);
+        }
+
+        #[test]
+        fn arbitrary_packets(q in prop::collection::vec(any::<u8>(), 0..96)) {
+            check(&q);
+        }
+    }
+}
