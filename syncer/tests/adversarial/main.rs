@@ -8,6 +8,7 @@ mod common;
 
 mod network_exposure;
 mod pod_reference_translation;
+mod tenant_network_isolation;
 
 use k8s_openapi::api::core::v1::Event;
 use kube::Client;
