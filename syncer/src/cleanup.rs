@@ -9,7 +9,10 @@
 //!   Service and claim of the cluster (and Ingress and NetworkPolicy when
 //!   its VirtualCluster enables them) and every copy of it in the parent is
 //!   reconciled, so missing copies are created and copies without a
-//!   virtual object (or of a kind switched off) are deleted.
+//!   virtual object (or of a kind switched off) are deleted; so is the
+//!   cluster's isolation policy ([`down::isolation`], which carries the
+//!   owner annotations of a copy, so the sweep and the cleanup treat it as
+//!   one).
 //! - [`sweep`]: after each (re)list of a parent's watch (of all namespaces,
 //!   or of one of `--host-namespaces`), and when the parent answers again
 //!   after being unreachable, copies whose virtual cluster no
@@ -126,6 +129,13 @@ pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
             }
         }
     }
+    // The isolation policy: created, updated, or deleted when switched off.
+    s.enqueue_object(
+        Kind::NetworkPolicy,
+        cluster,
+        down::isolation::NAMESPACE,
+        down::isolation::NAME,
+    );
     for kind in KINDS {
         let a = api(&ctx.parent, kind, &ctx.placement.host_namespace);
         for obj in list(&a, kind, &names::owner_selector(&ctx.placement.uid)).await? {

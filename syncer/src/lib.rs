@@ -22,7 +22,9 @@
 //! enables them, the parent's RuntimeClasses, StorageClasses, the Nodes
 //! pods are bound to and the PersistentVolumes claims are bound to mirrored
 //! up ([`mirror`]), the parent's Events about copies of pods, claims and
-//! Services told about the virtual objects ([`events`]). Cleanup:
+//! Services told about the virtual objects ([`events`]). Every
+//! VirtualCluster also gets a default NetworkPolicy in its parent that
+//! isolates its pods from other tenants' ([`down::isolation`]). Cleanup:
 //! a placement that disappears deletes everything labelled with its
 //! VirtualCluster's uid ([`cleanup`]); every (re)start reconciles all, and
 //! so does a parent that answers again after being unreachable (the
@@ -831,6 +833,9 @@ impl Syncer {
                     Kind::PersistentVolumeClaim => down::pvc::sync(&ctx, &namespace, &name).await,
                     Kind::Endpoints => down::endpoints::sync(&ctx, &namespace, &name).await,
                     Kind::Ingress => down::ingress::sync(&self, &ctx, &namespace, &name).await,
+                    Kind::NetworkPolicy if down::isolation::is_key(&namespace, &name) => {
+                        down::isolation::sync(&self, &ctx).await
+                    }
                     Kind::NetworkPolicy => {
                         down::network_policy::sync(&ctx, &namespace, &name).await
                     }

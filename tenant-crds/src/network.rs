@@ -48,6 +48,26 @@ pub struct NetworkSpec {
     /// What copied Ingresses may claim on the parent's ingress controllers.
     #[serde(default)]
     pub ingress: IngressPolicy,
+
+    /// The default network isolation of the tenant's pods on the parent
+    /// cluster: `Tenant` (the default) gives them a NetworkPolicy that
+    /// admits traffic only from the tenant's own pods and lets them reach
+    /// only their own pods, nestkube's DNS and API, and allowedCIDRs;
+    /// `None` leaves them to the parent's own policies.
+    #[serde(default)]
+    pub isolation: NetworkIsolation,
+}
+
+/// The default network isolation of a tenant's pods on the parent cluster.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum NetworkIsolation {
+    /// One NetworkPolicy selecting the tenant's pods: ingress from the
+    /// tenant's pods (and allowedCIDRs), egress to them, nestkube's DNS and
+    /// API (and allowedCIDRs).
+    #[default]
+    Tenant,
+    /// No default policy.
+    None,
 }
 
 /// A Service type that exposes a Service outside the cluster network.
@@ -302,6 +322,7 @@ mod tests {
                 allowed_hosts: vec!["*.example.com".into()],
                 allowed_classes: vec!["public".into()],
             },
+            ..Default::default()
         };
         let narrower = NetworkSpec {
             allowed_service_types: vec![ExposedServiceType::NodePort],
@@ -310,6 +331,7 @@ mod tests {
                 allowed_hosts: vec!["*.a.example.com".into(), "b.example.com".into()],
                 allowed_classes: vec!["public".into()],
             },
+            ..Default::default()
         };
         assert!(narrower.wider_than(&parent, "p").is_empty());
         let wider = NetworkSpec {
@@ -319,6 +341,7 @@ mod tests {
                 allowed_hosts: vec!["*".into()],
                 allowed_classes: vec!["internal".into()],
             },
+            ..Default::default()
         };
         let v = wider.wider_than(&parent, "p");
         assert_eq!(v.len(), 4, "{v:?}");

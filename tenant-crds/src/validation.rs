@@ -451,6 +451,7 @@ mod tests {
                     allowed_hosts: vec!["*".into(), "*.example.com".into(), "a.example.com".into()],
                     allowed_classes: vec!["nginx".into()],
                 },
+                ..Default::default()
             },
         };
         assert_eq!(validate(&s), vec![]);

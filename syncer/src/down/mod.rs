@@ -24,6 +24,7 @@ pub mod config;
 pub mod endpoints;
 pub mod exposure;
 pub mod ingress;
+pub mod isolation;
 pub mod network_policy;
 pub mod pod;
 pub mod pod_spec;

@@ -27,6 +27,9 @@
 //!   policy still isolates the pods it selects) and a Warning `SyncError`
 //!   Event on the virtual policy names it.
 //!
+//! A copied policy adds to the cluster's default isolation policy
+//! ([`super::isolation`]): NetworkPolicies selecting a pod are a union.
+//!
 //! The namespace labels are read at each reconcile; the policies of a
 //! cluster are reconciled again when its namespaces change
 //! ([`crate::Item::NetworkPolicies`]).

@@ -10,6 +10,7 @@ mod common;
 mod dns_connection_exhaustion;
 mod network_exposure;
 mod pod_reference_translation;
+mod tenant_network_isolation;
 
 use k8s_openapi::api::core::v1::Event;
 use kube::Client;
