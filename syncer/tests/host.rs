@@ -457,7 +457,12 @@ async fn network_policies_and_ingresses_on_the_host() {
         ns.name(),
         "tenant",
         Default::default(),
-        json!({"sync": {"ingresses": true, "networkPolicies": true}}),
+        // The ipBlock, the catch-all defaultBackend and the class below are
+        // exposed only as allowed.
+        json!({"sync": {"ingresses": true, "networkPolicies": true},
+               "network": {"allowedCIDRs": ["10.0.0.0/8"],
+                           "ingress": {"allowedHosts": ["*"],
+                                       "allowedClasses": ["nginx"]}}}),
     )
     .await;
     let uid = format!("uid-{cluster}");
