@@ -425,11 +425,16 @@ impl ApiServer {
                 return Err(ApiError::Unauthorized);
             }
         } else {
-            // Unreachable for a current credential; kept as a last guard.
-            let cluster = self
-                .clusters
-                .get(&info.cluster)
-                .ok_or(ApiError::Unauthorized)?;
+            // The instance the credential was verified against (not a fresh
+            // look-up, which could already name a re-created cluster): what
+            // this request streams ends with it.
+            let cluster = match identity {
+                Identity::Cluster { cluster, .. } if cluster.path == info.cluster => {
+                    cluster.clone()
+                }
+                // Unreachable for a current credential; kept as a last guard.
+                _ => return Err(ApiError::Unauthorized),
+            };
             // The cluster's request limits (after authentication, before
             // authorization, as upstream's max-inflight filter). The permit
             // is held until the response is built; a watch's stream outlives
