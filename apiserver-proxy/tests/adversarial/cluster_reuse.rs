@@ -44,19 +44,23 @@ async fn drain(
     events.unwrap_or_else(|_| panic!("{what}: the watch did not end"))
 }
 
+/// The resourceVersion of a list of `api` now.
+async fn list_rv(api: &Api<Secret>) -> String {
+    api.list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv")
+}
+
 #[tokio::test]
 async fn a_reused_cluster_path_shares_no_watch_and_no_history() {
     let f = Fixture::start().await;
     f.create_cluster("reuse").await;
     let x_admin = f.user_client("reuse", "x-admin", &["system:masters"]).await;
     let x_secrets = Api::<Secret>::namespaced(x_admin, "default");
-    let before_x = x_secrets
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let before_x = list_rv(&x_secrets).await;
     // Tenant X watches its Secrets (twice: with and without a timeout).
     let x_watch = x_secrets
         .watch(&WatchParams::default(), &before_x)
@@ -108,13 +112,7 @@ async fn a_reused_cluster_path_shares_no_watch_and_no_history() {
         other => panic!("expected 410 Gone, got {other:?}"),
     }
     // A watch from Y's own history works.
-    let now = y_secrets
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let now = list_rv(&y_secrets).await;
     let mut stream = y_secrets
         .watch(&WatchParams::default(), &now)
         .await

@@ -65,14 +65,8 @@ fn assert_blind(what: &str, status: u16, body: &Value, not_found_ok: bool) {
     }
 }
 
-#[tokio::test]
-async fn no_credential_crosses_a_cluster_boundary_for_any_resource_or_verb() {
-    let f = Fixture::start().await;
-    for c in ["tenant-a", "tenant-b", "tenant-a:child"] {
-        f.create_cluster(c).await;
-    }
-    // Tenant B's data, named with the marker, in every namespaced kind we can
-    // create simply.
+/// Writes tenant B's ConfigMap: name [`MARKER`], data [`DATA`].
+async fn write_marker(f: &Fixture) {
     let b = f
         .user_client("tenant-b", "b-admin", &["system:masters"])
         .await;
@@ -86,6 +80,15 @@ async fn no_credential_crosses_a_cluster_boundary_for_any_resource_or_verb() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn no_credential_crosses_a_cluster_boundary_for_any_resource_or_verb() {
+    let f = Fixture::start().await;
+    for c in ["tenant-a", "tenant-b", "tenant-a:child"] {
+        f.create_cluster(c).await;
+    }
+    write_marker(&f).await;
 
     // Bare-address clients presenting each credential, so the test chooses
     // the whole path.
@@ -128,19 +131,7 @@ async fn odd_paths_never_reach_another_cluster() {
     for c in ["tenant-a", "tenant-b"] {
         f.create_cluster(c).await;
     }
-    let b = f
-        .user_client("tenant-b", "b-admin", &["system:masters"])
-        .await;
-    let (status, _) = common::send(
-        &b,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some(json!({"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": MARKER}, "data": {"k": DATA}})),
-        &[],
-    )
-    .await;
-    assert_eq!(status, 201);
+    write_marker(&f).await;
     let a = f
         .client(None, &f.issue("tenant-a", "a-admin", &["system:masters"]))
         .await;

@@ -6,37 +6,9 @@
 
 use std::time::Duration;
 
-use http_body_util::BodyExt;
-use kube::Client;
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, send};
-
-/// Sends `body` with `content_type`; returns the status and the JSON answer.
-async fn send_raw(
-    client: &Client,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: Vec<u8>,
-) -> (u16, Value) {
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", content_type)
-        .body(kube::client::Body::from(body))
-        .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(60), client.send(req))
-        .await
-        .expect("timely")
-        .expect("an answer (the server is up)");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
+use crate::common::{Fixture, send, send_bytes};
 
 /// `{"x": {"x": ... {}}}`, `levels` + 1 containers deep.
 fn chain(levels: usize) -> Value {
@@ -76,12 +48,13 @@ async fn json_patch_depth_bomb_is_refused_and_the_server_stays_up() {
         ops.push(json!({"op": "move", "from": format!("{base}/{from}"), "path": format!("{base}/{to}{deep_path}/x")}));
     }
     let body = serde_json::to_vec(&ops).unwrap();
-    let (code, status) = send_raw(
+    let (code, status) = send_bytes(
         &client,
         "PATCH",
         &format!("{cms}/deep"),
         "application/json-patch+json",
         body,
+        Duration::from_secs(60),
     )
     .await;
     assert_eq!(code, 422, "{status}");
@@ -103,12 +76,13 @@ async fn yaml_alias_bomb_is_refused() {
     doc.push_str("]\ndata: [");
     doc.push_str(&"*a,".repeat(60));
     doc.push_str("]\n");
-    let (code, status) = send_raw(
+    let (code, status) = send_bytes(
         &client,
         "POST",
         "/api/v1/namespaces/default/configmaps",
         "application/yaml",
         doc.into_bytes(),
+        Duration::from_secs(60),
     )
     .await;
     assert_eq!(code, 400, "{status}");

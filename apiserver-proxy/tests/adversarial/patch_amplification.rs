@@ -7,12 +7,24 @@
 
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use kube::Client;
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, send};
+use crate::common::{Fixture, send, send_bytes};
 use crate::memory;
+
+/// PATCHes `path` with `body` of `content_type`.
+async fn patch(client: &Client, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    send_bytes(
+        client,
+        "PATCH",
+        path,
+        content_type,
+        body,
+        Duration::from_secs(60),
+    )
+    .await
+}
 
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 /// Leases: a kind without size validation of its own.
@@ -47,26 +59,6 @@ async fn get(client: &Client, path: &str) -> Value {
     let (status, body) = send(client, "GET", path, None, &[]).await;
     assert_eq!(status, 200, "{body}");
     body
-}
-
-/// PATCHes `path` with `body` of `content_type`.
-async fn patch(client: &Client, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-    let req = http::Request::builder()
-        .method("PATCH")
-        .uri(path)
-        .header("content-type", content_type)
-        .body(kube::client::Body::from(body))
-        .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(60), client.send(req))
-        .await
-        .expect("timely")
-        .expect("send");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 /// The reported attack: add a 1 KB array, then copy it into itself 30

@@ -198,10 +198,38 @@ pub async fn send(
         None => req.body(kube::client::Body::empty()),
     }
     .unwrap();
-    let resp = tokio::time::timeout(TIMEOUT, client.send(req))
+    answer(client, req, TIMEOUT).await
+}
+
+/// Sends `body` as it is, with `content_type` (a patch, YAML, a hostile
+/// body), allowing `timeout`; returns the status and the JSON answer.
+pub async fn send_bytes(
+    client: &Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> (u16, Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", content_type)
+        .body(kube::client::Body::from(body))
+        .unwrap();
+    answer(client, req, timeout).await
+}
+
+/// The status and JSON body (`Null` if not JSON) of `req`'s response.
+async fn answer(
+    client: &Client,
+    req: http::Request<kube::client::Body>,
+    timeout: Duration,
+) -> (u16, Value) {
+    let resp = tokio::time::timeout(timeout, client.send(req))
         .await
         .expect("timely")
-        .expect("send");
+        .expect("an answer (the server is up)");
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     (
