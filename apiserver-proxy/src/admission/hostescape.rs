@@ -31,7 +31,7 @@ use super::baseline::{self, Check, Offence};
 use super::podsecurity::significant_update;
 use super::{Attributes, Operation, Plugin};
 use crate::error::ApiError;
-use crate::registry::store::Store;
+use crate::registry::admission_hook::ReadOnlyStore;
 
 /// Taints of control-plane nodes a tenant pod may not tolerate.
 const CONTROL_PLANE_TAINTS: &[&str] = &[
@@ -298,7 +298,7 @@ impl Plugin for HostEscape {
         attrs: &Attributes<'_>,
         obj: &Value,
         old: Option<&Value>,
-        _store: &Store,
+        _store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         let judged = attrs.resource.group.is_empty()
             && attrs.resource.resource == "pods"

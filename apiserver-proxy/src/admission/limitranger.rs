@@ -23,7 +23,8 @@ use super::{Attributes, Operation, Plugin};
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::kinds::quantity;
-use crate::registry::store::{ListOptions, Store};
+use crate::registry::admission_hook::ReadOnlyStore;
+use crate::registry::store::ListOptions;
 
 /// The annotation naming what LimitRanger set.
 pub const ANNOTATION: &str = "kubernetes.io/limit-ranger";
@@ -48,7 +49,7 @@ impl LimitRanger {
     async fn items(
         &self,
         attrs: &Attributes<'_>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
         kinds: &[&str],
     ) -> Result<Vec<Value>, ApiError> {
         let (Some(ranges), Some(ns)) = (&self.ranges, attrs.namespace) else {
@@ -281,7 +282,7 @@ impl Plugin for LimitRanger {
         attrs: &Attributes<'_>,
         obj: &mut Value,
         _old: Option<&Value>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         if !attrs.is_pod() {
             return Ok(());
@@ -307,7 +308,7 @@ impl Plugin for LimitRanger {
         attrs: &Attributes<'_>,
         obj: &Value,
         _old: Option<&Value>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         let kinds = ["Container", "Pod", "PersistentVolumeClaim"];
         let mut errs = Vec::new();

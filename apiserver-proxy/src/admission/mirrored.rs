@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::{Attributes, Plugin};
 use crate::auth::UserInfo;
 use crate::error::ApiError;
-use crate::registry::store::Store;
+use crate::registry::admission_hook::ReadOnlyStore;
 
 /// `(group, resource)` of the resources mirrored from the parent cluster.
 pub const MIRRORED: &[(&str, &str)] = &[("node.k8s.io", "runtimeclasses")];
@@ -45,7 +45,7 @@ impl Plugin for Mirrored {
         attrs: &Attributes<'_>,
         _obj: &Value,
         _old: Option<&Value>,
-        _store: &Store,
+        _store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         let mirrored = MIRRORED
             .iter()

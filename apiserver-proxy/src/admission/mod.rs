@@ -1,8 +1,8 @@
 //! Admission: the ordered chain of plugins every write passes through after
 //! defaulting, as upstream's `k8s.io/apiserver/pkg/admission` chain.
 //!
-//! The generic store ([`crate::registry::store::Store`]) calls [`Admission`]
-//! inside its create, update and delete paths, so writes by in-process
+//! The generic store ([`crate::registry::store::Store`]) is given [`Admission`]
+//! as its [`AdmissionHook`] and runs it inside its create, update and delete paths, so writes by in-process
 //! controllers (a ReplicaSet's pods) are admitted exactly like a user's.
 //! Order, as upstream: every plugin's [`Plugin::mutate`] (in chain order) runs
 //! after defaulting and before the strategy's validation; every plugin's
@@ -12,7 +12,7 @@
 //! placement and so no tenant policy.
 //!
 //! This module must never write to storage itself (plugins only read through
-//! the [`Store`] they are given), and must never let one cluster's policy or
+//! the [`ReadOnlyStore`] they are given), and must never let one cluster's policy or
 //! objects decide another cluster's request (except a child's policy being
 //! bounded by its parent's, which is what nesting means).
 //!
@@ -37,30 +37,13 @@ use serde_json::Value;
 use crate::auth::UserInfo;
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
-use crate::registry::store::{Store, Target};
+use crate::registry::admission_hook::{
+    AdmissionHook, AdmissionRequest, AdmittedWrite, ReadOnlyStore,
+};
+use crate::registry::store::Target;
 use crate::tenancy::{Cluster, Clusters, Placement};
 
-/// The operation being admitted (upstream's `admission.Operation`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    /// POST.
-    Create,
-    /// PUT, PATCH, and writes to subresources.
-    Update,
-    /// DELETE (the object is the one being deleted).
-    Delete,
-}
-
-impl Operation {
-    /// Upstream's spelling: `CREATE`, `UPDATE`, `DELETE`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Create => "CREATE",
-            Self::Update => "UPDATE",
-            Self::Delete => "DELETE",
-        }
-    }
-}
+pub use crate::registry::admission_hook::Operation;
 
 /// What is being admitted (upstream's `admission.Attributes`).
 #[derive(Clone, Debug)]
@@ -187,7 +170,7 @@ pub trait Plugin: Send + Sync {
         _attrs: &Attributes<'_>,
         _obj: &mut Value,
         _old: Option<&Value>,
-        _store: &Store,
+        _store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         Ok(())
     }
@@ -199,7 +182,7 @@ pub trait Plugin: Send + Sync {
         _attrs: &Attributes<'_>,
         _obj: &Value,
         _old: Option<&Value>,
-        _store: &Store,
+        _store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         Ok(())
     }
@@ -302,16 +285,16 @@ impl Admission {
         self.clusters.get(path)
     }
 
-    /// Builds the attributes of a write to `t` (the current request's user
-    /// is taken from [`with_user`]).
-    pub fn attributes<'a>(
-        &self,
-        t: &Target<'a>,
-        name: &'a str,
-        subresource: Option<&'a str>,
-        operation: Operation,
-        dry_run: bool,
-    ) -> Attributes<'a> {
+    /// Builds the attributes of a write (the current request's user is
+    /// taken from [`with_user`]).
+    pub fn attributes<'a>(&self, request: AdmissionRequest<'a>) -> Attributes<'a> {
+        let AdmissionRequest {
+            target: t,
+            name,
+            subresource,
+            operation,
+            dry_run,
+        } = request;
         Attributes {
             path: t.cluster,
             cluster: self.clusters.get(t.cluster),
@@ -335,7 +318,7 @@ impl Admission {
         attrs: &Attributes<'_>,
         obj: &mut Value,
         old: Option<&Value>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         for p in &self.plugins {
             p.mutate(attrs, obj, old, store).await?;
@@ -349,12 +332,53 @@ impl Admission {
         attrs: &Attributes<'_>,
         obj: &Value,
         old: Option<&Value>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         for p in &self.plugins {
             p.validate(attrs, obj, old, store).await?;
         }
         Ok(())
+    }
+}
+
+impl AdmissionHook for Admission {
+    fn begin<'a>(&'a self, request: AdmissionRequest<'a>) -> Box<dyn AdmittedWrite + 'a> {
+        Box::new(Admitted {
+            chain: self,
+            attrs: self.attributes(request),
+        })
+    }
+}
+
+/// One write going through the chain: its attributes, built once, shared by
+/// both phases (and the warnings they collect).
+struct Admitted<'a> {
+    chain: &'a Admission,
+    attrs: Attributes<'a>,
+}
+
+#[async_trait]
+impl AdmittedWrite for Admitted<'_> {
+    async fn mutate(
+        &self,
+        obj: &mut Value,
+        old: Option<&Value>,
+        store: &ReadOnlyStore<'_>,
+    ) -> Result<(), ApiError> {
+        self.chain.mutate(&self.attrs, obj, old, store).await
+    }
+
+    async fn validate(
+        &self,
+        obj: &Value,
+        old: Option<&Value>,
+        store: &ReadOnlyStore<'_>,
+    ) -> Result<(), ApiError> {
+        self.chain.validate(&self.attrs, obj, old, store).await
+    }
+
+    fn take_warnings(&self) -> Vec<String> {
+        self.attrs.take_warnings()
     }
 }
 
@@ -394,7 +418,7 @@ pub fn is_in_process() -> bool {
 /// The namespace `ns` of the cluster being written to, if it exists; the
 /// request's own namespace is read once per write, whichever plugin asks.
 pub(crate) async fn get_namespace(
-    store: &Store,
+    store: &ReadOnlyStore<'_>,
     attrs: &Attributes<'_>,
     namespaces: &ResourceInfo,
     ns: &str,

@@ -28,7 +28,7 @@ use serde_json::Value;
 use super::{Attributes, Operation, Plugin, baseline, get_namespace};
 use crate::error::{ApiError, FieldError, Subject};
 use crate::registry::catalog::{Catalog, ResourceInfo};
-use crate::registry::store::Store;
+use crate::registry::admission_hook::ReadOnlyStore;
 
 /// The namespace label naming the enforced level.
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
@@ -475,7 +475,7 @@ impl PodSecurity {
     async fn levels(
         &self,
         attrs: &Attributes<'_>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<(PodSecurityLevel, Option<PodSecurityLevel>), ApiError> {
         // The clusters above count too: their level may have tightened
         // since this cluster's VirtualCluster was admitted.
@@ -525,7 +525,7 @@ impl Plugin for PodSecurity {
         attrs: &Attributes<'_>,
         obj: &Value,
         old: Option<&Value>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         if attrs.is("", "namespaces") && attrs.operation != Operation::Delete {
             let errors = namespace_label_errors(obj);

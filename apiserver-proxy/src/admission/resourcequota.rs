@@ -23,7 +23,8 @@ use crate::controllers::resourcequota::{
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::kinds::quantity;
-use crate::registry::store::{ListOptions, Store};
+use crate::registry::admission_hook::ReadOnlyStore;
+use crate::registry::store::ListOptions;
 
 /// The ResourceQuota plugin.
 pub struct ResourceQuota {
@@ -61,7 +62,7 @@ impl Plugin for ResourceQuota {
         attrs: &Attributes<'_>,
         obj: &Value,
         _old: Option<&Value>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         let (Some(quotas), Some(ns)) = (&self.quotas, attrs.namespace) else {
             return Ok(());

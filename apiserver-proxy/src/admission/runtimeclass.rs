@@ -32,7 +32,7 @@ use serde_json::Value;
 use super::{Attributes, Operation, Plugin, get_namespace, join, split_list};
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
-use crate::registry::store::Store;
+use crate::registry::admission_hook::ReadOnlyStore;
 
 /// Namespace annotation: the default RuntimeClass of the namespace's pods.
 pub const DEFAULT_CLASS_ANNOTATION: &str = "runtime.nestkube.io/default-class";
@@ -188,7 +188,7 @@ impl RuntimeClassPolicy {
     async fn pod_policy(
         &self,
         attrs: &Attributes<'_>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<RuntimePolicy, ApiError> {
         let base = Self::cluster_policy(attrs).unwrap_or_default();
         let (Some(namespaces), Some(ns)) = (&self.namespaces, attrs.namespace) else {
@@ -215,7 +215,7 @@ impl Plugin for RuntimeClassPolicy {
         attrs: &Attributes<'_>,
         obj: &mut Value,
         _old: Option<&Value>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         if !attrs.is_pod() || attrs.operation != Operation::Create {
             return Ok(());
@@ -239,7 +239,7 @@ impl Plugin for RuntimeClassPolicy {
         attrs: &Attributes<'_>,
         obj: &Value,
         old: Option<&Value>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         if attrs.is("", "namespaces") && attrs.operation != Operation::Delete {
             return self.validate_namespace(attrs, obj, old);

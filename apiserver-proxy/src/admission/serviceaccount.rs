@@ -25,7 +25,7 @@ use super::{Attributes, Operation, Plugin};
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::meta;
-use crate::registry::store::Store;
+use crate::registry::admission_hook::ReadOnlyStore;
 
 /// The ServiceAccount a pod gets when it names none.
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
@@ -117,7 +117,7 @@ impl ServiceAccount {
     async fn service_account(
         &self,
         attrs: &Attributes<'_>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
         resource: &ResourceInfo,
         ns: &str,
         name: &str,
@@ -154,7 +154,7 @@ impl Plugin for ServiceAccount {
         attrs: &Attributes<'_>,
         obj: &mut Value,
         _old: Option<&Value>,
-        store: &Store,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         if !attrs.is_pod() || attrs.operation != Operation::Create {
             return Ok(());

@@ -39,7 +39,7 @@ use super::runtimeclass::RuntimePolicy;
 use super::{AdmissionConfig, Attributes, Operation, Plugin, join};
 use crate::error::ApiError;
 use crate::registry::meta;
-use crate::registry::store::Store;
+use crate::registry::admission_hook::ReadOnlyStore;
 use crate::server::request::ROOT_CLUSTER;
 
 /// The API group of VirtualClusters.
@@ -233,7 +233,7 @@ impl Plugin for VirtualClusterPolicy {
         attrs: &Attributes<'_>,
         obj: &mut Value,
         old: Option<&Value>,
-        _store: &Store,
+        _store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         if !Self::judged(attrs, obj, old) {
             return Ok(());
@@ -252,7 +252,7 @@ impl Plugin for VirtualClusterPolicy {
         attrs: &Attributes<'_>,
         obj: &Value,
         old: Option<&Value>,
-        _store: &Store,
+        _store: &ReadOnlyStore<'_>,
     ) -> Result<(), ApiError> {
         if !Self::judged(attrs, obj, old) {
             return Ok(());

@@ -4,7 +4,6 @@
 //! the process from one storage watch, and does work only when something
 //! changes, so an idle cluster costs nothing.
 
-pub mod clusterip;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;

@@ -24,6 +24,7 @@ use super::podutil;
 use super::util;
 use super::watch::{Change, ObjectKey};
 use crate::error::ApiError;
+use crate::registry::admission_hook::ReadOnlyStore;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::kinds::quantity::{self, Nanos};
 use crate::registry::meta;
@@ -303,7 +304,7 @@ pub fn in_scope(quota: &Value, r: &ResourceInfo, obj: &Value) -> bool {
 /// `resources` are the served ones, preferred versions first
 /// ([`served`]).
 pub async fn usage(
-    store: &Store,
+    store: &ReadOnlyStore<'_>,
     resources: &[Arc<ResourceInfo>],
     (cluster, ns): (&str, &str),
     quota: &Value,
@@ -375,7 +376,7 @@ impl Controller {
             return Ok(());
         }
         let names = hard_names(&quota);
-        let used = usage(&self.store, &self.resources, (cluster, ns), &quota, &names).await?;
+        let used = usage(&self.store.read_only(), &self.resources, (cluster, ns), &quota, &names).await?;
         let used: serde_json::Map<String, Value> = used
             .iter()
             .map(|(k, v)| (k.clone(), json!(format(k, *v))))

@@ -2,6 +2,7 @@
 //! per-type [`strategy::Strategy`], after `k8s.io/apiserver`'s
 //! `registry/generic/registry/store.go`.
 
+pub mod admission_hook;
 pub mod catalog;
 pub mod eviction;
 pub mod kinds;

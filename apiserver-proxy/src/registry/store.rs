@@ -17,6 +17,7 @@ use bytes::Bytes;
 use nestkube_storage::{KeyValue, ListOptions as StorageList, Storage, StorageError};
 use serde_json::{Value, json};
 
+use super::admission_hook::{AdmissionHook, AdmissionRequest, AdmittedWrite, Operation, ReadOnlyStore};
 use super::catalog::ResourceInfo;
 use super::meta;
 use super::object_limits::{NewObject, ObjectLimits};
@@ -24,7 +25,6 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::strategy::Strategy;
 use super::typed;
 use super::validation;
-use crate::admission::{Admission, Operation};
 use crate::error::{ApiError, FieldError, Subject};
 
 /// Namespaces that may not be deleted (upstream's NamespaceLifecycle admission).
@@ -198,7 +198,7 @@ pub struct Store {
     storage: Arc<dyn Storage>,
     /// The admission chain every create, update and delete passes through
     /// (none: everything admitted, e.g. in store-only tests).
-    admission: Option<Arc<Admission>>,
+    admission: Option<Arc<dyn AdmissionHook>>,
     /// Counts (and bounds) every create and removal (none: nothing counted).
     object_limits: Option<Arc<dyn ObjectLimits>>,
 }
@@ -336,14 +336,39 @@ impl Store {
 
     /// This store with `admission` run on every write (set it before the
     /// store is cloned into the server and controllers).
-    pub fn with_admission(mut self, admission: Arc<Admission>) -> Self {
+    pub fn with_admission(mut self, admission: Arc<dyn AdmissionHook>) -> Self {
         self.admission = Some(admission);
         self
     }
 
-    /// The admission chain, if any.
-    pub fn admission(&self) -> Option<&Arc<Admission>> {
+    /// The admission hook, if any.
+    pub fn admission(&self) -> Option<&Arc<dyn AdmissionHook>> {
         self.admission.as_ref()
+    }
+
+    /// A read-only view of this store (for admission and other judges).
+    pub fn read_only(&self) -> ReadOnlyStore<'_> {
+        ReadOnlyStore::new(self)
+    }
+
+    /// Starts admitting a write to `t`, if the store has admission.
+    fn admit<'a>(
+        &'a self,
+        t: &Target<'a>,
+        name: &'a str,
+        subresource: Option<&'a str>,
+        operation: Operation,
+        dry_run: bool,
+    ) -> Option<Box<dyn AdmittedWrite + 'a>> {
+        self.admission.as_ref().map(|a| {
+            a.begin(AdmissionRequest {
+                target: *t,
+                name,
+                subresource,
+                operation,
+                dry_run,
+            })
+        })
     }
 
     /// The storage backend (for watches).
@@ -486,12 +511,9 @@ impl Store {
         meta::set(&mut obj, "creationTimestamp", Some(meta::now().into()));
         let strategy = &r.strategy;
         strategy.default(&mut obj);
-        let attrs = self
-            .admission
-            .as_ref()
-            .map(|a| a.attributes(t, &admission_name, None, Operation::Create, opts.dry_run));
-        if let (Some(a), Some(attrs)) = (&self.admission, &attrs) {
-            a.mutate(attrs, &mut obj, None, self).await?;
+        let admitted = self.admit(t, &admission_name, None, Operation::Create, opts.dry_run);
+        if let Some(a) = &admitted {
+            a.mutate(&mut obj, None, &self.read_only()).await?;
         }
         if r.has_status()
             && let Some(map) = obj.as_object_mut()
@@ -507,9 +529,9 @@ impl Store {
             meta::set(&mut obj, "generation", Some(1.into()));
         }
         self.validate(t, &obj, None)?;
-        if let (Some(a), Some(attrs)) = (&self.admission, &attrs) {
-            a.validate(attrs, &obj, None, self).await?;
-            warnings.extend(attrs.take_warnings());
+        if let Some(a) = &admitted {
+            a.validate(&obj, None, &self.read_only()).await?;
+            warnings.extend(a.take_warnings());
         }
         // Counted after validation and admission, as upstream's quota
         // admission; held until the object is stored (a dry run only checks).
@@ -534,14 +556,10 @@ impl Store {
                 created: true,
             });
         }
-        // Hook: standalone ClusterIP allocation (controllers/clusterip.rs);
-        // the reservation is held until the Service is stored.
-        let _reservation = if r.group.is_empty() && r.resource == "services" {
-            crate::controllers::clusterip::allocate(self.storage.as_ref(), t.cluster, &mut obj)
-                .await?
-        } else {
-            None
-        };
+        // Held until the object is stored (a Service's cluster IP).
+        let _hold = strategy
+            .begin_create(self.storage.as_ref(), t.cluster, &mut obj)
+            .await?;
         let name = meta::name(&obj).to_string();
         let kv = match self
             .storage
@@ -655,12 +673,9 @@ impl Store {
                     obj
                 }
             };
-            let attrs = self
-                .admission
-                .as_ref()
-                .map(|a| a.attributes(t, name, subresource, Operation::Update, opts.dry_run));
-            if let (Some(a), Some(attrs)) = (&self.admission, &attrs) {
-                a.mutate(attrs, &mut obj, Some(&old), self).await?;
+            let admitted = self.admit(t, name, subresource, Operation::Update, opts.dry_run);
+            if let Some(a) = &admitted {
+                a.mutate(&mut obj, Some(&old), &self.read_only()).await?;
             }
             if subresource.is_none() {
                 r.strategy.prepare_for_update(&mut obj, &old);
@@ -676,9 +691,9 @@ impl Store {
             }
             meta::set(&mut obj, "resourceVersion", Some(current_rv.clone().into()));
             self.validate(t, &obj, Some(&old))?;
-            if let (Some(a), Some(attrs)) = (&self.admission, &attrs) {
-                a.validate(attrs, &obj, Some(&old), self).await?;
-                warnings.extend(attrs.take_warnings());
+            if let Some(a) = &admitted {
+                a.validate(&obj, Some(&old), &self.read_only()).await?;
+                warnings.extend(a.take_warnings());
             }
             if obj == old {
                 return Ok(Written {
@@ -789,9 +804,8 @@ impl Store {
         loop {
             let kv = self.get_kv(t, name).await?;
             let obj = decode_stored(&kv)?;
-            if let Some(a) = &self.admission {
-                let attrs = a.attributes(t, name, None, Operation::Delete, opts.dry_run);
-                a.validate(&attrs, &obj, Some(&obj), self).await?;
+            if let Some(a) = self.admit(t, name, None, Operation::Delete, opts.dry_run) {
+                a.validate(&obj, Some(&obj), &self.read_only()).await?;
             }
             if let Some(uid) = &opts.precondition_uid
                 && uid != meta::uid(&obj)

@@ -6,9 +6,11 @@
 //! selectors supply: defaults, validation, status handling, printer columns.
 //! Strategies are stateless and shared by every virtual cluster in the process.
 
+use futures::future::BoxFuture;
+use nestkube_storage::Storage;
 use serde_json::Value;
 
-use crate::error::FieldError;
+use crate::error::{ApiError, FieldError};
 
 /// A printer column (`metav1.TableColumnDefinition`).
 #[derive(Clone, Debug, PartialEq)]
@@ -152,7 +154,25 @@ pub trait Strategy: Send + Sync + 'static {
     fn begin_delete(&self, _obj: &mut Value) -> bool {
         false
     }
+
+    /// Called just before a create of `obj` in `cluster` is written (after
+    /// admission; never on dry-run), as upstream's `BeginCreate`: claims
+    /// what the object takes from a pool shared within its cluster (a
+    /// Service's cluster IP). What it returns is held until the write is
+    /// done, then dropped.
+    fn begin_create<'a>(
+        &'a self,
+        _storage: &'a dyn Storage,
+        _cluster: &'a str,
+        _obj: &'a mut Value,
+    ) -> BoxFuture<'a, Result<Option<CreateHold>, ApiError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
+
+/// What a [`Strategy::begin_create`] holds until its create is written
+/// (e.g. the lock under which an address was chosen).
+pub type CreateHold = Box<dyn Send>;
 
 /// The strategy for resources with no type-specific behaviour.
 pub struct DefaultStrategy;

@@ -20,8 +20,8 @@ use super::printing::{
     since, wide,
 };
 use super::{child, each_mut, ensure_obj, is_empty, labelselector, set, set_default};
-use crate::error::FieldError;
-use crate::registry::strategy::{Column, NameRule, Strategy};
+use crate::error::{ApiError, FieldError};
+use crate::registry::strategy::{Column, CreateHold, NameRule, Strategy};
 use crate::registry::validation::{
     IS_NEGATIVE, config_map_key, dns1123_label, immutable, inclusive_range_error, port_name,
     qualified_name, validate_labels,
@@ -483,7 +483,8 @@ impl Strategy for Pods {
 
 // ---------------------------------------------------------------- services
 
-/// `pkg/registry/core/service/strategy.go` (allocation is not ours).
+/// `pkg/registry/core/service/strategy.go`; allocation of cluster IPs in
+/// [`Strategy::begin_create`] ([`super::cluster_ip`]).
 pub struct Services;
 
 fn externally_accessible(spec: &Value) -> bool {
@@ -500,6 +501,18 @@ fn normalize_cluster_ips_create(spec: &mut Value) {
 }
 
 impl Strategy for Services {
+    fn begin_create<'a>(
+        &'a self,
+        storage: &'a dyn nestkube_storage::Storage,
+        cluster: &'a str,
+        obj: &'a mut Value,
+    ) -> futures::future::BoxFuture<'a, Result<Option<CreateHold>, ApiError>> {
+        Box::pin(async move {
+            let hold = super::cluster_ip::allocate(storage, cluster, obj).await?;
+            Ok(hold.map(|h| Box::new(h) as CreateHold))
+        })
+    }
+
     /// `SetDefaults_Service`.
     fn default(&self, obj: &mut Value) {
         let Some(spec) = child(obj, "spec") else {

@@ -16,6 +16,7 @@ use super::strategy::{DefaultStrategy, Strategy};
 
 pub mod apps;
 pub mod batch;
+pub mod cluster_ip;
 pub mod core;
 pub mod labelselector;
 pub mod misc;

@@ -6,8 +6,8 @@
 //! another Service of the cluster is refused with 422 (`provided IP is
 //! already allocated`); `clusterIP: None` stays headless.
 //!
-//! Called from one hook in `Store::create` (the only write path that
-//! allocates). The allocator keeps no per-cluster state: the used addresses
+//! Called from the Service strategy's [`Strategy::begin_create`] hook
+//! (create is the only write path that allocates). The allocator keeps no per-cluster state: the used addresses
 //! are the Services stored in the cluster, read under a lock (one of a fixed
 //! set, chosen by cluster) that the caller holds until its write is done, so
 //! an address is released by deleting its Service and survives restarts
@@ -23,6 +23,8 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::{ApiError, FieldError, Subject};
 use crate::registry::store::decode_stored;
+#[cfg(doc)]
+use crate::registry::strategy::Strategy;
 
 /// The service CIDR: 10.96.0.0/12.
 const BASE: u32 = u32::from_be_bytes([10, 96, 0, 0]);
