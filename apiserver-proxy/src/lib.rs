@@ -11,10 +11,9 @@ pub mod admission;
 pub mod auth;
 pub mod controllers;
 pub mod discovery;
-pub mod error;
 pub mod kubeconfig;
-pub mod registry;
 pub mod server;
 pub mod tenancy;
 
-pub use error::ApiError;
+pub use nestkube_api::{ApiError, error};
+pub use nestkube_registry as registry;

@@ -21,9 +21,9 @@ use serde_json::{Map, Value, json};
 
 use super::{Attributes, Operation, Plugin};
 use crate::error::ApiError;
+use crate::registry::admission_hook::ReadOnlyStore;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::kinds::quantity;
-use crate::registry::admission_hook::ReadOnlyStore;
 use crate::registry::store::ListOptions;
 
 /// The annotation naming what LimitRanger set.

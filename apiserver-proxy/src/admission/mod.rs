@@ -36,10 +36,10 @@ use serde_json::Value;
 
 use crate::auth::UserInfo;
 use crate::error::ApiError;
-use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::admission_hook::{
     AdmissionHook, AdmissionRequest, AdmittedWrite, ReadOnlyStore,
 };
+use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::store::Target;
 use crate::tenancy::{Cluster, Clusters, Placement};
 

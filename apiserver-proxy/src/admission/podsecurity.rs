@@ -27,8 +27,8 @@ use serde_json::Value;
 
 use super::{Attributes, Operation, Plugin, baseline, get_namespace};
 use crate::error::{ApiError, FieldError, Subject};
-use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::admission_hook::ReadOnlyStore;
+use crate::registry::catalog::{Catalog, ResourceInfo};
 
 /// The namespace label naming the enforced level.
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";

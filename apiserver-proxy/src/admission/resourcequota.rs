@@ -21,9 +21,9 @@ use crate::controllers::resourcequota::{
     format, hard_names, in_scope, object_usage, served, usage,
 };
 use crate::error::ApiError;
+use crate::registry::admission_hook::ReadOnlyStore;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::kinds::quantity;
-use crate::registry::admission_hook::ReadOnlyStore;
 use crate::registry::store::ListOptions;
 
 /// The ResourceQuota plugin.

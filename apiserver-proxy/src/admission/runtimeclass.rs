@@ -31,8 +31,8 @@ use serde_json::Value;
 
 use super::{Attributes, Operation, Plugin, get_namespace, join, split_list};
 use crate::error::ApiError;
-use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::admission_hook::ReadOnlyStore;
+use crate::registry::catalog::{Catalog, ResourceInfo};
 
 /// Namespace annotation: the default RuntimeClass of the namespace's pods.
 pub const DEFAULT_CLASS_ANNOTATION: &str = "runtime.nestkube.io/default-class";

@@ -23,9 +23,9 @@ use serde_json::{Value, json};
 
 use super::{Attributes, Operation, Plugin};
 use crate::error::ApiError;
+use crate::registry::admission_hook::ReadOnlyStore;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::meta;
-use crate::registry::admission_hook::ReadOnlyStore;
 
 /// The ServiceAccount a pod gets when it names none.
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";

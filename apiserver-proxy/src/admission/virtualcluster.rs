@@ -38,8 +38,8 @@ use super::podsecurity::at_least_as_strict;
 use super::runtimeclass::RuntimePolicy;
 use super::{AdmissionConfig, Attributes, Operation, Plugin, join};
 use crate::error::ApiError;
-use crate::registry::meta;
 use crate::registry::admission_hook::ReadOnlyStore;
+use crate::registry::meta;
 use crate::server::request::ROOT_CLUSTER;
 
 /// The API group of VirtualClusters.

@@ -16,7 +16,7 @@
 //! This controller only ever writes PodDisruptionBudget status; it never
 //! touches pods.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,12 +106,7 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
     ))
 }
 
-/// Whether a budget's selector selects pods with `labels` (policy/v1: an
-/// empty selector selects every pod, a missing one none).
-pub fn selects(budget: &Value, labels: &BTreeMap<String, String>) -> bool {
-    let sel = &budget["spec"]["selector"];
-    !sel.is_null() && podutil::selector(sel).is_some_and(|s| s.matches(labels))
-}
+pub use crate::registry::eviction::selects;
 
 /// A controller's identity and scale.
 type Scale = (String, i64);

@@ -376,7 +376,14 @@ impl Controller {
             return Ok(());
         }
         let names = hard_names(&quota);
-        let used = usage(&self.store.read_only(), &self.resources, (cluster, ns), &quota, &names).await?;
+        let used = usage(
+            &self.store.read_only(),
+            &self.resources,
+            (cluster, ns),
+            &quota,
+            &names,
+        )
+        .await?;
         let used: serde_json::Map<String, Value> = used
             .iter()
             .map(|(k, v)| (k.clone(), json!(format(k, *v))))

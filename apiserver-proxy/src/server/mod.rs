@@ -13,7 +13,6 @@ pub mod negotiate;
 pub mod pki;
 pub mod pod_connect;
 pub mod pod_proxy;
-pub mod request;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -32,6 +31,7 @@ use crate::registry::catalog::{Catalog, CatalogError};
 use crate::registry::store::Store;
 use crate::tenancy::Clusters;
 pub use handler::ApiServer;
+pub use nestkube_api::request;
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]

@@ -22,9 +22,9 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::{ApiError, FieldError, Subject};
-use crate::registry::store::decode_stored;
+use crate::store::decode_stored;
 #[cfg(doc)]
-use crate::registry::strategy::Strategy;
+use crate::strategy::Strategy;
 
 /// The service CIDR: 10.96.0.0/12.
 const BASE: u32 = u32::from_be_bytes([10, 96, 0, 0]);

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{age_cell, ensure_obj, set_default};
 use crate::error::FieldError;
-use crate::registry::strategy::{Column, NameRule, Strategy};
+use crate::strategy::{Column, NameRule, Strategy};
 
 /// The strategy for `resource` in `group`, if it is a tenancy resource.
 pub fn strategy(group: &str, resource: &str) -> Option<Arc<dyn Strategy>> {

@@ -17,7 +17,9 @@ use bytes::Bytes;
 use nestkube_storage::{KeyValue, ListOptions as StorageList, Storage, StorageError};
 use serde_json::{Value, json};
 
-use super::admission_hook::{AdmissionHook, AdmissionRequest, AdmittedWrite, Operation, ReadOnlyStore};
+use super::admission_hook::{
+    AdmissionHook, AdmissionRequest, AdmittedWrite, Operation, ReadOnlyStore,
+};
 use super::catalog::ResourceInfo;
 use super::meta;
 use super::object_limits::{NewObject, ObjectLimits};
@@ -1160,7 +1162,9 @@ mod tests {
         use proptest::prelude::*;
         use serde_json::{Value, json};
 
-        const DIR: &str = env!("CARGO_MANIFEST_DIR");
+        /// The corpus and regressions are kept with the API server's
+        /// (`apiserver-proxy/tests/fuzz-corpus`, `proptest-regressions`).
+        const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         /// Keys of two clusters (`a`, `a:b`) and a namespace beside `default`.
         const KEYS: &[&str] = &[
             "/a/configmaps/default/x",

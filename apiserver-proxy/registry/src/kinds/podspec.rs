@@ -15,7 +15,7 @@ use super::printing::{arr, s};
 use super::quantity;
 use super::{child, each_mut, ensure_obj, set, set_default};
 use crate::error::{FieldError, FieldErrorType};
-use crate::registry::validation::{
+use crate::validation::{
     dns1123_label, dns1123_subdomain, inclusive_range_error, label_value, port_name,
     qualified_name, validate_labels,
 };
@@ -666,7 +666,7 @@ pub fn validate_template(template: &Value, path: &str) -> Vec<FieldError> {
         errs.extend(validate_labels(l, &format!("{path}.metadata.labels")));
     }
     if let Some(a) = template["metadata"]["annotations"].as_object() {
-        errs.extend(crate::registry::validation::validate_annotations(
+        errs.extend(crate::validation::validate_annotations(
             a,
             &format!("{path}.metadata.annotations"),
         ));

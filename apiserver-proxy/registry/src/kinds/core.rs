@@ -21,8 +21,8 @@ use super::printing::{
 };
 use super::{child, each_mut, ensure_obj, is_empty, labelselector, set, set_default};
 use crate::error::{ApiError, FieldError};
-use crate::registry::strategy::{Column, CreateHold, NameRule, Strategy};
-use crate::registry::validation::{
+use crate::strategy::{Column, CreateHold, NameRule, Strategy};
+use crate::validation::{
     IS_NEGATIVE, config_map_key, dns1123_label, immutable, inclusive_range_error, port_name,
     qualified_name, validate_labels,
 };

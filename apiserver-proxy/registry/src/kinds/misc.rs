@@ -15,8 +15,8 @@ use super::printing::{
 };
 use super::{child, each_mut, ensure_obj, labelselector, set, set_default};
 use crate::error::FieldError;
-use crate::registry::strategy::{Column, Strategy};
-use crate::registry::validation::{dns1123_label, immutable};
+use crate::strategy::{Column, Strategy};
+use crate::validation::{dns1123_label, immutable};
 
 /// The strategy for `resource` in `group`, if this module serves it.
 pub fn strategy(group: &str, resource: &str) -> Option<Arc<dyn Strategy>> {

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::printing::{AGE, CREATED_AT, arr, col, created_at_cell, name_cell, s, wide};
 use super::{each_mut, set};
 use crate::error::FieldError;
-use crate::registry::strategy::{Column, NameRule, Strategy};
-use crate::registry::validation::{dns1123_subdomain, path_segment_name};
+use crate::strategy::{Column, NameRule, Strategy};
+use crate::validation::{dns1123_subdomain, path_segment_name};
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 

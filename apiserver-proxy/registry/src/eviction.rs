@@ -12,16 +12,17 @@
 //! evicted without touching the budget when the budget is already healthy
 //! enough (`IfHealthyBudget`, the default) or always (`AlwaysAllow`).
 //!
-//! It owns no state: the disruption controller
-//! ([`crate::controllers::disruption`]) recomputes the budget's status and
+//! It owns no state: the disruption controller recomputes the budget's status and
 //! expires `disruptedPods`.
 
+use std::collections::BTreeMap;
+
+use nestkube_api::pod;
 use serde_json::{Value, json};
 
 use super::catalog::Catalog;
 use super::meta;
 use super::store::{DeleteOptions, ListOptions, Store, Target};
-use crate::controllers::{disruption, podutil};
 use crate::error::ApiError;
 
 /// Upstream's message for an eviction a budget refuses.
@@ -109,7 +110,7 @@ pub async fn evict(
             .await?
             .items
             .into_iter()
-            .filter(|b| disruption::selects(b, &labels))
+            .filter(|b| selects(b, &labels))
             .collect();
         let budget = match matching.as_slice() {
             [] => return delete(store, pods, name, &opts).await,
@@ -123,7 +124,7 @@ pub async fn evict(
         };
         let status = &budget["status"];
         let int = |f: &str| status[f].as_i64().unwrap_or(0);
-        if !podutil::is_ready(&pod) {
+        if !pod::is_ready(&pod) {
             let policy = budget["spec"]["unhealthyPodEvictionPolicy"]
                 .as_str()
                 .unwrap_or("IfHealthyBudget");
@@ -207,4 +208,11 @@ async fn delete(
     store.delete(pods, name, opts).await?;
     Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
         "status": "Success", "code": 201}))
+}
+
+/// Whether a budget's selector selects pods with `labels` (policy/v1: an
+/// empty selector selects every pod, a missing one none).
+pub fn selects(budget: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let sel = &budget["spec"]["selector"];
+    !sel.is_null() && pod::selector(sel).is_some_and(|s| s.matches(labels))
 }

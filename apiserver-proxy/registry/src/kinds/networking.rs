@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::printing::{AGE, arr, col, format_label_selector, load_balancer_status, name_cell, s};
 use super::{child, each_mut, labelselector, set, set_default};
 use crate::error::FieldError;
-use crate::registry::strategy::{Column, Strategy};
+use crate::strategy::{Column, Strategy};
 
 /// The strategy for `resource` in `group`, if this module serves it.
 pub fn strategy(group: &str, resource: &str) -> Option<Arc<dyn Strategy>> {
@@ -205,7 +205,7 @@ impl Strategy for IngressClasses {
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
         let mut errs = self.validate(new);
-        errs.extend(crate::registry::validation::immutable(
+        errs.extend(crate::validation::immutable(
             &new["spec"]["controller"],
             &old["spec"]["controller"],
             "spec.controller",

@@ -15,8 +15,8 @@ use super::printing::{
 };
 use super::{child, ensure_obj, labelselector, set, set_default, sort_keys};
 use crate::error::FieldError;
-use crate::registry::strategy::{Column, Strategy};
-use crate::registry::validation::{IS_NEGATIVE, immutable};
+use crate::strategy::{Column, Strategy};
+use crate::validation::{IS_NEGATIVE, immutable};
 
 /// The strategy for `resource` in `group`, if this module serves it.
 pub fn strategy(group: &str, resource: &str) -> Option<Arc<dyn Strategy>> {

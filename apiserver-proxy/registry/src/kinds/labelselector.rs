@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::printing::{arr, s};
 use crate::error::FieldError;
-use crate::registry::validation::{label_value, qualified_name, validate_labels};
+use crate::validation::{label_value, qualified_name, validate_labels};
 
 /// `ValidateLabelSelector` (strict label values), errors under `path`.
 pub fn validate(selector: &Value, path: &str) -> Vec<FieldError> {

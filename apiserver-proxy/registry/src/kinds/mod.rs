@@ -23,9 +23,10 @@ pub mod misc;
 pub mod networking;
 pub mod podspec;
 pub mod printing;
-pub mod quantity;
 pub mod rbac;
 pub mod tenancy;
+
+pub use nestkube_api::quantity;
 
 pub use printing::{age_cell, humanize_age};
 
