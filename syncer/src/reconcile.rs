@@ -21,7 +21,7 @@ use crate::{ParentKey, SyncError, Syncer, cleanup, events, mirror};
 /// answering (a partition: nothing resets the connection) would otherwise
 /// wait for TCP to give up, many minutes.
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(20);
-/// When a reconcile runs again that found [`parents::PER_PARENT`]
+/// When a reconcile runs again that found `PER_PARENT`
 /// reconciles of its parent running.
 const PARENT_BUSY_RETRY: Duration = Duration::from_millis(500);
 /// When a reconcile runs again that found its parent known unreachable: a
@@ -97,7 +97,7 @@ impl Syncer {
     }
 
     /// Runs one item; one that acts in a parent waits without trying while
-    /// that parent is known unreachable or [`parents::PER_PARENT`] others
+    /// that parent is known unreachable or `PER_PARENT` ([`crate::parents`]) others
     /// act there, and gives up after [`RECONCILE_TIMEOUT`] (see
     /// [`parents`]).
     pub(crate) async fn reconcile(
