@@ -6,7 +6,13 @@
 //! every kind (the virtual watch, the parent's watches, the reconcile, the
 //! resync, the cleanup and the sweep) reads this table and dispatches
 //! through [`Translate`], so a new kind is one row here and one module in
-//! [`crate::down`]; the compiler checks that every kind has a row.
+//! [`crate::down`] (declared there) whose unit struct implements
+//! [`Translate`]; the compiler checks that every kind has a row, and a row
+//! names its watch, resource and translation by type, so none can be left
+//! out. Where a kind departs from the rule (a pod's deletion frees the
+//! ConfigMaps it referenced, a token Secret is its pod's, a claim copy an
+//! older syncer named keeps the tenant's data) is a method of its
+//! translation, not a `match` elsewhere.
 //!
 //! This module holds no state and makes no request: it only says what each
 //! kind is and where its behaviour lives.
