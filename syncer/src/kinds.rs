@@ -275,6 +275,18 @@ pub(crate) struct CopyOf {
     pub legacy: String,
 }
 
+impl CopyOf {
+    /// The copy of `owner`, of `kind`, reconciled by its owner and named
+    /// after it ([`names::host_name`]).
+    pub(crate) fn of(kind: Kind, owner: &Owner) -> Self {
+        CopyOf {
+            kind,
+            current: names::host_name(&owner.cluster, &owner.namespace, &owner.name),
+            legacy: names::legacy_host_name(&owner.cluster, &owner.namespace, &owner.name),
+        }
+    }
+}
+
 /// What a kind's translation module does; the syncer dispatches every
 /// kind's reconcile through it. Only [`Translate::sync`] is required: the
 /// other methods say where a kind departs from the rule.
@@ -329,11 +341,7 @@ pub(crate) trait Translate: Send + Sync {
     /// Which reconcile owns parent copy `copy` of `kind` standing for
     /// `owner`, and the names it may bear.
     fn copy_of(&self, kind: Kind, _copy: &Value, owner: &Owner) -> CopyOf {
-        CopyOf {
-            kind,
-            current: names::host_name(&owner.cluster, &owner.namespace, &owner.name),
-            legacy: names::legacy_host_name(&owner.cluster, &owner.namespace, &owner.name),
-        }
+        CopyOf::of(kind, owner)
     }
 
     /// Whether a copy an older syncer named is kept rather than replaced

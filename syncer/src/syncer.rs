@@ -5,7 +5,7 @@
 //! placements, the host namespaces it may use, the pods' DNS addresses.
 //!
 //! This module starts tasks and hands out clients; it never writes an
-//! object itself.
+//! object of a cluster itself (only the pods' DNS addresses, [`dns`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};

@@ -213,11 +213,7 @@ impl Translate for Configs {
     }
 
     fn copy_of(&self, kind: Kind, copy: &Value, owner: &Owner) -> CopyOf {
-        let default = CopyOf {
-            kind,
-            current: names::host_name(&owner.cluster, &owner.namespace, &owner.name),
-            legacy: names::legacy_host_name(&owner.cluster, &owner.namespace, &owner.name),
-        };
+        let default = CopyOf::of(kind, owner);
         if kind == Kind::Secret && token::is_token_secret(copy) {
             CopyOf {
                 kind: Kind::Pod,

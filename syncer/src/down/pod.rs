@@ -34,6 +34,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use k8s_openapi::api::core::v1::PodSpec;
+use nestkube_apiserver::controllers::watch::{Change, ObjectKey};
 
 use super::pod_spec::{self, ROOT_CA_CONFIGMAP};
 use super::refusal::{self, Refusal, Refused};
@@ -41,8 +42,6 @@ use super::{
     annotation, api, binding, config, create, delete, get, host_meta, is_ours, meta, status,
     string_map, token,
 };
-use nestkube_apiserver::controllers::watch::{Change, ObjectKey};
-
 use crate::kinds::Translate;
 use crate::{Ctx, Item, Kind, SyncError, Syncer, names};
 
