@@ -5,9 +5,10 @@
 //!   it moved): every copy labelled with its VirtualCluster's uid in its
 //!   host namespace is deleted.
 //! - [`resync`]: a placement appeared (or the syncer started, or its
-//!   parent answers again after being unreachable): every virtual pod,
-//!   Service and claim of the cluster (and Ingress and NetworkPolicy when
-//!   its VirtualCluster enables them) and every copy of it in the parent is
+//!   parent answers again after being unreachable): every virtual object
+//!   of the kinds the table lists ([`crate::kinds`]: pods, Services and
+//!   claims, and Ingresses and NetworkPolicies when its VirtualCluster
+//!   enables them) and every copy of it in the parent is
 //!   reconciled, so missing copies are created and copies without a
 //!   virtual object (or of a kind switched off) are deleted; so is the
 //!   cluster's isolation policy ([`down::isolation`], which carries the
@@ -29,26 +30,9 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use crate::down::{self, api, api_all, meta};
+use crate::kinds::{Kind, Syncs};
 use crate::parents::owner_of;
-use crate::{Ctx, Kind, ParentKey, SyncError, Syncer, Syncs, names};
-
-/// Every kind the syncer copies.
-const KINDS: [Kind; 8] = [
-    Kind::Pod,
-    Kind::Service,
-    Kind::ConfigMap,
-    Kind::Secret,
-    Kind::PersistentVolumeClaim,
-    Kind::Endpoints,
-    Kind::Ingress,
-    Kind::NetworkPolicy,
-];
-
-/// Kinds copied only when a VirtualCluster enables them: a host service
-/// account not (yet) granted them (an older chart) must not stop the rest.
-fn is_optional(kind: Kind) -> bool {
-    matches!(kind, Kind::Ingress | Kind::NetworkPolicy)
-}
+use crate::{Ctx, ParentKey, SyncError, Syncer, names};
 
 /// Lists `kind` with label selector `selector` as JSON.
 async fn list(
@@ -64,7 +48,7 @@ async fn list(
             }
         }
         Err(e) if down::is_not_found(&e) => {}
-        Err(kube::Error::Api(s)) if s.code == 403 && is_optional(kind) => {
+        Err(kube::Error::Api(s)) if s.code == 403 && kind.is_optional() => {
             tracing::warn!(kind = ?kind, message = %s.message,
                 "syncer: may not list copies of this kind in the parent (grant it to sync them); skipping");
         }
@@ -94,7 +78,7 @@ pub(crate) async fn cleanup(
         return Ok(());
     };
     let mut deleted = 0;
-    for kind in KINDS {
+    for &kind in Kind::ALL {
         let a = api(&client, kind, host_namespace);
         for obj in list(&a, kind, &names::owner_selector(uid)).await? {
             down::delete(&a, meta(&obj, "name"), meta(&obj, "uid"), None).await?;
@@ -105,27 +89,22 @@ pub(crate) async fn cleanup(
     Ok(())
 }
 
-/// Reconciles every virtual pod and Service of `cluster` and every copy of
-/// it in its parent.
+/// Reconciles every virtual object of `cluster` of a kind the table lists,
+/// and every copy of it in its parent.
 pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
     let Some(ctx) = s.ctx(cluster)? else {
         return Ok(());
     };
-    for kind in [
-        Kind::Pod,
-        Kind::Service,
-        Kind::PersistentVolumeClaim,
-        Kind::Ingress,
-        Kind::NetworkPolicy,
-    ] {
-        if !ctx.placement.syncs(kind) {
+    for &kind in Kind::ALL {
+        // Kinds not listed are synced through other objects.
+        if !kind.row().listed || !ctx.placement.syncs(kind) {
             continue; // Its copies, if any, are listed below and deleted.
         }
         for obj in list(&api_all(&ctx.virt, kind), kind, "").await? {
             let (ns, name) = (meta(&obj, "namespace"), meta(&obj, "name"));
             s.enqueue_object(kind, cluster, ns, name);
-            if kind == Kind::Service {
-                s.enqueue_object(Kind::Endpoints, cluster, ns, name);
+            for &companion in kind.row().companions {
+                s.enqueue_object(companion, cluster, ns, name);
             }
         }
     }
@@ -136,7 +115,7 @@ pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
         down::isolation::NAMESPACE,
         down::isolation::NAME,
     );
-    for kind in KINDS {
+    for &kind in Kind::ALL {
         let a = api(&ctx.parent, kind, &ctx.placement.host_namespace);
         for obj in list(&a, kind, &names::owner_selector(&ctx.placement.uid)).await? {
             let Some(owner) = owner_of(&obj) else {
@@ -145,44 +124,25 @@ pub(crate) async fn resync(s: &Syncer, cluster: &str) -> Result<(), SyncError> {
             if owner.cluster != cluster {
                 continue;
             }
-            let token = kind == Kind::Secret && down::token::is_token_secret(&obj);
-            if is_legacy_named(&obj, &owner, token) {
-                let name = meta(&obj, "name");
-                if kind == Kind::PersistentVolumeClaim {
-                    // Its volume's data is the tenant's: never deleted here.
-                    tracing::warn!(%cluster, claim = %name,
-                        "syncer: a claim copy has an older syncer's name; its data stays there, the claim gets a new copy");
+            let translate = kind.row().translate;
+            let copy = translate.copy_of(kind, &obj, &owner);
+            let name = meta(&obj, "name");
+            // Named by an older syncer: nothing the current scheme names, so
+            // the reconcile of its owner never finds it.
+            if name != copy.current && name == copy.legacy {
+                if translate.keeps_legacy_copies() {
+                    tracing::warn!(%cluster, kind = ?kind, object = %name,
+                        "syncer: a copy has an older syncer's name; its data stays there, the object gets a new copy");
                 } else {
                     tracing::info!(%cluster, object = %name,
                         "syncer: replacing a copy named by an older syncer");
                     down::delete(&a, name, meta(&obj, "uid"), None).await?;
                 }
             }
-            let kind = if token { Kind::Pod } else { kind };
-            s.enqueue_object(kind, cluster, &owner.namespace, &owner.name);
+            s.enqueue_object(copy.kind, cluster, &owner.namespace, &owner.name);
         }
     }
     Ok(())
-}
-
-/// Whether copy `obj` of `owner` bears the name an older syncer gave it
-/// ([`names::legacy_host_name`]) rather than the current one: nothing the
-/// current scheme names, so the reconcile of its owner never finds it.
-fn is_legacy_named(obj: &Value, owner: &crate::parents::Owner, token: bool) -> bool {
-    let name = meta(obj, "name");
-    let (current, legacy) = (
-        names::host_name(&owner.cluster, &owner.namespace, &owner.name),
-        names::legacy_host_name(&owner.cluster, &owner.namespace, &owner.name),
-    );
-    let (current, legacy) = if token {
-        (
-            down::token::secret_name(&current),
-            down::token::secret_name(&legacy),
-        )
-    } else {
-        (current, legacy)
-    };
-    name != current && name == legacy
 }
 
 /// Reconciles every virtual object of `kind` in `ctx`'s cluster.
@@ -209,7 +169,7 @@ pub(crate) async fn sweep(
         return Ok(());
     };
     let local = matches!(parent, ParentKey::Cluster(_));
-    for kind in KINDS {
+    for &kind in Kind::ALL {
         let a = match namespace {
             Some(ns) => api(&client, kind, ns),
             None => api_all(&client, kind),
@@ -219,10 +179,9 @@ pub(crate) async fn sweep(
             let stale = match owner_of(&obj) {
                 Some(owner) if s.owns(parent, ns, &owner) => false,
                 Some(owner) => local || s.api.clusters.contains(&owner.cluster),
-                // The parent's endpoints controller gives the Endpoints of
-                // copied Services the copies' labels, not their owner
-                // annotations: those are the parent's, never stale.
-                None => local && kind != Kind::Endpoints,
+                // Labelled by the parent itself (e.g. the Endpoints of
+                // copied Services): the parent's, never stale.
+                None => local && !kind.row().translate.labelled_by_parent(),
             };
             if stale {
                 tracing::info!(parent = ?parent, object = %format!("{ns}/{}", meta(&obj, "name")),

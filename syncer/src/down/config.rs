@@ -17,8 +17,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{api, create, delete, get, host_meta, ingress, is_ours, meta, pod, replace};
-use crate::{Ctx, Kind, SyncError, names};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use nestkube_apiserver::controllers::watch::{Change, ObjectKey};
+
+use super::{api, create, delete, get, host_meta, ingress, is_ours, meta, pod, replace, token};
+use crate::kinds::{CopyOf, Translate};
+use crate::parents::{Owner, ParentKey};
+use crate::{Ctx, Kind, SyncError, Syncer, names};
 
 /// Reconciles virtual ConfigMap or Secret `ns/name` with its copy.
 pub(crate) async fn sync(
@@ -146,4 +151,77 @@ pub(crate) async fn ensure(ctx: &Ctx, kind: Kind, vobj: &Value) -> Result<(), Sy
     desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"].clone();
     replace(&hapi, &desired).await?;
     Ok(())
+}
+
+/// The translation of ConfigMaps and Secrets ([`crate::kinds`]); a pod's
+/// token Secret ([`super::token`]) is its pod's.
+pub(crate) struct Configs;
+
+#[async_trait::async_trait]
+impl Translate for Configs {
+    async fn sync(
+        &self,
+        _s: &Syncer,
+        ctx: &Ctx,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Duration>, SyncError> {
+        sync(ctx, kind, ns, name).await
+    }
+
+    fn virtual_changed(
+        &self,
+        _s: &Syncer,
+        _kind: Kind,
+        _key: &ObjectKey<'_>,
+        change: &Change<'_>,
+    ) -> bool {
+        // Referenced ConfigMaps and Secrets are synced by their pods'
+        // reconciles; only their later changes need one of their own.
+        !matches!(change, Change::Initial(_))
+    }
+
+    fn copy_changed(
+        &self,
+        s: &Syncer,
+        parent: &ParentKey,
+        kind: Kind,
+        meta: &ObjectMeta,
+        deleted: bool,
+        owner: &Owner,
+    ) {
+        let token = kind == Kind::Secret
+            && meta
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(token::REFRESH_ANNOTATION));
+        if !token {
+            s.enqueue_object(kind, &owner.cluster, &owner.namespace, &owner.name);
+        } else if s.tokens.changed_below(
+            parent,
+            meta.namespace.as_deref().unwrap_or(""),
+            meta.name.as_deref().unwrap_or(""),
+            match deleted {
+                true => None,
+                false => meta.resource_version.as_deref(),
+            },
+        ) {
+            // A token Secret is its pod's: its reconcile writes it again.
+            s.enqueue_object(Kind::Pod, &owner.cluster, &owner.namespace, &owner.name);
+        }
+    }
+
+    fn copy_of(&self, kind: Kind, copy: &Value, owner: &Owner) -> CopyOf {
+        let default = CopyOf::of(kind, owner);
+        if kind == Kind::Secret && token::is_token_secret(copy) {
+            CopyOf {
+                kind: Kind::Pod,
+                current: token::secret_name(&default.current),
+                legacy: token::secret_name(&default.legacy),
+            }
+        } else {
+            default
+        }
+    }
 }

@@ -35,7 +35,11 @@ use serde_json::{Value, json};
 
 use super::refusal::{self, Refusals, Refused};
 use super::{api, create, delete, exposure, get, host_meta, is_ours, meta, replace};
-use crate::{Ctx, Kind, SyncError, names};
+use nestkube_apiserver::controllers::endpoints::ENDPOINTS_MANAGED_BY_LABEL;
+use nestkube_apiserver::controllers::watch::{self, Change, ObjectKey};
+
+use crate::kinds::Translate;
+use crate::{Ctx, Kind, SyncError, Syncer, names};
 
 /// Reconciles the Endpoints `ns/name` of virtual Service `ns/name` with
 /// its copy.
@@ -188,6 +192,45 @@ fn translate(ctx: &Ctx, vep: &Value, hname: &str) -> Value {
         copy["subsets"] = json!(subsets);
     }
     copy
+}
+
+/// The translation of the Endpoints of selector-less Services
+/// ([`crate::kinds`]).
+pub(crate) struct EndpointsOfServices;
+
+#[async_trait::async_trait]
+impl Translate for EndpointsOfServices {
+    async fn sync(
+        &self,
+        _s: &Syncer,
+        ctx: &Ctx,
+        _kind: Kind,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Duration>, SyncError> {
+        sync(ctx, ns, name).await
+    }
+
+    fn virtual_changed(
+        &self,
+        _s: &Syncer,
+        _kind: Kind,
+        _key: &ObjectKey<'_>,
+        change: &Change<'_>,
+    ) -> bool {
+        // Endpoints the endpoints controller writes are computed again in
+        // the parent; only those a user manages are copied.
+        !change
+            .current()
+            .is_some_and(|kv| watch::contains(&kv.value, ENDPOINTS_MANAGED_BY_LABEL.as_bytes()))
+    }
+
+    fn labelled_by_parent(&self) -> bool {
+        // The parent's endpoints controller gives the Endpoints of copied
+        // Services the copies' labels, not their owner annotations: those
+        // are the parent's.
+        true
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ use nestkube_tenant_crds::host_allowed;
 
 use super::refusal::{self, Refusals, Refused};
 use super::{api, config, create, delete, get, host_meta, is_ours, meta, replace};
+use crate::kinds::Translate;
 use crate::parents::owner_of;
 use crate::{Ctx, Kind, SyncError, Syncer, names};
 
@@ -301,5 +302,22 @@ async fn status_up(vapi: &Api<DynamicObject>, ving: &Value, hing: &Value) -> Res
         Ok(_) => Ok(()),
         Err(e) if super::is_not_found(&e) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Ingresses' translation ([`crate::kinds`]).
+pub(crate) struct Ingresses;
+
+#[async_trait::async_trait]
+impl Translate for Ingresses {
+    async fn sync(
+        &self,
+        s: &Syncer,
+        ctx: &Ctx,
+        _kind: Kind,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Duration>, SyncError> {
+        sync(s, ctx, ns, name).await
     }
 }

@@ -2,7 +2,9 @@
 //! ([`pod`], [`config`] for the ConfigMaps and Secrets pods reference,
 //! [`token`] for the service-account token a pod runs with, [`service`],
 //! [`endpoints`] of selector-less Services, [`pvc`]; [`ingress`] and
-//! [`network_policy`] when the VirtualCluster's `spec.sync` enables them).
+//! [`network_policy`] when the VirtualCluster's `spec.sync` enables them),
+//! each behind [`crate::kinds::Translate`] and named by its row of the
+//! table of kinds ([`crate::kinds`]).
 //! Each reconcile is keyed by the virtual object and goes both ways for it
 //! (copy down, status or cluster IP up), so one key is never reconciled by
 //! two tasks at once.
@@ -36,37 +38,19 @@ pub mod token;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, PersistentVolumeClaim, Pod, Secret, Service,
-};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams, Preconditions};
 use serde_json::{Value, json};
 
 use crate::{Ctx, Kind, SyncError, names};
 
-/// The API resource of `kind`.
-fn resource(kind: Kind) -> ApiResource {
-    match kind {
-        Kind::Pod => ApiResource::erase::<Pod>(&()),
-        Kind::Service => ApiResource::erase::<Service>(&()),
-        Kind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
-        Kind::Secret => ApiResource::erase::<Secret>(&()),
-        Kind::PersistentVolumeClaim => ApiResource::erase::<PersistentVolumeClaim>(&()),
-        Kind::Endpoints => ApiResource::erase::<Endpoints>(&()),
-        Kind::Ingress => ApiResource::erase::<Ingress>(&()),
-        Kind::NetworkPolicy => ApiResource::erase::<NetworkPolicy>(&()),
-    }
-}
-
 /// The API of `kind` in namespace `ns` of a cluster.
 pub(crate) fn api(client: &kube::Client, kind: Kind, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), ns, &resource(kind))
+    Api::namespaced_with(client.clone(), ns, &(kind.row().resource)())
 }
 
 /// The API of `kind` across all namespaces of a cluster.
 pub(crate) fn api_all(client: &kube::Client, kind: Kind) -> Api<DynamicObject> {
-    Api::all_with(client.clone(), &resource(kind))
+    Api::all_with(client.clone(), &(kind.row().resource)())
 }
 
 /// Whether `e` is a 404.

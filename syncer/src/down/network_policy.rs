@@ -48,7 +48,8 @@ use nestkube_tenant_crds::{Cidr, parse_cidrs};
 
 use super::refusal::{self, Refusals, Refused};
 use super::{api, create, delete, exposure, get, host_meta, is_ours, meta, replace};
-use crate::{Ctx, Kind, SyncError, names};
+use crate::kinds::Translate;
+use crate::{Ctx, Kind, SyncError, Syncer, names};
 
 /// Reconciles virtual NetworkPolicy `ns/name` with its copy.
 pub(crate) async fn sync(ctx: &Ctx, ns: &str, name: &str) -> Result<Option<Duration>, SyncError> {
@@ -264,6 +265,28 @@ fn push_expression(sel: &mut Value, e: Value) {
     match sel["matchExpressions"].as_array_mut() {
         Some(list) => list.push(e),
         None => sel["matchExpressions"] = json!([e]),
+    }
+}
+
+/// NetworkPolicies' translation ([`crate::kinds`]), the cluster's
+/// isolation policy ([`super::isolation`]) included.
+pub(crate) struct NetworkPolicies;
+
+#[async_trait::async_trait]
+impl Translate for NetworkPolicies {
+    async fn sync(
+        &self,
+        s: &Syncer,
+        ctx: &Ctx,
+        _kind: Kind,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Duration>, SyncError> {
+        if super::isolation::is_key(ns, name) {
+            super::isolation::sync(s, ctx).await
+        } else {
+            sync(ctx, ns, name).await
+        }
     }
 }
 

@@ -34,6 +34,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use k8s_openapi::api::core::v1::PodSpec;
+use nestkube_apiserver::controllers::watch::{Change, ObjectKey};
 
 use super::pod_spec::{self, ROOT_CA_CONFIGMAP};
 use super::refusal::{self, Refusal, Refused};
@@ -41,7 +42,8 @@ use super::{
     annotation, api, binding, config, create, delete, get, host_meta, is_ours, meta, status,
     string_map, token,
 };
-use crate::{Ctx, Kind, SyncError, Syncer, names};
+use crate::kinds::Translate;
+use crate::{Ctx, Item, Kind, SyncError, Syncer, names};
 
 /// Annotations on a copy with what the downward API of the workload's own
 /// pod must show: its name, namespace and uid are those of its origin
@@ -372,6 +374,50 @@ pub(crate) fn translate(ctx: &Ctx, vpod: &Value, endpoint: &Endpoint) -> Result<
         },
     )?;
     Ok(json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}))
+}
+
+/// Pods' translation ([`crate::kinds`]).
+pub(crate) struct Pods;
+
+#[async_trait::async_trait]
+impl Translate for Pods {
+    async fn sync(
+        &self,
+        s: &Syncer,
+        ctx: &Ctx,
+        _kind: Kind,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Duration>, SyncError> {
+        sync(s, ctx, ns, name).await
+    }
+
+    fn virtual_changed(
+        &self,
+        s: &Syncer,
+        _kind: Kind,
+        key: &ObjectKey<'_>,
+        change: &Change<'_>,
+    ) -> bool {
+        // A pod that is gone may leave ConfigMaps and Secrets unreferenced,
+        // and the Node it was bound to unused.
+        if let Change::Delete { .. } = change
+            && let Some(pod) = change.object()
+        {
+            for (kind, name) in references(&pod) {
+                s.enqueue_object(kind, key.cluster, key.namespace, &name);
+            }
+            if pod["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty())
+            {
+                s.enqueue(Item::Nodes {
+                    cluster: key.cluster.to_string(),
+                });
+            }
+        }
+        true
+    }
 }
 
 #[cfg(test)]

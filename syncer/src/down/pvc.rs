@@ -26,8 +26,9 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
 
 use super::refusal::{self, Refusal, Refusals, Refused};
 use super::{api, create, delete, get, host_meta, is_not_found, is_ours, meta, pod_spec};
+use crate::kinds::Translate;
 use crate::mirror::storage;
-use crate::{Ctx, Kind, SyncError, names};
+use crate::{Ctx, Kind, SyncError, Syncer, names};
 
 /// Status fields taken up.
 const STATUS_FIELDS: &[&str] = &["phase", "accessModes", "capacity", "conditions"];
@@ -114,6 +115,28 @@ pub(crate) fn translate(vpvc: &Value) -> Result<Value, Refused> {
     let mut errs = Refusals::default();
     let out = pod_spec::claim_spec(&spec, "spec", &mut errs);
     errs.finish(serde_json::to_value(out).unwrap_or_else(|_| json!({})))
+}
+
+/// Claims' translation ([`crate::kinds`]).
+pub(crate) struct Claims;
+
+#[async_trait::async_trait]
+impl Translate for Claims {
+    async fn sync(
+        &self,
+        _s: &Syncer,
+        ctx: &Ctx,
+        _kind: Kind,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Duration>, SyncError> {
+        sync(ctx, ns, name).await
+    }
+
+    fn keeps_legacy_copies(&self) -> bool {
+        // Its volume's data is the tenant's: never deleted here.
+        true
+    }
 }
 
 #[cfg(test)]

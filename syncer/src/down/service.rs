@@ -28,6 +28,10 @@ use serde_json::{Value, json};
 
 use super::refusal::{self, Refusals, Refused};
 use super::{api, create, delete, get, host_meta, is_ours, meta, replace, string_map};
+use nestkube_apiserver::controllers::watch::{self, Change};
+
+use crate::kinds::Translate;
+use crate::parents::owner_of;
 use crate::{Ctx, Kind, SyncError, Syncer, names};
 
 /// Reconciles virtual Service `ns/name` with its copy.
@@ -231,6 +235,35 @@ async fn take_cluster_ip(
             });
             create(vapi, &back).await?;
             Ok(Some(Duration::from_secs(1)))
+        }
+    }
+}
+
+/// Services' translation ([`crate::kinds`]).
+pub(crate) struct Services;
+
+#[async_trait::async_trait]
+impl Translate for Services {
+    async fn sync(
+        &self,
+        s: &Syncer,
+        ctx: &Ctx,
+        _kind: Kind,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Duration>, SyncError> {
+        sync(s, ctx, ns, name).await
+    }
+
+    fn stored(&self, s: &Syncer, kind: Kind, change: &Change<'_>) {
+        // A Service copy in a served parent changed (its cluster IP): the
+        // virtual Service it copies takes it up.
+        if let Some(kv) = change.current()
+            && watch::contains(&kv.value, names::CLUSTER_ANNOTATION.as_bytes())
+            && let Some(obj) = change.object()
+            && let Some(owner) = owner_of(&obj)
+        {
+            s.enqueue_object(kind, &owner.cluster, &owner.namespace, &owner.name);
         }
     }
 }
