@@ -205,6 +205,15 @@ pub enum ApiError {
     /// 403.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 about one object, with its details (upstream's `NewForbidden`
+    /// for a resource, e.g. an RBAC escalation).
+    #[error("{message}")]
+    ForbiddenObject {
+        /// The object (`kind` is the resource, as upstream's details).
+        subject: Subject,
+        /// The whole message.
+        message: String,
+    },
     /// 405.
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
@@ -276,7 +285,7 @@ impl ApiError {
             Self::Invalid { .. } => 422,
             Self::BadRequest(_) => 400,
             Self::Unauthorized => 401,
-            Self::Forbidden(_) => 403,
+            Self::Forbidden(_) | Self::ForbiddenObject { .. } => 403,
             Self::MethodNotAllowed => 405,
             Self::NotAcceptable(_) => 406,
             Self::UnsupportedMediaType(_) => 415,
@@ -298,7 +307,7 @@ impl ApiError {
             Self::Invalid { .. } => "Invalid",
             Self::BadRequest(_) => "BadRequest",
             Self::Unauthorized => "Unauthorized",
-            Self::Forbidden(_) => "Forbidden",
+            Self::Forbidden(_) | Self::ForbiddenObject { .. } => "Forbidden",
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::NotAcceptable(_) => "NotAcceptable",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
@@ -332,9 +341,10 @@ impl ApiError {
             "code": self.code(),
         });
         let details = match self {
-            Self::NotFound(s) | Self::AlreadyExists(s) | Self::Conflict { subject: s, .. } => {
-                Some(details(s))
-            }
+            Self::NotFound(s)
+            | Self::AlreadyExists(s)
+            | Self::Conflict { subject: s, .. }
+            | Self::ForbiddenObject { subject: s, .. } => Some(details(s)),
             Self::Invalid { subject, errors } => {
                 let mut d = details(subject);
                 d["causes"] = errors

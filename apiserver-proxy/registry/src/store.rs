@@ -646,6 +646,17 @@ impl Store {
                     merged["status"] = obj.get("status").cloned().unwrap_or(json!({}));
                     merged
                 }
+                Some("binding") => {
+                    // pods/binding ([`crate::binding`]): only the node, the
+                    // annotations and conditions the binding sets change.
+                    let mut merged = old.clone();
+                    merged["spec"]["nodeName"] = obj["spec"]["nodeName"].clone();
+                    if let Some(a) = obj["metadata"].get("annotations") {
+                        merged["metadata"]["annotations"] = a.clone();
+                    }
+                    merged["status"]["conditions"] = obj["status"]["conditions"].clone();
+                    merged
+                }
                 Some("finalize") => {
                     // namespaces/finalize: only spec.finalizers changes.
                     let mut merged = old.clone();
@@ -692,7 +703,11 @@ impl Store {
                 meta::set(&mut obj, "generation", Some(generation.into()));
             }
             meta::set(&mut obj, "resourceVersion", Some(current_rv.clone().into()));
-            self.validate(t, &obj, Some(&old))?;
+            // A binding is checked by its own rules ([`crate::binding`]):
+            // the node of a pod is otherwise immutable.
+            if subresource != Some("binding") {
+                self.validate(t, &obj, Some(&old))?;
+            }
             if let Some(a) = &admitted {
                 a.validate(&obj, Some(&old), &self.read_only()).await?;
                 warnings.extend(a.take_warnings());

@@ -23,6 +23,7 @@ pub mod hostescape;
 pub mod limitranger;
 pub mod mirrored;
 pub mod podsecurity;
+pub mod rbac_escalation;
 pub mod resourcequota;
 pub mod runtimeclass;
 pub mod serviceaccount;
@@ -273,6 +274,13 @@ impl Admission {
     /// A chain of exactly `plugins` (for tests and custom wiring).
     pub fn from_plugins(clusters: Arc<Clusters>, plugins: Vec<Box<dyn Plugin>>) -> Self {
         Self { clusters, plugins }
+    }
+
+    /// This chain with `plugin` appended (its mutating phase runs after
+    /// every other plugin's, e.g. [`rbac_escalation::RbacEscalation`]).
+    pub fn with_plugin(mut self, plugin: Box<dyn Plugin>) -> Self {
+        self.plugins.push(plugin);
+        self
     }
 
     /// The plugins' names, in order.

@@ -13,24 +13,10 @@ use serde_json::Value;
 
 use super::UserInfo;
 use super::rbac::{
-    Attributes, Authorizer, AuthzError, Forbidden, MASTERS_GROUP, PolicyRule, RBAC_GROUP,
-    RequestDenied,
+    Attributes, Authorizer, AuthzError, Forbidden, PolicyRule, RBAC_GROUP, RequestDenied,
 };
 use super::rbac_coverage::{self, Missing, go_quoted_strings};
 use crate::server::request::ResourceRequest;
-
-/// Whether a request is a Role/binding write that must be checked for
-/// escalation.
-pub fn guards(user: &UserInfo, rr: &ResourceRequest) -> bool {
-    rr.group == RBAC_GROUP
-        && matches!(
-            rr.resource.as_str(),
-            "roles" | "clusterroles" | "rolebindings" | "clusterrolebindings"
-        )
-        && matches!(rr.verb, "create" | "update" | "patch")
-        && rr.subresource.is_none()
-        && !user.groups.iter().any(|g| g == MASTERS_GROUP)
-}
 
 fn forbidden(user: &UserInfo, rr: &ResourceRequest, name: &str, missing: &Missing) -> Forbidden {
     Forbidden {

@@ -15,24 +15,6 @@ use super::rbac::{Attributes, Authorizer, AuthzError, PolicyRule};
 use crate::error::ApiError;
 use crate::server::request::ResourceRequest;
 
-const AUTHORIZATION: &str = "authorization.k8s.io";
-const AUTHENTICATION: &str = "authentication.k8s.io";
-
-/// Whether `rr` addresses one of the review resources (any version; only
-/// `v1` is served).
-pub fn is_review(rr: &ResourceRequest) -> bool {
-    matches!(
-        (rr.group.as_str(), rr.resource.as_str()),
-        (
-            AUTHORIZATION,
-            "selfsubjectaccessreviews"
-                | "subjectaccessreviews"
-                | "localsubjectaccessreviews"
-                | "selfsubjectrulesreviews"
-        ) | (AUTHENTICATION, "selfsubjectreviews")
-    )
-}
-
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
 }

@@ -13,6 +13,8 @@ pub mod negotiate;
 pub mod pki;
 pub mod pod_connect;
 pub mod pod_proxy;
+pub mod response;
+pub(crate) mod rest;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -247,14 +249,20 @@ pub async fn start_with(
         clusters.clone().follow();
     }
     Clusters::bootstrap(&store, &catalog, request::ROOT_CLUSTER).await?;
+    // RBAC only reads the store; the escalation check in admission asks it.
+    let authorizer = crate::auth::rbac::Authorizer::start(store.clone(), catalog.clone());
     // Every write after bootstrap passes the admission chain, and every
     // create and removal is counted against the clusters' object limits.
+    let admission = crate::admission::Admission::with_config(
+        clusters.clone(),
+        &catalog,
+        options.admission.clone(),
+    )
+    .with_plugin(Box::new(
+        crate::admission::rbac_escalation::RbacEscalation::new(authorizer.clone()),
+    ));
     let store = store
-        .with_admission(Arc::new(crate::admission::Admission::with_config(
-            clusters.clone(),
-            &catalog,
-            options.admission.clone(),
-        )))
+        .with_admission(Arc::new(admission))
         .with_object_limits(clusters.clone());
 
     let listener = TcpListener::bind(config.listen).await?;
@@ -269,7 +277,7 @@ pub async fn start_with(
     )?;
 
     let api = Arc::new(ApiServer {
-        authorizer: crate::auth::rbac::Authorizer::start(store.clone(), catalog.clone()),
+        authorizer,
         catalog,
         store,
         clusters,

@@ -246,14 +246,6 @@ pub trait PodConnector: Send + Sync {
     ) -> Result<Upgraded, ConnectError>;
 }
 
-/// Whether a request is `pods/log`.
-pub fn is_log(rr: &ResourceRequest) -> bool {
-    rr.group.is_empty()
-        && rr.resource == "pods"
-        && rr.subresource.as_deref() == Some("log")
-        && rr.name.is_some()
-}
-
 /// Names of all containers of a pod (init, regular, ephemeral).
 fn container_names(pod: &Value) -> Vec<&str> {
     ["initContainers", "containers", "ephemeralContainers"]

@@ -1,0 +1,246 @@
+//! The generic store's endpoint: every verb of every catalog resource (and
+//! its `status` and `finalize` subresources) through [`Store`], rendered in
+//! the negotiated representation (object, Table, PartialObjectMetadata).
+//!
+//! This module must never hold code for one resource: that belongs to a
+//! strategy (registry) or a row of the REST table.
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use nestkube_patch::PatchType;
+use serde_json::{Value, json};
+
+use super::options::{delete_options, list_options, write_options};
+use super::{Rest, RestRequest};
+use crate::error::ApiError;
+use crate::registry::catalog::ResourceInfo;
+use crate::registry::meta;
+#[cfg(doc)]
+use crate::registry::store::Store;
+use crate::registry::store::{self, Deleted, ListPage};
+use crate::registry::table;
+use crate::server::handler::{ApiServer, Body};
+use crate::server::negotiate::Output;
+use crate::server::response::{add_warnings, output_plain, respond};
+
+/// Serves a resource with the generic store.
+pub(crate) struct StoreRest;
+
+#[async_trait]
+impl Rest for StoreRest {
+    async fn get(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
+        let obj = req.server.store.get(&req.target(), req.name()).await?;
+        Ok(respond(
+            StatusCode::OK,
+            &render(&req.resource, obj, req.output),
+            req.output,
+        ))
+    }
+
+    async fn list(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
+        let opts = list_options(req.info)?;
+        let page = req.server.store.list(&req.target(), &opts).await?;
+        Ok(list_response(req, page))
+    }
+
+    async fn watch(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
+        super::watch::watch(req, Vec::new()).await
+    }
+
+    async fn create(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
+        let written = req
+            .server
+            .store
+            .create(&req.target(), req.decode_body()?, write_options(req.info)?)
+            .await?;
+        Ok(written_response(req, StatusCode::CREATED, written))
+    }
+
+    async fn update(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
+        let written = req
+            .server
+            .store
+            .update(
+                &req.target(),
+                req.name(),
+                req.rr.subresource.as_deref(),
+                req.decode_body()?,
+                write_options(req.info)?,
+            )
+            .await?;
+        Ok(written_response(req, StatusCode::OK, written))
+    }
+
+    async fn patch(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
+        let opts = write_options(req.info)?;
+        let pt = patch_type(req.content_type)?;
+        let r = &req.resource;
+        let schema = req.server.schema_root(&r.group, &r.version, &r.kind);
+        let written = req
+            .server
+            .store
+            .update_with(
+                &req.target(),
+                req.name(),
+                req.rr.subresource.as_deref(),
+                opts,
+                |old| {
+                    let patched = nestkube_patch::apply_patch(old, req.body, pt, schema)
+                        .map_err(patch_error)?;
+                    store::decode_body(
+                        r,
+                        &r.group,
+                        &r.version,
+                        &r.kind,
+                        patched,
+                        opts.field_validation,
+                    )
+                },
+            )
+            .await?;
+        Ok(written_response(req, StatusCode::OK, written))
+    }
+
+    async fn delete(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
+        if req.rr.subresource.is_some() {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let opts = delete_options(req.info, req.content_type, req.body)?;
+        let r = &req.resource;
+        match req
+            .server
+            .store
+            .delete(&req.target(), req.name(), &opts)
+            .await?
+        {
+            Deleted::Pending(obj) => {
+                let status = if opts.propagation.as_deref() == Some("Foreground") {
+                    StatusCode::ACCEPTED
+                } else {
+                    StatusCode::OK
+                };
+                Ok(respond(status, &render(r, obj, req.output), req.output))
+            }
+            Deleted::Gone(obj) => {
+                let mut details =
+                    json!({"name": req.name(), "kind": r.resource, "uid": meta::uid(&obj)});
+                if !r.group.is_empty() {
+                    details["group"] = r.group.clone().into();
+                }
+                let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                    "status": "Success", "details": details});
+                Ok(respond(StatusCode::OK, &status, output_plain(req.output)))
+            }
+        }
+    }
+
+    async fn delete_collection(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
+        if req.rr.subresource.is_some() {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let list = list_options(req.info)?;
+        let opts = delete_options(req.info, req.content_type, req.body)?;
+        let items = req
+            .server
+            .store
+            .delete_collection(&req.target(), &list, &opts)
+            .await?;
+        let r = &req.resource;
+        let value = json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(),
+                           "metadata": {}, "items": items});
+        Ok(respond(StatusCode::OK, &value, output_plain(req.output)))
+    }
+}
+
+/// A list page in the negotiated representation.
+pub(crate) fn list_response(req: &RestRequest<'_>, page: ListPage) -> Response<Body> {
+    let r = &req.resource;
+    let mut list_meta = json!({"resourceVersion": page.resource_version.to_string()});
+    if let Some(c) = &page.continue_token {
+        list_meta["continue"] = c.clone().into();
+    }
+    if let Some(n) = page.remaining {
+        list_meta["remainingItemCount"] = n.into();
+    }
+    let value = match req.output {
+        Output::Table(include) => table::table(r, &page.items, list_meta, include, true),
+        Output::PartialMetadata => json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": list_meta,
+            "items": page.items.iter().map(|o| json!({
+                "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"],
+            })).collect::<Vec<_>>(),
+        }),
+        _ => json!({
+            "kind": format!("{}List", r.kind),
+            "apiVersion": r.api_version(),
+            "metadata": list_meta,
+            "items": page.items,
+        }),
+    };
+    respond(StatusCode::OK, &value, req.output)
+}
+
+/// One object in the negotiated representation.
+pub(crate) fn render(r: &ResourceInfo, obj: Value, output: Output) -> Value {
+    match output {
+        Output::Table(include) => {
+            let rv = meta::resource_version(&obj).to_string();
+            table::table(r, &[obj], json!({"resourceVersion": rv}), include, true)
+        }
+        Output::PartialMetadata => json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        }),
+        _ => obj,
+    }
+}
+
+/// The response to a successful write: the object as rendered for the
+/// client, with `Warning` headers for what decoding and admission reported.
+fn written_response(
+    req: &RestRequest<'_>,
+    status: StatusCode,
+    written: store::Written,
+) -> Response<Body> {
+    let mut resp = respond(
+        status,
+        &render(&req.resource, written.object, req.output),
+        req.output,
+    );
+    add_warnings(&mut resp, &written.warnings);
+    resp
+}
+
+/// The patch type a `Content-Type` names (415 for any other).
+pub(crate) fn patch_type(content_type: Option<&str>) -> Result<PatchType, ApiError> {
+    content_type
+        .and_then(PatchType::from_content_type)
+        .ok_or_else(|| patch_error(PatchType::unsupported_media_type()))
+}
+
+/// A patch failure as upstream's Status.
+pub(crate) fn patch_error(e: nestkube_patch::PatchError) -> ApiError {
+    ApiError::Other {
+        code: e.status_code(),
+        reason: e.reason(),
+        message: e.status_message(),
+        causes: e.causes(),
+    }
+}
+
+impl ApiServer {
+    /// The strategic-merge-patch schema of a kind, if known.
+    pub(crate) fn schema_root(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Option<nestkube_patch::TypeRef<'_>> {
+        self.patch_schema
+            .as_ref()
+            .and_then(|s| s.root(group, version, kind))
+    }
+}

@@ -1,0 +1,138 @@
+//! The `scale` subresource (`autoscaling/v1 Scale`) of every resource that
+//! has one in the catalog: a view of `spec.replicas`, `status.replicas` and
+//! the selector; writes change `spec.replicas` only.
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::generic::{patch_error, patch_type};
+use super::options::write_options;
+use super::{Rest, RestRequest};
+use crate::error::ApiError;
+use crate::registry::meta;
+use crate::registry::store;
+use crate::server::handler::Body;
+use crate::server::response::{add_warnings, output_plain, respond};
+
+/// Serves `<resource>/scale`.
+pub(crate) struct Scale;
+
+#[async_trait]
+impl Rest for Scale {
+    async fn get(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
+        let obj = req.server.store.get(&req.target(), req.name()).await?;
+        Ok(respond(
+            StatusCode::OK,
+            &to_scale(&obj),
+            output_plain(req.output),
+        ))
+    }
+
+    async fn update(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
+        write(req, false).await
+    }
+
+    async fn patch(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
+        write(req, true).await
+    }
+}
+
+/// An update or patch of the Scale: the new `spec.replicas` is written to
+/// the object (decoded and validated as a Scale first).
+async fn write(req: &RestRequest<'_>, is_patch: bool) -> Result<Response<Body>, ApiError> {
+    let opts = write_options(req.info)?;
+    let patch_type = if is_patch {
+        Some(patch_type(req.content_type)?)
+    } else {
+        None
+    };
+    let body_value = if is_patch {
+        Value::Null
+    } else {
+        req.decode_body()?
+    };
+    let r = &req.resource;
+    let written = req
+        .server
+        .store
+        .update_with(&req.target(), req.name(), Some("scale"), opts, |old| {
+            let scale_in = match patch_type {
+                Some(pt) => {
+                    let schema = req.server.schema_root("autoscaling", "v1", "Scale");
+                    nestkube_patch::apply_patch(&to_scale(old), req.body, pt, schema)
+                        .map_err(patch_error)?
+                }
+                None => body_value.clone(),
+            };
+            let (scale, warnings) = store::decode_body(
+                r,
+                "autoscaling",
+                "v1",
+                "Scale",
+                scale_in,
+                opts.field_validation,
+            )?;
+            let mut obj = old.clone();
+            obj["spec"]["replicas"] = scale["spec"]["replicas"].as_i64().unwrap_or(0).into();
+            let rv = meta::resource_version(&scale);
+            meta::set(&mut obj, "resourceVersion", Some(rv.into()));
+            Ok((obj, warnings))
+        })
+        .await?;
+    let mut resp = respond(
+        StatusCode::OK,
+        &to_scale(&written.object),
+        output_plain(req.output),
+    );
+    add_warnings(&mut resp, &written.warnings);
+    Ok(resp)
+}
+
+/// `autoscaling/v1 Scale` view of an object with `spec.replicas`.
+fn to_scale(obj: &Value) -> Value {
+    let selector = selector_string(&obj["spec"]["selector"]);
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta::name(obj),
+            "namespace": meta::namespace(obj),
+            "uid": meta::uid(obj),
+            "resourceVersion": meta::resource_version(obj),
+            "creationTimestamp": obj["metadata"]["creationTimestamp"],
+        },
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+/// A label selector (`LabelSelector` object or a plain map) in string form.
+fn selector_string(sel: &Value) -> String {
+    let mut parts = Vec::new();
+    let labels = sel.get("matchLabels").unwrap_or(sel);
+    if let Some(m) = labels.as_object() {
+        for (k, v) in m {
+            if let Some(v) = v.as_str() {
+                parts.push(format!("{k}={v}"));
+            }
+        }
+    }
+    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or("");
+        let values: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        match e["operator"].as_str() {
+            Some("In") => parts.push(format!("{key} in ({})", values.join(","))),
+            Some("NotIn") => parts.push(format!("{key} notin ({})", values.join(","))),
+            Some("Exists") => parts.push(key.to_string()),
+            Some("DoesNotExist") => parts.push(format!("!{key}")),
+            _ => {}
+        }
+    }
+    parts.join(",")
+}
