@@ -29,14 +29,13 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use super::podutil;
-use super::queue::WorkQueue;
+use super::runtime::WorkQueue;
+use super::runtime::{self, ControllerContext};
 use super::util::{self, Item, fmt_time, parse_time, tolerate};
-use super::watch;
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
-use crate::server::ApiServer;
 
 /// The annotation upstream puts on a CronJob's Jobs.
 pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
@@ -425,43 +424,36 @@ struct Controller {
 }
 
 /// Starts the controller with the system clock.
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
-    spawn_with_clock(api, Arc::new(SystemClock))
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
+    spawn_with_clock(ctx, Arc::new(SystemClock))
 }
 
-/// Starts the controller with `clock`.
+/// Starts the controller with `clock`: the shared watch and the [`Timer`]
+/// feed one queue.
 pub fn spawn_with_clock(
-    api: &ApiServer,
+    ctx: &ControllerContext,
     clock: Arc<dyn Clock>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let timer = Timer::new();
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
-        cronjobs: api.catalog.get("batch", "v1", "cronjobs")?.clone(),
-        jobs: api.catalog.get("batch", "v1", "jobs")?.clone(),
+        store: ctx.store.clone(),
+        cronjobs: ctx.catalog.get("batch", "v1", "cronjobs")?.clone(),
+        jobs: ctx.catalog.get("batch", "v1", "jobs")?.clone(),
         clock: clock.clone(),
         timer: timer.clone(),
     });
-    let queue = WorkQueue::new("cronjobs", move |item: Item| {
-        let c = controller.clone();
-        async move { c.sync(&item).await.map(|()| None) }
-    });
-    tokio::spawn(timer.run(clock, queue.clone()));
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
-        "cronjobs",
-        move |change| {
-            if let Some(item) = util::self_or_controller(
-                &change,
-                "batch/cronjobs",
-                "batch/jobs",
-                "batch",
-                "CronJob",
-            ) {
-                queue.enqueue(item);
-            }
-        },
-    )))
+    let controller = runtime::Controller::new("cronjobs", controller);
+    tokio::spawn(timer.run(clock, controller.queue()));
+    Some(controller.watch(&ctx.store, |change| {
+        util::self_or_controller(change, "batch/cronjobs", "batch/jobs", "batch", "CronJob")
+    }))
+}
+
+#[async_trait::async_trait]
+impl runtime::Reconciler<Item> for Controller {
+    async fn reconcile(&self, item: Item) -> runtime::Outcome<ApiError> {
+        self.sync(&item).await.map(|()| None)
+    }
 }
 
 /// The Job for the run of `cj` scheduled at `at`.

@@ -24,14 +24,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::podutil;
-use super::queue::WorkQueue;
+use super::runtime::{self, ControllerContext};
 use super::util;
-use super::watch;
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
-use crate::server::ApiServer;
 
 /// Label (and selector term) naming a ReplicaSet's pod template.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -48,32 +46,34 @@ struct Controller {
     replicasets: Arc<ResourceInfo>,
 }
 
-/// Starts the controller for every cluster `api` serves.
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+/// Starts the controller for every cluster of `ctx`.
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
-        deployments: api.catalog.get("apps", "v1", "deployments")?.clone(),
-        replicasets: api.catalog.get("apps", "v1", "replicasets")?.clone(),
+        store: ctx.store.clone(),
+        deployments: ctx.catalog.get("apps", "v1", "deployments")?.clone(),
+        replicasets: ctx.catalog.get("apps", "v1", "replicasets")?.clone(),
     });
-    let queue = WorkQueue::new("deployments", move |key: Key| {
-        let c = controller.clone();
-        async move { c.sync(&key.0, &key.1, &key.2).await.map(|()| None) }
-    });
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "deployments",
-        move |change| {
-            if let Some(key) = util::self_or_controller(
-                &change,
+        controller,
+        |change| {
+            util::self_or_controller(
+                change,
                 "apps/deployments",
                 "apps/replicasets",
                 "apps",
                 "Deployment",
-            ) {
-                queue.enqueue(key);
-            }
+            )
         },
-    )))
+    ))
+}
+
+#[async_trait::async_trait]
+impl runtime::Reconciler<Key> for Controller {
+    async fn reconcile(&self, (cluster, ns, name): Key) -> runtime::Outcome<ApiError> {
+        self.sync(&cluster, &ns, &name).await.map(|()| None)
+    }
 }
 
 /// Upstream's `rand.SafeEncodeString` of a number.

@@ -28,14 +28,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::podutil;
-use super::queue::WorkQueue;
-use super::watch::{self, Change, ObjectKey};
+use super::runtime::{self, ControllerContext};
+use super::runtime::{Change, ObjectKey};
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::selector::LabelSelector;
 use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
-use crate::server::ApiServer;
 
 /// The `managed-by` value of slices this controller owns.
 pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
@@ -69,36 +68,33 @@ struct Controller {
     slices: Arc<ResourceInfo>,
 }
 
-/// Starts the controller for every cluster `api` serves.
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+/// Starts the controller for every cluster of `ctx`.
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
+        store: ctx.store.clone(),
         gone_since: Mutex::new(HashMap::new()),
-        services: api.catalog.get("", "v1", "services")?.clone(),
-        pods: api.catalog.get("", "v1", "pods")?.clone(),
-        endpoints: api.catalog.get("", "v1", "endpoints")?.clone(),
-        slices: api
+        services: ctx.catalog.get("", "v1", "services")?.clone(),
+        pods: ctx.catalog.get("", "v1", "pods")?.clone(),
+        endpoints: ctx.catalog.get("", "v1", "endpoints")?.clone(),
+        slices: ctx
             .catalog
             .get("discovery.k8s.io", "v1", "endpointslices")?
             .clone(),
     });
-    let queue = WorkQueue::new("endpoints", move |item: Item| {
-        let c = controller.clone();
-        async move { c.sync(&item.0, &item.1, &item.2).await }
-    });
-    let selectors: Mutex<Selectors> = Mutex::new(HashMap::new());
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
+    let mut selectors = Selectors::new();
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "endpoints",
-        move |change| {
-            let Ok(mut sel) = selectors.lock() else {
-                return;
-            };
-            for item in interesting(&change, &mut sel) {
-                queue.enqueue(item);
-            }
-        },
-    )))
+        controller,
+        move |change| interesting(change, &mut selectors),
+    ))
+}
+
+#[async_trait::async_trait]
+impl runtime::Reconciler<Item> for Controller {
+    async fn reconcile(&self, (cluster, ns, name): Item) -> runtime::Outcome<ApiError> {
+        self.sync(&cluster, &ns, &name).await
+    }
 }
 
 fn service_selector(svc: &Value) -> Option<BTreeMap<String, String>> {

@@ -23,13 +23,12 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use super::queue::WorkQueue;
-use super::watch::{self, Change, ObjectKey, contains};
+use super::runtime::{self, ControllerContext};
+use super::runtime::{Change, ObjectKey, contains};
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, Deleted, Store, Target, WriteOptions, decode_stored};
-use crate::server::ApiServer;
 
 /// Finalizer of an owner deleted with `propagationPolicy: Foreground`.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -211,52 +210,41 @@ struct Collector {
     graph: Mutex<Graph>,
 }
 
-/// Starts the garbage collector for every cluster `api` serves.
-pub fn spawn(api: &ApiServer) -> tokio::task::JoinHandle<()> {
+/// Starts the garbage collector for every cluster of `ctx`. The keys of a
+/// (re)list wait until it is complete, so no owner is judged gone before
+/// the graph knows it.
+pub fn spawn(ctx: &ControllerContext) -> tokio::task::JoinHandle<()> {
     let mut by_segment = HashMap::new();
-    for r in api.catalog.resources() {
+    for r in ctx.catalog.resources() {
         by_segment
             .entry(r.storage_segment.clone())
             .or_insert_with(|| r.clone());
     }
     let gc = Arc::new(Collector {
-        store: api.store.clone(),
-        catalog: api.catalog.clone(),
+        store: ctx.store.clone(),
+        catalog: ctx.catalog.clone(),
         by_segment,
         graph: Mutex::new(Graph::default()),
     });
-    let worker = gc.clone();
-    let queue = WorkQueue::new("garbagecollector", move |item: Item| {
-        let gc = worker.clone();
-        async move { gc.reconcile(&item).await.map(|()| None) }
-    });
-    let mut pending: Option<Vec<Item>> = None;
-    tokio::spawn(watch::run(
-        api.store.clone(),
-        "garbagecollector",
-        move |change| match change {
+    runtime::Controller::new("garbagecollector", gc.clone())
+        .hold_initial_until_synced()
+        .watch(&ctx.store, move |change| match change {
             Change::Listing => {
                 if let Ok(mut g) = gc.graph.lock() {
                     g.clear();
                 }
-                pending = Some(Vec::new());
+                Vec::new()
             }
-            Change::Synced => {
-                for item in pending.take().unwrap_or_default() {
-                    queue.enqueue(item);
-                }
-            }
-            change => {
-                let initial = matches!(change, Change::Initial(_));
-                for item in gc.observe(&change, initial) {
-                    match pending.as_mut() {
-                        Some(p) if initial => p.push(item),
-                        _ => queue.enqueue(item),
-                    }
-                }
-            }
-        },
-    ))
+            Change::Synced => Vec::new(),
+            change => gc.observe(change, matches!(change, Change::Initial(_))),
+        })
+}
+
+#[async_trait::async_trait]
+impl runtime::Reconciler<Item> for Collector {
+    async fn reconcile(&self, item: Item) -> runtime::Outcome<ApiError> {
+        self.sync(&item).await.map(|()| None)
+    }
 }
 
 /// Tolerated outcomes of writes racing with other writers.
@@ -368,7 +356,7 @@ impl Collector {
         }
     }
 
-    async fn reconcile(&self, item: &Item) -> Result<(), ApiError> {
+    async fn sync(&self, item: &Item) -> Result<(), ApiError> {
         match item {
             Item::Dependent(key) => self.attempt_to_delete(key).await,
             Item::Owner(key) => self.process_owner(key).await,

@@ -17,11 +17,13 @@ pub mod job;
 pub mod namespace;
 pub mod podutil;
 pub mod provision;
-pub mod queue;
 pub mod replicaset;
 pub mod resourcequota;
+pub mod runtime;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod util;
 pub mod virtualcluster;
-pub mod watch;
+
+// The runtime's stages under their former paths (the syncer uses them).
+pub use runtime::{queue, watch};

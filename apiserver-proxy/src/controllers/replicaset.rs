@@ -19,13 +19,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::podutil;
-use super::queue::WorkQueue;
-use super::watch::{self, Change, ObjectKey};
+use super::runtime::{self, ControllerContext};
+use super::runtime::{Change, ObjectKey};
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
-use crate::server::ApiServer;
 
 /// Most pods created or deleted by one reconcile (upstream's burst).
 const BURST: usize = 500;
@@ -45,27 +44,20 @@ struct Controller {
     pods: Arc<ResourceInfo>,
 }
 
-/// Starts the controller for every cluster `api` serves (`None` when the
+/// Starts the controller for every cluster of `ctx` (`None` when the
 /// catalog lacks ReplicaSets or pods).
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
-        replicasets: api.catalog.get("apps", "v1", "replicasets")?.clone(),
-        pods: api.catalog.get("", "v1", "pods")?.clone(),
+        store: ctx.store.clone(),
+        replicasets: ctx.catalog.get("apps", "v1", "replicasets")?.clone(),
+        pods: ctx.catalog.get("", "v1", "pods")?.clone(),
     });
-    let queue = WorkQueue::new("replicasets", move |item: Item| {
-        let c = controller.clone();
-        async move { c.reconcile(item).await }
-    });
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "replicasets",
-        move |change| {
-            if let Some(item) = interesting(&change) {
-                queue.enqueue(item);
-            }
-        },
-    )))
+        controller,
+        interesting,
+    ))
 }
 
 /// The work a change calls for, if any.
@@ -114,14 +106,17 @@ fn tolerate<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
     }
 }
 
-impl Controller {
+#[async_trait::async_trait]
+impl runtime::Reconciler<Item> for Controller {
     async fn reconcile(&self, item: Item) -> Result<Option<Duration>, ApiError> {
         match item {
             Item::ReplicaSet(c, ns, name) => self.sync(&c, &ns, &name).await,
             Item::Orphan(c, ns, name) => self.find_adopters(&c, &ns, &name).await.map(|()| None),
         }
     }
+}
 
+impl Controller {
     /// An orphan pod changed: reconcile every ReplicaSet that selects it.
     async fn find_adopters(&self, cluster: &str, ns: &str, pod: &str) -> Result<(), ApiError> {
         let pods = Target {

@@ -170,6 +170,46 @@ where
     }
 }
 
+/// Growing requeue delays per key, for a reconcile that polls until
+/// something its watch does not show is done (e.g. a namespace's content
+/// being gone): it returns `Ok(Some(backoff.next(&key)))` while waiting and
+/// [`Backoff::reset`]s the key when done. Holds an entry only while a key
+/// waits.
+pub struct Backoff<K> {
+    min: Duration,
+    max: Duration,
+    next: Mutex<HashMap<K, Duration>>,
+}
+
+impl<K: Clone + Eq + Hash> Backoff<K> {
+    /// Delays from `min`, doubling, up to `max`.
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            min,
+            max,
+            next: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The delay before `key`'s next attempt; the one after is twice as long.
+    pub fn next(&self, key: &K) -> Duration {
+        let Ok(mut next) = self.next.lock() else {
+            return self.max;
+        };
+        let d = next.entry(key.clone()).or_insert(self.min);
+        let now = *d;
+        *d = (now * 2).min(self.max);
+        now
+    }
+
+    /// Forgets `key` (it is done).
+    pub fn reset(&self, key: &K) {
+        if let Ok(mut next) = self.next.lock() {
+            next.remove(key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +273,15 @@ mod tests {
         while !q.is_empty() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_max_and_resets() {
+        let b = Backoff::new(Duration::from_millis(100), Duration::from_millis(300));
+        let got: Vec<_> = (0..4).map(|_| b.next(&1).as_millis()).collect();
+        assert_eq!(got, [100, 200, 300, 300]);
+        assert_eq!(b.next(&2), Duration::from_millis(100));
+        b.reset(&1);
+        assert_eq!(b.next(&1), Duration::from_millis(100));
     }
 }
