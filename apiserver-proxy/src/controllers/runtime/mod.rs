@@ -69,7 +69,18 @@ where
 {
     /// A controller named `name` (queue and logs) running `reconciler`.
     pub fn new<R: Reconciler<K, E>>(name: &'static str, reconciler: Arc<R>) -> Self {
-        let queue = WorkQueue::new(name, move |key: K| {
+        Self::with_retry(name, reconciler, queue::MIN_BACKOFF, queue::MAX_BACKOFF)
+    }
+
+    /// [`Controller::new`], retrying failures after `min`, doubling up to
+    /// `max`.
+    pub fn with_retry<R: Reconciler<K, E>>(
+        name: &'static str,
+        reconciler: Arc<R>,
+        min: std::time::Duration,
+        max: std::time::Duration,
+    ) -> Self {
+        let queue = WorkQueue::with_retry(name, min, max, move |key: K| {
             let r = reconciler.clone();
             async move { r.reconcile(key).await }
         });

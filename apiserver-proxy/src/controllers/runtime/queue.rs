@@ -24,10 +24,10 @@ use tokio::sync::{Notify, Semaphore};
 
 /// Concurrent reconciles per queue.
 pub const MAX_CONCURRENT: usize = 32;
-/// First retry delay after a failure.
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-/// Longest retry delay.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// First retry delay after a failure (unless the queue says otherwise).
+pub const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest retry delay (unless the queue says otherwise).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What a reconcile asks for next.
 pub type Outcome<E> = Result<Option<Duration>, E>;
@@ -48,6 +48,8 @@ pub struct WorkQueue<K, E> {
     /// Keys pending, running or waiting to retry.
     active: Mutex<HashMap<K, Slot>>,
     permits: Semaphore,
+    /// First and longest retry delay after a failure.
+    retry: (Duration, Duration),
     reconcile: Box<Reconcile<K, E>>,
 }
 
@@ -62,10 +64,25 @@ where
         F: Fn(K) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Outcome<E>> + Send + 'static,
     {
+        Self::with_retry(name, MIN_BACKOFF, MAX_BACKOFF, reconcile)
+    }
+
+    /// [`WorkQueue::new`], retrying failures after `min`, doubling up to `max`.
+    pub fn with_retry<F, Fut>(
+        name: &'static str,
+        min: Duration,
+        max: Duration,
+        reconcile: F,
+    ) -> Arc<Self>
+    where
+        F: Fn(K) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome<E>> + Send + 'static,
+    {
         Arc::new(Self {
             name,
             active: Mutex::new(HashMap::new()),
             permits: Semaphore::new(MAX_CONCURRENT),
+            retry: (min, max),
             reconcile: Box::new(move |k| Box::pin(reconcile(k))),
         })
     }
@@ -120,7 +137,8 @@ where
     }
 
     async fn work(self: Arc<Self>, key: K) {
-        let mut backoff = MIN_BACKOFF;
+        let (min_backoff, max_backoff) = self.retry;
+        let mut backoff = min_backoff;
         loop {
             let outcome = {
                 let _permit = self.permits.acquire().await;
@@ -144,7 +162,7 @@ where
                     _ = tokio::time::sleep(delay) => {}
                     _ = wake.notified() => {}
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = (backoff * 2).min(max_backoff);
                 if let Ok(mut active) = self.active.lock()
                     && let Some(slot) = active.get_mut(&key)
                 {
@@ -157,7 +175,7 @@ where
             };
             if active.get(&key).is_some_and(|s| s.dirty) {
                 active.insert(key.clone(), Slot::default());
-                backoff = MIN_BACKOFF;
+                backoff = min_backoff;
                 continue;
             }
             active.remove(&key);
