@@ -11,7 +11,7 @@
 //!
 //! The child path is the VirtualCluster's name in the root cluster and
 //! `<parent>:<name>` elsewhere. A path belongs to the VirtualCluster that
-//! claimed it first ([`Claims`], shared with the host provisioner); the
+//! claimed it first ([`provision::Claims`], shared with the host provisioner); the
 //! claim is persisted as the [`FINALIZER`] on the owner, so a restart
 //! recovers it. A later VirtualCluster wanting the same
 //! path (same name, another namespace of the same parent) gets `Ready=False`
@@ -41,7 +41,7 @@
 //! is provisioned).
 //!
 //! This controller must never write outside the parent cluster of a
-//! VirtualCluster except through [`Clusters`] (which creates and removes the
+//! VirtualCluster except through [`crate::tenancy::Clusters`] (which creates and removes the
 //! child), and never touches a cluster it does not own.
 
 use std::collections::HashSet;

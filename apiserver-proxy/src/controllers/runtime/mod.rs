@@ -1,6 +1,6 @@
 //! The controller runtime every controller of this crate runs on (upstream's
-//! controller-runtime / kube-runtime shape): three stages, each in its own
-//! module.
+//! controller-runtime / kube-runtime shape): three stages, the first and
+//! the last in their own modules.
 //!
 //! 1. [`watch`]: one storage watch over every cluster, delivered as
 //!    [`Change`]s (list, synced, then puts and deletes; resumed without
@@ -8,11 +8,14 @@
 //! 2. A mapper, per controller: a cheap synchronous function from a
 //!    [`Change`] to the keys it calls for (zero, one or several; it may keep
 //!    an index, as a reflector would, e.g. Service selectors or the owner
-//!    graph). It runs on the watch loop, so it never does I/O.
+//!    graph). It runs on the watch loop, so it never does I/O. A controller
+//!    may hold a relist's keys until the relist is complete
+//!    ([`Controller::hold_initial_until_synced`]).
 //! 3. [`queue`]: the [`WorkQueue`] of keys running the controller's
 //!    [`Reconciler`]: a key runs once at a time, changes are coalesced,
-//!    failures back off, a reconcile may ask to run again after a delay
-//!    (growing per key with a [`Backoff`] when it polls).
+//!    failures back off (per controller: [`Controller::with_retry`]), a
+//!    reconcile may ask to run again after a delay (growing per key with a
+//!    [`Backoff`] when it polls).
 //!
 //! [`Controller`] wires the three; [`spawn_controller`] is the common case.
 //! Sources other than the storage watch (a timer, a watch of the host

@@ -1,4 +1,5 @@
-//! A work queue of keys (upstream's `workqueue`), cluster-aware by keying on
+//! The runtime's last stage: a work queue of keys (upstream's `workqueue`)
+//! running a reconcile per key, cluster-aware by keying on
 //! `(cluster, namespace, name)`-like keys.
 //!
 //! A key is reconciled by at most one task at a time; enqueueing it while it
