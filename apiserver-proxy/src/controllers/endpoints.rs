@@ -475,7 +475,7 @@ fn plan_slices<'a>(
             None => plan.create.push(content),
         }
     }
-    plan.delete = unused.into_iter().map(|s| meta::name(s)).collect();
+    plan.delete = unused.into_iter().map(meta::name).collect();
     plan
 }
 
