@@ -29,14 +29,13 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use super::podutil;
-use super::queue::WorkQueue;
+use super::runtime::WorkQueue;
+use super::runtime::{self, ControllerContext};
 use super::util::{self, Item, fmt_time, parse_time, tolerate};
-use super::watch;
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
-use crate::server::ApiServer;
 
 /// The annotation upstream puts on a CronJob's Jobs.
 pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
@@ -425,43 +424,36 @@ struct Controller {
 }
 
 /// Starts the controller with the system clock.
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
-    spawn_with_clock(api, Arc::new(SystemClock))
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
+    spawn_with_clock(ctx, Arc::new(SystemClock))
 }
 
-/// Starts the controller with `clock`.
+/// Starts the controller with `clock`: the shared watch and the [`Timer`]
+/// feed one queue.
 pub fn spawn_with_clock(
-    api: &ApiServer,
+    ctx: &ControllerContext,
     clock: Arc<dyn Clock>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let timer = Timer::new();
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
-        cronjobs: api.catalog.get("batch", "v1", "cronjobs")?.clone(),
-        jobs: api.catalog.get("batch", "v1", "jobs")?.clone(),
+        store: ctx.store.clone(),
+        cronjobs: ctx.catalog.get("batch", "v1", "cronjobs")?.clone(),
+        jobs: ctx.catalog.get("batch", "v1", "jobs")?.clone(),
         clock: clock.clone(),
         timer: timer.clone(),
     });
-    let queue = WorkQueue::new("cronjobs", move |item: Item| {
-        let c = controller.clone();
-        async move { c.sync(&item).await.map(|()| None) }
-    });
-    tokio::spawn(timer.run(clock, queue.clone()));
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
-        "cronjobs",
-        move |change| {
-            if let Some(item) = util::self_or_controller(
-                &change,
-                "batch/cronjobs",
-                "batch/jobs",
-                "batch",
-                "CronJob",
-            ) {
-                queue.enqueue(item);
-            }
-        },
-    )))
+    let controller = runtime::Controller::new("cronjobs", controller);
+    tokio::spawn(timer.run(clock, controller.queue()));
+    Some(controller.watch(&ctx.store, |change| {
+        util::self_or_controller(change, "batch/cronjobs", "batch/jobs", "batch", "CronJob")
+    }))
+}
+
+#[async_trait::async_trait]
+impl runtime::Reconciler<Item> for Controller {
+    async fn reconcile(&self, item: Item) -> runtime::Outcome<ApiError> {
+        self.sync(&item).await.map(|()| None)
+    }
 }
 
 /// The Job for the run of `cj` scheduled at `at`.
@@ -496,29 +488,165 @@ fn job_ref(job: &Value) -> Value {
         "resourceVersion": meta::resource_version(job)})
 }
 
+/// A run of a CronJob starting now.
+#[derive(Debug, PartialEq)]
+struct Start {
+    /// Its scheduled time (names the Job).
+    at: DateTime<Utc>,
+    /// `concurrencyPolicy: Replace`: the active Jobs are deleted first.
+    replace: bool,
+}
+
+/// What one reconcile of a CronJob does, decided from the CronJob and the
+/// Jobs it controls.
+#[derive(Debug)]
+struct Plan {
+    /// Finished Jobs beyond the history limits (names, oldest first).
+    doomed: Vec<String>,
+    /// The Jobs still running (not finished, not being deleted).
+    active: Vec<Value>,
+    /// The run to start now, if any.
+    start: Option<Start>,
+    /// The `lastScheduleTime` to record: the due run, when it starts or its
+    /// Job exists already.
+    scheduled: Option<DateTime<Utc>>,
+    /// The latest completion of a successful Job.
+    last_success: Option<DateTime<Utc>>,
+    /// When the next run is due (`None`: never, e.g. suspended).
+    next: Option<DateTime<Utc>>,
+}
+
+fn plan(cj: &Value, mut mine: Vec<Value>, now: DateTime<Utc>) -> Plan {
+    mine.sort_by_key(|j| {
+        (
+            parse_time(&j["status"]["startTime"])
+                .or_else(|| parse_time(&j["metadata"]["creationTimestamp"])),
+            meta::name(j).to_string(),
+        )
+    });
+    let status = &cj["status"];
+
+    // Finished Jobs: lastSuccessfulTime and history limits.
+    let mut last_success = parse_time(&status["lastSuccessfulTime"]);
+    for j in &mine {
+        if job_finished(j) == Some("Complete")
+            && let Some(t) = parse_time(&j["status"]["completionTime"])
+        {
+            last_success = last_success.max(Some(t));
+        }
+    }
+    let mut doomed = Vec::new();
+    for (kind, field, default) in [
+        ("Complete", "successfulJobsHistoryLimit", 3),
+        ("Failed", "failedJobsHistoryLimit", 1),
+    ] {
+        let limit = cj["spec"][field].as_i64().unwrap_or(default).max(0) as usize;
+        let done: Vec<&Value> = mine
+            .iter()
+            .filter(|j| job_finished(j) == Some(kind) && !meta::is_deleting(j))
+            .collect();
+        if done.len() > limit {
+            doomed.extend(
+                done[..done.len() - limit]
+                    .iter()
+                    .map(|j| meta::name(j).to_string()),
+            );
+        }
+    }
+    let active: Vec<Value> = mine
+        .iter()
+        .filter(|j| job_finished(j).is_none() && !meta::is_deleting(j))
+        .cloned()
+        .collect();
+    let mut plan = Plan {
+        doomed,
+        active,
+        start: None,
+        scheduled: None,
+        last_success,
+        next: None,
+    };
+
+    // The schedule. An unknown zone (validation refuses it) is never scheduled.
+    let tz = match cj["spec"]["timeZone"].as_str() {
+        None => Some(Tz::UTC),
+        Some(z) => z.parse::<Tz>().ok(),
+    };
+    let schedule = cj["spec"]["schedule"]
+        .as_str()
+        .and_then(|s| Schedule::parse(s).ok())
+        .zip(tz);
+    let Some((sched, tz)) = schedule
+        .filter(|_| !meta::is_deleting(cj) && cj["spec"]["suspend"].as_bool() != Some(true))
+    else {
+        return plan;
+    };
+    let since = parse_time(&status["lastScheduleTime"])
+        .or_else(|| parse_time(&cj["metadata"]["creationTimestamp"]))
+        .unwrap_or(now);
+    let due = sched.most_recent_in(since, now, tz).filter(|t| {
+        cj["spec"]["startingDeadlineSeconds"]
+            .as_i64()
+            .is_none_or(|d| (now - *t).num_seconds() <= d)
+    });
+    if let Some(at) = due {
+        let job_name = format!("{}-{}", meta::name(cj), at.timestamp() / 60);
+        let exists = mine.iter().any(|j| meta::name(j) == job_name);
+        let policy = cj["spec"]["concurrencyPolicy"].as_str().unwrap_or("Allow");
+        if !exists && (policy != "Forbid" || plan.active.is_empty()) {
+            plan.start = Some(Start {
+                at,
+                replace: policy == "Replace",
+            });
+            plan.scheduled = Some(at);
+        } else if exists {
+            plan.scheduled = Some(at);
+        }
+    }
+    plan.next = sched.next_after_in(now, tz);
+    plan
+}
+
+/// The CronJob's status: its current one with `active` (references to
+/// the running Jobs), and the times recorded by the plan.
+fn status_for(
+    cj: &Value,
+    active: &[Value],
+    scheduled: Option<DateTime<Utc>>,
+    last_success: Option<DateTime<Utc>>,
+) -> Value {
+    let mut status = cj["status"].clone();
+    if !status.is_object() {
+        status = json!({});
+    }
+    if let Some(at) = scheduled {
+        status["lastScheduleTime"] = json!(fmt_time(at));
+    }
+    let refs: Vec<Value> = active.iter().map(job_ref).collect();
+    if refs.is_empty() {
+        if let Some(o) = status.as_object_mut() {
+            o.remove("active");
+        }
+    } else {
+        status["active"] = json!(refs);
+    }
+    if let Some(t) = last_success {
+        status["lastSuccessfulTime"] = json!(fmt_time(t));
+    }
+    status
+}
+
 impl Controller {
     async fn sync(&self, item: &Item) -> Result<(), ApiError> {
         let (cluster, ns, name) = item;
-        let ct = Target {
-            cluster,
-            resource: &self.cronjobs,
-            namespace: Some(ns),
+        let ct = util::target(cluster, &self.cronjobs, ns);
+        let Some(cj) = util::get_opt(&self.store, &ct, name).await? else {
+            self.timer.set(item, None);
+            return Ok(());
         };
-        let cj = match self.store.get(&ct, name).await {
-            Ok(c) => c,
-            Err(ApiError::NotFound(_)) => {
-                self.timer.set(item, None);
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        let jt = Target {
-            cluster,
-            resource: &self.jobs,
-            namespace: Some(ns),
-        };
+        let jt = util::target(cluster, &self.jobs, ns);
         let uid = meta::uid(&cj).to_string();
-        let mut mine: Vec<Value> = self
+        let mine: Vec<Value> = self
             .store
             .list(&jt, &ListOptions::default())
             .await?
@@ -526,116 +654,29 @@ impl Controller {
             .into_iter()
             .filter(|j| podutil::controller_ref(j).is_some_and(|r| r.uid == uid))
             .collect();
-        mine.sort_by_key(|j| {
-            (
-                parse_time(&j["status"]["startTime"])
-                    .or_else(|| parse_time(&j["metadata"]["creationTimestamp"])),
-                meta::name(j).to_string(),
-            )
-        });
-        let now = self.clock.now();
-        let mut status = cj["status"].clone();
-        if !status.is_object() {
-            status = json!({});
-        }
-
-        // Finished Jobs: lastSuccessfulTime and history limits.
-        let mut last_success = parse_time(&status["lastSuccessfulTime"]);
-        for j in &mine {
-            if job_finished(j) == Some("Complete")
-                && let Some(t) = parse_time(&j["status"]["completionTime"])
-            {
-                last_success = last_success.max(Some(t));
-            }
-        }
-        let mut doomed = Vec::new();
-        for (kind, field, default) in [
-            ("Complete", "successfulJobsHistoryLimit", 3),
-            ("Failed", "failedJobsHistoryLimit", 1),
-        ] {
-            let limit = cj["spec"][field].as_i64().unwrap_or(default).max(0) as usize;
-            let done: Vec<&Value> = mine
-                .iter()
-                .filter(|j| job_finished(j) == Some(kind) && !meta::is_deleting(j))
-                .collect();
-            if done.len() > limit {
-                doomed.extend(
-                    done[..done.len() - limit]
-                        .iter()
-                        .map(|j| meta::name(j).to_string()),
-                );
-            }
-        }
-        for n in &doomed {
+        let p = plan(&cj, mine, self.clock.now());
+        for n in &p.doomed {
             self.delete_job(&jt, n).await?;
         }
-        let mut active: Vec<Value> = mine
-            .iter()
-            .filter(|j| job_finished(j).is_none() && !meta::is_deleting(j))
-            .cloned()
-            .collect();
-
-        // The schedule.
-        let mut next = None;
-        // An unknown zone (validation refuses it) is never scheduled.
-        let tz = match cj["spec"]["timeZone"].as_str() {
-            None => Some(Tz::UTC),
-            Some(z) => z.parse::<Tz>().ok(),
-        };
-        let schedule = cj["spec"]["schedule"]
-            .as_str()
-            .and_then(|s| Schedule::parse(s).ok())
-            .zip(tz);
-        if let Some((sched, tz)) = schedule
-            .filter(|_| !meta::is_deleting(&cj) && cj["spec"]["suspend"].as_bool() != Some(true))
-        {
-            let since = parse_time(&status["lastScheduleTime"])
-                .or_else(|| parse_time(&cj["metadata"]["creationTimestamp"]))
-                .unwrap_or(now);
-            let due = sched.most_recent_in(since, now, tz).filter(|t| {
-                cj["spec"]["startingDeadlineSeconds"]
-                    .as_i64()
-                    .is_none_or(|d| (now - *t).num_seconds() <= d)
-            });
-            if let Some(at) = due {
-                let job_name = format!("{}-{}", meta::name(&cj), at.timestamp() / 60);
-                let exists = mine.iter().any(|j| meta::name(j) == job_name);
-                let policy = cj["spec"]["concurrencyPolicy"].as_str().unwrap_or("Allow");
-                if !exists && (policy != "Forbid" || active.is_empty()) {
-                    if policy == "Replace" {
-                        for j in std::mem::take(&mut active) {
-                            self.delete_job(&jt, meta::name(&j)).await?;
-                        }
-                    }
-                    match self
-                        .store
-                        .create(&jt, job_for(&cj, at), WriteOptions::default())
-                        .await
-                    {
-                        Ok(w) => active.push(w.object),
-                        Err(ApiError::AlreadyExists(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                    status["lastScheduleTime"] = json!(fmt_time(at));
-                } else if exists {
-                    status["lastScheduleTime"] = json!(fmt_time(at));
+        let mut active = p.active;
+        if let Some(start) = p.start {
+            if start.replace {
+                for j in std::mem::take(&mut active) {
+                    self.delete_job(&jt, meta::name(&j)).await?;
                 }
             }
-            next = sched.next_after_in(now, tz);
-        }
-        self.timer.set(item, next);
-
-        let refs: Vec<Value> = active.iter().map(job_ref).collect();
-        if refs.is_empty() {
-            if let Some(o) = status.as_object_mut() {
-                o.remove("active");
+            match self
+                .store
+                .create(&jt, job_for(&cj, start.at), WriteOptions::default())
+                .await
+            {
+                Ok(w) => active.push(w.object),
+                Err(ApiError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
             }
-        } else {
-            status["active"] = json!(refs);
         }
-        if let Some(t) = last_success {
-            status["lastSuccessfulTime"] = json!(fmt_time(t));
-        }
+        self.timer.set(item, p.next);
+        let status = status_for(&cj, &active, p.scheduled, p.last_success);
         util::write_status(&self.store, &ct, &cj, &status).await
     }
 
@@ -899,6 +940,35 @@ mod tests {
         async fn status(&self) -> Value {
             self.c.store.get(&self.cj(), "tick").await.unwrap()["status"].clone()
         }
+    }
+
+    #[test]
+    fn plan_starts_due_runs_as_the_policy_allows() {
+        let cj = |policy: &str, suspend: bool| {
+            json!({"metadata": {"name": "c", "uid": "u",
+                    "creationTimestamp": "2026-11-25T07:59:00Z"},
+                "spec": {"schedule": "* * * * *", "concurrencyPolicy": policy,
+                    "suspend": suspend}})
+        };
+        let now = at("2026-11-25T08:00:30Z");
+        let running = json!({"metadata": {"name": "c-1"}, "status": {}});
+        let p = plan(&cj("Allow", false), vec![running.clone()], now);
+        let due = at("2026-11-25T08:00:00Z");
+        assert_eq!(
+            p.start,
+            Some(Start {
+                at: due,
+                replace: false
+            })
+        );
+        assert_eq!(p.scheduled, Some(due));
+        assert_eq!(p.next, Some(at("2026-11-25T08:01:00Z")));
+        let p = plan(&cj("Forbid", false), vec![running.clone()], now);
+        assert_eq!((p.start, p.scheduled, p.active.len()), (None, None, 1));
+        let p = plan(&cj("Replace", false), vec![running], now);
+        assert!(p.start.is_some_and(|s| s.replace));
+        let p = plan(&cj("Allow", true), Vec::new(), now);
+        assert_eq!((p.start, p.next), (None, None));
     }
 
     const T0: &str = "2026-11-25T08:00:30Z";

@@ -33,14 +33,14 @@ use serde_json::{Value, json};
 
 use super::history::{self, CONTROLLER_REVISION_HASH};
 use super::podutil;
-use super::queue::Outcome;
+use super::runtime::Outcome;
+use super::runtime::{self, ControllerContext};
+use super::runtime::{Change, ObjectKey};
 use super::util;
-use super::watch::{Change, ObjectKey};
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::store::{ListOptions, Store, Target, decode_stored};
-use crate::server::ApiServer;
 
 /// The template generation label of daemon pods.
 pub const POD_TEMPLATE_GENERATION: &str = "pod-template-generation";
@@ -65,9 +65,9 @@ struct Controller {
 
 /// Starts the controller for every cluster `api` serves (`None` when the
 /// catalog lacks one of the resources it uses).
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
     let [daemonsets, pods, nodes, revisions] = util::resources(
-        &api.catalog,
+        &ctx.catalog,
         [
             "apps/daemonsets",
             "pods",
@@ -76,14 +76,14 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
         ],
     )?;
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
+        store: ctx.store.clone(),
         daemonsets,
         pods,
         nodes,
         revisions,
     });
-    Some(util::spawn_controller(
-        &api.store,
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "daemonsets",
         controller,
         interesting,
@@ -458,7 +458,7 @@ pub fn plan(ds: &Value, hash: &str, nodes: &[Value], pods: &[Value]) -> Plan {
 }
 
 #[async_trait::async_trait]
-impl util::Reconciler<Item> for Controller {
+impl runtime::Reconciler<Item> for Controller {
     async fn reconcile(&self, item: Item) -> Result<Option<Duration>, ApiError> {
         match item {
             Item::DaemonSet(c, ns, name) => self.sync(&c, &ns, &name).await,

@@ -24,14 +24,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::podutil;
-use super::queue::WorkQueue;
+use super::runtime::{self, ControllerContext};
 use super::util;
-use super::watch;
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
-use crate::server::ApiServer;
 
 /// Label (and selector term) naming a ReplicaSet's pod template.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -48,32 +46,34 @@ struct Controller {
     replicasets: Arc<ResourceInfo>,
 }
 
-/// Starts the controller for every cluster `api` serves.
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+/// Starts the controller for every cluster of `ctx`.
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
-        deployments: api.catalog.get("apps", "v1", "deployments")?.clone(),
-        replicasets: api.catalog.get("apps", "v1", "replicasets")?.clone(),
+        store: ctx.store.clone(),
+        deployments: ctx.catalog.get("apps", "v1", "deployments")?.clone(),
+        replicasets: ctx.catalog.get("apps", "v1", "replicasets")?.clone(),
     });
-    let queue = WorkQueue::new("deployments", move |key: Key| {
-        let c = controller.clone();
-        async move { c.sync(&key.0, &key.1, &key.2).await.map(|()| None) }
-    });
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "deployments",
-        move |change| {
-            if let Some(key) = util::self_or_controller(
-                &change,
+        controller,
+        |change| {
+            util::self_or_controller(
+                change,
                 "apps/deployments",
                 "apps/replicasets",
                 "apps",
                 "Deployment",
-            ) {
-                queue.enqueue(key);
-            }
+            )
         },
-    )))
+    ))
+}
+
+#[async_trait::async_trait]
+impl runtime::Reconciler<Key> for Controller {
+    async fn reconcile(&self, (cluster, ns, name): Key) -> runtime::Outcome<ApiError> {
+        self.sync(&cluster, &ns, &name).await.map(|()| None)
+    }
 }
 
 /// Upstream's `rand.SafeEncodeString` of a number.
@@ -179,26 +179,160 @@ fn scale_down_old(
     specs
 }
 
+/// How a Deployment rolls out, resolved against its `want` replicas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Strategy {
+    /// `Recreate`: old ReplicaSets go to zero before the new one scales up.
+    recreate: bool,
+    /// Pods above `want` allowed during a rolling update.
+    surge: i64,
+    /// Pods below `want` allowed (at least 1 when `surge` is 0).
+    unavailable: i64,
+}
+
+fn strategy(d: &Value, want: i64) -> Strategy {
+    let recreate = d["spec"]["strategy"]["type"] == "Recreate";
+    let ru = &d["spec"]["strategy"]["rollingUpdate"];
+    let surge = if recreate {
+        0
+    } else {
+        int_or_percent(&ru["maxSurge"], want, true, "25%")
+    };
+    let mut unavailable = if recreate {
+        want
+    } else {
+        int_or_percent(&ru["maxUnavailable"], want, false, "25%")
+    };
+    if surge == 0 && unavailable == 0 {
+        unavailable = 1;
+    }
+    Strategy {
+        recreate,
+        surge,
+        unavailable,
+    }
+}
+
+/// The replicas the new ReplicaSet (`new_rs`, if it exists) should have
+/// now, next to the `old` ones.
+fn new_target(s: Strategy, want: i64, new_rs: Option<&Value>, old: &[Value]) -> i64 {
+    let old_replicas: i64 = old.iter().map(replicas).sum();
+    let old_pods: i64 = old.iter().map(|r| status_count(r, "replicas")).sum();
+    if s.recreate {
+        if old_replicas > 0 || old_pods > 0 {
+            0
+        } else {
+            want
+        }
+    } else if old_replicas == 0 {
+        want
+    } else {
+        let current = new_rs.map(replicas).unwrap_or(0);
+        let room = want + s.surge - (old_replicas + current);
+        (current + room.max(0)).min(want)
+    }
+}
+
+/// The replicas of each of the `old` ReplicaSets once the new one is
+/// `new_rs` (as stored).
+fn old_targets(s: Strategy, want: i64, new_rs: &Value, old: &[Value]) -> Vec<i64> {
+    if s.recreate {
+        return vec![0; old.len()];
+    }
+    let pairs: Vec<(i64, i64)> = old.iter().map(|r| (replicas(r), available(r))).collect();
+    scale_down_old(
+        &pairs,
+        (replicas(new_rs), available(new_rs)),
+        want,
+        s.unavailable,
+    )
+}
+
+/// The Deployment's status from what its ReplicaSets report.
+fn status_for(d: &Value, s: Strategy, new_rs: Option<&Value>, old: &[Value]) -> Value {
+    let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
+    let collisions = d["status"]["collisionCount"].as_i64().unwrap_or(0);
+    let paused = d["spec"]["paused"] == true;
+    let all: Vec<&Value> = old.iter().chain(new_rs).collect();
+    let sum = |f: &str| all.iter().map(|r| status_count(r, f)).sum::<i64>();
+    let available_total = sum("availableReplicas");
+    let spec_total: i64 = all.iter().map(|r| replicas(r)).sum();
+    let updated = new_rs.map(|r| status_count(r, "replicas")).unwrap_or(0);
+    let complete = updated == want
+        && sum("replicas") == want
+        && available_total >= want
+        && new_rs.is_some_and(|r| replicas(r) == want);
+    let min_ok = available_total >= want - s.unavailable;
+    let mut status = json!({
+        "observedGeneration": d["metadata"]["generation"],
+        "replicas": sum("replicas"),
+        "updatedReplicas": updated,
+        "readyReplicas": sum("readyReplicas"),
+        "availableReplicas": available_total,
+        "unavailableReplicas": (spec_total - available_total).max(0),
+    });
+    for f in [
+        "replicas",
+        "updatedReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "unavailableReplicas",
+    ] {
+        if status[f] == 0 {
+            status.as_object_mut().map(|m| m.remove(f));
+        }
+    }
+    if collisions > 0 {
+        status["collisionCount"] = json!(collisions);
+    }
+    let new_name = new_rs.map(meta::name).unwrap_or_default();
+    let (p_reason, p_message) = if paused {
+        ("DeploymentPaused", "Deployment is paused".to_string())
+    } else if complete {
+        (
+            "NewReplicaSetAvailable",
+            format!("ReplicaSet \"{new_name}\" has successfully progressed."),
+        )
+    } else {
+        (
+            "ReplicaSetUpdated",
+            format!("ReplicaSet \"{new_name}\" is progressing."),
+        )
+    };
+    let (a_reason, a_message) = if min_ok {
+        (
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+        )
+    } else {
+        (
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+        )
+    };
+    let mut conditions = vec![
+        condition(d, "Available", min_ok, a_reason, a_message),
+        condition(d, "Progressing", !paused, p_reason, &p_message),
+    ];
+    // Upstream's getReplicaFailures: the new ReplicaSet's failure to
+    // create pods (e.g. refused by admission) first, else an old one's.
+    if let Some(c) = new_rs.into_iter().chain(old).find_map(replica_failure) {
+        conditions.push(c);
+    }
+    status["conditions"] = json!(conditions);
+    status
+}
+
 impl Controller {
     async fn sync(&self, cluster: &str, ns: &str, name: &str) -> Result<(), ApiError> {
-        let dt = Target {
-            cluster,
-            resource: &self.deployments,
-            namespace: Some(ns),
-        };
-        let d = match self.store.get(&dt, name).await {
-            Ok(d) => d,
-            Err(ApiError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e),
+        let dt = util::target(cluster, &self.deployments, ns);
+        let Some(d) = util::get_opt(&self.store, &dt, name).await? else {
+            return Ok(());
         };
         if meta::is_deleting(&d) {
             return Ok(());
         }
-        let rst = Target {
-            cluster,
-            resource: &self.replicasets,
-            namespace: Some(ns),
-        };
+        let rst = util::target(cluster, &self.replicasets, ns);
         let uid = meta::uid(&d).to_string();
         let mut owned: Vec<Value> = self
             .store
@@ -217,57 +351,27 @@ impl Controller {
             )
         });
         let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
-        let template = &d["spec"]["template"];
         let collisions = d["status"]["collisionCount"].as_i64().unwrap_or(0);
-        let hash = pod_template_hash(template, collisions);
+        let hash = pod_template_hash(&d["spec"]["template"], collisions);
         let max_revision = owned.iter().map(revision).max().unwrap_or(0);
         let new_pos = owned
             .iter()
             .position(|rs| rs["metadata"]["labels"][POD_TEMPLATE_HASH] == hash.as_str());
-        let recreate = d["spec"]["strategy"]["type"] == "Recreate";
-        let ru = &d["spec"]["strategy"]["rollingUpdate"];
-        let surge = if recreate {
-            0
-        } else {
-            int_or_percent(&ru["maxSurge"], want, true, "25%")
-        };
-        let mut unavailable = if recreate {
-            want
-        } else {
-            int_or_percent(&ru["maxUnavailable"], want, false, "25%")
-        };
-        if surge == 0 && unavailable == 0 {
-            unavailable = 1;
-        }
-        let paused = d["spec"]["paused"] == true;
+        let s = strategy(&d, want);
         let mut new_rs = new_pos.map(|i| owned.remove(i));
         let old = owned;
-        let old_replicas: i64 = old.iter().map(replicas).sum();
-        let old_pods: i64 = old.iter().map(|r| status_count(r, "replicas")).sum();
+        let max = want + s.surge;
 
-        if !paused {
+        if d["spec"]["paused"] != true {
             // The new ReplicaSet: created, revision bumped, scaled up.
-            let target_new = if recreate {
-                if old_replicas > 0 || old_pods > 0 {
-                    0
-                } else {
-                    want
-                }
-            } else if old_replicas == 0 {
-                want
-            } else {
-                let current = new_rs.as_ref().map(replicas).unwrap_or(0);
-                let room = want + surge - (old_replicas + current);
-                (current + room.max(0)).min(want)
-            };
+            let target_new = new_target(s, want, new_rs.as_ref(), &old);
             let next_revision = match &new_rs {
                 Some(rs) if revision(rs) == max_revision && max_revision > 0 => max_revision,
                 _ => max_revision + 1,
             };
-            new_rs = Some(match new_rs.take() {
+            let written = match new_rs.take() {
                 None => {
-                    let body =
-                        self.new_replicaset(&d, &hash, target_new, next_revision, want + surge);
+                    let body = self.new_replicaset(&d, &hash, target_new, next_revision, max);
                     match self.store.create(&rst, body, WriteOptions::default()).await {
                         Ok(w) => w.object,
                         Err(ApiError::AlreadyExists(_)) => {
@@ -279,131 +383,21 @@ impl Controller {
                     }
                 }
                 Some(rs) => {
-                    self.scale(
-                        &rst,
-                        &rs,
-                        target_new,
-                        Some(next_revision),
-                        want,
-                        want + surge,
-                    )
-                    .await?
+                    self.scale(&rst, &rs, target_new, Some(next_revision), want, max)
+                        .await?
                 }
-            });
-            // Old ReplicaSets: down.
-            let new_ref = new_rs.as_ref().expect("set above");
-            let targets = if recreate {
-                vec![0; old.len()]
-            } else {
-                let pairs: Vec<(i64, i64)> =
-                    old.iter().map(|r| (replicas(r), available(r))).collect();
-                scale_down_old(
-                    &pairs,
-                    (replicas(new_ref), available(new_ref)),
-                    want,
-                    unavailable,
-                )
             };
-            for (rs, target) in old.iter().zip(targets) {
+            // Old ReplicaSets: down.
+            for (rs, target) in old.iter().zip(old_targets(s, want, &written, &old)) {
                 if target != replicas(rs) {
-                    self.scale(&rst, rs, target, None, want, want + surge)
-                        .await?;
+                    self.scale(&rst, rs, target, None, want, max).await?;
                 }
             }
+            new_rs = Some(written);
             self.cleanup_history(&d, &rst, &old).await?;
         }
-        // Status from what the ReplicaSets report.
-        let all: Vec<&Value> = old.iter().chain(new_rs.iter()).collect();
-        let sum = |f: &str| all.iter().map(|r| status_count(r, f)).sum::<i64>();
-        let available_total = sum("availableReplicas");
-        let spec_total: i64 = all.iter().map(|r| replicas(r)).sum();
-        let updated = new_rs
-            .as_ref()
-            .map(|r| status_count(r, "replicas"))
-            .unwrap_or(0);
-        let complete = updated == want
-            && sum("replicas") == want
-            && available_total >= want
-            && new_rs.as_ref().is_some_and(|r| replicas(r) == want);
-        let min_ok = available_total >= want - unavailable;
-        let mut status = json!({
-            "observedGeneration": d["metadata"]["generation"],
-            "replicas": sum("replicas"),
-            "updatedReplicas": updated,
-            "readyReplicas": sum("readyReplicas"),
-            "availableReplicas": available_total,
-            "unavailableReplicas": (spec_total - available_total).max(0),
-        });
-        for f in [
-            "replicas",
-            "updatedReplicas",
-            "readyReplicas",
-            "availableReplicas",
-            "unavailableReplicas",
-        ] {
-            if status[f] == 0 {
-                status.as_object_mut().map(|m| m.remove(f));
-            }
-        }
-        if collisions > 0 {
-            status["collisionCount"] = json!(collisions);
-        }
-        let new_name = new_rs
-            .as_ref()
-            .map(|r| meta::name(r).to_string())
-            .unwrap_or_default();
-        let (p_reason, p_message) = if paused {
-            ("DeploymentPaused", "Deployment is paused".to_string())
-        } else if complete {
-            (
-                "NewReplicaSetAvailable",
-                format!("ReplicaSet \"{new_name}\" has successfully progressed."),
-            )
-        } else {
-            (
-                "ReplicaSetUpdated",
-                format!("ReplicaSet \"{new_name}\" is progressing."),
-            )
-        };
-        let mut conditions = vec![
-            condition(
-                &d,
-                "Available",
-                min_ok,
-                if min_ok {
-                    "MinimumReplicasAvailable"
-                } else {
-                    "MinimumReplicasUnavailable"
-                },
-                if min_ok {
-                    "Deployment has minimum availability."
-                } else {
-                    "Deployment does not have minimum availability."
-                },
-            ),
-            condition(&d, "Progressing", !paused, p_reason, &p_message),
-        ];
-        // Upstream's getReplicaFailures: the new ReplicaSet's failure to
-        // create pods (e.g. refused by admission) first, else an old one's.
-        if let Some(c) = new_rs.iter().chain(old.iter()).find_map(replica_failure) {
-            conditions.push(c);
-        }
-        status["conditions"] = json!(conditions);
-        if d["status"] != status {
-            let result = self
-                .store
-                .update_with(&dt, name, Some("status"), WriteOptions::default(), |old| {
-                    let mut new = old.clone();
-                    new["status"] = status.clone();
-                    Ok((new, Vec::new()))
-                })
-                .await;
-            match result {
-                Ok(_) | Err(ApiError::NotFound(_)) | Err(ApiError::Conflict { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        let status = status_for(&d, s, new_rs.as_ref(), &old);
+        util::write_status(&self.store, &dt, &d, &status).await
     }
 
     fn new_replicaset(
@@ -600,5 +594,43 @@ mod tests {
         assert_eq!(scale_down_old(&[(3, 0)], (1, 0), 3, 0), vec![3]);
         // New fully available: old goes to zero.
         assert_eq!(scale_down_old(&[(1, 1)], (3, 3), 3, 0), vec![0]);
+    }
+
+    fn rs(spec: i64, replicas: i64, available: i64) -> Value {
+        json!({"metadata": {"name": "web-x"}, "spec": {"replicas": spec},
+            "status": {"replicas": replicas, "availableReplicas": available}})
+    }
+
+    #[test]
+    fn plan_rolls_within_surge_and_recreates_after_old_are_gone() {
+        let d = json!({"spec": {"replicas": 4}});
+        let s = strategy(&d, 4);
+        assert_eq!((s.recreate, s.surge, s.unavailable), (false, 1, 1));
+        // One pod over `want` (the surge) while the old ReplicaSet has 4.
+        assert_eq!(new_target(s, 4, None, &[rs(4, 4, 4)]), 1);
+        assert_eq!(new_target(s, 4, Some(&rs(1, 1, 0)), &[rs(4, 4, 4)]), 1);
+        assert_eq!(new_target(s, 4, Some(&rs(1, 1, 0)), &[rs(3, 3, 3)]), 2);
+        assert_eq!(new_target(s, 4, None, &[]), 4);
+        let r = strategy(&json!({"spec": {"strategy": {"type": "Recreate"}}}), 4);
+        assert_eq!((r.recreate, r.surge, r.unavailable), (true, 0, 4));
+        assert_eq!(new_target(r, 4, None, &[rs(0, 1, 0)]), 0);
+        assert_eq!(old_targets(r, 4, &rs(0, 0, 0), &[rs(4, 4, 4)]), vec![0]);
+    }
+
+    #[test]
+    fn status_reports_progress_from_the_replicasets() {
+        let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 2}});
+        let s = strategy(&d, 2);
+        let done = status_for(&d, s, Some(&rs(2, 2, 2)), &[]);
+        assert_eq!(done["observedGeneration"], 2);
+        assert_eq!(done["availableReplicas"], 2);
+        assert!(done.get("unavailableReplicas").is_none());
+        assert_eq!(done["conditions"][0]["type"], "Available");
+        assert_eq!(done["conditions"][0]["status"], "True");
+        assert_eq!(done["conditions"][1]["reason"], "NewReplicaSetAvailable");
+        let rolling = status_for(&d, s, Some(&rs(1, 1, 0)), &[rs(1, 1, 1)]);
+        assert_eq!(rolling["updatedReplicas"], 1);
+        assert_eq!(rolling["unavailableReplicas"], 1);
+        assert_eq!(rolling["conditions"][1]["reason"], "ReplicaSetUpdated");
     }
 }

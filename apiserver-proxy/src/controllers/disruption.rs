@@ -24,14 +24,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::podutil;
-use super::queue::Outcome;
+use super::runtime::Outcome;
+use super::runtime::{self, ControllerContext};
+use super::runtime::{Change, ObjectKey};
 use super::util::{self, fmt_time, parse_time};
-use super::watch::{Change, ObjectKey};
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::meta;
 use crate::registry::store::{ListOptions, Store};
-use crate::server::ApiServer;
 
 /// How long an evicted pod that is not yet being deleted counts as
 /// disrupted (upstream's `DeletionTimeout`).
@@ -55,11 +55,11 @@ struct Controller {
 
 /// Starts the controller for every cluster `api` serves (`None` when the
 /// catalog lacks budgets or pods).
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
-    let [budgets, pods] = util::resources(&api.catalog, ["policy/poddisruptionbudgets", "pods"])?;
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
+    let [budgets, pods] = util::resources(&ctx.catalog, ["policy/poddisruptionbudgets", "pods"])?;
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
-        catalog: api.catalog.clone(),
+        store: ctx.store.clone(),
+        catalog: ctx.catalog.clone(),
         budgets,
         pods,
     });
@@ -98,8 +98,8 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
             _ => None,
         }
     };
-    Some(util::spawn_controller(
-        &api.store,
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "disruption",
         controller,
         interesting,
@@ -206,7 +206,7 @@ pub fn status_for(
 }
 
 #[async_trait::async_trait]
-impl util::Reconciler<Item> for Controller {
+impl runtime::Reconciler<Item> for Controller {
     async fn reconcile(&self, item: Item) -> Result<Option<Duration>, ApiError> {
         match item {
             Item::Budget(c, ns, name) => self.sync(&c, &ns, &name).await,

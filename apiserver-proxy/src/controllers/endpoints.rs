@@ -28,14 +28,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::podutil;
-use super::queue::WorkQueue;
-use super::watch::{self, Change, ObjectKey};
+use super::runtime::{self, ControllerContext};
+use super::runtime::{Change, ObjectKey};
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::selector::LabelSelector;
 use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
-use crate::server::ApiServer;
 
 /// The `managed-by` value of slices this controller owns.
 pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
@@ -69,36 +68,33 @@ struct Controller {
     slices: Arc<ResourceInfo>,
 }
 
-/// Starts the controller for every cluster `api` serves.
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+/// Starts the controller for every cluster of `ctx`.
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
+        store: ctx.store.clone(),
         gone_since: Mutex::new(HashMap::new()),
-        services: api.catalog.get("", "v1", "services")?.clone(),
-        pods: api.catalog.get("", "v1", "pods")?.clone(),
-        endpoints: api.catalog.get("", "v1", "endpoints")?.clone(),
-        slices: api
+        services: ctx.catalog.get("", "v1", "services")?.clone(),
+        pods: ctx.catalog.get("", "v1", "pods")?.clone(),
+        endpoints: ctx.catalog.get("", "v1", "endpoints")?.clone(),
+        slices: ctx
             .catalog
             .get("discovery.k8s.io", "v1", "endpointslices")?
             .clone(),
     });
-    let queue = WorkQueue::new("endpoints", move |item: Item| {
-        let c = controller.clone();
-        async move { c.sync(&item.0, &item.1, &item.2).await }
-    });
-    let selectors: Mutex<Selectors> = Mutex::new(HashMap::new());
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
+    let mut selectors = Selectors::new();
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "endpoints",
-        move |change| {
-            let Ok(mut sel) = selectors.lock() else {
-                return;
-            };
-            for item in interesting(&change, &mut sel) {
-                queue.enqueue(item);
-            }
-        },
-    )))
+        controller,
+        move |change| interesting(change, &mut selectors),
+    ))
+}
+
+#[async_trait::async_trait]
+impl runtime::Reconciler<Item> for Controller {
+    async fn reconcile(&self, (cluster, ns, name): Item) -> runtime::Outcome<ApiError> {
+        self.sync(&cluster, &ns, &name).await
+    }
 }
 
 fn service_selector(svc: &Value) -> Option<BTreeMap<String, String>> {
@@ -366,6 +362,123 @@ fn slices(svc: &Value, eps: &[PodEndpoint]) -> Vec<(String, Value, Vec<Value>)> 
     out
 }
 
+/// The endpoints of the `pods` that `svc` selects (not terminating, not
+/// finished, with an IP), by pod name.
+fn pod_endpoints(svc: &Value, pods: Vec<Value>) -> Vec<PodEndpoint> {
+    let sel = service_selector(svc).unwrap_or_default();
+    let publish_not_ready = svc["spec"]["publishNotReadyAddresses"].as_bool() == Some(true);
+    let mut eps = Vec::new();
+    for pod in pods {
+        if !selects(&sel, &meta::labels(&pod))
+            || meta::is_deleting(&pod)
+            || matches!(
+                pod["status"]["phase"].as_str(),
+                Some("Succeeded") | Some("Failed")
+            )
+        {
+            continue;
+        }
+        let ips = pod_ips(&pod);
+        if ips.is_empty() {
+            continue;
+        }
+        eps.push(PodEndpoint {
+            ips,
+            ready: publish_not_ready || podutil::is_ready(&pod),
+            ports: ports_for(svc, &pod),
+            pod,
+        });
+    }
+    eps.sort_by_key(|e| meta::name(&e.pod).to_string());
+    eps
+}
+
+/// The fields of a slice this controller sets.
+struct SliceContent {
+    family: String,
+    ports: Value,
+    endpoints: Vec<Value>,
+    labels: Value,
+    owner: Value,
+}
+
+impl SliceContent {
+    fn apply(&self, s: &mut Value) {
+        s["addressType"] = json!(self.family);
+        s["endpoints"] = json!(self.endpoints);
+        if self.ports.is_null() {
+            s.as_object_mut().map(|o| o.remove("ports"));
+        } else {
+            s["ports"] = self.ports.clone();
+        }
+        s["metadata"]["labels"] = self.labels.clone();
+        s["metadata"]["ownerReferences"] = self.owner.clone();
+    }
+}
+
+/// What to do with a Service's slices.
+struct SlicePlan<'a> {
+    /// Existing slices (by name) to rewrite with their content.
+    update: Vec<(&'a str, SliceContent)>,
+    /// Slices to create.
+    create: Vec<SliceContent>,
+    /// Existing slices no longer needed.
+    delete: Vec<&'a str>,
+}
+
+/// The slices `svc` (whose Endpoints carry `labels`) needs for `eps`,
+/// reusing the `existing` ones: one of the same address type and ports,
+/// else any of the same address type.
+fn plan_slices<'a>(
+    svc: &Value,
+    labels: &Value,
+    eps: &[PodEndpoint],
+    existing: &'a [Value],
+) -> SlicePlan<'a> {
+    let name = meta::name(svc);
+    let mut slice_labels = labels.clone();
+    slice_labels[SERVICE_NAME_LABEL] = json!(name);
+    slice_labels[MANAGED_BY_LABEL] = json!(MANAGED_BY);
+    let owner = json!([{"apiVersion": "v1", "kind": "Service", "name": name,
+        "uid": meta::uid(svc), "controller": true, "blockOwnerDeletion": true}]);
+    let mut unused: Vec<&Value> = existing.iter().filter(|s| !meta::is_deleting(s)).collect();
+    let mut plan = SlicePlan {
+        update: Vec::new(),
+        create: Vec::new(),
+        delete: Vec::new(),
+    };
+    for (family, ports, endpoints) in slices(svc, eps) {
+        let pos = unused
+            .iter()
+            .position(|s| s["addressType"] == family.as_str() && s["ports"] == ports)
+            .or_else(|| {
+                unused
+                    .iter()
+                    .position(|s| s["addressType"] == family.as_str())
+            });
+        let content = SliceContent {
+            family,
+            ports,
+            endpoints,
+            labels: slice_labels.clone(),
+            owner: owner.clone(),
+        };
+        match pos {
+            Some(i) => {
+                let old = unused.remove(i);
+                let mut want = old.clone();
+                content.apply(&mut want);
+                if &want != old {
+                    plan.update.push((meta::name(old), content));
+                }
+            }
+            None => plan.create.push(content),
+        }
+    }
+    plan.delete = unused.into_iter().map(meta::name).collect();
+    plan
+}
+
 impl Controller {
     async fn sync(
         &self,
@@ -427,31 +540,8 @@ impl Controller {
             }
             return Ok(None);
         };
-        let sel = service_selector(&svc).unwrap_or_default();
-        let publish_not_ready = svc["spec"]["publishNotReadyAddresses"].as_bool() == Some(true);
-        let mut eps = Vec::new();
-        for pod in self.store.list(&pt, &ListOptions::default()).await?.items {
-            if !selects(&sel, &meta::labels(&pod))
-                || meta::is_deleting(&pod)
-                || matches!(
-                    pod["status"]["phase"].as_str(),
-                    Some("Succeeded") | Some("Failed")
-                )
-            {
-                continue;
-            }
-            let ips = pod_ips(&pod);
-            if ips.is_empty() {
-                continue;
-            }
-            eps.push(PodEndpoint {
-                ips,
-                ready: publish_not_ready || podutil::is_ready(&pod),
-                ports: ports_for(&svc, &pod),
-                pod,
-            });
-        }
-        eps.sort_by_key(|e| meta::name(&e.pod).to_string());
+        let pods = self.store.list(&pt, &ListOptions::default()).await?.items;
+        let eps = pod_endpoints(&svc, pods);
 
         // Endpoints.
         let mut labels = svc["metadata"]["labels"].clone();
@@ -505,72 +595,31 @@ impl Controller {
         }
 
         // EndpointSlices.
-        let mut slice_labels = labels.clone();
-        slice_labels[SERVICE_NAME_LABEL] = json!(name);
-        slice_labels[MANAGED_BY_LABEL] = json!(MANAGED_BY);
-        let owner = json!([{"apiVersion": "v1", "kind": "Service", "name": name,
-            "uid": meta::uid(&svc), "controller": true, "blockOwnerDeletion": true}]);
-        let mut unused: Vec<&Value> = existing.iter().filter(|s| !meta::is_deleting(s)).collect();
-        for (family, ports, endpoints) in slices(&svc, &eps) {
-            let desired = |s: &mut Value| {
-                s["addressType"] = json!(family);
-                s["endpoints"] = json!(endpoints);
-                if ports.is_null() {
-                    s.as_object_mut().map(|o| o.remove("ports"));
-                } else {
-                    s["ports"] = ports.clone();
-                }
-                s["metadata"]["labels"] = slice_labels.clone();
-                s["metadata"]["ownerReferences"] = owner.clone();
-            };
-            // Reuse a slice of the same address type and ports, else any of
-            // the same address type.
-            let pos = unused
-                .iter()
-                .position(|s| s["addressType"] == family.as_str() && s["ports"] == ports)
-                .or_else(|| {
-                    unused
-                        .iter()
-                        .position(|s| s["addressType"] == family.as_str())
-                });
-            match pos {
-                Some(i) => {
-                    let old = unused.remove(i);
-                    let mut want = old.clone();
-                    desired(&mut want);
-                    if &want != old {
-                        tolerate(
-                            self.store
-                                .update_with(
-                                    &slt,
-                                    meta::name(old),
-                                    None,
-                                    WriteOptions::default(),
-                                    |cur| {
-                                        let mut new = cur.clone();
-                                        desired(&mut new);
-                                        Ok((new, Vec::new()))
-                                    },
-                                )
-                                .await,
-                        )?;
-                    }
-                }
-                None => {
-                    let mut body = json!({"apiVersion": "discovery.k8s.io/v1",
-                        "kind": "EndpointSlice", "metadata": {"generateName": format!("{name}-")}});
-                    desired(&mut body);
-                    match self.store.create(&slt, body, WriteOptions::default()).await {
-                        Ok(_) | Err(ApiError::Forbidden(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-        }
-        for s in unused {
+        let p = plan_slices(&svc, &labels, &eps, &existing);
+        for (slice, content) in &p.update {
             tolerate(
                 self.store
-                    .delete(&slt, meta::name(s), &DeleteOptions::default())
+                    .update_with(&slt, slice, None, WriteOptions::default(), |cur| {
+                        let mut new = cur.clone();
+                        content.apply(&mut new);
+                        Ok((new, Vec::new()))
+                    })
+                    .await,
+            )?;
+        }
+        for content in &p.create {
+            let mut body = json!({"apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice", "metadata": {"generateName": format!("{name}-")}});
+            content.apply(&mut body);
+            match self.store.create(&slt, body, WriteOptions::default()).await {
+                Ok(_) | Err(ApiError::Forbidden(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for slice in p.delete {
+            tolerate(
+                self.store
+                    .delete(&slt, slice, &DeleteOptions::default())
                     .await,
             )?;
         }
@@ -614,6 +663,34 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slices_are_reused_by_address_type_and_extras_deleted() {
+        let svc = json!({"metadata": {"name": "web", "uid": "u-svc"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+        let pod = json!({"metadata": {"name": "p", "labels": {"app": "web"}},
+            "status": {"podIP": "10.0.0.1"}});
+        let other = json!({"metadata": {"name": "q", "labels": {"app": "db"}},
+            "status": {"podIP": "10.0.0.2"}});
+        let eps = pod_endpoints(&svc, vec![other, pod]);
+        assert_eq!(eps.len(), 1);
+        let existing = vec![
+            json!({"metadata": {"name": "web-a"}, "addressType": "IPv4"}),
+            json!({"metadata": {"name": "web-b"}, "addressType": "IPv4"}),
+        ];
+        let p = plan_slices(&svc, &json!({}), &eps, &existing);
+        assert_eq!(p.update.len(), 1);
+        assert_eq!(p.update[0].0, "web-a");
+        assert!(p.create.is_empty());
+        assert_eq!(p.delete, vec!["web-b"]);
+        let mut written = existing[0].clone();
+        p.update[0].1.apply(&mut written);
+        assert_eq!(written["endpoints"][0]["addresses"][0], "10.0.0.1");
+        assert_eq!(written["metadata"]["labels"][SERVICE_NAME_LABEL], "web");
+        assert_eq!(written["metadata"]["ownerReferences"][0]["uid"], "u-svc");
+        let again = plan_slices(&svc, &json!({}), &eps, std::slice::from_ref(&written));
+        assert!(again.update.is_empty() && again.create.is_empty() && again.delete.is_empty());
+    }
 
     #[test]
     fn ports_by_number_and_name() {

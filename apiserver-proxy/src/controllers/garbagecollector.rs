@@ -23,13 +23,13 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use super::queue::WorkQueue;
-use super::watch::{self, Change, ObjectKey, contains};
+use super::runtime::{self, ControllerContext};
+use super::runtime::{Change, ObjectKey, contains};
+use super::util::tolerate;
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, Deleted, Store, Target, WriteOptions, decode_stored};
-use crate::server::ApiServer;
 
 /// Finalizer of an owner deleted with `propagationPolicy: Foreground`.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -202,6 +202,46 @@ enum OwnerState {
     Waiting,
 }
 
+/// What becomes of a dependent, given how each of its owner references
+/// resolves.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// An owner is alive (or none is gone): nothing to do.
+    Keep,
+    /// An owner is alive: drop the references (uids) to the gone ones.
+    DropRefs(Vec<String>),
+    /// Every owner is gone or waiting: delete it with this propagation
+    /// (foreground when an owner waits for it, as its own finalizers ask
+    /// otherwise).
+    Delete(&'static str),
+}
+
+/// Upstream's `attemptToDeleteItem` decision for `obj`, whose owner
+/// references (by uid) resolve to `states`.
+fn verdict(obj: &Value, states: &[(&str, OwnerState)]) -> Verdict {
+    let solid = states.iter().any(|(_, s)| *s == OwnerState::Solid);
+    let waiting = states.iter().any(|(_, s)| *s == OwnerState::Waiting);
+    let dangling: Vec<String> = states
+        .iter()
+        .filter(|(_, s)| *s == OwnerState::Dangling)
+        .map(|(uid, _)| uid.to_string())
+        .collect();
+    if solid || (dangling.is_empty() && !waiting) {
+        return if dangling.is_empty() {
+            Verdict::Keep
+        } else {
+            Verdict::DropRefs(dangling)
+        };
+    }
+    Verdict::Delete(if waiting {
+        "Foreground"
+    } else if meta::finalizers(obj).iter().any(|f| f == ORPHAN) {
+        "Orphan"
+    } else {
+        "Background"
+    })
+}
+
 /// The collector; one per process.
 struct Collector {
     store: Store,
@@ -211,60 +251,40 @@ struct Collector {
     graph: Mutex<Graph>,
 }
 
-/// Starts the garbage collector for every cluster `api` serves.
-pub fn spawn(api: &ApiServer) -> tokio::task::JoinHandle<()> {
+/// Starts the garbage collector for every cluster of `ctx`. The keys of a
+/// (re)list wait until it is complete, so no owner is judged gone before
+/// the graph knows it.
+pub fn spawn(ctx: &ControllerContext) -> tokio::task::JoinHandle<()> {
     let mut by_segment = HashMap::new();
-    for r in api.catalog.resources() {
+    for r in ctx.catalog.resources() {
         by_segment
             .entry(r.storage_segment.clone())
             .or_insert_with(|| r.clone());
     }
     let gc = Arc::new(Collector {
-        store: api.store.clone(),
-        catalog: api.catalog.clone(),
+        store: ctx.store.clone(),
+        catalog: ctx.catalog.clone(),
         by_segment,
         graph: Mutex::new(Graph::default()),
     });
-    let worker = gc.clone();
-    let queue = WorkQueue::new("garbagecollector", move |item: Item| {
-        let gc = worker.clone();
-        async move { gc.reconcile(&item).await.map(|()| None) }
-    });
-    let mut pending: Option<Vec<Item>> = None;
-    tokio::spawn(watch::run(
-        api.store.clone(),
-        "garbagecollector",
-        move |change| match change {
+    runtime::Controller::new("garbagecollector", gc.clone())
+        .hold_initial_until_synced()
+        .watch(&ctx.store, move |change| match change {
             Change::Listing => {
                 if let Ok(mut g) = gc.graph.lock() {
                     g.clear();
                 }
-                pending = Some(Vec::new());
+                Vec::new()
             }
-            Change::Synced => {
-                for item in pending.take().unwrap_or_default() {
-                    queue.enqueue(item);
-                }
-            }
-            change => {
-                let initial = matches!(change, Change::Initial(_));
-                for item in gc.observe(&change, initial) {
-                    match pending.as_mut() {
-                        Some(p) if initial => p.push(item),
-                        _ => queue.enqueue(item),
-                    }
-                }
-            }
-        },
-    ))
+            Change::Synced => Vec::new(),
+            change => gc.observe(change, matches!(change, Change::Initial(_))),
+        })
 }
 
-/// Tolerated outcomes of writes racing with other writers.
-fn tolerate<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(ApiError::NotFound(_)) | Err(ApiError::Conflict { .. }) => Ok(None),
-        Err(e) => Err(e),
+#[async_trait::async_trait]
+impl runtime::Reconciler<Item> for Collector {
+    async fn reconcile(&self, item: Item) -> runtime::Outcome<ApiError> {
+        self.sync(&item).await.map(|()| None)
     }
 }
 
@@ -368,7 +388,7 @@ impl Collector {
         }
     }
 
-    async fn reconcile(&self, item: &Item) -> Result<(), ApiError> {
+    async fn sync(&self, item: &Item) -> Result<(), ApiError> {
         match item {
             Item::Dependent(key) => self.attempt_to_delete(key).await,
             Item::Owner(key) => self.process_owner(key).await,
@@ -409,39 +429,30 @@ impl Collector {
         if refs.is_empty() || meta::is_deleting(&obj) {
             return Ok(());
         }
-        let (mut solid, mut dangling, mut waiting) = (0, Vec::new(), 0);
+        let mut states = Vec::with_capacity(refs.len());
         for r in &refs {
-            match self.owner_state(&k, r).await? {
-                OwnerState::Solid => solid += 1,
-                OwnerState::Dangling => dangling.push(r.uid.clone()),
-                OwnerState::Waiting => waiting += 1,
-            }
+            states.push((r.uid.as_str(), self.owner_state(&k, r).await?));
         }
         let Some(t) = self.target(&k) else {
             return Ok(());
         };
-        if solid > 0 || (dangling.is_empty() && waiting == 0) {
-            if !dangling.is_empty() {
+        match verdict(&obj, &states) {
+            Verdict::Keep => {}
+            Verdict::DropRefs(dangling) => {
                 tolerate(
                     self.remove_refs(&t, k.name, meta::uid(&obj), &dangling)
                         .await,
                 )?;
             }
-            return Ok(());
+            Verdict::Delete(propagation) => {
+                let opts = DeleteOptions {
+                    precondition_uid: Some(meta::uid(&obj).to_string()),
+                    propagation: Some(propagation.into()),
+                    ..Default::default()
+                };
+                tolerate(self.store.delete(&t, k.name, &opts).await)?;
+            }
         }
-        let propagation = if waiting > 0 {
-            "Foreground"
-        } else if meta::finalizers(&obj).iter().any(|f| f == ORPHAN) {
-            "Orphan"
-        } else {
-            "Background"
-        };
-        let opts = DeleteOptions {
-            precondition_uid: Some(meta::uid(&obj).to_string()),
-            propagation: Some(propagation.into()),
-            ..Default::default()
-        };
-        tolerate(self.store.delete(&t, k.name, &opts).await)?;
         Ok(())
     }
 
@@ -578,6 +589,30 @@ impl Collector {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn verdicts_follow_the_owners() {
+        use OwnerState::*;
+        let obj = json!({"metadata": {"name": "d"}});
+        assert_eq!(verdict(&obj, &[("a", Solid)]), Verdict::Keep);
+        assert_eq!(
+            verdict(&obj, &[("a", Solid), ("b", Dangling)]),
+            Verdict::DropRefs(vec!["b".into()])
+        );
+        assert_eq!(
+            verdict(&obj, &[("a", Dangling)]),
+            Verdict::Delete("Background")
+        );
+        assert_eq!(
+            verdict(&obj, &[("a", Dangling), ("b", Waiting)]),
+            Verdict::Delete("Foreground")
+        );
+        let orphaning = json!({"metadata": {"finalizers": [ORPHAN]}});
+        assert_eq!(
+            verdict(&orphaning, &[("a", Dangling)]),
+            Verdict::Delete("Orphan")
+        );
+    }
+
     use super::*;
 
     fn r(uid: &str) -> OwnerRef {

@@ -5,8 +5,10 @@
 //! it; deleting the VirtualCluster tears the virtual cluster down together
 //! with everything synced for it into the host.
 //!
-//! One kube-rs watcher over every VirtualCluster of the host feeds a
-//! [`WorkQueue`]; work happens only when a VirtualCluster changes. The
+//! One kube-rs watcher over every VirtualCluster of the host feeds the
+//! queue of a [`runtime::Controller`] (the storage watch of the runtime
+//! follows this process's own store, not the host); work happens only when
+//! a VirtualCluster changes. The
 //! reconcile steps (claiming the path, validating, creating the cluster with
 //! its limits and placement, the Secret's content, the status) are the
 //! standalone controller's, from [`super::provision`], and the path table is
@@ -45,7 +47,7 @@ use serde_json::{Value, json};
 
 use super::provision::{self, Owner, Provisioner};
 pub use super::provision::{FINALIZER, SECRET_LABEL};
-use super::queue::WorkQueue;
+use super::runtime::{self, WorkQueue};
 use crate::error::ApiError;
 use crate::registry::meta;
 pub use crate::tenancy::placement::VC_UID_LABEL;
@@ -144,13 +146,16 @@ pub fn spawn(
         queue: OnceLock::new(),
         selector,
     });
-    let worker = this.clone();
-    let queue = WorkQueue::new("host-virtualclusters", move |key: Key| {
-        let worker = worker.clone();
-        async move { worker.reconcile(&key.0, &key.1).await }
-    });
-    let _ = this.queue.set(queue);
+    let controller = runtime::Controller::new("host-virtualclusters", this.clone());
+    let _ = this.queue.set(controller.queue());
     tokio::spawn(this.run())
+}
+
+#[async_trait::async_trait]
+impl runtime::Reconciler<Key, HostError> for HostProvisioner {
+    async fn reconcile(&self, (namespace, name): Key) -> runtime::Outcome<HostError> {
+        self.sync(&namespace, &name).await
+    }
 }
 
 /// The VirtualCluster resource, untyped (status and unknown fields kept as
@@ -244,7 +249,7 @@ impl HostProvisioner {
 
     /// Brings one host VirtualCluster's virtual cluster, Secret and status
     /// in line with it.
-    async fn reconcile(&self, namespace: &str, name: &str) -> Result<Option<Duration>, HostError> {
+    async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, HostError> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, &vc_resource());
         let owner = owner(namespace, name);

@@ -25,14 +25,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::podutil;
-use super::queue::WorkQueue;
+use super::runtime::{self, ControllerContext};
 use super::util::{self, Item, fmt_time, parse_time, tolerate};
-use super::watch;
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
-use crate::server::ApiServer;
 
 /// Most pods created or deleted by one reconcile.
 const BURST: usize = 500;
@@ -45,29 +43,27 @@ struct Controller {
     pods: Arc<ResourceInfo>,
 }
 
-/// Starts the controller for every cluster `api` serves (`None` when the
+/// Starts the controller for every cluster of `ctx` (`None` when the
 /// catalog lacks Jobs or pods).
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
-        jobs: api.catalog.get("batch", "v1", "jobs")?.clone(),
-        pods: api.catalog.get("", "v1", "pods")?.clone(),
+        store: ctx.store.clone(),
+        jobs: ctx.catalog.get("batch", "v1", "jobs")?.clone(),
+        pods: ctx.catalog.get("", "v1", "pods")?.clone(),
     });
-    let queue = WorkQueue::new("jobs", move |item: Item| {
-        let c = controller.clone();
-        async move { c.sync(&item.0, &item.1, &item.2).await }
-    });
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "jobs",
-        move |change| {
-            if let Some(item) =
-                util::self_or_controller(&change, "batch/jobs", "core/pods", "batch", "Job")
-            {
-                queue.enqueue(item);
-            }
-        },
-    )))
+        controller,
+        |change| util::self_or_controller(change, "batch/jobs", "core/pods", "batch", "Job"),
+    ))
+}
+
+#[async_trait::async_trait]
+impl runtime::Reconciler<Item> for Controller {
+    async fn reconcile(&self, (cluster, ns, name): Item) -> runtime::Outcome<ApiError> {
+        self.sync(&cluster, &ns, &name).await
+    }
 }
 
 /// The condition of `type_` with status True, if any.

@@ -2,7 +2,11 @@
 //!
 //! Each controller is cluster-aware: one instance serves every cluster in
 //! the process from one storage watch, and does work only when something
-//! changes, so an idle cluster costs nothing.
+//! changes, so an idle cluster costs nothing. Every controller runs on the
+//! shared [`runtime`] (watch -> mapper -> queue -> [`runtime::Reconciler`])
+//! and gets a [`runtime::ControllerContext`], never the API server itself;
+//! where a controller's decision is more than a few lines it is a pure
+//! `plan` function, apart from the reconcile's reads and writes.
 
 pub mod cronjob;
 pub mod daemonset;
@@ -16,11 +20,13 @@ pub mod job;
 pub mod namespace;
 pub mod podutil;
 pub mod provision;
-pub mod queue;
 pub mod replicaset;
 pub mod resourcequota;
+pub mod runtime;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod util;
 pub mod virtualcluster;
-pub mod watch;
+
+// The runtime's stages under their former paths (the syncer uses them).
+pub use runtime::{queue, watch};

@@ -3,11 +3,12 @@
 //! controller). Creating content in it meanwhile is refused by the store.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::runtime::{self, Backoff, Change, ControllerContext, Outcome};
 use crate::error::ApiError;
 use crate::registry::catalog::Catalog;
 use crate::registry::meta;
@@ -18,24 +19,35 @@ use crate::registry::store::{
 /// The finalizer this controller owns (in `spec.finalizers`).
 pub const FINALIZER: &str = "kubernetes";
 
-/// Runs the controller until the process ends: one watch over every
-/// cluster ([`super::watch`]), acting on namespaces being deleted
-/// (including those found at start, e.g. after a restart).
-pub async fn run(store: Store, catalog: Arc<Catalog>) {
-    let in_flight = Arc::new(Mutex::new(HashSet::<(String, String)>::new()));
-    let (s, c) = (store.clone(), catalog.clone());
-    super::watch::run(store, "namespace", move |change| {
-        let Some(kv) = change.current() else {
-            return;
-        };
-        if namespace_key(&kv.key).is_none() {
-            return;
-        }
-        if let Ok(obj) = decode_stored(kv) {
-            consider(&s, &c, &in_flight, &kv.key, &obj);
-        }
-    })
-    .await
+/// A namespace of a cluster: (cluster, name).
+type NsKey = (String, String);
+
+struct Controller {
+    store: Store,
+    catalog: Arc<Catalog>,
+    /// Polling a namespace until its content is gone: from 100 ms,
+    /// doubling, up to 5 s.
+    backoff: Backoff<NsKey>,
+}
+
+/// Starts the controller for every cluster of `ctx`: one watch over every
+/// cluster, acting on namespaces being deleted (including those found at
+/// start, e.g. after a restart).
+pub fn spawn(ctx: &ControllerContext) -> tokio::task::JoinHandle<()> {
+    let controller = Arc::new(Controller {
+        store: ctx.store.clone(),
+        catalog: ctx.catalog.clone(),
+        backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+    });
+    runtime::spawn_controller(&ctx.store, "namespace", controller, interesting)
+}
+
+/// The namespace a change calls for emptying: one being deleted.
+fn interesting(change: &Change<'_>) -> Option<NsKey> {
+    let kv = change.current()?;
+    let (cluster, name) = namespace_key(&kv.key)?;
+    let obj = decode_stored(kv).ok()?;
+    meta::is_deleting(&obj).then(|| (cluster.to_string(), name.to_string()))
 }
 
 /// Splits `/<cluster>/core/namespaces/<name>`.
@@ -46,45 +58,48 @@ fn namespace_key(key: &str) -> Option<(&str, &str)> {
     (!name.contains('/')).then_some((cluster, name))
 }
 
-fn consider(
-    store: &Store,
-    catalog: &Arc<Catalog>,
-    in_flight: &Arc<Mutex<HashSet<(String, String)>>>,
-    key: &str,
-    obj: &Value,
-) {
-    if !meta::is_deleting(obj) {
-        return;
-    }
-    let Some((cluster, name)) = namespace_key(key) else {
-        return;
-    };
-    let id = (cluster.to_string(), name.to_string());
-    if !in_flight
-        .lock()
-        .map(|mut s| s.insert(id.clone()))
-        .unwrap_or(false)
-    {
-        return;
-    }
-    let (store, catalog, in_flight) = (store.clone(), catalog.clone(), in_flight.clone());
-    tokio::spawn(async move {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match finalize(&store, &catalog, &id.0, &id.1).await {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(cluster = %id.0, namespace = %id.1, error = %e, "emptying namespace")
-                }
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+#[async_trait::async_trait]
+impl runtime::Reconciler<NsKey> for Controller {
+    /// Empties the namespace while it is being deleted, polling with
+    /// [`Controller::backoff`] until it is gone (failures are logged and
+    /// polled the same way).
+    async fn reconcile(&self, key: NsKey) -> Outcome<ApiError> {
+        let (cluster, ns) = (&key.0, &key.1);
+        let done = match self.deleting(cluster, ns).await {
+            Ok(false) => Ok(true),
+            Ok(true) => finalize(&self.store, &self.catalog, cluster, ns).await,
+            Err(e) => Err(e),
         }
-        if let Ok(mut s) = in_flight.lock() {
-            s.remove(&id);
+        .unwrap_or_else(|e| {
+            tracing::warn!(cluster = %cluster, namespace = %ns, error = %e, "emptying namespace");
+            false
+        });
+        if done {
+            self.backoff.reset(&key);
+            return Ok(None);
         }
-    });
+        Ok(Some(self.backoff.next(&key)))
+    }
+}
+
+impl Controller {
+    /// Whether the namespace still exists and is being deleted (a reconcile
+    /// queued earlier must not empty a namespace re-created since).
+    async fn deleting(&self, cluster: &str, ns: &str) -> Result<bool, ApiError> {
+        let Some(namespaces) = self.catalog.get("", "v1", "namespaces") else {
+            return Ok(false);
+        };
+        let t = Target {
+            cluster,
+            resource: namespaces,
+            namespace: None,
+        };
+        match self.store.get(&t, ns).await {
+            Ok(obj) => Ok(meta::is_deleting(&obj)),
+            Err(ApiError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Deletes the namespace's content; once it is empty, removes the finalizer

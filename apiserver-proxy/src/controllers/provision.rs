@@ -34,6 +34,7 @@ use nestkube_tenant_crds::{
 };
 use serde_json::{Value, json};
 
+use super::runtime::ControllerContext;
 use crate::admission::hostescape::{self, Allowance};
 use crate::admission::podsecurity;
 use crate::admission::runtimeclass::RuntimePolicy;
@@ -42,7 +43,6 @@ use crate::error::ApiError;
 use crate::kubeconfig;
 use crate::registry::catalog::Catalog;
 use crate::registry::store::{ListOptions, Store, Target};
-use crate::server::ApiServer;
 use crate::server::request::ROOT_CLUSTER;
 use crate::tenancy::limits::Limits;
 use crate::tenancy::placement::HostNamespaceRefused;
@@ -260,17 +260,17 @@ pub struct Provisioner {
 }
 
 impl Provisioner {
-    /// A provisioner for the clusters `api` serves.
+    /// A provisioner for the clusters of `ctx`.
     pub fn new(
-        api: &ApiServer,
+        ctx: &ControllerContext,
         server_ca_pem: String,
         base_url: String,
         claims: Arc<Claims>,
     ) -> Self {
         Self {
-            store: api.store.clone(),
-            catalog: api.catalog.clone(),
-            clusters: api.clusters.clone(),
+            store: ctx.store.clone(),
+            catalog: ctx.catalog.clone(),
+            clusters: ctx.clusters.clone(),
             claims,
             base_url,
             server_ca_pem,

@@ -19,13 +19,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::podutil;
-use super::queue::WorkQueue;
-use super::watch::{self, Change, ObjectKey};
+use super::runtime::{self, ControllerContext};
+use super::runtime::{Change, ObjectKey};
+use super::util::{self, tolerate};
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
-use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
-use crate::server::ApiServer;
+use crate::registry::store::{ListOptions, Store, Target, WriteOptions};
 
 /// Most pods created or deleted by one reconcile (upstream's burst).
 const BURST: usize = 500;
@@ -45,27 +45,20 @@ struct Controller {
     pods: Arc<ResourceInfo>,
 }
 
-/// Starts the controller for every cluster `api` serves (`None` when the
+/// Starts the controller for every cluster of `ctx` (`None` when the
 /// catalog lacks ReplicaSets or pods).
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
-        replicasets: api.catalog.get("apps", "v1", "replicasets")?.clone(),
-        pods: api.catalog.get("", "v1", "pods")?.clone(),
+        store: ctx.store.clone(),
+        replicasets: ctx.catalog.get("apps", "v1", "replicasets")?.clone(),
+        pods: ctx.catalog.get("", "v1", "pods")?.clone(),
     });
-    let queue = WorkQueue::new("replicasets", move |item: Item| {
-        let c = controller.clone();
-        async move { c.reconcile(item).await }
-    });
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "replicasets",
-        move |change| {
-            if let Some(item) = interesting(&change) {
-                queue.enqueue(item);
-            }
-        },
-    )))
+        controller,
+        interesting,
+    ))
 }
 
 /// The work a change calls for, if any.
@@ -105,23 +98,44 @@ fn interesting(change: &Change<'_>) -> Option<Item> {
     }
 }
 
-/// Tolerated outcomes of writes racing with other writers.
-fn tolerate<T>(r: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(ApiError::NotFound(_)) | Err(ApiError::Conflict { .. }) => Ok(None),
-        Err(e) => Err(e),
+/// What one reconcile does to a ReplicaSet's active pods.
+#[derive(Debug, PartialEq, Eq)]
+enum Scale {
+    /// Create this many pods from the template.
+    Create(usize),
+    /// Delete this many (the first of the active pods sorted for deletion).
+    Delete(usize),
+    /// Nothing (enough pods, or the ReplicaSet is being deleted).
+    Keep,
+}
+
+/// Whether `rs` with `active` active pods creates or deletes some, at most
+/// [`BURST`] at a time.
+fn plan(rs: &Value, active: usize) -> Scale {
+    if meta::is_deleting(rs) {
+        return Scale::Keep;
+    }
+    let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+    if active < want {
+        Scale::Create((want - active).min(BURST))
+    } else if active > want {
+        Scale::Delete((active - want).min(BURST))
+    } else {
+        Scale::Keep
     }
 }
 
-impl Controller {
+#[async_trait::async_trait]
+impl runtime::Reconciler<Item> for Controller {
     async fn reconcile(&self, item: Item) -> Result<Option<Duration>, ApiError> {
         match item {
             Item::ReplicaSet(c, ns, name) => self.sync(&c, &ns, &name).await,
             Item::Orphan(c, ns, name) => self.find_adopters(&c, &ns, &name).await.map(|()| None),
         }
     }
+}
 
+impl Controller {
     /// An orphan pod changed: reconcile every ReplicaSet that selects it.
     async fn find_adopters(&self, cluster: &str, ns: &str, pod: &str) -> Result<(), ApiError> {
         let pods = Target {
@@ -164,26 +178,16 @@ impl Controller {
         ns: &str,
         name: &str,
     ) -> Result<Option<Duration>, ApiError> {
-        let rst = Target {
-            cluster,
-            resource: &self.replicasets,
-            namespace: Some(ns),
-        };
-        let rs = match self.store.get(&rst, name).await {
-            Ok(rs) => rs,
-            Err(ApiError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e),
+        let rst = util::target(cluster, &self.replicasets, ns);
+        let Some(rs) = util::get_opt(&self.store, &rst, name).await? else {
+            return Ok(None);
         };
         let Some(sel) = podutil::selector(&rs["spec"]["selector"]).filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
         let uid = meta::uid(&rs).to_string();
         let deleting = meta::is_deleting(&rs);
-        let pt = Target {
-            cluster,
-            resource: &self.pods,
-            namespace: Some(ns),
-        };
+        let pt = util::target(cluster, &self.pods, ns);
         let mut active = Vec::new();
         // The first refused pod create (admission, validation), reported in
         // the ReplicaFailure condition as upstream.
@@ -209,10 +213,8 @@ impl Controller {
                 None => {}
             }
         }
-        if !deleting {
-            let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
-            if active.len() < want {
-                let n = (want - active.len()).min(BURST);
+        match plan(&rs, active.len()) {
+            Scale::Create(n) => {
                 let body = pod_from_template(&rs);
                 let created = futures::future::join_all((0..n).map(|_| {
                     self.store
@@ -232,36 +234,17 @@ impl Controller {
                         Err(e) => return Err(e),
                     }
                 }
-            } else if active.len() > want {
-                podutil::sort_for_deletion(&mut active);
-                let extra: Vec<Value> = active.drain(..(active.len() - want).min(BURST)).collect();
-                let deletes = extra.iter().map(|p| {
-                    let opts = DeleteOptions {
-                        precondition_uid: Some(meta::uid(p).to_string()),
-                        ..Default::default()
-                    };
-                    let name = meta::name(p).to_string();
-                    let pt = &pt;
-                    async move { self.store.delete(pt, &name, &opts).await }
-                });
-                for d in futures::future::join_all(deletes).await {
-                    tolerate(d)?;
-                }
             }
+            Scale::Delete(n) => {
+                podutil::sort_for_deletion(&mut active);
+                let extra: Vec<Value> = active.drain(..n).collect();
+                util::delete_all(&self.store, &pt, &extra.iter().collect::<Vec<_>>()).await?;
+            }
+            Scale::Keep => {}
         }
         let (mut status, requeue) = status_for(&rs, &active, chrono::Utc::now());
         replica_failure(&mut status, create_error.as_ref());
-        if rs.get("status") != Some(&status) {
-            tolerate(
-                self.store
-                    .update_with(&rst, name, Some("status"), WriteOptions::default(), |old| {
-                        let mut new = old.clone();
-                        new["status"] = status.clone();
-                        Ok((new, Vec::new()))
-                    })
-                    .await,
-            )?;
-        }
+        util::write_status(&self.store, &rst, &rs, &status).await?;
         match create_error {
             Some(e) => Err(e),
             None => Ok(requeue),
@@ -317,14 +300,7 @@ impl Controller {
 
 /// The controller owner reference to ReplicaSet `rs`.
 fn controller_ref_to(rs: &Value) -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "name": meta::name(rs),
-        "uid": meta::uid(rs),
-        "controller": true,
-        "blockOwnerDeletion": true,
-    })
+    util::controller_ref_to(rs, "apps/v1", "ReplicaSet")
 }
 
 /// A new pod for `rs` from its template.
@@ -404,22 +380,15 @@ fn status_for(
         .filter(|w| **w > 0)
         .min()
         .map(|s| Duration::from_secs(*s as u64));
-    let mut status = json!({"replicas": active.len()});
-    for (field, n) in [
-        ("fullyLabeledReplicas", fully_labeled),
-        ("readyReplicas", ready),
-        ("availableReplicas", available),
-    ] {
-        if n > 0 {
-            status[field] = json!(n);
-        }
-    }
-    if let Some(g) = rs["metadata"]["generation"].as_i64() {
-        status["observedGeneration"] = json!(g);
-    }
-    if let Some(c) = rs["status"].get("conditions").filter(|c| !c.is_null()) {
-        status["conditions"] = c.clone();
-    }
+    let status = util::workload_status(
+        rs,
+        json!({"replicas": active.len()}),
+        &[
+            ("fullyLabeledReplicas", fully_labeled as i64),
+            ("readyReplicas", ready as i64),
+            ("availableReplicas", available as i64),
+        ],
+    );
     (status, requeue)
 }
 
@@ -433,6 +402,18 @@ mod tests {
                 "selector": {"matchLabels": {"app": "web"}},
                 "template": {"metadata": {"labels": {"app": "web", "tier": "fe"}},
                     "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+    }
+
+    #[test]
+    fn plan_scales_within_the_burst_and_not_while_deleting() {
+        assert_eq!(plan(&rs(), 0), Scale::Create(2));
+        assert_eq!(plan(&rs(), 2), Scale::Keep);
+        assert_eq!(plan(&rs(), 5), Scale::Delete(3));
+        let big = json!({"spec": {"replicas": BURST + 7}});
+        assert_eq!(plan(&big, 0), Scale::Create(BURST));
+        let mut deleting = rs();
+        deleting["metadata"]["deletionTimestamp"] = json!("2024-01-01T00:00:00Z");
+        assert_eq!(plan(&deleting, 0), Scale::Keep);
     }
 
     #[test]

@@ -21,15 +21,15 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::podutil;
+use super::runtime::{self, ControllerContext};
+use super::runtime::{Change, ObjectKey};
 use super::util;
-use super::watch::{Change, ObjectKey};
 use crate::error::ApiError;
 use crate::registry::admission_hook::ReadOnlyStore;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::kinds::quantity::{self, Nanos};
 use crate::registry::meta;
 use crate::registry::store::{ListOptions, Store};
-use crate::server::ApiServer;
 
 const ONE: Nanos = 1_000_000_000;
 
@@ -49,11 +49,11 @@ struct Controller {
 }
 
 /// Starts the controller for every cluster `api` serves.
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
-        resources: served(&api.catalog),
-        quotas: api.catalog.get("", "v1", "resourcequotas")?.clone(),
+        store: ctx.store.clone(),
+        resources: served(&ctx.catalog),
+        quotas: ctx.catalog.get("", "v1", "resourcequotas")?.clone(),
     });
     // (cluster, namespace) -> names of its quotas.
     let mut with_quotas: HashMap<(String, String), HashSet<String>> = HashMap::new();
@@ -79,8 +79,8 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
         (!k.namespace.is_empty() && with_quotas.contains_key(&ns))
             .then_some(Item::Namespace(ns.0, ns.1))
     };
-    Some(util::spawn_controller(
-        &api.store,
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "resourcequota",
         controller,
         interesting,
@@ -347,8 +347,8 @@ pub fn hard_names(quota: &Value) -> Vec<String> {
 }
 
 #[async_trait::async_trait]
-impl util::Reconciler<Item> for Controller {
-    async fn reconcile(&self, item: Item) -> super::queue::Outcome<ApiError> {
+impl runtime::Reconciler<Item> for Controller {
+    async fn reconcile(&self, item: Item) -> runtime::Outcome<ApiError> {
         self.sync_item(item).await.map(|()| None)
     }
 }

@@ -16,13 +16,12 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::queue::WorkQueue;
-use super::watch::{self, Change, ObjectKey};
+use super::runtime::{self, ControllerContext};
+use super::runtime::{Change, ObjectKey};
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::meta;
 use crate::registry::store::{Store, Target, WriteOptions};
-use crate::server::ApiServer;
 
 /// The ServiceAccount every namespace gets.
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
@@ -44,24 +43,23 @@ struct Controller {
     ca_pem: String,
 }
 
-/// Starts the controller for every cluster `api` serves; `ca_pem` is the CA
+/// Starts the controller for every cluster of `ctx`; `ca_pem` is the CA
 /// published in every namespace. `None` when the catalog lacks the resources.
-pub fn spawn(api: &ApiServer, ca_pem: String) -> Option<tokio::task::JoinHandle<()>> {
-    let controller = Arc::new(Controller::new(api.store.clone(), &api.catalog, ca_pem)?);
-    let c = controller.clone();
-    let queue = WorkQueue::new("serviceaccounts", move |key: NsKey| {
-        let c = c.clone();
-        async move { c.reconcile(&key.0, &key.1).await.map(|()| None) }
-    });
-    Some(tokio::spawn(watch::run(
-        api.store.clone(),
+pub fn spawn(ctx: &ControllerContext, ca_pem: String) -> Option<tokio::task::JoinHandle<()>> {
+    let controller = Arc::new(Controller::new(ctx.store.clone(), &ctx.catalog, ca_pem)?);
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "serviceaccounts",
-        move |change| {
-            if let Some(key) = interesting(&change) {
-                queue.enqueue(key);
-            }
-        },
-    )))
+        controller,
+        interesting,
+    ))
+}
+
+#[async_trait::async_trait]
+impl runtime::Reconciler<NsKey> for Controller {
+    async fn reconcile(&self, (cluster, ns): NsKey) -> runtime::Outcome<ApiError> {
+        self.sync(&cluster, &ns).await.map(|()| None)
+    }
 }
 
 /// The namespace a change calls for reconciling, if any.
@@ -91,7 +89,7 @@ impl Controller {
         })
     }
 
-    async fn reconcile(&self, cluster: &str, ns: &str) -> Result<(), ApiError> {
+    async fn sync(&self, cluster: &str, ns: &str) -> Result<(), ApiError> {
         let t = Target {
             cluster,
             resource: &self.namespaces,

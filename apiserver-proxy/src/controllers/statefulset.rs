@@ -32,12 +32,12 @@ use serde_json::{Value, json};
 
 use super::history::{self, CONTROLLER_REVISION_HASH};
 use super::podutil;
+use super::runtime::{self, ControllerContext};
 use super::util::{self, Item};
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::store::Store;
-use crate::server::ApiServer;
 
 /// The pod-name label of a StatefulSet's pods.
 pub const POD_NAME: &str = "statefulset.kubernetes.io/pod-name";
@@ -54,9 +54,9 @@ struct Controller {
 
 /// Starts the controller for every cluster `api` serves (`None` when the
 /// catalog lacks one of the resources it manages).
-pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
     let [statefulsets, pods, claims, revisions] = util::resources(
-        &api.catalog,
+        &ctx.catalog,
         [
             "apps/statefulsets",
             "pods",
@@ -65,14 +65,14 @@ pub fn spawn(api: &ApiServer) -> Option<tokio::task::JoinHandle<()>> {
         ],
     )?;
     let controller = Arc::new(Controller {
-        store: api.store.clone(),
+        store: ctx.store.clone(),
         statefulsets,
         pods,
         claims,
         revisions,
     });
-    Some(util::spawn_controller(
-        &api.store,
+    Some(runtime::spawn_controller(
+        &ctx.store,
         "statefulsets",
         controller,
         |change| {
@@ -377,7 +377,7 @@ pub fn plan(set: &Value, pods: &[Value], rev: &Revisions, now: DateTime<Utc>) ->
 }
 
 #[async_trait::async_trait]
-impl util::Reconciler<Item> for Controller {
+impl runtime::Reconciler<Item> for Controller {
     async fn reconcile(&self, item: Item) -> Result<Option<Duration>, ApiError> {
         self.sync(&item).await
     }

@@ -1,48 +1,16 @@
-//! Small helpers shared by the workload controllers: starting a
-//! controller's queue on the shared watch, which object a watch change
-//! concerns, tolerated write races, reads and writes of owned objects and
+//! Small helpers shared by the workload controllers: which object a watch
+//! change concerns, tolerated write races, reads and writes of owned objects and
 //! status, and `metav1.Time` formatting.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::podutil;
-use super::watch::{Change, ObjectKey};
+use super::runtime::{Change, ObjectKey};
 use crate::error::ApiError;
 
 /// A work item: cluster, namespace, name.
 pub type Item = (String, String, String);
-
-/// A controller's reconcile of one key of its queue.
-#[async_trait::async_trait]
-pub trait Reconciler<K: Send + 'static>: Send + Sync + 'static {
-    /// Brings the world in line for `key`; may ask to run again later.
-    async fn reconcile(&self, key: K) -> super::queue::Outcome<ApiError>;
-}
-
-/// Starts `controller`: a [`super::queue::WorkQueue`] named `name` running
-/// its [`Reconciler`], fed by the shared all-clusters watch through
-/// `interesting` (which must be cheap: it runs on the watch loop).
-pub fn spawn_controller<K, C>(
-    store: &crate::registry::store::Store,
-    name: &'static str,
-    controller: std::sync::Arc<C>,
-    mut interesting: impl FnMut(&Change<'_>) -> Option<K> + Send + 'static,
-) -> tokio::task::JoinHandle<()>
-where
-    K: Clone + Eq + std::hash::Hash + Send + Sync + std::fmt::Debug + 'static,
-    C: Reconciler<K>,
-{
-    let queue = super::queue::WorkQueue::new(name, move |key: K| {
-        let c = controller.clone();
-        async move { c.reconcile(key).await }
-    });
-    tokio::spawn(super::watch::run(store.clone(), name, move |change| {
-        if let Some(k) = interesting(&change) {
-            queue.enqueue(k);
-        }
-    }))
-}
 
 /// The served `v1` resources named `group/resource` (`"apps/statefulsets"`,
 /// `"pods"` for core), in order; `None` if one is not served.

@@ -3,14 +3,15 @@
 //! (`/clusters/<path>`), with an admin kubeconfig in a Secret beside it, and
 //! deleting it tears the child cluster down.
 //!
-//! Cluster-aware: ONE storage watch over every cluster, filtered to
-//! VirtualCluster keys; work happens only when a VirtualCluster changes (a
-//! short-lived task per VirtualCluster being reconciled), so an idle virtual
-//! cluster costs no task, no timer and no watch.
+//! Cluster-aware: runs on the shared [`runtime`], whose ONE storage watch
+//! over every cluster is filtered to VirtualCluster keys; work happens only
+//! when a VirtualCluster changes (a short-lived task per VirtualCluster
+//! being reconciled), so an idle virtual cluster costs no task, no timer
+//! and no watch.
 //!
 //! The child path is the VirtualCluster's name in the root cluster and
 //! `<parent>:<name>` elsewhere. A path belongs to the VirtualCluster that
-//! claimed it first ([`Claims`], shared with the host provisioner); the
+//! claimed it first ([`provision::Claims`], shared with the host provisioner); the
 //! claim is persisted as the [`FINALIZER`] on the owner, so a restart
 //! recovers it. A later VirtualCluster wanting the same
 //! path (same name, another namespace of the same parent) gets `Ready=False`
@@ -40,19 +41,19 @@
 //! is provisioned).
 //!
 //! This controller must never write outside the parent cluster of a
-//! VirtualCluster except through [`Clusters`] (which creates and removes the
+//! VirtualCluster except through [`crate::tenancy::Clusters`] (which creates and removes the
 //! child), and never touches a cluster it does not own.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use nestkube_storage::WatchEvent;
 use nestkube_tenant_crds::{SecretKeyRef, VirtualClusterSpec};
 use serde_json::{Value, json};
 
 use super::provision::{self, Owner, Provisioner};
 pub use super::provision::{FINALIZER, SECRET_LABEL};
+use super::runtime::{self, Change, Outcome, WorkQueue};
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
@@ -62,6 +63,8 @@ use crate::tenancy::placement::{HostNamespaceRefused, check_host_namespace};
 use crate::tenancy::{Cluster, Parent};
 /// Storage segment of VirtualCluster keys (`<group>/<resource>`).
 const SEGMENT: &str = "tenancy.nestkube.io/virtualclusters/";
+/// First wait before retrying a failing reconcile.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between retries of a failing reconcile.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -140,28 +143,35 @@ impl Next {
     }
 }
 
-#[derive(Default)]
-struct State {
-    /// VirtualClusters being reconciled -> whether they changed meanwhile.
-    in_flight: HashMap<VcKey, bool>,
-    /// VirtualClusters with a recount of their pods scheduled.
-    recounts: HashSet<VcKey>,
-}
-
 /// The controller; one per process.
 pub struct Controller {
     /// The steps and path table shared with the other provisioner.
     p: Provisioner,
-    state: Mutex<State>,
+    /// Its queue (set once at start): reconciles enqueue waiters and recounts.
+    queue: OnceLock<Arc<WorkQueue<VcKey, ReconcileError>>>,
+    /// VirtualClusters with a recount of their pods scheduled.
+    recounts: Arc<Mutex<HashSet<VcKey>>>,
 }
 
 /// Starts the controller for every cluster the provisioner's server serves.
+/// The keys of a (re)list are reconciled once the claims of all of them are
+/// restored.
 pub fn spawn(provisioner: Provisioner) -> tokio::task::JoinHandle<()> {
     let mut policy_changes = provisioner.policy_changes();
+    let store = provisioner.store.clone();
     let controller = Arc::new(Controller {
         p: provisioner,
-        state: Mutex::new(State::default()),
+        queue: OnceLock::new(),
+        recounts: Arc::default(),
     });
+    let runtime = runtime::Controller::with_retry(
+        "virtualclusters",
+        controller.clone(),
+        MIN_BACKOFF,
+        MAX_BACKOFF,
+    )
+    .hold_initial_until_synced();
+    let _ = controller.queue.set(runtime.queue());
     let children = controller.clone();
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
@@ -177,16 +187,39 @@ pub fn spawn(provisioner: Provisioner) -> tokio::task::JoinHandle<()> {
             }
         }
     });
-    tokio::spawn(controller.run())
+    runtime.watch(&store, move |change| controller.observe(change))
+}
+
+#[async_trait::async_trait]
+impl runtime::Reconciler<VcKey, ReconcileError> for Controller {
+    async fn reconcile(&self, key: VcKey) -> Outcome<ReconcileError> {
+        let Next { waiters, recount } = self.sync(&key).await?;
+        waiters.into_iter().for_each(|k| self.enqueue(k));
+        if recount {
+            self.recount_later(key);
+        }
+        Ok(None)
+    }
 }
 
 impl Controller {
-    async fn run(self: Arc<Self>) {
-        loop {
-            if let Err(e) = self.watch_once().await {
-                tracing::warn!(error = %e, "virtualcluster watch ended; restarting");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+    /// The VirtualCluster a change concerns. A VirtualCluster found by a
+    /// (re)list holding the [`FINALIZER`] has its claim restored here,
+    /// before any reconcile of that list runs.
+    fn observe(&self, change: &Change<'_>) -> Option<VcKey> {
+        let key = VcKey::parse(change.key()?)?;
+        if let Change::Initial(_) = change
+            && let Some(obj) = change.object()
+            && meta::finalizers(&obj).iter().any(|f| f == FINALIZER)
+        {
+            self.p.claims.restore(&key.child_path(), &key.owner());
+        }
+        Some(key)
+    }
+
+    fn enqueue(&self, key: VcKey) {
+        if let Some(q) = self.queue.get() {
+            q.enqueue(key);
         }
     }
 
@@ -200,36 +233,6 @@ impl Controller {
             )
             .map(|r| r.as_ref())
             .ok_or(ReconcileError::NotServed("virtualclusters"))
-    }
-
-    /// Lists every existing VirtualCluster (claims first, then reconciles all
-    /// of them), then follows the watch.
-    async fn watch_once(self: &Arc<Self>) -> Result<(), ReconcileError> {
-        let storage = self.p.store.storage();
-        let from = storage.current_revision().await.map_err(ApiError::from)?;
-        let mut stream = storage.watch("/", from).await.map_err(ApiError::from)?;
-        let existing = self.list_all().await?;
-        for (key, obj) in &existing {
-            if meta::finalizers(obj).iter().any(|f| f == FINALIZER) {
-                self.p.claims.restore(&key.child_path(), &key.owner());
-            }
-        }
-        for (key, _) in existing {
-            self.enqueue(key);
-        }
-        while let Some(event) = stream.next().await {
-            let event = event.map_err(ApiError::from)?;
-            let key = match &event {
-                WatchEvent::Put { kv, .. } => VcKey::parse(&kv.key),
-                WatchEvent::Delete { prev, .. } => VcKey::parse(&prev.key),
-                #[allow(unreachable_patterns)]
-                _ => None,
-            };
-            if let Some(key) = key {
-                self.enqueue(key);
-            }
-        }
-        Ok(())
     }
 
     /// Reconciles every VirtualCluster stored in cluster `path` (its
@@ -259,100 +262,30 @@ impl Controller {
 
     /// Reconciles `key` again after [`provision::RECOUNT_INTERVAL`], unless
     /// that is scheduled already.
-    fn recount_later(self: &Arc<Self>, key: VcKey) {
+    fn recount_later(&self, key: VcKey) {
         let scheduled = self
-            .state
+            .recounts
             .lock()
-            .map(|mut state| state.recounts.insert(key.clone()))
+            .map(|mut recounts| recounts.insert(key.clone()))
             .unwrap_or(false);
         if !scheduled {
             return;
         }
-        let this = self.clone();
+        let (recounts, queue) = (self.recounts.clone(), self.queue.get().cloned());
         tokio::spawn(async move {
             tokio::time::sleep(provision::RECOUNT_INTERVAL).await;
-            if let Ok(mut state) = this.state.lock() {
-                state.recounts.remove(&key);
+            if let Ok(mut recounts) = recounts.lock() {
+                recounts.remove(&key);
             }
-            this.enqueue(key);
+            if let Some(q) = queue {
+                q.enqueue(key);
+            }
         });
-    }
-
-    /// Every VirtualCluster in every served cluster.
-    async fn list_all(&self) -> Result<Vec<(VcKey, Value)>, ReconcileError> {
-        let resource = self.resource()?;
-        let mut out = Vec::new();
-        for cluster in self.p.clusters.paths() {
-            let t = Target {
-                cluster: &cluster,
-                resource,
-                namespace: None,
-            };
-            for obj in self.p.store.list(&t, &ListOptions::default()).await?.items {
-                out.push((
-                    VcKey {
-                        cluster: cluster.clone(),
-                        namespace: meta::namespace(&obj).into(),
-                        name: meta::name(&obj).into(),
-                    },
-                    obj,
-                ));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Schedules a reconcile of `key`; coalesces with one already running.
-    fn enqueue(self: &Arc<Self>, key: VcKey) {
-        {
-            let Ok(mut state) = self.state.lock() else {
-                return;
-            };
-            if let Some(dirty) = state.in_flight.get_mut(&key) {
-                *dirty = true;
-                return;
-            }
-            state.in_flight.insert(key.clone(), false);
-        }
-        let this = self.clone();
-        tokio::spawn(async move { this.work(key).await });
-    }
-
-    /// Reconciles `key` until it succeeds and nothing changed meanwhile.
-    async fn work(self: Arc<Self>, key: VcKey) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.reconcile(&key).await {
-                Ok(Next { waiters, recount }) => {
-                    backoff = Duration::from_millis(100);
-                    waiters.into_iter().for_each(|k| self.enqueue(k));
-                    if recount {
-                        self.recount_later(key.clone());
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(cluster = %key.cluster, namespace = %key.namespace, name = %key.name, error = %e, "reconciling VirtualCluster");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
-                }
-            }
-            let Ok(mut state) = self.state.lock() else {
-                return;
-            };
-            match state.in_flight.get_mut(&key) {
-                Some(dirty) if *dirty => *dirty = false,
-                _ => {
-                    state.in_flight.remove(&key);
-                    return;
-                }
-            }
-        }
     }
 
     /// Brings one VirtualCluster's child cluster, Secret and status in line
     /// with it.
-    async fn reconcile(&self, key: &VcKey) -> Result<Next, ReconcileError> {
+    async fn sync(&self, key: &VcKey) -> Result<Next, ReconcileError> {
         let t = Target {
             cluster: &key.cluster,
             resource: self.resource()?,

@@ -332,31 +332,34 @@ struct Controllers {
 
 impl Controllers {
     fn spawn(self) {
-        tokio::spawn(crate::controllers::namespace::run(
-            self.api.store.clone(),
-            self.api.catalog.clone(),
-        ));
-        let provisioner = crate::controllers::provision::Provisioner::new(
-            &self.api,
+        use crate::controllers::*;
+        let ctx = runtime::ControllerContext {
+            store: self.api.store.clone(),
+            catalog: self.api.catalog.clone(),
+            clusters: self.api.clusters.clone(),
+        };
+        namespace::spawn(&ctx);
+        let provisioner = provision::Provisioner::new(
+            &ctx,
             self.server_ca_pem.clone(),
             self.base_url,
-            crate::controllers::provision::Claims::new(),
+            provision::Claims::new(),
         );
-        crate::controllers::virtualcluster::spawn(provisioner.clone());
+        virtualcluster::spawn(provisioner.clone());
         if let Some(client) = self.host {
-            crate::controllers::host_virtualcluster::spawn(provisioner, client, self.host_selector);
+            host_virtualcluster::spawn(provisioner, client, self.host_selector);
         }
-        crate::controllers::serviceaccount::spawn(&self.api, self.server_ca_pem);
-        crate::controllers::garbagecollector::spawn(&self.api);
-        crate::controllers::replicaset::spawn(&self.api);
-        crate::controllers::deployment::spawn(&self.api);
-        crate::controllers::job::spawn(&self.api);
-        crate::controllers::cronjob::spawn(&self.api);
-        crate::controllers::endpoints::spawn(&self.api);
-        crate::controllers::statefulset::spawn(&self.api);
-        crate::controllers::daemonset::spawn(&self.api);
-        crate::controllers::disruption::spawn(&self.api);
-        crate::controllers::resourcequota::spawn(&self.api);
+        serviceaccount::spawn(&ctx, self.server_ca_pem);
+        garbagecollector::spawn(&ctx);
+        replicaset::spawn(&ctx);
+        deployment::spawn(&ctx);
+        job::spawn(&ctx);
+        cronjob::spawn(&ctx);
+        endpoints::spawn(&ctx);
+        statefulset::spawn(&ctx);
+        daemonset::spawn(&ctx);
+        disruption::spawn(&ctx);
+        resourcequota::spawn(&ctx);
     }
 }
 

@@ -1,4 +1,5 @@
-//! A work queue of keys (upstream's `workqueue`), cluster-aware by keying on
+//! The runtime's last stage: a work queue of keys (upstream's `workqueue`)
+//! running a reconcile per key, cluster-aware by keying on
 //! `(cluster, namespace, name)`-like keys.
 //!
 //! A key is reconciled by at most one task at a time; enqueueing it while it
@@ -24,10 +25,10 @@ use tokio::sync::{Notify, Semaphore};
 
 /// Concurrent reconciles per queue.
 pub const MAX_CONCURRENT: usize = 32;
-/// First retry delay after a failure.
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-/// Longest retry delay.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// First retry delay after a failure (unless the queue says otherwise).
+pub const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest retry delay (unless the queue says otherwise).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What a reconcile asks for next.
 pub type Outcome<E> = Result<Option<Duration>, E>;
@@ -48,6 +49,8 @@ pub struct WorkQueue<K, E> {
     /// Keys pending, running or waiting to retry.
     active: Mutex<HashMap<K, Slot>>,
     permits: Semaphore,
+    /// First and longest retry delay after a failure.
+    retry: (Duration, Duration),
     reconcile: Box<Reconcile<K, E>>,
 }
 
@@ -62,10 +65,25 @@ where
         F: Fn(K) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Outcome<E>> + Send + 'static,
     {
+        Self::with_retry(name, MIN_BACKOFF, MAX_BACKOFF, reconcile)
+    }
+
+    /// [`WorkQueue::new`], retrying failures after `min`, doubling up to `max`.
+    pub fn with_retry<F, Fut>(
+        name: &'static str,
+        min: Duration,
+        max: Duration,
+        reconcile: F,
+    ) -> Arc<Self>
+    where
+        F: Fn(K) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome<E>> + Send + 'static,
+    {
         Arc::new(Self {
             name,
             active: Mutex::new(HashMap::new()),
             permits: Semaphore::new(MAX_CONCURRENT),
+            retry: (min, max),
             reconcile: Box::new(move |k| Box::pin(reconcile(k))),
         })
     }
@@ -120,7 +138,8 @@ where
     }
 
     async fn work(self: Arc<Self>, key: K) {
-        let mut backoff = MIN_BACKOFF;
+        let (min_backoff, max_backoff) = self.retry;
+        let mut backoff = min_backoff;
         loop {
             let outcome = {
                 let _permit = self.permits.acquire().await;
@@ -144,7 +163,7 @@ where
                     _ = tokio::time::sleep(delay) => {}
                     _ = wake.notified() => {}
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = (backoff * 2).min(max_backoff);
                 if let Ok(mut active) = self.active.lock()
                     && let Some(slot) = active.get_mut(&key)
                 {
@@ -157,7 +176,7 @@ where
             };
             if active.get(&key).is_some_and(|s| s.dirty) {
                 active.insert(key.clone(), Slot::default());
-                backoff = MIN_BACKOFF;
+                backoff = min_backoff;
                 continue;
             }
             active.remove(&key);
@@ -166,6 +185,46 @@ where
                 self.enqueue_after(key, delay);
             }
             return;
+        }
+    }
+}
+
+/// Growing requeue delays per key, for a reconcile that polls until
+/// something its watch does not show is done (e.g. a namespace's content
+/// being gone): it returns `Ok(Some(backoff.next(&key)))` while waiting and
+/// [`Backoff::reset`]s the key when done. Holds an entry only while a key
+/// waits.
+pub struct Backoff<K> {
+    min: Duration,
+    max: Duration,
+    next: Mutex<HashMap<K, Duration>>,
+}
+
+impl<K: Clone + Eq + Hash> Backoff<K> {
+    /// Delays from `min`, doubling, up to `max`.
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            min,
+            max,
+            next: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The delay before `key`'s next attempt; the one after is twice as long.
+    pub fn next(&self, key: &K) -> Duration {
+        let Ok(mut next) = self.next.lock() else {
+            return self.max;
+        };
+        let d = next.entry(key.clone()).or_insert(self.min);
+        let now = *d;
+        *d = (now * 2).min(self.max);
+        now
+    }
+
+    /// Forgets `key` (it is done).
+    pub fn reset(&self, key: &K) {
+        if let Ok(mut next) = self.next.lock() {
+            next.remove(key);
         }
     }
 }
@@ -233,5 +292,15 @@ mod tests {
         while !q.is_empty() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_max_and_resets() {
+        let b = Backoff::new(Duration::from_millis(100), Duration::from_millis(300));
+        let got: Vec<_> = (0..4).map(|_| b.next(&1).as_millis()).collect();
+        assert_eq!(got, [100, 200, 300, 300]);
+        assert_eq!(b.next(&2), Duration::from_millis(100));
+        b.reset(&1);
+        assert_eq!(b.next(&1), Duration::from_millis(100));
     }
 }

@@ -1,4 +1,5 @@
-//! The shared "watch every cluster" loop of cluster-aware controllers.
+//! The runtime's first stage: the shared "watch every cluster" loop of
+//! cluster-aware controllers (kube-runtime's `watcher`).
 //!
 //! One storage watch over the whole key space (all clusters), delivered to a
 //! synchronous callback as [`Change`]s: first the objects that exist
