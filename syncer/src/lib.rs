@@ -72,9 +72,12 @@ pub enum SyncError {
     /// An object could not be converted.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
-    /// The storage of the served clusters (binding).
+    /// The storage of the served clusters.
     #[error("storage: {0}")]
     Storage(#[from] nestkube_storage::StorageError),
+    /// A write to a served cluster through its store (binding).
+    #[error("api: {0}")]
+    Api(#[from] nestkube_apiserver::ApiError),
     /// A placement names the host cluster but none was configured.
     #[error("cluster {0} is placed on the host cluster, but no --host-kubeconfig was given")]
     NoHost(String),

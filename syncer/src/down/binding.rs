@@ -1,22 +1,20 @@
-//! Binding: a virtual pod is bound to the node its copy was scheduled to
-//! (upstream's semantics: a pod gets `spec.nodeName` once, when the
-//! scheduler binds it, and never again).
+//! Binding: a virtual pod is bound to the node its copy was scheduled to,
+//! through the `pods/binding` subresource's code
+//! ([`nestkube_apiserver::registry::binding`]), as a scheduler binds: the pod
+//! gets `spec.nodeName` once, the `PodScheduled` condition, and the write
+//! passes the store's update loop and admission like any other.
 //!
-//! The API does not serve `pods/binding` yet, and `spec.nodeName` may not
-//! change through an update, so this is what upstream's binding storage
-//! (`BindingREST.assignPod`) does: a compare-and-swap of the stored pod
-//! that sets `spec.nodeName` only when it is empty and the pod is the one
-//! the copy was made for (same uid, not deleting). Nothing else of the pod
-//! changes, and every watcher sees the write as a normal update.
-//!
-//! This module writes nothing but `spec.nodeName` of virtual pods.
+//! This module writes nothing but bindings of virtual pods.
 
-use nestkube_storage::StorageError;
-use serde_json::{Value, json};
+use nestkube_apiserver::ApiError;
+use nestkube_apiserver::registry::store::{Target, WriteOptions};
+use serde_json::json;
 
 use crate::{SyncError, Syncer};
 
-/// Binds virtual pod `ns/name` (uid `uid`) of `cluster` to `node`.
+/// Binds virtual pod `ns/name` (uid `uid`) of `cluster` to `node`. A pod
+/// already bound, re-created (another uid), being deleted or gone is left
+/// alone, as before the syncer's copy was scheduled.
 pub(crate) async fn bind(
     s: &Syncer,
     cluster: &str,
@@ -25,32 +23,36 @@ pub(crate) async fn bind(
     uid: &str,
     node: &str,
 ) -> Result<(), SyncError> {
-    let storage = s.api.store.storage();
-    let key = format!("/{cluster}/core/pods/{ns}/{name}");
-    loop {
-        let Some(kv) = storage.get(&key).await? else {
-            return Ok(());
-        };
-        let mut pod: Value = serde_json::from_slice(&kv.value)?;
-        let bound = pod["spec"]["nodeName"]
-            .as_str()
-            .is_some_and(|n| !n.is_empty());
-        if bound || pod["metadata"]["uid"] != uid || !pod["metadata"]["deletionTimestamp"].is_null()
-        {
-            return Ok(());
-        }
-        pod["spec"]["nodeName"] = json!(node);
-        if let Some(m) = pod["metadata"].as_object_mut() {
-            m.remove("resourceVersion");
-        }
-        match storage
-            .update(&key, serde_json::to_vec(&pod)?.into(), kv.mod_revision)
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(StorageError::Conflict { .. }) => continue,
-            Err(StorageError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
+    let Some(pods) = s.api.catalog.get("", "v1", "pods") else {
+        return Ok(());
+    };
+    let target = Target {
+        cluster,
+        resource: pods,
+        namespace: Some(ns),
+    };
+    match s.api.store.get(&target, name).await {
+        Ok(pod)
+            if pod["metadata"]["uid"] == uid && pod["metadata"]["deletionTimestamp"].is_null() => {}
+        Ok(_) | Err(ApiError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let binding = json!({
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": name, "namespace": ns, "uid": uid},
+        "target": {"kind": "Node", "name": node},
+    });
+    let bound = nestkube_apiserver::registry::binding::bind(
+        &s.api.store,
+        &target,
+        name,
+        &binding,
+        WriteOptions::default(),
+    )
+    .await;
+    match bound {
+        Ok(_) | Err(ApiError::Conflict { .. } | ApiError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
