@@ -11,22 +11,14 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
-use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
-use nestkube_apiserver::server::{ServeConfig, start};
+
+use common::percentile;
 
 fn cm(name: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"},
     }))
     .expect("configmap")
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
 }
 
 fn ms(d: Duration) -> String {
@@ -57,19 +49,7 @@ where
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(ServeConfig {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        backend: Default::default(),
-    })
-    .await
-    .expect("server");
-    let kubeconfig = Kubeconfig::read_from(&server.root_kubeconfig).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    let client = Client::try_from(config).expect("client");
+    let (_server, client, _dir) = common::server().await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let mut rows = Vec::new();
 

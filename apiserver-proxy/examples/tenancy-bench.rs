@@ -15,17 +15,11 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
-use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
-use nestkube_apiserver::server::{ServeConfig, start};
+use kube::{Client, config::Kubeconfig};
 use nestkube_tenant_crds::{VirtualCluster, VirtualClusterSpec};
 use tokio::sync::mpsc;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+use common::percentile;
 
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
@@ -76,7 +70,9 @@ fn ready_events(api: Api<VirtualCluster>) -> mpsc::UnboundedReceiver<String> {
     rx
 }
 
-async fn wait_for(rx: &mut mpsc::UnboundedReceiver<String>, pending: &mut HashSet<String>) {
+/// Waits until every VirtualCluster named in `pending` was reported Ready
+/// on `rx` (from [`ready_events`]).
+async fn wait_ready(rx: &mut mpsc::UnboundedReceiver<String>, pending: &mut HashSet<String>) {
     while !pending.is_empty() {
         let name = rx.recv().await.expect("watch ended");
         pending.remove(&name);
@@ -95,7 +91,7 @@ async fn client_of(parent: &Client, name: &str) -> Client {
     api.create(&PostParams::default(), &vc(name))
         .await
         .expect("create");
-    wait_for(&mut ready, &mut HashSet::from([name.to_string()])).await;
+    wait_ready(&mut ready, &mut HashSet::from([name.to_string()])).await;
     let secrets: Api<Secret> = Api::namespaced(parent.clone(), "default");
     let secret = secrets
         .get(&format!("{name}-kubeconfig"))
@@ -104,10 +100,7 @@ async fn client_of(parent: &Client, name: &str) -> Client {
     let doc = secret.data.expect("data")["value"].0.clone();
     let kubeconfig =
         Kubeconfig::from_yaml(std::str::from_utf8(&doc).expect("utf-8")).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    Client::try_from(config).expect("client")
+    common::client_for(kubeconfig).await
 }
 
 /// Create -> Ready of `samples` VirtualClusters created one at a time in
@@ -122,7 +115,7 @@ async fn create_to_ready(parent: &Client, prefix: &str, samples: usize) -> Vec<D
         api.create(&PostParams::default(), &vc(&name))
             .await
             .expect("create");
-        wait_for(&mut ready, &mut HashSet::from([name])).await;
+        wait_ready(&mut ready, &mut HashSet::from([name])).await;
         latencies.push(t.elapsed());
     }
     latencies.sort();
@@ -135,19 +128,7 @@ async fn main() {
     let samples: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(200);
     let idle: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(ServeConfig {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        backend: Default::default(),
-    })
-    .await
-    .expect("server");
-    let kubeconfig = Kubeconfig::read_from(&server.root_kubeconfig).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    let client = Client::try_from(config).expect("client");
+    let (server, client, _dir) = common::server().await;
     let api: Api<VirtualCluster> = Api::namespaced(client.clone(), "default");
     let mut ready = ready_events(api.clone());
 
@@ -176,7 +157,7 @@ async fn main() {
             }
         })
         .await;
-    wait_for(&mut ready, &mut pending).await;
+    wait_ready(&mut ready, &mut pending).await;
     let provision_rate = idle as f64 / t.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = rss_bytes();

@@ -415,15 +415,23 @@ fn checked<S: AsRef<OsStr>>(out: Output, program: &Path, args: &[S]) -> String {
 
 /// Polls `f` every 200ms until it returns Some, or panics after `timeout`
 /// describing `what` (never a bare sleep as synchronisation).
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll(timeout, Duration::from_millis(200), f)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Polls `f` every `every` until it returns Some, or returns None once
+/// `timeout` has passed: [`wait_for`] for callers that report a timeout
+/// themselves (the one polling loop of the blocking tests).
+pub fn poll<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
         if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            return None;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(every);
     }
 }

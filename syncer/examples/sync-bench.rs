@@ -25,7 +25,6 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use nestkube_apiserver::server::{ServeConfig, start};
 use nestkube_syncer::{ParentRequests, names};
 use nestkube_tenant_crds::{VirtualCluster, VirtualClusterSpec};
 use serde_json::json;
@@ -158,14 +157,7 @@ async fn main() {
     let clusters: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(50);
     let per_cluster: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(20);
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(ServeConfig {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        backend: Default::default(),
-    })
-    .await
-    .expect("server");
+    let (server, _dir) = common::start_server().await;
     let api = server.api.clone();
     let syncer = nestkube_syncer::spawn(api.clone(), None);
     if requests_only {

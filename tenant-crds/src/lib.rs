@@ -15,7 +15,7 @@
 //! cargo run -p nestkube-tenant-crds --bin gen-crd > tenant-crds/crd/virtualcluster.yaml
 //! ```
 //!
-//! (or `NESTKUBE_UPDATE_CRD=1 cargo test -p nestkube-tenant-crds --test crd_yaml`);
+//! (or `NESTKUBE_UPDATE_CRD=1 cargo test -p nestkube-tenant-crds --test it crd_yaml`);
 //! the `crd_yaml` test fails while the file differs from the types.
 
 mod network;

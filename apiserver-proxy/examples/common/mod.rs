@@ -1,5 +1,53 @@
-//! What the bench binaries share: each owns one marked section of
-//! docs/benchmarks.md and rewrites only that.
+//! What the bench binaries share: a server on loopback in a temporary data
+//! directory with its admin client, kube-rs clients from kubeconfigs,
+//! percentiles, and the writer of docs/benchmarks.md, where each bench
+//! owns one marked section and rewrites only that. Each bench uses a part
+//! (the syncer's includes this file too).
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
+use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
+
+/// A server on an ephemeral port of 127.0.0.1 with the default backend,
+/// and the data directory it serves from (removed when dropped, so keep it
+/// for as long as the server runs).
+pub async fn start_server() -> (RunningServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(ServeConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        backend: Default::default(),
+    })
+    .await
+    .expect("server");
+    (server, dir)
+}
+
+/// [`start_server`] and its root admin client (kube-rs over TLS).
+pub async fn server() -> (RunningServer, Client, tempfile::TempDir) {
+    let (server, dir) = start_server().await;
+    let kubeconfig = Kubeconfig::read_from(&server.root_kubeconfig).expect("kubeconfig");
+    let client = client_for(kubeconfig).await;
+    (server, client, dir)
+}
+
+/// A kube-rs client of `kubeconfig`'s current context.
+pub async fn client_for(kubeconfig: Kubeconfig) -> Client {
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    Client::try_from(config).expect("client")
+}
+
+/// The `p` quantile (0..=1, nearest rank) of `sorted`; zero when empty.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
 
 /// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in
 /// docs/benchmarks.md, appending the section if it is missing.

@@ -1,4 +1,4 @@
-//! Test helper for the crash test (`tests/crash.rs`): opens a store and writes from 16 concurrent
+//! Test helper for the crash test (`tests/it/crash.rs`): opens a store and writes from 16 concurrent
 //! tasks until it is killed, printing one line per acknowledged write:
 //! `ACK <key> <mod_revision> <value>`.
 //!

@@ -1,0 +1,5 @@
+//! The integration tests of nestkube-e2e, linked as one test binary: one link of
+//! the crate and its dependencies instead of one per test file. Each module
+//! is one former test file (run one with `cargo test --test it <module>::`).
+
+mod host_smoke;

@@ -1,0 +1,316 @@
+//! Shared helpers for tests that run the real `nestkube` binary and real clients.
+
+#![allow(dead_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `nestkube serve` process on 127.0.0.1 (a free port unless given one),
+/// killed on drop.
+pub struct Server {
+    child: Child,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// `data_dir/root.kubeconfig`.
+    pub kubeconfig: PathBuf,
+    /// The `--listen` address it was started with (port 0: any free one).
+    pub listen: SocketAddr,
+    /// The extra flags it was started with.
+    extra: Vec<OsString>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh data directory.
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::start_in(&dir);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on `dir` (kept after drop).
+    pub fn start_in(dir: &Path) -> Server {
+        Server::start_in_with(dir, &[])
+    }
+
+    /// Starts a server on a fresh data directory with `extra` flags of
+    /// `nestkube serve` (e.g. `--host-kubeconfig FILE`).
+    pub fn start_with(extra: &[&OsStr]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::start_in_with(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on `dir` (kept after drop) with `extra` flags.
+    pub fn start_in_with(dir: &Path, extra: &[&OsStr]) -> Server {
+        Server::start_at(dir, "127.0.0.1:0".parse().unwrap(), extra)
+    }
+
+    /// Starts a server on `dir` (kept after drop) listening on `listen`
+    /// (e.g. [`free_address`], so that clients still reach it after a
+    /// [`Server::restart`]) with `extra` flags.
+    pub fn start_at(dir: &Path, listen: SocketAddr, extra: &[&OsStr]) -> Server {
+        let server = Server {
+            child: spawn(dir, listen, extra),
+            data_dir: dir.to_path_buf(),
+            kubeconfig: dir.join("root.kubeconfig"),
+            listen,
+            extra: extra.iter().map(|a| a.to_os_string()).collect(),
+            _tmp: None,
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// Kills the server (if it runs) and starts it again on the same data
+    /// directory, `--listen` address and flags.
+    pub fn restart(&mut self) {
+        self.kill();
+        let extra: Vec<&OsStr> = self.extra.iter().map(OsString::as_os_str).collect();
+        self.child = spawn(&self.data_dir, self.listen, &extra);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.kubeconfig.exists() {
+                let out = Command::new("kubectl")
+                    .arg("--kubeconfig")
+                    .arg(&self.kubeconfig)
+                    .args(["get", "--raw", "/readyz"])
+                    .output();
+                if out.is_ok_and(|o| o.status.success()) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nestkube did not become ready within 60s");
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL (as a crash or an OOM kill would) and wait.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `nestkube serve` on `dir` listening on `listen` with `extra`
+/// flags, once its previous `root.kubeconfig` is gone (a fresh one tells
+/// it is up).
+fn spawn(dir: &Path, listen: SocketAddr, extra: &[&OsStr]) -> Child {
+    let _ = std::fs::remove_file(dir.join("root.kubeconfig"));
+    Command::new(env!("CARGO_BIN_EXE_nestkube"))
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .arg("--listen")
+        .arg(listen.to_string())
+        .args(extra)
+        .env(
+            "NESTKUBE_LOG",
+            std::env::var("NESTKUBE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn nestkube")
+}
+
+/// A free address on 127.0.0.1 (for a server that must keep its port
+/// across restarts).
+pub fn free_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One kubectl binary pointed at a kubeconfig.
+#[derive(Clone)]
+pub struct Kubectl {
+    /// Path of the binary.
+    pub bin: PathBuf,
+    /// Kubeconfig.
+    pub kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    /// Runs kubectl; returns the output whatever the exit status.
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run kubectl")
+    }
+
+    /// A command with the kubeconfig set.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        c
+    }
+
+    /// Runs kubectl and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            out.status.success(),
+            "{} {:?} failed:\nstdout: {}\nstderr: {}",
+            self.bin.display(),
+            args,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl with stdin and requires success.
+    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("kubectl output");
+        assert!(
+            out.status.success(),
+            "kubectl {:?} failed:\nstdout: {}\nstderr: {}",
+            args,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl and requires failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// The client's minor version (e.g. 32).
+    pub fn minor(&self) -> u32 {
+        let out = Command::new(&self.bin)
+            .args(["version", "--client", "-o", "json"])
+            .output()
+            .expect("kubectl version");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["clientVersion"]["minor"]
+            .as_str()
+            .unwrap_or("0")
+            .trim_end_matches('+')
+            .parse()
+            .unwrap_or(0)
+    }
+}
+
+/// The kubectl binaries to test with: the installed one and two older minors
+/// (from `NESTKUBE_KUBECTLS`, a colon-separated list, or the Google Cloud SDK's
+/// versioned copies).
+pub fn kubectls() -> Vec<PathBuf> {
+    if let Ok(list) = std::env::var("NESTKUBE_KUBECTLS") {
+        return list
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+    }
+    let mut bins = vec![PathBuf::from("kubectl")];
+    let sdk = Path::new("/usr/lib/google-cloud-sdk/bin");
+    let installed_minor = Kubectl {
+        bin: bins[0].clone(),
+        kubeconfig: PathBuf::new(),
+    }
+    .minor();
+    for older in [
+        installed_minor.saturating_sub(1),
+        installed_minor.saturating_sub(2),
+    ] {
+        let p = sdk.join(format!("kubectl.1.{older}"));
+        if p.exists() {
+            bins.push(p);
+        } else {
+            eprintln!(
+                "note: {} not found; testing fewer kubectl minors",
+                p.display()
+            );
+        }
+    }
+    // The kubectl of the server's own version, built by e2e/setup, when present.
+    if let Ok(e2e) = nestkube_e2e::Binaries::locate() {
+        bins.push(e2e.kubectl);
+    }
+    bins
+}
+
+/// Polls `f` every 100ms until it returns true (true) or `timeout` passes
+/// (false); the loop is the e2e crate's (`nestkube_e2e::wait_for` is its
+/// panicking form, which the tests against the host use).
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    nestkube_e2e::poll(timeout, Duration::from_millis(100), || f().then_some(())).is_some()
+}
+
+/// Keys left in storage under `prefix` (the server must be stopped).
+pub fn keys_under(data_dir: &Path, prefix: &str) -> Vec<String> {
+    let storage = nestkube_storage::Backend::default()
+        .open(data_dir.join("storage"))
+        .expect("open storage");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(storage.list(prefix, Default::default()))
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect()
+}
+
+/// Decodes the kubeconfig in Secret `ns/<name>-kubeconfig` (read with
+/// `parent`, the cluster holding VirtualCluster `name`), writes it into
+/// `dir` and returns a kubectl (the same binary) using it.
+pub fn tenant_kubectl(parent: &Kubectl, dir: &Path, ns: &str, name: &str) -> Kubectl {
+    let config = parent.ok(&[
+        "get",
+        "secret",
+        "-n",
+        ns,
+        &format!("{name}-kubeconfig"),
+        "-o",
+        r#"go-template={{index .data "value" | base64decode}}"#,
+    ]);
+    assert!(config.contains(&format!("/clusters/{name}\n")), "{config}");
+    let path = dir.join(format!("{ns}-{name}.kubeconfig"));
+    std::fs::write(&path, config).expect("write tenant kubeconfig");
+    Kubectl {
+        bin: parent.bin.clone(),
+        kubeconfig: path,
+    }
+}
