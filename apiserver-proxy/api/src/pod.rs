@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::meta;
 use crate::selector::{LabelSelector, Op, Requirement};
 
 /// A `metav1.LabelSelector` (`matchLabels`, `matchExpressions`) as a
@@ -48,4 +49,14 @@ pub fn ready_condition(pod: &Value) -> Option<&Value> {
 /// Whether the pod's `Ready` condition is `True`.
 pub fn is_ready(pod: &Value) -> bool {
     ready_condition(pod).is_some_and(|c| c["status"] == "True")
+}
+
+/// Whether a pod counts towards replicas: not being deleted and not
+/// finished.
+pub fn is_active(pod: &Value) -> bool {
+    !meta::is_deleting(pod)
+        && !matches!(
+            pod["status"]["phase"].as_str(),
+            Some("Succeeded") | Some("Failed")
+        )
 }

@@ -10,10 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::garbagecollector::{OwnerRef, owner_refs};
-use crate::registry::meta;
 use nestkube_api::pod::ready_condition;
 
-pub use nestkube_api::pod::{is_ready, selector};
+pub use nestkube_api::pod::{is_active, is_ready, selector};
 
 /// The owner reference with `controller: true`, if any.
 pub fn controller_ref(obj: &Value) -> Option<OwnerRef> {
@@ -32,16 +31,6 @@ pub fn pod_from_template(template: &Value, owner: Value) -> Value {
     }
     serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
         "spec": template["spec"]})
-}
-
-/// Whether a pod counts towards replicas: not being deleted and not
-/// finished.
-pub fn is_active(pod: &Value) -> bool {
-    !meta::is_deleting(pod)
-        && !matches!(
-            pod["status"]["phase"].as_str(),
-            Some("Succeeded") | Some("Failed")
-        )
 }
 
 /// When the pod became ready (its `Ready` condition's transition time).
@@ -103,6 +92,7 @@ pub fn sort_for_deletion(pods: &mut [Value]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::meta;
     use serde_json::json;
     use std::collections::BTreeMap;
 

@@ -23,8 +23,7 @@ use super::handler::{ApiServer, Body, error_response};
 use crate::auth::{Identity, UserInfo};
 use crate::error::ApiError;
 
-/// User name of in-process clients (in group `system:masters`).
-pub const SYSTEM_USER: &str = "system:nestkube:in-process";
+pub use crate::auth::SYSTEM_USER;
 
 /// A `tower::Service` serving requests with [`ApiServer::handle`] in one
 /// cluster, as that cluster's in-process admin.

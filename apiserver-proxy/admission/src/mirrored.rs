@@ -6,7 +6,7 @@
 //! syncer, recognised by the mark only an in-process client's request
 //! carries ([`super::in_process`]), never by a user name: impersonation
 //! (or a certificate) can claim any name, including the in-process
-//! client's [`crate::server::inprocess::SYSTEM_USER`]. See
+//! client's [`crate::auth::SYSTEM_USER`]. See
 //! [`is_mirror_writer`], the one place to change who may keep the mirror
 //! up to date.
 //!
@@ -71,7 +71,7 @@ mod tests {
         // The in-process client's name, claimed by a certificate or an
         // impersonation header, is not enough.
         let claimed = UserInfo {
-            name: crate::server::inprocess::SYSTEM_USER.into(),
+            name: crate::auth::SYSTEM_USER.into(),
             groups: vec!["system:masters".into()],
             ..Default::default()
         };

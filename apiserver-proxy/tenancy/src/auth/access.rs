@@ -11,8 +11,8 @@
 //! tenant cannot probe other tenants' names.
 
 use super::is_public_path;
-use crate::server::request::ROOT_CLUSTER;
-use crate::server::request::percent_decode;
+use nestkube_api::request::ROOT_CLUSTER;
+use nestkube_api::request::percent_decode;
 
 /// What the caller proved at the TLS handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

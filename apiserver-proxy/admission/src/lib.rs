@@ -23,11 +23,18 @@ pub mod hostescape;
 pub mod limitranger;
 pub mod mirrored;
 pub mod podsecurity;
+pub mod quota;
 pub mod rbac_escalation;
 pub mod resourcequota;
 pub mod runtimeclass;
 pub mod serviceaccount;
 pub mod virtualcluster;
+
+// The layers below, under the names the plugins use.
+use nestkube_api::error;
+use nestkube_registry as registry;
+use nestkube_tenancy as tenancy;
+use nestkube_tenancy::auth;
 
 use std::sync::{Arc, Mutex};
 
@@ -100,7 +107,7 @@ impl Attributes<'_> {
 
     /// Whether the cluster is the root cluster (served without a policy).
     pub fn is_root(&self) -> bool {
-        self.path == crate::server::request::ROOT_CLUSTER
+        self.path == nestkube_api::request::ROOT_CLUSTER
     }
 
     /// Whether the request is for `group`/`resource` itself (no subresource).

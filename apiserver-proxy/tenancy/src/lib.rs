@@ -16,9 +16,14 @@
 //! the VirtualCluster controller's job); it only creates, loads and removes
 //! them, and tells which cluster issued a client certificate.
 
+pub mod auth;
 pub mod counting;
 pub mod limits;
 pub mod placement;
+
+// The layers below, under the names the modules use.
+use nestkube_api::error;
+use nestkube_registry as registry;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +43,7 @@ use crate::auth::tokens::SigningKey;
 use crate::error::ApiError;
 use crate::registry::catalog::Catalog;
 use crate::registry::store::{Store, Target, WriteOptions};
-use crate::server::request::ROOT_CLUSTER;
+use nestkube_api::request::ROOT_CLUSTER;
 pub use placement::{Parent, Placement};
 
 /// Namespaces every cluster starts with.

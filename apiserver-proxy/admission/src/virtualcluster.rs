@@ -40,7 +40,7 @@ use super::{AdmissionConfig, Attributes, Operation, Plugin, join};
 use crate::error::ApiError;
 use crate::registry::admission_hook::ReadOnlyStore;
 use crate::registry::meta;
-use crate::server::request::ROOT_CLUSTER;
+use nestkube_api::request::ROOT_CLUSTER;
 
 /// The API group of VirtualClusters.
 const GROUP: &str = "tenancy.nestkube.io";

@@ -5,7 +5,7 @@
 //! <r>=<n>`.
 //!
 //! Usage is counted from the namespace's objects at admission
-//! ([`crate::controllers::resourcequota::usage`]), not from `status.used`
+//! ([`super::quota::usage`]), not from `status.used`
 //! (which the ResourceQuota controller writes), so a burst of creates is
 //! judged against what exists; two creates racing each other may both
 //! pass. Only creates are judged (updates of quota'd amounts — resizes —
@@ -16,10 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::quota::{format, hard_names, in_scope, object_usage, served, usage};
 use super::{Attributes, Operation, Plugin};
-use crate::controllers::resourcequota::{
-    format, hard_names, in_scope, object_usage, served, usage,
-};
 use crate::error::ApiError;
 use crate::registry::admission_hook::ReadOnlyStore;
 use crate::registry::catalog::{Catalog, ResourceInfo};

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::UserInfo;
 use super::rbac::{Attributes, Authorizer, AuthzError, PolicyRule};
 use crate::error::ApiError;
-use crate::server::request::ResourceRequest;
+use nestkube_api::request::ResourceRequest;
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())

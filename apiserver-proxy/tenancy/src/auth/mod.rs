@@ -30,7 +30,7 @@ pub mod x509;
 
 use std::sync::Arc;
 
-use crate::tenancy::{Cluster, Clusters};
+use crate::{Cluster, Clusters};
 
 /// Who a connection is, computed once after its TLS handshake.
 #[derive(Clone, Debug)]
@@ -80,6 +80,11 @@ impl Identity {
         }
     }
 }
+
+/// User name of in-process clients (in group `system:masters`), the
+/// syncer's and controllers' identity ([`crate::auth`] never issues it to
+/// anything outside the process).
+pub const SYSTEM_USER: &str = "system:nestkube:in-process";
 
 /// An authenticated caller (`user.Info`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use http::HeaderMap;
 
 use super::UserInfo;
 use super::rbac::{Attributes, Authorizer, AuthzError};
-use crate::server::request::percent_decode;
+use nestkube_api::request::percent_decode;
 
 const USER: &str = "impersonate-user";
 const GROUP: &str = "impersonate-group";

@@ -33,7 +33,7 @@ use super::{UserInfo, rbac_defaults};
 use crate::error::ApiError;
 use crate::registry::catalog::Catalog;
 use crate::registry::store::{ListOptions, Store, Target};
-use crate::server::request::{Api, RequestInfo};
+use nestkube_api::request::{Api, RequestInfo};
 
 /// Upstream's privileged group: always allowed.
 pub const MASTERS_GROUP: &str = "system:masters";
@@ -704,7 +704,7 @@ impl std::fmt::Debug for Authorizer {
 /// re-created cluster never sees its predecessor's policy, and a removed
 /// one's entry is freed).
 fn rbac_cluster(key: &str) -> Option<&str> {
-    if let Some(path) = key.strip_prefix(crate::tenancy::RECORD_PREFIX) {
+    if let Some(path) = key.strip_prefix(crate::RECORD_PREFIX) {
         return Some(path);
     }
     let (cluster, rest) = key.strip_prefix('/')?.split_once('/')?;

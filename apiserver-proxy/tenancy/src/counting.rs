@@ -32,7 +32,7 @@ use super::limits::{self, Counted, Tally};
 use super::{Cluster, Clusters};
 use crate::error::ApiError;
 use crate::registry::object_limits::{NewObject, ObjectLimits, Reservation};
-use crate::server::request::ROOT_CLUSTER;
+use nestkube_api::request::ROOT_CLUSTER;
 
 /// Least time between two recounts of one cluster from storage.
 const RECOUNT_EVERY: Duration = Duration::from_secs(1);

@@ -27,7 +27,7 @@ use super::UserInfo;
 use crate::registry::catalog::Catalog;
 use crate::registry::meta;
 use crate::registry::store::{Store, Target};
-use crate::tenancy::{Cluster, Clusters};
+use crate::{Cluster, Clusters};
 
 /// The issuer of every token (as kube-apiserver's default), and the API's
 /// default audience: a token must list it to authenticate to the API.

@@ -21,7 +21,7 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Signatu
 use x509_parser::time::ASN1Time;
 
 use super::Identity;
-use crate::tenancy::Clusters;
+use crate::Clusters;
 
 /// Requests an optional client certificate and verifies the handshake
 /// signature made with its key; the issuer is judged by [`authenticate`].

@@ -14,7 +14,7 @@ use crate::error::{ApiError, FieldError, Subject};
 use crate::registry::catalog::Catalog;
 use crate::registry::meta;
 use crate::registry::store::{Store, Target};
-use crate::tenancy::{Cluster, Clusters};
+use crate::{Cluster, Clusters};
 
 /// Default `spec.expirationSeconds` of a TokenRequest.
 pub const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;

@@ -169,8 +169,8 @@ fn pod_resources(pod: &Value) -> Value {
         names.sort();
         names.dedup();
         for n in names {
-            let total = crate::controllers::resourcequota::pod_amount(pod, which, &n);
-            out[which][&n] = json!(crate::controllers::resourcequota::format(&n, total));
+            let total = super::quota::pod_amount(pod, which, &n);
+            out[which][&n] = json!(super::quota::format(&n, total));
         }
     }
     out

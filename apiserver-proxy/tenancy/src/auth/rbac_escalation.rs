@@ -16,7 +16,7 @@ use super::rbac::{
     Attributes, Authorizer, AuthzError, Forbidden, PolicyRule, RBAC_GROUP, RequestDenied,
 };
 use super::rbac_coverage::{self, Missing, go_quoted_strings};
-use crate::server::request::ResourceRequest;
+use nestkube_api::request::ResourceRequest;
 
 fn forbidden(user: &UserInfo, rr: &ResourceRequest, name: &str, missing: &Missing) -> Forbidden {
     Forbidden {

@@ -21,7 +21,7 @@ use crate::auth::rbac::{Authorizer, MASTERS_GROUP, RBAC_GROUP, RequestDenied};
 use crate::auth::rbac_escalation;
 use crate::error::{ApiError, Subject};
 use crate::registry::admission_hook::ReadOnlyStore;
-use crate::server::request::ResourceRequest;
+use nestkube_api::request::ResourceRequest;
 
 /// The escalation check, with the authorizer whose policies it reads.
 pub struct RbacEscalation {
