@@ -232,13 +232,13 @@ struct EtcdArgs {
 
 impl EtcdArgs {
     fn config(self) -> nestkube_storage::EtcdConfig {
-        let tls = (self.etcd_cafile.is_some() || self.etcd_certfile.is_some()).then(|| {
+        let tls = (self.etcd_cafile.is_some() || self.etcd_certfile.is_some()).then_some(
             nestkube_storage::EtcdTls {
                 ca_file: self.etcd_cafile,
                 cert_file: self.etcd_certfile,
                 key_file: self.etcd_keyfile,
-            }
-        });
+            },
+        );
         nestkube_storage::EtcdConfig {
             endpoints: self.etcd_endpoints,
             prefix: self.etcd_prefix,

@@ -45,12 +45,19 @@ pub fn e2e_dir() -> PathBuf {
 /// Paths of everything `e2e/setup` built (from `e2e/setup --print-env`).
 #[derive(Debug, Clone)]
 pub struct Binaries {
+    /// kube-apiserver (v1.37.2).
     pub kube_apiserver: PathBuf,
+    /// kube-controller-manager (v1.37.2).
     pub kube_controller_manager: PathBuf,
+    /// kube-scheduler (v1.37.2).
     pub kube_scheduler: PathBuf,
+    /// etcd, the host's storage.
     pub etcd: PathBuf,
+    /// kwok, which runs the host's fake nodes.
     pub kwok: PathBuf,
+    /// kubectl (v1.37.2).
     pub kubectl: PathBuf,
+    /// helm.
     pub helm: PathBuf,
     /// client-go checker: `checker {version|crud|informer|watch|all} --kubeconfig F --namespace N`.
     pub checker: PathBuf,
@@ -108,6 +115,9 @@ pub struct HostCluster {
 static SHARED: OnceLock<std::result::Result<HostCluster, String>> = OnceLock::new();
 static OWNED_DIR: OnceLock<PathBuf> = OnceLock::new();
 
+// The only unsafe code in the workspace (the lint is `deny`): a process-exit
+// hook has no safe std equivalent, and a static's Drop never runs.
+#[allow(unsafe_code)]
 unsafe extern "C" {
     fn atexit(cb: extern "C" fn()) -> std::ffi::c_int;
 }
@@ -170,6 +180,7 @@ impl HostCluster {
         std::fs::create_dir_all(&dir)?;
         OWNED_DIR.set(dir.clone()).ok();
         // SAFETY: registering a plain extern "C" function with libc's atexit.
+        #[allow(unsafe_code)] // see the `atexit` declaration
         unsafe {
             atexit(stop_owned_host);
         }
@@ -273,6 +284,7 @@ impl HostCluster {
         self.dir.join("pki/ca.crt")
     }
 
+    /// The binaries `e2e/setup` built, for tests that run one directly.
     pub fn bins(&self) -> &Binaries {
         &self.bins
     }
@@ -356,6 +368,7 @@ pub struct TestNamespace<'a> {
 }
 
 impl TestNamespace<'_> {
+    /// The namespace's name (unique per test process).
     pub fn name(&self) -> &str {
         &self.name
     }
