@@ -362,6 +362,10 @@ impl ApiError {
         if let Some(d) = details {
             status["details"] = d;
         }
+        if self.reason().is_empty() {
+            // `StatusReasonUnknown` is omitted, as upstream's JSON does.
+            status.as_object_mut().map(|m| m.remove("reason"));
+        }
         if matches!(self, Self::PathNotFound) {
             status["details"] = json!({});
         }

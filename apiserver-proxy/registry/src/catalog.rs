@@ -54,10 +54,13 @@ const CREATE_ONLY: &[(&str, &str, &str)] = &[
     ("authorization.k8s.io", "v1", "subjectaccessreviews"),
 ];
 
-/// Subresources served: by the generic store, `token` (service
-/// accounts' TokenRequest) by `auth::tokens_api`, `eviction` (pods) by
-/// [`super::eviction`], and `log` (pods) by `server::pod_proxy`.
-const SERVED_SUBRESOURCES: &[&str] = &["status", "scale", "finalize", "token", "eviction", "log"];
+/// Subresources served: `status`, `scale` and `finalize` by the generic
+/// store, the others by rows of the server's REST table: `token` (service
+/// accounts' TokenRequest), `eviction` ([`super::eviction`]), `binding`
+/// ([`super::binding`]) and `log` (pods).
+const SERVED_SUBRESOURCES: &[&str] = &[
+    "status", "scale", "finalize", "token", "eviction", "log", "binding",
+];
 
 /// A subresource of a resource (`status`, `scale`).
 #[derive(Clone, Debug)]

@@ -20,4 +20,5 @@ mod quota;
 mod rbac;
 mod rbac_matrix;
 mod service_account_tokens;
+mod subresources;
 mod tenant_isolation;
