@@ -11,6 +11,7 @@ pub mod admission_hook;
 pub mod binding;
 pub mod catalog;
 pub mod eviction;
+pub mod keys;
 pub mod kinds;
 pub mod object_limits;
 pub mod store;

@@ -21,6 +21,7 @@ use super::admission_hook::{
     AdmissionHook, AdmissionRequest, AdmittedWrite, Operation, ReadOnlyStore,
 };
 use super::catalog::ResourceInfo;
+use super::keys;
 use super::meta;
 use super::object_limits::{NewObject, ObjectLimits};
 use super::selector::{FieldSelector, LabelSelector};
@@ -84,32 +85,28 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn key(&self, name: &str) -> String {
-        match self.namespace {
-            Some(ns) if self.resource.namespaced => {
-                format!(
-                    "/{}/{}/{}/{}",
-                    self.cluster, self.resource.storage_segment, ns, name
-                )
-            }
-            _ => format!(
-                "/{}/{}/{}",
-                self.cluster, self.resource.storage_segment, name
-            ),
-        }
+    /// The namespace part of keys: only for namespaced resources.
+    fn key_namespace(&self) -> Option<&str> {
+        self.namespace.filter(|_| self.resource.namespaced)
+    }
+
+    /// The storage key of object `name` of the target.
+    pub fn key(&self, name: &str) -> String {
+        keys::object_key(
+            self.cluster,
+            &self.resource.storage_segment,
+            self.key_namespace(),
+            name,
+        )
     }
 
     /// The storage prefix covering the target.
     pub fn prefix(&self) -> String {
-        match self.namespace {
-            Some(ns) if self.resource.namespaced => {
-                format!(
-                    "/{}/{}/{}/",
-                    self.cluster, self.resource.storage_segment, ns
-                )
-            }
-            _ => format!("/{}/{}/", self.cluster, self.resource.storage_segment),
-        }
+        keys::collection_prefix(
+            self.cluster,
+            &self.resource.storage_segment,
+            self.key_namespace(),
+        )
     }
 
     fn subject(&self, name: &str) -> Subject {
@@ -398,7 +395,7 @@ impl Store {
         let Some(ns) = t.namespace.filter(|_| t.resource.namespaced) else {
             return Ok(());
         };
-        let key = format!("/{}/core/namespaces/{ns}", t.cluster);
+        let key = keys::object_key(t.cluster, "core/namespaces", None, ns);
         match self.storage.get(&key).await? {
             None => Err(ApiError::NotFound(Subject {
                 group: String::new(),

@@ -28,6 +28,7 @@ use super::runtime::{Change, ObjectKey, contains};
 use super::util::tolerate;
 use crate::error::ApiError;
 use crate::registry::catalog::{Catalog, ResourceInfo};
+use crate::registry::keys;
 use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, Deleted, Store, Target, WriteOptions, decode_stored};
 
@@ -357,18 +358,12 @@ impl Collector {
     /// the kind is not served or the reference cannot be valid.
     fn owner_key(&self, dep: &ObjectKey<'_>, r: &OwnerRef) -> Option<String> {
         let resource = self.catalog.by_kind(r.group(), &r.kind)?;
+        let segment = &resource.storage_segment;
         if resource.namespaced {
-            (!dep.namespace.is_empty()).then(|| {
-                format!(
-                    "/{}/{}/{}/{}",
-                    dep.cluster, resource.storage_segment, dep.namespace, r.name
-                )
-            })
+            (!dep.namespace.is_empty())
+                .then(|| keys::object_key(dep.cluster, segment, Some(dep.namespace), &r.name))
         } else {
-            Some(format!(
-                "/{}/{}/{}",
-                dep.cluster, resource.storage_segment, r.name
-            ))
+            Some(keys::object_key(dep.cluster, segment, None, &r.name))
         }
     }
 

@@ -387,7 +387,9 @@ impl Clusters {
             self.detach(&c);
         }
         self.changed.send_modify(|n| *n += 1);
-        self.storage.delete_prefix(&format!("/{path}/")).await?;
+        self.storage
+            .delete_prefix(&crate::registry::keys::cluster_prefix(path))
+            .await?;
         let key = format!("{RECORD_PREFIX}{path}");
         match self.storage.get(&key).await? {
             Some(kv) => match self.storage.delete(&key, kv.mod_revision).await {

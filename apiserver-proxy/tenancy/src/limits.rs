@@ -142,10 +142,14 @@ impl Counted {
     /// The storage prefix of what this counts in cluster `path`.
     pub fn prefix(self, path: &str) -> String {
         match self {
-            Self::Objects => format!("/{path}/"),
+            Self::Objects => crate::registry::keys::cluster_prefix(path),
             // The catalog's storage segment of virtualclusters (a unit test
             // keeps them equal).
-            Self::VirtualClusters => format!("/{path}/{GROUP}/virtualclusters/"),
+            Self::VirtualClusters => crate::registry::keys::collection_prefix(
+                path,
+                &format!("{GROUP}/virtualclusters"),
+                None,
+            ),
         }
     }
 }

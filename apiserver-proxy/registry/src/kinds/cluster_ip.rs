@@ -79,7 +79,7 @@ pub async fn allocate(
         .bytes()
         .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
     let guard = LOCKS[stripe % LOCKS.len()].lock().await;
-    let prefix = format!("/{cluster}/core/services/");
+    let prefix = crate::keys::collection_prefix(cluster, "core/services", None);
     let mut used: std::collections::HashSet<u32> = [BASE, BASE + 1].into();
     for kv in storage
         .list(&prefix, nestkube_storage::ListOptions::default())

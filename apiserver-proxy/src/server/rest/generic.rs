@@ -30,11 +30,7 @@ pub(crate) struct StoreRest;
 impl Rest for StoreRest {
     async fn get(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
         let obj = req.server.store.get(&req.target(), req.name()).await?;
-        Ok(respond(
-            StatusCode::OK,
-            &render(&req.resource, obj, req.output),
-            req.output,
-        ))
+        Ok(object_response(req, obj))
     }
 
     async fn list(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
@@ -180,6 +176,15 @@ pub(crate) fn list_response(req: &RestRequest<'_>, page: ListPage) -> Response<B
         }),
     };
     respond(StatusCode::OK, &value, req.output)
+}
+
+/// `200` with one object in the negotiated representation.
+pub(crate) fn object_response(req: &RestRequest<'_>, obj: Value) -> Response<Body> {
+    respond(
+        StatusCode::OK,
+        &render(&req.resource, obj, req.output),
+        req.output,
+    )
 }
 
 /// One object in the negotiated representation.

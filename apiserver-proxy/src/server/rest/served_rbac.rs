@@ -4,15 +4,14 @@
 //! Reads merge them in; writes are the generic store's.
 
 use async_trait::async_trait;
-use http::{Response, StatusCode};
+use http::Response;
 
-use super::generic::{StoreRest, list_response, render};
+use super::generic::{StoreRest, list_response, object_response};
 use super::options::list_options;
 use super::{Rest, RestRequest};
 use crate::auth::rbac_served;
 use crate::error::ApiError;
 use crate::server::handler::Body;
-use crate::server::response::respond;
 
 /// The generic store, with the served defaults merged into reads.
 pub(crate) struct ServedDefaults;
@@ -26,11 +25,7 @@ impl Rest for ServedDefaults {
             }
             other => other?,
         };
-        Ok(respond(
-            StatusCode::OK,
-            &render(&req.resource, obj, req.output),
-            req.output,
-        ))
+        Ok(object_response(req, obj))
     }
 
     async fn list(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
