@@ -7,12 +7,12 @@
 //! `nestkube_storage` (revisioned KV + watch).
 //! `discovery` serves what clients learn before they ask for objects.
 
-pub mod controllers;
 pub mod discovery;
-pub mod kubeconfig;
 pub mod server;
 
 pub use nestkube_admission as admission;
 pub use nestkube_api::{ApiError, error};
+pub use nestkube_controllers as controllers;
 pub use nestkube_registry as registry;
+pub use nestkube_tenancy::kubeconfig;
 pub use nestkube_tenancy::{self as tenancy, auth};

@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod counting;
+pub mod kubeconfig;
 pub mod limits;
 pub mod placement;
 

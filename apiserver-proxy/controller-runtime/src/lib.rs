@@ -25,6 +25,11 @@
 //! This module owns no object semantics: it never reads or writes objects
 //! itself, and it never holds an `ApiServer`.
 
+// The layers below, under the names the runtime uses.
+use nestkube_api::error;
+use nestkube_registry as registry;
+use nestkube_tenancy as tenancy;
+
 use std::sync::Arc;
 
 pub mod queue;

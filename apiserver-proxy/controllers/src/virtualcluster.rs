@@ -58,9 +58,9 @@ use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::store::{DeleteOptions, ListOptions, Target, WriteOptions};
-use crate::server::request::ROOT_CLUSTER;
 use crate::tenancy::placement::{HostNamespaceRefused, check_host_namespace};
 use crate::tenancy::{Cluster, Parent};
+use nestkube_api::request::ROOT_CLUSTER;
 /// Storage segment of VirtualCluster keys (`<group>/<resource>`).
 const SEGMENT: &str = "tenancy.nestkube.io/virtualclusters/";
 /// First wait before retrying a failing reconcile.

@@ -22,11 +22,17 @@ pub mod podutil;
 pub mod provision;
 pub mod replicaset;
 pub mod resourcequota;
-pub mod runtime;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod util;
 pub mod virtualcluster;
 
 // The runtime's stages under their former paths (the syncer uses them).
+pub use nestkube_controller_runtime as runtime;
 pub use runtime::{queue, watch};
+
+// The layers below, under the names the controllers use.
+use nestkube_admission as admission;
+use nestkube_api::error;
+use nestkube_registry as registry;
+use nestkube_tenancy::{self as tenancy, auth};

@@ -40,14 +40,14 @@ use crate::admission::podsecurity;
 use crate::admission::runtimeclass::RuntimePolicy;
 use crate::admission::virtualcluster::violations;
 use crate::error::ApiError;
-use crate::kubeconfig;
 use crate::registry::catalog::Catalog;
 use crate::registry::store::{ListOptions, Store, Target};
-use crate::server::request::ROOT_CLUSTER;
 use crate::tenancy::limits::Limits;
 use crate::tenancy::placement::HostNamespaceRefused;
 use crate::tenancy::placement::VC_UID_LABEL;
 use crate::tenancy::{Cluster, Clusters, Parent, Placement};
+use nestkube_api::request::ROOT_CLUSTER;
+use nestkube_tenancy::kubeconfig;
 
 /// The finalizer that holds a VirtualCluster until its virtual cluster is
 /// torn down; its presence also records that the VirtualCluster owns its path.
