@@ -80,21 +80,56 @@ impl ApiServer {
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        // The request's credential: its bearer token if any, else the
-        // connection's certificate. Which cluster, decided from the path and
-        // the credential alone, before anything is looked up (see
-        // `auth::access`).
-        let bearer = access::bearer_token(req.headers()).map(str::to_string);
-        let claimed = bearer.as_deref().map(tokens::claimed_cluster);
+        let (identity, info) = self
+            .authenticate(req.method(), req.uri(), req.headers(), identity)
+            .await?;
+        let Some(cluster) = Self::cluster_of(&identity, &info)? else {
+            // Anonymous, public: no limits, no authorization, no stream.
+            let user = identity.user();
+            return self.dispatch(info, user, req, None).await;
+        };
+        // The cluster's request limits (after authentication, before
+        // authorization, as upstream's max-inflight filter). The permit is
+        // held until the response is built; a watch's stream outlives it, as
+        // watches do not count as in flight.
+        let long_running = matches!(&info.api, Api::Resource(r)
+            if r.verb == "watch" || rest::endpoint(r).long_running());
+        let _permit = match cluster.limits.admit(long_running) {
+            Ok(permit) => permit,
+            Err(throttled) => return Ok(too_many_requests(throttled)),
+        };
+        let user = match self
+            .authorize(&identity, &info, req.method(), req.headers())
+            .await?
+        {
+            Ok(user) => user,
+            Err(denied) => return Ok(denied),
+        };
+        let resp = self
+            .dispatch(info, user, req, Some(Box::pin(cluster.retired())))
+            .await?;
+        Ok(ends_when_retired(resp, &cluster))
+    }
+
+    /// Who asks, in which cluster: the request's credential (its bearer
+    /// token if any, else the connection's certificate) and the path decide
+    /// the cluster alone, before anything is looked up (see `auth::access`).
+    async fn authenticate(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        identity: &Identity,
+    ) -> Result<(Identity, RequestInfo), ApiError> {
+        let bearer = access::bearer_token(headers);
+        let claimed = bearer.map(tokens::claimed_cluster);
         let credential = access::request_credential(
             claimed.as_ref().map(Option::as_deref),
             identity.credential(),
         );
-        let access =
-            access::decide(req.uri().path(), credential).map_err(|_| ApiError::Unauthorized)?;
-        let token_identity;
-        let identity = match bearer.as_deref() {
-            None => identity,
+        let access = access::decide(uri.path(), credential).map_err(|_| ApiError::Unauthorized)?;
+        let identity = match bearer {
+            None => identity.clone(),
             Some(token) => {
                 let audiences = [tokens::API_AUDIENCE.to_string()];
                 let auth = tokens::authenticate(
@@ -110,19 +145,18 @@ impl ApiServer {
                     tracing::debug!(error = %e, "bearer token rejected");
                     ApiError::Unauthorized
                 })?;
-                token_identity = Identity::Cluster {
+                Identity::Cluster {
                     user: auth.claims.user(),
                     cluster: auth.cluster,
-                };
-                &token_identity
+                }
             }
         };
         if !identity.is_current(&self.clusters) {
             // Its cluster was removed (or re-created) since the handshake.
             return Err(ApiError::Unauthorized);
         }
-        let mut info = request::parse(req.method(), req.uri().path(), req.uri().query())
-            .map_err(|_| ApiError::PathNotFound)?;
+        let mut info =
+            request::parse(method, uri.path(), uri.query()).map_err(|_| ApiError::PathNotFound)?;
         // The parser and the decision must name the same cluster; the parser
         // says root for the bare path, which is routed by credential.
         if info.explicit_cluster != access.explicit
@@ -131,65 +165,59 @@ impl ApiServer {
             return Err(ApiError::Unauthorized);
         }
         info.cluster = access.cluster;
-        let mut _permit = None;
-        // The instance of the cluster this request is for: what it streams
-        // ends when that instance is removed or re-created.
-        let mut incarnation = None;
-        if let Identity::Anonymous = identity {
-            // Public endpoints are the same for every cluster and are answered
-            // without looking the cluster up, so anonymous callers cannot
-            // probe cluster names either.
-            let public = matches!(&info.api, Api::NonResource(p) if auth::is_public_path(p));
-            if !public {
-                return Err(ApiError::Unauthorized);
-            }
-        } else {
-            // The instance the credential was verified against (not a fresh
-            // look-up, which could already name a re-created cluster): what
-            // this request streams ends with it.
-            let cluster = match identity {
-                Identity::Cluster { cluster, .. } if cluster.path == info.cluster => {
-                    cluster.clone()
+        Ok((identity, info))
+    }
+
+    /// The cluster instance the request is for (`None`: an anonymous
+    /// request for a public path). It is the instance the credential was
+    /// verified against, not a fresh look-up that could already name a
+    /// re-created cluster: what the request streams ends with it.
+    fn cluster_of(
+        identity: &Identity,
+        info: &RequestInfo,
+    ) -> Result<Option<Arc<Cluster>>, ApiError> {
+        match identity {
+            // Public endpoints are the same for every cluster and are
+            // answered without looking the cluster up, so anonymous callers
+            // cannot probe cluster names either.
+            Identity::Anonymous => {
+                let public = matches!(&info.api, Api::NonResource(p) if auth::is_public_path(p));
+                if public {
+                    Ok(None)
+                } else {
+                    Err(ApiError::Unauthorized)
                 }
-                // Unreachable for a current credential; kept as a last guard.
-                _ => return Err(ApiError::Unauthorized),
-            };
-            // The cluster's request limits (after authentication, before
-            // authorization, as upstream's max-inflight filter). The permit
-            // is held until the response is built; a watch's stream outlives
-            // it, as watches do not count as in flight.
-            let long_running = matches!(&info.api, Api::Resource(r)
-                if r.verb == "watch" || rest::endpoint(r).long_running());
-            match cluster.limits.admit(long_running) {
-                Ok(permit) => _permit = permit,
-                Err(throttled) => return Ok(too_many_requests(throttled)),
             }
-            incarnation = Some(cluster);
+            Identity::Cluster { cluster, .. } if cluster.path == info.cluster => {
+                Ok(Some(cluster.clone()))
+            }
+            // Unreachable for a current credential; kept as a last guard.
+            _ => Err(ApiError::Unauthorized),
         }
-        // Who acts (after impersonation) and whether they may: RBAC over
-        // this cluster's policy only (see `auth::rbac`).
-        let user = if let Identity::Anonymous = identity {
-            identity.user()
-        } else {
-            let decision = self
-                .authorizer
-                .authorize_request(&info, identity.user(), req.method(), req.headers())
-                .await;
-            match decision {
-                Ok(user) => user,
-                Err(rbac::RequestDenied::Forbidden(f)) => {
-                    return Ok(respond(StatusCode::FORBIDDEN, &f.to_status(), Output::Json));
-                }
-                Err(rbac::RequestDenied::Other(e)) => return Err(e),
-            }
-        };
-        let Some(incarnation) = incarnation else {
-            return self.dispatch(info, user, req, None).await;
-        };
-        let resp = self
-            .dispatch(info, user, req, Some(Box::pin(incarnation.retired())))
-            .await?;
-        Ok(ends_when_retired(resp, &incarnation))
+    }
+
+    /// Who acts (after impersonation) and whether they may: RBAC over this
+    /// cluster's policy only (see `auth::rbac`). `Err` inside: the 403.
+    async fn authorize(
+        &self,
+        identity: &Identity,
+        info: &RequestInfo,
+        method: &Method,
+        headers: &http::HeaderMap,
+    ) -> Result<Result<auth::UserInfo, Response<Body>>, ApiError> {
+        let decision = self
+            .authorizer
+            .authorize_request(info, identity.user(), method, headers)
+            .await;
+        match decision {
+            Ok(user) => Ok(Ok(user)),
+            Err(rbac::RequestDenied::Forbidden(f)) => Ok(Err(respond(
+                StatusCode::FORBIDDEN,
+                &f.to_status(),
+                Output::Json,
+            ))),
+            Err(rbac::RequestDenied::Other(e)) => Err(e),
+        }
     }
 
     /// Serves an authenticated, authorized request. `retired` resolves when
