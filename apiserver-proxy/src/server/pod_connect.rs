@@ -59,27 +59,10 @@ impl Stream {
         }
     }
 
-    fn parse(subresource: &str) -> Option<Self> {
-        Some(match subresource {
-            "exec" => Stream::Exec,
-            "attach" => Stream::Attach,
-            "portforward" => Stream::PortForward,
-            _ => return None,
-        })
-    }
-
     /// Whether it addresses one container (`container` parameter).
     fn has_container(self) -> bool {
         !matches!(self, Stream::PortForward)
     }
-}
-
-/// The stream `rr` asks for, if it is `pods/{exec,attach,portforward}`.
-pub fn stream_of(rr: &ResourceRequest) -> Option<Stream> {
-    if !rr.group.is_empty() || rr.resource != "pods" || rr.name.is_none() {
-        return None;
-    }
-    Stream::parse(rr.subresource.as_deref()?)
 }
 
 /// Request headers that negotiate the upgrade, passed to the far end.
@@ -530,18 +513,5 @@ mod tests {
             2
         );
         assert_eq!(picked["upgrade"], "websocket");
-    }
-
-    #[test]
-    fn streams_are_recognised() {
-        let rr = |sub: &str| ResourceRequest {
-            resource: "pods".into(),
-            name: Some("p".into()),
-            subresource: Some(sub.into()),
-            ..Default::default()
-        };
-        assert_eq!(stream_of(&rr("exec")), Some(Stream::Exec));
-        assert_eq!(stream_of(&rr("portforward")), Some(Stream::PortForward));
-        assert_eq!(stream_of(&rr("log")), None);
     }
 }

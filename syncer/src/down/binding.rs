@@ -51,6 +51,8 @@ pub(crate) async fn bind(
         WriteOptions::default(),
     )
     .await;
+    // Bound already, re-created (the uid precondition), being deleted or
+    // gone: each is a Conflict or NotFound, and nothing to do.
     match bound {
         Ok(_) | Err(ApiError::Conflict { .. } | ApiError::NotFound(_)) => Ok(()),
         Err(e) => Err(e.into()),

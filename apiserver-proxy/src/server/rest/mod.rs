@@ -316,3 +316,35 @@ pub(crate) fn endpoint(rr: &ResourceRequest) -> &'static Endpoint {
         })
         .map_or(&GENERIC, |r| &r.endpoint)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rr(group: &str, resource: &str, sub: Option<&str>) -> ResourceRequest {
+        ResourceRequest {
+            group: group.into(),
+            resource: resource.into(),
+            name: Some("x".into()),
+            subresource: sub.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rows_are_found_and_the_rest_is_generic() {
+        let exec = endpoint(&rr("", "pods", Some("exec")));
+        assert!(matches!(exec, Endpoint::Connect(Stream::Exec)));
+        let pf = endpoint(&rr("", "pods", Some("portforward")));
+        assert!(matches!(pf, Endpoint::Connect(Stream::PortForward)));
+        assert!(endpoint(&rr("", "pods", Some("log"))).long_running());
+        assert!(!endpoint(&rr("apps", "deployments", Some("scale"))).long_running());
+        // A look-alike in another group is not a pod.
+        let other = endpoint(&rr("example.com", "pods", Some("exec")));
+        assert!(std::ptr::eq(other, &GENERIC));
+        assert!(std::ptr::eq(
+            endpoint(&rr("", "configmaps", None)),
+            &GENERIC
+        ));
+    }
+}
