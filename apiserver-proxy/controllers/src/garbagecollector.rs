@@ -243,6 +243,15 @@ fn verdict(obj: &Value, states: &[(&str, OwnerState)]) -> Verdict {
     })
 }
 
+/// The target of the object at `k`, of `resource`.
+fn target<'a>(k: &ObjectKey<'a>, resource: &'a ResourceInfo) -> Target<'a> {
+    Target {
+        cluster: k.cluster,
+        resource,
+        namespace: (!k.namespace.is_empty()).then_some(k.namespace),
+    }
+}
+
 /// The collector; one per process.
 struct Collector {
     store: Store,
@@ -357,7 +366,7 @@ impl Collector {
     /// The storage key of `r`'s owner, for a dependent at `dep`; `None` when
     /// the kind is not served or the reference cannot be valid.
     fn owner_key(&self, dep: &ObjectKey<'_>, r: &OwnerRef) -> Option<String> {
-        let resource = self.catalog.by_kind(r.group(), &r.kind)?;
+        let resource = self.catalog.by_kind_in(dep.cluster, r.group(), &r.kind)?;
         let segment = &resource.storage_segment;
         if resource.namespaced {
             (!dep.namespace.is_empty())
@@ -367,13 +376,18 @@ impl Collector {
         }
     }
 
-    fn target<'a>(&'a self, k: &ObjectKey<'a>) -> Option<Target<'a>> {
-        let resource = self.by_segment.get(k.segment)?;
-        Some(Target {
-            cluster: k.cluster,
-            resource,
-            namespace: (!k.namespace.is_empty()).then_some(k.namespace),
-        })
+    /// The resource stored under `k`'s segment: a built-in, else one of
+    /// the cluster's custom resources.
+    fn resource_of(&self, k: &ObjectKey<'_>) -> Option<Arc<ResourceInfo>> {
+        if let Some(r) = self.by_segment.get(k.segment) {
+            return Some(r.clone());
+        }
+        self.catalog
+            .custom
+            .cluster(k.cluster)?
+            .resources()
+            .find(|r| r.storage_segment == k.segment)
+            .cloned()
     }
 
     async fn get(&self, key: &str) -> Result<Option<Value>, ApiError> {
@@ -391,7 +405,11 @@ impl Collector {
     }
 
     async fn owner_state(&self, dep: &ObjectKey<'_>, r: &OwnerRef) -> Result<OwnerState, ApiError> {
-        if self.catalog.by_kind(r.group(), &r.kind).is_none() {
+        if self
+            .catalog
+            .by_kind_in(dep.cluster, r.group(), &r.kind)
+            .is_none()
+        {
             return Ok(OwnerState::Solid);
         }
         let Some(key) = self.owner_key(dep, r) else {
@@ -428,9 +446,10 @@ impl Collector {
         for r in &refs {
             states.push((r.uid.as_str(), self.owner_state(&k, r).await?));
         }
-        let Some(t) = self.target(&k) else {
+        let Some(resource) = self.resource_of(&k) else {
             return Ok(());
         };
+        let t = target(&k, &resource);
         match verdict(&obj, &states) {
             Verdict::Keep => {}
             Verdict::DropRefs(dangling) => {
@@ -464,9 +483,10 @@ impl Collector {
         if !meta::is_deleting(&obj) {
             return Ok(());
         }
-        let Some(t) = self.target(&k) else {
+        let Some(resource) = self.resource_of(&k) else {
             return Ok(());
         };
+        let t = target(&k, &resource);
         let uid = meta::uid(&obj).to_string();
         let dependents = self
             .graph
@@ -478,7 +498,8 @@ impl Collector {
                 let Some(dk) = ObjectKey::parse(d) else {
                     continue;
                 };
-                if let Some(dt) = self.target(&dk) {
+                if let Some(resource) = self.resource_of(&dk) {
+                    let dt = target(&dk, &resource);
                     tolerate(
                         self.remove_refs(&dt, dk.name, "", std::slice::from_ref(&uid))
                             .await,
@@ -499,9 +520,10 @@ impl Collector {
             let Some(r) = owner_refs(&dep).into_iter().find(|r| r.uid == uid) else {
                 continue;
             };
-            let Some(dt) = self.target(&dk) else {
+            let Some(resource) = self.resource_of(&dk) else {
                 continue;
             };
+            let dt = target(&dk, &resource);
             if !meta::is_deleting(&dep) {
                 let has_own = self
                     .graph

@@ -9,6 +9,7 @@
 //! `plan` function, apart from the reconcile's reads and writes.
 
 pub mod cronjob;
+pub mod customresourcedefinition;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;

@@ -112,7 +112,9 @@ async fn finalize(
 ) -> Result<bool, ApiError> {
     let mut remaining = 0;
     let mut seen = HashSet::new();
-    for r in catalog.resources().filter(|r| r.namespaced) {
+    // The built-ins and the cluster's custom resources.
+    let resources = catalog.resources_in(cluster);
+    for r in resources.iter().filter(|r| r.namespaced) {
         if !seen.insert(r.storage_segment.clone()) {
             continue;
         }
@@ -129,7 +131,7 @@ async fn finalize(
     if remaining > 0 {
         // Deleted objects disappear or wait on their own finalizers; check again.
         let mut still = 0;
-        for r in catalog.resources().filter(|r| r.namespaced) {
+        for r in resources.iter().filter(|r| r.namespaced) {
             let target = Target {
                 cluster,
                 resource: r,

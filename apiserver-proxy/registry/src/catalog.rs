@@ -4,8 +4,12 @@
 //!
 //! Scope, verbs, short names, categories and subresources therefore match
 //! upstream by construction. The catalog keeps only the API groups and
-//! versions this server implements (a typed codec exists, see [`super::typed`]);
-//! it never holds per-cluster state.
+//! versions this server implements (a typed codec exists, see [`super::typed`]).
+//!
+//! Each cluster's own APIs, its established CustomResourceDefinitions, are
+//! an overlay ([`Catalog::custom`], see [`crate::apiextensions::served`]):
+//! the `*_in(cluster, …)` look-ups and [`Catalog::view`] consult the
+//! built-ins first, then that cluster's custom resources, never another's.
 //!
 //! nestkube's own API (`tenancy.nestkube.io`) is served as a built-in of every
 //! cluster: its discovery document is generated once per process from the
@@ -16,6 +20,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::apiextensions::definition::CustomVersion;
+use super::apiextensions::served::{ClusterCustomResources, CustomResources};
 use super::kinds;
 use super::strategy::Strategy;
 use super::typed::{self, Codec};
@@ -106,6 +112,9 @@ pub struct ResourceInfo {
     /// The segment of storage keys: `<group or "core">/<resource>`; versions of
     /// one resource share it.
     pub storage_segment: String,
+    /// For a custom resource: its CRD's version facts (storage version,
+    /// deprecation); `None` for built-ins.
+    pub custom: Option<Arc<CustomVersion>>,
 }
 
 impl std::fmt::Debug for ResourceInfo {
@@ -159,12 +168,45 @@ pub struct GroupVersion {
     pub create_only: Vec<Value>,
 }
 
-/// Everything served, shared by all clusters.
+/// Everything served: the built-ins, shared by all clusters, and each
+/// cluster's custom resources.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    /// Group versions in upstream's discovery order (preferred version first within a group).
+    /// Built-in group versions in upstream's discovery order (preferred
+    /// version first within a group).
     pub group_versions: Vec<GroupVersion>,
     by_path: HashMap<(String, String, String), Arc<ResourceInfo>>,
+    /// Each cluster's established CRDs.
+    pub custom: CustomResources,
+}
+
+/// What one cluster serves: the built-ins and a snapshot of its custom
+/// resources (for discovery, which walks everything).
+pub struct ServedView<'a> {
+    catalog: &'a Catalog,
+    custom: Option<Arc<ClusterCustomResources>>,
+}
+
+impl ServedView<'_> {
+    /// Every group version: the built-ins in upstream's order, then the
+    /// cluster's custom groups.
+    pub fn group_versions(&self) -> impl Iterator<Item = &GroupVersion> {
+        self.catalog
+            .group_versions
+            .iter()
+            .chain(self.custom.iter().flat_map(|c| c.group_versions.iter()))
+    }
+
+    /// Whether a group/version is served at all.
+    pub fn has_group_version(&self, group: &str, version: &str) -> bool {
+        self.group_versions()
+            .any(|gv| gv.group == group && gv.version == version)
+    }
+
+    /// The cluster's custom resources, if it has any.
+    pub fn custom(&self) -> Option<&ClusterCustomResources> {
+        self.custom.as_deref()
+    }
 }
 
 /// Errors reading the discovery documents.
@@ -253,7 +295,54 @@ impl Catalog {
             .any(|gv| gv.group == group && gv.version == version)
     }
 
-    /// Every resource at every version.
+    /// What `cluster` serves, for discovery.
+    pub fn view(&self, cluster: &str) -> ServedView<'_> {
+        ServedView {
+            catalog: self,
+            custom: self.custom.cluster(cluster),
+        }
+    }
+
+    /// The resource served at `/apis/<group>/<version>/<resource>` in
+    /// `cluster`: a built-in, else one of the cluster's custom resources.
+    pub fn resolve(
+        &self,
+        cluster: &str,
+        group: &str,
+        version: &str,
+        resource: &str,
+    ) -> Option<Arc<ResourceInfo>> {
+        self.get(group, version, resource).cloned().or_else(|| {
+            self.custom
+                .cluster(cluster)?
+                .get(group, version, resource)
+                .cloned()
+        })
+    }
+
+    /// The resource for a group and kind at its preferred version in
+    /// `cluster` (built-ins first).
+    pub fn by_kind_in(&self, cluster: &str, group: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
+        self.by_kind(group, kind).cloned().or_else(|| {
+            self.custom
+                .cluster(cluster)?
+                .resources()
+                .find(|r| r.group == group && r.kind == kind)
+                .cloned()
+        })
+    }
+
+    /// Every resource `cluster` serves, at every version: the built-ins,
+    /// then its custom resources.
+    pub fn resources_in(&self, cluster: &str) -> Vec<Arc<ResourceInfo>> {
+        let mut out: Vec<Arc<ResourceInfo>> = self.resources().cloned().collect();
+        if let Some(c) = self.custom.cluster(cluster) {
+            out.extend(c.resources().cloned());
+        }
+        out
+    }
+
+    /// Every built-in resource at every version.
     pub fn resources(&self) -> impl Iterator<Item = &Arc<ResourceInfo>> {
         self.group_versions
             .iter()
@@ -330,7 +419,7 @@ fn resource_info(group: &str, version: &str, r: &Value) -> Option<ResourceInfo> 
     if !verbs.iter().any(|v| v == "list") {
         return None;
     }
-    let codec = typed::codec(group, version, kind)?;
+    let codec = Codec::Typed(typed::codec(group, version, kind)?);
     let subresources = r["subresources"]
         .as_array()
         .into_iter()
@@ -382,6 +471,7 @@ fn resource_info(group: &str, version: &str, r: &Value) -> Option<ResourceInfo> 
         } else {
             format!("{storage_group}/{resource}")
         },
+        custom: None,
     })
 }
 

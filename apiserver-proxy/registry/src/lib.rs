@@ -8,6 +8,7 @@
 //! [`object_limits::ObjectLimits`]) or asks through a strategy hook.
 
 pub mod admission_hook;
+pub mod apiextensions;
 pub mod binding;
 pub mod catalog;
 pub mod eviction;

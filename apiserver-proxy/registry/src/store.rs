@@ -214,6 +214,30 @@ pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
     Ok(obj)
 }
 
+/// Decodes a stored object of `r` as `r`'s version presents it: a custom
+/// resource stored at another version of its CRD gets this version's
+/// apiVersion (upstream's conversion strategy `None`).
+pub fn decode_for(r: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut obj = decode_stored(kv)?;
+    if r.custom.is_some() {
+        obj["apiVersion"] = r.api_version().into();
+    }
+    Ok(obj)
+}
+
+/// Encodes an object of `r` for storage: a custom resource is written at
+/// its CRD's storage version.
+fn encode_for(r: &ResourceInfo, obj: &Value) -> Result<Bytes, ApiError> {
+    match &r.custom {
+        Some(c) if !c.storage_version.is_empty() && c.storage_version != r.version => {
+            let mut copy = obj.clone();
+            copy["apiVersion"] = format!("{}/{}", r.group, c.storage_version).into();
+            encode_for_storage(&copy)
+        }
+        _ => encode_for_storage(obj),
+    }
+}
+
 fn encode_for_storage(obj: &Value) -> Result<Bytes, ApiError> {
     // What is written must read back: `decode_stored`'s JSON reader refuses
     // documents nested deeper (and a stored one would fail every LIST).
@@ -279,8 +303,11 @@ pub fn decode_body(
             )));
         }
     }
-    let codec = typed::codec(group, version, kind).unwrap_or(r.codec);
-    let decoded = codec(body.clone()).map_err(|e| {
+    let decoded = match typed::codec(group, version, kind) {
+        Some(codec) => codec(body.clone()),
+        None => r.codec.decode(body.clone()),
+    }
+    .map_err(|e| {
         ApiError::BadRequest(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}"
         ))
@@ -378,7 +405,7 @@ impl Store {
     /// GET one object.
     pub async fn get(&self, t: &Target<'_>, name: &str) -> Result<Value, ApiError> {
         match self.storage.get(&t.key(name)).await? {
-            Some(kv) => decode_stored(&kv),
+            Some(kv) => decode_for(t.resource, &kv),
             None => Err(ApiError::NotFound(t.subject(name))),
         }
     }
@@ -562,7 +589,7 @@ impl Store {
         let name = meta::name(&obj).to_string();
         let kv = match self
             .storage
-            .create(&t.key(&name), encode_for_storage(&obj)?)
+            .create(&t.key(&name), encode_for(r, &obj)?)
             .await
         {
             Ok(kv) => kv,
@@ -606,7 +633,7 @@ impl Store {
         let r = t.resource;
         loop {
             let kv = self.get_kv(t, name).await?;
-            let old = decode_stored(&kv)?;
+            let old = decode_for(r, &kv)?;
             let (mut obj, mut warnings) = mutate(&old)?;
             let body_name = meta::name(&obj).to_string();
             if body_name.is_empty() {
@@ -690,7 +717,8 @@ impl Store {
             if subresource.is_none() {
                 r.strategy.prepare_for_update(&mut obj, &old);
             }
-            if r.strategy.tracks_generation() && subresource.is_none() {
+            // A scale write changes the desired state as an update would.
+            if r.strategy.tracks_generation() && matches!(subresource, None | Some("scale")) {
                 let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
                 let generation = if r.strategy.spec_changed(&obj, &old) {
                     generation + 1
@@ -755,7 +783,7 @@ impl Store {
             }
             match self
                 .storage
-                .update(&t.key(name), encode_for_storage(&obj)?, kv.mod_revision)
+                .update(&t.key(name), encode_for(r, &obj)?, kv.mod_revision)
                 .await
             {
                 Ok(new_kv) => {
@@ -817,7 +845,7 @@ impl Store {
         }
         loop {
             let kv = self.get_kv(t, name).await?;
-            let obj = decode_stored(&kv)?;
+            let obj = decode_for(r, &kv)?;
             if let Some(a) = self.admit(t, name, None, Operation::Delete, opts.dry_run) {
                 a.validate(&obj, Some(&obj), &self.read_only()).await?;
             }
@@ -944,7 +972,7 @@ impl Store {
         if dry_run {
             return Ok(Deleted::Pending(obj));
         }
-        match self.storage.update(&t.key(name), encode_for_storage(&obj)?, kv.mod_revision).await {
+        match self.storage.update(&t.key(name), encode_for(t.resource, &obj)?, kv.mod_revision).await {
             Ok(new_kv) => {
                 meta::set(&mut obj, "resourceVersion", Some(new_kv.mod_revision.to_string().into()));
                 Ok(Deleted::Pending(obj))
@@ -1035,7 +1063,7 @@ impl Store {
             remaining = batch.remaining;
             let mut stopped_early = false;
             for (i, kv) in batch.items.iter().enumerate() {
-                let obj = decode_stored(kv)?;
+                let obj = decode_for(t.resource, kv)?;
                 start_after = Some(kv.key.clone());
                 if Self::matches(t.resource, &obj, &opts.label_selector, &opts.field_selector)? {
                     items.push(obj);

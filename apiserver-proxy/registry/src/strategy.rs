@@ -122,6 +122,25 @@ pub trait Strategy: Send + Sync + 'static {
         ]
     }
 
+    /// The Table's `columnDefinitions` (from [`Strategy::columns`]; a custom
+    /// resource's come from its CRD).
+    fn column_definitions(&self) -> Value {
+        self.columns()
+            .iter()
+            .map(|c| {
+                serde_json::json!({"name": c.name, "type": c.type_, "format": c.format,
+                       "description": c.description, "priority": c.priority})
+            })
+            .collect()
+    }
+
+    /// Where a custom resource keeps what its scale subresource shows;
+    /// `None` for built-ins (`spec.replicas`, `status.replicas`, the
+    /// `spec.selector`).
+    fn scale_paths(&self) -> Option<&crate::apiextensions::resource_strategy::ScalePaths> {
+        None
+    }
+
     /// One table row; cells line up with [`Strategy::columns`].
     fn row(&self, obj: &Value) -> Vec<Value> {
         vec![

@@ -28,14 +28,7 @@ impl IncludeObject {
 }
 
 fn column_definitions(r: &ResourceInfo) -> Value {
-    r.strategy
-        .columns()
-        .iter()
-        .map(|c| {
-            json!({"name": c.name, "type": c.type_, "format": c.format,
-                   "description": c.description, "priority": c.priority})
-        })
-        .collect()
+    r.strategy.column_definitions()
 }
 
 fn row(r: &ResourceInfo, obj: &Value, include: IncludeObject) -> Value {

@@ -10,7 +10,37 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 /// Round-trips a JSON object through one k8s-openapi type.
-pub type Codec = fn(Value) -> Result<Value, String>;
+pub type TypedCodec = fn(Value) -> Result<Value, String>;
+
+/// How a resource's request bodies are decoded: through a built-in type, or
+/// by a function built at run time (a custom resource's structural schema,
+/// which prunes unknown fields as the typed decode drops them).
+#[derive(Clone)]
+pub enum Codec {
+    /// A built-in k8s-openapi type.
+    Typed(TypedCodec),
+    /// A custom resource's pruning decoder.
+    Dynamic(std::sync::Arc<dyn Fn(Value) -> Result<Value, String> + Send + Sync>),
+}
+
+impl Codec {
+    /// Decodes `v`: the object as it would be stored, or the decode error.
+    pub fn decode(&self, v: Value) -> Result<Value, String> {
+        match self {
+            Self::Typed(f) => f(v),
+            Self::Dynamic(f) => f(v),
+        }
+    }
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Typed(_) => "Codec::Typed",
+            Self::Dynamic(_) => "Codec::Dynamic",
+        })
+    }
+}
 
 fn roundtrip<T: DeserializeOwned + Serialize>(v: Value) -> Result<Value, String> {
     let typed: T = serde_path_to_error::deserialize(v).map_err(|e| {
@@ -27,7 +57,7 @@ fn roundtrip<T: DeserializeOwned + Serialize>(v: Value) -> Result<Value, String>
 macro_rules! codecs {
     ($( $group:literal $version:literal $kind:literal => $ty:ty ;)*) => {
         /// The codec for a group/version/kind, if it is a built-in type we serve.
-        pub fn codec(group: &str, version: &str, kind: &str) -> Option<Codec> {
+        pub fn codec(group: &str, version: &str, kind: &str) -> Option<TypedCodec> {
             match (group, version, kind) {
                 $( ($group, $version, $kind) => Some(roundtrip::<$ty>), )*
                 _ => None,

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::catalog::ResourceInfo;
 use super::meta;
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{Store, Target, decode_stored};
+use super::store::{Store, Target, decode_for};
 use crate::error::ApiError;
 
 /// Watch parameters.
@@ -121,7 +121,7 @@ impl Watch {
                 )
                 .await?;
             for kv in &page.items {
-                let obj = decode_stored(kv)?;
+                let obj = decode_for(&resource, kv)?;
                 if Store::matches(&resource, &obj, &opts.label_selector, &opts.field_selector)? {
                     initial.push_back(Event::Added(obj));
                 }
@@ -223,13 +223,13 @@ impl Watch {
                     });
                 }
                 StorageEvent::Put { kv, prev } => {
-                    let Ok(obj) = decode_stored(&kv) else {
+                    let Ok(obj) = decode_for(&self.resource, &kv) else {
                         continue;
                     };
                     let now = self.matches(&obj);
                     let before = prev
                         .as_ref()
-                        .and_then(|p| decode_stored(p).ok())
+                        .and_then(|p| decode_for(&self.resource, p).ok())
                         .map(|p| (self.matches(&p), p));
                     match (before, now) {
                         (None, true) | (Some((false, _)), true) => return Some(Event::Added(obj)),
@@ -246,7 +246,7 @@ impl Watch {
                     }
                 }
                 StorageEvent::Delete { prev, revision } => {
-                    let Ok(mut obj) = decode_stored(&prev) else {
+                    let Ok(mut obj) = decode_for(&self.resource, &prev) else {
                         continue;
                     };
                     if self.matches(&obj) {

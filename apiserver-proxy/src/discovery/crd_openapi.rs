@@ -156,6 +156,7 @@ pub fn documents(crd: &CustomResourceDefinition, template: &[u8]) -> Vec<(String
                 &v.name,
                 &spec.names.plural,
                 kind,
+                spec.scope != "Cluster",
                 schema,
             );
             Some((
@@ -166,12 +167,63 @@ pub fn documents(crd: &CustomResourceDefinition, template: &[u8]) -> Vec<(String
         .collect()
 }
 
+/// The documents of every served version of a CRD given by its `spec`
+/// (as stored); none when the spec does not decode.
+pub fn documents_for_spec(spec: &Value, template: &[u8]) -> Vec<(String, Vec<u8>)> {
+    match serde_json::from_value(spec.clone()) {
+        Ok(spec) => documents(
+            &CustomResourceDefinition {
+                metadata: Default::default(),
+                spec,
+                status: None,
+            },
+            template,
+        ),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Merges `doc` (another CRD's document for the same group version) into
+/// `into`: paths and component schemas side by side.
+pub fn merge(into: &mut Value, doc: Value) {
+    for section in ["/paths", "/components/schemas"] {
+        if let (Some(Value::Object(target)), Some(Value::Object(source))) =
+            (into.pointer_mut(section), doc.pointer(section))
+        {
+            for (k, v) in source {
+                target.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+}
+
+/// Drops the namespace parameter of a cluster-scoped resource's operations.
+fn drop_namespace_parameter(item: &mut Value) {
+    let is_namespace = |p: &Value| {
+        p["$ref"]
+            .as_str()
+            .is_some_and(|r| r.contains("/parameters/namespace-"))
+            || p["name"] == "namespace"
+    };
+    if let Some(params) = item.get_mut("parameters").and_then(Value::as_array_mut) {
+        params.retain(|p| !is_namespace(p));
+    }
+    if let Some(ops) = item.as_object_mut() {
+        for op in ops.values_mut() {
+            if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                params.retain(|p| !is_namespace(p));
+            }
+        }
+    }
+}
+
 fn document(
     template: &Value,
     group: &str,
     version: &str,
     plural: &str,
     kind: &str,
+    namespaced: bool,
     schema: Value,
 ) -> Value {
     let object_name = schema_name(group, version, kind);
@@ -205,11 +257,22 @@ fn document(
         let Some(rest) = path.strip_prefix(&template_prefix) else {
             continue;
         };
-        let rest = rest.replace(TEMPLATE_PLURAL, plural);
+        let mut rest = rest.replace(TEMPLATE_PLURAL, plural);
         let mut item = item.clone();
         rename_strings(&mut item, &renames);
         retarget_operations(&mut item, group, version);
-        if rest == format!("namespaces/{{namespace}}/{plural}/{{name}}") {
+        if !namespaced {
+            // Cluster-scoped: the namespaced paths lose their namespace; the
+            // all-namespaces list and watch paths would duplicate them.
+            if !rest.contains("namespaces/{namespace}/") {
+                continue;
+            }
+            rest = rest.replace("namespaces/{namespace}/", "");
+            drop_namespace_parameter(&mut item);
+        }
+        if rest == format!("namespaces/{{namespace}}/{plural}/{{name}}")
+            || (!namespaced && rest == format!("{plural}/{{name}}"))
+        {
             paths.insert(
                 format!("{prefix}{rest}/status"),
                 status_path_item(&item, kind),

@@ -2,17 +2,21 @@
 //! `/apis` (legacy and aggregated `apidiscovery.k8s.io/v2`), the per-version
 //! resource lists, and the OpenAPI v2/v3 documents.
 //!
-//! Everything here derives from the [`Catalog`] and the embedded OpenAPI
-//! data, built once per process and shared by every cluster. nestkube's own
-//! API (`tenancy.nestkube.io`) gets OpenAPI v3 documents generated from its
-//! CRD ([`crd_openapi`]), once per process.
+//! Everything here derives from what a cluster serves ([`ServedView`]): the
+//! built-ins with the embedded OpenAPI data, built once per process and
+//! shared by every cluster, then the cluster's own CRDs, whose OpenAPI v3
+//! documents are generated once per distinct CRD ([`crd_openapi`]).
+//! nestkube's own API (`tenancy.nestkube.io`) is generated from its CRD the
+//! same way, once per process.
 
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::registry::catalog::{Catalog, GroupVersion, ResourceInfo};
+use bytes::Bytes;
+
+use crate::registry::catalog::{GroupVersion, ResourceInfo, ServedView};
 
 pub mod crd_openapi;
 
@@ -55,13 +59,9 @@ fn group_version_string(group: &str, version: &str) -> String {
 }
 
 /// Served groups (not core) in order, with their versions (preferred first).
-fn groups(catalog: &Catalog) -> Vec<(String, Vec<&GroupVersion>)> {
+fn groups<'a>(view: &'a ServedView<'_>) -> Vec<(String, Vec<&'a GroupVersion>)> {
     let mut out: Vec<(String, Vec<&GroupVersion>)> = Vec::new();
-    for gv in catalog
-        .group_versions
-        .iter()
-        .filter(|gv| !gv.group.is_empty())
-    {
+    for gv in view.group_versions().filter(|gv| !gv.group.is_empty()) {
         match out.iter_mut().find(|(g, _)| *g == gv.group) {
             Some((_, versions)) => versions.push(gv),
             None => out.push((gv.group.clone(), vec![gv])),
@@ -88,8 +88,8 @@ pub fn legacy_versions(server_address: &str) -> Value {
 }
 
 /// `/apis`.
-pub fn group_list(catalog: &Catalog) -> Value {
-    let groups: Vec<Value> = groups(catalog)
+pub fn group_list(view: &ServedView<'_>) -> Value {
+    let groups: Vec<Value> = groups(view)
         .iter()
         .map(|(g, vs)| api_group(g, vs))
         .collect();
@@ -97,16 +97,13 @@ pub fn group_list(catalog: &Catalog) -> Value {
 }
 
 /// `/apis/<group>`.
-pub fn group(catalog: &Catalog, name: &str) -> Option<Value> {
-    groups(catalog)
-        .iter()
-        .find(|(g, _)| g == name)
-        .map(|(g, vs)| {
-            let mut v = api_group(g, vs);
-            v["kind"] = "APIGroup".into();
-            v["apiVersion"] = "v1".into();
-            v
-        })
+pub fn group(view: &ServedView<'_>, name: &str) -> Option<Value> {
+    groups(view).iter().find(|(g, _)| g == name).map(|(g, vs)| {
+        let mut v = api_group(g, vs);
+        v["kind"] = "APIGroup".into();
+        v["apiVersion"] = "v1".into();
+        v
+    })
 }
 
 fn storage_version_hash(r: &ResourceInfo) -> String {
@@ -122,10 +119,9 @@ fn base64_std(bytes: &[u8]) -> String {
 }
 
 /// `/api/v1` and `/apis/<group>/<version>`: an `APIResourceList`.
-pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Value> {
-    let gv = catalog
-        .group_versions
-        .iter()
+pub fn resource_list(view: &ServedView<'_>, group: &str, version: &str) -> Option<Value> {
+    let gv = view
+        .group_versions()
         .find(|gv| gv.group == group && gv.version == version)?;
     let mut resources = Vec::new();
     for r in &gv.resources {
@@ -230,16 +226,15 @@ fn discovery_group(name: &str, versions: &[&GroupVersion]) -> Value {
 }
 
 /// Aggregated discovery (`apidiscovery.k8s.io/v2`) for `/api` (legacy = true) or `/apis`.
-pub fn aggregated(catalog: &Catalog, legacy: bool) -> Value {
+pub fn aggregated(view: &ServedView<'_>, legacy: bool) -> Value {
     let items: Vec<Value> = if legacy {
-        let core: Vec<&GroupVersion> = catalog
-            .group_versions
-            .iter()
+        let core: Vec<&GroupVersion> = view
+            .group_versions()
             .filter(|gv| gv.group.is_empty())
             .collect();
         vec![discovery_group("", &core)]
     } else {
-        groups(catalog)
+        groups(view)
             .iter()
             .map(|(g, vs)| discovery_group(g, vs))
             .collect()
@@ -259,10 +254,10 @@ fn doc_hash(bytes: &[u8]) -> String {
 }
 
 /// Whether an OpenAPI v3 path belongs to a served group version.
-fn served_v3_path(catalog: &Catalog, path: &str) -> bool {
+fn served_v3_path(view: &ServedView<'_>, path: &str) -> bool {
     match path.split('/').collect::<Vec<_>>().as_slice() {
-        ["api", v] => catalog.has_group_version("", v),
-        ["apis", g, v] => catalog.has_group_version(g, v),
+        ["api", v] => view.has_group_version("", v),
+        ["apis", g, v] => view.has_group_version(g, v),
         _ => false,
     }
 }
@@ -270,17 +265,19 @@ fn served_v3_path(catalog: &Catalog, path: &str) -> bool {
 /// The OpenAPI v3 documents generated (once) from nestkube's own CRDs.
 fn generated_v3() -> &'static [(String, Vec<u8>)] {
     static DOCS: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
-    DOCS.get_or_init(|| {
-        let template = data::OPENAPI_V3
-            .iter()
-            .find(|(p, _)| *p == crd_openapi::template_path())
-            .map(|(_, b)| *b)
-            .unwrap_or_default();
-        crd_openapi::documents(&nestkube_tenant_crds::crd(), template)
-    })
+    DOCS.get_or_init(|| crd_openapi::documents(&nestkube_tenant_crds::crd(), template()))
 }
 
-/// Every OpenAPI v3 document: embedded upstream ones, then generated ones.
+/// The embedded document generated CRD documents are shaped after.
+fn template() -> &'static [u8] {
+    data::OPENAPI_V3
+        .iter()
+        .find(|(p, _)| *p == crd_openapi::template_path())
+        .map(|(_, b)| *b)
+        .unwrap_or_default()
+}
+
+/// Every built-in OpenAPI v3 document: embedded upstream ones, then generated ones.
 fn all_v3() -> impl Iterator<Item = (&'static str, &'static [u8])> {
     data::OPENAPI_V3.iter().copied().chain(
         generated_v3()
@@ -289,28 +286,68 @@ fn all_v3() -> impl Iterator<Item = (&'static str, &'static [u8])> {
     )
 }
 
+/// The cluster's document for a custom group version (`apis/<g>/<v>`): the
+/// documents of every CRD serving it, merged (each generated once per
+/// distinct CRD and shared by every cluster that has it).
+fn custom_v3(view: &ServedView<'_>, path: &str) -> Option<Vec<u8>> {
+    let custom = view.custom()?;
+    let mut merged: Option<Value> = None;
+    for installed in custom.installed.values() {
+        let definition = &installed.definition;
+        let docs = definition
+            .openapi_v3
+            .get_or_init(|| crd_openapi::documents_for_spec(&definition.spec, template()));
+        let Some((_, bytes)) = docs.iter().find(|(p, _)| p == path) else {
+            continue;
+        };
+        let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
+            continue;
+        };
+        match &mut merged {
+            None => merged = Some(doc),
+            Some(m) => crd_openapi::merge(m, doc),
+        }
+    }
+    serde_json::to_vec(&merged?).ok()
+}
+
 /// `/openapi/v3`: the index of per-group-version documents. `prefix` is the
 /// cluster path prefix (`/clusters/<name>` or "") so clients fetch the
 /// documents from the same cluster.
-pub fn openapi_v3_index(catalog: &Catalog, prefix: &str) -> Value {
+pub fn openapi_v3_index(view: &ServedView<'_>, prefix: &str) -> Value {
     let mut paths = serde_json::Map::new();
     for (path, bytes) in all_v3() {
-        if served_v3_path(catalog, path) {
+        if served_v3_path(view, path) {
             paths.insert(
                 path.to_string(),
                 json!({"serverRelativeURL": format!("{prefix}/openapi/v3/{path}?hash={}", doc_hash(bytes))}),
             );
         }
     }
+    if let Some(custom) = view.custom() {
+        for gv in &custom.group_versions {
+            let path = format!("apis/{}/{}", gv.group, gv.version);
+            if paths.contains_key(&path) {
+                continue;
+            }
+            if let Some(doc) = custom_v3(view, &path) {
+                let url = format!("{prefix}/openapi/v3/{path}?hash={}", doc_hash(&doc));
+                paths.insert(path, json!({"serverRelativeURL": url}));
+            }
+        }
+    }
     json!({"paths": paths})
 }
 
 /// `/openapi/v3/<path>`.
-pub fn openapi_v3(catalog: &Catalog, path: &str) -> Option<&'static [u8]> {
-    if !served_v3_path(catalog, path) {
+pub fn openapi_v3(view: &ServedView<'_>, path: &str) -> Option<Bytes> {
+    if !served_v3_path(view, path) {
         return None;
     }
-    all_v3().find(|(p, _)| *p == path).map(|(_, b)| b)
+    if let Some((_, b)) = all_v3().find(|(p, _)| *p == path) {
+        return Some(Bytes::from_static(b));
+    }
+    custom_v3(view, path).map(Bytes::from)
 }
 
 #[cfg(test)]
@@ -319,7 +356,8 @@ mod tests {
 
     #[test]
     fn review_resources_are_discovered_as_upstream_lists_them() {
-        let catalog = Catalog::builtin().unwrap();
+        let catalog = crate::registry::catalog::Catalog::builtin().unwrap();
+        let catalog = catalog.view("root");
         let list = resource_list(&catalog, "authentication.k8s.io", "v1").unwrap();
         assert_eq!(
             list["resources"],

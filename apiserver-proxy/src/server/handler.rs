@@ -273,7 +273,7 @@ impl ApiServer {
             String::new()
         };
         match &info.api {
-            Api::NonResource(path) => self.non_resource(path, &prefix, accept),
+            Api::NonResource(path) => self.non_resource(path, &info.cluster, &prefix, accept),
             Api::Root { legacy, group } => {
                 if parts.method != Method::GET {
                     return Err(ApiError::MethodNotAllowed);
@@ -288,20 +288,20 @@ impl ApiServer {
                 )?;
                 let value = match (legacy, group, output) {
                     (_, None, Output::AggregatedDiscovery) => {
-                        discovery::aggregated(&self.catalog, *legacy)
+                        discovery::aggregated(&self.catalog.view(&info.cluster), *legacy)
                     }
                     (true, _, _) => discovery::legacy_versions(&self.server_address),
-                    (false, None, _) => discovery::group_list(&self.catalog),
-                    (false, Some(g), _) => {
-                        discovery::group(&self.catalog, g).ok_or(ApiError::PathNotFound)?
-                    }
+                    (false, None, _) => discovery::group_list(&self.catalog.view(&info.cluster)),
+                    (false, Some(g), _) => discovery::group(&self.catalog.view(&info.cluster), g)
+                        .ok_or(ApiError::PathNotFound)?,
                 };
                 Ok(respond(StatusCode::OK, &value, output))
             }
             Api::GroupVersion { group, version } => {
                 let output = negotiate::negotiate(accept, Offers::default(), IncludeObject::None)?;
-                let value = discovery::resource_list(&self.catalog, group, version)
-                    .ok_or(ApiError::PathNotFound)?;
+                let value =
+                    discovery::resource_list(&self.catalog.view(&info.cluster), group, version)
+                        .ok_or(ApiError::PathNotFound)?;
                 Ok(respond(StatusCode::OK, &value, output))
             }
             Api::Resource(rr) => {
@@ -351,9 +351,9 @@ impl ApiServer {
         };
         let r = self
             .catalog
-            .get(&rr.group, &rr.version, &rr.resource)
-            .ok_or(ApiError::PathNotFound)?
-            .clone();
+            .resolve(&info.cluster, &rr.group, &rr.version, &rr.resource)
+            .ok_or(ApiError::PathNotFound)?;
+        let deprecation = self.custom_resource_checks(info, rr, &r)?;
         let include = IncludeObject::parse(info.param("includeObject"));
         let output = negotiate::negotiate(
             accept,
@@ -390,12 +390,59 @@ impl ApiServer {
             body,
         };
         // Admission sees who asked (writes by controllers have no user).
-        crate::admission::with_user(Arc::new(user), rest::serve(rest, &req)).await
+        let mut resp = crate::admission::with_user(Arc::new(user), rest::serve(rest, &req)).await?;
+        if let Some(warning) = deprecation {
+            super::response::add_warnings(&mut resp, &[warning]);
+        }
+        Ok(resp)
+    }
+
+    /// What upstream's CRD handler checks before serving a custom
+    /// resource: a version converted by webhook is unavailable (503), a
+    /// terminating CRD takes no new objects (405). Returns the deprecation
+    /// warning of the version, if any.
+    fn custom_resource_checks(
+        &self,
+        info: &RequestInfo,
+        rr: &ResourceRequest,
+        r: &crate::registry::catalog::ResourceInfo,
+    ) -> Result<Option<String>, ApiError> {
+        let Some(custom) = &r.custom else {
+            return Ok(None);
+        };
+        if let Some(why) = &custom.unavailable {
+            return Err(ApiError::Other {
+                code: 503,
+                reason: "ServiceUnavailable",
+                message: why.clone(),
+                causes: Vec::new(),
+            });
+        }
+        let terminating = self
+            .catalog
+            .custom
+            .cluster(&info.cluster)
+            .and_then(|c| {
+                c.installed_for(&rr.group, &rr.resource)
+                    .map(|i| i.terminating)
+            })
+            .unwrap_or(false);
+        if terminating && rr.verb == "create" {
+            return Err(ApiError::Other {
+                code: 405,
+                reason: "MethodNotAllowed",
+                message: "create not allowed while custom resource definition is terminating"
+                    .into(),
+                causes: Vec::new(),
+            });
+        }
+        Ok(custom.deprecation_warning.clone())
     }
 
     fn non_resource(
         &self,
         path: &str,
+        cluster: &str,
         prefix: &str,
         accept: Option<&str>,
     ) -> Result<Response<Body>, ApiError> {
@@ -422,13 +469,14 @@ impl ApiServer {
             }
             "/openapi/v3" => Ok(respond(
                 StatusCode::OK,
-                &discovery::openapi_v3_index(&self.catalog, prefix),
+                &discovery::openapi_v3_index(&self.catalog.view(cluster), prefix),
                 Output::Json,
             )),
             p if p.starts_with("/openapi/v3/") => {
-                let doc = discovery::openapi_v3(&self.catalog, &p["/openapi/v3/".len()..])
-                    .ok_or(ApiError::PathNotFound)?;
-                let mut resp = Response::new(full(Bytes::from_static(doc)));
+                let doc =
+                    discovery::openapi_v3(&self.catalog.view(cluster), &p["/openapi/v3/".len()..])
+                        .ok_or(ApiError::PathNotFound)?;
+                let mut resp = Response::new(full(doc));
                 resp.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),

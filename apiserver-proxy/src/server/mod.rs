@@ -289,6 +289,8 @@ pub async fn start_with(
         .advertise_url
         .clone()
         .unwrap_or_else(|| format!("https://{}", display_addr(&local_addr)));
+    // Every replica serves the custom resources of established CRDs.
+    crate::controllers::customresourcedefinition::serve(&api.store, api.catalog.clone());
     let controllers = Controllers {
         api: api.clone(),
         server_ca_pem: ca.pair.cert_pem.clone(),
@@ -339,6 +341,7 @@ impl Controllers {
             clusters: self.api.clusters.clone(),
         };
         namespace::spawn(&ctx);
+        customresourcedefinition::spawn(&ctx);
         let provisioner = provision::Provisioner::new(
             &ctx,
             self.server_ca_pem.clone(),

@@ -12,6 +12,7 @@ mod adversarial;
 mod controllers;
 mod controllers_apps;
 mod controllers_batch;
+mod custom_resources;
 #[cfg(feature = "etcd")]
 mod etcd_replicas;
 mod kube_rs;

@@ -1,10 +1,10 @@
 //! Strategies for the remaining groups: storage, scheduling, node,
 //! coordination, discovery, policy, autoscaling, certificates, events.k8s.io,
-//! apiextensions and admissionregistration (their `v1/defaults.go`,
+//! and admissionregistration (their `v1/defaults.go`,
 //! validation and printers).
 //!
 //! Each strategy stays small; none reads other objects, and CRD schema work
-//! belongs to the `crd` module, not here.
+//! belongs to [`crate::apiextensions`], not here.
 
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ pub fn strategy(group: &str, resource: &str) -> Option<Arc<dyn Strategy>> {
         }
         ("events.k8s.io", "events") => Arc::new(super::core::Events),
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
-            Arc::new(CustomResourceDefinitions)
+            Arc::new(crate::apiextensions::crd_strategy::CustomResourceDefinitions)
         }
         (
             "admissionregistration.k8s.io",
@@ -715,72 +715,7 @@ impl Strategy for CertificateSigningRequests {
     }
 }
 
-// ---------------------------------------------------------------- CRDs and webhooks
-
-/// `apiextensions-apiserver/pkg/registry/customresourcedefinition/strategy.go`
-/// (defaults, status and generation; schema validation is the `crd` module's).
-pub struct CustomResourceDefinitions;
-
-impl Strategy for CustomResourceDefinitions {
-    /// `SetDefaults_CustomResourceDefinitionSpec`.
-    fn default(&self, obj: &mut Value) {
-        let Some(spec) = child(obj, "spec") else {
-            return;
-        };
-        set_default(spec, "scope", json!("Namespaced"));
-        let kind = s(spec, &["names", "kind"]).to_string();
-        if let Some(names) = child(spec, "names")
-            && !kind.is_empty()
-        {
-            set_default(names, "singular", json!(kind.to_lowercase()));
-            set_default(names, "listKind", json!(format!("{kind}List")));
-        }
-        if let Some(conv) = ensure_obj(spec, "conversion") {
-            set_default(conv, "strategy", json!("None"));
-            if let Some(svc) = child(conv, "webhook")
-                .and_then(|w| child(w, "clientConfig"))
-                .and_then(|c| child(c, "service"))
-            {
-                set_default(svc, "port", json!(443));
-            }
-        }
-    }
-
-    fn prepare_for_create(&self, obj: &mut Value) {
-        let stored: Vec<Value> = arr(obj, &["spec", "versions"])
-            .iter()
-            .filter(|v| v["storage"].as_bool() == Some(true))
-            .take(1)
-            .map(|v| v["name"].clone())
-            .collect();
-        set(
-            obj,
-            "status",
-            json!({"acceptedNames": {"plural": "", "kind": ""}, "storedVersions": stored}),
-        );
-    }
-
-    fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        let name = s(obj, &["metadata", "name"]);
-        let want = format!(
-            "{}.{}",
-            s(obj, &["spec", "names", "plural"]),
-            s(obj, &["spec", "group"])
-        );
-        if name != want {
-            return vec![FieldError::invalid(
-                "metadata.name",
-                name,
-                "must be spec.names.plural+\".\"+spec.group",
-            )];
-        }
-        Vec::new()
-    }
-
-    fn tracks_generation(&self) -> bool {
-        true
-    }
-}
+// ---------------------------------------------------------------- webhooks
 
 /// Validating and mutating webhook configurations.
 pub struct WebhookConfigurations;
@@ -903,7 +838,7 @@ mod tests {
     }
 
     #[test]
-    fn csr_row_and_crd_status() {
+    fn csr_row() {
         let csr = json!({"spec": {"signerName": "kubernetes.io/kubelet-serving", "username": "bob", "expirationSeconds": 3600},
             "status": {"conditions": [{"type": "Approved"}], "certificate": "abc"}});
         let row = CertificateSigningRequests.row(&csr);
@@ -916,12 +851,5 @@ mod tests {
                 json!("Approved,Issued")
             ]
         );
-        let mut crd = json!({"metadata": {"name": "widgets.example.com"}, "spec": {"group": "example.com",
-            "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1", "storage": true}]}});
-        CustomResourceDefinitions.default(&mut crd);
-        CustomResourceDefinitions.prepare_for_create(&mut crd);
-        assert_eq!(crd["spec"]["names"]["listKind"], "WidgetList");
-        assert_eq!(crd["status"]["storedVersions"], json!(["v1"]));
-        assert!(CustomResourceDefinitions.validate(&crd).is_empty());
     }
 }

@@ -71,6 +71,15 @@ impl Rest for StoreRest {
         let opts = write_options(req.info)?;
         let pt = patch_type(req.content_type)?;
         let r = &req.resource;
+        if r.custom.is_some() && pt == PatchType::StrategicMerge {
+            // Custom resources have no patch strategies (as upstream).
+            return Err(ApiError::Other {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into(),
+                causes: Vec::new(),
+            });
+        }
         let schema = req.server.schema_root(&r.group, &r.version, &r.kind);
         let written = req
             .server

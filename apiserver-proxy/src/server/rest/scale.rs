@@ -1,6 +1,7 @@
 //! The `scale` subresource (`autoscaling/v1 Scale`) of every resource that
 //! has one in the catalog: a view of `spec.replicas`, `status.replicas` and
-//! the selector; writes change `spec.replicas` only.
+//! the selector (for a custom resource, of the paths its CRD names); writes
+//! change the replicas only.
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -10,6 +11,7 @@ use super::generic::{patch_error, patch_type};
 use super::options::write_options;
 use super::{Rest, RestRequest};
 use crate::error::ApiError;
+use crate::registry::catalog::ResourceInfo;
 use crate::registry::meta;
 use crate::registry::store;
 use crate::server::handler::Body;
@@ -24,7 +26,7 @@ impl Rest for Scale {
         let obj = req.server.store.get(&req.target(), req.name()).await?;
         Ok(respond(
             StatusCode::OK,
-            &to_scale(&obj),
+            &to_scale(&req.resource, &obj),
             output_plain(req.output),
         ))
     }
@@ -60,7 +62,7 @@ async fn write(req: &RestRequest<'_>, is_patch: bool) -> Result<Response<Body>, 
             let scale_in = match patch_type {
                 Some(pt) => {
                     let schema = req.server.schema_root("autoscaling", "v1", "Scale");
-                    nestkube_patch::apply_patch(&to_scale(old), req.body, pt, schema)
+                    nestkube_patch::apply_patch(&to_scale(r, old), req.body, pt, schema)
                         .map_err(patch_error)?
                 }
                 None => body_value.clone(),
@@ -74,7 +76,8 @@ async fn write(req: &RestRequest<'_>, is_patch: bool) -> Result<Response<Body>, 
                 opts.field_validation,
             )?;
             let mut obj = old.clone();
-            obj["spec"]["replicas"] = scale["spec"]["replicas"].as_i64().unwrap_or(0).into();
+            let replicas = scale["spec"]["replicas"].as_i64().unwrap_or(0);
+            set_replicas(r, &mut obj, replicas)?;
             let rv = meta::resource_version(&scale);
             meta::set(&mut obj, "resourceVersion", Some(rv.into()));
             Ok((obj, warnings))
@@ -82,16 +85,65 @@ async fn write(req: &RestRequest<'_>, is_patch: bool) -> Result<Response<Body>, 
         .await?;
     let mut resp = respond(
         StatusCode::OK,
-        &to_scale(&written.object),
+        &to_scale(r, &written.object),
         output_plain(req.output),
     );
     add_warnings(&mut resp, &written.warnings);
     Ok(resp)
 }
 
-/// `autoscaling/v1 Scale` view of an object with `spec.replicas`.
-fn to_scale(obj: &Value) -> Value {
-    let selector = selector_string(&obj["spec"]["selector"]);
+/// Writes the desired replicas: `spec.replicas`, or a custom resource's
+/// `specReplicasPath`.
+fn set_replicas(r: &ResourceInfo, obj: &mut Value, replicas: i64) -> Result<(), ApiError> {
+    let Some(paths) = r.strategy.scale_paths() else {
+        obj["spec"]["replicas"] = replicas.into();
+        return Ok(());
+    };
+    let fields = paths.spec_replicas.field_names().unwrap_or_default();
+    let Some((last, parents)) = fields.split_last() else {
+        return Err(ApiError::Internal(format!(
+            "specReplicasPath {} is not a field path",
+            paths.spec_replicas.as_str()
+        )));
+    };
+    let mut at = obj;
+    for f in parents {
+        if !at[*f].is_object() {
+            at[*f] = json!({});
+        }
+        at = &mut at[*f];
+    }
+    at[*last] = replicas.into();
+    Ok(())
+}
+
+/// `autoscaling/v1 Scale` view of an object: `spec.replicas`,
+/// `status.replicas` and the selector, or the paths a CRD names (upstream's
+/// `scaleFromCustomResource`).
+fn to_scale(r: &ResourceInfo, obj: &Value) -> Value {
+    let (spec_replicas, status_replicas, selector) = match r.strategy.scale_paths() {
+        None => (
+            obj["spec"]["replicas"].as_i64().unwrap_or(0),
+            obj["status"]["replicas"].as_i64().unwrap_or(0),
+            selector_string(&obj["spec"]["selector"]),
+        ),
+        Some(p) => (
+            p.spec_replicas
+                .first(obj)
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            p.status_replicas
+                .first(obj)
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            p.label_selector
+                .as_ref()
+                .and_then(|l| l.first(obj))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        ),
+    };
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -102,8 +154,8 @@ fn to_scale(obj: &Value) -> Value {
             "resourceVersion": meta::resource_version(obj),
             "creationTimestamp": obj["metadata"]["creationTimestamp"],
         },
-        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
-        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+        "spec": {"replicas": spec_replicas},
+        "status": {"replicas": status_replicas, "selector": selector},
     })
 }
 
