@@ -447,8 +447,9 @@ mod tests {
         second["metadata"]["name"] = json!("gadgets.example.com");
         let (names, accepted, established) = names_and_conditions(&second, &[other]);
         assert_eq!(accepted.status, "False");
-        assert_eq!(accepted.reason, "KindConflict");
-        assert_eq!(accepted.message, "\"Widget\" is already in use");
+        // Kind and list kind conflict: the last check's reason stands, as upstream.
+        assert_eq!(accepted.reason, "ListKindConflict");
+        assert_eq!(accepted.message, "\"WidgetList\" is already in use");
         assert_eq!(names["plural"], "gadgets");
         assert!(names.get("kind").is_none());
         assert_eq!(established.status, "False");
