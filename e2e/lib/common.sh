@@ -11,6 +11,12 @@ ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.22.0
 PY_KUBERNETES_VERSION=37.0.2
+# Third-party CRD sets the CRD tests apply unmodified (module@version).
+CRD_MODULES=(
+  sigs.k8s.io/gateway-api@v1.6.3
+  github.com/cert-manager/cert-manager@v1.21.2
+  github.com/prometheus-operator/prometheus-operator@v0.85.0
+)
 
 # Built artifacts live outside the clone so fresh clones on the same machine reuse them.
 NESTKUBE_E2E_CACHE=${NESTKUBE_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nestkube-e2e}
@@ -21,6 +27,7 @@ kwok_dir() { echo "$NESTKUBE_E2E_CACHE/kwok-$KWOK_VERSION"; }
 helm_dir() { echo "$NESTKUBE_E2E_CACHE/helm-$HELM_VERSION"; }
 checker_dir() { echo "$NESTKUBE_E2E_CACHE/checker-$KUBE_VERSION"; }
 pyvenv_dir() { echo "$NESTKUBE_E2E_CACHE/python-kubernetes-$PY_KUBERNETES_VERSION"; }
+crds_dir() { echo "$NESTKUBE_E2E_CACHE/crds-$(printf '%s\n' "${CRD_MODULES[@]}" | sha256sum | cut -c1-12)"; }
 
 KUBE_APISERVER_BIN() { echo "$(kube_dir)/kube-apiserver"; }
 

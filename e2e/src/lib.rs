@@ -63,6 +63,10 @@ pub struct Binaries {
     pub checker: PathBuf,
     /// Python interpreter of a virtualenv with the `kubernetes` package installed.
     pub python: PathBuf,
+    /// Third-party CRD sets, one directory each (`gateway-api-standard`,
+    /// `gateway-api-experimental`, `gateway-api-examples`, `cert-manager`,
+    /// `prometheus-operator`), copied unmodified from their Go modules.
+    pub crds: PathBuf,
 }
 
 impl Binaries {
@@ -100,6 +104,7 @@ impl Binaries {
             helm: get("NESTKUBE_E2E_HELM")?,
             checker: get("NESTKUBE_E2E_CHECKER")?,
             python: get("NESTKUBE_E2E_PYTHON")?,
+            crds: get("NESTKUBE_E2E_CRDS")?,
         })
     }
 }

@@ -6,6 +6,7 @@
 mod support;
 
 mod chart;
+mod custom_resources;
 mod host_mode;
 mod image;
 mod kubectl_suite;
