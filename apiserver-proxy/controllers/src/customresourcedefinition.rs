@@ -47,10 +47,7 @@ fn installable(crd: &Value) -> Option<Installed> {
         return None;
     }
     match Definition::shared(&crd["spec"]) {
-        Ok(definition) => Some(Installed {
-            definition,
-            terminating: meta::is_deleting(crd),
-        }),
+        Ok(definition) => Some(Installed::new(definition, meta::is_deleting(crd))),
         Err(e) => {
             tracing::warn!(crd = %meta::name(crd), error = %e, "cannot serve CRD");
             None

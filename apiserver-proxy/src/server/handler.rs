@@ -354,6 +354,11 @@ impl ApiServer {
             .resolve(&info.cluster, &rr.group, &rr.version, &rr.resource)
             .ok_or(ApiError::PathNotFound)?;
         let deprecation = self.custom_resource_checks(info, rr, &r)?;
+        // A watch of a custom resource ends when its CRD changes or goes.
+        let definition_retired = r.custom.as_ref().and_then(|_| {
+            let c = self.catalog.custom.cluster(&info.cluster)?;
+            Some(c.installed_for(&rr.group, &rr.resource)?.retired())
+        });
         let include = IncludeObject::parse(info.param("includeObject"));
         let output = negotiate::negotiate(
             accept,
@@ -394,7 +399,10 @@ impl ApiServer {
         if let Some(warning) = deprecation {
             super::response::add_warnings(&mut resp, &[warning]);
         }
-        Ok(resp)
+        Ok(match definition_retired {
+            Some(retired) if rr.verb == "watch" => ends_when(resp, Box::pin(retired)),
+            _ => resp,
+        })
     }
 
     /// What upstream's CRD handler checks before serving a custom
@@ -504,6 +512,11 @@ pub(super) type Retired = std::pin::Pin<Box<dyn std::future::Future<Output = ()>
 /// carries the next tenant's data at the same path. Bodies of a known size
 /// are complete already and left alone.
 fn ends_when_retired(resp: Response<Body>, cluster: &Cluster) -> Response<Body> {
+    ends_when(resp, Box::pin(cluster.retired()))
+}
+
+/// `resp`, whose streaming body ends once `retired` resolves.
+fn ends_when(resp: Response<Body>, retired: Retired) -> Response<Body> {
     use hyper::body::Body as _;
     if resp.body().size_hint().exact().is_some() {
         return resp;
@@ -511,7 +524,7 @@ fn ends_when_retired(resp: Response<Body>, cluster: &Cluster) -> Response<Body> 
     resp.map(|body| {
         BodyExt::boxed(EndsWhen {
             body,
-            retired: std::sync::Mutex::new(Box::pin(cluster.retired())),
+            retired: std::sync::Mutex::new(retired),
         })
     })
 }

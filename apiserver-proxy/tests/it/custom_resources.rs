@@ -563,3 +563,151 @@ async fn namespace_deletion_removes_custom_resources() {
     let (_, list) = send(&client, "GET", "/apis/example.com/v1/widgets", None, &[]).await;
     assert_eq!(list["items"], json!([]));
 }
+
+/// A kube-rs `#[derive(CustomResource)]` type.
+mod gadget {
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    /// Spec of a Gadget.
+    #[derive(kube::CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+    #[kube(
+        group = "example.com",
+        version = "v1",
+        kind = "Gadget",
+        namespaced,
+        status = "GadgetStatus",
+        shortname = "gd"
+    )]
+    pub struct GadgetSpec {
+        pub size: i64,
+    }
+
+    /// Status of a Gadget.
+    #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+    pub struct GadgetStatus {
+        pub observed: i64,
+    }
+}
+
+#[tokio::test]
+async fn kube_rs_derived_type_and_controller() {
+    use futures::StreamExt;
+    use gadget::{Gadget, GadgetSpec};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    use kube::runtime::controller::{Action, Controller};
+    use kube::runtime::watcher;
+    use std::sync::Arc;
+
+    let f = Fixture::start().await;
+    let client = f.root_client().await;
+    let crd = serde_json::to_value(Gadget::crd()).unwrap();
+    establish(&client, crd).await;
+
+    let gadgets: Api<Gadget> = Api::namespaced(client.clone(), "default");
+    let created = gadgets
+        .create(
+            &PostParams::default(),
+            &Gadget::new("g", GadgetSpec { size: 2 }),
+        )
+        .await
+        .expect("create");
+    assert_eq!(created.spec.size, 2);
+    assert_eq!(
+        gadgets.list(&Default::default()).await.unwrap().items.len(),
+        1
+    );
+
+    // A controller reconciling status.observed from spec.size.
+    async fn reconcile(g: Arc<Gadget>, api: Arc<Api<Gadget>>) -> Result<Action, kube::Error> {
+        let name = g.metadata.name.clone().unwrap_or_default();
+        let status = serde_json::json!({"status": {"observed": g.spec.size}});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await?;
+        Ok(Action::await_change())
+    }
+    fn error_policy(_: Arc<Gadget>, _: &kube::Error, _: Arc<Api<Gadget>>) -> Action {
+        Action::requeue(Duration::from_millis(200))
+    }
+    let ctx = Arc::new(gadgets.clone());
+    let controller = tokio::spawn(
+        Controller::new(gadgets.clone(), watcher::Config::default())
+            .run(reconcile, error_policy, ctx)
+            .for_each(|_| async {}),
+    );
+    let observed = |want: i64| {
+        let gadgets = gadgets.clone();
+        async move {
+            wait_for("the controller reconciles", TIMEOUT, || async {
+                let g = gadgets.get("g").await.ok()?;
+                (g.status.map(|s| s.observed) == Some(want)).then_some(())
+            })
+            .await
+        }
+    };
+    observed(2).await;
+
+    // A CRD update ends the watches; the controller's watcher carries on.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let patch = serde_json::json!({"spec": {"versions": [{
+        "name": "v1", "served": true, "storage": true,
+        "schema": Gadget::crd().spec.versions[0].schema,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}]}]}});
+    crds.patch(
+        "gadgets.example.com",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .expect("update the CRD");
+    gadgets
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"size": 5}})),
+        )
+        .await
+        .expect("patch");
+    observed(5).await;
+    controller.abort();
+}
+
+#[tokio::test]
+async fn a_watch_ends_when_its_crd_changes() {
+    let f = Fixture::start().await;
+    let client = f.root_client().await;
+    establish(&client, widget_crd("example.com", "Namespaced")).await;
+    let req = http::Request::builder()
+        .uri(format!("{WIDGETS}?watch=true"))
+        .body(Vec::new())
+        .unwrap();
+    let mut stream = client.request_stream(req).await.expect("watch");
+    // Removing v1beta1 from the served versions replaces the definition.
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com";
+    let (_, mut crd) = send(&client, "GET", path, None, &[]).await;
+    crd["spec"]["versions"][1]["served"] = json!(false);
+    let (code, out) = send(&client, "PUT", path, Some(crd), &[]).await;
+    assert_eq!(code, 200, "{out}");
+    let mut buf = Vec::new();
+    let ended = tokio::time::timeout(
+        TIMEOUT,
+        futures::AsyncReadExt::read_to_end(&mut stream, &mut buf),
+    )
+    .await;
+    assert!(ended.is_ok(), "the watch did not end");
+    wait_for("v1beta1 is no longer served", TIMEOUT, || async {
+        let (code, _) = send(
+            &client,
+            "GET",
+            "/apis/example.com/v1beta1/namespaces/default/widgets",
+            None,
+            &[],
+        )
+        .await;
+        (code == 404).then_some(())
+    })
+    .await;
+}

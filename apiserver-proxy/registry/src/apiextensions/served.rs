@@ -20,6 +20,33 @@ pub struct Installed {
     pub definition: Arc<Definition>,
     /// Being deleted: existing objects are served, new ones refused.
     pub terminating: bool,
+    /// Set once this definition stops being served (replaced or removed).
+    retired: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Installed {
+    /// `definition`, served (terminating when its CRD is being deleted).
+    pub fn new(definition: Arc<Definition>, terminating: bool) -> Self {
+        Self {
+            definition,
+            terminating,
+            retired: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+
+    /// Resolves once this definition is no longer what the cluster serves
+    /// (its CRD changed or went away): open watches end then, as upstream
+    /// ends them when it rebuilds a CRD's storage.
+    pub fn retired(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.retired.subscribe();
+        async move {
+            let _ = rx.wait_for(|retired| *retired).await;
+        }
+    }
+
+    fn retire(&self) {
+        self.retired.send_replace(true);
+    }
 }
 
 /// One cluster's custom resources (an immutable snapshot).
@@ -149,18 +176,28 @@ impl CustomResources {
         }
     }
 
-    /// Serves CRD `name` of `cluster` as `installed` (replacing what it served).
-    pub fn install(&self, cluster: &str, name: &str, installed: Installed) {
-        let unchanged = self.cluster(cluster).is_some_and(|c| {
-            c.installed.get(name).is_some_and(|i| {
-                Arc::ptr_eq(&i.definition, &installed.definition)
-                    && i.terminating == installed.terminating
-            })
+    /// Serves CRD `name` of `cluster` as `installed` (replacing what it
+    /// served; watches of a replaced definition end).
+    pub fn install(&self, cluster: &str, name: &str, mut installed: Installed) {
+        let current = self
+            .cluster(cluster)
+            .and_then(|c| c.installed.get(name).cloned());
+        if let Some(i) = &current
+            && Arc::ptr_eq(&i.definition, &installed.definition)
+        {
+            if i.terminating == installed.terminating {
+                return;
+            }
+            // The same definition: its open watches carry on.
+            installed.retired = i.retired.clone();
+        }
+        self.change(cluster, |m| {
+            m.insert(name.to_string(), installed.clone());
         });
-        if !unchanged {
-            self.change(cluster, |m| {
-                m.insert(name.to_string(), installed);
-            });
+        if let Some(old) = current
+            && !Arc::ptr_eq(&old.retired, &installed.retired)
+        {
+            old.retire();
         }
     }
 
@@ -170,18 +207,24 @@ impl CustomResources {
             .cluster(cluster)
             .is_some_and(|c| c.installed.contains_key(name))
         {
-            self.change(cluster, |m| {
-                m.remove(name);
-            });
+            let mut removed = None;
+            self.change(cluster, |m| removed = m.remove(name));
+            if let Some(old) = removed {
+                old.retire();
+            }
         }
     }
 
     /// Forgets every CRD of `cluster` (the cluster is gone).
     pub fn remove_cluster(&self, cluster: &str) {
-        self.clusters
+        let removed = self
+            .clusters
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(cluster);
+        for i in removed.iter().flat_map(|c| c.installed.values()) {
+            i.retire();
+        }
     }
 }
 
@@ -200,10 +243,7 @@ mod tests {
                 {"name": "v2alpha1", "served": true, "storage": false},
             ],
         });
-        Installed {
-            definition: Definition::shared(&spec).unwrap(),
-            terminating: false,
-        }
+        Installed::new(Definition::shared(&spec).unwrap(), false)
     }
 
     #[test]
