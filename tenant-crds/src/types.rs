@@ -320,6 +320,12 @@ pub struct LimitsSpec {
     #[schemars(range(min = 0, max = u32::MAX), extend("format" = "int64"))]
     pub max_virtual_clusters: Option<u32>,
 
+    /// Most CustomResourceDefinitions the tenant's API stores, counting
+    /// those of the virtual clusters nested in it. Unset: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = u32::MAX), extend("format" = "int64"))]
+    pub max_custom_resource_definitions: Option<u32>,
+
     /// ResourceQuota created in the host namespace for what the tenant syncs
     /// to the parent cluster (e.g. hard: {requests.cpu: "8", pods: "100"}).
     #[serde(default, skip_serializing_if = "Option::is_none")]

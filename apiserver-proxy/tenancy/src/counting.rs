@@ -183,7 +183,7 @@ impl Clusters {
         if cluster.path == ROOT_CLUSTER {
             return Ok(());
         }
-        for what in [Counted::Objects, Counted::VirtualClusters] {
+        for what in Counted::ALL {
             let n = limits::count(&self.storage, what, &cluster.path).await? as i64;
             let known = cluster.limits.tally(what).own.load(Ordering::Acquire);
             self.add_own(cluster, what, n - known);
@@ -194,7 +194,7 @@ impl Clusters {
     /// Takes what `cluster` (no longer served) stores itself away from its
     /// ancestors' tallies.
     pub(super) fn detach(&self, cluster: &Cluster) {
-        for what in [Counted::Objects, Counted::VirtualClusters] {
+        for what in Counted::ALL {
             let own = cluster.limits.tally(what).own.load(Ordering::Acquire);
             for c in lineage(&cluster.path).skip(1).filter_map(|p| self.get(p)) {
                 c.limits
@@ -227,7 +227,7 @@ impl Clusters {
         // be counted twice or not at all: correct only what was quiet
         // throughout. Every write in the subtree passes `cluster`'s tallies.
         let quiet = |c: &Cluster| {
-            [Counted::Objects, Counted::VirtualClusters]
+            Counted::ALL
                 .iter()
                 .all(|w| c.limits.tally(*w).pending.load(Ordering::Acquire) == 0)
         };
@@ -245,9 +245,11 @@ impl Clusters {
         );
         let mut counts = Vec::with_capacity(clusters.len());
         for c in &clusters {
-            let objects = limits::count(&self.storage, Counted::Objects, &c.path).await?;
-            let vcs = limits::count(&self.storage, Counted::VirtualClusters, &c.path).await?;
-            counts.push([(Counted::Objects, objects), (Counted::VirtualClusters, vcs)]);
+            let mut counted = Vec::with_capacity(Counted::ALL.len());
+            for what in Counted::ALL {
+                counted.push((what, limits::count(&self.storage, what, &c.path).await?));
+            }
+            counts.push(counted);
         }
         if cluster.limits.writes.load(Ordering::Acquire) != writes || !quiet(&cluster) {
             return Ok(false);
@@ -267,7 +269,7 @@ impl Clusters {
         let Some(c) = self.get(path) else {
             return Vec::new();
         };
-        [Counted::Objects, Counted::VirtualClusters]
+        Counted::ALL
             .into_iter()
             .map(|w| {
                 let t: &Tally = c.limits.tally(w);

@@ -28,6 +28,10 @@
 //!   refused (it is counted).
 //! - `maxVirtualClusters`: VirtualClusters stored in the cluster and in
 //!   every cluster nested in it, refused likewise beyond it.
+//! - `maxCustomResourceDefinitions`: CustomResourceDefinitions stored in the
+//!   cluster and every cluster nested in it, refused likewise (each distinct
+//!   CRD costs the process a compiled schema). Custom resources count as
+//!   objects.
 //!
 //! This module must never reject a request of a cluster without limits,
 //! and never count another cluster's keys.
@@ -55,6 +59,8 @@ pub struct Limits {
     pub max_concurrent_requests: Option<u32>,
     /// Most VirtualClusters stored in the cluster and those nested in it.
     pub max_virtual_clusters: Option<u64>,
+    /// Most CustomResourceDefinitions stored in the cluster and those nested in it.
+    pub max_custom_resource_definitions: Option<u64>,
 }
 
 impl From<&LimitsSpec> for Limits {
@@ -64,6 +70,7 @@ impl From<&LimitsSpec> for Limits {
             requests_per_second: spec.requests_per_second,
             max_concurrent_requests: spec.max_concurrent_requests,
             max_virtual_clusters: Some(u64::from(spec.effective_max_virtual_clusters())),
+            max_custom_resource_definitions: spec.max_custom_resource_definitions.map(u64::from),
         }
     }
 }
@@ -74,6 +81,7 @@ impl Limits {
         match what {
             Counted::Objects => self.max_objects,
             Counted::VirtualClusters => self.max_virtual_clusters,
+            Counted::CustomResourceDefinitions => self.max_custom_resource_definitions,
         }
     }
 
@@ -111,14 +119,27 @@ pub enum Counted {
     Objects,
     /// VirtualClusters (`maxVirtualClusters`).
     VirtualClusters,
+    /// CustomResourceDefinitions (`maxCustomResourceDefinitions`).
+    CustomResourceDefinitions,
 }
 
+/// The segment of CRDs in storage keys (the catalog's storage segment).
+const CRD_SEGMENT: &str = "apiextensions.k8s.io/customresourcedefinitions";
+
 impl Counted {
+    /// Every counted quantity.
+    pub const ALL: [Counted; 3] = [
+        Self::Objects,
+        Self::VirtualClusters,
+        Self::CustomResourceDefinitions,
+    ];
+
     /// The limit's field name in `spec.limits`.
     pub fn field(self) -> &'static str {
         match self {
             Self::Objects => "maxObjects",
             Self::VirtualClusters => "maxVirtualClusters",
+            Self::CustomResourceDefinitions => "maxCustomResourceDefinitions",
         }
     }
 
@@ -127,15 +148,18 @@ impl Counted {
         match self {
             Self::Objects => "objects",
             Self::VirtualClusters => "virtualclusters",
+            Self::CustomResourceDefinitions => "customresourcedefinitions.apiextensions.k8s.io",
         }
     }
 
     /// What a stored object of `group`/`resource` counts as.
     pub fn of(group: &str, resource: &str) -> &'static [Counted] {
-        if group == GROUP && resource == "virtualclusters" {
-            &[Self::Objects, Self::VirtualClusters]
-        } else {
-            &[Self::Objects]
+        match (group, resource) {
+            (GROUP, "virtualclusters") => &[Self::Objects, Self::VirtualClusters],
+            ("apiextensions.k8s.io", "customresourcedefinitions") => {
+                &[Self::Objects, Self::CustomResourceDefinitions]
+            }
+            _ => &[Self::Objects],
         }
     }
 
@@ -150,6 +174,9 @@ impl Counted {
                 &format!("{GROUP}/virtualclusters"),
                 None,
             ),
+            Self::CustomResourceDefinitions => {
+                crate::registry::keys::collection_prefix(path, CRD_SEGMENT, None)
+            }
         }
     }
 }
@@ -216,6 +243,7 @@ pub struct ClusterLimits {
     bucket: Mutex<Bucket>,
     objects: Tally,
     virtual_clusters: Tally,
+    custom_resource_definitions: Tally,
     /// Held while a create checks and reserves along its cluster's chain
     /// (taken outermost cluster first), so concurrent creates never
     /// overshoot.
@@ -285,6 +313,7 @@ impl ClusterLimits {
         match what {
             Counted::Objects => &self.objects,
             Counted::VirtualClusters => &self.virtual_clusters,
+            Counted::CustomResourceDefinitions => &self.custom_resource_definitions,
         }
     }
 }

@@ -360,3 +360,88 @@ async fn synced_quota_is_a_resource_quota_in_the_host_namespace() {
     )
     .await;
 }
+
+/// A CRD named `<plural>.example.com`.
+fn crd(
+    plural: &str,
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("{plural}.example.com")},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": plural, "kind": format!("K{plural}")},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crds_are_capped_and_custom_resources_count_as_objects() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let f = Fixture::start().await;
+    let tenant = virtual_cluster(
+        &f,
+        "root",
+        "crds",
+        json!({"limits": {"maxCustomResourceDefinitions": 2}}),
+    )
+    .await;
+    let crds: Api<CustomResourceDefinition> = Api::all(tenant.clone());
+    let pp = PostParams::default();
+    crds.create(&pp, &crd("as")).await.expect("first");
+    crds.create(&pp, &crd("bs")).await.expect("second");
+    let message = forbidden(crds.create(&pp, &crd("cs")).await);
+    assert_eq!(
+        message,
+        "customresourcedefinitions.apiextensions.k8s.io \"cs.example.com\" is forbidden: exceeded virtual cluster limit: maxCustomResourceDefinitions, requested: customresourcedefinitions.apiextensions.k8s.io=1, used: customresourcedefinitions.apiextensions.k8s.io=2, limited: customresourcedefinitions.apiextensions.k8s.io=2"
+    );
+    // A nested cluster's CRDs count too.
+    let nested = virtual_cluster(&f, "crds", "inner", json!({})).await;
+    let message = forbidden(
+        Api::<CustomResourceDefinition>::all(nested)
+            .create(&pp, &crd("ds"))
+            .await,
+    );
+    assert!(
+        message.contains("maxCustomResourceDefinitions of cluster \"crds\""),
+        "{message}"
+    );
+
+    // Custom resources are objects: maxObjects holds them.
+    let small = virtual_cluster(
+        &f,
+        "root",
+        "small-crs",
+        json!({"limits": {"maxObjects": 1000}}),
+    )
+    .await;
+    Api::<CustomResourceDefinition>::all(small.clone())
+        .create(&pp, &crd("es"))
+        .await
+        .expect("crd");
+    let gvk = kube::api::GroupVersionKind::gvk("example.com", "v1", "Kes");
+    let res = kube::api::ApiResource::from_gvk_with_plural(&gvk, "es");
+    let es: Api<kube::api::DynamicObject> = Api::namespaced_with(small, "default", &res);
+    wait_for("the CRD is served", WAIT, || async {
+        es.list(&Default::default()).await.ok()
+    })
+    .await;
+    let limit = stored(&f, "small-crs").await;
+    let mut created = 0;
+    let err = loop {
+        let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "example.com/v1", "kind": "Kes",
+            "metadata": {"name": format!("e{created}")}}))
+        .unwrap();
+        match es.create(&pp, &obj).await {
+            Ok(_) => created += 1,
+            Err(e) => break e,
+        }
+        assert!(created <= 1000, "never refused");
+    };
+    assert!(
+        format!("{err:?}").contains("exceeded virtual cluster limit: maxObjects"),
+        "{err:?}"
+    );
+    assert_eq!(created as u64, 1000 - limit);
+}
