@@ -421,6 +421,7 @@ mod tests {
                 requests_per_second: Some(50),
                 max_concurrent_requests: Some(20),
                 max_virtual_clusters: Some(3),
+                max_custom_resource_definitions: Some(30),
                 synced_quota: Some(ResourceQuotaSpec {
                     hard: Some(
                         [
@@ -551,6 +552,7 @@ mod tests {
                 max_concurrent_requests: Some(1),
                 synced_quota: None,
                 max_virtual_clusters: None,
+                max_custom_resource_definitions: None,
             },
             ..Default::default()
         };
