@@ -23,6 +23,10 @@ pub enum FieldErrorType {
     TooLong,
     /// `FieldValueNotFound`
     NotFound,
+    /// `FieldValueTooMany`
+    TooMany,
+    /// `FieldValueTypeInvalid`
+    TypeInvalid,
 }
 
 impl FieldErrorType {
@@ -35,6 +39,8 @@ impl FieldErrorType {
             Self::Duplicate => "FieldValueDuplicate",
             Self::TooLong => "FieldValueTooLong",
             Self::NotFound => "FieldValueNotFound",
+            Self::TooMany => "FieldValueTooMany",
+            Self::TypeInvalid => "FieldValueTypeInvalid",
         }
     }
 }
@@ -120,6 +126,30 @@ impl FieldError {
             detail: format!("may not be more than {max} bytes"),
         }
     }
+    /// `Too many: <actual>: must have at most N items` (`field.TooMany`).
+    pub fn too_many(field: impl Into<String>, actual: i64, max: i64) -> Self {
+        let noun = if max == 1 { "item" } else { "items" };
+        Self {
+            kind: FieldErrorType::TooMany,
+            field: field.into(),
+            value: Some(actual.into()),
+            detail: format!("must have at most {max} {noun}"),
+        }
+    }
+    /// `Invalid value: <value>: <detail>` with reason `FieldValueTypeInvalid`
+    /// (`field.TypeInvalid`).
+    pub fn type_invalid(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: FieldErrorType::TypeInvalid,
+            field: field.into(),
+            value: Some(value.into()),
+            detail: detail.into(),
+        }
+    }
 
     /// The message without the field, as in a `StatusCause`.
     pub fn cause_message(&self) -> String {
@@ -143,6 +173,8 @@ impl FieldError {
             FieldErrorType::Duplicate => format!("Duplicate value: {}", value()),
             FieldErrorType::TooLong => with_detail("Too long".into()),
             FieldErrorType::NotFound => format!("Not found: {}", value()),
+            FieldErrorType::TooMany => with_detail(format!("Too many: {}", value())),
+            FieldErrorType::TypeInvalid => with_detail(format!("Invalid value: {}", value())),
         }
     }
 }

@@ -1,0 +1,320 @@
+//! `x-kubernetes-validations`: CEL rules compiled once per schema (through the
+//! `kube-cel` crate) and evaluated against custom resources, with upstream's
+//! error shapes (`spec: Invalid value: "object": <message>`, reasons, field
+//! paths), transition rules only on update, and ratcheting of unchanged values.
+//!
+//! This module owns everything CEL; it never validates OpenAPI keywords and
+//! never changes objects.
+
+use std::collections::HashMap;
+
+use kube_cel::{CompilationError, CompiledSchema, ErrorKind, Validator, WarningKind};
+use nestkube_api::error::FieldError;
+use serde_json::Value;
+
+use crate::path::{child, index, key};
+use crate::structural::Node;
+
+/// Upstream's `StaticEstimatedCostLimit`: the most one rule may cost.
+const STATIC_ESTIMATED_COST_LIMIT: u64 = 10_000_000;
+
+/// The JSON type name upstream prints for a value.
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Whether a rule refers to `oldSelf` (a transition rule). A rule that does not
+/// parse counts as not referring to it.
+pub(crate) fn references_old_self(rule: &str) -> bool {
+    kube_cel::cel::Program::compile(rule)
+        .map(|p| p.references().has_variable("oldSelf"))
+        .unwrap_or(false)
+}
+
+/// Where a rule is declared: the schema type at that node (upstream prints it
+/// as the error value) and its `fieldPath`.
+struct Declared {
+    ty: String,
+    field_path: String,
+}
+
+/// The compiled rules of one schema.
+pub(crate) struct Rules {
+    compiled: CompiledSchema,
+    /// Rule text to its declarations, to recover the declaring node of an error.
+    declared: HashMap<String, Vec<Declared>>,
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rules")
+            .field("rules", &self.declared.len())
+            .finish()
+    }
+}
+
+thread_local! {
+    /// A CEL environment with the Kubernetes libraries, built once per thread
+    /// (registering the functions is the expensive part, not evaluation).
+    static VALIDATOR: Validator = Validator::new();
+}
+
+impl Rules {
+    /// Compiles every rule of `raw`; `None` when the schema declares none.
+    /// Errors carry paths below `path` (`….x-kubernetes-validations[0].rule`).
+    pub(crate) fn compile(raw: &Value, path: &str) -> Result<Option<Rules>, Vec<FieldError>> {
+        let mut declared = HashMap::new();
+        collect(raw, &mut declared);
+        if declared.is_empty() {
+            return Ok(None);
+        }
+        let compiled = kube_cel::compile_schema(raw);
+        let mut errs = Vec::new();
+        compile_errors(raw, &compiled, path, &mut errs);
+        if errs.is_empty() {
+            Ok(Some(Rules { compiled, declared }))
+        } else {
+            Err(errs)
+        }
+    }
+
+    /// Evaluates the rules on `obj` (and `old` on update); errors are shaped
+    /// as upstream's CEL validator reports them.
+    pub(crate) fn validate(
+        &self,
+        root: &Node,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Vec<FieldError> {
+        let result = VALIDATOR.with(|v| v.validate_compiled(&self.compiled, obj, old));
+        let Err(errors) = result else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in errors.into_vec() {
+            let path = e.field_path.trim_start_matches('.').to_string();
+            let shown = if path.is_empty() {
+                crate::validate::NIL_PATH.to_string()
+            } else {
+                path.clone()
+            };
+            let decl = self.declaration(&e.rule, &path);
+            let ty = decl.map(|d| d.ty.clone()).unwrap_or_default();
+            let base = decl
+                .map(|d| {
+                    let fp = d.field_path.trim_start_matches('.');
+                    path.strip_suffix(fp)
+                        .map(|b| b.trim_end_matches('.').to_string())
+                        .unwrap_or_else(|| path.clone())
+                })
+                .unwrap_or_else(|| path.clone());
+            // Ratcheting: a rule (other than a transition rule) that fails on a
+            // value left unchanged by the update is not reported.
+            if let Some(old) = old
+                && !references_old_self(&e.rule)
+                && crate::validate::unchanged_at(root, obj, old, &base)
+            {
+                continue;
+            }
+            let err = match e.kind {
+                ErrorKind::ValidationFailure => {
+                    let detail = e.message.clone();
+                    match e.reason.as_deref() {
+                        Some("FieldValueForbidden") => FieldError::forbidden(shown, detail),
+                        Some("FieldValueRequired") => FieldError::required(shown, detail),
+                        Some("FieldValueDuplicate") => FieldError::duplicate(shown, ty),
+                        _ => FieldError::invalid(shown, ty, detail),
+                    }
+                }
+                _ => FieldError::invalid(
+                    shown,
+                    ty,
+                    format!("{} evaluating rule: {}", e.message, e.rule.trim()),
+                ),
+            };
+            out.push(err);
+        }
+        out
+    }
+
+    fn declaration(&self, rule: &str, path: &str) -> Option<&Declared> {
+        let candidates = self.declared.get(rule)?;
+        candidates
+            .iter()
+            .find(|d| {
+                !d.field_path.is_empty() && path.ends_with(d.field_path.trim_start_matches('.'))
+            })
+            .or_else(|| candidates.iter().find(|d| d.field_path.is_empty()))
+            .or_else(|| candidates.first())
+    }
+}
+
+fn collect(raw: &Value, declared: &mut HashMap<String, Vec<Declared>>) {
+    let Some(o) = raw.as_object() else { return };
+    if let Some(rules) = o.get("x-kubernetes-validations").and_then(Value::as_array) {
+        let ty = if o.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
+            String::new()
+        } else {
+            o.get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        for r in rules {
+            let Some(text) = r.get("rule").and_then(Value::as_str) else {
+                continue;
+            };
+            declared
+                .entry(text.to_string())
+                .or_default()
+                .push(Declared {
+                    ty: ty.clone(),
+                    field_path: r
+                        .get("fieldPath")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                });
+        }
+    }
+    if let Some(props) = o.get("properties").and_then(Value::as_object) {
+        for p in props.values() {
+            collect(p, declared);
+        }
+    }
+    for k in ["items", "additionalProperties"] {
+        if let Some(s) = o.get(k).filter(|s| s.is_object()) {
+            collect(s, declared);
+        }
+    }
+    for k in ["allOf", "anyOf", "oneOf"] {
+        for s in o.get(k).and_then(Value::as_array).into_iter().flatten() {
+            collect(s, declared);
+        }
+    }
+}
+
+/// The cost estimate in a `kube-cel` cost warning.
+fn parse_cost(message: &str) -> Option<u64> {
+    message
+        .strip_prefix("estimated cost ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `getCostErrorMessage`.
+fn cost_error_message(cost: u64, limit: u64) -> String {
+    let factor = cost as f64 / limit as f64;
+    let factor = if factor > 100.0 {
+        "more than 100x".to_string()
+    } else if factor < 1.5 {
+        format!("{factor:.6}x")
+    } else {
+        format!("{factor:.1}x")
+    };
+    format!(
+        "estimated rule cost exceeds budget by factor of {factor} (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)"
+    )
+}
+
+fn compile_errors(raw: &Value, c: &CompiledSchema, path: &str, errs: &mut Vec<FieldError>) {
+    let rules = raw
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, result) in c.validations.iter().enumerate() {
+        let rp = index(&child(path, "x-kubernetes-validations"), i);
+        let rule_json = rules.get(i).cloned().unwrap_or(Value::Null);
+        match result {
+            Ok(cr) => {
+                for w in kube_cel::estimate_rule_cost(&cr.rule.rule, c) {
+                    if w.kind == WarningKind::CostExceeded
+                        && let Some(cost) = parse_cost(&w.message)
+                        && cost > STATIC_ESTIMATED_COST_LIMIT
+                    {
+                        errs.push(FieldError::forbidden(
+                            child(&rp, "rule"),
+                            cost_error_message(cost, STATIC_ESTIMATED_COST_LIMIT),
+                        ));
+                    }
+                }
+            }
+            Err(CompilationError::Parse { source, .. }) => errs.push(FieldError::invalid(
+                child(&rp, "rule"),
+                rule_json,
+                format!("compilation failed: {source}"),
+            )),
+            Err(CompilationError::MessageExpressionParse { source, .. }) => {
+                errs.push(FieldError::invalid(
+                    child(&rp, "messageExpression"),
+                    rule_json,
+                    format!("messageExpression compilation failed: {source}"),
+                ))
+            }
+            Err(e) => errs.push(FieldError::invalid(
+                child(&rp, "rule"),
+                rule_json,
+                e.to_string(),
+            )),
+        }
+    }
+    if let Some(props) = raw.get("properties").and_then(Value::as_object) {
+        for (k, p) in props {
+            if let Some(cp) = c.properties.get(k) {
+                compile_errors(p, cp, &key(&child(path, "properties"), k), errs);
+            }
+        }
+    }
+    if let (Some(items), Some(ci)) = (raw.get("items"), &c.items) {
+        compile_errors(items, ci, &child(path, "items"), errs);
+    }
+    if let (Some(ap), Some(ca)) = (raw.get("additionalProperties"), &c.additional_properties) {
+        compile_errors(ap, ca, &child(path, "additionalProperties"), errs);
+    }
+    for (k, branches) in [
+        ("allOf", &c.all_of),
+        ("anyOf", &c.any_of),
+        ("oneOf", &c.one_of),
+    ] {
+        if let Some(list) = raw.get(k).and_then(Value::as_array) {
+            for (i, (s, cs)) in list.iter().zip(branches.iter()).enumerate() {
+                compile_errors(s, cs, &index(&child(path, k), i), errs);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_messages_read_as_upstream() {
+        assert_eq!(
+            cost_error_message(2_000_000_000, 10_000_000),
+            "estimated rule cost exceeds budget by factor of more than 100x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)"
+        );
+        assert!(cost_error_message(25_000_000, 10_000_000).contains("factor of 2.5x"));
+        assert_eq!(
+            parse_cost("estimated cost 12 exceeds K8s budget 1"),
+            Some(12)
+        );
+    }
+
+    #[test]
+    fn old_self_is_detected() {
+        assert!(references_old_self("self == oldSelf"));
+        assert!(!references_old_self("self.a > 1"));
+    }
+}

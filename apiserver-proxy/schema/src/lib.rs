@@ -1,0 +1,114 @@
+//! CustomResourceDefinition schemas as apiextensions-apiserver serves them.
+//!
+//! A CRD version's `openAPIV3Schema` compiles once into a [`Schema`] (shared
+//! through [`SchemaCache`] by every virtual cluster with an identical schema),
+//! which prunes unknown fields, applies defaults and validates custom resources
+//! (OpenAPI v3 keywords, list types, embedded resources, CEL rules) with
+//! upstream's field paths and messages. [`validate_crd`] and
+//! [`validate_crd_update`] are upstream's validation of the CRD objects
+//! themselves.
+//!
+//! This crate is pure: it never stores, serves or looks up anything; the
+//! registry calls it. Values are `serde_json::Value` throughout.
+
+mod cache;
+mod cel;
+mod crd;
+mod defaults;
+mod formats;
+mod meta;
+mod names;
+mod path;
+mod prune;
+mod structural;
+mod validate;
+
+use nestkube_api::error::{FieldError, FieldErrorType};
+use serde_json::Value;
+
+pub use cache::SchemaCache;
+pub use crd::{validate_crd, validate_crd_update};
+
+/// A compiled structural schema of one CRD version, shared (`Arc`) across
+/// every virtual cluster that has an identical schema.
+#[derive(Debug)]
+pub struct Schema {
+    root: structural::Node,
+    rules: Option<cel::Rules>,
+}
+
+/// The field error upstream appends when CEL rules were skipped because the
+/// OpenAPI validation already failed with a blocking error.
+const RULES_NOT_CHECKED: &str = "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
+impl Schema {
+    /// Compiles `openapi_v3_schema`. Errors are upstream's structural-schema,
+    /// default and CEL compile errors, with field paths below `path` (e.g.
+    /// `spec.versions[0].schema.openAPIV3Schema`).
+    pub fn compile(openapi_v3_schema: &Value, path: &str) -> Result<Schema, Vec<FieldError>> {
+        let errs = structural::check_schema(openapi_v3_schema, path);
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let root = structural::Node::parse(openapi_v3_schema);
+        let errs = defaults::check(&root, path);
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let rules = cel::Rules::compile(openapi_v3_schema, path)?;
+        Ok(Schema { root, rules })
+    }
+
+    /// Drops fields the schema does not know (upstream pruning), keeping
+    /// everything under `x-kubernetes-preserve-unknown-fields`, the root's
+    /// `apiVersion`, `kind` and `metadata`, and embedded resources' type meta;
+    /// embedded `metadata` is cut down to ObjectMeta's fields. Returns the
+    /// pruned paths as upstream's unknown-field warnings name them
+    /// (`spec.foo`, `spec.list[0].bar`), sorted.
+    pub fn prune(&self, obj: &mut Value) -> Vec<String> {
+        prune::prune(&self.root, obj)
+    }
+
+    /// Applies the schema's `default`s (upstream's defaulting, including items
+    /// and map values, and null handling: a `null` of a non-nullable field is
+    /// defaulted, or dropped when it has no default).
+    pub fn apply_defaults(&self, obj: &mut Value) {
+        defaults::apply(&self.root, obj);
+    }
+
+    /// Validates a whole custom resource: OpenAPI v3 keywords, embedded
+    /// resources, list-type `set`/`map` uniqueness, then the
+    /// `x-kubernetes-validations` CEL rules (skipped, as upstream, after a
+    /// blocking error). `old` is the stored object on update: it enables
+    /// transition rules (`oldSelf`) and ratchets errors of unchanged values.
+    pub fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+        let mut errs = validate::openapi(&self.root, obj);
+        errs.extend(validate::embedded_resources(&self.root, obj, ""));
+        errs.extend(validate::list_sets_and_maps(&self.root, obj, ""));
+        if let Some(old) = old {
+            errs = validate::ratchet(&self.root, obj, old, errs);
+        }
+        if let Some(rules) = &self.rules {
+            let blocking = errs.iter().any(|e| {
+                matches!(
+                    e.kind,
+                    FieldErrorType::NotSupported
+                        | FieldErrorType::Required
+                        | FieldErrorType::TooLong
+                        | FieldErrorType::TooMany
+                        | FieldErrorType::TypeInvalid
+                )
+            });
+            if blocking {
+                errs.push(FieldError::invalid(
+                    validate::NIL_PATH,
+                    "null",
+                    RULES_NOT_CHECKED,
+                ));
+            } else {
+                errs.extend(rules.validate(&self.root, obj, old));
+            }
+        }
+        errs
+    }
+}
