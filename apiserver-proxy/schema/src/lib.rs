@@ -27,7 +27,7 @@ use nestkube_api::error::{FieldError, FieldErrorType};
 use serde_json::Value;
 
 pub use cache::SchemaCache;
-pub use crd::{validate_crd, validate_crd_update};
+pub use crd::{default_crd, validate_crd, validate_crd_update};
 
 /// A compiled structural schema of one CRD version, shared (`Arc`) across
 /// every virtual cluster that has an identical schema.
@@ -51,10 +51,6 @@ impl Schema {
             return Err(errs);
         }
         let root = structural::Node::parse(openapi_v3_schema);
-        let errs = defaults::check(&root, path);
-        if !errs.is_empty() {
-            return Err(errs);
-        }
         let rules = cel::Rules::compile(openapi_v3_schema, path)?;
         Ok(Schema { root, rules })
     }

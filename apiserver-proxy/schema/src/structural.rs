@@ -221,14 +221,44 @@ pub(crate) fn check_schema(raw: &Value, path: &str) -> Vec<FieldError> {
             "nullable cannot be true at the root",
         ));
     }
-    check_openapi(raw, path, &Ctx::default(), true, &mut errs);
-    if errs.is_empty() {
+    // `NewStructural` refuses item tuples; the OpenAPI checks below report them.
+    if !has_item_tuples(raw) {
         let node = Node::parse(raw);
         let mut structural = validate_structural(&node, path);
         structural.sort_by_key(|e| e.to_string());
+        if structural.is_empty() {
+            errs.extend(crate::defaults::check(&node, path));
+        }
         errs.extend(structural);
     }
+    check_openapi(raw, path, &Ctx::default(), true, &mut errs);
     errs
+}
+
+fn has_item_tuples(raw: &Value) -> bool {
+    match raw {
+        Value::Object(o) => {
+            o.get("items").is_some_and(Value::is_array)
+                || [
+                    "properties",
+                    "patternProperties",
+                    "definitions",
+                    "dependencies",
+                ]
+                .iter()
+                .filter_map(|k| o.get(*k).and_then(Value::as_object))
+                .any(|m| m.values().any(has_item_tuples))
+                || ["allOf", "anyOf", "oneOf"]
+                    .iter()
+                    .filter_map(|k| o.get(*k).and_then(Value::as_array))
+                    .any(|a| a.iter().any(has_item_tuples))
+                || ["items", "not", "additionalProperties", "additionalItems"]
+                    .iter()
+                    .filter_map(|k| o.get(*k))
+                    .any(has_item_tuples)
+        }
+        _ => false,
+    }
 }
 
 fn has_newlines(s: &str) -> bool {
@@ -271,7 +301,8 @@ fn check_openapi(raw: &Value, path: &str, ctx: &Ctx, is_root: bool, errs: &mut V
     if let Some(props) = props {
         for (name, schema) in props {
             let mut sub = ctx.clone();
-            if map_type == Some("atomic") && sub.uncorrelatable.is_none() {
+            let correlatable = matches!(map_type, None | Some("granular") | Some("atomic"));
+            if !correlatable && sub.uncorrelatable.is_none() {
                 sub.uncorrelatable = Some(path.to_string());
             }
             let embedded = o
@@ -403,9 +434,8 @@ fn check_openapi(raw: &Value, path: &str, ctx: &Ctx, is_root: bool, errs: &mut V
     if list_type == Some("map") {
         check_list_map(o, path, &map_keys, errs);
     }
-    if list_type.is_some() || map_keys.is_empty() {
-        check_default_list_sets_and_maps(o, path, errs);
-    }
+    map_list_keys_map_set(o, list_type, &map_keys, path, errs);
+    check_default_list_sets_and_maps(o, path, errs);
     if let Some(rules) = o.get("x-kubernetes-validations").and_then(Value::as_array) {
         check_rules(o, rules, path, ctx, errs);
     }
@@ -552,6 +582,56 @@ fn check_list_map(
     }
 }
 
+/// `validateMapListKeysMapSet`: items of `set` and `map` lists are not
+/// nullable, and map keys are required or defaulted, and not nullable.
+fn map_list_keys_map_set(
+    o: &serde_json::Map<String, Value>,
+    list_type: Option<&str>,
+    map_keys: &[&str],
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) {
+    let Some(items) = o.get("items").filter(|i| i.is_object()) else {
+        return;
+    };
+    let Some(lt) = list_type.filter(|t| *t == "set" || *t == "map") else {
+        return;
+    };
+    let items_path = child(path, "items");
+    if items.get("nullable").and_then(Value::as_bool) == Some(true) {
+        errs.push(FieldError::forbidden(
+            child(&items_path, "nullable"),
+            format!("cannot be nullable when x-kubernetes-list-type is {lt}"),
+        ));
+    }
+    if lt != "map" {
+        return;
+    }
+    let required: Vec<&str> = items
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for k in map_keys {
+        let Some(prop) = items.get("properties").and_then(|p| p.get(*k)) else {
+            continue;
+        };
+        let kp = key(&child(&items_path, "properties"), k);
+        if !required.contains(k) && prop.get("default").is_none_or(Value::is_null) {
+            errs.push(FieldError::required(
+                child(&kp, "default"),
+                "this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property",
+            ));
+        }
+        if prop.get("nullable").and_then(Value::as_bool) == Some(true) {
+            errs.push(FieldError::forbidden(
+                child(&kp, "nullable"),
+                "this property is in x-kubernetes-list-map-keys, so it cannot be nullable",
+            ));
+        }
+    }
+}
+
 /// `ValidateListSetsAndMaps` applied to a default of a list schema.
 fn check_default_list_sets_and_maps(
     o: &serde_json::Map<String, Value>,
@@ -605,7 +685,7 @@ fn check_rules(
                 message,
                 "message must not contain line breaks",
             ));
-        } else if has_newlines(t_rule) && t_msg.is_empty() && t_expr.is_empty() {
+        } else if has_newlines(t_rule) && t_msg.is_empty() {
             errs.push(FieldError::required(
                 child(&rp, "message"),
                 "message must be specified if rule contains line breaks",
@@ -663,7 +743,7 @@ fn check_rules(
                 errs.push(FieldError::invalid(
                     child(&rp, "optionalOldSelf"),
                     opt,
-                    "may not be set if rule does not use oldSelf",
+                    "may not be set if oldSelf is not used in rule",
                 ));
             }
         }
@@ -756,7 +836,7 @@ enum Level {
 pub(crate) fn validate_structural(node: &Node, path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     invariants(node, Level::Root, path, &mut errs);
-    completeness(node, path, path, &mut errs, true);
+    completeness(node, path, &mut errs);
     errs
 }
 
@@ -1038,7 +1118,14 @@ fn nested(v: &Node, skip_any_of: bool, path: &str, errs: &mut Vec<FieldError>) {
 
 /// `validateStructuralCompleteness`: every field a junctor mentions is also
 /// specified structurally.
-fn completeness(s: &Node, s_path: &str, v_path: &str, errs: &mut Vec<FieldError>, top: bool) {
+fn completeness(s: &Node, s_path: &str, errs: &mut Vec<FieldError>) {
+    if let Some(items) = &s.items {
+        completeness(items, &child(s_path, "items"), errs);
+    }
+    for (k, p) in &s.properties {
+        completeness(p, &key(&child(s_path, "properties"), k), errs);
+    }
+    let v_path = s_path;
     let branches = s
         .not
         .iter()
@@ -1061,7 +1148,6 @@ fn completeness(s: &Node, s_path: &str, v_path: &str, errs: &mut Vec<FieldError>
                 .enumerate()
                 .map(|(i, n)| (n, index(&child(v_path, "oneOf"), i))),
         );
-    let _ = top;
     for (v, vp) in branches {
         nested_completeness(v, Some(s), s_path, &vp, errs);
     }

@@ -1,0 +1,199 @@
+//! `x-kubernetes-validations`: compilation errors at CRD level, evaluation
+//! errors shaped as upstream's CEL validator reports them.
+
+use nestkube_schema::Schema;
+use serde_json::{Value, json};
+
+use crate::{messages, schema};
+
+fn with_rules(rules: Value) -> Value {
+    json!({"type": "object", "properties": {"spec": {"type": "object",
+        "x-kubernetes-validations": rules,
+        "properties": {
+            "replicas": {"type": "integer"},
+            "min": {"type": "integer"},
+            "name": {"type": "string"}}}}})
+}
+
+#[test]
+fn failing_rule_reports_the_type_as_value() {
+    let s = schema(with_rules(json!([
+        {"rule": "self.replicas >= self.min", "message": "replicas must be at least min"}
+    ])));
+    assert_eq!(
+        messages(&s.validate(&json!({"spec": {"replicas": 1, "min": 2}}), None)),
+        ["spec: Invalid value: \"object\": replicas must be at least min"]
+    );
+    assert!(
+        s.validate(&json!({"spec": {"replicas": 3, "min": 2}}), None)
+            .is_empty()
+    );
+}
+
+#[test]
+fn default_message_names_the_rule() {
+    let s = schema(with_rules(json!([{"rule": "self.replicas > 0"}])));
+    assert_eq!(
+        messages(&s.validate(&json!({"spec": {"replicas": 0}}), None)),
+        ["spec: Invalid value: \"object\": failed rule: self.replicas > 0"]
+    );
+}
+
+#[test]
+fn message_expression_reason_and_field_path() {
+    let s = schema(with_rules(json!([
+        {"rule": "self.name.startsWith('a')", "messageExpression": "'name ' + self.name + ' must start with a'",
+         "reason": "FieldValueForbidden", "fieldPath": ".name"},
+        {"rule": "self.replicas < 10", "reason": "FieldValueRequired", "message": "too many"}
+    ])));
+    assert_eq!(
+        messages(&s.validate(&json!({"spec": {"name": "bob", "replicas": 10}}), None)),
+        [
+            "spec.name: Forbidden: name bob must start with a",
+            "spec: Required value: too many",
+        ]
+    );
+}
+
+#[test]
+fn transition_rules_only_run_on_update() {
+    let s = schema(with_rules(json!([
+        {"rule": "self.name == oldSelf.name", "message": "name is immutable"}
+    ])));
+    let new = json!({"spec": {"name": "b"}});
+    assert!(s.validate(&new, None).is_empty());
+    assert_eq!(
+        messages(&s.validate(&new, Some(&json!({"spec": {"name": "a"}})))),
+        ["spec: Invalid value: \"object\": name is immutable"]
+    );
+}
+
+#[test]
+fn root_rules_report_the_nil_path() {
+    let s = schema(json!({"type": "object",
+        "x-kubernetes-validations": [{"rule": "has(self.spec)", "message": "spec is required"}],
+        "properties": {"spec": {"type": "object"}}}));
+    assert_eq!(
+        messages(&s.validate(&json!({}), None)),
+        ["<nil>: Invalid value: \"object\": spec is required"]
+    );
+}
+
+#[test]
+fn blocking_schema_errors_skip_rules() {
+    let s = schema(with_rules(json!([{"rule": "self.replicas > 0"}])));
+    assert_eq!(
+        messages(&s.validate(&json!({"spec": {"replicas": "x"}}), None)),
+        [
+            "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\"",
+            "<nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+        ]
+    );
+}
+
+#[test]
+fn rules_on_items_and_map_values() {
+    let s = schema(
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "ports": {"type": "array", "maxItems": 10, "items": {"type": "integer",
+            "x-kubernetes-validations": [{"rule": "self > 0 && self < 65536", "message": "bad port"}]}},
+        "labels": {"type": "object", "maxProperties": 10, "additionalProperties": {"type": "string", "maxLength": 10,
+            "x-kubernetes-validations": [{"rule": "self != ''", "message": "empty"}]}}}}}}),
+    );
+    assert_eq!(
+        messages(&s.validate(
+            &json!({"spec": {"ports": [80, 0], "labels": {"a": ""}}}),
+            None
+        )),
+        [
+            "spec.labels.a: Invalid value: \"string\": empty",
+            "spec.ports[1]: Invalid value: \"integer\": bad port",
+        ]
+    );
+}
+
+#[test]
+fn ratcheting_skips_rules_on_unchanged_values() {
+    let s = schema(
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "a": {"type": "string", "maxLength": 10, "x-kubernetes-validations": [{"rule": "self.size() < 3", "message": "short"}]},
+        "b": {"type": "string", "maxLength": 10, "x-kubernetes-validations": [{"rule": "self.size() < 3", "message": "short"}]}}}}}),
+    );
+    let old = json!({"spec": {"a": "long", "b": "ok"}});
+    let new = json!({"spec": {"a": "long", "b": "long"}});
+    assert_eq!(
+        messages(&s.validate(&new, Some(&old))),
+        ["spec.b: Invalid value: \"string\": short"]
+    );
+}
+
+#[test]
+fn compile_errors_point_at_the_rule() {
+    let e = Schema::compile(
+        &with_rules(json!([{"rule": "self.replicas >"}])),
+        "spec.versions[0].schema.openAPIV3Schema",
+    )
+    .unwrap_err();
+    let m = messages(&e);
+    assert_eq!(m.len(), 1);
+    assert!(
+        m[0].starts_with("spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: {\"rule\":\"self.replicas >\"}: compilation failed"),
+        "{m:?}"
+    );
+}
+
+#[test]
+fn static_rule_checks() {
+    let e = Schema::compile(
+        &with_rules(json!([
+            {"rule": " "},
+            {"rule": "self.a\n  > 1"},
+            {"rule": "true", "reason": "Nope"},
+            {"rule": "true", "fieldPath": ".nothere"},
+            {"rule": "true", "optionalOldSelf": true}
+        ])),
+        "s",
+    )
+    .unwrap_err();
+    assert_eq!(
+        messages(&e),
+        [
+            "s.properties[spec].x-kubernetes-validations[0].rule: Required value: rule is not specified",
+            "s.properties[spec].x-kubernetes-validations[1].message: Required value: message must be specified if rule contains line breaks",
+            "s.properties[spec].x-kubernetes-validations[2].reason: Unsupported value: \"Nope\": supported values: \"FieldValueDuplicate\", \"FieldValueForbidden\", \"FieldValueInvalid\", \"FieldValueRequired\"",
+            "s.properties[spec].x-kubernetes-validations[3].fieldPath: Invalid value: \".nothere\": fieldPath must be a valid path",
+            "s.properties[spec].x-kubernetes-validations[4].optionalOldSelf: Invalid value: true: may not be set if oldSelf is not used in rule",
+        ]
+    );
+}
+
+#[test]
+fn old_self_needs_a_correlatable_place() {
+    let e = Schema::compile(
+        &json!({"type": "object", "properties": {"list": {"type": "array", "items": {"type": "string",
+            "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}}}),
+        "s",
+    )
+    .unwrap_err();
+    assert_eq!(
+        messages(&e),
+        [
+            "s.properties[list].items.x-kubernetes-validations[0].rule: Invalid value: \"self == oldSelf\": oldSelf cannot be used on the uncorrelatable portion of the schema within s.properties[list]"
+        ]
+    );
+}
+
+#[test]
+fn unbounded_rules_are_too_expensive() {
+    let e = Schema::compile(
+        &json!({"type": "object", "properties": {"list": {"type": "array",
+            "items": {"type": "array", "items": {"type": "string"}},
+            "x-kubernetes-validations": [{"rule": "self.all(a, self.all(b, a.all(x, b.all(y, x == y))))"}]}}}),
+        "s",
+    );
+    let m = messages(&e.unwrap_err());
+    assert!(
+        m.iter().any(|e| e.starts_with("s.properties[list].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget by factor of")),
+        "{m:?}"
+    );
+}

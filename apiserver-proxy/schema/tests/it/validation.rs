@@ -1,0 +1,278 @@
+//! OpenAPI validation of custom resources, with upstream's messages
+//! (kube-openapi's errors through `kubeOpenAPIResultToFieldErrors`).
+
+use serde_json::{Value, json};
+
+use crate::{messages, schema};
+
+fn errors(s: Value, obj: Value) -> Vec<String> {
+    messages(&schema(s).validate(&obj, None))
+}
+
+fn spec(props: Value) -> Value {
+    json!({"type": "object", "properties": {"spec": {"type": "object", "properties": props}}})
+}
+
+#[test]
+fn wrong_type() {
+    assert_eq!(
+        errors(
+            spec(json!({"replicas": {"type": "integer"}})),
+            json!({"spec": {"replicas": "x"}})
+        ),
+        [
+            "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""
+        ]
+    );
+    assert_eq!(
+        errors(
+            spec(json!({"b": {"type": "boolean"}})),
+            json!({"spec": {"b": 1.5}})
+        ),
+        ["spec.b: Invalid value: \"number\": spec.b in body must be of type boolean: \"number\""]
+    );
+}
+
+#[test]
+fn enum_is_unsupported_value() {
+    assert_eq!(
+        errors(
+            spec(json!({"mode": {"type": "string", "enum": ["a", "b"]}})),
+            json!({"spec": {"mode": "x"}})
+        ),
+        ["spec.mode: Unsupported value: \"x\": supported values: \"a\", \"b\""]
+    );
+    assert_eq!(
+        errors(
+            spec(json!({"n": {"type": "integer", "enum": [1, 2]}})),
+            json!({"spec": {"n": 3}})
+        ),
+        ["spec.n: Unsupported value: 3: supported values: \"1\", \"2\""]
+    );
+    assert!(
+        errors(
+            spec(json!({"n": {"type": "number", "enum": [1, 2.5]}})),
+            json!({"spec": {"n": 1.0}})
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn required_fields() {
+    let s = json!({"type": "object", "required": ["spec"], "properties": {"spec": {"type": "object",
+        "required": ["foo"], "properties": {"foo": {"type": "string"}}}}});
+    assert_eq!(errors(s.clone(), json!({})), ["spec: Required value"]);
+    assert_eq!(errors(s, json!({"spec": {}})), ["spec.foo: Required value"]);
+}
+
+#[test]
+fn strings() {
+    let s = spec(json!({
+        "name": {"type": "string", "maxLength": 3},
+        "one": {"type": "string", "maxLength": 1},
+        "min": {"type": "string", "minLength": 2},
+        "p": {"type": "string", "pattern": "^[a-z]+$"},
+        "ts": {"type": "string", "format": "date-time"},
+        "free": {"type": "string", "format": "my-own-format"}}));
+    assert_eq!(
+        errors(
+            s,
+            json!({"spec": {"name": "abcd", "one": "ab", "min": "a", "p": "A1", "ts": "noon", "free": "anything"}})
+        ),
+        [
+            "spec.min: Invalid value: \"a\": spec.min in body should be at least 2 chars long",
+            "spec.name: Too long: may not be more than 3 bytes",
+            "spec.one: Too long: may not be more than 1 byte",
+            "spec.p: Invalid value: \"A1\": spec.p in body should match '^[a-z]+$'",
+            "spec.ts: Invalid value: \"noon\": spec.ts in body must be of type date-time: \"noon\"",
+        ]
+    );
+}
+
+#[test]
+fn max_length_counts_characters() {
+    let s = spec(json!({"name": {"type": "string", "maxLength": 2}}));
+    assert!(errors(s, json!({"spec": {"name": "éé"}})).is_empty());
+}
+
+/// An integer compares with a bound truncated to an integer, as upstream's
+/// `MinimumNativeType` does: `1` passes `minimum: 1.5`.
+#[test]
+fn numbers() {
+    let s = spec(json!({
+        "max": {"type": "integer", "maximum": 10},
+        "xmax": {"type": "integer", "maximum": 10, "exclusiveMaximum": true},
+        "min": {"type": "number", "minimum": 1.5},
+        "xmin": {"type": "integer", "minimum": 0, "exclusiveMinimum": true},
+        "mult": {"type": "integer", "multipleOf": 3},
+        "fmult": {"type": "number", "multipleOf": 0.5}}));
+    assert_eq!(
+        errors(
+            s,
+            json!({"spec": {"max": 11, "xmax": 10, "min": 1, "xmin": 0, "mult": 4, "fmult": 0.3}})
+        ),
+        [
+            "spec.fmult: Invalid value: 0.3: spec.fmult in body should be a multiple of 0.5",
+            "spec.max: Invalid value: 11: spec.max in body should be less than or equal to 10",
+            "spec.mult: Invalid value: 4: spec.mult in body should be a multiple of 3",
+            "spec.xmax: Invalid value: 10: spec.xmax in body should be less than 10",
+            "spec.xmin: Invalid value: 0: spec.xmin in body should be greater than 0",
+        ]
+    );
+}
+
+#[test]
+fn int32_range() {
+    let s = spec(json!({"r": {"type": "integer", "format": "int32"}}));
+    assert_eq!(
+        errors(s, json!({"spec": {"r": 3_000_000_000i64}})),
+        [
+            "<nil>: Invalid value: \"\": Checked value must be of type integer with format int32 in spec.r"
+        ]
+    );
+}
+
+#[test]
+fn arrays_and_objects() {
+    let s = spec(json!({
+        "l": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 3},
+        "m": {"type": "object", "additionalProperties": {"type": "integer"}, "maxProperties": 1, "minProperties": 1}}));
+    assert_eq!(
+        errors(
+            s.clone(),
+            json!({"spec": {"l": ["a", "b", "c", 4], "m": {"a": 1, "b": "x"}}})
+        ),
+        [
+            "spec.l[3]: Invalid value: \"integer\": spec.l[3] in body must be of type string: \"integer\"",
+            "spec.l: Too many: 4: must have at most 3 items",
+            "spec.m: Too many: 2: must have at most 1 item",
+            "spec.m.b: Invalid value: \"string\": spec.m.b in body must be of type integer: \"string\"",
+        ]
+    );
+    assert_eq!(
+        errors(s, json!({"spec": {"l": ["a"], "m": {}}})),
+        [
+            "spec.l: Invalid value: 1: spec.l in body should have at least 2 items",
+            "spec.m: Invalid value: 0: spec.m in body should have at least 1 properties",
+        ]
+    );
+}
+
+#[test]
+fn nullable() {
+    let s = spec(json!({"a": {"type": "string"}, "b": {"type": "object", "nullable": true}}));
+    assert_eq!(
+        errors(s, json!({"spec": {"a": null, "b": null}})),
+        ["spec.a: Invalid value: \"null\": spec.a in body must be of type string: \"null\""]
+    );
+}
+
+#[test]
+fn int_or_string() {
+    let s = spec(json!({"port": {"x-kubernetes-int-or-string": true,
+        "anyOf": [{"type": "integer"}, {"type": "string"}]}}));
+    assert!(errors(s.clone(), json!({"spec": {"port": 80}})).is_empty());
+    assert!(errors(s.clone(), json!({"spec": {"port": "http"}})).is_empty());
+    assert_eq!(
+        errors(s, json!({"spec": {"port": true}})),
+        [
+            "spec.port: Invalid value: \"boolean\": spec.port in body must be of type integer,string: \"boolean\"",
+            "<nil>: Invalid value: \"\": \"spec.port\" must validate at least one schema (anyOf)",
+            "spec.port: Invalid value: \"boolean\": spec.port in body must be of type integer: \"boolean\"",
+        ]
+    );
+}
+
+#[test]
+fn junctors() {
+    let s = spec(json!({
+        "one": {"type": "string", "oneOf": [{"pattern": "^a"}, {"pattern": "b$"}]},
+        "all": {"type": "string", "allOf": [{"minLength": 2}, {"maxLength": 3}]},
+        "not": {"type": "string", "not": {"enum": ["forbidden"]}}}));
+    assert!(
+        errors(
+            s.clone(),
+            json!({"spec": {"one": "ax", "all": "abc", "not": "ok"}})
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        errors(
+            s,
+            json!({"spec": {"one": "ab", "all": "a", "not": "forbidden"}})
+        ),
+        [
+            "spec.all: Invalid value: \"a\": spec.all in body should be at least 2 chars long",
+            "<nil>: Invalid value: \"\": \"spec.all\" must validate all the schemas (allOf)",
+            "<nil>: Invalid value: \"\": \"spec.not\" must not validate the schema (not)",
+            "<nil>: Invalid value: \"\": \"spec.one\" must validate one and only one schema (oneOf). Found 2 valid alternatives",
+        ]
+    );
+}
+
+#[test]
+fn list_type_set_and_map() {
+    let s = spec(json!({
+        "set": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "map": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "v": {"type": "integer"}}}}}));
+    assert_eq!(
+        errors(
+            s,
+            json!({"spec": {"set": ["a", "b", "a"], "map": [{"name": "x", "v": 1}, {"name": "x", "v": 2}]}})
+        ),
+        [
+            "spec.set[2]: Duplicate value: \"a\"",
+            "spec.map[1]: Duplicate value: {\"name\":\"x\"}",
+        ]
+    );
+}
+
+#[test]
+fn embedded_resources_need_type_meta_and_valid_metadata() {
+    let s = spec(
+        json!({"template": {"type": "object", "x-kubernetes-embedded-resource": true,
+        "x-kubernetes-preserve-unknown-fields": true}}),
+    );
+    assert_eq!(
+        errors(
+            s.clone(),
+            json!({"spec": {"template": {"metadata": {"name": "a/b"}}}})
+        ),
+        [
+            "spec.template.apiVersion: Required value: must not be empty",
+            "spec.template.kind: Required value: must not be empty",
+            "spec.template.metadata.name: Invalid value: \"a/b\": may not contain '/'",
+        ]
+    );
+    assert!(
+        errors(
+            s,
+            json!({"spec": {"template": {"apiVersion": "v1", "kind": "Pod", "metadata": {}}}})
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn ratcheting_keeps_unchanged_invalid_values() {
+    let s = schema(spec(json!({
+        "a": {"type": "string", "maxLength": 2},
+        "b": {"type": "string", "maxLength": 2}})));
+    let old = json!({"spec": {"a": "long", "b": "ok"}});
+    let new = json!({"spec": {"a": "long", "b": "longer"}});
+    assert_eq!(
+        messages(&s.validate(&new, Some(&old))),
+        ["spec.b: Too long: may not be more than 2 bytes"]
+    );
+    assert_eq!(s.validate(&new, None).len(), 2);
+}
+
+#[test]
+fn errors_sort_stably() {
+    // Properties are walked in name order, so errors read the same every time.
+    let s = spec(json!({"b": {"type": "integer"}, "a": {"type": "integer"}}));
+    let e = errors(s, json!({"spec": {"b": "x", "a": "y"}}));
+    assert!(e[0].starts_with("spec.a:"), "{e:?}");
+}
