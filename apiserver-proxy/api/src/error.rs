@@ -165,16 +165,21 @@ impl FieldError {
                 format!("{head}: {}", self.detail)
             }
         };
+        // A missing value is upstream's `field.OmitValueType{}`: the type alone.
+        let typed = |ty: &str| match &self.value {
+            None => ty.to_string(),
+            Some(_) => format!("{ty}: {}", value()),
+        };
         match self.kind {
             FieldErrorType::Required => with_detail("Required value".into()),
-            FieldErrorType::Invalid => with_detail(format!("Invalid value: {}", value())),
+            FieldErrorType::Invalid => with_detail(typed("Invalid value")),
             FieldErrorType::Forbidden => with_detail("Forbidden".into()),
-            FieldErrorType::NotSupported => with_detail(format!("Unsupported value: {}", value())),
-            FieldErrorType::Duplicate => format!("Duplicate value: {}", value()),
+            FieldErrorType::NotSupported => with_detail(typed("Unsupported value")),
+            FieldErrorType::Duplicate => typed("Duplicate value"),
             FieldErrorType::TooLong => with_detail("Too long".into()),
-            FieldErrorType::NotFound => format!("Not found: {}", value()),
-            FieldErrorType::TooMany => with_detail(format!("Too many: {}", value())),
-            FieldErrorType::TypeInvalid => with_detail(format!("Invalid value: {}", value())),
+            FieldErrorType::NotFound => typed("Not found"),
+            FieldErrorType::TooMany => with_detail(typed("Too many")),
+            FieldErrorType::TypeInvalid => with_detail(typed("Invalid value")),
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use kube_cel::{CompilationError, CompiledSchema, ErrorKind, Validator, WarningKind};
-use nestkube_api::error::FieldError;
+use nestkube_api::error::{FieldError, FieldErrorType};
 use serde_json::Value;
 
 use crate::path::{child, index, key};
@@ -124,14 +124,30 @@ impl Rules {
             {
                 continue;
             }
+            // Since 1.35 upstream shows a scalar's value and omits objects' and
+            // arrays' (`field.OmitValueType{}`).
+            let value = match ty.as_str() {
+                "object" | "array" => None,
+                _ => crate::validate::value_at(obj, &base).cloned(),
+            };
             let err = match e.kind {
                 ErrorKind::ValidationFailure => {
                     let detail = e.message.clone();
                     match e.reason.as_deref() {
                         Some("FieldValueForbidden") => FieldError::forbidden(shown, detail),
                         Some("FieldValueRequired") => FieldError::required(shown, detail),
-                        Some("FieldValueDuplicate") => FieldError::duplicate(shown, ty),
-                        _ => FieldError::invalid(shown, ty, detail),
+                        Some("FieldValueDuplicate") => FieldError {
+                            kind: FieldErrorType::Duplicate,
+                            field: shown,
+                            value,
+                            detail: String::new(),
+                        },
+                        _ => FieldError {
+                            kind: FieldErrorType::Invalid,
+                            field: shown,
+                            value,
+                            detail,
+                        },
                     }
                 }
                 _ => FieldError::invalid(
@@ -142,6 +158,9 @@ impl Rules {
             };
             out.push(err);
         }
+        // kube-cel walks properties in hash order; sort by path (stably, so
+        // rules of one node keep their order) for deterministic responses.
+        out.sort_by(|a, b| a.field.cmp(&b.field));
         out
     }
 

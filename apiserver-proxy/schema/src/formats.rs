@@ -103,7 +103,7 @@ static CREDITCARD: LazyLock<Regex> = LazyLock::new(|| re(r"^[0-9]{12,19}$"));
 
 fn base64_std(s: &str) -> bool {
     let bytes: Vec<u8> = s.bytes().collect();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return false;
     }
     let pad = bytes.iter().rev().take_while(|b| **b == b'=').count();

@@ -108,3 +108,16 @@ impl Schema {
         errs
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registry shares compiled schemas between request handlers.
+    #[test]
+    fn schemas_are_shareable_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Schema>();
+        shareable::<SchemaCache>();
+    }
+}

@@ -188,14 +188,16 @@ fn type_check(s: &Node, tys: &[&str], data: &Value, name: &str) -> Outcome {
         sch == "number" && data.as_f64().is_some_and(is_json_integer) && contains("integer");
     let is_int_float = sch == "integer" && contains("number");
     let is_string_or_slice = matches!(data, Value::String(_) | Value::Array(_));
-    if !is_string_or_slice
-        && !s.format.is_empty()
-        && !(contains(sch) || fmt == s.format || is_float_int || is_int_float)
-    {
+    let has_format = !s.format.is_empty();
+    let numeric = contains("number") || contains("integer");
+    let format_fits = contains(sch) || fmt == s.format || is_float_int || is_int_float;
+    if has_format && !is_string_or_slice && !format_fits {
         out.errors.push(type_error(name, &s.format, fmt));
         return out;
     }
-    if !(contains("number") || contains("integer")) && !s.format.is_empty() && is_string_or_slice {
+    // A format on a non-numeric schema makes kube-openapi skip the type of
+    // strings and arrays.
+    if has_format && !numeric && is_string_or_slice {
         return out;
     }
     if !(contains(sch) || is_float_int || is_int_float) {
@@ -882,6 +884,21 @@ pub(crate) fn unchanged_at(s: &Node, new: &Value, old: &Value, field: &str) -> b
         }
     }
     n == o
+}
+
+/// The value at an error path (`spec.list[2].name`), if present.
+pub(crate) fn value_at<'a>(obj: &'a Value, field: &str) -> Option<&'a Value> {
+    if field.is_empty() {
+        return Some(obj);
+    }
+    let mut v = obj;
+    for step in split_path(field)? {
+        v = match step {
+            Step::Key(k) => v.get(&k)?,
+            Step::Index(i) => v.get(i)?,
+        };
+    }
+    Some(v)
 }
 
 enum Step {
