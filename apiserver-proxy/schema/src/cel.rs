@@ -94,13 +94,23 @@ impl Rules {
         obj: &Value,
         old: Option<&Value>,
     ) -> Vec<FieldError> {
-        let result = VALIDATOR.with(|v| v.validate_compiled(&self.compiled, obj, old));
+        // kube-cel pairs list items with old ones by index; upstream pairs the
+        // items of `map` lists by key (and no other lists may hold transition
+        // rules). Hand kube-cel an old object whose map lists are aligned with
+        // the new ones; items without an old counterpart get themselves, and
+        // their transition rules are dropped below, as upstream skips them.
+        let mut uncorrelated = Vec::new();
+        let aligned = old.map(|o| align_old(root, obj, o, "", &mut uncorrelated));
+        let result = VALIDATOR.with(|v| v.validate_compiled(&self.compiled, obj, aligned.as_ref()));
         let Err(errors) = result else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for e in errors.into_vec() {
             let path = e.field_path.trim_start_matches('.').to_string();
+            if references_old_self(&e.rule) && uncorrelated.iter().any(|u| within(&path, u)) {
+                continue;
+            }
             let shown = if path.is_empty() {
                 crate::validate::NIL_PATH.to_string()
             } else {
@@ -173,6 +183,59 @@ impl Rules {
             })
             .or_else(|| candidates.iter().find(|d| d.field_path.is_empty()))
             .or_else(|| candidates.first())
+    }
+}
+
+/// Whether error path `path` lies at or below `prefix`.
+fn within(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// `old` rearranged so that the items of `map` lists sit at the index of their
+/// new counterpart (same keys); new items without one are paired with
+/// themselves and their paths recorded in `uncorrelated`.
+fn align_old(
+    s: &Node,
+    new: &Value,
+    old: &Value,
+    path: &str,
+    uncorrelated: &mut Vec<String>,
+) -> Value {
+    match (new, old) {
+        (Value::Object(n), Value::Object(o)) => {
+            let mut out = o.clone();
+            for (k, nv) in n {
+                if let (Some(ov), Some(child_schema)) = (o.get(k), s.field(k)) {
+                    let p = child(path, k);
+                    out.insert(k.clone(), align_old(child_schema, nv, ov, &p, uncorrelated));
+                }
+            }
+            Value::Object(out)
+        }
+        (Value::Array(n), Value::Array(o)) if s.list_type.as_deref() == Some("map") => {
+            let Some(item_schema) = s.items.as_deref() else {
+                return old.clone();
+            };
+            let same_keys =
+                |a: &Value, b: &Value| s.list_map_keys.iter().all(|k| a.get(k) == b.get(k));
+            let aligned = n
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let p = format!("{path}[{i}]");
+                    match o.iter().find(|oi| same_keys(item, oi)) {
+                        Some(oi) => align_old(item_schema, item, oi, &p, uncorrelated),
+                        None => {
+                            uncorrelated.push(p);
+                            item.clone()
+                        }
+                    }
+                })
+                .collect();
+            Value::Array(aligned)
+        }
+        _ => old.clone(),
     }
 }
 

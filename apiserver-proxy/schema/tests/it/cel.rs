@@ -199,3 +199,28 @@ fn unbounded_rules_are_too_expensive() {
         "{m:?}"
     );
 }
+
+#[test]
+fn transition_rules_pair_map_list_items_by_key() {
+    let s = schema(
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "items": {"type": "array", "maxItems": 10, "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "maxLength": 10},
+                "size": {"type": "integer", "x-kubernetes-validations": [
+                    {"rule": "self >= oldSelf", "message": "may not shrink"}]}}}}}}}}),
+    );
+    let old = json!({"spec": {"items": [{"name": "a", "size": 1}, {"name": "b", "size": 5}]}});
+    // Reordered, one grown, one new: nothing shrank.
+    let new = json!({"spec": {"items": [{"name": "c", "size": 0}, {"name": "b", "size": 5}, {"name": "a", "size": 2}]}});
+    assert!(
+        s.validate(&new, Some(&old)).is_empty(),
+        "{:?}",
+        messages(&s.validate(&new, Some(&old)))
+    );
+    let shrunk = json!({"spec": {"items": [{"name": "b", "size": 4}, {"name": "a", "size": 1}]}});
+    assert_eq!(
+        messages(&s.validate(&shrunk, Some(&old))),
+        ["spec.items[0].size: Invalid value: 4: may not shrink"]
+    );
+}
