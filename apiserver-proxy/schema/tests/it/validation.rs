@@ -276,3 +276,162 @@ fn errors_sort_stably() {
     let e = errors(s, json!({"spec": {"b": "x", "a": "y"}}));
     assert!(e[0].starts_with("spec.a:"), "{e:?}");
 }
+
+/// Upstream's `TestValidateCustomResource` table (apiserver/validation), the
+/// OpenAPI cases: each object either passes or fails with exactly these
+/// errors (compared as sets, as upstream does).
+#[test]
+fn upstream_validate_custom_resource_table() {
+    fn field(schema: Value) -> Value {
+        json!({"type": "object", "properties": {"field": schema}})
+    }
+    let cases: Vec<(Value, Vec<Value>, Vec<(Value, Vec<&str>)>)> = vec![
+        (
+            field(json!({"type": "object"})),
+            vec![json!({}), json!({"field": {}})],
+            vec![
+                (
+                    json!({"field": "foo"}),
+                    vec![
+                        r#"field: Invalid value: "string": field in body must be of type object: "string""#,
+                    ],
+                ),
+                (
+                    json!({"field": 42}),
+                    vec![
+                        r#"field: Invalid value: "integer": field in body must be of type object: "integer""#,
+                    ],
+                ),
+                (
+                    json!({"field": true}),
+                    vec![
+                        r#"field: Invalid value: "boolean": field in body must be of type object: "boolean""#,
+                    ],
+                ),
+                (
+                    json!({"field": 1.2}),
+                    vec![
+                        r#"field: Invalid value: "number": field in body must be of type object: "number""#,
+                    ],
+                ),
+                (
+                    json!({"field": []}),
+                    vec![
+                        r#"field: Invalid value: "array": field in body must be of type object: "array""#,
+                    ],
+                ),
+                (
+                    json!({"field": null}),
+                    vec![
+                        r#"field: Invalid value: "null": field in body must be of type object: "null""#,
+                    ],
+                ),
+            ],
+        ),
+        (
+            field(json!({"type": "object", "nullable": true})),
+            vec![json!({}), json!({"field": {}}), json!({"field": null})],
+            vec![(
+                json!({"field": []}),
+                vec![
+                    r#"field: Invalid value: "array": field in body must be of type object: "array""#,
+                ],
+            )],
+        ),
+        (
+            field(json!({"x-kubernetes-int-or-string": true})),
+            vec![json!({}), json!({"field": 42}), json!({"field": "foo"})],
+            vec![
+                (
+                    json!({"field": null}),
+                    vec![
+                        r#"field: Invalid value: "null": field in body must be of type integer,string: "null""#,
+                    ],
+                ),
+                (
+                    json!({"field": 1.2}),
+                    vec![
+                        r#"field: Invalid value: "number": field in body must be of type integer,string: "number""#,
+                    ],
+                ),
+                (
+                    json!({"field": {}}),
+                    vec![
+                        r#"field: Invalid value: "object": field in body must be of type integer,string: "object""#,
+                    ],
+                ),
+            ],
+        ),
+        (
+            field(json!({"nullable": true, "x-kubernetes-int-or-string": true,
+                "allOf": [{"anyOf": [{"type": "integer"}, {"type": "string"}]}]})),
+            vec![
+                json!({}),
+                json!({"field": null}),
+                json!({"field": 42}),
+                json!({"field": "foo"}),
+            ],
+            vec![(
+                json!({"field": true}),
+                vec![
+                    r#"<nil>: Invalid value: "": "field" must validate all the schemas (allOf). None validated"#,
+                    r#"<nil>: Invalid value: "": "field" must validate at least one schema (anyOf)"#,
+                    r#"field: Invalid value: "boolean": field in body must be of type integer,string: "boolean""#,
+                    r#"field: Invalid value: "boolean": field in body must be of type integer: "boolean""#,
+                ],
+            )],
+        ),
+        (
+            json!({"type": "object", "required": ["field"], "properties": {"field": {"type": "object",
+                "required": ["nested"], "properties": {"nested": {"type": "string"}}}}}),
+            vec![json!({"field": {"nested": "x"}})],
+            vec![
+                (json!({"test": "a"}), vec!["field: Required value"]),
+                (json!({"field": {}}), vec!["field.nested: Required value"]),
+            ],
+        ),
+        (
+            field(
+                json!({"type": "object", "required": ["nestedint", "nestedstring"], "properties": {
+                "nestedint": {"type": "integer", "enum": [1, 2]},
+                "nestedstring": {"type": "string", "enum": ["a", "b"]}}}),
+            ),
+            vec![json!({"field": {"nestedint": 1, "nestedstring": "a"}})],
+            vec![
+                (
+                    json!({"field": {}}),
+                    vec![
+                        "field.nestedint: Required value",
+                        "field.nestedstring: Required value",
+                    ],
+                ),
+                (
+                    json!({"field": {"nestedint": "x", "nestedstring": true}}),
+                    vec![
+                        r#"field.nestedint: Invalid value: "string": field.nestedint in body must be of type integer: "string""#,
+                        r#"field.nestedint: Unsupported value: "x": supported values: "1", "2""#,
+                        r#"field.nestedstring: Invalid value: "boolean": field.nestedstring in body must be of type string: "boolean""#,
+                        r#"field.nestedstring: Unsupported value: true: supported values: "a", "b""#,
+                    ],
+                ),
+            ],
+        ),
+    ];
+    for (s, ok, failing) in cases {
+        let compiled = schema(s.clone());
+        for obj in ok {
+            assert!(
+                compiled.validate(&obj, None).is_empty(),
+                "{s} {obj}: {:?}",
+                messages(&compiled.validate(&obj, None))
+            );
+        }
+        for (obj, expected) in failing {
+            let mut got = messages(&compiled.validate(&obj, None));
+            got.sort();
+            let mut want: Vec<String> = expected.iter().map(|e| e.to_string()).collect();
+            want.sort();
+            assert_eq!(got, want, "{s} {obj}");
+        }
+    }
+}
