@@ -593,7 +593,10 @@ fn validate_version_schema(schema: &Value, path: &str, status_enabled: bool) -> 
             }
         }
     }
-    if let Err(e) = crate::Schema::compile(schema, &schema_path) {
+    // Through the shared cache: a schema some cluster already serves (an
+    // update that keeps it, the same CRD in another cluster) is not compiled
+    // again; errors are never cached.
+    if let Err(e) = crate::SchemaCache::global().get_or_compile(schema, &schema_path) {
         errs.extend(e);
     }
     errs
