@@ -1,11 +1,12 @@
-//! The process-wide cache of compiled schemas: an identical schema (same
-//! canonical JSON) compiles once and is shared by every CRD version and
+//! The process-wide cache of compiled schemas: an identical schema (equal
+//! JSON, object key order aside) compiles once and is shared by every CRD version and
 //! virtual cluster that declares it.
 //!
 //! Entries are weak, so a schema no CRD uses any more is freed; the cache never
 //! keeps a schema alive by itself, and never caches compile errors.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use nestkube_api::error::FieldError;
@@ -13,10 +14,17 @@ use serde_json::Value;
 
 use crate::Schema;
 
-/// Compiled schemas by canonical JSON.
+/// One cached schema: the JSON it was compiled from (to tell hash collisions
+/// apart) and the compiled form, alive while some CRD version holds it.
+struct Entry {
+    raw: Value,
+    schema: Weak<Schema>,
+}
+
+/// Compiled schemas by a hash of their JSON that ignores object key order.
 #[derive(Default)]
 pub struct SchemaCache {
-    entries: Mutex<HashMap<String, Weak<Schema>>>,
+    entries: Mutex<HashMap<u64, Vec<Entry>>>,
 }
 
 impl std::fmt::Debug for SchemaCache {
@@ -27,25 +35,47 @@ impl std::fmt::Debug for SchemaCache {
     }
 }
 
-/// The canonical form of a schema: JSON with object keys sorted, so that two
-/// schemas differing only in key order share one entry.
-fn canonical(v: &Value) -> String {
-    fn sorted(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                Value::Object(
-                    keys.into_iter()
-                        .map(|k| (k.clone(), sorted(&m[k])))
-                        .collect(),
-                )
+/// A hash of `v` in which object keys are unordered (so are they in
+/// `Value`'s equality), computed without copying or serializing.
+fn hash_value(v: &Value, h: &mut impl Hasher) {
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => {
+            2u8.hash(h);
+            if let Some(i) = n.as_i64() {
+                i.hash(h);
+            } else if let Some(u) = n.as_u64() {
+                u.hash(h);
+            } else {
+                n.as_f64().unwrap_or_default().to_bits().hash(h);
             }
-            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-            other => other.clone(),
+        }
+        Value::String(s) => (3u8, s).hash(h),
+        Value::Array(a) => {
+            (4u8, a.len()).hash(h);
+            for item in a {
+                hash_value(item, h);
+            }
+        }
+        Value::Object(m) => {
+            (5u8, m.len()).hash(h);
+            let mut sum = 0u64;
+            for (k, val) in m {
+                let mut entry = DefaultHasher::new();
+                k.hash(&mut entry);
+                hash_value(val, &mut entry);
+                sum = sum.wrapping_add(entry.finish());
+            }
+            sum.hash(h);
         }
     }
-    sorted(v).to_string()
+}
+
+fn key_of(v: &Value) -> u64 {
+    let mut h = DefaultHasher::new();
+    hash_value(v, &mut h);
+    h.finish()
 }
 
 impl SchemaCache {
@@ -60,6 +90,14 @@ impl SchemaCache {
         GLOBAL.get_or_init(SchemaCache::new)
     }
 
+    fn find(&self, key: u64, raw: &Value) -> Option<Arc<Schema>> {
+        self.lock()
+            .get(&key)?
+            .iter()
+            .find(|e| &e.raw == raw)
+            .and_then(|e| e.schema.upgrade())
+    }
+
     /// The compiled schema for `openapi_v3_schema`, compiling it (errors below
     /// `path`) unless a live identical one exists. Errors are not cached: their
     /// paths depend on `path`.
@@ -68,18 +106,29 @@ impl SchemaCache {
         openapi_v3_schema: &Value,
         path: &str,
     ) -> Result<Arc<Schema>, Vec<FieldError>> {
-        let key = canonical(openapi_v3_schema);
-        if let Some(s) = self.lock().get(&key).and_then(Weak::upgrade) {
+        let key = key_of(openapi_v3_schema);
+        if let Some(s) = self.find(key, openapi_v3_schema) {
             return Ok(s);
         }
         // Compile outside the lock: compiling CEL is slow, lookups must not wait.
         let compiled = Arc::new(Schema::compile(openapi_v3_schema, path)?);
         let mut entries = self.lock();
-        if let Some(s) = entries.get(&key).and_then(Weak::upgrade) {
+        let bucket = entries.entry(key).or_default();
+        bucket.retain(|e| e.schema.strong_count() > 0);
+        if let Some(s) = bucket
+            .iter()
+            .find(|e| &e.raw == openapi_v3_schema)
+            .and_then(|e| e.schema.upgrade())
+        {
             return Ok(s);
         }
-        entries.retain(|_, w| w.strong_count() > 0);
-        entries.insert(key, Arc::downgrade(&compiled));
+        bucket.push(Entry {
+            raw: openapi_v3_schema.clone(),
+            schema: Arc::downgrade(&compiled),
+        });
+        // Drop buckets whose schemas are all gone, so the map stays as small
+        // as the set of schemas in use.
+        entries.retain(|_, b| b.iter().any(|e| e.schema.strong_count() > 0));
         Ok(compiled)
     }
 
@@ -87,7 +136,8 @@ impl SchemaCache {
     pub fn len(&self) -> usize {
         self.lock()
             .values()
-            .filter(|w| w.strong_count() > 0)
+            .flatten()
+            .filter(|e| e.schema.strong_count() > 0)
             .count()
     }
 
@@ -96,7 +146,7 @@ impl SchemaCache {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Schema>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<Entry>>> {
         // A panic while holding the lock leaves only weak pointers behind.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -118,5 +168,15 @@ mod tests {
         assert_eq!(cache.len(), 1);
         drop((s1, s2));
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn key_order_does_not_change_the_hash_but_values_do() {
+        let a = json!({"a": 1, "b": [1, {"c": "x", "d": null}]});
+        let b = json!({"b": [1, {"d": null, "c": "x"}], "a": 1});
+        let c = json!({"b": [{"d": null, "c": "x"}, 1], "a": 1});
+        assert_eq!(key_of(&a), key_of(&b));
+        assert_ne!(key_of(&a), key_of(&c));
+        assert_eq!(a, b);
     }
 }
