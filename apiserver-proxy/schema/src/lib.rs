@@ -78,12 +78,13 @@ impl Schema {
     /// blocking error). `old` is the stored object on update: it enables
     /// transition rules (`oldSelf`) and ratchets errors of unchanged values.
     pub fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
-        let mut errs = validate::openapi(&self.root, obj);
-        errs.extend(validate::embedded_resources(&self.root, obj, ""));
-        errs.extend(validate::list_sets_and_maps(&self.root, obj, ""));
+        let mut errs = validate::openapi(&self.root, obj, old);
+        let mut structural = validate::embedded_resources(&self.root, obj, "");
+        structural.extend(validate::list_sets_and_maps(&self.root, obj, ""));
         if let Some(old) = old {
-            errs = validate::ratchet(&self.root, obj, old, errs);
+            structural = validate::ratchet(&self.root, obj, old, structural);
         }
+        errs.extend(structural);
         if let Some(rules) = &self.rules {
             let blocking = errs.iter().any(|e| {
                 matches!(

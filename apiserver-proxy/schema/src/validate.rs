@@ -115,8 +115,14 @@ fn types(s: &Node) -> Vec<&str> {
 }
 
 /// Validates `data` against `s` at kube-openapi path `name` (`""` at the root).
-fn validate_node(s: &Node, data: &Value, name: &str) -> Outcome {
+/// Validates `data` against `s`; `old` is the correlated old value on update
+/// (ratcheting: an unchanged value is not validated at all, as upstream's
+/// ratcheting validator does).
+fn validate_node(s: &Node, data: &Value, old: Option<&Value>, name: &str) -> Outcome {
     let mut out = Outcome::default();
+    if old == Some(data) {
+        return out;
+    }
     let tys = types(s);
     if data.is_null() {
         out.merge(type_check(s, &tys, data, name));
@@ -148,13 +154,13 @@ fn validate_node(s: &Node, data: &Value, name: &str) -> Outcome {
         out.checks += 1;
     }
     if let Value::Array(items) = data {
-        out.merge(slice_checks(s, items, name));
+        out.merge(slice_checks(s, items, old.and_then(Value::as_array), name));
         out.checks += 1;
     }
     out.merge(enum_check(s, data, name));
     out.checks += 1;
     if let Value::Object(map) = data {
-        out.merge(object_checks(s, map, name));
+        out.merge(object_checks(s, map, old.and_then(Value::as_object), name));
         out.checks += 1;
     }
     out.checks += 1;
@@ -256,7 +262,7 @@ fn junctors(s: &Node, data: &Value, name: &str) -> Outcome {
         let mut best: Option<Outcome> = None;
         let mut ok = false;
         for branch in &s.any_of {
-            let r = validate_node(branch, data, name);
+            let r = validate_node(branch, data, None, name);
             if r.valid() {
                 ok = true;
                 best = None;
@@ -279,7 +285,7 @@ fn junctors(s: &Node, data: &Value, name: &str) -> Outcome {
         let mut best: Option<Outcome> = None;
         let mut validated = 0;
         for branch in &s.one_of {
-            let r = validate_node(branch, data, name);
+            let r = validate_node(branch, data, None, name);
             if r.valid() {
                 validated += 1;
                 best = None;
@@ -306,7 +312,7 @@ fn junctors(s: &Node, data: &Value, name: &str) -> Outcome {
     if !s.all_of.is_empty() {
         let mut validated = 0;
         for branch in &s.all_of {
-            let r = validate_node(branch, data, name);
+            let r = validate_node(branch, data, None, name);
             if r.valid() {
                 validated += 1;
             }
@@ -324,7 +330,7 @@ fn junctors(s: &Node, data: &Value, name: &str) -> Outcome {
         }
     }
     if let Some(not) = &s.not
-        && validate_node(not, data, name).valid()
+        && validate_node(not, data, None, name).valid()
     {
         out.errors.push(plain(format!(
             "{name:?} must not validate the schema (not)"
@@ -518,11 +524,17 @@ fn number_checks(s: &Node, tys: &[&str], data: &Value, name: &str) -> Outcome {
 }
 
 /// `schemaSliceValidator`: items, `minItems`, `maxItems`, `uniqueItems`.
-fn slice_checks(s: &Node, items: &[Value], name: &str) -> Outcome {
+fn slice_checks(s: &Node, items: &[Value], old: Option<&Vec<Value>>, name: &str) -> Outcome {
     let mut out = Outcome::default();
     if let Some(item_schema) = &s.items {
         for (i, item) in items.iter().enumerate() {
-            out.merge(validate_node(item_schema, item, &format!("{name}[{i}]")));
+            let old_item = old.and_then(|o| correlate_item(s, item, o));
+            out.merge(validate_node(
+                item_schema,
+                item,
+                old_item,
+                &format!("{name}[{i}]"),
+            ));
         }
     }
     let size = items.len() as i64;
@@ -557,7 +569,24 @@ fn slice_checks(s: &Node, items: &[Value], name: &str) -> Outcome {
 }
 
 /// `objectValidator`: property counts, additional properties, properties, required.
-fn object_checks(s: &Node, map: &Map<String, Value>, name: &str) -> Outcome {
+/// The old item a list item is correlated with: by key in `map` lists, by
+/// value in `set` lists; `atomic` lists correlate nothing.
+fn correlate_item<'a>(s: &Node, item: &Value, old: &'a [Value]) -> Option<&'a Value> {
+    match s.list_type.as_deref() {
+        Some("map") => old
+            .iter()
+            .find(|o| s.list_map_keys.iter().all(|k| o.get(k) == item.get(k))),
+        Some("set") => old.iter().find(|o| *o == item),
+        _ => None,
+    }
+}
+
+fn object_checks(
+    s: &Node,
+    map: &Map<String, Value>,
+    old: Option<&Map<String, Value>>,
+    name: &str,
+) -> Outcome {
     let mut out = Outcome::default();
     let n = map.len() as i64;
     if let Some(min) = s.min_properties
@@ -590,7 +619,8 @@ fn object_checks(s: &Node, map: &Map<String, Value>, name: &str) -> Outcome {
         Additional::Schema(ap) => {
             for (k, v) in map {
                 if !s.properties.contains_key(k) {
-                    out.merge(validate_node(ap, v, &format!("{name}.{k}")));
+                    let old_v = old.and_then(|o| o.get(k));
+                    out.merge(validate_node(ap, v, old_v, &format!("{name}.{k}")));
                 }
             }
         }
@@ -603,7 +633,12 @@ fn object_checks(s: &Node, map: &Map<String, Value>, name: &str) -> Outcome {
             } else {
                 format!("{name}.{k}")
             };
-            out.merge(validate_node(prop, v, &child_name));
+            out.merge(validate_node(
+                prop,
+                v,
+                old.and_then(|o| o.get(k)),
+                &child_name,
+            ));
         }
     }
     for k in &s.required {
@@ -615,16 +650,18 @@ fn object_checks(s: &Node, map: &Map<String, Value>, name: &str) -> Outcome {
     out
 }
 
-/// Upstream's `ValidateCustomResource`: the OpenAPI schema errors of `obj`.
-pub(crate) fn openapi(s: &Node, obj: &Value) -> Vec<FieldError> {
-    validate_node(s, obj, "").errors
+/// Upstream's `ValidateCustomResource` (`old` is None) and
+/// `ValidateCustomResourceUpdate` with ratcheting: the OpenAPI schema errors
+/// of `obj`.
+pub(crate) fn openapi(s: &Node, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    validate_node(s, obj, old, "").errors
 }
 
 /// The OpenAPI errors of a default value declared at schema path `path`, as
 /// upstream reports them (`ValidateCustomResource(fldPath.Child("default"), …)`):
 /// the error path is prefixed, kube-openapi's names start empty.
 pub(crate) fn openapi_at(s: &Node, value: &Value, path: &str) -> Vec<FieldError> {
-    validate_node(s, value, "")
+    validate_node(s, value, None, "")
         .errors
         .into_iter()
         .map(|mut e| {
@@ -824,9 +861,11 @@ fn embedded_resource(x: &Map<String, Value>, path: &str, errs: &mut Vec<FieldErr
     }
 }
 
-/// Validation ratcheting (`CRDValidationRatcheting`): on update, an error whose
-/// value is unchanged from the old object (correlated by field name, and by key
-/// in `map` lists) is dropped.
+/// Validation ratcheting (`CRDValidationRatcheting`) of errors found after the
+/// fact (list-type and embedded-resource checks): on update, an error whose
+/// value is unchanged from the old object (correlated by field name, by key in
+/// `map` lists, by value in `set` lists) is dropped. The OpenAPI walk ratchets
+/// as it goes instead (`validate_node`).
 pub(crate) fn ratchet(
     s: &Node,
     new: &Value,
@@ -839,7 +878,7 @@ pub(crate) fn ratchet(
 }
 
 /// Whether the value at `field` (an error path) is correlated with, and equal
-/// to, the old object's.
+/// to, the old object's (or, below an `atomic` list, whether that list is).
 pub(crate) fn unchanged_at(s: &Node, new: &Value, old: &Value, field: &str) -> bool {
     if field.is_empty() {
         return false;
@@ -876,7 +915,9 @@ pub(crate) fn unchanged_at(s: &Node, new: &Value, old: &Value, field: &str) -> b
                     Some("set") => old_items.iter().find(|oi| *oi == item),
                     _ => None,
                 };
-                let Some(oi) = correlated else { return false };
+                // Past an uncorrelatable list, upstream decides by the nearest
+                // correlatable ancestor: the list itself.
+                let Some(oi) = correlated else { return n == o };
                 s = schema.items.as_deref();
                 n = item;
                 o = oi;
@@ -936,7 +977,7 @@ mod tests {
     use serde_json::json;
 
     fn errs(schema: Value, obj: Value) -> Vec<String> {
-        openapi(&Node::parse(&schema), &obj)
+        openapi(&Node::parse(&schema), &obj, None)
             .iter()
             .map(ToString::to_string)
             .collect()

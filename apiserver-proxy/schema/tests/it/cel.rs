@@ -224,3 +224,25 @@ fn transition_rules_pair_map_list_items_by_key() {
         ["spec.items[0].size: Invalid value: 4: may not shrink"]
     );
 }
+
+#[test]
+fn ratcheting_below_an_atomic_list_looks_at_the_list() {
+    let s = schema(
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "hosts": {"type": "array", "maxItems": 5, "items": {"type": "string", "maxLength": 20,
+            "x-kubernetes-validations": [{"rule": "self.endsWith('.com')", "message": "must end in .com"}]}},
+        "other": {"type": "string"}}}}}),
+    );
+    let old = json!({"spec": {"hosts": ["a.org"], "other": "x"}});
+    assert!(
+        s.validate(
+            &json!({"spec": {"hosts": ["a.org"], "other": "y"}}),
+            Some(&old)
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        messages(&s.validate(&json!({"spec": {"hosts": ["a.org", "b.com"]}}), Some(&old))),
+        ["spec.hosts[0]: Invalid value: \"a.org\": must end in .com"]
+    );
+}

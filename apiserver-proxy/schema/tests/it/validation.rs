@@ -435,3 +435,21 @@ fn upstream_validate_custom_resource_table() {
         }
     }
 }
+
+#[test]
+fn ratcheting_spares_a_new_required_field_of_an_untouched_spec() {
+    // The CRD gained a required field; an update that leaves spec alone is
+    // accepted, one that changes spec must add it.
+    let s = schema(json!({"type": "object", "properties": {
+        "metadata": {"type": "object"},
+        "spec": {"type": "object", "required": ["added"], "properties": {
+            "added": {"type": "string"}, "size": {"type": "integer"}}}}}));
+    let old = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"size": 1}});
+    let relabelled = json!({"metadata": {"labels": {"a": "2"}}, "spec": {"size": 1}});
+    assert!(s.validate(&relabelled, Some(&old)).is_empty());
+    let resized = json!({"metadata": {}, "spec": {"size": 2}});
+    assert_eq!(
+        messages(&s.validate(&resized, Some(&old))),
+        ["spec.added: Required value"]
+    );
+}
