@@ -78,7 +78,7 @@ impl Rules {
         }
         let compiled = kube_cel::compile_schema(raw);
         let mut errs = Vec::new();
-        compile_errors(raw, &compiled, path, &mut errs);
+        compile_errors(raw, &compiled, path, true, &mut errs);
         if errs.is_empty() {
             Ok(Some(Rules { compiled, declared }))
         } else {
@@ -284,6 +284,138 @@ fn collect(raw: &Value, declared: &mut HashMap<String, Vec<Declared>>) {
     }
 }
 
+/// CEL's escaping of property names that are not identifiers
+/// (`__dash__`, `__dot__`, `__slash__`, `__underscores__`, reserved words).
+fn unescape_field(name: &str) -> String {
+    const RESERVED: &[&str] = &[
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "false",
+        "for",
+        "function",
+        "if",
+        "import",
+        "in",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "null",
+        "return",
+        "true",
+        "var",
+        "void",
+        "while",
+    ];
+    if let Some(inner) = name.strip_prefix("__").and_then(|n| n.strip_suffix("__"))
+        && RESERVED.contains(&inner)
+    {
+        return inner.to_string();
+    }
+    name.replace("__underscores__", "__")
+        .replace("__dot__", ".")
+        .replace("__dash__", "-")
+        .replace("__slash__", "/")
+}
+
+/// The schema a CEL expression denotes, when it is `self`/`oldSelf` or a
+/// field or index chain from them; `None` for anything else.
+fn resolve<'a>(e: &kube_cel::cel::common::ast::Expr, node: &'a Value) -> Option<&'a Value> {
+    use kube_cel::cel::common::ast::Expr;
+    match e {
+        Expr::Ident(name) if name == "self" || name == "oldSelf" => Some(node),
+        Expr::Select(sel) if !sel.test => {
+            let parent = resolve(&sel.operand.expr, node)?;
+            let field = unescape_field(&sel.field);
+            parent
+                .get("properties")
+                .and_then(|p| p.get(&field))
+                .or_else(|| parent.get("additionalProperties").filter(|a| a.is_object()))
+        }
+        Expr::Call(call) if call.func_name == "_[_]" && call.args.len() == 2 => {
+            let parent = resolve(&call.args[0].expr, node)?;
+            parent
+                .get("items")
+                .or_else(|| parent.get("additionalProperties"))
+                .filter(|s| s.is_object())
+        }
+        _ => None,
+    }
+}
+
+/// Whether selecting `field` from `schema` is a compile error upstream: the
+/// schema is a closed object (declared properties, no additional ones, not
+/// preserving unknown fields) that does not declare it.
+fn closed_without(schema: &Value, field: &str, is_root: bool) -> bool {
+    let flag = |k: &str| schema.get(k).and_then(Value::as_bool) == Some(true);
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return false;
+    };
+    if props.is_empty()
+        || schema.get("type").and_then(Value::as_str) != Some("object")
+        || schema
+            .get("additionalProperties")
+            .is_some_and(|a| !a.is_null())
+        || flag("x-kubernetes-preserve-unknown-fields")
+    {
+        return false;
+    }
+    let type_meta = (is_root || flag("x-kubernetes-embedded-resource"))
+        && matches!(field, "apiVersion" | "kind" | "metadata");
+    !type_meta && !props.contains_key(field)
+}
+
+/// The first field a rule selects that its schema does not declare.
+fn undefined_field(
+    expression: &kube_cel::cel::common::ast::IdedExpr,
+    node: &Value,
+    is_root: bool,
+) -> Option<String> {
+    use kube_cel::cel::common::ast::{EntryExpr, Expr};
+    let mut stack = vec![&expression.expr];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::Select(sel) => {
+                if let Some(parent) = resolve(&sel.operand.expr, node) {
+                    let field = unescape_field(&sel.field);
+                    let root_here = is_root && std::ptr::eq(parent, node);
+                    if closed_without(parent, &field, root_here) {
+                        return Some(field);
+                    }
+                }
+                stack.push(&sel.operand.expr);
+            }
+            Expr::Call(call) => {
+                stack.extend(call.target.iter().map(|t| &t.expr));
+                stack.extend(call.args.iter().map(|a| &a.expr));
+            }
+            Expr::Comprehension(c) => {
+                stack.extend([
+                    &c.iter_range.expr,
+                    &c.accu_init.expr,
+                    &c.loop_cond.expr,
+                    &c.loop_step.expr,
+                    &c.result.expr,
+                ]);
+            }
+            Expr::List(l) => stack.extend(l.elements.iter().map(|x| &x.expr)),
+            Expr::Map(m) => {
+                for entry in &m.entries {
+                    if let EntryExpr::MapEntry(me) = &entry.expr {
+                        stack.push(&me.key.expr);
+                        stack.push(&me.value.expr);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The cost estimate in a `kube-cel` cost warning.
 fn parse_cost(message: &str) -> Option<u64> {
     message
@@ -309,7 +441,13 @@ fn cost_error_message(cost: u64, limit: u64) -> String {
     )
 }
 
-fn compile_errors(raw: &Value, c: &CompiledSchema, path: &str, errs: &mut Vec<FieldError>) {
+fn compile_errors(
+    raw: &Value,
+    c: &CompiledSchema,
+    path: &str,
+    is_root: bool,
+    errs: &mut Vec<FieldError>,
+) {
     let rules = raw
         .get("x-kubernetes-validations")
         .and_then(Value::as_array)
@@ -320,6 +458,13 @@ fn compile_errors(raw: &Value, c: &CompiledSchema, path: &str, errs: &mut Vec<Fi
         let rule_json = rules.get(i).cloned().unwrap_or(Value::Null);
         match result {
             Ok(cr) => {
+                if let Some(field) = undefined_field(cr.program.expression(), raw, is_root) {
+                    errs.push(FieldError::invalid(
+                        child(&rp, "rule"),
+                        rule_json.clone(),
+                        format!("compilation failed: ERROR: <input>: undefined field '{field}'"),
+                    ));
+                }
                 for w in kube_cel::estimate_rule_cost(&cr.rule.rule, c) {
                     if w.kind == WarningKind::CostExceeded
                         && let Some(cost) = parse_cost(&w.message)
@@ -354,15 +499,15 @@ fn compile_errors(raw: &Value, c: &CompiledSchema, path: &str, errs: &mut Vec<Fi
     if let Some(props) = raw.get("properties").and_then(Value::as_object) {
         for (k, p) in props {
             if let Some(cp) = c.properties.get(k) {
-                compile_errors(p, cp, &key(&child(path, "properties"), k), errs);
+                compile_errors(p, cp, &key(&child(path, "properties"), k), false, errs);
             }
         }
     }
     if let (Some(items), Some(ci)) = (raw.get("items"), &c.items) {
-        compile_errors(items, ci, &child(path, "items"), errs);
+        compile_errors(items, ci, &child(path, "items"), false, errs);
     }
     if let (Some(ap), Some(ca)) = (raw.get("additionalProperties"), &c.additional_properties) {
-        compile_errors(ap, ca, &child(path, "additionalProperties"), errs);
+        compile_errors(ap, ca, &child(path, "additionalProperties"), false, errs);
     }
     for (k, branches) in [
         ("allOf", &c.all_of),
@@ -371,7 +516,7 @@ fn compile_errors(raw: &Value, c: &CompiledSchema, path: &str, errs: &mut Vec<Fi
     ] {
         if let Some(list) = raw.get(k).and_then(Value::as_array) {
             for (i, (s, cs)) in list.iter().zip(branches.iter()).enumerate() {
-                compile_errors(s, cs, &index(&child(path, k), i), errs);
+                compile_errors(s, cs, &index(&child(path, k), i), false, errs);
             }
         }
     }

@@ -246,3 +246,28 @@ fn ratcheting_below_an_atomic_list_looks_at_the_list() {
         ["spec.hosts[0]: Invalid value: \"a.org\": must end in .com"]
     );
 }
+
+#[test]
+fn rules_may_only_select_declared_fields() {
+    let e = Schema::compile(
+        &with_rules(json!([{"rule": "self.replicas > 0 && self.replica < 5"}])),
+        "s",
+    )
+    .unwrap_err();
+    assert_eq!(
+        messages(&e),
+        [
+            "s.properties[spec].x-kubernetes-validations[0].rule: Invalid value: {\"rule\":\"self.replicas > 0 && self.replica < 5\"}: compilation failed: ERROR: <input>: undefined field 'replica'"
+        ]
+    );
+    // Maps, unknown fields and type meta of resources stay open.
+    schema(json!({"type": "object",
+        "x-kubernetes-validations": [{"rule": "self.metadata.name != '' && self.kind != ''"}],
+        "properties": {"spec": {"type": "object", "properties": {
+            "labels": {"type": "object", "additionalProperties": {"type": "string"},
+                "x-kubernetes-validations": [{"rule": "self.anything == 'x' || true"}]},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                "x-kubernetes-validations": [{"rule": "has(self.whatever) || true"}]},
+            "list": {"type": "array", "items": {"type": "object", "properties": {"a-b": {"type": "string"}}},
+                "x-kubernetes-validations": [{"rule": "self.all(x, x.a__dash__b != '') && self[0].a__dash__b != ''"}]}}}}}));
+}

@@ -285,7 +285,9 @@ fn upstream_validate_custom_resource_table() {
     fn field(schema: Value) -> Value {
         json!({"type": "object", "properties": {"field": schema}})
     }
-    let cases: Vec<(Value, Vec<Value>, Vec<(Value, Vec<&str>)>)> = vec![
+    /// A schema, objects it accepts, and objects it refuses with their errors.
+    type Case = (Value, Vec<Value>, Vec<(Value, Vec<&'static str>)>);
+    let cases: Vec<Case> = vec![
         (
             field(json!({"type": "object"})),
             vec![json!({}), json!({"field": {}})],
