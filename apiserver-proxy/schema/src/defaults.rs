@@ -89,15 +89,20 @@ fn prune_nulls(s: &Node, x: &mut Value) {
 
 /// Upstream's `ValidateDefaults` for a schema rooted at `path`: every
 /// `default` must be pruned already (no unknown fields) and valid against its
-/// schema.
+/// schema. The root counts as a resource; defaults inside the type and object
+/// meta of resources are left to the metadata checks (upstream validates them
+/// as ObjectMeta, and forbids them at the root), and, as upstream, defaults
+/// below `additionalProperties` are not visited.
 pub(crate) fn check(root: &Node, path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    check_node(root, path, &mut errs);
+    check_node(root, path, true, false, &mut errs);
     errs
 }
 
-fn check_node(s: &Node, path: &str, errs: &mut Vec<FieldError>) {
-    if let Some(d) = &s.default {
+fn check_node(s: &Node, path: &str, resource: bool, inside_meta: bool, errs: &mut Vec<FieldError>) {
+    let resource = resource || s.embedded;
+    let inside_meta = inside_meta && !s.embedded;
+    if let Some(d) = s.default.as_ref().filter(|_| !inside_meta) {
         let dp = child(path, "default");
         let mut pruned = d.clone();
         crate::prune::prune_value(s, &mut pruned);
@@ -110,14 +115,18 @@ fn check_node(s: &Node, path: &str, errs: &mut Vec<FieldError>) {
         }
         errs.extend(crate::validate::openapi_at(s, d, &dp));
     }
-    for (k, p) in &s.properties {
-        check_node(p, &key(&child(path, "properties"), k), errs);
-    }
     if let Some(items) = &s.items {
-        check_node(items, &child(path, "items"), errs);
+        check_node(items, &child(path, "items"), false, inside_meta, errs);
     }
-    if let Some(ap) = s.additional.schema() {
-        check_node(ap, &child(path, "additionalProperties"), errs);
+    for (k, p) in &s.properties {
+        let meta = resource && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
+        check_node(
+            p,
+            &key(&child(path, "properties"), k),
+            false,
+            inside_meta || meta,
+            errs,
+        );
     }
 }
 

@@ -8,8 +8,17 @@
 //! [`validate_crd_update`] are upstream's validation of the CRD objects
 //! themselves.
 //!
-//! This crate is pure: it never stores, serves or looks up anything; the
-//! registry calls it. Values are `serde_json::Value` throughout.
+//! This crate never stores objects, serves or looks up anything; its only
+//! state is the cache of compiled schemas. The registry calls it. Values are
+//! `serde_json::Value` throughout.
+//!
+//! Known differences from upstream: CEL rules are parsed and checked for
+//! undeclared fields, but not type-checked (a type error shows at evaluation);
+//! the static cost estimate is `kube-cel`'s heuristic, and there is no runtime
+//! cost budget; ratcheted CEL failures are dropped rather than returned as
+//! warnings; rules with `optionalOldSelf` on list-map items new in an update
+//! are skipped; string formats are validated by close approximations of
+//! `strfmt`'s parsers; compile error details are `kube-cel`'s, not cel-go's.
 
 mod cache;
 mod cel;

@@ -211,8 +211,9 @@ struct Ctx {
 }
 
 /// Upstream's per-schema checks for a v1 CRD version schema rooted at `path`
-/// (`…openAPIV3Schema`): `ValidateCustomResourceDefinitionOpenAPISchema`, then,
-/// when those pass, `ValidateStructural` and the default checks.
+/// (`…openAPIV3Schema`), in upstream's order: `ValidateStructural` (sorted),
+/// the default checks when the schema is structural, then
+/// `ValidateCustomResourceDefinitionOpenAPISchema`.
 pub(crate) fn check_schema(raw: &Value, path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if raw.get("nullable").and_then(Value::as_bool) == Some(true) {

@@ -309,3 +309,54 @@ fn update_rules() {
         ["spec.names.plural: Invalid value: \"others\": field is immutable"]
     );
 }
+
+fn with_root_properties(props: Value) -> Value {
+    let mut c = crd();
+    c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"] = props;
+    c
+}
+
+#[test]
+fn metadata_defaults_and_embedded_resources_inside_meta_are_refused() {
+    let c = with_root_properties(json!({
+        "metadata": {"type": "object", "default": {"name": "x"}},
+        "spec": {"type": "object", "properties": {
+            "template": {"type": "object", "x-kubernetes-embedded-resource": true, "properties": {
+                "metadata": {"type": "object", "properties": {
+                    "labels": {"type": "object", "additionalProperties": {"type": "string", "default": "v"}}}}}}}}}));
+    assert_eq!(
+        errs(&c),
+        [
+            "spec.validation.openAPIV3Schema.properties[metadata].default: Forbidden: must not be set in top-level metadata",
+            "spec.validation.openAPIV3Schema.properties[spec].properties[template].properties[metadata].properties[labels].additionalProperties.default: Forbidden: must not be set inside additionalProperties applying to object metadata",
+        ]
+    );
+}
+
+#[test]
+fn list_map_keys_need_a_default_or_to_be_required() {
+    let c = with_root_properties(json!({
+        "spec": {"type": "object", "properties": {
+            "l": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
+                "items": {"type": "object", "properties": {"k": {"type": "string"}}}}}}}));
+    assert_eq!(
+        errs(&c),
+        [
+            "spec.validation.openAPIV3Schema.properties[spec].properties[l].items.properties[k].default: Required value: this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property"
+        ]
+    );
+}
+
+#[test]
+fn set_items_must_be_atomic() {
+    let c = with_root_properties(json!({
+        "spec": {"type": "object", "properties": {
+            "s": {"type": "array", "x-kubernetes-list-type": "set",
+                "items": {"type": "object", "properties": {"a": {"type": "string"}}}}}}}));
+    assert_eq!(
+        errs(&c),
+        [
+            "spec.validation.openAPIV3Schema.properties[spec].properties[s].items.x-kubernetes-map-type: Invalid value: null: must be atomic as item of a list with x-kubernetes-list-type=set"
+        ]
+    );
+}
