@@ -160,11 +160,7 @@ impl Rules {
                         },
                     }
                 }
-                _ => FieldError::invalid(
-                    shown,
-                    ty,
-                    format!("{} evaluating rule: {}", e.message, e.rule.trim()),
-                ),
+                _ => FieldError::invalid(shown, ty, runtime_error_detail(&e)),
             };
             out.push(err);
         }
@@ -184,6 +180,28 @@ impl Rules {
             .or_else(|| candidates.iter().find(|d| d.field_path.is_empty()))
             .or_else(|| candidates.first())
     }
+}
+
+/// The detail of a rule that failed to evaluate, worded as cel-go's errors
+/// are in upstream's messages where the cause is known.
+fn runtime_error_detail(e: &kube_cel::ValidationError) -> String {
+    use kube_cel::cel::ExecutionError;
+    let rule = e.rule.trim();
+    let cause = std::error::Error::source(e).and_then(|s| s.downcast_ref::<ExecutionError>());
+    let text = match cause {
+        Some(ExecutionError::NoSuchKey(k)) => format!("no such key: {k}"),
+        Some(ExecutionError::NoSuchOverload) => {
+            return format!(
+                "'no such overload': call arguments did not match a supported operator, function or macro signature for rule: {rule}"
+            );
+        }
+        Some(ExecutionError::DivisionByZero(_)) => "division by zero".to_string(),
+        Some(ExecutionError::RemainderByZero(_)) => "modulus by zero".to_string(),
+        Some(ExecutionError::Overflow(..)) => "integer overflow".to_string(),
+        Some(other) => other.to_string(),
+        None => e.message.clone(),
+    };
+    format!("{text} evaluating rule: {rule}")
 }
 
 /// Whether error path `path` lies at or below `prefix`.

@@ -271,3 +271,20 @@ fn rules_may_only_select_declared_fields() {
             "list": {"type": "array", "items": {"type": "object", "properties": {"a-b": {"type": "string"}}},
                 "x-kubernetes-validations": [{"rule": "self.all(x, x.a__dash__b != '') && self[0].a__dash__b != ''"}]}}}}}));
 }
+
+#[test]
+fn evaluation_errors_name_the_rule() {
+    let s = schema(
+        json!({"type": "object", "properties": {"spec": {"type": "object",
+        "x-kubernetes-validations": [{"rule": "self.a / self.b > 0"}],
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}}}),
+    );
+    assert_eq!(
+        messages(&s.validate(&json!({"spec": {"a": 1, "b": 0}}), None)),
+        ["spec: Invalid value: \"object\": division by zero evaluating rule: self.a / self.b > 0"]
+    );
+    assert_eq!(
+        messages(&s.validate(&json!({"spec": {"a": 1}}), None)),
+        ["spec: Invalid value: \"object\": no such key: b evaluating rule: self.a / self.b > 0"]
+    );
+}
