@@ -326,6 +326,19 @@ fn validate_spec(crd: &Value, require_recognized_review_version: bool) -> Vec<Fi
             "must have exactly one version marked as storage version",
         ));
     }
+    // v1's conversion sets the internal `spec.version` to the first version's
+    // name, which upstream checks again under that path.
+    if let Some(first) = versions.first() {
+        let name = str_at(first, &["name"]);
+        let problems = names::dns1035_label(name);
+        if !name.is_empty() && !problems.is_empty() {
+            errs.push(FieldError::invalid(
+                "spec.version",
+                name,
+                problems.join(","),
+            ));
+        }
+    }
     for f in ["plural", "singular", "kind", "listKind"] {
         if str_at(&spec, &["names", f]).is_empty() {
             errs.push(FieldError::required(format!("spec.names.{f}"), ""));

@@ -360,3 +360,20 @@ fn set_items_must_be_atomic() {
         ]
     );
 }
+
+#[test]
+fn a_bad_first_version_name_is_also_reported_as_spec_version() {
+    let mut c = crd();
+    c["spec"]["versions"][0]["name"] = json!("V1");
+    c["status"]["storedVersions"] = json!(["V1"]);
+    let e = errs(&c);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("spec.versions[0].name: Invalid value: \"V1\": a DNS-1035 label"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("spec.version: Invalid value: \"V1\": a DNS-1035 label"),
+        "{e:?}"
+    );
+}
