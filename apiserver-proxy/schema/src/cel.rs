@@ -87,13 +87,14 @@ impl Rules {
     }
 
     /// Evaluates the rules on `obj` (and `old` on update); errors are shaped
-    /// as upstream's CEL validator reports them.
+    /// as upstream's CEL validator reports them. The second list holds the
+    /// ratcheted failures, which upstream returns as warnings.
     pub(crate) fn validate(
         &self,
         root: &Node,
         obj: &Value,
         old: Option<&Value>,
-    ) -> Vec<FieldError> {
+    ) -> (Vec<FieldError>, Vec<String>) {
         // kube-cel pairs list items with old ones by index; upstream pairs the
         // items of `map` lists by key (and no other lists may hold transition
         // rules). Hand kube-cel an old object whose map lists are aligned with
@@ -103,9 +104,10 @@ impl Rules {
         let aligned = old.map(|o| align_old(root, obj, o, "", &mut uncorrelated));
         let result = VALIDATOR.with(|v| v.validate_compiled(&self.compiled, obj, aligned.as_ref()));
         let Err(errors) = result else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let mut out = Vec::new();
+        let mut warnings = Vec::new();
         for e in errors.into_vec() {
             let path = e.field_path.trim_start_matches('.').to_string();
             if references_old_self(&e.rule) && uncorrelated.iter().any(|u| within(&path, u)) {
@@ -126,14 +128,13 @@ impl Rules {
                         .unwrap_or_else(|| path.clone())
                 })
                 .unwrap_or_else(|| path.clone());
-            // Ratcheting: a rule (other than a transition rule) that fails on a
-            // value left unchanged by the update is not reported.
-            if let Some(old) = old
-                && !references_old_self(&e.rule)
-                && crate::validate::unchanged_at(root, obj, old, &base)
-            {
-                continue;
-            }
+            // Ratcheting: a rule (other than a transition rule) that returns
+            // false on a value left unchanged by the update is only a warning.
+            let ratcheted = e.kind == ErrorKind::ValidationFailure
+                && old.is_some_and(|old| {
+                    !references_old_self(&e.rule)
+                        && crate::validate::unchanged_at(root, obj, old, &base)
+                });
             // Since 1.35 upstream shows a scalar's value and omits objects' and
             // arrays' (`field.OmitValueType{}`).
             let value = match ty.as_str() {
@@ -162,12 +163,17 @@ impl Rules {
                 }
                 _ => FieldError::invalid(shown, ty, runtime_error_detail(&e)),
             };
-            out.push(err);
+            if ratcheted {
+                warnings.push(err);
+            } else {
+                out.push(err);
+            }
         }
         // kube-cel walks properties in hash order; sort by path (stably, so
         // rules of one node keep their order) for deterministic responses.
         out.sort_by(|a, b| a.field.cmp(&b.field));
-        out
+        warnings.sort_by(|a, b| a.field.cmp(&b.field));
+        (out, warnings.iter().map(ToString::to_string).collect())
     }
 
     fn declaration(&self, rule: &str, path: &str) -> Option<&Declared> {

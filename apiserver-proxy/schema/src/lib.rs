@@ -15,8 +15,7 @@
 //! Known differences from upstream: CEL rules are parsed and checked for
 //! undeclared fields, but not type-checked (a type error shows at evaluation);
 //! the static cost estimate is `kube-cel`'s heuristic, and there is no runtime
-//! cost budget; ratcheted CEL failures are dropped rather than returned as
-//! warnings; rules with `optionalOldSelf` on list-map items new in an update
+//! cost budget; rules with `optionalOldSelf` on list-map items new in an update
 //! are skipped; string formats are validated by close approximations of
 //! `strfmt`'s parsers; compile error details are `kube-cel`'s, not cel-go's.
 
@@ -36,6 +35,7 @@ use nestkube_api::error::{FieldError, FieldErrorType};
 use serde_json::Value;
 
 pub use cache::SchemaCache;
+
 pub use crd::{default_crd, validate_crd, validate_crd_update};
 
 /// A compiled structural schema of one CRD version, shared (`Arc`) across
@@ -87,15 +87,23 @@ impl Schema {
     /// blocking error). `old` is the stored object on update: it enables
     /// transition rules (`oldSelf`) and ratchets errors of unchanged values.
     pub fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
-        let mut errs = validate::openapi(&self.root, obj, old);
+        self.validate_with_warnings(obj, old).errors
+    }
+
+    /// [`Schema::validate`], also returning the warnings upstream sends with
+    /// the response: CEL rules that failed on values an update left unchanged
+    /// (ratcheted), as `path: message`.
+    pub fn validate_with_warnings(&self, obj: &Value, old: Option<&Value>) -> Validation {
+        let mut errors = validate::openapi(&self.root, obj, old);
         let mut structural = validate::embedded_resources(&self.root, obj, "");
         structural.extend(validate::list_sets_and_maps(&self.root, obj, ""));
         if let Some(old) = old {
             structural = validate::ratchet(&self.root, obj, old, structural);
         }
-        errs.extend(structural);
+        errors.extend(structural);
+        let mut warnings = Vec::new();
         if let Some(rules) = &self.rules {
-            let blocking = errs.iter().any(|e| {
+            let blocking = errors.iter().any(|e| {
                 matches!(
                     e.kind,
                     FieldErrorType::NotSupported
@@ -106,17 +114,28 @@ impl Schema {
                 )
             });
             if blocking {
-                errs.push(FieldError::invalid(
+                errors.push(FieldError::invalid(
                     validate::NIL_PATH,
                     "null",
                     RULES_NOT_CHECKED,
                 ));
             } else {
-                errs.extend(rules.validate(&self.root, obj, old));
+                let (rule_errors, rule_warnings) = rules.validate(&self.root, obj, old);
+                errors.extend(rule_errors);
+                warnings = rule_warnings;
             }
         }
-        errs
+        Validation { errors, warnings }
     }
+}
+
+/// What validating a custom resource found.
+#[derive(Debug, Default)]
+pub struct Validation {
+    /// The field errors that refuse the request.
+    pub errors: Vec<FieldError>,
+    /// Warnings for the response (`Warning` headers).
+    pub warnings: Vec<String>,
 }
 
 #[cfg(test)]

@@ -123,10 +123,12 @@ fn ratcheting_skips_rules_on_unchanged_values() {
     );
     let old = json!({"spec": {"a": "long", "b": "ok"}});
     let new = json!({"spec": {"a": "long", "b": "long"}});
+    let v = s.validate_with_warnings(&new, Some(&old));
     assert_eq!(
-        messages(&s.validate(&new, Some(&old))),
+        messages(&v.errors),
         ["spec.b: Invalid value: \"long\": short"]
     );
+    assert_eq!(v.warnings, ["spec.a: Invalid value: \"long\": short"]);
 }
 
 #[test]
