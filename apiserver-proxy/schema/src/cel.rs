@@ -44,6 +44,8 @@ pub(crate) fn references_old_self(rule: &str) -> bool {
 struct Declared {
     ty: String,
     field_path: String,
+    /// The rule's `message`, which upstream names a rule by in evaluation errors.
+    message: String,
 }
 
 /// The compiled rules of one schema.
@@ -109,7 +111,7 @@ impl Rules {
         let mut out = Vec::new();
         let mut warnings = Vec::new();
         for e in errors.into_vec() {
-            let path = e.field_path.trim_start_matches('.').to_string();
+            let path = upstream_path(root, obj, e.field_path.trim_start_matches('.'));
             if references_old_self(&e.rule) && uncorrelated.iter().any(|u| within(&path, u)) {
                 continue;
             }
@@ -161,7 +163,13 @@ impl Rules {
                         },
                     }
                 }
-                _ => FieldError::invalid(shown, ty, runtime_error_detail(&e)),
+                _ => {
+                    let label = decl
+                        .map(|d| d.message.as_str())
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or(e.rule.trim());
+                    FieldError::invalid(shown, ty, runtime_error_detail(&e, label))
+                }
             };
             if ratcheted {
                 warnings.push(err);
@@ -190,9 +198,8 @@ impl Rules {
 
 /// The detail of a rule that failed to evaluate, worded as cel-go's errors
 /// are in upstream's messages where the cause is known.
-fn runtime_error_detail(e: &kube_cel::ValidationError) -> String {
+fn runtime_error_detail(e: &kube_cel::ValidationError, rule: &str) -> String {
     use kube_cel::cel::ExecutionError;
-    let rule = e.rule.trim();
     let cause = std::error::Error::source(e).and_then(|s| s.downcast_ref::<ExecutionError>());
     let text = match cause {
         Some(ExecutionError::NoSuchKey(k)) => format!("no such key: {k}"),
@@ -208,6 +215,54 @@ fn runtime_error_detail(e: &kube_cel::ValidationError) -> String {
         None => e.message.clone(),
     };
     format!("{text} evaluating rule: {rule}")
+}
+
+/// A `kube-cel` error path (`spec.labels.app.kubernetes.io/name`) in
+/// upstream's notation (`spec.labels[app.kubernetes.io/name]`): map entries
+/// are keys, found in the object itself, so keys with dots stay whole.
+fn upstream_path(root: &Node, obj: &Value, kube_path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = kube_path;
+    let (mut s, mut v) = (Some(root), obj);
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            let Some(close) = r.find(']') else {
+                return kube_path.to_string();
+            };
+            let Ok(i) = r[..close].parse::<usize>() else {
+                return kube_path.to_string();
+            };
+            out = index(&out, i);
+            s = s.and_then(|s| s.items.as_deref());
+            v = v.get(i).unwrap_or(&Value::Null);
+            rest = r[close + 1..].trim_start_matches('.');
+            continue;
+        }
+        let Some(map) = v.as_object() else {
+            return kube_path.to_string();
+        };
+        // The longest key of the object that the rest of the path starts with.
+        let step = map
+            .keys()
+            .filter(|k| {
+                rest.strip_prefix(k.as_str())
+                    .is_some_and(|after| after.is_empty() || after.starts_with(['.', '[']))
+            })
+            .max_by_key(|k| k.len());
+        let Some(k) = step else {
+            return kube_path.to_string();
+        };
+        let declared = s.is_some_and(|s| s.properties.contains_key(k));
+        out = if declared {
+            child(&out, k)
+        } else {
+            key(&out, k)
+        };
+        s = s.and_then(|s| s.field(k));
+        v = &map[k];
+        rest = rest[k.len()..].trim_start_matches('.');
+    }
+    out
 }
 
 /// Whether error path `path` lies at or below `prefix`.
@@ -231,7 +286,11 @@ fn align_old(
             let mut out = o.clone();
             for (k, nv) in n {
                 if let (Some(ov), Some(child_schema)) = (o.get(k), s.field(k)) {
-                    let p = child(path, k);
+                    let p = if s.properties.contains_key(k) {
+                        child(path, k)
+                    } else {
+                        key(path, k)
+                    };
                     out.insert(k.clone(), align_old(child_schema, nv, ov, &p, uncorrelated));
                 }
             }
@@ -287,6 +346,12 @@ fn collect(raw: &Value, declared: &mut HashMap<String, Vec<Declared>>) {
                         .get("fieldPath")
                         .and_then(Value::as_str)
                         .unwrap_or("")
+                        .to_string(),
+                    message: r
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .trim()
                         .to_string(),
                 });
         }

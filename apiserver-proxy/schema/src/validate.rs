@@ -675,6 +675,16 @@ pub(crate) fn openapi_at(s: &Node, value: &Value, path: &str) -> Vec<FieldError>
         .collect()
 }
 
+/// The path of an object entry: a declared property is a child (`a.b`), a map
+/// entry a key (`a[b]`), as upstream's structural walks name them.
+fn entry_path(s: &Node, path: &str, k: &str) -> String {
+    if s.properties.contains_key(k) {
+        child(path, k)
+    } else {
+        crate::path::key(path, k)
+    }
+}
+
 /// `ValidateListSetsAndMaps`: no duplicate items in `set` lists, unique keys
 /// (all present) in `map` lists.
 pub(crate) fn list_sets_and_maps(s: &Node, v: &Value, path: &str) -> Vec<FieldError> {
@@ -688,7 +698,7 @@ fn list_walk(s: &Node, v: &Value, path: &str, errs: &mut Vec<FieldError>) {
         Value::Object(map) => {
             for (k, val) in map {
                 if let Some(p) = s.field(k) {
-                    list_walk(p, val, &child(path, k), errs);
+                    list_walk(p, val, &entry_path(s, path, k), errs);
                 }
             }
         }
@@ -791,7 +801,7 @@ fn embedded_walk(s: &Node, v: &Value, path: &str, root: bool, errs: &mut Vec<Fie
                     continue;
                 }
                 if let Some(p) = s.field(k) {
-                    embedded_walk(p, val, &child(path, k), false, errs);
+                    embedded_walk(p, val, &entry_path(s, path, k), false, errs);
                 }
             }
         }
@@ -897,6 +907,15 @@ pub(crate) fn unchanged_at(s: &Node, new: &Value, old: &Value, field: &str) -> b
                 n = nn;
                 o = oo;
             }
+            Step::Index(i) if n.is_object() => {
+                let k = i.to_string();
+                let (Some(nn), Some(oo)) = (n.get(&k), o.get(&k)) else {
+                    return false;
+                };
+                s = s.and_then(|s| s.field(&k));
+                n = nn;
+                o = oo;
+            }
             Step::Index(i) => {
                 let Some(schema) = s else { return false };
                 let (Some(items), Some(old_items)) = (n.as_array(), o.as_array()) else {
@@ -936,6 +955,7 @@ pub(crate) fn value_at<'a>(obj: &'a Value, field: &str) -> Option<&'a Value> {
     for step in split_path(field)? {
         v = match step {
             Step::Key(k) => v.get(&k)?,
+            Step::Index(i) if v.is_object() => v.get(i.to_string())?,
             Step::Index(i) => v.get(i)?,
         };
     }
@@ -947,26 +967,34 @@ enum Step {
     Index(usize),
 }
 
-/// Splits an error path (`spec.list[2].name`) into steps.
+/// Splits an error path (`spec.list[2].name`, `spec.labels[app.kubernetes.io/name]`)
+/// into steps; a bracketed number reads as an index (and as a key on objects).
 fn split_path(p: &str) -> Option<Vec<Step>> {
     let mut out = Vec::new();
-    for part in p.split('.') {
-        let (head, mut rest) = match part.find('[') {
-            Some(i) => (&part[..i], &part[i..]),
-            None => (part, ""),
-        };
-        if !head.is_empty() {
-            out.push(Step::Key(head.to_string()));
-        }
-        while let Some(stripped) = rest.strip_prefix('[') {
-            let close = stripped.find(']')?;
-            let inner = &stripped[..close];
-            match inner.parse::<usize>() {
-                Ok(i) => out.push(Step::Index(i)),
-                Err(_) => out.push(Step::Key(inner.to_string())),
+    let mut current = String::new();
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '.' => {
+                if !current.is_empty() {
+                    out.push(Step::Key(std::mem::take(&mut current)));
+                }
             }
-            rest = &stripped[close + 1..];
+            '[' => {
+                if !current.is_empty() {
+                    out.push(Step::Key(std::mem::take(&mut current)));
+                }
+                let inner: String = chars.by_ref().take_while(|c| *c != ']').collect();
+                match inner.parse::<usize>() {
+                    Ok(i) => out.push(Step::Index(i)),
+                    Err(_) => out.push(Step::Key(inner)),
+                }
+            }
+            c => current.push(c),
         }
+    }
+    if !current.is_empty() {
+        out.push(Step::Key(current));
     }
     Some(out)
 }
@@ -1009,6 +1037,9 @@ mod tests {
     #[test]
     fn split_paths() {
         let steps = split_path("spec.l[2].x").unwrap();
+        assert_eq!(steps.len(), 4);
+        let steps = split_path("spec.labels[app.kubernetes.io/name].x").unwrap();
+        assert!(matches!(&steps[2], Step::Key(k) if k == "app.kubernetes.io/name"));
         assert_eq!(steps.len(), 4);
     }
 }

@@ -108,7 +108,7 @@ fn rules_on_items_and_map_values() {
             None
         )),
         [
-            "spec.labels.a: Invalid value: \"\": empty",
+            "spec.labels[a]: Invalid value: \"\": empty",
             "spec.ports[1]: Invalid value: 0: bad port",
         ]
     );
@@ -288,5 +288,22 @@ fn evaluation_errors_name_the_rule() {
     assert_eq!(
         messages(&s.validate(&json!({"spec": {"a": 1}}), None)),
         ["spec: Invalid value: \"object\": no such key: b evaluating rule: self.a / self.b > 0"]
+    );
+}
+
+#[test]
+fn map_entries_are_keys_even_with_dots() {
+    let s = schema(
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "labels": {"type": "object", "maxProperties": 10, "additionalProperties": {"type": "object",
+            "properties": {"v": {"type": "string", "maxLength": 10}},
+            "x-kubernetes-validations": [{"rule": "self.v != ''", "message": "empty"}]}}}}}}),
+    );
+    assert_eq!(
+        messages(&s.validate(
+            &json!({"spec": {"labels": {"app.kubernetes.io/name": {"v": ""}}}}),
+            None
+        )),
+        ["spec.labels[app.kubernetes.io/name]: Invalid value: empty"]
     );
 }
