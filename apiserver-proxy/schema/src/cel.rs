@@ -46,6 +46,8 @@ struct Declared {
     field_path: String,
     /// The rule's `message`, which upstream names a rule by in evaluation errors.
     message: String,
+    /// Whether the rule refers to `oldSelf`.
+    transition: bool,
 }
 
 /// The compiled rules of one schema.
@@ -112,7 +114,9 @@ impl Rules {
         let mut warnings = Vec::new();
         for e in errors.into_vec() {
             let path = upstream_path(root, obj, e.field_path.trim_start_matches('.'));
-            if references_old_self(&e.rule) && uncorrelated.iter().any(|u| within(&path, u)) {
+            let decl = self.declaration(&e.rule, &path);
+            let transition = decl.map_or_else(|| references_old_self(&e.rule), |d| d.transition);
+            if transition && uncorrelated.iter().any(|u| within(&path, u)) {
                 continue;
             }
             let shown = if path.is_empty() {
@@ -120,7 +124,6 @@ impl Rules {
             } else {
                 path.clone()
             };
-            let decl = self.declaration(&e.rule, &path);
             let ty = decl.map(|d| d.ty.clone()).unwrap_or_default();
             let base = decl
                 .map(|d| {
@@ -133,10 +136,8 @@ impl Rules {
             // Ratcheting: a rule (other than a transition rule) that returns
             // false on a value left unchanged by the update is only a warning.
             let ratcheted = e.kind == ErrorKind::ValidationFailure
-                && old.is_some_and(|old| {
-                    !references_old_self(&e.rule)
-                        && crate::validate::unchanged_at(root, obj, old, &base)
-                });
+                && !transition
+                && old.is_some_and(|old| crate::validate::unchanged_at(root, obj, old, &base));
             // Since 1.35 upstream shows a scalar's value and omits objects' and
             // arrays' (`field.OmitValueType{}`).
             let value = match ty.as_str() {
@@ -145,7 +146,15 @@ impl Rules {
             };
             let err = match e.kind {
                 ErrorKind::ValidationFailure => {
-                    let detail = e.message.clone();
+                    // A messageExpression that yields an empty or multi-line
+                    // string falls back to the message, as upstream.
+                    let detail = match e.message.trim() {
+                        m if !m.is_empty() && !m.contains('\n') => m.to_string(),
+                        _ => decl
+                            .map(|d| d.message.clone())
+                            .filter(|m| !m.is_empty())
+                            .unwrap_or_else(|| format!("failed rule: {}", e.rule.trim())),
+                    };
                     match e.reason.as_deref() {
                         Some("FieldValueForbidden") => FieldError::forbidden(shown, detail),
                         Some("FieldValueRequired") => FieldError::required(shown, detail),
@@ -353,6 +362,7 @@ fn collect(raw: &Value, declared: &mut HashMap<String, Vec<Declared>>) {
                         .unwrap_or("")
                         .trim()
                         .to_string(),
+                    transition: references_old_self(text),
                 });
         }
     }

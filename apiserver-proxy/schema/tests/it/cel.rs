@@ -307,3 +307,14 @@ fn map_entries_are_keys_even_with_dots() {
         ["spec.labels[app.kubernetes.io/name]: Invalid value: empty"]
     );
 }
+
+#[test]
+fn an_empty_message_expression_falls_back_to_the_message() {
+    let s = schema(with_rules(json!([
+        {"rule": "self.replicas > 0", "message": "needs replicas", "messageExpression": "''"}
+    ])));
+    assert_eq!(
+        messages(&s.validate(&json!({"spec": {"replicas": 0}}), None)),
+        ["spec: Invalid value: needs replicas"]
+    );
+}
