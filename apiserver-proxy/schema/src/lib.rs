@@ -95,12 +95,13 @@ impl Schema {
     /// (ratcheted), as `path: message`.
     pub fn validate_with_warnings(&self, obj: &Value, old: Option<&Value>) -> Validation {
         let mut errors = validate::openapi(&self.root, obj, old);
-        let mut structural = validate::embedded_resources(&self.root, obj, "");
-        structural.extend(validate::list_sets_and_maps(&self.root, obj, ""));
-        if let Some(old) = old {
-            structural = validate::ratchet(&self.root, obj, old, structural);
+        // Embedded resources are checked alike on create and update.
+        errors.extend(validate::embedded_resources(&self.root, obj, ""));
+        // List-type invariants ratchet as a whole: an old object that already
+        // broke them lets the update through unchecked.
+        if old.is_none_or(|o| validate::list_sets_and_maps(&self.root, o, "").is_empty()) {
+            errors.extend(validate::list_sets_and_maps(&self.root, obj, ""));
         }
-        errors.extend(structural);
         let mut warnings = Vec::new();
         if let Some(rules) = &self.rules {
             let blocking = errors.iter().any(|e| {

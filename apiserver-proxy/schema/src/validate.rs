@@ -871,22 +871,6 @@ fn embedded_resource(x: &Map<String, Value>, path: &str, errs: &mut Vec<FieldErr
     }
 }
 
-/// Validation ratcheting (`CRDValidationRatcheting`) of errors found after the
-/// fact (list-type and embedded-resource checks): on update, an error whose
-/// value is unchanged from the old object (correlated by field name, by key in
-/// `map` lists, by value in `set` lists) is dropped. The OpenAPI walk ratchets
-/// as it goes instead (`validate_node`).
-pub(crate) fn ratchet(
-    s: &Node,
-    new: &Value,
-    old: &Value,
-    errs: Vec<FieldError>,
-) -> Vec<FieldError> {
-    errs.into_iter()
-        .filter(|e| !unchanged_at(s, new, old, &e.field))
-        .collect()
-}
-
 /// Whether the value at `field` (an error path) is correlated with, and equal
 /// to, the old object's (or, below an `atomic` list, whether that list is).
 pub(crate) fn unchanged_at(s: &Node, new: &Value, old: &Value, field: &str) -> bool {

@@ -455,3 +455,21 @@ fn ratcheting_spares_a_new_required_field_of_an_untouched_spec() {
         ["spec.added: Required value"]
     );
 }
+
+#[test]
+fn list_invariants_ratchet_as_a_whole() {
+    let s = schema(spec(json!({
+        "set": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "other": {"type": "string"}})));
+    let broken = json!({"spec": {"set": ["a", "a"], "other": "x"}});
+    let fine = json!({"spec": {"set": ["a"], "other": "x"}});
+    let still_broken = json!({"spec": {"set": ["a", "a", "b", "b"], "other": "y"}});
+    assert!(s.validate(&still_broken, Some(&broken)).is_empty());
+    assert_eq!(
+        messages(&s.validate(&still_broken, Some(&fine))),
+        [
+            "spec.set[1]: Duplicate value: \"a\"",
+            "spec.set[3]: Duplicate value: \"b\"",
+        ]
+    );
+}
