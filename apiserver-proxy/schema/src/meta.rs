@@ -9,7 +9,7 @@ use nestkube_api::error::FieldError;
 use serde_json::{Map, Value};
 
 use crate::names;
-use crate::path::{child, key};
+use crate::path::child;
 
 /// The JSON fields of `metav1.ObjectMeta`.
 pub(crate) const OBJECT_META_FIELDS: &[&str] = &[
@@ -146,8 +146,9 @@ pub(crate) fn validate_embedded(meta: &Value, path: &str) -> Vec<FieldError> {
                 errs.push(FieldError::invalid(lp.clone(), k.as_str(), e));
             }
             let v = v.as_str().unwrap_or_default();
+            // Upstream's `ValidateLabels` reports values at the labels field.
             for e in names::label_value(v) {
-                errs.push(FieldError::invalid(key(&lp, k), v, e));
+                errs.push(FieldError::invalid(lp.clone(), v, e));
             }
         }
     }
@@ -207,7 +208,7 @@ mod tests {
             "x.metadata.name: Invalid value: \"a/b\": may not contain '/'"
         );
         assert!(
-            m[1].starts_with("x.metadata.labels[k]: Invalid value: \"bad value\": a valid label"),
+            m[1].starts_with("x.metadata.labels: Invalid value: \"bad value\": a valid label"),
             "{m:?}"
         );
     }
