@@ -4,7 +4,7 @@
 //! Formats outside the supported set are ignored, as upstream strips them
 //! before validation. Pure predicates over strings; no error building here.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -75,12 +75,10 @@ static UUID5: LazyLock<Regex> = LazyLock::new(|| {
 static MAC: LazyLock<Regex> = LazyLock::new(|| {
     re(r"^([0-9A-Fa-f]{2}[:-]){5,19}[0-9A-Fa-f]{2}$|^([0-9A-Fa-f]{4}\.){2,9}[0-9A-Fa-f]{4}$")
 });
-static DATE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"));
-static DATE_TIME: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?([Zz]|[+-]([01]\d|2[0-3]):?[0-5]\d)?$",
-    )
+static DATE: LazyLock<Regex> = LazyLock::new(|| re(r"^(\d{4})-(\d{2})-(\d{2})$"));
+/// `strfmt`'s `rxDateTime`, matched against the part after the `t`.
+static TIME: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^([0-9]{2}):([0-9]{2}):([0-9]{2})(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$")
 });
 static DURATION: LazyLock<Regex> = LazyLock::new(|| {
     re(
@@ -100,6 +98,42 @@ static EMAIL: LazyLock<Regex> =
 static ISBN10: LazyLock<Regex> = LazyLock::new(|| re(r"^(?:[0-9]{9}X|[0-9]{10})$"));
 static ISBN13: LazyLock<Regex> = LazyLock::new(|| re(r"^(?:[0-9]{13})$"));
 static CREDITCARD: LazyLock<Regex> = LazyLock::new(|| re(r"^[0-9]{12,19}$"));
+
+/// `strfmt.IsDate`: Go's `time.Parse("2006-01-02", …)`, a real calendar day.
+fn is_date(s: &str) -> bool {
+    let Some(c) = DATE.captures(s) else {
+        return false;
+    };
+    let n = |i: usize| c[i].parse::<u32>().unwrap_or(0);
+    let (year, month, day) = (n(1), n(2), n(3));
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day)
+}
+
+/// `strfmt.IsDateTime`: a date, a `t`, `hh:mm:ss[.frac]` and a zone (`z` or
+/// `±hh:mm`), case-insensitively.
+fn is_date_time(s: &str) -> bool {
+    if s.len() < 4 {
+        return false;
+    }
+    let lower = s.to_lowercase();
+    let parts: Vec<&str> = lower.split('t').collect();
+    if parts.len() < 2 || !is_date(parts[0]) {
+        return false;
+    }
+    TIME.captures(parts[1]).is_some_and(|m| {
+        m[1].as_bytes() <= b"23".as_slice()
+            && m[2].as_bytes() <= b"59".as_slice()
+            && m[3].as_bytes() <= b"59".as_slice()
+    })
+}
 
 fn base64_std(s: &str) -> bool {
     let bytes: Vec<u8> = s.bytes().collect();
@@ -149,8 +183,9 @@ pub(crate) fn validates(format: &str, value: &str) -> bool {
         "uri" => request_uri(value),
         "email" => EMAIL.is_match(value),
         "hostname" => value.len() <= 255 && HOSTNAME.is_match(value),
-        "ipv4" => value.parse::<Ipv4Addr>().is_ok(),
-        "ipv6" => value.parse::<Ipv6Addr>().is_ok(),
+        // Go's `net.ParseIP` plus a `.` (ipv4) or a `:` (ipv6).
+        "ipv4" => value.parse::<IpAddr>().is_ok() && value.contains('.'),
+        "ipv6" => value.parse::<IpAddr>().is_ok() && value.contains(':'),
         "cidr" => cidr(value),
         "mac" => MAC.is_match(value),
         "uuid" => UUID.is_match(value),
@@ -165,8 +200,8 @@ pub(crate) fn validates(format: &str, value: &str) -> bool {
         "hexcolor" => HEXCOLOR.is_match(value),
         "rgbcolor" => RGBCOLOR.is_match(value),
         "byte" => base64_std(value),
-        "date" => DATE.is_match(value),
-        "datetime" => DATE_TIME.is_match(value),
+        "date" => is_date(value),
+        "datetime" => is_date_time(value),
         "duration" => DURATION.is_match(value),
         "k8sshortname" => crate::names::dns1123_label(value).is_empty(),
         "k8slongname" => crate::names::dns1123_subdomain(value).is_empty(),
@@ -183,7 +218,15 @@ mod tests {
         assert!(is_known("date-time"));
         assert!(!is_known("int32"));
         assert!(validates("date-time", "2024-01-02T03:04:05Z"));
+        assert!(validates("date-time", "2024-02-29t03:04:05.123+02:00"));
+        assert!(!validates("date-time", "2023-02-29T03:04:05Z"));
+        assert!(!validates("date-time", "2024-01-02T03:04:05"));
+        assert!(!validates("date-time", "2024-01-02 03:04:05Z"));
         assert!(!validates("date-time", "yesterday"));
+        assert!(validates("date", "2024-12-31"));
+        assert!(!validates("date", "2024-13-01"));
+        assert!(validates("ipv4", "::ffff:1.2.3.4"));
+        assert!(!validates("ipv4", "::1"));
         assert!(validates("byte", "aGVsbG8="));
         assert!(!validates("byte", "not base64!"));
         assert!(validates("cidr", "10.0.0.0/8"));
