@@ -69,7 +69,10 @@ impl Schema {
     /// `apiVersion`, `kind` and `metadata`, and embedded resources' type meta;
     /// embedded `metadata` is cut down to ObjectMeta's fields. Returns the
     /// pruned paths as upstream's unknown-field warnings name them
-    /// (`spec.foo`, `spec.list[0].bar`), sorted.
+    /// (`spec.foo`, `spec.list[0].bar`), sorted: upstream answers
+    /// `fieldValidation=Warn` with `unknown field "spec.foo"` each, and
+    /// `Strict` with a BadRequest listing them. The root `metadata` is the
+    /// registry's to coerce.
     pub fn prune(&self, obj: &mut Value) -> Vec<String> {
         prune::prune(&self.root, obj)
     }
