@@ -99,6 +99,57 @@ impl Rules {
         obj: &Value,
         old: Option<&Value>,
     ) -> (Vec<FieldError>, Vec<String>) {
+        self.evaluate(&self.compiled, root, obj, old, None)
+    }
+
+    /// Upstream's CEL half of `ValidateDefaults`: every `default` (outside
+    /// resource meta and map values) must pass the rules of its schema and
+    /// below, evaluated with the default as both `self` and `oldSelf`. Errors
+    /// read below `<schema path>.default`.
+    pub(crate) fn check_defaults(&self, root: &Node, path: &str) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        self.defaults_below(&self.compiled, root, path, true, false, &mut errs);
+        errs
+    }
+
+    fn defaults_below(
+        &self,
+        c: &CompiledSchema,
+        s: &Node,
+        path: &str,
+        resource: bool,
+        inside_meta: bool,
+        errs: &mut Vec<FieldError>,
+    ) {
+        let resource = resource || s.embedded;
+        let inside_meta = inside_meta && !s.embedded;
+        if let Some(d) = s.default.as_ref().filter(|_| !inside_meta) {
+            let at = child(path, "default");
+            errs.extend(self.evaluate(c, s, d, Some(d), Some(&at)).0);
+        }
+        if let (Some(items), Some(ci)) = (&s.items, &c.items) {
+            self.defaults_below(ci, items, &child(path, "items"), false, inside_meta, errs);
+        }
+        for (k, p) in &s.properties {
+            if let Some(cp) = c.properties.get(k) {
+                let meta = resource && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
+                let pp = key(&child(path, "properties"), k);
+                self.defaults_below(cp, p, &pp, false, inside_meta || meta, errs);
+            }
+        }
+    }
+
+    /// Evaluates the rules of `compiled` (the schema `root`) on `obj`. Error
+    /// paths are relative to `obj`, below `prefix` when given, else at the
+    /// nil path for `obj` itself.
+    fn evaluate(
+        &self,
+        compiled: &CompiledSchema,
+        root: &Node,
+        obj: &Value,
+        old: Option<&Value>,
+        prefix: Option<&str>,
+    ) -> (Vec<FieldError>, Vec<String>) {
         // kube-cel pairs list items with old ones by index; upstream pairs the
         // items of `map` lists by key (and no other lists may hold transition
         // rules). Hand kube-cel an old object whose map lists are aligned with
@@ -106,7 +157,7 @@ impl Rules {
         // their transition rules are dropped below, as upstream skips them.
         let mut uncorrelated = Vec::new();
         let aligned = old.map(|o| align_old(root, obj, o, "", &mut uncorrelated));
-        let result = VALIDATOR.with(|v| v.validate_compiled(&self.compiled, obj, aligned.as_ref()));
+        let result = VALIDATOR.with(|v| v.validate_compiled(compiled, obj, aligned.as_ref()));
         let Err(errors) = result else {
             return (Vec::new(), Vec::new());
         };
@@ -119,10 +170,11 @@ impl Rules {
             if transition && uncorrelated.iter().any(|u| within(&path, u)) {
                 continue;
             }
-            let shown = if path.is_empty() {
-                crate::validate::NIL_PATH.to_string()
-            } else {
-                path.clone()
+            let shown = match (prefix, path.is_empty()) {
+                (Some(p), true) => p.to_string(),
+                (Some(p), false) => child(p, &path),
+                (None, true) => crate::validate::NIL_PATH.to_string(),
+                (None, false) => path.clone(),
             };
             let ty = decl.map(|d| d.ty.clone()).unwrap_or_default();
             let base = decl

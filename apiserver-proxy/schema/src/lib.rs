@@ -61,6 +61,12 @@ impl Schema {
         }
         let root = structural::Node::parse(openapi_v3_schema);
         let rules = cel::Rules::compile(openapi_v3_schema, path)?;
+        if let Some(rules) = &rules {
+            let errs = rules.check_defaults(&root, path);
+            if !errs.is_empty() {
+                return Err(errs);
+            }
+        }
         Ok(Schema { root, rules })
     }
 

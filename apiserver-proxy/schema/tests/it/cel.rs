@@ -318,3 +318,23 @@ fn an_empty_message_expression_falls_back_to_the_message() {
         ["spec: Invalid value: needs replicas"]
     );
 }
+
+#[test]
+fn defaults_must_pass_the_rules() {
+    let e = Schema::compile(
+        &json!({"type": "object", "properties": {"spec": {"type": "object",
+            "default": {"replicas": 0},
+            "x-kubernetes-validations": [{"rule": "self.replicas > 0", "message": "needs replicas"}],
+            "properties": {"replicas": {"type": "integer", "default": 5,
+                "x-kubernetes-validations": [{"rule": "self < 3", "message": "at most 2"}]}}}}}),
+        "s",
+    )
+    .unwrap_err();
+    assert_eq!(
+        messages(&e),
+        [
+            "s.properties[spec].default: Invalid value: needs replicas",
+            "s.properties[spec].properties[replicas].default: Invalid value: 5: at most 2",
+        ]
+    );
+}
