@@ -14,10 +14,13 @@
 //!
 //! Known differences from upstream: CEL rules are parsed and checked for
 //! undeclared fields, but not type-checked (a type error shows at evaluation);
-//! the static cost estimate is `kube-cel`'s heuristic, and there is no runtime
-//! cost budget; rules with `optionalOldSelf` on list-map items new in an update
-//! are skipped; string formats are validated by close approximations of
-//! `strfmt`'s parsers; compile error details are `kube-cel`'s, not cel-go's.
+//! the static cost estimate is `kube-cel`'s heuristic (per rule; the total per
+//! CRD is not limited), and there is no runtime cost budget; rules with
+//! `optionalOldSelf` on list-map items new in an update are skipped; string
+//! formats are validated by close approximations of `strfmt`'s parsers;
+//! compile error details are `kube-cel`'s, not cel-go's; a CRD update is held
+//! to the create rules even where upstream relaxes them for what the old CRD
+//! already had.
 
 mod cache;
 mod cel;
