@@ -146,7 +146,7 @@ pub fn default_crd(crd: &mut Value) {
 /// through [`default_crd`] (upstream validates decoded, hence defaulted, objects).
 pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
     let mut errs = validate_meta(crd);
-    errs.extend(validate_spec(crd, true));
+    errs.extend(validate_spec(crd, true, None));
     errs.extend(validate_status(crd));
     errs.extend(validate_api_approval(crd, None));
     errs.extend(validate_preserve_unknown_fields(crd, None));
@@ -169,7 +169,7 @@ pub fn validate_crd_update(new: &Value, old: &Value) -> Vec<FieldError> {
                     .iter()
                     .any(|v| matches!(v.as_str(), Some("v1") | Some("v1beta1")))
         });
-    errs.extend(validate_spec(new, old_reviews_ok));
+    errs.extend(validate_spec(new, old_reviews_ok, Some(old)));
     let immutable = |errs: &mut Vec<FieldError>, p: &[&str], field: &str| {
         let (n, o) = (str_at(new, p), str_at(old, p));
         if n != o {
@@ -244,7 +244,15 @@ fn enum_string(field: &str, value: &str, accepted: &[&str]) -> Vec<FieldError> {
     vec![FieldError::not_supported(field, value, accepted)]
 }
 
-fn validate_spec(crd: &Value, require_recognized_review_version: bool) -> Vec<FieldError> {
+/// `old` is the stored CRD on update: version schemas it already had are not
+/// compiled against the rules again (upstream relaxes its schema rules for
+/// what the old object held and skips cost limits of unchanged schemas, so a
+/// stored CRD stays updatable).
+fn validate_spec(
+    crd: &Value,
+    require_recognized_review_version: bool,
+    old: Option<&Value>,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let spec = crd.get("spec").cloned().unwrap_or(Value::Null);
     let group = str_at(&spec, &["group"]);
@@ -287,6 +295,20 @@ fn validate_spec(crd: &Value, require_recognized_review_version: bool) -> Vec<Fi
         ));
     }
     let hoisted = Hoisted::of(versions);
+    let unchanged: Vec<&str> = versions
+        .iter()
+        .filter(|v| {
+            let name = str_at(v, &["name"]);
+            old.is_some_and(|o| {
+                self::versions(o).iter().any(|ov| {
+                    str_at(ov, &["name"]) == name
+                        && ov.pointer("/schema/openAPIV3Schema")
+                            == v.pointer("/schema/openAPIV3Schema")
+                })
+            })
+        })
+        .map(|v| str_at(v, &["name"]))
+        .collect();
     let mut storage = 0;
     let mut seen: Vec<&str> = Vec::new();
     let mut unique = true;
@@ -309,7 +331,8 @@ fn validate_spec(crd: &Value, require_recognized_review_version: bool) -> Vec<Fi
                 problems.join(","),
             ));
         }
-        errs.extend(validate_version(v, &vp, &hoisted));
+        let compile = !unchanged.contains(&name);
+        errs.extend(validate_version(v, &vp, &hoisted, compile));
     }
     let versions_value = Value::Array(versions.to_vec());
     if !unique {
@@ -348,7 +371,11 @@ fn validate_spec(crd: &Value, require_recognized_review_version: bool) -> Vec<Fi
         spec.get("names").unwrap_or(&Value::Null),
         "spec.names",
     ));
-    errs.extend(validate_hoisted(versions, &hoisted));
+    errs.extend(validate_hoisted(
+        versions,
+        &hoisted,
+        unchanged.len() < versions.len(),
+    ));
     let conversion = spec.get("conversion").filter(|c| !c.is_null());
     if let Some(c) = conversion {
         let strategy = str_at(c, &["strategy"]);
@@ -414,7 +441,7 @@ impl Hoisted {
 }
 
 /// The checks of the hoisted fields, at their top-level paths.
-fn validate_hoisted(versions: &[Value], h: &Hoisted) -> Vec<FieldError> {
+fn validate_hoisted(versions: &[Value], h: &Hoisted, compile: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let Some(first) = versions.first() else {
         return errs;
@@ -433,6 +460,7 @@ fn validate_hoisted(versions: &[Value], h: &Hoisted) -> Vec<FieldError> {
             schema,
             "spec.validation",
             any_status,
+            compile,
         ));
     }
     if h.subresources {
@@ -475,7 +503,7 @@ fn validate_hoisted(versions: &[Value], h: &Hoisted) -> Vec<FieldError> {
     errs
 }
 
-fn validate_version(v: &Value, vp: &str, hoisted: &Hoisted) -> Vec<FieldError> {
+fn validate_version(v: &Value, vp: &str, hoisted: &Hoisted, compile: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let deprecated = v.get("deprecated").and_then(Value::as_bool) == Some(true);
     if let Some(w) = v.get("deprecationWarning").and_then(Value::as_str) {
@@ -524,6 +552,7 @@ fn validate_version(v: &Value, vp: &str, hoisted: &Hoisted) -> Vec<FieldError> {
             schema,
             &schema_path,
             status_enabled,
+            compile,
         ));
     }
     if !hoisted.subresources {
@@ -565,7 +594,14 @@ fn validate_version(v: &Value, vp: &str, hoisted: &Hoisted) -> Vec<FieldError> {
     errs
 }
 
-fn validate_version_schema(schema: &Value, path: &str, status_enabled: bool) -> Vec<FieldError> {
+/// The schema of a version: the root restrictions of the status subresource,
+/// then, when `compile`, everything [`Schema::compile`](crate::Schema::compile) checks.
+fn validate_version_schema(
+    schema: &Value,
+    path: &str,
+    status_enabled: bool,
+    compile: bool,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let schema_path = child(path, "openAPIV3Schema");
     if status_enabled && let Some(o) = schema.as_object() {
@@ -606,10 +642,10 @@ fn validate_version_schema(schema: &Value, path: &str, status_enabled: bool) -> 
             }
         }
     }
-    // Through the shared cache: a schema some cluster already serves (an
-    // update that keeps it, the same CRD in another cluster) is not compiled
-    // again; errors are never cached.
-    if let Err(e) = crate::SchemaCache::global().get_or_compile(schema, &schema_path) {
+    // Through the shared cache: a schema some cluster already serves (the
+    // same CRD in another cluster) is not compiled again; errors are never
+    // cached.
+    if compile && let Err(e) = crate::SchemaCache::global().get_or_compile(schema, &schema_path) {
         errs.extend(e);
     }
     errs

@@ -18,9 +18,9 @@
 //! CRD is not limited), and there is no runtime cost budget; rules with
 //! `optionalOldSelf` on list-map items new in an update are skipped; string
 //! formats are validated by close approximations of `strfmt`'s parsers;
-//! compile error details are `kube-cel`'s, not cel-go's; a CRD update is held
-//! to the create rules even where upstream relaxes them for what the old CRD
-//! already had.
+//! compile error details are `kube-cel`'s, not cel-go's; a CRD update does not
+//! re-check a version schema it leaves unchanged (upstream re-checks it under
+//! rules relaxed for what the old CRD held).
 
 mod cache;
 mod cel;

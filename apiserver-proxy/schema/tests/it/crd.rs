@@ -377,3 +377,23 @@ fn a_bad_first_version_name_is_also_reported_as_spec_version() {
         "{e:?}"
     );
 }
+
+#[test]
+fn an_update_keeping_a_stored_schema_does_not_recheck_it() {
+    // A schema stored under earlier rules (here: one this crate refuses now)
+    // stays updatable while it is unchanged, as upstream relaxes its rules
+    // for what the old object held.
+    let mut old = crd();
+    old["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] = json!({});
+    let mut new = old.clone();
+    new["spec"]["names"]["shortNames"] = json!(["pl"]);
+    assert!(validate_crd_update(&new, &old).is_empty());
+    new["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["extra"] =
+        json!({"type": "string"});
+    assert_eq!(
+        messages(&validate_crd_update(&new, &old)),
+        [
+            "spec.validation.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"
+        ]
+    );
+}
