@@ -1222,3 +1222,63 @@ fn validate_preserve_unknown_fields(new: &Value, old: Option<&Value>) -> Vec<Fie
         "cannot set to true, set x-kubernetes-preserve-unknown-fields to true in spec.versions[*].schema instead",
     )]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn msgs(errs: &[FieldError]) -> Vec<String> {
+        errs.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn webhook_service_paths() {
+        let e = validate_webhook_service(
+            "s",
+            &json!({"name": "n", "namespace": "ns", "path": "/a//B", "port": 0}),
+        );
+        assert_eq!(
+            msgs(&e)[..2],
+            [
+                "s.port: Invalid value: 0: port is not valid: must be between 1 and 65535, inclusive",
+                "s.path: Invalid value: \"/a//B\": segment[1] may not be empty",
+            ]
+        );
+        assert!(msgs(&e)[2].starts_with(
+            "s.path: Invalid value: \"/a//B\": segment[2]: a lowercase RFC 1123 subdomain"
+        ));
+        assert!(
+            validate_webhook_service(
+                "s",
+                &json!({"name": "n", "namespace": "ns", "path": "/convert"})
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn webhook_urls() {
+        assert!(validate_webhook_url("u", "https://example.com/convert").is_empty());
+        assert_eq!(
+            msgs(&validate_webhook_url("u", "https://user@/x#frag")),
+            [
+                "u: Invalid value: \"\": host must be specified; desired format: https://host[/path]",
+                "u: Invalid value: \"user\": user information is not permitted in the URL",
+                "u: Invalid value: \"frag\": fragments are not permitted in the URL",
+            ]
+        );
+    }
+
+    #[test]
+    fn hoisting_needs_every_version_alike() {
+        let v = |name: &str, schema: Value| json!({"name": name, "schema": {"openAPIV3Schema": schema}});
+        let same = Hoisted::of(&[
+            v("a", json!({"type": "object"})),
+            v("b", json!({"type": "object"})),
+        ]);
+        assert!(same.schema && same.subresources && same.columns);
+        let differ = Hoisted::of(&[v("a", json!({"type": "object"})), v("b", json!({}))]);
+        assert!(!differ.schema);
+    }
+}
