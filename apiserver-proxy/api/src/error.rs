@@ -23,6 +23,10 @@ pub enum FieldErrorType {
     TooLong,
     /// `FieldValueNotFound`
     NotFound,
+    /// `FieldValueTooMany`
+    TooMany,
+    /// `FieldValueTypeInvalid`
+    TypeInvalid,
 }
 
 impl FieldErrorType {
@@ -35,6 +39,8 @@ impl FieldErrorType {
             Self::Duplicate => "FieldValueDuplicate",
             Self::TooLong => "FieldValueTooLong",
             Self::NotFound => "FieldValueNotFound",
+            Self::TooMany => "FieldValueTooMany",
+            Self::TypeInvalid => "FieldValueTypeInvalid",
         }
     }
 }
@@ -120,6 +126,30 @@ impl FieldError {
             detail: format!("may not be more than {max} bytes"),
         }
     }
+    /// `Too many: <actual>: must have at most N items` (`field.TooMany`).
+    pub fn too_many(field: impl Into<String>, actual: i64, max: i64) -> Self {
+        let noun = if max == 1 { "item" } else { "items" };
+        Self {
+            kind: FieldErrorType::TooMany,
+            field: field.into(),
+            value: Some(actual.into()),
+            detail: format!("must have at most {max} {noun}"),
+        }
+    }
+    /// `Invalid value: <value>: <detail>` with reason `FieldValueTypeInvalid`
+    /// (`field.TypeInvalid`).
+    pub fn type_invalid(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: FieldErrorType::TypeInvalid,
+            field: field.into(),
+            value: Some(value.into()),
+            detail: detail.into(),
+        }
+    }
 
     /// The message without the field, as in a `StatusCause`.
     pub fn cause_message(&self) -> String {
@@ -135,14 +165,21 @@ impl FieldError {
                 format!("{head}: {}", self.detail)
             }
         };
+        // A missing value is upstream's `field.OmitValueType{}`: the type alone.
+        let typed = |ty: &str| match &self.value {
+            None => ty.to_string(),
+            Some(_) => format!("{ty}: {}", value()),
+        };
         match self.kind {
             FieldErrorType::Required => with_detail("Required value".into()),
-            FieldErrorType::Invalid => with_detail(format!("Invalid value: {}", value())),
+            FieldErrorType::Invalid => with_detail(typed("Invalid value")),
             FieldErrorType::Forbidden => with_detail("Forbidden".into()),
-            FieldErrorType::NotSupported => with_detail(format!("Unsupported value: {}", value())),
-            FieldErrorType::Duplicate => format!("Duplicate value: {}", value()),
+            FieldErrorType::NotSupported => with_detail(typed("Unsupported value")),
+            FieldErrorType::Duplicate => typed("Duplicate value"),
             FieldErrorType::TooLong => with_detail("Too long".into()),
-            FieldErrorType::NotFound => format!("Not found: {}", value()),
+            FieldErrorType::NotFound => typed("Not found"),
+            FieldErrorType::TooMany => with_detail(typed("Too many")),
+            FieldErrorType::TypeInvalid => with_detail(typed("Invalid value")),
         }
     }
 }
