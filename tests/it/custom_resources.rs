@@ -250,10 +250,15 @@ fn third_party_crd_sets_are_established_and_serve_their_examples() {
         gone.contains("the server doesn't have a resource type"),
         "{gone}"
     );
-    // The tenant installs the same CRD with its own schema.
+    // The tenant installs the same CRD with its own schema (a *.k8s.io
+    // group needs the approval annotation, as upstream).
     tenant.ok_stdin(
         &["apply", "-f", "-"],
         &WIDGET_CRD
+            .replace(
+                "  name: widgets.example.com",
+                "  name: widgets.example.com\n  annotations: {api-approved.kubernetes.io: \"https://github.com/kubernetes-sigs/gateway-api/pull/1\"}",
+            )
             .replace("example.com", "gateway.networking.k8s.io")
             .replace("widgets", "httproutes")
             .replace("Widget", "HTTPRoute")

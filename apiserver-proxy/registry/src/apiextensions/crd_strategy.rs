@@ -80,21 +80,16 @@ impl Strategy for CustomResourceDefinitions {
         }
     }
 
+    /// `ValidateCustomResourceDefinition`: names, versions, structural
+    /// schemas, CEL rules and their cost, conversion, printer columns.
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        let name = s(obj, &["metadata", "name"]);
-        let want = format!(
-            "{}.{}",
-            s(obj, &["spec", "names", "plural"]),
-            s(obj, &["spec", "group"])
-        );
-        if name != want {
-            return vec![FieldError::invalid(
-                "metadata.name",
-                name,
-                "must be spec.names.plural+\".\"+spec.group",
-            )];
-        }
-        Vec::new()
+        nestkube_schema::validate_crd(obj)
+    }
+
+    /// `ValidateCustomResourceDefinitionUpdate`: the create rules plus what
+    /// may not change.
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
+        nestkube_schema::validate_crd_update(new, old)
     }
 
     fn tracks_generation(&self) -> bool {

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::jsonpath::{JsonPath, JsonPathError};
 use super::resource_strategy::{CustomResourceStrategy, PrinterColumn, ResourceSchema, ScalePaths};
 use crate::catalog::{ResourceInfo, SubresourceInfo};
+use crate::error::FieldError;
 use crate::typed::Codec;
 
 /// Verbs of every custom resource (as kube-apiserver advertises them).
@@ -73,16 +74,29 @@ pub enum DefinitionError {
     JsonPath(#[from] JsonPathError),
 }
 
-/// Compiles a version's `openAPIV3Schema` into what prunes, defaults and
-/// validates its objects (`None`: nothing to enforce).
-pub type SchemaCompiler = fn(&Value) -> Option<Arc<dyn ResourceSchema>>;
+impl ResourceSchema for nestkube_schema::Schema {
+    fn prune(&self, obj: &mut Value) -> Vec<String> {
+        nestkube_schema::Schema::prune(self, obj)
+    }
+    fn apply_defaults(&self, obj: &mut Value) {
+        nestkube_schema::Schema::apply_defaults(self, obj)
+    }
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+        nestkube_schema::Schema::validate(self, obj, old)
+    }
+}
 
-static COMPILER: OnceLock<SchemaCompiler> = OnceLock::new();
-
-/// Installs the process's schema compiler (once, at start; later calls are
-/// ignored). Without one, custom resources are stored as sent.
-pub fn set_schema_compiler(compiler: SchemaCompiler) {
-    let _ = COMPILER.set(compiler);
+/// The compiled schema of a version (shared through the process-wide
+/// cache). A schema that does not compile cannot have passed CRD
+/// validation; it enforces nothing rather than refusing every object.
+fn compile_schema(schema: &Value, path: &str) -> Option<Arc<dyn ResourceSchema>> {
+    match nestkube_schema::SchemaCache::global().get_or_compile(schema, path) {
+        Ok(s) => Some(s),
+        Err(errors) => {
+            tracing::warn!(path, errors = errors.len(), "CRD schema does not compile");
+            None
+        }
+    }
 }
 
 fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -166,14 +180,14 @@ impl Definition {
             .map(|v| str_at(v, "name").to_string())
             .unwrap_or_default();
         let webhook_conversion = spec["conversion"]["strategy"] == "Webhook";
-        let compiler = COMPILER.get();
         let mut served = Vec::new();
-        for v in versions
-            .iter()
-            .filter(|v| v["served"].as_bool() == Some(true))
-        {
+        for (n, v) in versions.iter().enumerate() {
+            if v["served"].as_bool() != Some(true) {
+                continue;
+            }
             let version = str_at(v, "name");
-            let strategy = Arc::new(version_strategy(v, compiler)?);
+            let path = format!("spec.versions[{n}].schema.openAPIV3Schema");
+            let strategy = Arc::new(version_strategy(v, &path)?);
             let mut subresources = Vec::new();
             if strategy.has_status {
                 subresources.push(SubresourceInfo {
@@ -239,10 +253,7 @@ impl Definition {
 }
 
 /// The strategy of one version entry of `spec.versions`.
-fn version_strategy(
-    v: &Value,
-    compiler: Option<&SchemaCompiler>,
-) -> Result<CustomResourceStrategy, DefinitionError> {
+fn version_strategy(v: &Value, schema_path: &str) -> Result<CustomResourceStrategy, DefinitionError> {
     let subresources = &v["subresources"];
     let scale = match subresources.get("scale").filter(|s| s.is_object()) {
         Some(s) => Some(ScalePaths {
@@ -291,7 +302,7 @@ fn version_strategy(
     }
     let schema = v["schema"]
         .get("openAPIV3Schema")
-        .and_then(|s| compiler.and_then(|c| c(s)));
+        .and_then(|s| compile_schema(s, schema_path));
     Ok(CustomResourceStrategy {
         has_status: subresources.get("status").is_some_and(|s| !s.is_null()),
         columns,
