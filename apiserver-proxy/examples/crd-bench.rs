@@ -67,13 +67,18 @@ where
 }
 
 /// Create, get, list (500 objects) and watch delivery for one API.
-async fn measure(api: &Api<DynamicObject>, make: impl Fn(&str) -> DynamicObject) -> Vec<(Duration, Duration)> {
+async fn measure(
+    api: &Api<DynamicObject>,
+    make: impl Fn(&str) -> DynamicObject,
+) -> Vec<(Duration, Duration)> {
     let mut out = Vec::new();
     out.push(
         timed(500, |i| {
             let o = make(&format!("o{i}"));
             async move {
-                api.create(&PostParams::default(), &o).await.expect("create");
+                api.create(&PostParams::default(), &o)
+                    .await
+                    .expect("create");
             }
         })
         .await,
@@ -98,12 +103,18 @@ async fn measure(api: &Api<DynamicObject>, make: impl Fn(&str) -> DynamicObject)
         .metadata
         .resource_version
         .expect("rv");
-    let mut stream = api.watch(&WatchParams::default(), &rv).await.expect("watch").boxed();
+    let mut stream = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
     let mut samples = Vec::new();
     for i in 0..200 {
         let name = format!("w{i}");
         let t = Instant::now();
-        api.create(&PostParams::default(), &make(&name)).await.expect("create");
+        api.create(&PostParams::default(), &make(&name))
+            .await
+            .expect("create");
         let sent = t.elapsed();
         loop {
             match stream.try_next().await.expect("watch ok") {
@@ -129,21 +140,27 @@ fn object(api_version: &str, kind: &str, name: &str) -> DynamicObject {
 
 /// The CRD documents of the sets `e2e/setup crds` prepared.
 fn third_party_crds() -> Vec<Value> {
-    let dir = std::env::var("NESTKUBE_E2E_CRDS").map(PathBuf::from).unwrap_or_else(|_| {
-        let setup = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../e2e/setup");
-        let out = std::process::Command::new(setup)
-            .arg("--print-env")
-            .output()
-            .expect("e2e/setup --print-env");
-        let env = String::from_utf8_lossy(&out.stdout).to_string();
-        let line = env
-            .lines()
-            .find_map(|l| l.strip_prefix("NESTKUBE_E2E_CRDS="))
-            .expect("run e2e/setup crds first");
-        PathBuf::from(line)
-    });
+    let dir = std::env::var("NESTKUBE_E2E_CRDS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let setup = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../e2e/setup");
+            let out = std::process::Command::new(setup)
+                .arg("--print-env")
+                .output()
+                .expect("e2e/setup --print-env");
+            let env = String::from_utf8_lossy(&out.stdout).to_string();
+            let line = env
+                .lines()
+                .find_map(|l| l.strip_prefix("NESTKUBE_E2E_CRDS="))
+                .expect("run e2e/setup crds first");
+            PathBuf::from(line)
+        });
     let mut crds = Vec::new();
-    for set in ["gateway-api-experimental", "cert-manager", "prometheus-operator"] {
+    for set in [
+        "gateway-api-experimental",
+        "cert-manager",
+        "prometheus-operator",
+    ] {
         let mut files: Vec<_> = std::fs::read_dir(dir.join(set))
             .expect("CRD set")
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -185,13 +202,19 @@ async fn main() {
     );
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &widgets_res);
     crds_api
-        .create(&PostParams::default(), &serde_json::from_value(crd).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(crd).unwrap(),
+        )
         .await
         .expect("crd");
     while widgets.list(&ListParams::default().limit(1)).await.is_err() {
         tokio::task::yield_now().await;
     }
-    let cm_res = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "ConfigMap"), "configmaps");
+    let cm_res = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("", "v1", "ConfigMap"),
+        "configmaps",
+    );
     let cms: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &cm_res);
     let cm_rows = measure(&cms, |n| object("v1", "ConfigMap", n)).await;
     let cr_rows = measure(&widgets, |n| object("bench.example.com/v1", "Widget", n)).await;
@@ -203,11 +226,17 @@ async fn main() {
         let mut crd: Value = serde_json::from_str(WIDGET_CRD).unwrap();
         crd["metadata"]["name"] = json!(format!("widgets.{group}"));
         crd["spec"]["group"] = json!(group);
-        let res = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", "Widget"), "widgets");
+        let res = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(&group, "v1", "Widget"),
+            "widgets",
+        );
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &res);
         let t = Instant::now();
         crds_api
-            .create(&PostParams::default(), &serde_json::from_value(crd).unwrap())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(crd).unwrap(),
+            )
             .await
             .expect("crd");
         let obj = object(&format!("{group}/v1"), "Widget", "first");
@@ -229,13 +258,20 @@ async fn main() {
         .clone();
     for c in 0..clusters {
         let path = format!("crd-bench-{c}");
-        api.clusters.create(&api.store, &api.catalog, &path).await.expect("cluster");
+        api.clusters
+            .create(&api.store, &api.catalog, &path)
+            .await
+            .expect("cluster");
     }
     let rss0 = rss_bytes();
     let t = Instant::now();
     for c in 0..clusters {
         let path = format!("crd-bench-{c}");
-        let target = Target { cluster: &path, resource: &crd_info, namespace: None };
+        let target = Target {
+            cluster: &path,
+            resource: &crd_info,
+            namespace: None,
+        };
         for crd in &sets {
             api.store
                 .create(&target, crd.clone(), WriteOptions::default())
@@ -261,7 +297,8 @@ async fn main() {
     // What a restart does for CRDs: a fresh overlay fills from storage.
     let fresh = Arc::new(Catalog::builtin().expect("catalog"));
     let t = Instant::now();
-    let task = nestkube_apiserver::controllers::customresourcedefinition::serve(&api.store, fresh.clone());
+    let task =
+        nestkube_apiserver::controllers::customresourcedefinition::serve(&api.store, fresh.clone());
     while served(&fresh) < clusters {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -276,9 +313,14 @@ async fn main() {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     ));
     section.push_str("| operation | ConfigMap p50 / p99 (ms) | custom resource p50 / p99 (ms) | CR / ConfigMap (p50) |\n|---|---|---|---|\n");
-    for (what, (cm, cr)) in ["create (500, sequential)", "get (2,000)", "list 500 objects (40)", "watch delivery after create (200)"]
-        .iter()
-        .zip(cm_rows.iter().zip(&cr_rows))
+    for (what, (cm, cr)) in [
+        "create (500, sequential)",
+        "get (2,000)",
+        "list 500 objects (40)",
+        "watch delivery after create (200)",
+    ]
+    .iter()
+    .zip(cm_rows.iter().zip(&cr_rows))
     {
         section.push_str(&format!(
             "| {what} | {} / {} | {} / {} | {:.2}× |\n",

@@ -6,6 +6,7 @@
 mod support;
 
 mod chart;
+mod crd_parity;
 mod custom_resources;
 mod host_mode;
 mod image;

@@ -319,7 +319,13 @@ pub fn decode_body(
     };
     match fv {
         FieldValidation::Strict if !unknown.is_empty() => Err(ApiError::BadRequest(format!(
-            "strict decoding error: {}",
+            "{}strict decoding error: {}",
+            // Upstream's unstructured decoder names the kind for custom resources.
+            if r.custom.is_some() {
+                format!("{kind} in version \"{version}\" cannot be handled as a {kind}: ")
+            } else {
+                String::new()
+            },
             unknown
                 .iter()
                 .map(|f| format!("unknown field \"{f}\""))

@@ -127,9 +127,10 @@ impl Schema {
                 )
             });
             if blocking {
+                // Upstream's value is a nil interface, printed `null`.
                 errors.push(FieldError::invalid(
                     validate::NIL_PATH,
-                    "null",
+                    Value::Null,
                     RULES_NOT_CHECKED,
                 ));
             } else {

@@ -253,7 +253,10 @@ impl Definition {
 }
 
 /// The strategy of one version entry of `spec.versions`.
-fn version_strategy(v: &Value, schema_path: &str) -> Result<CustomResourceStrategy, DefinitionError> {
+fn version_strategy(
+    v: &Value,
+    schema_path: &str,
+) -> Result<CustomResourceStrategy, DefinitionError> {
     let subresources = &v["subresources"];
     let scale = match subresources.get("scale").filter(|s| s.is_object()) {
         Some(s) => Some(ScalePaths {

@@ -88,7 +88,7 @@ fn blocking_schema_errors_skip_rules() {
         messages(&s.validate(&json!({"spec": {"replicas": "x"}}), None)),
         [
             "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\"",
-            "<nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            "<nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
         ]
     );
 }
