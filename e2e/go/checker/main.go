@@ -6,6 +6,7 @@
 //	checker crud     --kubeconfig F --namespace N
 //	checker informer --kubeconfig F --namespace N
 //	checker watch    --kubeconfig F --namespace N
+//	checker custom   --kubeconfig F --namespace N   (a CRD, its resources, a dynamic informer)
 //	checker all      --kubeconfig F --namespace N
 //
 // The namespace is created if it does not exist (and then deleted at the end,
@@ -25,18 +26,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 )
 
 type env struct {
+	cfg       *rest.Config
 	cs        kubernetes.Interface
 	namespace string
 	timeout   time.Duration
 }
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "usage: checker {version|crud|informer|watch|all} --kubeconfig FILE [--namespace NS] [--timeout 60s] [--keep-namespace]\n")
+	fmt.Fprintf(os.Stderr, "usage: checker {version|crud|informer|watch|custom|all} --kubeconfig FILE [--namespace NS] [--timeout 60s] [--keep-namespace]\n")
 	os.Exit(2)
 }
 
@@ -69,7 +72,7 @@ func main() {
 	if err != nil {
 		fail("client: %v", err)
 	}
-	e := &env{cs: cs, namespace: *namespace, timeout: *timeout}
+	e := &env{cfg: cfg, cs: cs, namespace: *namespace, timeout: *timeout}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 
@@ -78,11 +81,12 @@ func main() {
 		"crud":     checkCRUD,
 		"informer": checkInformer,
 		"watch":    checkWatch,
+		"custom":   checkCustom,
 	}
 	var order []string
 	switch cmd {
 	case "all":
-		order = []string{"version", "crud", "informer", "watch"}
+		order = []string{"version", "crud", "informer", "watch", "custom"}
 	default:
 		if _, ok := checks[cmd]; !ok {
 			usage()
