@@ -329,3 +329,57 @@ fn python_custom_objects_api() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn helm_installs_a_chart_with_crds_and_custom_resources() {
+    if e2e_disabled() {
+        eprintln!("SKIPPED: NESTKUBE_E2E=0");
+        return;
+    }
+    let bins = Binaries::locate().expect("e2e binaries (run e2e/setup)");
+    let server = Server::start();
+    let chart = tempfile::tempdir().unwrap();
+    let dir = chart.path();
+    std::fs::create_dir_all(dir.join("crds")).unwrap();
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        "apiVersion: v2\nname: widgets\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("crds/widgets.yaml"), WIDGET_CRD).unwrap();
+    std::fs::write(
+        dir.join("templates/widget.yaml"),
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: {{ .Release.Name }}}\nspec: {size: {{ .Values.size }}}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("values.yaml"), "size: 2\n").unwrap();
+    let helm = |args: &[&str]| {
+        let out = std::process::Command::new(&bins.helm)
+            .arg("--kubeconfig")
+            .arg(&server.kubeconfig)
+            .args(args)
+            .output()
+            .expect("helm");
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Helm installs the CRD first, waits for it, then the resource.
+    helm(&["install", "w1", dir.to_str().unwrap(), "--wait"]);
+    helm(&["upgrade", "w1", dir.to_str().unwrap(), "--set", "size=5"]);
+    let k = Kubectl {
+        bin: "kubectl".into(),
+        kubeconfig: server.kubeconfig.clone(),
+    };
+    assert_eq!(
+        k.ok(&["get", "widget", "w1", "-o", "jsonpath={.spec.size}"]),
+        "5"
+    );
+    helm(&["uninstall", "w1"]);
+    assert!(k.fails(&["get", "widget", "w1"]).contains("NotFound"));
+}
