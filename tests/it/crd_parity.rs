@@ -333,6 +333,60 @@ fn custom_resources_match_kube_apiserver() {
         }
     }
 
+    // An unsupported field selector, and a CRD whose names conflict.
+    let mut selectors = Vec::new();
+    for (_, kc) in &targets {
+        let (ok, _, err) = kubectl(
+            &bin,
+            kc,
+            &[
+                "get",
+                "gizmos",
+                "-n",
+                "default",
+                "--field-selector",
+                "spec.size=1",
+            ],
+            "",
+        );
+        selectors.push((ok, err));
+    }
+    if selectors[0] != selectors[1] {
+        failures.push(format!(
+            "field selector:\n  upstream: {:?}\n  nestkube: {:?}",
+            selectors[0], selectors[1]
+        ));
+    }
+    let mut rival = crd(&group);
+    rival["metadata"]["name"] = json!(format!("rivals.{group}"));
+    rival["spec"]["names"] = json!({"plural": "rivals", "kind": "Gizmo", "shortNames": ["gz"]});
+    let mut rivals = Vec::new();
+    for (_, kc) in &targets {
+        let (ok, _, err) = kubectl(&bin, kc, &["create", "-f", "-"], &rival.to_string());
+        assert!(ok, "{err}");
+        let rival_name = format!("rivals.{group}");
+        wait_for(Duration::from_secs(30), || {
+            let (_, v, _) = kubectl(&bin, kc, &["get", "crd", &rival_name, "-o", "json"], "");
+            v["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.len() >= 2)
+        });
+        let (_, v, _) = kubectl(&bin, kc, &["get", "crd", &rival_name, "-o", "json"], "");
+        rivals.push(status_shape(&v));
+        kubectl(
+            &bin,
+            kc,
+            &["delete", "crd", &rival_name, "--wait=false"],
+            "",
+        );
+    }
+    if rivals[0] != rivals[1] {
+        failures.push(format!(
+            "name conflict:\n  upstream: {}\n  nestkube: {}",
+            rivals[0], rivals[1]
+        ));
+    }
+
     // Deletion: the cleanup finalizer and the Terminating condition.
     let mut deleting = Vec::new();
     for (_, kc) in &targets {

@@ -1014,8 +1014,20 @@ impl Store {
             .map_err(|field| ApiError::BadRequest(format!("field label not supported: {field}")))
     }
 
+    /// Refuses a field selector naming a field `r` cannot select on, before
+    /// anything is read (upstream converts field selectors up front, so an
+    /// empty collection refuses them too).
+    pub fn check_field_selector(r: &ResourceInfo, fields: &FieldSelector) -> Result<(), ApiError> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        // Strategies answer by field name; an empty object is enough to ask.
+        Self::matches(r, &json!({}), &LabelSelector::default(), fields).map(|_| ())
+    }
+
     /// LIST with selectors, pagination and resourceVersion semantics.
     pub async fn list(&self, t: &Target<'_>, opts: &ListOptions) -> Result<ListPage, ApiError> {
+        Self::check_field_selector(t.resource, &opts.field_selector)?;
         let prefix = t.prefix();
         let current = self.storage.current_revision().await?;
         let mut start_after: Option<String> = None;

@@ -99,6 +99,7 @@ impl Watch {
         resource: std::sync::Arc<ResourceInfo>,
         opts: WatchOptions,
     ) -> Result<Watch, ApiError> {
+        Store::check_field_selector(&resource, &opts.field_selector)?;
         let storage = store.storage();
         let prefix = t.prefix();
         let rv = opts.resource_version.as_deref().filter(|s| !s.is_empty());
