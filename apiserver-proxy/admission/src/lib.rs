@@ -250,7 +250,7 @@ impl std::fmt::Debug for Admission {
 
 impl Admission {
     /// The default chain with the default configuration.
-    pub fn new(clusters: Arc<Clusters>, catalog: &Catalog) -> Self {
+    pub fn new(clusters: Arc<Clusters>, catalog: &Arc<Catalog>) -> Self {
         Self::with_config(clusters, catalog, AdmissionConfig::default())
     }
 
@@ -258,7 +258,7 @@ impl Admission {
     /// upstream counterpart (ServiceAccount before PodSecurity, quota last).
     pub fn with_config(
         clusters: Arc<Clusters>,
-        catalog: &Catalog,
+        catalog: &Arc<Catalog>,
         config: AdmissionConfig,
     ) -> Self {
         // Upstream's order where it applies: LimitRanger belongs before

@@ -274,9 +274,10 @@ pub async fn usage(
     Ok(used)
 }
 
-/// The served resources, preferred versions first (what [`usage`] counts).
-pub fn served(catalog: &Catalog) -> Vec<Arc<ResourceInfo>> {
-    catalog.resources().cloned().collect()
+/// The resources `cluster` serves, preferred versions first: the built-ins
+/// and its custom resources (what [`usage`] counts).
+pub fn served(catalog: &Catalog, cluster: &str) -> Vec<Arc<ResourceInfo>> {
+    catalog.resources_in(cluster)
 }
 
 /// The names a quota limits (`spec.hard`'s keys).
@@ -332,7 +333,7 @@ mod tests {
         let deploys = catalog.get("apps", "v1", "deployments").unwrap();
         let u = object_usage(deploys, &json!({}), &["count/deployments.apps".to_string()]);
         assert_eq!(u["count/deployments.apps"], ONE);
-        let all = served(&catalog);
+        let all = served(&catalog, "root");
         assert!(counted_resource(&all, "count/deployments.apps").is_some());
         assert!(counted_resource(&all, "requests.cpu").is_some_and(|r| r.resource == "pods"));
     }

@@ -27,15 +27,16 @@ use crate::registry::store::ListOptions;
 /// The ResourceQuota plugin.
 pub struct ResourceQuota {
     quotas: Option<Arc<ResourceInfo>>,
-    resources: Vec<Arc<ResourceInfo>>,
+    /// What each cluster serves (its custom resources count too).
+    catalog: Arc<Catalog>,
 }
 
 impl ResourceQuota {
     /// The plugin for `catalog`'s resources.
-    pub fn new(catalog: &Catalog) -> Self {
+    pub fn new(catalog: &Arc<Catalog>) -> Self {
         Self {
             quotas: catalog.get("", "v1", "resourcequotas").cloned(),
-            resources: served(catalog),
+            catalog: catalog.clone(),
         }
     }
 }
@@ -81,7 +82,8 @@ impl Plugin for ResourceQuota {
                 continue;
             }
             let keys: Vec<String> = requested.keys().cloned().collect();
-            let used = usage(store, &self.resources, (attrs.path, ns), &quota, &keys).await?;
+            let resources = served(&self.catalog, attrs.path);
+            let used = usage(store, &resources, (attrs.path, ns), &quota, &keys).await?;
             let hard = |n: &str| {
                 let v = &quota["spec"]["hard"][n];
                 v.as_str()

@@ -25,7 +25,7 @@ use super::runtime::{Change, ObjectKey};
 use super::util;
 use crate::admission::quota::{format, hard_names, served, usage};
 use crate::error::ApiError;
-use crate::registry::catalog::ResourceInfo;
+use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::meta;
 use crate::registry::store::{ListOptions, Store};
 
@@ -40,7 +40,8 @@ enum Item {
 
 struct Controller {
     store: Store,
-    resources: Vec<Arc<ResourceInfo>>,
+    /// What each cluster serves (its custom resources count too).
+    catalog: Arc<Catalog>,
     quotas: Arc<ResourceInfo>,
 }
 
@@ -48,7 +49,7 @@ struct Controller {
 pub fn spawn(ctx: &ControllerContext) -> Option<tokio::task::JoinHandle<()>> {
     let controller = Arc::new(Controller {
         store: ctx.store.clone(),
-        resources: served(&ctx.catalog),
+        catalog: ctx.catalog.clone(),
         quotas: ctx.catalog.get("", "v1", "resourcequotas")?.clone(),
     });
     // (cluster, namespace) -> names of its quotas.
@@ -113,9 +114,10 @@ impl Controller {
             return Ok(());
         }
         let names = hard_names(&quota);
+        let resources = served(&self.catalog, cluster);
         let used = usage(
             &self.store.read_only(),
-            &self.resources,
+            &resources,
             (cluster, ns),
             &quota,
             &names,

@@ -711,3 +711,56 @@ async fn a_watch_ends_when_its_crd_changes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn resource_quota_counts_custom_resources() {
+    let f = Fixture::start().await;
+    let client = f.root_client().await;
+    establish(&client, widget_crd("example.com", "Namespaced")).await;
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": "widgets"}, "spec": {"hard": {"count/widgets.example.com": "1"}}});
+    let (code, out) = send(
+        &client,
+        "POST",
+        "/api/v1/namespaces/default/resourcequotas",
+        Some(quota),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    // The quota controller publishes what is used before admission relies on it.
+    wait_for("the quota's usage is known", TIMEOUT, || async {
+        let (_, q) = send(
+            &client,
+            "GET",
+            "/api/v1/namespaces/default/resourcequotas/widgets",
+            None,
+            &[],
+        )
+        .await;
+        (q["status"]["used"]["count/widgets.example.com"] == "0").then_some(())
+    })
+    .await;
+    let (code, out) = send(
+        &client,
+        "POST",
+        WIDGETS,
+        Some(widget("a", "v1", json!({}))),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    let (code, out) = send(
+        &client,
+        "POST",
+        WIDGETS,
+        Some(widget("b", "v1", json!({}))),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 403, "{out}");
+    assert_eq!(
+        out["message"],
+        "widgets.example.com \"b\" is forbidden: exceeded quota: widgets, requested: count/widgets.example.com=1, used: count/widgets.example.com=1, limited: count/widgets.example.com=1"
+    );
+}
