@@ -129,13 +129,14 @@ mod tests {
     #[test]
     fn defaults_status_and_the_cleanup_finalizer() {
         let mut crd = json!({"metadata": {"name": "widgets.example.com"}, "spec": {"group": "example.com",
-            "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1", "storage": true}]}});
+            "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1", "served": true, "storage": true,
+            "schema": {"openAPIV3Schema": {"type": "object"}}}]}});
         let s = CustomResourceDefinitions;
         s.default(&mut crd);
         s.prepare_for_create(&mut crd);
         assert_eq!(crd["spec"]["names"]["listKind"], "WidgetList");
         assert_eq!(crd["status"]["storedVersions"], json!(["v1"]));
-        assert!(s.validate(&crd).is_empty());
+        assert_eq!(s.validate(&crd), []);
 
         // A new storage version is recorded on update.
         let old = crd.clone();
