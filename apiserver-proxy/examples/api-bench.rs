@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 
-use common::percentile;
+use common::{percentile, timed};
 
 fn cm(name: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({
@@ -30,21 +30,6 @@ struct Row {
     n: usize,
     p50: Duration,
     p99: Duration,
-}
-
-async fn timed<F, Fut>(n: usize, mut f: F) -> (Duration, Duration)
-where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..n {
-        let t = Instant::now();
-        f(i).await;
-        samples.push(t.elapsed());
-    }
-    samples.sort();
-    (percentile(&samples, 0.5), percentile(&samples, 0.99))
 }
 
 #[tokio::main]

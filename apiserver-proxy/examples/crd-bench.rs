@@ -24,21 +24,10 @@ use nestkube_apiserver::registry::catalog::Catalog;
 use nestkube_apiserver::registry::store::{Target, WriteOptions};
 use serde_json::{Value, json};
 
-use common::percentile;
+use common::{percentile, rss_bytes, timed};
 
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
-
-/// Resident set size of this process, from /proc/self/statm.
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 const WIDGET_CRD: &str = r#"{
@@ -49,22 +38,6 @@ const WIDGET_CRD: &str = r#"{
     "versions": [{"name": "v1", "served": true, "storage": true,
       "schema": {"openAPIV3Schema": {"type": "object", "properties": {
         "data": {"type": "object", "additionalProperties": {"type": "string"}}}}}}]}}"#;
-
-/// p50/p99 of `n` sequential runs of `f`.
-async fn timed<F, Fut>(n: usize, mut f: F) -> (Duration, Duration)
-where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..n {
-        let t = Instant::now();
-        f(i).await;
-        samples.push(t.elapsed());
-    }
-    samples.sort();
-    (percentile(&samples, 0.5), percentile(&samples, 0.99))
-}
 
 /// Create, get, list (500 objects) and watch delivery for one API.
 async fn measure(

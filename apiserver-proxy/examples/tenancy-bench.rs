@@ -19,21 +19,10 @@ use kube::{Client, config::Kubeconfig};
 use nestkube_tenant_crds::{VirtualCluster, VirtualClusterSpec};
 use tokio::sync::mpsc;
 
-use common::percentile;
+use common::{percentile, rss_bytes};
 
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
-
-/// Resident set size of this process, from /proc/self/statm.
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 /// User + system CPU time of this process, from /proc/self/stat (clock ticks of 10 ms).

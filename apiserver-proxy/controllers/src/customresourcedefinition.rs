@@ -171,11 +171,21 @@ impl Controller {
         if desired["status"] == crd["status"] {
             return Ok(());
         }
-        self.write_status(cluster, meta::name(crd), desired["status"].clone())
-            .await
+        let status = desired["status"].clone();
+        self.update_status(cluster, meta::name(crd), |next| {
+            next["status"] = status.clone()
+        })
+        .await
     }
 
-    async fn write_status(&self, cluster: &str, name: &str, status: Value) -> Result<(), ApiError> {
+    /// Writes the CRD's status through the `status` subresource: `change`
+    /// edits the current object (retried on conflicts).
+    async fn update_status(
+        &self,
+        cluster: &str,
+        name: &str,
+        change: impl Fn(&mut Value),
+    ) -> Result<(), ApiError> {
         self.store
             .update_with(
                 &self.target(cluster),
@@ -184,7 +194,7 @@ impl Controller {
                 WriteOptions::default(),
                 |current| {
                     let mut next = current.clone();
-                    next["status"] = status.clone();
+                    change(&mut next);
                     Ok((next, Vec::new()))
                 },
             )
@@ -271,20 +281,8 @@ impl Controller {
         message: &str,
     ) -> Result<(), ApiError> {
         let condition = Condition::new(TERMINATING, "True", reason, message);
-        self.store
-            .update_with(
-                &self.target(cluster),
-                name,
-                Some("status"),
-                WriteOptions::default(),
-                |current| {
-                    let mut next = current.clone();
-                    conditions::set(&mut next, &condition);
-                    Ok((next, Vec::new()))
-                },
-            )
+        self.update_status(cluster, name, |next| conditions::set(next, &condition))
             .await
-            .map(|_| ())
     }
 }
 

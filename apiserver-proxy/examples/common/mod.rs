@@ -41,6 +41,33 @@ pub async fn client_for(kubeconfig: Kubeconfig) -> Client {
     Client::try_from(config).expect("client")
 }
 
+/// p50 and p99 of `n` sequential runs of `f` (given the run's index).
+pub async fn timed<F, Fut>(n: usize, mut f: F) -> (Duration, Duration)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = std::time::Instant::now();
+        f(i).await;
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+/// Resident set size of this process, from /proc/self/statm.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
 /// The `p` quantile (0..=1, nearest rank) of `sorted`; zero when empty.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

@@ -350,19 +350,6 @@ impl Catalog {
     }
 }
 
-/// Verbs of a resource served from a CRD-like definition (as kube-apiserver
-/// advertises for custom resources).
-const CRD_VERBS: &[&str] = &[
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "create",
-    "update",
-    "watch",
-];
-
 /// The aggregated discovery document (`APIGroupDiscoveryList`) that
 /// kube-apiserver would publish for `crd`'s group once the CRD is established.
 pub fn crd_discovery(
@@ -381,7 +368,7 @@ pub fn crd_discovery(
                 "responseKind": kind,
                 "scope": spec.scope,
                 "singularResource": names.singular.clone().unwrap_or_else(|| names.kind.to_lowercase()),
-                "verbs": CRD_VERBS,
+                "verbs": super::apiextensions::definition::VERBS,
                 "shortNames": names.short_names.clone().unwrap_or_default(),
                 "categories": names.categories.clone().unwrap_or_default(),
             });
@@ -403,7 +390,8 @@ pub fn crd_discovery(
     })
 }
 
-fn strings(v: &Value) -> Vec<String> {
+/// The strings of a JSON array (others skipped).
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .into_iter()
         .flatten()

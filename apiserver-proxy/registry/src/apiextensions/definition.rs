@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::jsonpath::{JsonPath, JsonPathError};
 use super::resource_strategy::{CustomResourceStrategy, PrinterColumn, ResourceSchema, ScalePaths};
-use crate::catalog::{ResourceInfo, SubresourceInfo};
+use crate::catalog::{ResourceInfo, SubresourceInfo, strings};
 use crate::error::FieldError;
 use crate::typed::Codec;
 
@@ -101,14 +101,6 @@ fn compile_schema(schema: &Value, path: &str) -> Option<Arc<dyn ResourceSchema>>
 
 fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
 }
 
 /// Decodes `metadata` as the typed `ObjectMeta` (as upstream's unstructured
