@@ -105,7 +105,11 @@ pub fn canonical(v: &Value) -> String {
             Value::Object(m) => {
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();
-                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
             }
             Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
             other => other.clone(),
@@ -335,7 +339,12 @@ impl Set {
         // Members and children interleaved in element order, as upstream's
         // serializer walks them.
         let mut keys: BTreeSet<&PathElement> = self.members.iter().collect();
-        keys.extend(self.children.iter().filter(|(_, c)| !c.is_empty()).map(|(k, _)| k));
+        keys.extend(
+            self.children
+                .iter()
+                .filter(|(_, c)| !c.is_empty())
+                .map(|(k, _)| k),
+        );
         for pe in keys {
             let child = self.children.get(pe).filter(|c| !c.is_empty());
             let v = match child {
@@ -398,10 +407,14 @@ mod tests {
         round_trip(json!({}));
         round_trip(json!({"f:aaa":{},"f:aab":{},"f:aac":{},"f:aad":{},"f:aae":{},"f:aaf":{}}));
         round_trip(json!({"f:aaa":{".":{},"f:bbb":{}}}));
-        round_trip(json!({"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"c\"}":{".":{},"f:image":{}}}}}));
+        round_trip(
+            json!({"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"c\"}":{".":{},"f:image":{}}}}}),
+        );
         round_trip(json!({"f:a":{"i:1":{},"i:3":{}}}));
         round_trip(json!({"f:a":{"v:\"x\"":{},"v:123":{},"v:true":{}}}));
-        round_trip(json!({"f:ports":{"k:{\"port\":80,\"protocol\":\"TCP\"}":{".":{},"f:port":{}}}}));
+        round_trip(
+            json!({"f:ports":{"k:{\"port\":80,\"protocol\":\"TCP\"}":{".":{},"f:port":{}}}}),
+        );
         round_trip(json!({"f:a":{".":{},"f:b":{".":{},"f:c":{}}}}));
     }
 
@@ -428,7 +441,11 @@ mod tests {
     /// Set algebra as `fieldpath/set_test.go`.
     #[test]
     fn set_operations() {
-        let a = Set::from_paths([p(&["a", "b"]).as_slice(), p(&["a", "c"]).as_slice(), p(&["d"]).as_slice()]);
+        let a = Set::from_paths([
+            p(&["a", "b"]).as_slice(),
+            p(&["a", "c"]).as_slice(),
+            p(&["d"]).as_slice(),
+        ]);
         let b = Set::from_paths([p(&["a", "b"]).as_slice(), p(&["e"]).as_slice()]);
         assert_eq!(
             a.union(&b),
@@ -439,7 +456,10 @@ mod tests {
                 p(&["e"]).as_slice()
             ])
         );
-        assert_eq!(a.intersection(&b), Set::from_paths([p(&["a", "b"]).as_slice()]));
+        assert_eq!(
+            a.intersection(&b),
+            Set::from_paths([p(&["a", "b"]).as_slice()])
+        );
         assert_eq!(
             a.difference(&b),
             Set::from_paths([p(&["a", "c"]).as_slice(), p(&["d"]).as_slice()])
@@ -447,7 +467,10 @@ mod tests {
         // A member removes its whole subtree only recursively.
         let top = Set::from_paths([p(&["a"]).as_slice()]);
         assert_eq!(a.difference(&top), a);
-        assert_eq!(a.recursive_difference(&top), Set::from_paths([p(&["d"]).as_slice()]));
+        assert_eq!(
+            a.recursive_difference(&top),
+            Set::from_paths([p(&["d"]).as_slice()])
+        );
         assert!(a.has(&p(&["a", "c"])));
         assert!(!a.has(&p(&["a"])));
         assert_eq!(

@@ -47,7 +47,15 @@ fn run(schema: &Value, ops: Vec<Op<'_>>) -> State {
                 object,
                 conflicts,
             } => {
-                match apply(&t, &st.live, &object, "v1", st.managers.clone(), manager, false) {
+                match apply(
+                    &t,
+                    &st.live,
+                    &object,
+                    "v1",
+                    st.managers.clone(),
+                    manager,
+                    false,
+                ) {
                     Ok(a) => {
                         assert!(conflicts.is_empty(), "expected conflicts {conflicts:?}");
                         if let Some(o) = a.object {
@@ -70,8 +78,16 @@ fn run(schema: &Value, ops: Vec<Op<'_>>) -> State {
                 }
             }
             Op::ForceApply { manager, object } => {
-                let a = apply(&t, &st.live, &object, "v1", st.managers.clone(), manager, true)
-                    .expect("force apply");
+                let a = apply(
+                    &t,
+                    &st.live,
+                    &object,
+                    "v1",
+                    st.managers.clone(),
+                    manager,
+                    true,
+                )
+                .expect("force apply");
                 if let Some(o) = a.object {
                     st.live = o;
                 }
@@ -235,7 +251,10 @@ fn leaf_update_then_apply_conflicts_and_force() {
         ],
     );
     assert_eq!(st.live, json!({"numeric": 2, "string": "new string"}));
-    assert_eq!(fields(&st, "default"), json!({"f:numeric": {}, "f:string": {}}));
+    assert_eq!(
+        fields(&st, "default"),
+        json!({"f:numeric": {}, "f:string": {}})
+    );
     assert!(!st.managers.contains_key("controller"));
 }
 
@@ -354,7 +373,10 @@ fn atomic_values_are_one_field() {
             },
         ],
     );
-    assert_eq!(fields(&st, "one"), json!({"f:atomic": {}, "f:atomicMap": {}}));
+    assert_eq!(
+        fields(&st, "one"),
+        json!({"f:atomic": {}, "f:atomicMap": {}})
+    );
 }
 
 /// `merge/default_keys_test.go`: a missing key field takes its default.

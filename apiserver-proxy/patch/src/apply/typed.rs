@@ -75,7 +75,9 @@ fn item_pe<R: TypeResolver>(
         ListKind::Set => match item {
             Value::Object(_) => Err(err(
                 path,
-                format!("element {index}: associative list without keys has an element that's a map type"),
+                format!(
+                    "element {index}: associative list without keys has an element that's a map type"
+                ),
             )),
             v => Ok(PathElement::value(v)),
         },
@@ -84,14 +86,18 @@ fn item_pe<R: TypeResolver>(
                 Value::Null => {
                     return Err(err(
                         path,
-                        format!("element {index}: associative list with keys may not have a null element"),
+                        format!(
+                            "element {index}: associative list with keys may not have a null element"
+                        ),
                     ));
                 }
                 Value::Object(m) => m,
                 _ => {
                     return Err(err(
                         path,
-                        format!("element {index}: associative list with keys may not have non-map elements"),
+                        format!(
+                            "element {index}: associative list with keys may not have non-map elements"
+                        ),
                     ));
                 }
             };
@@ -278,10 +284,10 @@ fn merge_lists<R: TypeResolver>(
     let mut merged_rhs: std::collections::HashSet<PathElement> = Default::default();
     let mut out = Vec::with_capacity(lhs.len().max(rhs.len()));
     let merge_item = |pe: &PathElement,
-                          l: Option<&Value>,
-                          rr: Option<&Value>,
-                          path: &mut Vec<PathElement>,
-                          out: &mut Vec<Value>|
+                      l: Option<&Value>,
+                      rr: Option<&Value>,
+                      path: &mut Vec<PathElement>,
+                      out: &mut Vec<Value>|
      -> Result<(), ApplyError> {
         path.push(pe.clone());
         let m = merge_at(r, items_ty, l, rr, path)?;
@@ -503,8 +509,14 @@ fn compare_at<R: TypeResolver>(
         }
         Shape::List(kind) => {
             let items_ty = ty.and_then(|t| r.items(t));
-            let ll = lhs.and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-            let rl = rhs.and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+            let ll = lhs
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let rl = rhs
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             if ll.is_empty() && rl.is_empty() {
                 leaf(c, path);
                 return Ok(());
@@ -555,7 +567,14 @@ fn compare_lists<R: TypeResolver>(
         match (l.len(), rr.len()) {
             (0, 0) => {}
             (a, b) if a <= 1 && b <= 1 => {
-                compare_at(r, items_ty, l.first().copied(), rr.first().copied(), path, c)?;
+                compare_at(
+                    r,
+                    items_ty,
+                    l.first().copied(),
+                    rr.first().copied(),
+                    path,
+                    c,
+                )?;
             }
             (a, b) if a >= 2 && b >= 2 => {
                 if l != rr {

@@ -105,7 +105,10 @@ pub fn update<R: TypeResolver>(
     manager: &str,
 ) -> Result<ManagedFields, ApplyError> {
     let compare = update_managers(t, live, new, &mut managers, manager, true)?;
-    let previous = managers.remove(manager).map(|vs| vs.set).unwrap_or_default();
+    let previous = managers
+        .remove(manager)
+        .map(|vs| vs.set)
+        .unwrap_or_default();
     let set = previous
         .difference(&compare.removed)
         .union(&compare.modified)

@@ -35,6 +35,7 @@ pub(crate) fn write_options(info: &RequestInfo) -> Result<WriteOptions, ApiError
         dry_run,
         field_validation: FieldValidation::parse(info.param("fieldValidation"))?,
         exempt_from_limits: false,
+        applied: false,
     })
 }
 
