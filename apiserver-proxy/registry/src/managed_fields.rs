@@ -314,14 +314,60 @@ pub struct Context<'a> {
     pub subresource: Option<&'a str>,
 }
 
+/// The structural schema (`openAPIV3Schema`) of a resource nestkube defines
+/// by a CustomResourceDefinition (the VirtualCluster resource), built once.
+fn crd_schema(r: &ResourceInfo) -> Option<&'static Value> {
+    static SCHEMAS: std::sync::OnceLock<Vec<(String, String, String, Value)>> =
+        std::sync::OnceLock::new();
+    let schemas = SCHEMAS.get_or_init(|| {
+        let Ok(crd) = serde_json::to_value(nestkube_tenant_crds::crd()) else {
+            return Vec::new();
+        };
+        let spec = &crd["spec"];
+        let (group, kind) = (
+            spec["group"].as_str().unwrap_or("").to_string(),
+            spec["names"]["kind"].as_str().unwrap_or("").to_string(),
+        );
+        spec["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                let schema = v["schema"]["openAPIV3Schema"].clone();
+                (!schema.is_null()).then(|| {
+                    (
+                        group.clone(),
+                        v["name"].as_str().unwrap_or("").to_string(),
+                        kind.clone(),
+                        schema,
+                    )
+                })
+            })
+            .collect()
+    });
+    schemas
+        .iter()
+        .find(|(g, v, k, _)| *g == r.group && *v == r.version && *k == r.kind)
+        .map(|(_, _, _, s)| s)
+}
+
 /// Runs `$body` with `$t` bound to the [`Typing`] of `$ctx` (the OpenAPI
 /// types of the resource, or deduced types without a schema).
 macro_rules! with_typing {
     ($ctx:expr, $objects:expr, |$t:ident| $body:expr) => {{
         let r = $ctx.resource;
         let ignored = ignored(r, $ctx.subresource, $objects);
-        match $ctx.schema {
-            Some(schema) => {
+        match (crd_schema(r), $ctx.schema) {
+            (Some(root), _) => {
+                let types = ssa::schema::JsonSchemaTypes::new();
+                let $t = &Typing {
+                    resolver: &types,
+                    root: Some(root),
+                    ignored,
+                };
+                $body
+            }
+            (None, Some(schema)) => {
                 let types = OpenApiTypes::new(schema);
                 let root = types.root(&r.group, &r.version, &r.kind);
                 let $t = &Typing {
@@ -331,7 +377,7 @@ macro_rules! with_typing {
                 };
                 $body
             }
-            None => {
+            (None, None) => {
                 let $t = &Typing {
                     resolver: &ssa::Untyped,
                     root: None,

@@ -545,3 +545,66 @@ async fn kube_rs_patch_apply() {
     assert!(fields["f:spec"]["f:selector"].is_object(), "{fields}");
     assert!(fields["f:metadata"].get("f:labels").is_none(), "{fields}");
 }
+
+#[tokio::test]
+async fn status_subresource_apply_owns_status_only() {
+    let f = Fixture::start().await;
+    let client = f.root_client().await;
+    let base = "/api/v1/namespaces/default/services/st";
+    let svc = b"apiVersion: v1\nkind: Service\nmetadata:\n  name: st\nspec:\n  ports:\n  - port: 80\nstatus:\n  loadBalancer:\n    ingress:\n    - ip: 10.9.9.9\n".to_vec();
+    let (code, obj) = send_bytes(
+        &client,
+        "PATCH",
+        &format!("{base}?fieldManager=author"),
+        APPLY,
+        svc,
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    // status through the main resource is neither stored nor owned.
+    assert!(
+        obj["status"]["loadBalancer"].get("ingress").is_none(),
+        "{obj}"
+    );
+    let author = entry(&obj, "author", "Apply").unwrap();
+    assert!(author["fieldsV1"].get("f:status").is_none(), "{author}");
+
+    let status = b"apiVersion: v1\nkind: Service\nmetadata:\n  name: st\nstatus:\n  loadBalancer:\n    ingress:\n    - ip: 10.1.1.1\n".to_vec();
+    let (code, obj) = send_bytes(
+        &client,
+        "PATCH",
+        &format!("{base}/status?fieldManager=lb"),
+        APPLY,
+        status,
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 200, "{obj}");
+    assert_eq!(
+        obj["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "10.1.1.1"
+    );
+    let lb = entry(&obj, "lb", "Apply").expect("the status applier's entry");
+    assert_eq!(lb["subresource"], "status");
+    assert_eq!(
+        lb["fieldsV1"],
+        json!({"f:status": {"f:loadBalancer": {"f:ingress": {}}}})
+    );
+    // The author's entry is untouched.
+    assert_eq!(
+        entry(&obj, "author", "Apply").unwrap()["fieldsV1"],
+        author["fieldsV1"]
+    );
+    // Apply through /status of a missing object is 404, not a create.
+    let (code, _) = send_bytes(
+        &client,
+        "PATCH",
+        "/api/v1/namespaces/default/services/missing/status?fieldManager=lb",
+        APPLY,
+        b"apiVersion: v1\nkind: Service\nmetadata:\n  name: missing\n".to_vec(),
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 404);
+}
