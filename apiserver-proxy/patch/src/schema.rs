@@ -101,6 +101,10 @@ pub struct PatchSchema {
     /// ([`PatchSchema::add_v3_defaults`]); server-side apply reads them for
     /// list-map keys an item omits.
     defaults: HashMap<(NodeId, Box<str>), Value>,
+    /// What Go serializes for an unset property (`(struct, field)`), from
+    /// OpenAPI v3: `{}` for a non-pointer struct (`default: {}`), `[]` for
+    /// a required list; server-side apply compares as upstream's Go objects.
+    zero_values: HashMap<(NodeId, Box<str>), Value>,
 }
 
 /// The shape of a type, as server-side apply sees it.
@@ -150,6 +154,7 @@ impl PatchSchema {
             definitions: HashMap::with_capacity(defs.len()),
             roots: HashMap::new(),
             defaults: HashMap::new(),
+            zero_values: HashMap::new(),
         };
         // First pass: one slot per definition, so `$ref`s (even cyclic ones)
         // resolve to ids before the definitions are converted.
@@ -275,12 +280,28 @@ impl PatchSchema {
             let Some(props) = def.get("properties").and_then(Value::as_object) else {
                 continue;
             };
+            let required: Vec<&str> = def
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             for (field, prop) in props {
-                if let Some(d) = prop.get("default")
-                    && !d.is_object()
-                    && !d.is_array()
-                {
-                    self.defaults.insert((id, field.as_str().into()), d.clone());
+                let key = (id, Box::<str>::from(field.as_str()));
+                match prop.get("default") {
+                    Some(Value::Object(_)) => {
+                        self.zero_values
+                            .insert(key, Value::Object(Default::default()));
+                    }
+                    Some(Value::Array(_)) | None => {
+                        if prop.get("type").and_then(Value::as_str) == Some("array")
+                            && required.contains(&field.as_str())
+                        {
+                            self.zero_values.insert(key, Value::Array(Vec::new()));
+                        }
+                    }
+                    Some(d) => {
+                        self.defaults.insert(key, d.clone());
+                    }
                 }
             }
         }
@@ -411,6 +432,14 @@ impl<'a> TypeRef<'a> {
     pub fn default_of(&self, key: &str) -> Option<&'a Value> {
         let id = self.schema.resolve(self.id);
         self.schema.defaults.get(&(id, key.into()))
+    }
+
+    /// What Go serializes for property `key` of this struct when it is
+    /// unset (`{}` for a non-pointer struct, `[]` for a required list), if
+    /// known from OpenAPI v3.
+    pub fn zero_value(&self, key: &str) -> Option<&'a Value> {
+        let id = self.schema.resolve(self.id);
+        self.schema.zero_values.get(&(id, key.into()))
     }
 
     fn wrap(&self, id: Option<NodeId>) -> Option<TypeRef<'a>> {

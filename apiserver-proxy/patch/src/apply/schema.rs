@@ -76,6 +76,14 @@ pub trait TypeResolver {
     /// The default of field `name` of struct `ty` (for list-map keys an
     /// item omits).
     fn default_of(&self, ty: Self::Ty, name: &str) -> Option<Value>;
+
+    /// The value field `name` of struct `ty` has when unset, for types
+    /// whose objects always carry it (upstream compares Go objects, where a
+    /// non-pointer struct is `{}` and a list without `omitempty` is null).
+    /// `None`: an unset field is absent (pointers, custom resources).
+    fn zero_value(&self, _ty: Self::Ty, _name: &str) -> Option<Value> {
+        None
+    }
 }
 
 /// A resolver that knows no type: every value is deduced.
@@ -164,6 +172,10 @@ impl<'a> TypeResolver for OpenApiTypes<'a> {
 
     fn default_of(&self, t: OpenApiTy<'a>, name: &str) -> Option<Value> {
         t.ty.default_of(name).cloned()
+    }
+
+    fn zero_value(&self, t: OpenApiTy<'a>, name: &str) -> Option<Value> {
+        t.ty.zero_value(name).cloned()
     }
 }
 

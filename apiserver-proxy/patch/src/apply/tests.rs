@@ -403,8 +403,9 @@ fn default_keys() {
     );
 }
 
-/// An update owns what it changed; map entries and list items are members
-/// with their parents; structs are not.
+/// An update owns what it changed; map entries, list items and (for
+/// schemas without Go zero values, as custom resources) structs are members
+/// with their children.
 #[test]
 fn update_ownership_shape() {
     let st = run(
@@ -418,7 +419,60 @@ fn update_ownership_shape() {
         fields(&st, "kubectl-create"),
         json!({"f:list": {".": {}, "k:{\"name\":\"n\"}": {".": {}, "f:name": {}, "f:value": {}}},
                "f:map": {".": {}, "f:a": {}},
-               "f:struct": {"f:a": {}}})
+               "f:struct": {".": {}, "f:a": {}}})
+    );
+}
+
+/// A resolver whose structs are Go non-pointer structs (always `{}`).
+struct GoStructs<'a>(JsonSchemaTypes<'a>);
+
+impl<'a> TypeResolver for GoStructs<'a> {
+    type Ty = &'a Value;
+    fn kind(&self, t: &'a Value) -> Kind<'_> {
+        self.0.kind(t)
+    }
+    fn field(&self, t: &'a Value, n: &str) -> Option<&'a Value> {
+        self.0.field(t, n)
+    }
+    fn declares(&self, t: &'a Value, n: &str) -> bool {
+        self.0.declares(t, n)
+    }
+    fn items(&self, t: &'a Value) -> Option<&'a Value> {
+        self.0.items(t)
+    }
+    fn default_of(&self, t: &'a Value, n: &str) -> Option<Value> {
+        self.0.default_of(t, n)
+    }
+    fn zero_value(&self, t: &'a Value, n: &str) -> Option<Value> {
+        self.0
+            .field(t, n)
+            .and_then(|f| f.get("default"))
+            .filter(|d| d.is_object())
+            .cloned()
+    }
+}
+
+/// With Go zero values (`default: {}`), a non-pointer struct set by an
+/// update is not itself a member; a pointer struct is.
+#[test]
+fn update_ownership_of_go_structs() {
+    let schema = json!({"type": "object", "properties": {
+        "spec": {"type": "object", "default": {}, "properties": {
+            "strategy": {"type": "object", "default": {}, "properties": {
+                "type": {"type": "string"},
+                "rollingUpdate": {"type": "object", "properties": {"maxSurge": {"type": "integer"}}}}}}}}});
+    let r = GoStructs(JsonSchemaTypes::new());
+    let t = Typing {
+        resolver: &r,
+        root: Some(&schema),
+        ignored: Set::new(),
+    };
+    let new =
+        json!({"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}});
+    let m = update(&t, &json!({}), &new, "v1", ManagedFields::new(), "m").unwrap();
+    assert_eq!(
+        m["m"].set.to_fields_v1(),
+        json!({"f:spec": {"f:strategy": {"f:rollingUpdate": {".": {}, "f:maxSurge": {}}, "f:type": {}}}})
     );
 }
 

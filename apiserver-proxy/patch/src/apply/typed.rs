@@ -431,11 +431,10 @@ impl Comparison {
 
 /// Compares `lhs` (old) with `rhs` (new) as upstream's `TypedValue.Compare`.
 ///
-/// One difference: an added or removed struct field that has added or
-/// removed fields below it is not itself reported. Upstream compares Go
-/// objects, where a non-pointer struct is never absent; JSON objects do not
-/// say which structs are pointers, so nested structs are treated as always
-/// present (`f:spec` carries no `.`; maps such as labels and list items do).
+/// Upstream compares Go objects, where a non-pointer struct is never absent
+/// (`{}`) and a list without `omitempty` is null: where the resolver knows
+/// such zero values, a field missing on one side compares as its zero value,
+/// so `f:spec` carries no `.` while `f:rollingUpdate` (a pointer) does.
 pub fn compare<R: TypeResolver>(
     r: &R,
     ty: Option<R::Ty>,
@@ -476,7 +475,7 @@ fn compare_at<R: TypeResolver>(
         Shape::Leaf | Shape::Map { atomic: true, .. } | Shape::List(ListKind::Atomic) => {
             leaf(c, path);
         }
-        Shape::Map { is_struct, .. } => {
+        Shape::Map { .. } => {
             let lm = lhs.and_then(Value::as_object);
             let rm = rhs.and_then(Value::as_object);
             let empty = |m: Option<&Map<String, Value>>| m.is_none_or(Map::is_empty);
@@ -484,26 +483,39 @@ fn compare_at<R: TypeResolver>(
                 leaf(c, path);
                 return Ok(());
             }
-            let mut changed_below = false;
+            // Where both sides hold this object, a field one side lacks
+            // has its Go zero value there (see `TypeResolver::zero_value`).
+            let both = lm.is_some() && rm.is_some();
+            let zero = |k: &str| {
+                if both {
+                    ty.and_then(|t| r.zero_value(t, k))
+                } else {
+                    None
+                }
+            };
             for (k, lv) in lm.into_iter().flatten() {
                 path.push(PathElement::field(k));
-                let rv = rm.and_then(|m| m.get(k));
+                let z;
+                let rv = match rm.and_then(|m| m.get(k)) {
+                    Some(v) => Some(v),
+                    None => {
+                        z = zero(k);
+                        z.as_ref()
+                    }
+                };
                 compare_at(r, entry_ty(r, ty, k), Some(lv), rv, path, c)?;
                 path.pop();
-                changed_below |= rv.is_none();
             }
             for (k, rv) in rm.into_iter().flatten() {
                 if lm.is_some_and(|m| m.contains_key(k)) {
                     continue;
                 }
                 path.push(PathElement::field(k));
-                compare_at(r, entry_ty(r, ty, k), None, Some(rv), path, c)?;
+                let z = zero(k);
+                compare_at(r, entry_ty(r, ty, k), z.as_ref(), Some(rv), path, c)?;
                 path.pop();
-                changed_below = true;
             }
-            let whole = lhs.is_none() || rhs.is_none();
-            let struct_field = matches!(path.last(), Some(PathElement::Field(_)));
-            if whole && !(is_struct && changed_below && struct_field) {
+            if lhs.is_none() || rhs.is_none() {
                 leaf(c, path);
             }
         }
