@@ -259,7 +259,7 @@ fn merge_lists<R: TypeResolver>(
     let mut rhs_pes = Vec::with_capacity(rhs.len());
     let mut observed_rhs: HashMap<PathElement, &Value> = HashMap::new();
     for (i, item) in rhs.iter().enumerate() {
-        let pe = item_pe(r, &kind, items_ty, item, i, path)?;
+        let pe = item_pe(r, kind, items_ty, item, i, path)?;
         if observed_rhs.insert(pe.clone(), item).is_some() {
             return Err(err(path, format!("duplicate entries for key {pe}")));
         }
@@ -269,7 +269,7 @@ fn merge_lists<R: TypeResolver>(
     // Duplicates in the live object are allowed; they merge as nothing.
     let mut observed_lhs: HashMap<PathElement, Option<&Value>> = HashMap::new();
     for (i, item) in lhs.iter().enumerate() {
-        let pe = item_pe(r, &kind, items_ty, item, i, path)?;
+        let pe = item_pe(r, kind, items_ty, item, i, path)?;
         observed_lhs
             .entry(pe.clone())
             .and_modify(|v| *v = None)
@@ -556,7 +556,7 @@ fn compare_lists<R: TypeResolver>(
     let mut order: Vec<PathElement> = Vec::new();
     let mut lvals: std::collections::HashMap<PathElement, Vec<&Value>> = Default::default();
     for (i, item) in lhs.iter().enumerate() {
-        let pe = item_pe(r, &kind, items_ty, item, i, path)?;
+        let pe = item_pe(r, kind, items_ty, item, i, path)?;
         let e = lvals.entry(pe.clone()).or_default();
         if e.is_empty() {
             order.push(pe);
@@ -565,7 +565,7 @@ fn compare_lists<R: TypeResolver>(
     }
     let mut rvals: std::collections::HashMap<PathElement, Vec<&Value>> = Default::default();
     for (i, item) in rhs.iter().enumerate() {
-        let pe = item_pe(r, &kind, items_ty, item, i, path)?;
+        let pe = item_pe(r, kind, items_ty, item, i, path)?;
         let e = rvals.entry(pe.clone()).or_default();
         if e.is_empty() && !lvals.contains_key(&pe) {
             order.push(pe.clone());
