@@ -119,7 +119,7 @@ pub fn apply_patch(
         PatchType::StrategicMerge => strategic::apply(original, patch_body, schema)?,
         PatchType::Apply => {
             return Err(PatchError::UnsupportedMediaType(
-                "server-side apply (application/apply-patch+yaml) is served by the apply module, not apply_patch"
+                "server-side apply (application/apply-patch+yaml) is not served for this endpoint"
                     .to_string(),
             ));
         }
