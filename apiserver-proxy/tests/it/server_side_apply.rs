@@ -230,6 +230,22 @@ async fn conflicts_answer_409_with_upstream_causes() {
     )
     .await;
     assert_eq!(code, 422, "{status}");
+    // fieldManager is at most 128 bytes, on every write.
+    let long = "m".repeat(129);
+    let (code, status) = send_bytes(
+        &client,
+        "PATCH",
+        &format!("/api/v1/namespaces/default/configmaps/c?fieldManager={long}"),
+        "application/merge-patch+json",
+        b"{}".to_vec(),
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Too long: may not be more than 128 bytes"
+    );
     // managedFields may not be applied.
     let (code, status) = send_bytes(
         &client,

@@ -184,9 +184,6 @@ async fn server_side_apply(
             "is required for apply patch",
         )));
     }
-    if let Some(e) = managed_fields::validate_manager(manager) {
-        return Err(patch_options_invalid(e));
-    }
     let force = bool_param(req.info, "force")?.unwrap_or(false);
     let config = nestkube_patch::apply::parse_apply_body(req.body).map_err(ApiError::BadRequest)?;
     let opts = store::WriteOptions {
