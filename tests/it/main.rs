@@ -14,6 +14,7 @@ mod kubectl_suite;
 mod real_clients;
 mod resource_guard;
 mod service_account_tokens;
+mod ssa_parity;
 mod tenant_workloads;
 mod tenants_runtime;
 mod upstream_parity;

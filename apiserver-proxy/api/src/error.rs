@@ -278,6 +278,15 @@ pub enum ApiError {
     /// 500.
     #[error("Internal error occurred: {0}")]
     Internal(String),
+    /// 409 of a server-side apply (upstream's `NewApplyConflict`): one cause
+    /// of type `FieldManagerConflict` per field another manager owns.
+    #[error("{message}")]
+    ApplyConflict {
+        /// The whole message (`Apply failed with N conflicts: ...`).
+        message: String,
+        /// `(field, message)` per conflicting field.
+        causes: Vec<(String, String)>,
+    },
     /// Any other upstream status (e.g. from patch application), with causes.
     #[error("{message}")]
     Other {
@@ -332,6 +341,7 @@ impl ApiError {
             Self::Timeout(_) => 504,
             Self::Internal(_) => 500,
             Self::Other { code, .. } => *code,
+            Self::ApplyConflict { .. } => 409,
         }
     }
 
@@ -355,6 +365,7 @@ impl ApiError {
             Self::Timeout(_) => "Timeout",
             Self::Internal(_) => "InternalError",
             Self::Other { reason, .. } => reason,
+            Self::ApplyConflict { .. } => "Conflict",
         }
     }
 
@@ -391,6 +402,11 @@ impl ApiError {
                 Some(d)
             }
             Self::Internal(message) => Some(json!({"causes": [{"message": message}]})),
+            Self::ApplyConflict { causes, .. } => Some(
+                json!({"causes": causes.iter().map(|(field, message)| json!({
+                "type": "FieldManagerConflict", "message": message, "field": field,
+            })).collect::<Vec<_>>()}),
+            ),
             Self::Other { causes, .. } if !causes.is_empty() => Some(
                 json!({"causes": causes.iter().map(|m| json!({"message": m})).collect::<Vec<_>>()}),
             ),

@@ -14,10 +14,13 @@
 //! deeper than the decoder reads, nor (JSON patch `copy`) grow a document by
 //! more than upstream allows while being applied.
 //!
+//! Server-side apply (`application/apply-patch+yaml`) is not a patch of one
+//! object but a merge with field ownership across managers: it lives in
+//! [`apply`] (field sets, merge by schema, conflicts), and the registry
+//! drives it with the object's `managedFields`; [`apply_patch`] refuses it.
+//!
 //! It never reads storage, never knows about HTTP beyond the status mapping of
-//! [`PatchError`], and never panics on request input. Server-side apply
-//! (`application/apply-patch+yaml`) is not implemented yet and is rejected
-//! with [`PatchError::UnsupportedMediaType`].
+//! [`PatchError`], and never panics on request input.
 //!
 //! ```
 //! use nestkube_patch::{apply_patch, PatchType};
@@ -29,6 +32,7 @@
 //! assert_eq!(out["metadata"]["labels"], json!({"y": "2"}));
 //! ```
 
+pub mod apply;
 pub mod error;
 mod gofmt;
 pub mod limits;
@@ -54,7 +58,7 @@ pub enum PatchType {
     Merge,
     /// `application/strategic-merge-patch+json`.
     StrategicMerge,
-    /// `application/apply-patch+yaml` (server-side apply; not implemented yet).
+    /// `application/apply-patch+yaml` (server-side apply, see [`apply`]).
     Apply,
 }
 
@@ -115,7 +119,7 @@ pub fn apply_patch(
         PatchType::StrategicMerge => strategic::apply(original, patch_body, schema)?,
         PatchType::Apply => {
             return Err(PatchError::UnsupportedMediaType(
-                "server-side apply (application/apply-patch+yaml) is not supported by this server yet"
+                "server-side apply (application/apply-patch+yaml) is not served for this endpoint"
                     .to_string(),
             ));
         }

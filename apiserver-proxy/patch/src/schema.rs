@@ -33,10 +33,10 @@ type GvkKey = (Box<str>, Box<str>, Box<str>);
 
 #[derive(Debug)]
 enum Node {
-    /// An object with named properties.
-    Struct(HashMap<Box<str>, Field>),
+    /// An object with named properties (`atomic`: `x-kubernetes-map-type: atomic`).
+    Struct(HashMap<Box<str>, Field>, bool),
     /// An object with arbitrary keys (`additionalProperties`).
-    Map(Option<NodeId>),
+    Map(Option<NodeId>, bool),
     /// An array.
     List(Option<NodeId>),
     /// Same as another node (a definition that is only a `$ref`).
@@ -63,6 +63,8 @@ pub struct FieldMeta {
     pub list_type: Option<String>,
     /// `x-kubernetes-list-map-keys`.
     pub list_map_keys: Vec<String>,
+    /// `x-kubernetes-map-type` (`atomic`, `granular`), read by server-side apply.
+    pub map_type: Option<String>,
 }
 
 impl FieldMeta {
@@ -76,6 +78,7 @@ impl FieldMeta {
             && self.patch_merge_key.is_none()
             && self.list_type.is_none()
             && self.list_map_keys.is_empty()
+            && self.map_type.is_none()
     }
 }
 
@@ -84,6 +87,7 @@ static EMPTY_META: FieldMeta = FieldMeta {
     patch_merge_key: None,
     list_type: None,
     list_map_keys: Vec::new(),
+    map_type: None,
 };
 
 /// Index of patch metadata for every definition of an OpenAPI v2 document.
@@ -93,6 +97,33 @@ pub struct PatchSchema {
     nodes: Vec<Node>,
     definitions: HashMap<Box<str>, NodeId>,
     roots: HashMap<GvkKey, NodeId>,
+    /// Defaults of scalar properties (`(struct, field)`), from OpenAPI v3
+    /// ([`PatchSchema::add_v3_defaults`]); server-side apply reads them for
+    /// list-map keys an item omits.
+    defaults: HashMap<(NodeId, Box<str>), Value>,
+    /// What Go serializes for an unset property (`(struct, field)`), from
+    /// OpenAPI v3: `{}` for a non-pointer struct (`default: {}`), `[]` for
+    /// a required list; server-side apply compares as upstream's Go objects.
+    zero_values: HashMap<(NodeId, Box<str>), Value>,
+}
+
+/// The shape of a type, as server-side apply sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Named properties.
+    Struct {
+        /// `x-kubernetes-map-type: atomic` on the type.
+        atomic: bool,
+    },
+    /// Arbitrary keys.
+    Map {
+        /// `x-kubernetes-map-type: atomic` on the type.
+        atomic: bool,
+    },
+    /// An array.
+    List,
+    /// No structure.
+    Opaque,
 }
 
 /// A type inside a [`PatchSchema`]: the schema of an object, or of a list
@@ -122,6 +153,8 @@ impl PatchSchema {
             nodes: Vec::with_capacity(defs.len() * 2),
             definitions: HashMap::with_capacity(defs.len()),
             roots: HashMap::new(),
+            defaults: HashMap::new(),
+            zero_values: HashMap::new(),
         };
         // First pass: one slot per definition, so `$ref`s (even cyclic ones)
         // resolve to ids before the definitions are converted.
@@ -210,7 +243,7 @@ impl PatchSchema {
                     fields.insert(name.as_str().into(), field);
                 }
             }
-            return Some(Node::Struct(fields));
+            return Some(Node::Struct(fields, map_type_atomic(s)));
         }
         match ty {
             Some("array") => {
@@ -220,12 +253,70 @@ impl PatchSchema {
             Some("object") | None => match s.get("additionalProperties") {
                 Some(ap @ Value::Object(_)) => {
                     let values = self.convert(ap);
-                    Some(Node::Map(values))
+                    Some(Node::Map(values, map_type_atomic(s)))
                 }
                 _ => None,
             },
             _ => None,
         }
+    }
+
+    /// Adds the defaults of scalar properties from an OpenAPI v3 document
+    /// (`components.schemas`, named as the v2 definitions). The v2 document
+    /// has none; server-side apply needs them for list-map keys that an
+    /// item may omit (a port's `protocol`).
+    pub fn add_v3_defaults(&mut self, doc: &Value) {
+        let Some(schemas) = doc
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+        else {
+            return;
+        };
+        for (name, def) in schemas {
+            let Some(&id) = self.definitions.get(name.as_str()) else {
+                continue;
+            };
+            let id = self.resolve(id);
+            let Some(props) = def.get("properties").and_then(Value::as_object) else {
+                continue;
+            };
+            let required: Vec<&str> = def
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            for (field, prop) in props {
+                let key = (id, Box::<str>::from(field.as_str()));
+                match prop.get("default") {
+                    Some(Value::Object(_)) => {
+                        self.zero_values
+                            .insert(key, Value::Object(Default::default()));
+                    }
+                    Some(Value::Array(_)) | None => {
+                        if prop.get("type").and_then(Value::as_str) == Some("array")
+                            && required.contains(&field.as_str())
+                        {
+                            self.zero_values.insert(key, Value::Array(Vec::new()));
+                        }
+                    }
+                    Some(d) => {
+                        self.defaults.insert(key, d.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The id behind aliases.
+    fn resolve(&self, id: NodeId) -> NodeId {
+        let mut id = id;
+        for _ in 0..16 {
+            match self.nodes.get(id as usize) {
+                Some(Node::Alias(next)) => id = *next,
+                _ => return id,
+            }
+        }
+        id
     }
 
     fn node(&self, id: NodeId) -> &Node {
@@ -242,6 +333,11 @@ impl PatchSchema {
     }
 }
 
+/// `x-kubernetes-map-type: atomic` on a schema.
+fn map_type_atomic(s: &Value) -> bool {
+    s.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic")
+}
+
 fn field_meta(prop: &Value) -> FieldMeta {
     let str_ext = |k: &str| prop.get(k).and_then(Value::as_str);
     FieldMeta {
@@ -256,6 +352,7 @@ fn field_meta(prop: &Value) -> FieldMeta {
             .unwrap_or_default(),
         patch_merge_key: str_ext("x-kubernetes-patch-merge-key").map(String::from),
         list_type: str_ext("x-kubernetes-list-type").map(String::from),
+        map_type: str_ext("x-kubernetes-map-type").map(String::from),
         list_map_keys: prop
             .get("x-kubernetes-list-map-keys")
             .and_then(Value::as_array)
@@ -276,11 +373,11 @@ impl<'a> TypeRef<'a> {
     /// (unknown field, scalar, untyped) no type and no metadata.
     pub fn lookup_struct(&self, key: &str) -> (Option<TypeRef<'a>>, &'a FieldMeta) {
         match self.schema.node(self.id) {
-            Node::Struct(fields) => match fields.get(key) {
+            Node::Struct(fields, _) => match fields.get(key) {
                 Some(f) => (self.wrap(f.ty), &f.meta),
                 None => (None, &EMPTY_META),
             },
-            Node::Map(values) => (self.wrap(*values), &EMPTY_META),
+            Node::Map(values, _) => (self.wrap(*values), &EMPTY_META),
             _ => (None, &EMPTY_META),
         }
     }
@@ -312,6 +409,37 @@ impl<'a> TypeRef<'a> {
             Node::List(items) => self.wrap(*items),
             _ => None,
         }
+    }
+
+    /// The shape of this type (server-side apply).
+    pub fn shape(&self) -> Shape {
+        match self.schema.node(self.id) {
+            Node::Struct(_, atomic) => Shape::Struct { atomic: *atomic },
+            Node::Map(_, atomic) => Shape::Map { atomic: *atomic },
+            Node::List(_) => Shape::List,
+            Node::Alias(_) | Node::Opaque => Shape::Opaque,
+        }
+    }
+
+    /// Whether `key` is a declared property of this struct (kept in the
+    /// index: it has structure, patch metadata or a default).
+    pub fn declares(&self, key: &str) -> bool {
+        matches!(self.schema.node(self.id), Node::Struct(fields, _) if fields.contains_key(key))
+            || self.default_of(key).is_some()
+    }
+
+    /// The OpenAPI v3 default of property `key` of this struct, if any.
+    pub fn default_of(&self, key: &str) -> Option<&'a Value> {
+        let id = self.schema.resolve(self.id);
+        self.schema.defaults.get(&(id, key.into()))
+    }
+
+    /// What Go serializes for property `key` of this struct when it is
+    /// unset (`{}` for a non-pointer struct, `[]` for a required list), if
+    /// known from OpenAPI v3.
+    pub fn zero_value(&self, key: &str) -> Option<&'a Value> {
+        let id = self.schema.resolve(self.id);
+        self.schema.zero_values.get(&(id, key.into()))
     }
 
     fn wrap(&self, id: Option<NodeId>) -> Option<TypeRef<'a>> {

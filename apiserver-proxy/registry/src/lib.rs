@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod eviction;
 pub mod keys;
 pub mod kinds;
+pub mod managed_fields;
 pub mod object_limits;
 pub mod store;
 pub mod strategy;

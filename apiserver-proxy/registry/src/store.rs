@@ -22,6 +22,7 @@ use super::admission_hook::{
 };
 use super::catalog::ResourceInfo;
 use super::keys;
+use super::managed_fields::{self, FieldSchema};
 use super::meta;
 use super::object_limits::{NewObject, ObjectLimits};
 use super::selector::{FieldSelector, LabelSelector};
@@ -70,6 +71,10 @@ pub struct WriteOptions {
     /// refused by them (the bootstrap of a cluster's default namespaces;
     /// never set from a request).
     pub exempt_from_limits: bool,
+    /// The body is the result of a server-side apply and carries its own
+    /// `managedFields` ([`managed_fields::apply`]); the store records no
+    /// `Update` for it.
+    pub applied: bool,
 }
 
 /// What a request addresses: a cluster, a resource and, for namespaced
@@ -200,6 +205,8 @@ pub struct Store {
     admission: Option<Arc<dyn AdmissionHook>>,
     /// Counts (and bounds) every create and removal (none: nothing counted).
     object_limits: Option<Arc<dyn ObjectLimits>>,
+    /// The types `managedFields` are computed with (none: deduced from values).
+    field_schema: Option<FieldSchema>,
 }
 
 /// Decodes a stored value (adding `metadata.resourceVersion`).
@@ -349,7 +356,44 @@ impl Store {
             storage,
             admission: None,
             object_limits: None,
+            field_schema: None,
         }
+    }
+
+    /// This store with field ownership (`managedFields`) computed from the
+    /// types of `schema` (set it before the store is cloned).
+    pub fn with_field_schema(mut self, schema: Option<FieldSchema>) -> Self {
+        self.field_schema = schema;
+        self
+    }
+
+    /// The schema field ownership is computed with.
+    pub fn field_schema(&self) -> Option<&FieldSchema> {
+        self.field_schema.as_ref()
+    }
+
+    /// The `managedFields` step of every write (upstream's field manager
+    /// `Update`): unless the body is an apply result, `obj` gets `old`'s
+    /// (or the client's) entries with the request's manager owning what it
+    /// changed.
+    fn record_managed_fields(
+        &self,
+        t: &Target<'_>,
+        subresource: Option<&str>,
+        old: Option<&Value>,
+        obj: &mut Value,
+        applied: Option<Value>,
+    ) {
+        if let Some(fields) = applied {
+            meta::set(obj, "managedFields", (!fields.is_null()).then_some(fields));
+            return;
+        }
+        let ctx = managed_fields::Context {
+            schema: self.field_schema.as_deref(),
+            resource: t.resource,
+            subresource,
+        };
+        managed_fields::record_update(&ctx, old, obj, &managed_fields::current_manager());
     }
 
     /// This store with every create counted (and bounded) by `limits` and
@@ -543,6 +587,10 @@ impl Store {
         meta::set(&mut obj, "creationTimestamp", Some(meta::now().into()));
         let strategy = &r.strategy;
         strategy.default(&mut obj);
+        let applied = opts
+            .applied
+            .then(|| obj["metadata"]["managedFields"].clone());
+        self.record_managed_fields(t, None, None, &mut obj, applied);
         let admitted = self.admit(t, &admission_name, None, Operation::Create, opts.dry_run);
         if let Some(a) = &admitted {
             a.mutate(&mut obj, None, &self.read_only()).await?;
@@ -650,6 +698,9 @@ impl Store {
                 )));
             }
             self.place(t, &mut obj)?;
+            let applied = opts
+                .applied
+                .then(|| obj["metadata"]["managedFields"].clone());
             let current_rv = kv.mod_revision.to_string();
             let body_rv = meta::resource_version(&obj).to_string();
             if !body_rv.is_empty() && body_rv != current_rv {
@@ -716,6 +767,7 @@ impl Store {
                     obj
                 }
             };
+            self.record_managed_fields(t, subresource, Some(&old), &mut obj, applied);
             let admitted = self.admit(t, name, subresource, Operation::Update, opts.dry_run);
             if let Some(a) = &admitted {
                 a.mutate(&mut obj, Some(&old), &self.read_only()).await?;

@@ -247,6 +247,11 @@ pub fn openapi_v2() -> Option<&'static [u8]> {
     data::OPENAPI_V2
 }
 
+/// The embedded upstream OpenAPI v3 documents, by path (`apis/apps/v1`).
+pub fn openapi_v3_documents() -> impl Iterator<Item = (&'static str, &'static [u8])> {
+    data::OPENAPI_V3.iter().copied()
+}
+
 fn doc_hash(bytes: &[u8]) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);

@@ -27,6 +27,7 @@ use crate::auth::{self, Identity, access, rbac, tokens};
 use crate::discovery;
 use crate::error::ApiError;
 use crate::registry::catalog::Catalog;
+use crate::registry::managed_fields;
 use crate::registry::store::Store;
 use crate::registry::table::IncludeObject;
 use crate::tenancy::{Cluster, Clusters};
@@ -305,14 +306,24 @@ impl ApiServer {
                 Ok(respond(StatusCode::OK, &value, output))
             }
             Api::Resource(rr) => {
-                self.resource(
-                    &info,
-                    rr,
-                    user,
-                    parts.uri.query(),
-                    accept,
-                    content_type,
-                    &body,
+                // Writes record their fields under the request's manager.
+                let user_agent = parts
+                    .headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok());
+                let manager =
+                    managed_fields::manager_or_user_agent(info.param("fieldManager"), user_agent);
+                managed_fields::with_manager(
+                    manager.into(),
+                    self.resource(
+                        &info,
+                        rr,
+                        user,
+                        parts.uri.query(),
+                        accept,
+                        content_type,
+                        &body,
+                    ),
                 )
                 .await
             }

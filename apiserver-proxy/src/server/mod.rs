@@ -261,9 +261,11 @@ pub async fn start_with(
     .with_plugin(Box::new(
         crate::admission::rbac_escalation::RbacEscalation::new(authorizer.clone()),
     ));
+    let patch_schema = load_patch_schema();
     let store = store
         .with_admission(Arc::new(admission))
-        .with_object_limits(clusters.clone());
+        .with_object_limits(clusters.clone())
+        .with_field_schema(patch_schema.clone());
 
     let listener = TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
@@ -281,7 +283,7 @@ pub async fn start_with(
         catalog,
         store,
         clusters,
-        patch_schema: load_patch_schema(),
+        patch_schema,
         server_address: display_addr(&local_addr),
         pod_connector: Default::default(),
     });
@@ -420,18 +422,32 @@ pub fn write_kubeconfig(
     std::fs::rename(&tmp, path)
 }
 
-/// Strategic-merge-patch metadata from the embedded OpenAPI v2 document,
+/// Patch metadata from the embedded OpenAPI v2 document (with the
+/// defaults of the v3 documents, for server-side apply's list-map keys),
 /// parsed once per process.
 fn load_patch_schema() -> Option<Arc<nestkube_patch::PatchSchema>> {
-    let bytes = crate::discovery::openapi_v2()?;
-    let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    match nestkube_patch::PatchSchema::from_openapi_v2(&doc) {
-        Ok(s) => Some(Arc::new(s)),
-        Err(e) => {
-            tracing::warn!(error = %e, "strategic merge patch metadata unavailable");
-            None
-        }
-    }
+    static SCHEMA: std::sync::OnceLock<Option<Arc<nestkube_patch::PatchSchema>>> =
+        std::sync::OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let bytes = crate::discovery::openapi_v2()?;
+            let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+            match nestkube_patch::PatchSchema::from_openapi_v2(&doc) {
+                Ok(mut s) => {
+                    for (_, v3) in crate::discovery::openapi_v3_documents() {
+                        if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(v3) {
+                            s.add_v3_defaults(&doc);
+                        }
+                    }
+                    Some(Arc::new(s))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "strategic merge patch metadata unavailable");
+                    None
+                }
+            }
+        })
+        .clone()
 }
 
 /// Accepts connections for as long as the server runs: each within the

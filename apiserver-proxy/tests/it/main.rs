@@ -20,6 +20,7 @@ mod limits;
 mod quota;
 mod rbac;
 mod rbac_matrix;
+mod server_side_apply;
 mod service_account_tokens;
 mod subresources;
 mod tenant_isolation;

@@ -10,10 +10,11 @@ use http::{Response, StatusCode};
 use nestkube_patch::PatchType;
 use serde_json::{Value, json};
 
-use super::options::{delete_options, list_options, write_options};
+use super::options::{bool_param, delete_options, list_options, write_options};
 use super::{Rest, RestRequest};
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError, Subject};
 use crate::registry::catalog::ResourceInfo;
+use crate::registry::managed_fields;
 use crate::registry::meta;
 #[cfg(doc)]
 use crate::registry::store::Store;
@@ -70,6 +71,15 @@ impl Rest for StoreRest {
     async fn patch(&self, req: &RestRequest<'_>) -> Result<Response<Body>, ApiError> {
         let opts = write_options(req.info)?;
         let pt = patch_type(req.content_type)?;
+        if pt == PatchType::Apply {
+            return server_side_apply(req, opts).await;
+        }
+        if req.info.param("force").is_some_and(|f| !f.is_empty()) {
+            return Err(patch_options_invalid(FieldError::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            )));
+        }
         let r = &req.resource;
         if r.custom.is_some() && pt == PatchType::StrategicMerge {
             // Custom resources have no patch strategies (as upstream).
@@ -154,6 +164,81 @@ impl Rest for StoreRest {
         let value = json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(),
                            "metadata": {}, "items": items});
         Ok(respond(StatusCode::OK, &value, output_plain(req.output)))
+    }
+}
+
+/// `422 Invalid` about the PATCH options (upstream's `ValidatePatchOptions`).
+fn patch_options_invalid(e: FieldError) -> ApiError {
+    ApiError::invalid(
+        Subject {
+            group: "meta.k8s.io".into(),
+            kind: "PatchOptions".into(),
+            name: String::new(),
+        },
+        e,
+    )
+}
+
+/// `PATCH` with `application/apply-patch+yaml`: the configuration merged
+/// into the live object with field ownership ([`managed_fields::apply`]),
+/// or the object created from it when there is none (`201`).
+async fn server_side_apply(
+    req: &RestRequest<'_>,
+    opts: store::WriteOptions,
+) -> Result<Response<Body>, ApiError> {
+    let manager = req.info.param("fieldManager").unwrap_or("");
+    if manager.is_empty() {
+        return Err(patch_options_invalid(FieldError::required(
+            "fieldManager",
+            "is required for apply patch",
+        )));
+    }
+    let force = bool_param(req.info, "force")?.unwrap_or(false);
+    let config = nestkube_patch::apply::parse_apply_body(req.body).map_err(ApiError::BadRequest)?;
+    let opts = store::WriteOptions {
+        applied: true,
+        ..opts
+    };
+    let r = &req.resource;
+    let subresource = req.rr.subresource.as_deref();
+    let fv = opts.field_validation;
+    let ctx = managed_fields::Context {
+        schema: req.server.store.field_schema().map(|s| &**s),
+        resource: r,
+        subresource,
+    };
+    let decode = |obj: Value| store::decode_body(r, &r.group, &r.version, &r.kind, obj, fv);
+    let updated = req
+        .server
+        .store
+        .update_with(&req.target(), req.name(), subresource, opts, |live| {
+            decode(managed_fields::apply(
+                &ctx,
+                Some(live),
+                &config,
+                manager,
+                force,
+            )?)
+        })
+        .await;
+    match updated {
+        Ok(written) => Ok(written_response(req, StatusCode::OK, written)),
+        // Create on apply (the main resource only, as upstream).
+        Err(ApiError::NotFound(_)) if subresource.is_none() => {
+            let obj = managed_fields::apply(&ctx, None, &config, manager, force)?;
+            let body_name = meta::name(&obj).to_string();
+            if !body_name.is_empty() && body_name != req.name() {
+                return Err(ApiError::BadRequest(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({})",
+                    req.name()
+                )));
+            }
+            let mut obj = obj;
+            meta::set(&mut obj, "name", Some(req.name().into()));
+            let written = req.server.store.create(&req.target(), obj, opts).await?;
+            Ok(written_response(req, StatusCode::CREATED, written))
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -31,10 +31,32 @@ pub(crate) fn write_options(info: &RequestInfo) -> Result<WriteOptions, ApiError
             )));
         }
     };
+    // Upstream's ValidateFieldManager, for the options that carry one.
+    if let Api::Resource(r) = &info.api
+        && let Some(kind) = match r.verb {
+            "create" => Some("CreateOptions"),
+            "update" => Some("UpdateOptions"),
+            "patch" => Some("PatchOptions"),
+            _ => None,
+        }
+        && let Some(e) = crate::registry::managed_fields::validate_manager(
+            info.param("fieldManager").unwrap_or(""),
+        )
+    {
+        return Err(ApiError::invalid(
+            Subject {
+                group: "meta.k8s.io".into(),
+                kind: kind.into(),
+                name: String::new(),
+            },
+            e,
+        ));
+    }
     Ok(WriteOptions {
         dry_run,
         field_validation: FieldValidation::parse(info.param("fieldValidation"))?,
         exempt_from_limits: false,
+        applied: false,
     })
 }
 

@@ -276,7 +276,7 @@ where
 }
 
 /// How long one request may take.
-const TIMEOUT: Duration = Duration::from_secs(20);
+pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Sends `method path` (relative to the client's URL) with `headers` and an
 /// optional JSON body; returns the status and the JSON body (`Null` if the

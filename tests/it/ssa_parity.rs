@@ -1,0 +1,259 @@
+//! Server-side apply parity with the real kube-apiserver (the e2e host):
+//! the same `kubectl apply --server-side` gives the same field ownership
+//! (`fieldsV1` of the applier's entry), and the same conflicting apply
+//! fails with the same message; after `--force-conflicts` every manager's
+//! fields match. Times are ignored.
+
+use std::process::{Command, Stdio};
+
+use crate::support::Server;
+use nestkube_e2e::HostCluster;
+use serde_json::Value;
+
+/// Manifests applied with `--dry-run=server` on both.
+const APPLIED: &[(&str, &str)] = &[
+    (
+        "configmap",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm","labels":{"a":"b"},"annotations":{"x":"y"}},"data":{"k":"v"}}"#,
+    ),
+    (
+        "deployment",
+        r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},
+        "spec":{"replicas":2,"selector":{"matchLabels":{"a":"b"}},"strategy":{"rollingUpdate":{"maxSurge":1}},
+        "template":{"metadata":{"labels":{"a":"b"}},
+        "spec":{"containers":[{"name":"c","image":"nginx","ports":[{"containerPort":80},{"containerPort":53,"protocol":"UDP"}],
+        "env":[{"name":"E","value":"1"}],"resources":{"limits":{"cpu":"1"}},
+        "volumeMounts":[{"name":"v","mountPath":"/v"}]}],
+        "volumes":[{"name":"v","emptyDir":{}}],"tolerations":[{"key":"k","operator":"Exists"}],
+        "nodeSelector":{"n":"1"}}}}}"#,
+    ),
+    (
+        "service",
+        r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"svc"},
+        "spec":{"selector":{"a":"b"},"ports":[{"port":80,"targetPort":8080,"name":"http"},{"port":443,"name":"https"}]}}"#,
+    ),
+    (
+        "job",
+        r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","finalizers":["x.io/f"]},
+        "spec":{"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"busybox","args":["a","b"]}]}}}}"#,
+    ),
+    (
+        "role",
+        r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"r"},
+        "rules":[{"apiGroups":[""],"resources":["pods"],"verbs":["get"]}]}"#,
+    ),
+];
+
+/// Manifests created (an `Update` by `kubectl-create`) with `--dry-run=server`.
+const CREATED: &[(&str, &str)] = &[
+    (
+        "configmap",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm","labels":{"a":"b"}},"data":{"k":"v"}}"#,
+    ),
+    (
+        "service",
+        r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"svc"},
+        "spec":{"selector":{"a":"b"},"ports":[{"port":80,"name":"http"}]}}"#,
+    ),
+    (
+        "secret",
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","annotations":{"x":"y"}},"data":{"a":"Yg=="},"type":"Opaque"}"#,
+    ),
+    (
+        "deployment",
+        r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},
+        "spec":{"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},
+        "spec":{"containers":[{"name":"c","image":"nginx","ports":[{"containerPort":80}]}]}}}}"#,
+    ),
+];
+
+fn kubectl(
+    kubectl: &str,
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> (bool, Value, String) {
+    let mut child = Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stdin.as_bytes())
+        .expect("stdin");
+    let out = child.wait_with_output().expect("kubectl");
+    (
+        out.status.success(),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every entry without its time, by manager/operation/subresource.
+fn entries(obj: &Value) -> Vec<Value> {
+    let mut out: Vec<Value> = obj["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut e| {
+            e.as_object_mut().map(|m| m.remove("time"));
+            e
+        })
+        .collect();
+    out.sort_by_key(|e| e.to_string());
+    out
+}
+
+#[test]
+fn server_side_apply_matches_kube_apiserver() {
+    let Some(host) = HostCluster::shared() else {
+        return;
+    };
+    let server = Server::start();
+    let bin = host.bins().kubectl.to_string_lossy().into_owned();
+    let (up_kc, nk_kc) = (host.kubeconfig(), server.kubeconfig.clone());
+    let mut failures = Vec::new();
+
+    for (name, manifest) in APPLIED {
+        let args = [
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-n",
+            "default",
+            "-o",
+            "json",
+            "--show-managed-fields",
+            "-f",
+            "-",
+        ];
+        let (ok_up, up, err_up) = kubectl(&bin, &up_kc, &args, manifest);
+        assert!(ok_up, "upstream refused {name}: {err_up}");
+        let (ok_nk, nk, err_nk) = kubectl(&bin, &nk_kc, &args, manifest);
+        if !ok_nk {
+            failures.push(format!("{name}: nestkube refused: {err_nk}"));
+            continue;
+        }
+        assert!(!entries(&up).is_empty(), "upstream {name}: {up}");
+        if entries(&up) != entries(&nk) {
+            failures.push(format!(
+                "{name}: managedFields differ:\n  upstream {}\n  nestkube {}",
+                Value::from(entries(&up)),
+                Value::from(entries(&nk))
+            ));
+        }
+    }
+
+    // Update entries (kubectl create): who owns what a create sets.
+    for (name, manifest) in CREATED {
+        let args = [
+            "create",
+            "--dry-run=server",
+            "-n",
+            "default",
+            "-o",
+            "json",
+            "--show-managed-fields",
+            "-f",
+            "-",
+        ];
+        let (ok_up, up, err_up) = kubectl(&bin, &up_kc, &args, manifest);
+        assert!(ok_up, "upstream refused {name}: {err_up}");
+        let (ok_nk, nk, err_nk) = kubectl(&bin, &nk_kc, &args, manifest);
+        if !ok_nk {
+            failures.push(format!("{name}: nestkube refused: {err_nk}"));
+            continue;
+        }
+        assert!(!entries(&up).is_empty(), "upstream {name}: {up}");
+        if entries(&up) != entries(&nk) {
+            failures.push(format!(
+                "{name} (create): managedFields differ:\n  upstream {}\n  nestkube {}",
+                Value::from(entries(&up)),
+                Value::from(entries(&nk))
+            ));
+        }
+    }
+
+    // A conflict with an updater, then forced: the same message and owners.
+    let cm = format!("ssa-parity-{}", std::process::id());
+    for (who, kc) in [("upstream", &up_kc), ("nestkube", &nk_kc)] {
+        let (ok, _, err) = kubectl(
+            &bin,
+            kc,
+            &[
+                "create",
+                "configmap",
+                &cm,
+                "-n",
+                "default",
+                "--from-literal=a=1",
+                "--from-literal=b=1",
+            ],
+            "",
+        );
+        assert!(ok, "{who}: {err}");
+    }
+    let applied = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{cm}"}},"data":{{"a":"2","c":"3"}}}}"#
+    );
+    let mut outcomes = Vec::new();
+    for kc in [&up_kc, &nk_kc] {
+        let (ok, _, err) = kubectl(
+            &bin,
+            kc,
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "tool",
+                "-n",
+                "default",
+                "-f",
+                "-",
+            ],
+            &applied,
+        );
+        let (forced, obj, ferr) = kubectl(
+            &bin,
+            kc,
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager",
+                "tool",
+                "-n",
+                "default",
+                "-o",
+                "json",
+                "--show-managed-fields",
+                "-f",
+                "-",
+            ],
+            &applied,
+        );
+        assert!(forced, "{ferr}");
+        outcomes.push((
+            ok,
+            err.trim().to_string(),
+            entries(&obj),
+            obj["data"].clone(),
+        ));
+        let _ = kubectl(&bin, kc, &["delete", "configmap", &cm, "-n", "default"], "");
+    }
+    if outcomes[0] != outcomes[1] {
+        failures.push(format!(
+            "conflict and force differ:\n  upstream {:?}\n  nestkube {:?}",
+            outcomes[0], outcomes[1]
+        ));
+    }
+    assert!(
+        failures.is_empty(),
+        "differences from kube-apiserver:\n{}",
+        failures.join("\n")
+    );
+}
