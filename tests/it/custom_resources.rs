@@ -133,10 +133,18 @@ fn kubectl_scenarios_with_a_crd_on_three_minors() {
     }
 }
 
-/// Creates every CRD under `dir` (create, not apply: several exceed the
-/// last-applied annotation's size limit, as on kube-apiserver).
+/// Applies every CRD under `dir` server-side (client-side apply would
+/// exceed the last-applied annotation's size limit with several, as on
+/// kube-apiserver).
 fn create_crds(k: &Kubectl, dir: &Path) -> Vec<String> {
-    let out = k.ok(&["create", "-f", dir.to_str().unwrap(), "-o", "name"]);
+    let out = k.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        dir.to_str().unwrap(),
+        "-o",
+        "name",
+    ]);
     out.lines().map(str::to_string).collect()
 }
 

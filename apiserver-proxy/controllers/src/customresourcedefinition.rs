@@ -25,7 +25,9 @@ use crate::registry::apiextensions::served::Installed;
 use crate::registry::apiextensions::{CLEANUP_FINALIZER, GROUP};
 use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::meta;
-use crate::registry::store::{DeleteOptions, ListOptions, Store, Target, WriteOptions};
+use crate::registry::store::{
+    DeleteOptions, ListOptions, Store, Target, WriteOptions, decode_stored,
+};
 
 /// The storage segment of CRDs.
 const SEGMENT: &str = "apiextensions.k8s.io/customresourcedefinitions";
@@ -107,7 +109,7 @@ impl runtime::Reconciler<CrdKey> for Controller {
             Ok(crd) => crd,
             Err(ApiError::NotFound(_)) => {
                 // Names it held may now be free for a CRD that conflicted.
-                self.recheck_conflicts(cluster).await?;
+                self.recheck_conflicts(cluster, name).await?;
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -133,18 +135,32 @@ impl Controller {
         }
     }
 
-    /// Every CRD of `cluster`.
-    async fn all(&self, cluster: &str) -> Result<Vec<Value>, ApiError> {
-        Ok(self
+    /// The CRDs of `group` in `cluster`. Only their keys are read for the
+    /// others: a CRD's name ends with its group, and CRDs are large (a
+    /// Gateway API CRD is hundreds of KiB), so nothing else is decoded.
+    async fn in_group(&self, cluster: &str, group: &str) -> Result<Vec<Value>, ApiError> {
+        let suffix = format!(".{group}");
+        let listed = self
             .store
-            .list(&self.target(cluster), &ListOptions::default())
-            .await?
-            .items)
+            .storage()
+            .list(&self.target(cluster).prefix(), Default::default())
+            .await?;
+        listed
+            .items
+            .iter()
+            .filter(|kv| kv.key.ends_with(&suffix))
+            .map(decode_stored)
+            .filter(|o| o.as_ref().map_or(true, |o| o["spec"]["group"] == group))
+            .collect()
     }
 
-    /// Re-runs the naming of the cluster's CRDs whose names were refused.
-    async fn recheck_conflicts(&self, cluster: &str) -> Result<(), ApiError> {
-        for crd in self.all(cluster).await? {
+    /// Re-runs the naming of the CRDs of `crd_name`'s group whose names
+    /// were refused (names it held may be free now).
+    async fn recheck_conflicts(&self, cluster: &str, crd_name: &str) -> Result<(), ApiError> {
+        let Some((_, group)) = crd_name.split_once('.') else {
+            return Ok(());
+        };
+        for crd in self.in_group(cluster, group).await? {
             if !meta::is_deleting(&crd) && !conditions::is_true(&crd, NAMES_ACCEPTED) {
                 self.accept_names(cluster, &crd).await?;
             }
@@ -155,13 +171,12 @@ impl Controller {
     /// The naming and establishing controllers: accepted names and the
     /// `NamesAccepted` and `Established` conditions.
     async fn accept_names(&self, cluster: &str, crd: &Value) -> Result<(), ApiError> {
+        let group = crd["spec"]["group"].as_str().unwrap_or("");
         let others: Vec<Value> = self
-            .all(cluster)
+            .in_group(cluster, group)
             .await?
             .into_iter()
-            .filter(|o| {
-                meta::name(o) != meta::name(crd) && o["spec"]["group"] == crd["spec"]["group"]
-            })
+            .filter(|o| meta::name(o) != meta::name(crd))
             .collect();
         let (names, accepted, established) = names_and_conditions(crd, &others);
         let mut desired = crd.clone();

@@ -357,7 +357,14 @@ macro_rules! with_typing {
     ($ctx:expr, $objects:expr, |$t:ident| $body:expr) => {{
         let r = $ctx.resource;
         let ignored = ignored(r, $ctx.subresource, $objects);
-        match (crd_schema(r), $ctx.schema) {
+        // A custom resource's own schema, nestkube's CRD-defined API, or the
+        // built-in OpenAPI.
+        let structural = r
+            .custom
+            .as_ref()
+            .and_then(|c| c.schema.as_ref())
+            .or_else(|| crd_schema(r));
+        match (structural, $ctx.schema) {
             (Some(root), _) => {
                 let types = ssa::schema::JsonSchemaTypes::new();
                 let $t = &Typing {

@@ -764,3 +764,62 @@ async fn resource_quota_counts_custom_resources() {
         "widgets.example.com \"b\" is forbidden: exceeded quota: widgets, requested: count/widgets.example.com=1, used: count/widgets.example.com=1, limited: count/widgets.example.com=1"
     );
 }
+
+#[tokio::test]
+async fn server_side_apply_of_custom_resources() {
+    let f = Fixture::start().await;
+    let client = f.root_client().await;
+    establish(&client, widget_crd("example.com", "Namespaced")).await;
+    let apply = |manager: &'static str, body: &'static str, force: bool| {
+        let client = client.clone();
+        async move {
+            let force = if force { "&force=true" } else { "" };
+            crate::common::send_bytes(
+                &client,
+                "PATCH",
+                &format!("{WIDGETS}/w?fieldManager={manager}{force}"),
+                "application/apply-patch+yaml",
+                body.as_bytes().to_vec(),
+                TIMEOUT,
+            )
+            .await
+        }
+    };
+    let (code, out) = apply(
+        "alice",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 1, color: red}\n",
+        false,
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    assert_eq!(out["metadata"]["managedFields"][0]["manager"], "alice");
+    assert_eq!(out["metadata"]["managedFields"][0]["operation"], "Apply");
+    assert_eq!(
+        out["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:spec": {"f:color": {}, "f:size": {}}})
+    );
+    // Another manager's different size conflicts, field by field.
+    let body = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 2}\n";
+    let (code, out) = apply("bob", body, false).await;
+    assert_eq!(code, 409, "{out}");
+    assert_eq!(out["details"]["causes"][0]["type"], "FieldManagerConflict");
+    assert_eq!(out["details"]["causes"][0]["field"], ".spec.size");
+    let (code, out) = apply("bob", body, true).await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["spec"]["size"], 2);
+    // Alice stops applying the color: it goes; the size stays Bob's.
+    let (code, out) = apply(
+        "alice",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {}\n",
+        false,
+    )
+    .await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["spec"], json!({"size": 2}));
+    let rv = out["metadata"]["resourceVersion"].clone();
+    let (_, again) = apply("bob", body, false).await;
+    assert_eq!(
+        again["metadata"]["resourceVersion"], rv,
+        "a no-op apply writes nothing"
+    );
+}

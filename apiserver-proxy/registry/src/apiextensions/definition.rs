@@ -43,6 +43,9 @@ pub struct CustomVersion {
     /// Why this version cannot be served (a non-storage version of a CRD
     /// converted by webhook, until conversion webhooks are called): 503.
     pub unavailable: Option<String>,
+    /// The version's `openAPIV3Schema` (field ownership of server-side
+    /// apply follows its list and map types).
+    pub schema: Option<Value>,
 }
 
 /// What a CRD spec serves.
@@ -230,6 +233,7 @@ impl Definition {
                     storage_version: storage_version.clone(),
                     deprecation_warning,
                     unavailable,
+                    schema: v["schema"].get("openAPIV3Schema").cloned(),
                 })),
             }));
         }
