@@ -152,7 +152,9 @@ impl Connector {
         placement: &Placement,
     ) -> Result<kube::Client, ConnectError> {
         match &placement.parent {
-            Parent::Cluster(path) => Ok(self.api.client_for(path)),
+            Parent::Cluster(path) => Ok(self
+                .api
+                .client_for_agent(path, crate::syncer::SYNCER_MANAGER)),
             Parent::Host => self.host(cluster),
         }
     }

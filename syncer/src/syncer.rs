@@ -21,6 +21,11 @@ use crate::{
     requests,
 };
 
+/// The User-Agent of the syncer's in-process clients: what it writes into
+/// virtual clusters (status, Events, bindings) is owned by this manager in
+/// managedFields.
+pub const SYNCER_MANAGER: &str = "nestkube-syncer";
+
 /// The running syncer (shared by its tasks).
 pub struct Syncer {
     pub(crate) api: Arc<ApiServer>,
@@ -270,7 +275,7 @@ impl Syncer {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .entry(path.to_string())
-            .or_insert_with(|| self.api.client_for(path))
+            .or_insert_with(|| self.api.client_for_agent(path, SYNCER_MANAGER))
             .clone()
     }
 
@@ -284,7 +289,7 @@ impl Syncer {
             return Some(c.clone());
         }
         let client = match parent {
-            ParentKey::Cluster(p) => self.api.client_for(p),
+            ParentKey::Cluster(p) => self.api.client_for_agent(p, SYNCER_MANAGER),
             ParentKey::Host => self.host.clone()?,
         };
         let client = requests::counted(client, self.requests.clone());

@@ -31,6 +31,9 @@ pub use crate::auth::SYSTEM_USER;
 pub struct InProcess {
     api: Arc<ApiServer>,
     cluster: String,
+    /// The User-Agent of requests that carry none (it names the field
+    /// manager of their writes, as upstream derives it).
+    user_agent: Option<http::HeaderValue>,
 }
 
 impl InProcess {
@@ -39,7 +42,14 @@ impl InProcess {
         Self {
             api,
             cluster: path.to_string(),
+            user_agent: None,
         }
+    }
+
+    /// This service, giving requests without a User-Agent `agent`.
+    pub fn with_user_agent(mut self, agent: &str) -> Self {
+        self.user_agent = http::HeaderValue::from_str(agent).ok();
+        self
     }
 
     /// The request's URI with the cluster prefix (`/clusters/<path>/...`).
@@ -64,6 +74,7 @@ impl tower::Service<Request<kube::client::Body>> for InProcess {
         let api = self.api.clone();
         let routed = self.routed(req.uri());
         let cluster = self.api.clusters.get(&self.cluster);
+        let user_agent = self.user_agent.clone();
         Box::pin(async move {
             let Some(cluster) = cluster else {
                 return Ok(error_response(&ApiError::Unauthorized));
@@ -81,6 +92,12 @@ impl tower::Service<Request<kube::client::Body>> for InProcess {
             };
             let (mut parts, body) = req.into_parts();
             parts.uri = uri;
+            if let Some(agent) = user_agent {
+                parts
+                    .headers
+                    .entry(http::header::USER_AGENT)
+                    .or_insert(agent);
+            }
             // The mark admission trusts for in-process writers (a user name
             // can be impersonated, this cannot).
             let handled = api.handle(Request::from_parts(parts, body), &identity);
@@ -95,5 +112,14 @@ impl ApiServer {
     /// besides the client's request buffer.
     pub fn client_for(self: &Arc<Self>, path: &str) -> kube::Client {
         kube::Client::new(InProcess::new(self.clone(), path), "default")
+    }
+
+    /// [`ApiServer::client_for`] whose requests carry the User-Agent
+    /// `agent` (the field manager of its writes in managedFields).
+    pub fn client_for_agent(self: &Arc<Self>, path: &str, agent: &str) -> kube::Client {
+        kube::Client::new(
+            InProcess::new(self.clone(), path).with_user_agent(agent),
+            "default",
+        )
     }
 }

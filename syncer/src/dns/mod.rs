@@ -561,7 +561,10 @@ mod fuzz {
                     .expect("cluster");
                 for (cluster, ip) in [(ROOT_CLUSTER, ROOT_WEB), ("other", OTHER_WEB)] {
                     let services: kube::Api<k8s_openapi::api::core::v1::Service> =
-                        kube::Api::namespaced(api.client_for(cluster), "default");
+                        kube::Api::namespaced(
+                            api.client_for_agent(cluster, crate::syncer::SYNCER_MANAGER),
+                            "default",
+                        );
                     let svc = serde_json::from_value(json!({
                         "metadata": {"name": "web"},
                         "spec": {"clusterIP": ip, "ports": [{"name": "http", "port": 80}]},

@@ -110,8 +110,10 @@ pub async fn sweep(api: &Arc<ApiServer>) -> Result<usize, StorageError> {
             continue;
         };
         let exists = api.clusters.contains(&pod.cluster) && {
-            let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
-                kube::Api::namespaced(api.client_for(&pod.cluster), &pod.namespace);
+            let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(
+                api.client_for_agent(&pod.cluster, crate::syncer::SYNCER_MANAGER),
+                &pod.namespace,
+            );
             // A failed read keeps the entry: better stale than missing.
             !matches!(pods.get_opt(&pod.name).await, Ok(None))
         };

@@ -244,6 +244,15 @@ async fn pods_services_and_status_through_root() {
     eprintln!("parent status -> virtual status: {:?}", started.elapsed());
     assert_eq!(v["status"]["podIP"], "10.244.0.5");
     assert_eq!(v["status"]["hostIP"], "192.168.0.7");
+    // The status the syncer wrote is its own in managedFields.
+    let managers: Vec<&str> = v["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["subresource"] == "status")
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"nestkube-syncer"), "{managers:?}");
     assert_eq!(v["status"]["containerStatuses"][0]["ready"], true);
 
     // A Service: copied with a translated selector; the virtual one takes
