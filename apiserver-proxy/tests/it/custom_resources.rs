@@ -823,3 +823,60 @@ async fn server_side_apply_of_custom_resources() {
         "a no-op apply writes nothing"
     );
 }
+
+#[tokio::test]
+async fn a_crd_naming_a_built_in_never_touches_its_objects() {
+    let f = Fixture::start().await;
+    f.create_cluster("team-a").await;
+    let client = admin(&f, "team-a").await;
+    // A VirtualCluster and a Lease: built-ins of the cluster.
+    let vcs = "/apis/tenancy.nestkube.io/v1alpha1/namespaces/default/virtualclusters";
+    let (code, out) = send(&client, "POST", vcs, Some(json!({"apiVersion": "tenancy.nestkube.io/v1alpha1", "kind": "VirtualCluster", "metadata": {"name": "child"}, "spec": {}})), &[]).await;
+    assert_eq!(code, 201, "{out}");
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+    let (code, out) = send(
+        &client,
+        "POST",
+        leases,
+        Some(json!({"metadata": {"name": "l"}, "spec": {}})),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    // CRDs naming those resources: accepted (as upstream), never served
+    // over the built-ins, and deleting them deletes nothing of theirs.
+    for (group, plural, kind, approved) in [
+        (
+            "tenancy.nestkube.io",
+            "virtualclusters",
+            "VirtualCluster",
+            false,
+        ),
+        ("coordination.k8s.io", "leases", "Lease", true),
+    ] {
+        let mut crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {"group": group, "scope": "Namespaced",
+                     "names": {"plural": plural, "kind": kind},
+                     "versions": [{"name": "v1", "served": true, "storage": true,
+                                   "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+        if approved {
+            crd["metadata"]["annotations"] = json!({"api-approved.kubernetes.io": "https://github.com/kubernetes/kubernetes/pull/1"});
+        }
+        establish(&client, crd).await;
+        let path =
+            format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{group}");
+        let (code, out) = send(&client, "DELETE", &path, None, &[]).await;
+        assert_eq!(code, 200, "{out}");
+        wait_for("the CRD is gone", TIMEOUT, || async {
+            let (code, _) = send(&client, "GET", &path, None, &[]).await;
+            (code == 404).then_some(())
+        })
+        .await;
+    }
+    let (code, out) = send(&client, "GET", &format!("{vcs}/child"), None, &[]).await;
+    assert_eq!(code, 200, "the VirtualCluster survives: {out}");
+    let (code, out) = send(&client, "GET", &format!("{leases}/l"), None, &[]).await;
+    assert_eq!(code, 200, "the Lease survives: {out}");
+}

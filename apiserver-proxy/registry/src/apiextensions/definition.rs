@@ -121,6 +121,15 @@ fn decode(strategy: &CustomResourceStrategy, mut obj: Value) -> Result<Value, St
     Ok(obj)
 }
 
+/// The storage segment of a custom resource: `crd:<group>/<plural>`. The
+/// `crd:` mark (a colon never appears in a group name) keeps custom
+/// resources apart from every built-in's storage, so a CRD that names a
+/// built-in resource (`leases.coordination.k8s.io`, `virtualclusters.…`)
+/// and is then deleted only ever deletes objects of its own.
+pub fn storage_segment(group: &str, plural: &str) -> String {
+    format!("crd:{group}/{plural}")
+}
+
 impl Definition {
     /// The definition for `spec`, shared with every other CRD in the
     /// process whose spec is identical.
@@ -228,7 +237,7 @@ impl Definition {
                 subresources,
                 codec: Codec::Dynamic(Arc::new(move |obj| decode(&codec_strategy, obj))),
                 strategy,
-                storage_segment: format!("{group}/{plural}"),
+                storage_segment: storage_segment(group, plural),
                 custom: Some(Arc::new(CustomVersion {
                     storage_version: storage_version.clone(),
                     deprecation_warning,
@@ -340,7 +349,7 @@ mod tests {
         assert_eq!(v1.singular, "widget");
         assert!(v1.namespaced && v1.has_status());
         assert_eq!(v1.subresource("scale").unwrap().kind, "Scale");
-        assert_eq!(v1.storage_segment, "example.com/widgets");
+        assert_eq!(v1.storage_segment, "crd:example.com/widgets");
         assert_eq!(v1.short_names, ["wd"]);
         let beta = d.versions[1].custom.as_ref().unwrap();
         assert_eq!(beta.storage_version, "v1");
