@@ -366,10 +366,14 @@ impl ApiServer {
             .ok_or(ApiError::PathNotFound)?;
         let deprecation = self.custom_resource_checks(info, rr, &r)?;
         // A watch of a custom resource ends when its CRD changes or goes.
-        let definition_retired = r.custom.as_ref().and_then(|_| {
-            let c = self.catalog.custom.cluster(&info.cluster)?;
-            Some(c.installed_for(&rr.group, &rr.resource)?.retired())
-        });
+        let definition_retired = r
+            .custom
+            .as_ref()
+            .filter(|_| rr.verb == "watch")
+            .and_then(|_| {
+                let c = self.catalog.custom.cluster(&info.cluster)?;
+                Some(c.installed_for(&rr.group, &rr.resource)?.retired())
+            });
         let include = IncludeObject::parse(info.param("includeObject"));
         let output = negotiate::negotiate(
             accept,
@@ -411,8 +415,8 @@ impl ApiServer {
             super::response::add_warnings(&mut resp, &[warning]);
         }
         Ok(match definition_retired {
-            Some(retired) if rr.verb == "watch" => ends_when(resp, Box::pin(retired)),
-            _ => resp,
+            Some(retired) => ends_when(resp, Box::pin(retired)),
+            None => resp,
         })
     }
 
