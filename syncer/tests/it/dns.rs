@@ -182,17 +182,27 @@ async fn serve_dns(
     upstreams: Vec<std::net::SocketAddr>,
 ) -> (dns::DnsServer, Arc<PodIndex>) {
     let index = Arc::new(PodIndex::default());
-    let server = dns::serve(
-        api.clone(),
-        index.clone(),
-        DnsOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            upstreams,
-            tcp: Default::default(),
-        },
-    )
-    .await
-    .expect("DNS server");
+    // Port 0 picks a free UDP port; TCP on the same port may be taken by
+    // another test meanwhile: pick again (a few times) rather than fail.
+    let mut attempts = 0;
+    let server = loop {
+        attempts += 1;
+        match dns::serve(
+            api.clone(),
+            index.clone(),
+            DnsOptions {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                upstreams: upstreams.clone(),
+                tcp: Default::default(),
+            },
+        )
+        .await
+        {
+            Ok(server) => break server,
+            Err(e) if attempts < 5 && format!("{e:?}").contains("AddrInUse") => continue,
+            Err(e) => panic!("DNS server: {e:?}"),
+        }
+    };
     (server, index)
 }
 
