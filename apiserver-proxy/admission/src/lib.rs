@@ -21,6 +21,7 @@
 pub mod baseline;
 pub mod hostescape;
 pub mod limitranger;
+pub mod matching;
 pub mod mirrored;
 pub mod podsecurity;
 pub mod quota;
