@@ -54,6 +54,7 @@ mod parents;
 mod reconcile;
 pub mod requests;
 mod syncer;
+pub mod webhooks;
 
 use std::time::Duration;
 

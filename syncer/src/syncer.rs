@@ -104,8 +104,9 @@ pub fn spawn_when_leader(
         key: SYNCER_LEASE.to_string(),
         ..LeaseConfig::controllers(holder.clone())
     };
-    // Logs are answered by every replica, leader or not.
+    // Logs are answered, and webhooks called, by every replica, leader or not.
     containers::register(&api, host.clone());
+    crate::webhooks::register(&api, host.clone());
     let storage = api.store.storage().clone();
     tokio::spawn(async move {
         let mut election = LeaderElection::start(storage, config);
@@ -139,6 +140,7 @@ pub fn spawn_with(
     host_namespaces.sort();
     host_namespaces.dedup();
     containers::register(&api, host.clone());
+    crate::webhooks::register(&api, host.clone());
     let syncer = Arc::new(Syncer {
         api: api.clone(),
         endpoint,

@@ -23,8 +23,8 @@ mod types;
 mod validation;
 
 pub use network::{
-    Cidr, CidrError, ExposedServiceType, IngressPolicy, MAX_NETWORK_ENTRIES, NetworkIsolation,
-    NetworkSpec, host_allowed, parse_cidrs,
+    Cidr, CidrError, ExposedServiceType, IngressPolicy, MAX_NETWORK_ENTRIES, NOT_IN_ALLOWED_CIDRS,
+    NetworkIsolation, NetworkSpec, host_allowed, parse_cidrs, refused_address,
 };
 pub use types::{
     CONDITION_POLICY_COMPLIANT, CONDITION_READY, DEFAULT_MAX_VIRTUAL_CLUSTERS, GROUP,

@@ -185,6 +185,53 @@ fn same_prefix(a: u128, b: u128, bits: u32, prefix: u8) -> bool {
     (a >> shift) == (b >> shift)
 }
 
+/// Why an address outside `spec.network.allowedCIDRs` is refused.
+pub const NOT_IN_ALLOWED_CIDRS: &str = "not inside the VirtualCluster's spec.network.allowedCIDRs";
+
+/// Why a tenant may not make the parent reach `ip` (`None`: it may): the
+/// address of a copied Endpoints, or of a `url` webhook the tenant's
+/// cluster calls. Upstream's `ValidateEndpointIP` (not unspecified,
+/// loopback, link-local — the metadata service — or multicast, IPv4-mapped
+/// forms included), never one of the parent's API addresses (`reserved`),
+/// and inside one of the VirtualCluster's `allowed` ranges.
+pub fn refused_address(ip: &str, allowed: &[Cidr], reserved: &[IpAddr]) -> Option<String> {
+    let Ok(parsed) = ip.parse::<IpAddr>() else {
+        return Some("must be a valid IP address".into());
+    };
+    let plain = match parsed {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(parsed, IpAddr::V4),
+        v4 => v4,
+    };
+    // Upstream's ValidateEndpointIP, and multicast as a whole.
+    let upstream = match plain {
+        IpAddr::V4(v4) if v4.is_unspecified() => Some("may not be unspecified (0.0.0.0)"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some("may not be unspecified (::)"),
+        ip if ip.is_loopback() => Some("may not be in the loopback range (127.0.0.0/8, ::1/128)"),
+        IpAddr::V4(v4) if v4.is_link_local() => {
+            Some("may not be in the link-local range (169.254.0.0/16, fe80::/10)")
+        }
+        IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => {
+            Some("may not be in the link-local range (169.254.0.0/16, fe80::/10)")
+        }
+        ip if ip.is_multicast() => Some("may not be a multicast address (224.0.0.0/4, ff00::/8)"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("may not be the broadcast address"),
+        _ => None,
+    };
+    if let Some(why) = upstream {
+        return Some(why.into());
+    }
+    if reserved.contains(&plain) || reserved.contains(&parsed) {
+        return Some("may not be an address of the parent cluster's API".into());
+    }
+    if !allowed
+        .iter()
+        .any(|c| c.contains_ip(plain) || c.contains_ip(parsed))
+    {
+        return Some(NOT_IN_ALLOWED_CIDRS.into());
+    }
+    None
+}
+
 /// The parsed ranges of `allowed` (entries that do not parse are skipped:
 /// validation refuses them at admission).
 pub fn parse_cidrs(allowed: &[String]) -> Vec<Cidr> {

@@ -30,6 +30,7 @@ pub mod resourcequota;
 pub mod runtimeclass;
 pub mod serviceaccount;
 pub mod virtualcluster;
+pub mod webhook;
 
 // The layers below, under the names the plugins use.
 use nestkube_api::error;
@@ -236,6 +237,7 @@ fn ancestor_placements(clusters: &Clusters, path: &str) -> Vec<Arc<Placement>> {
 pub struct Admission {
     clusters: Arc<Clusters>,
     plugins: Vec<Box<dyn Plugin>>,
+    webhooks: Arc<webhook::Webhooks>,
 }
 
 impl std::fmt::Debug for Admission {
@@ -262,6 +264,7 @@ impl Admission {
         catalog: &Arc<Catalog>,
         config: AdmissionConfig,
     ) -> Self {
+        let webhooks = webhook::Webhooks::new(catalog);
         // Upstream's order where it applies: LimitRanger belongs before
         // ServiceAccount, ResourceQuota last.
         let plugins: Vec<Box<dyn Plugin>> = vec![
@@ -274,14 +277,35 @@ impl Admission {
             Box::new(podsecurity::PodSecurity::new(catalog)),
             Box::new(hostescape::HostEscape),
             Box::new(mirrored::Mirrored),
+            // Upstream: the webhooks after the built-in plugins, quota last.
+            webhooks.mutating(),
+            webhooks.validating(),
             Box::new(resourcequota::ResourceQuota::new(catalog)),
         ];
-        Self { clusters, plugins }
+        Self {
+            clusters,
+            plugins,
+            webhooks,
+        }
     }
 
     /// A chain of exactly `plugins` (for tests and custom wiring).
-    pub fn from_plugins(clusters: Arc<Clusters>, plugins: Vec<Box<dyn Plugin>>) -> Self {
-        Self { clusters, plugins }
+    pub fn from_plugins(
+        clusters: Arc<Clusters>,
+        catalog: &Arc<Catalog>,
+        plugins: Vec<Box<dyn Plugin>>,
+    ) -> Self {
+        Self {
+            clusters,
+            plugins,
+            webhooks: webhook::Webhooks::new(catalog),
+        }
+    }
+
+    /// The admission webhooks' shared state (to register who reaches
+    /// Services: [`webhook::Webhooks::set_service_reach`]).
+    pub fn webhooks(&self) -> &Arc<webhook::Webhooks> {
+        &self.webhooks
     }
 
     /// This chain with `plugin` appended (its mutating phase runs after

@@ -287,6 +287,10 @@ pub enum ApiError {
         /// `(field, message)` per conflicting field.
         causes: Vec<(String, String)>,
     },
+    /// A whole `metav1.Status` made elsewhere (an admission webhook's
+    /// denial), answered as it is: its code, reason, details and message.
+    #[error("{}", .0["message"].as_str().unwrap_or_default())]
+    Status(Box<Value>),
     /// Any other upstream status (e.g. from patch application), with causes.
     #[error("{message}")]
     Other {
@@ -342,6 +346,11 @@ impl ApiError {
             Self::Internal(_) => 500,
             Self::Other { code, .. } => *code,
             Self::ApplyConflict { .. } => 409,
+            Self::Status(s) => s["code"]
+                .as_u64()
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| (400..600).contains(c))
+                .unwrap_or(500),
         }
     }
 
@@ -366,6 +375,8 @@ impl ApiError {
             Self::Internal(_) => "InternalError",
             Self::Other { reason, .. } => reason,
             Self::ApplyConflict { .. } => "Conflict",
+            // The status carries its own (any string); see `to_status`.
+            Self::Status(_) => "",
         }
     }
 
@@ -379,6 +390,11 @@ impl ApiError {
 
     /// The `metav1.Status` body.
     pub fn to_status(&self) -> Value {
+        if let Self::Status(s) = self {
+            let mut s = (**s).clone();
+            s["code"] = json!(self.code());
+            return s;
+        }
         let mut status = json!({
             "kind": "Status",
             "apiVersion": "v1",

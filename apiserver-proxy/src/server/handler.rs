@@ -54,6 +54,9 @@ pub struct ApiServer {
     /// Reaches the containers of pods (`pods/log`), registered after start
     /// ([`ApiServer::set_pod_connector`]).
     pub(crate) pod_connector: std::sync::RwLock<Option<Arc<dyn super::pod_proxy::PodConnector>>>,
+    /// The admission webhooks (to register who reaches the Services they
+    /// name: [`crate::admission::webhook::Webhooks::set_service_reach`]).
+    pub webhooks: Arc<crate::admission::webhook::Webhooks>,
 }
 
 impl ApiServer {

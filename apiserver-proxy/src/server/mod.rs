@@ -261,6 +261,7 @@ pub async fn start_with(
     .with_plugin(Box::new(
         crate::admission::rbac_escalation::RbacEscalation::new(authorizer.clone()),
     ));
+    let webhooks = admission.webhooks().clone();
     let patch_schema = load_patch_schema();
     let store = store
         .with_admission(Arc::new(admission))
@@ -286,6 +287,7 @@ pub async fn start_with(
         patch_schema,
         server_address: display_addr(&local_addr),
         pod_connector: Default::default(),
+        webhooks,
     });
     let base_url = options
         .advertise_url

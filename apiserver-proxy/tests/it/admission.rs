@@ -21,7 +21,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Creates VirtualCluster `name` in namespace `default` of `parent` with
 /// `spec`, waits until its cluster is served with that policy, and returns
 /// an admin client of it.
-async fn virtual_cluster(f: &Fixture, parent: &str, name: &str, spec: Value) -> Client {
+pub(crate) async fn virtual_cluster(f: &Fixture, parent: &str, name: &str, spec: Value) -> Client {
     let client = admin(f, parent).await;
     let vc: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "tenancy.nestkube.io/v1alpha1",

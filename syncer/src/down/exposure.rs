@@ -1,4 +1,6 @@
-//! Addresses a tenant may point the parent at: the addresses of copied
+//! Addresses a tenant may point the parent at (the check itself,
+//! [`nestkube_tenant_crds::refused_address`], is shared with the url
+//! webhooks of admission): the addresses of copied
 //! Endpoints and the `ipBlock` peers of copied NetworkPolicies must lie
 //! inside the VirtualCluster's `spec.network.allowedCIDRs`; an endpoint
 //! address must also pass upstream's `ValidateEndpointIP` (not unspecified,
@@ -20,41 +22,7 @@ use crate::{Ctx, Kind};
 /// `allowed`: the VirtualCluster's ranges; `reserved`: the parent's API
 /// addresses.
 pub(crate) fn endpoint_ip(ip: &str, allowed: &[Cidr], reserved: &[IpAddr]) -> Option<String> {
-    let Ok(parsed) = ip.parse::<IpAddr>() else {
-        return Some("must be a valid IP address".into());
-    };
-    let plain = match parsed {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(parsed, IpAddr::V4),
-        v4 => v4,
-    };
-    // Upstream's ValidateEndpointIP, and multicast as a whole.
-    let upstream = match plain {
-        IpAddr::V4(v4) if v4.is_unspecified() => Some("may not be unspecified (0.0.0.0)"),
-        IpAddr::V6(v6) if v6.is_unspecified() => Some("may not be unspecified (::)"),
-        ip if ip.is_loopback() => Some("may not be in the loopback range (127.0.0.0/8, ::1/128)"),
-        IpAddr::V4(v4) if v4.is_link_local() => {
-            Some("may not be in the link-local range (169.254.0.0/16, fe80::/10)")
-        }
-        IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => {
-            Some("may not be in the link-local range (169.254.0.0/16, fe80::/10)")
-        }
-        ip if ip.is_multicast() => Some("may not be a multicast address (224.0.0.0/4, ff00::/8)"),
-        IpAddr::V4(v4) if v4.is_broadcast() => Some("may not be the broadcast address"),
-        _ => None,
-    };
-    if let Some(why) = upstream {
-        return Some(why.into());
-    }
-    if reserved.contains(&plain) || reserved.contains(&parsed) {
-        return Some("may not be an address of the parent cluster's API".into());
-    }
-    if !allowed
-        .iter()
-        .any(|c| c.contains_ip(plain) || c.contains_ip(parsed))
-    {
-        return Some(not_allowed());
-    }
-    None
+    nestkube_tenant_crds::refused_address(ip, allowed, reserved)
 }
 
 /// Why `cidr` may not be an `ipBlock` of a copied NetworkPolicy (`None`:
@@ -67,7 +35,7 @@ pub(crate) fn ip_block(cidr: &str, allowed: &[Cidr]) -> Option<String> {
 }
 
 fn not_allowed() -> String {
-    "not inside the VirtualCluster's spec.network.allowedCIDRs".into()
+    nestkube_tenant_crds::NOT_IN_ALLOWED_CIDRS.into()
 }
 
 /// The parent's own API addresses: the cluster IPs of its `default/kubernetes`

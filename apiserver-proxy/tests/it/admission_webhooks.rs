@@ -1,0 +1,503 @@
+//! Admission webhooks over the network: a real HTTPS webhook server on
+//! 127.0.0.1 (its certificate from a CA given as `caBundle`) called by a
+//! running server for validating and mutating webhooks, with upstream's
+//! answers for refusals, failures, timeouts, warnings and dry runs; the
+//! `url` rules for tenants (refused at create unless their VirtualCluster
+//! allows the address); and tenancy: one cluster's webhooks are never
+//! called for another's requests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+use crate::admission::virtual_cluster;
+use crate::common::{Fixture, admin, send};
+
+/// A webhook server: answers by path, counts the calls per path.
+struct WebhookServer {
+    addr: SocketAddr,
+    ca_pem: String,
+    calls: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl WebhookServer {
+    async fn start() -> Self {
+        let ca = nestkube_apiserver::auth::pki::Ca::generate("webhook-test-ca").unwrap();
+        let serving = ca
+            .issue_serving(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
+            .unwrap();
+        let certs: Vec<_> = rustls_pemfile::certs(&mut serving.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = rustls_pemfile::private_key(&mut serving.key_pem.as_bytes())
+            .unwrap()
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let calls: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let counted = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let calls = counted.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req| {
+                        let calls = calls.clone();
+                        async move { Ok::<_, std::convert::Infallible>(answer(req, calls).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            ca_pem: ca.pair.cert_pem.clone(),
+            calls,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+
+    fn calls(&self, path: &str) -> usize {
+        self.calls.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    fn ca_bundle(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.ca_pem)
+    }
+}
+
+/// The webhook's behaviour by path: `/allow`, `/deny`, `/warn`, `/label`
+/// (adds label `webhook=added`), `/slow` (answers after 5 s), `/bad-uid`.
+async fn answer(
+    req: hyper::Request<hyper::body::Incoming>,
+    calls: Arc<Mutex<HashMap<String, usize>>>,
+) -> hyper::Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    *calls.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let review: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let uid = review["request"]["uid"].clone();
+    let mut response = json!({"uid": uid, "allowed": true});
+    match path.as_str() {
+        "/deny" => {
+            response["allowed"] = json!(false);
+            response["status"] = json!({"code": 403, "reason": "Forbidden", "message": "pods named bad are not welcome"});
+        }
+        "/warn" => response["warnings"] = json!(["think twice"]),
+        "/label" => {
+            let mut labels = review["request"]["object"]["metadata"]["labels"].clone();
+            if !labels.is_object() {
+                labels = json!({});
+            }
+            labels["webhook"] = json!("added");
+            let patch = json!([{"op": "add", "path": "/metadata/labels", "value": labels}]);
+            response["patchType"] = json!("JSONPatch");
+            response["patch"] = json!(
+                base64::engine::general_purpose::STANDARD
+                    .encode(serde_json::to_vec(&patch).unwrap())
+            );
+        }
+        "/slow" => tokio::time::sleep(Duration::from_secs(5)).await,
+        "/bad-uid" => response["uid"] = json!("not-the-uid"),
+        _ => {}
+    }
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
+    hyper::Response::builder()
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(&review).unwrap())))
+        .unwrap()
+}
+
+/// A configuration of `kind` with one webhook per `(name, url, extra)`,
+/// matching pods and configmaps.
+fn configuration(
+    kind: &str,
+    name: &str,
+    server: &WebhookServer,
+    hooks: &[(&str, &str, Value)],
+) -> Value {
+    let webhooks: Vec<Value> = hooks
+        .iter()
+        .map(|(hook, path, extra)| {
+            let mut w = json!({
+                "name": hook,
+                "clientConfig": {"url": server.url(path), "caBundle": server.ca_bundle()},
+                "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "configmaps"]}],
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": 2,
+            });
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                w[k] = v.clone();
+            }
+            w
+        })
+        .collect();
+    json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+           "metadata": {"name": name}, "webhooks": webhooks})
+}
+
+async fn install(client: &kube::Client, config: Value) {
+    let resource = if config["kind"] == "MutatingWebhookConfiguration" {
+        "mutatingwebhookconfigurations"
+    } else {
+        "validatingwebhookconfigurations"
+    };
+    let (code, out) = send(
+        client,
+        "POST",
+        &format!("/apis/admissionregistration.k8s.io/v1/{resource}"),
+        Some(config),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+}
+
+fn configmap(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "b"}})
+}
+
+const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
+
+#[tokio::test]
+async fn validating_webhooks_refuse_warn_and_fail_as_upstream() {
+    let f = Fixture::start().await;
+    f.create_cluster("team-a").await;
+    let a = admin(&f, "team-a").await;
+    let server = WebhookServer::start().await;
+    let only = |label: &str| json!({"objectSelector": {"matchLabels": {"case": label}}});
+    install(
+        &a,
+        configuration(
+            "ValidatingWebhookConfiguration",
+            "checks",
+            &server,
+            &[
+                ("deny.example.com", "/deny", only("deny")),
+                ("warn.example.com", "/warn", only("warn")),
+                ("down.example.com", "/nowhere", json!({"objectSelector": {"matchLabels": {"case": "down"}},
+                    "clientConfig": {"url": "https://127.0.0.1:1/x", "caBundle": server.ca_bundle()}})),
+                ("ignored.example.com", "/nowhere", json!({"objectSelector": {"matchLabels": {"case": "ignored"}},
+                    "failurePolicy": "Ignore",
+                    "clientConfig": {"url": "https://127.0.0.1:1/x", "caBundle": server.ca_bundle()}})),
+                ("slow.example.com", "/slow", json!({"objectSelector": {"matchLabels": {"case": "slow"}}, "timeoutSeconds": 1})),
+                ("baduid.example.com", "/bad-uid", only("bad-uid")),
+                ("sideeffects.example.com", "/allow", json!({"objectSelector": {"matchLabels": {"case": "dry"}}, "sideEffects": "Some"})),
+            ],
+        ),
+    )
+    .await;
+    let labelled = |name: &str, case: &str| {
+        let mut cm = configmap(name);
+        cm["metadata"]["labels"] = json!({"case": case});
+        cm
+    };
+
+    // Refused: the webhook's own status, its message prefixed as upstream's.
+    let (code, out) = send(&a, "POST", CONFIGMAPS, Some(labelled("bad", "deny")), &[]).await;
+    assert_eq!(code, 403, "{out}");
+    assert_eq!(out["reason"], "Forbidden");
+    assert_eq!(
+        out["message"],
+        "admission webhook \"deny.example.com\" denied the request: pods named bad are not welcome"
+    );
+    // Unmatched requests never reach it.
+    let (code, _) = send(&a, "POST", CONFIGMAPS, Some(configmap("plain")), &[]).await;
+    assert_eq!(code, 201);
+    assert_eq!(server.calls("/deny"), 1);
+
+    // Unreachable under Fail: 500 naming the webhook and the URL; under Ignore: allowed.
+    let (code, out) = send(&a, "POST", CONFIGMAPS, Some(labelled("down", "down")), &[]).await;
+    assert_eq!(code, 500, "{out}");
+    let message = out["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Internal error occurred: failed calling webhook \"down.example.com\": failed to call webhook: Post \"https://127.0.0.1:1/x?timeout=2s\": "),
+        "{message}"
+    );
+    let (code, out) = send(
+        &a,
+        "POST",
+        CONFIGMAPS,
+        Some(labelled("ignored", "ignored")),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+
+    // A webhook slower than its timeout fails after timeoutSeconds.
+    let started = Instant::now();
+    let (code, out) = send(&a, "POST", CONFIGMAPS, Some(labelled("slow", "slow")), &[]).await;
+    assert_eq!(code, 500, "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("context deadline exceeded"),
+        "{out}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // An answer for another request is a failed call.
+    let (code, out) = send(
+        &a,
+        "POST",
+        CONFIGMAPS,
+        Some(labelled("uid", "bad-uid")),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 500, "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected response.uid="),
+        "{out}"
+    );
+
+    // A webhook with side effects refuses a dry run, and is not called.
+    let (code, out) = send(
+        &a,
+        "POST",
+        &format!("{CONFIGMAPS}?dryRun=All"),
+        Some(labelled("dry", "dry")),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 400, "{out}");
+    assert_eq!(
+        out["message"],
+        "admission webhook \"sideeffects.example.com\" does not support dry run"
+    );
+    assert_eq!(server.calls("/allow"), 0);
+
+    // Warnings reach the client as Warning headers.
+    let req = http::Request::post(CONFIGMAPS)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(
+            serde_json::to_vec(&labelled("warned", "warn")).unwrap(),
+        ))
+        .unwrap();
+    let resp = a.send(req).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let warnings: Vec<_> = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("think twice")),
+        "{warnings:?}"
+    );
+
+    // Deleting the configuration is never sent to a webhook: it always works.
+    let (code, _) = send(
+        &a,
+        "DELETE",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/checks",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _) = send(&a, "POST", CONFIGMAPS, Some(labelled("bad2", "deny")), &[]).await;
+    assert_eq!(code, 201);
+}
+
+#[tokio::test]
+async fn mutating_webhooks_patch_and_selectors_apply() {
+    let f = Fixture::start().await;
+    f.create_cluster("team-a").await;
+    let a = admin(&f, "team-a").await;
+    let server = WebhookServer::start().await;
+    install(
+        &a,
+        configuration(
+            "MutatingWebhookConfiguration",
+            "labels",
+            &server,
+            &[(
+                "label.example.com",
+                "/label",
+                json!({"namespaceSelector": {"matchExpressions": [{"key": "skip", "operator": "DoesNotExist"}]}}),
+            )],
+        ),
+    )
+    .await;
+    let (code, out) = send(&a, "POST", CONFIGMAPS, Some(configmap("patched")), &[]).await;
+    assert_eq!(code, 201, "{out}");
+    assert_eq!(out["metadata"]["labels"]["webhook"], "added", "{out}");
+    // The patch is applied on updates too, and kept.
+    let (code, out) = send(
+        &a,
+        "PATCH",
+        &format!("{CONFIGMAPS}/patched"),
+        Some(json!({"metadata": {"labels": {"webhook": null, "other": "x"}}})),
+        &[("content-type", "application/merge-patch+json")],
+    )
+    .await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(
+        out["metadata"]["labels"],
+        json!({"webhook": "added", "other": "x"})
+    );
+    // A namespace the selector excludes is not sent.
+    let (code, _) = send(
+        &a,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "quiet", "labels": {"skip": "yes"}}})),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201);
+    let calls = server.calls("/label");
+    let (code, out) = send(
+        &a,
+        "POST",
+        "/api/v1/namespaces/quiet/configmaps",
+        Some(configmap("untouched")),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    assert!(out["metadata"]["labels"]["webhook"].is_null(), "{out}");
+    assert_eq!(server.calls("/label"), calls);
+}
+
+#[tokio::test]
+async fn a_clusters_webhooks_are_its_own_and_tenants_reach_only_allowed_addresses() {
+    let f = Fixture::start().await;
+    f.create_cluster("team-a").await;
+    f.create_cluster("team-b").await;
+    let a = admin(&f, "team-a").await;
+    let b = admin(&f, "team-b").await;
+    let server = WebhookServer::start().await;
+    install(
+        &a,
+        configuration(
+            "ValidatingWebhookConfiguration",
+            "deny-all",
+            &server,
+            &[("deny.example.com", "/deny", json!({}))],
+        ),
+    )
+    .await;
+    let (code, _) = send(&a, "POST", CONFIGMAPS, Some(configmap("x")), &[]).await;
+    assert_eq!(code, 403);
+    // team-b's requests never reach team-a's webhook.
+    let before = server.calls("/deny");
+    let (code, _) = send(&b, "POST", CONFIGMAPS, Some(configmap("x")), &[]).await;
+    assert_eq!(code, 201);
+    assert_eq!(server.calls("/deny"), before);
+
+    // A tenant (a VirtualCluster with the default policy) may not name
+    // loopback, link-local or unlisted addresses.
+    let tenant = virtual_cluster(&f, "root", "tenant", json!({})).await;
+    for url in [
+        server.url("/deny"),
+        "https://169.254.169.254/latest".to_string(),
+        "https://localhost:8443/x".to_string(),
+        "https://203.0.113.9/x".to_string(),
+    ] {
+        let mut config = configuration(
+            "ValidatingWebhookConfiguration",
+            "escape",
+            &server,
+            &[("escape.example.com", "/x", json!({}))],
+        );
+        config["webhooks"][0]["clientConfig"]["url"] = json!(url);
+        let (code, out) = send(
+            &tenant,
+            "POST",
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+            Some(config),
+            &[],
+        )
+        .await;
+        assert_eq!(code, 403, "{url}: {out}");
+        assert!(
+            out["message"]
+                .as_str()
+                .unwrap()
+                .contains("webhooks[0].clientConfig.url"),
+            "{out}"
+        );
+    }
+    // An address its VirtualCluster allows is accepted (the call itself
+    // then fails here: nothing listens there).
+    let allowed = virtual_cluster(
+        &f,
+        "root",
+        "allowed",
+        json!({"network": {"allowedCIDRs": ["203.0.113.0/24"]}}),
+    )
+    .await;
+    let mut config = configuration(
+        "ValidatingWebhookConfiguration",
+        "ok",
+        &server,
+        &[(
+            "ok.example.com",
+            "/x",
+            json!({"failurePolicy": "Ignore", "timeoutSeconds": 1}),
+        )],
+    );
+    config["webhooks"][0]["clientConfig"]["url"] = json!("https://203.0.113.9/x");
+    let (code, out) = send(
+        &allowed,
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        Some(config),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    // A Service webhook of a cluster with no parent to run it fails as a
+    // Service without endpoints.
+    let mut config = configuration(
+        "ValidatingWebhookConfiguration",
+        "svc",
+        &server,
+        &[("svc.example.com", "/x", json!({}))],
+    );
+    config["webhooks"][0]["clientConfig"] =
+        json!({"service": {"namespace": "default", "name": "hook"}});
+    install(&b, config).await;
+    let (code, out) = send(&b, "POST", CONFIGMAPS, Some(configmap("y")), &[]).await;
+    assert_eq!(code, 500, "{out}");
+    assert!(
+        out["message"].as_str().unwrap().contains("service"),
+        "{out}"
+    );
+}
