@@ -5,6 +5,7 @@
 
 mod support;
 
+mod admission_webhooks;
 mod chart;
 mod crd_parity;
 mod custom_resources;

@@ -6,130 +6,18 @@
 //! allows the address); and tenancy: one cluster's webhooks are never
 //! called for another's requests.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use nestkube_e2e::webhook::{DENY_MESSAGE, WebhookServer};
 use serde_json::{Value, json};
 
 use crate::admission::virtual_cluster;
 use crate::common::{Fixture, admin, send};
 
-/// A webhook server: answers by path, counts the calls per path.
-struct WebhookServer {
-    addr: SocketAddr,
-    ca_pem: String,
-    calls: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl WebhookServer {
-    async fn start() -> Self {
-        let ca = nestkube_apiserver::auth::pki::Ca::generate("webhook-test-ca").unwrap();
-        let serving = ca
-            .issue_serving(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
-            .unwrap();
-        let certs: Vec<_> = rustls_pemfile::certs(&mut serving.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let key = rustls_pemfile::private_key(&mut serving.key_pem.as_bytes())
-            .unwrap()
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let calls: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let counted = calls.clone();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                let calls = counted.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |req| {
-                        let calls = calls.clone();
-                        async move { Ok::<_, std::convert::Infallible>(answer(req, calls).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            addr,
-            ca_pem: ca.pair.cert_pem.clone(),
-            calls,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.addr)
-    }
-
-    fn calls(&self, path: &str) -> usize {
-        self.calls.lock().unwrap().get(path).copied().unwrap_or(0)
-    }
-
-    fn ca_bundle(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(&self.ca_pem)
-    }
-}
-
-/// The webhook's behaviour by path: `/allow`, `/deny`, `/warn`, `/label`
-/// (adds label `webhook=added`), `/slow` (answers after 5 s), `/bad-uid`.
-async fn answer(
-    req: hyper::Request<hyper::body::Incoming>,
-    calls: Arc<Mutex<HashMap<String, usize>>>,
-) -> hyper::Response<Full<Bytes>> {
-    let path = req.uri().path().to_string();
-    *calls.lock().unwrap().entry(path.clone()).or_default() += 1;
-    let body = req.into_body().collect().await.unwrap().to_bytes();
-    let review: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let uid = review["request"]["uid"].clone();
-    let mut response = json!({"uid": uid, "allowed": true});
-    match path.as_str() {
-        "/deny" => {
-            response["allowed"] = json!(false);
-            response["status"] = json!({"code": 403, "reason": "Forbidden", "message": "pods named bad are not welcome"});
-        }
-        "/warn" => response["warnings"] = json!(["think twice"]),
-        "/label" => {
-            let mut labels = review["request"]["object"]["metadata"]["labels"].clone();
-            if !labels.is_object() {
-                labels = json!({});
-            }
-            labels["webhook"] = json!("added");
-            let patch = json!([{"op": "add", "path": "/metadata/labels", "value": labels}]);
-            response["patchType"] = json!("JSONPatch");
-            response["patch"] = json!(
-                base64::engine::general_purpose::STANDARD
-                    .encode(serde_json::to_vec(&patch).unwrap())
-            );
-        }
-        "/slow" => tokio::time::sleep(Duration::from_secs(5)).await,
-        "/bad-uid" => response["uid"] = json!("not-the-uid"),
-        _ => {}
-    }
-    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
-    hyper::Response::builder()
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(serde_json::to_vec(&review).unwrap())))
-        .unwrap()
+async fn webhook_server() -> WebhookServer {
+    WebhookServer::start("127.0.0.1:0".parse().unwrap(), &["localhost"])
+        .await
+        .expect("webhook server")
 }
 
 /// A configuration of `kind` with one webhook per `(name, url, extra)`,
@@ -189,7 +77,7 @@ async fn validating_webhooks_refuse_warn_and_fail_as_upstream() {
     let f = Fixture::start().await;
     f.create_cluster("team-a").await;
     let a = admin(&f, "team-a").await;
-    let server = WebhookServer::start().await;
+    let server = webhook_server().await;
     let only = |label: &str| json!({"objectSelector": {"matchLabels": {"case": label}}});
     install(
         &a,
@@ -224,7 +112,7 @@ async fn validating_webhooks_refuse_warn_and_fail_as_upstream() {
     assert_eq!(out["reason"], "Forbidden");
     assert_eq!(
         out["message"],
-        "admission webhook \"deny.example.com\" denied the request: pods named bad are not welcome"
+        format!("admission webhook \"deny.example.com\" denied the request: {DENY_MESSAGE}")
     );
     // Unmatched requests never reach it.
     let (code, _) = send(&a, "POST", CONFIGMAPS, Some(configmap("plain")), &[]).await;
@@ -339,7 +227,7 @@ async fn mutating_webhooks_patch_and_selectors_apply() {
     let f = Fixture::start().await;
     f.create_cluster("team-a").await;
     let a = admin(&f, "team-a").await;
-    let server = WebhookServer::start().await;
+    let server = webhook_server().await;
     install(
         &a,
         configuration(
@@ -402,7 +290,7 @@ async fn a_clusters_webhooks_are_its_own_and_tenants_reach_only_allowed_addresse
     f.create_cluster("team-b").await;
     let a = admin(&f, "team-a").await;
     let b = admin(&f, "team-b").await;
-    let server = WebhookServer::start().await;
+    let server = webhook_server().await;
     install(
         &a,
         configuration(

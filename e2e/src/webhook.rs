@@ -1,0 +1,163 @@
+//! A real HTTPS admission webhook server for tests: it answers
+//! `AdmissionReview`s by path and counts the calls per path.
+//!
+//! Paths: `/allow`; `/deny` (refuses with code 403, reason `Forbidden` and
+//! a message); `/warn` (allows with a warning); `/label` (a `JSONPatch`
+//! adding label `webhook=added`); `/slow` (answers after 5 s); `/bad-uid`
+//! (answers for another request).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+/// The message of the `/deny` path's refusal.
+pub const DENY_MESSAGE: &str = "pods named bad are not welcome";
+
+/// A running webhook server (it stops with the runtime it was started on).
+pub struct WebhookServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The CA that issued its serving certificate (PEM).
+    pub ca_pem: String,
+    calls: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl WebhookServer {
+    /// Starts a server on `bind` (port 0: any) whose certificate names
+    /// `dns_names` and the bound IP address.
+    pub async fn start(bind: SocketAddr, dns_names: &[&str]) -> anyhow::Result<Self> {
+        let ca_key = rcgen::KeyPair::generate()?;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "webhook-test-ca");
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(
+            dns_names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )?;
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress(bind.ip()));
+        let cert = params.signed_by(&key, &issuer)?;
+        let der = rustls::pki_types::CertificateDer::from(cert.der().to_vec());
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(vec![der], key_der)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let calls: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let counted = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let calls = counted.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req| {
+                        let calls = calls.clone();
+                        async move { Ok::<_, std::convert::Infallible>(answer(req, calls).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            ca_pem: ca_cert.pem(),
+            calls,
+        })
+    }
+
+    /// `https://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+
+    /// How many calls `path` had.
+    pub fn calls(&self, path: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The CA as a webhook's `caBundle` (base64 of the PEM).
+    pub fn ca_bundle(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.ca_pem)
+    }
+}
+
+async fn answer(
+    req: hyper::Request<hyper::body::Incoming>,
+    calls: Arc<Mutex<HashMap<String, usize>>>,
+) -> hyper::Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    *calls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(path.clone())
+        .or_default() += 1;
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let review: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let mut response = json!({"uid": review["request"]["uid"], "allowed": true});
+    match path.as_str() {
+        "/deny" => {
+            response["allowed"] = json!(false);
+            response["status"] =
+                json!({"code": 403, "reason": "Forbidden", "message": DENY_MESSAGE});
+        }
+        "/warn" => response["warnings"] = json!(["think twice"]),
+        "/label" => {
+            let mut labels = review["request"]["object"]["metadata"]["labels"].clone();
+            if !labels.is_object() {
+                labels = json!({});
+            }
+            labels["webhook"] = json!("added");
+            let patch = json!([{"op": "add", "path": "/metadata/labels", "value": labels}]);
+            response["patchType"] = json!("JSONPatch");
+            response["patch"] = json!(
+                base64::engine::general_purpose::STANDARD
+                    .encode(serde_json::to_vec(&patch).unwrap_or_default())
+            );
+        }
+        "/slow" => tokio::time::sleep(Duration::from_secs(5)).await,
+        "/bad-uid" => response["uid"] = json!("not-the-uid"),
+        _ => {}
+    }
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
+    let mut out = hyper::Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(&review).unwrap_or_default(),
+    )));
+    out.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    out
+}

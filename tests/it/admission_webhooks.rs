@@ -1,0 +1,216 @@
+//! A tenant's admission webhook behind a Service of its virtual cluster,
+//! on the REAL e2e host: nestkube runs in host mode, the tenant creates a
+//! selector-less Service and its Endpoints naming the webhook server's
+//! address (inside the VirtualCluster's `allowedCIDRs`), and a
+//! `ValidatingWebhookConfiguration` and `MutatingWebhookConfiguration`
+//! naming the Service. nestkube reaches the webhook through the host API
+//! server's service proxy to the Service's copy; the server runs in this
+//! test on an address of a dummy network interface of this machine (never
+//! anything outside it). Another tenant's requests never reach it.
+
+use std::ffi::OsStr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::{self, Kubectl, Server, tenant_kubectl};
+use nestkube_e2e::webhook::{DENY_MESSAGE, WebhookServer};
+use nestkube_e2e::{HostCluster, wait_for};
+use serde_json::Value;
+
+const TEST_LABEL: &str = "e2e.nestkube.io/test";
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A dummy interface with one address of this machine, removed on drop.
+struct DummyAddress {
+    link: String,
+    ip: IpAddr,
+}
+
+impl DummyAddress {
+    /// `None` (with a SKIPPED line) where interfaces cannot be made.
+    fn create() -> Option<Self> {
+        let n = std::process::id() % 200 + 20;
+        let link = format!("nkwh{n}");
+        let ip: IpAddr = format!("10.253.{n}.1").parse().unwrap();
+        let _ = Command::new("ip").args(["link", "del", &link]).output();
+        let steps: [&[&str]; 3] = [
+            &["link", "add", &link, "type", "dummy"],
+            &["addr", "add", &format!("{ip}/32"), "dev", &link],
+            &["link", "set", &link, "up"],
+        ];
+        for args in steps {
+            let ok = Command::new("ip")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                eprintln!("SKIPPED: cannot create a dummy interface (ip {args:?})");
+                let _ = Command::new("ip").args(["link", "del", &link]).output();
+                return None;
+            }
+        }
+        Some(Self { link, ip })
+    }
+}
+
+impl Drop for DummyAddress {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
+    }
+}
+
+fn nestkube(host: &HostCluster, data: &Path, label: &str) -> Server {
+    let selector = format!("{TEST_LABEL}={label}");
+    let kubeconfig = host.kubeconfig();
+    let flags: [&OsStr; 4] = [
+        "--host-kubeconfig".as_ref(),
+        kubeconfig.as_os_str(),
+        "--host-selector".as_ref(),
+        selector.as_ref(),
+    ];
+    Server::start_at(data, support::free_address(), &flags)
+}
+
+/// VirtualCluster `name` on the host with `network` (YAML flow mapping),
+/// Ready, and kubectl for it.
+fn tenant(
+    host: &HostCluster,
+    dir: &Path,
+    ns: &str,
+    name: &str,
+    label: &str,
+    network: &str,
+) -> Kubectl {
+    host.apply(&format!(
+        "apiVersion: tenancy.nestkube.io/v1alpha1\nkind: VirtualCluster\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    {TEST_LABEL}: {label}\nspec:\n  network: {network}\n"
+    ));
+    wait_for(&format!("VirtualCluster {name} Ready"), WAIT, || {
+        let out = host.kubectl(&["get", "vc", name, "-n", ns, "-o", "json"]);
+        let vc: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (vc["status"]["phase"] == "Ready").then_some(())
+    });
+    let admin = Kubectl {
+        bin: host.bins().kubectl.clone(),
+        kubeconfig: host.kubeconfig(),
+    };
+    let kubectl = tenant_kubectl(&admin, dir, ns, name);
+    wait_for("the default namespace", WAIT, || {
+        kubectl
+            .output(&["get", "serviceaccount", "default"])
+            .status
+            .success()
+            .then_some(())
+    });
+    kubectl
+}
+
+fn webhook_configuration(kind: &str, path: &str, resource: &str) -> String {
+    let name = kind.to_lowercase();
+    format!(
+        r#"{{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "{kind}", "metadata": {{"name": "{name}"}},
+  "webhooks": [{{"name": "{name}.example.com", "sideEffects": "None", "admissionReviewVersions": ["v1"], "timeoutSeconds": 10,
+    "clientConfig": {{"service": {{"namespace": "default", "name": "hook", "path": "{path}", "port": 443}}}},
+    "rules": [{{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["{resource}"]}}]}}]}}"#
+    )
+}
+
+#[test]
+fn a_tenants_service_webhook_is_called_through_the_host() {
+    let Some(host) = HostCluster::shared() else {
+        return;
+    };
+    let Some(dummy) = DummyAddress::create() else {
+        return;
+    };
+    let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join(nestkube_tenant_crds::CRD_YAML_PATH);
+    host.apply_crd(&crd, "virtualclusters.tenancy.nestkube.io");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(WebhookServer::start(
+            SocketAddr::new(dummy.ip, 0),
+            &["hook.default.svc"],
+        ))
+        .expect("webhook server");
+    let port = server.addr.port();
+
+    let dir = tempfile::tempdir().unwrap();
+    let label = nestkube_e2e::unique_name("webhooks");
+    let ns = host.namespace("webhooks");
+    let _nestkube = nestkube(host, &dir.path().join("data"), &label);
+    let network = format!("{{allowedCIDRs: [\"{}/32\"]}}", dummy.ip);
+    let a = tenant(host, dir.path(), ns.name(), "hooked", &label, &network);
+    let b = tenant(host, dir.path(), ns.name(), "other", &label, "{}");
+
+    // The webhook's Service: selector-less, its Endpoints naming the server.
+    a.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"{{"apiVersion": "v1", "kind": "List", "items": [
+  {{"apiVersion": "v1", "kind": "Service", "metadata": {{"name": "hook", "namespace": "default"}},
+    "spec": {{"ports": [{{"port": 443, "targetPort": {port}, "protocol": "TCP"}}]}}}},
+  {{"apiVersion": "v1", "kind": "Endpoints", "metadata": {{"name": "hook", "namespace": "default"}},
+    "subsets": [{{"addresses": [{{"ip": "{}"}}], "ports": [{{"port": {port}, "protocol": "TCP"}}]}}]}}]}}"#,
+            dummy.ip
+        ),
+    );
+    // Its copy on the host has the endpoint.
+    wait_for(
+        "the Service's copy with its endpoint on the host",
+        WAIT,
+        || {
+            let eps = host.get_json(&["endpoints", "-n", ns.name()]);
+            eps["items"]
+                .as_array()?
+                .iter()
+                .any(|e| e.to_string().contains(&dummy.ip.to_string()))
+                .then_some(())
+        },
+    );
+
+    a.ok_stdin(
+        &["apply", "-f", "-"],
+        &webhook_configuration("ValidatingWebhookConfiguration", "/deny", "configmaps"),
+    );
+    a.ok_stdin(
+        &["apply", "-f", "-"],
+        &webhook_configuration("MutatingWebhookConfiguration", "/label", "secrets"),
+    );
+    // Refused by the tenant's own webhook, with its message.
+    let refused = wait_for("the validating webhook refuses", WAIT, || {
+        let out = a.output(&["create", "configmap", "bad"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        (!out.status.success() && stderr.contains("denied the request")).then_some(stderr)
+    });
+    assert!(
+        refused.contains(&format!(
+            "admission webhook \"validatingwebhookconfiguration.example.com\" denied the request: {DENY_MESSAGE}"
+        )),
+        "{refused}"
+    );
+    assert!(server.calls("/deny") >= 1);
+    // Mutated by it.
+    a.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "patched",
+        "--from-literal=k=v",
+    ]);
+    let labels = a.ok(&[
+        "get",
+        "secret",
+        "patched",
+        "-o",
+        "jsonpath={.metadata.labels.webhook}",
+    ]);
+    assert_eq!(labels.trim(), "added");
+    // Another tenant's requests never reach it.
+    let calls = server.calls("/deny");
+    b.ok(&["create", "configmap", "bad"]);
+    assert_eq!(server.calls("/deny"), calls);
+    drop(runtime);
+}
