@@ -389,3 +389,36 @@ async fn a_clusters_webhooks_are_its_own_and_tenants_reach_only_allowed_addresse
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_nested_clusters_webhooks_are_called_for_it_and_never_for_its_parent() {
+    let f = Fixture::start().await;
+    f.create_cluster("a").await;
+    f.create_cluster("a:b").await;
+    let a = admin(&f, "a").await;
+    let ab = admin(&f, "a:b").await;
+    let server = webhook_server().await;
+    install(
+        &ab,
+        configuration(
+            "ValidatingWebhookConfiguration",
+            "deny-all",
+            &server,
+            &[(
+                "deny.example.com",
+                "/deny",
+                // Only the test's objects (the cluster's controllers write ConfigMaps too).
+                json!({"objectSelector": {"matchLabels": {"case": "nested"}}}),
+            )],
+        ),
+    )
+    .await;
+    let mut cm = configmap("x");
+    cm["metadata"]["labels"] = json!({"case": "nested"});
+    let (code, out) = send(&ab, "POST", CONFIGMAPS, Some(cm.clone()), &[]).await;
+    assert_eq!(code, 403, "{out}");
+    assert_eq!(server.calls("/deny"), 1);
+    let (code, _) = send(&a, "POST", CONFIGMAPS, Some(cm), &[]).await;
+    assert_eq!(code, 201);
+    assert_eq!(server.calls("/deny"), 1);
+}
