@@ -9,7 +9,10 @@
 //! - `kubectl exec`, `attach`, `port-forward` (and `cp`, which is exec):
 //!   the same upgrade request (WebSocket or SPDY, the client's negotiation
 //!   headers as they are), its upgraded connection handed back to be
-//!   spliced to the client's.
+//!   spliced to the client's;
+//! - `services/<name>/proxy/...` and `pods/<name>/proxy/...`: the same
+//!   request for the copy (`[scheme:]<copy>[:port]`), the answer streamed
+//!   back (an error `Status` of the parent with the copy's name replaced).
 //!
 //! Nesting needs nothing more: a parent that is itself a virtual cluster
 //! answers through this same connector, one hop further down (for streams
@@ -34,7 +37,10 @@ use http_body_util::BodyExt;
 use nestkube_apiserver::error::ApiError;
 use nestkube_apiserver::server::ApiServer;
 use nestkube_apiserver::server::pod_connect::{StreamRequest, Upgraded};
-use nestkube_apiserver::server::pod_proxy::{ConnectError, LogQuery, LogStream, PodConnector};
+use nestkube_apiserver::server::pod_proxy::{
+    ConnectError, LogQuery, LogStream, PodConnector, ProxyKind, ProxyRequest,
+};
+use nestkube_apiserver::server::response::Body;
 use nestkube_apiserver::tenancy::{Parent, Placement};
 
 use crate::names;
@@ -106,6 +112,64 @@ impl PodConnector for Connector {
             })
             .filter_map(|chunk| std::future::ready(chunk.ok().filter(|b: &Bytes| !b.is_empty())));
         Ok(stream.boxed())
+    }
+
+    async fn proxy(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        request: &ProxyRequest,
+    ) -> Result<http::Response<Body>, ConnectError> {
+        let placement = self.placement(cluster)?;
+        let client = self.parent_client(cluster, &placement)?;
+        let (scheme, name, port) = split_proxy_name(&request.name);
+        let copy = names::host_name(cluster, namespace, name);
+        match request.kind {
+            ProxyKind::Pod => {
+                self.check_copy(&client, &placement, cluster, namespace, name, &copy)
+                    .await?
+            }
+            ProxyKind::Service => {
+                let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+                    kube::Api::namespaced(client.clone(), &placement.host_namespace);
+                let found = services.get_metadata_opt(&copy).await.map_err(|e| {
+                    ApiError::Internal(format!("reaching the parent of cluster {cluster}: {e}"))
+                })?;
+                let meta = found
+                    .map(|f| serde_json::to_value(&f.metadata).unwrap_or_default())
+                    .unwrap_or_default();
+                if !is_copy_of(&meta, &placement.uid, cluster, namespace, name, None) {
+                    return Err(ConnectError::NotRunning);
+                }
+            }
+        }
+        let spec = match (scheme.is_empty(), port.is_empty()) {
+            (true, true) => copy.clone(),
+            (true, false) => format!("{copy}:{port}"),
+            (false, _) => format!("{scheme}:{copy}:{port}"),
+        };
+        let mut uri = format!(
+            "/api/v1/namespaces/{}/{}/{spec}/proxy{}",
+            placement.host_namespace,
+            request.kind.resource(),
+            request.path
+        );
+        if let Some(q) = request.query.as_deref().filter(|q| !q.is_empty()) {
+            uri = format!("{uri}?{q}");
+        }
+        let mut builder = http::Request::builder()
+            .method(request.method.clone())
+            .uri(uri);
+        if let Some(ct) = &request.content_type {
+            builder = builder.header(http::header::CONTENT_TYPE, ct);
+        }
+        let req = builder
+            .body(kube::client::Body::from(request.body.to_vec()))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let response = client.send(req).await.map_err(|e| {
+            ApiError::Internal(format!("reaching the parent of cluster {cluster}: {e}"))
+        })?;
+        Ok(proxied(response, &copy, name).await)
     }
 
     async fn connect(
@@ -240,6 +304,61 @@ pub fn is_copy_of(
         && annotation(names::NAMESPACE_ANNOTATION) == namespace
         && annotation(names::NAME_ANNOTATION) == pod
         && uid.is_none_or(|u| annotation(names::UID_ANNOTATION) == u)
+}
+
+/// `[scheme:]name[:port]` split as upstream's proxy does: (scheme, name, port).
+fn split_proxy_name(spec: &str) -> (&str, &str, &str) {
+    let parts: Vec<&str> = spec.split(':').collect();
+    match parts.as_slice() {
+        [name] => ("", name, ""),
+        [name, port] => ("", name, port),
+        [scheme, name, port] => (scheme, name, port),
+        _ => ("", spec, ""),
+    }
+}
+
+/// The parent's answer as the client's: status and content type as they
+/// are; an error body of the parent (a `Status`) with the copy's name
+/// replaced by the virtual object's; anything else streamed as it comes.
+async fn proxied(
+    response: http::Response<kube::client::Body>,
+    copy: &str,
+    name: &str,
+) -> http::Response<Body> {
+    let (parts, body) = response.into_parts();
+    let mut out = http::Response::builder().status(parts.status);
+    if let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE) {
+        out = out.header(http::header::CONTENT_TYPE, ct.clone());
+    }
+    let is_status = parts.status.is_client_error() || parts.status.is_server_error();
+    let body: Body = if is_status {
+        let bytes = http_body_util::Limited::new(body, MAX_ERROR_BYTES)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).replace(copy, name);
+        http_body_util::Full::new(Bytes::from(text))
+            .map_err(|e| match e {})
+            .boxed()
+    } else {
+        // Through a channel: the body must be `Sync`.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        tokio::spawn(async move {
+            let mut stream = body.into_data_stream();
+            while let Some(Ok(chunk)) = stream.next().await {
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let frames = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+            .map(|b| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b)));
+        BodyExt::boxed(http_body_util::StreamBody::new(frames))
+    };
+    out.body(body).unwrap_or_else(|_| {
+        http::Response::new(http_body_util::Empty::new().map_err(|e| match e {}).boxed())
+    })
 }
 
 /// Sends `request` for pod `copy` in `namespace` of a remote parent as an

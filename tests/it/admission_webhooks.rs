@@ -171,6 +171,15 @@ fn a_tenants_service_webhook_is_called_through_the_host() {
         },
     );
 
+    // The Service proxy reaches the same server (what `kubectl proxy` uses).
+    let answer = a.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/services/https:hook:443/proxy/allow",
+    ]);
+    assert!(answer.contains("AdmissionReview"), "{answer}");
+    assert_eq!(server.calls("/allow"), 1);
+
     a.ok_stdin(
         &["apply", "-f", "-"],
         &webhook_configuration("ValidatingWebhookConfiguration", "/deny", "configmaps"),

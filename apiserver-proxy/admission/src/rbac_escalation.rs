@@ -73,6 +73,7 @@ impl Plugin for RbacEscalation {
             resource: r.resource.clone(),
             name: Some(attrs.name.to_string()),
             subresource: None,
+            proxy_path: None,
             verb,
         };
         match rbac_escalation::confirm(&self.authorizer, attrs.path, user, &rr, obj).await {

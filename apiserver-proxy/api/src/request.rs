@@ -47,6 +47,9 @@ pub struct ResourceRequest {
     pub name: Option<String>,
     /// Subresource, if any.
     pub subresource: Option<String>,
+    /// For the `proxy` subresource, the path after it (`/healthz`; `/`
+    /// when none), as upstream's proxy handlers take it.
+    pub proxy_path: Option<String>,
     /// Verb: get, list, watch, create, update, patch, delete, deletecollection.
     pub verb: &'static str,
 }
@@ -249,6 +252,16 @@ fn parse_api(
         [name, sub] => {
             req.name = Some(name.to_string());
             req.subresource = Some(sub.to_string());
+            if *sub == "proxy" {
+                req.proxy_path = Some("/".into());
+            }
+        }
+        // `services/<name>/proxy/<path...>` (and pods, nodes): the rest is
+        // the path to proxy to.
+        [name, "proxy", path @ ..] => {
+            req.name = Some(name.to_string());
+            req.subresource = Some("proxy".into());
+            req.proxy_path = Some(format!("/{}", path.join("/")));
         }
         _ => return Err(NotRoutable),
     }
@@ -294,6 +307,27 @@ mod tests {
             Api::Resource(r) => (info.cluster, r),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn proxy_paths_keep_the_rest() {
+        let (_, r) = res(
+            Method::GET,
+            "/api/v1/namespaces/ns/services/https:web:443/proxy/a/b",
+            None,
+        );
+        assert_eq!(
+            (
+                r.name.as_deref(),
+                r.subresource.as_deref(),
+                r.proxy_path.as_deref(),
+                r.verb
+            ),
+            (Some("https:web:443"), Some("proxy"), Some("/a/b"), "get")
+        );
+        let (_, r) = res(Method::POST, "/api/v1/namespaces/ns/pods/p/proxy", None);
+        assert_eq!((r.proxy_path.as_deref(), r.verb), (Some("/"), "create"));
+        assert!(parse(&Method::GET, "/api/v1/namespaces/ns/pods/p/log/x", None).is_err());
     }
 
     #[test]

@@ -219,9 +219,67 @@ pub enum ConnectError {
     Api(#[from] ApiError),
 }
 
+/// What a `proxy` subresource forwards to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyKind {
+    /// `pods/<name>/proxy`.
+    Pod,
+    /// `services/<name>/proxy`.
+    Service,
+}
+
+impl ProxyKind {
+    /// The resource (`pods`, `services`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            Self::Pod => "pods",
+            Self::Service => "services",
+        }
+    }
+
+    /// Upstream's message when nothing runs behind `name`.
+    pub fn not_running(self, name: &str) -> String {
+        match self {
+            Self::Pod => format!("pod \"{name}\" is not running"),
+            Self::Service => format!("no endpoints available for service \"{name}\""),
+        }
+    }
+}
+
+/// A request to forward through a `proxy` subresource.
+#[derive(Clone, Debug)]
+pub struct ProxyRequest {
+    /// Pod or Service.
+    pub kind: ProxyKind,
+    /// The name as given: `[scheme:]name[:port]`.
+    pub name: String,
+    /// The path after `proxy` (`/` when none).
+    pub path: String,
+    /// The query string as sent.
+    pub query: Option<String>,
+    /// The HTTP method.
+    pub method: http::Method,
+    /// `Content-Type` of the body.
+    pub content_type: Option<String>,
+    /// The body.
+    pub body: Bytes,
+}
+
 /// Reaches the containers of virtual pods (implemented by the syncer).
 #[async_trait]
 pub trait PodConnector: Send + Sync {
+    /// Forwards `request` to the copy of pod or Service `namespace/<name>`
+    /// of cluster `cluster` (same tenancy rule as [`PodConnector::log`]).
+    /// Connectors that reach nothing answer [`ConnectError::NotRunning`].
+    async fn proxy(
+        &self,
+        _cluster: &str,
+        _namespace: &str,
+        _request: &ProxyRequest,
+    ) -> Result<Response<Body>, ConnectError> {
+        Err(ConnectError::NotRunning)
+    }
+
     /// The log of container `query.container` of pod `namespace/pod` of
     /// cluster `cluster` (an authorized request of that cluster; the
     /// connector must never reach another cluster's pods). With

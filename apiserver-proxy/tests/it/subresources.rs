@@ -1,5 +1,6 @@
 //! Subresources served by rows of the REST table, over the network with a
-//! real client: `pods/binding` answers as upstream's `BindingREST`.
+//! real client: `pods/binding` answers as upstream's `BindingREST`; the
+//! `proxy` subresources where nothing runs.
 
 use std::time::Duration;
 
@@ -128,4 +129,44 @@ async fn pods_binding_assigns_a_node_once() {
     // Only create is served.
     let (code, _) = send(&client, "GET", &format!("{pods}/p/binding"), None, &[]).await;
     assert_eq!(code, 405);
+}
+
+#[tokio::test]
+async fn proxy_subresources_answer_as_upstream_where_nothing_runs() {
+    let f = Fixture::start().await;
+    // No retries: 503 is the answer under test.
+    let client = f.root_client_no_retry().await;
+    // An object the cluster does not have: 404.
+    let (code, out) = send(
+        &client,
+        "GET",
+        "/api/v1/namespaces/default/services/https:nothing:443/proxy/healthz",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 404, "{out}");
+    // A Service with nothing to run it behind (the root cluster has no parent).
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                     "spec": {"ports": [{"port": 443}]}});
+    let (code, out) = send(
+        &client,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        Some(svc),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    let (code, out) = send(
+        &client,
+        "GET",
+        "/api/v1/namespaces/default/services/https:web:443/proxy/a/b?x=1",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 503, "{out}");
+    assert_eq!(out["message"], "no endpoints available for service \"web\"");
+    assert_eq!(out["reason"], "ServiceUnavailable");
 }

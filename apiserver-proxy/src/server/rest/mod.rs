@@ -21,6 +21,7 @@ mod eviction;
 pub(crate) mod generic;
 pub(crate) mod options;
 mod pod_log;
+mod proxy;
 mod reviews;
 mod scale;
 mod served_rbac;
@@ -36,6 +37,7 @@ use serde_json::Value;
 use super::handler::{ApiServer, Body};
 use super::negotiate::{self, Output};
 use super::pod_connect::Stream;
+use super::pod_proxy::ProxyKind;
 use crate::auth::UserInfo;
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
@@ -231,6 +233,18 @@ static TABLE: &[Row] = &[
         Endpoint::Connect(Stream::PortForward),
     ),
     row("", "pods", Some("log"), Endpoint::Whole(&pod_log::PodLog)),
+    row(
+        "",
+        "pods",
+        Some("proxy"),
+        Endpoint::Whole(&proxy::Proxy(ProxyKind::Pod)),
+    ),
+    row(
+        "",
+        "services",
+        Some("proxy"),
+        Endpoint::Whole(&proxy::Proxy(ProxyKind::Service)),
+    ),
     row(
         "",
         "pods",
