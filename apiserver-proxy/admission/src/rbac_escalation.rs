@@ -52,7 +52,7 @@ impl Plugin for RbacEscalation {
         let verb = match attrs.operation {
             Operation::Create => "create",
             Operation::Update => "update",
-            Operation::Delete => return Ok(()),
+            Operation::Delete | Operation::Connect => return Ok(()),
         };
         let guarded = r.group == RBAC_GROUP
             && matches!(

@@ -217,7 +217,7 @@ impl VirtualClusterPolicy {
             && match attrs.operation {
                 Operation::Create => true,
                 Operation::Update => old.is_some_and(|o| o["spec"] != obj["spec"]),
-                Operation::Delete => false,
+                Operation::Delete | Operation::Connect => false,
             }
     }
 }

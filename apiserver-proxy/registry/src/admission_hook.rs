@@ -25,6 +25,10 @@ pub enum Operation {
     Update,
     /// DELETE (the object is the one being deleted).
     Delete,
+    /// A connection to a pod or Service (`pods/exec`, `attach`,
+    /// `portforward`, `proxy`); the object is the request's options
+    /// (`PodExecOptions`, ...).
+    Connect,
 }
 
 impl Operation {
@@ -34,6 +38,7 @@ impl Operation {
             Self::Create => "CREATE",
             Self::Update => "UPDATE",
             Self::Delete => "DELETE",
+            Self::Connect => "CONNECT",
         }
     }
 }

@@ -447,6 +447,25 @@ impl Store {
         })
     }
 
+    /// Admits a connection to `name`'s `subresource` (`exec`, `attach`,
+    /// `portforward`, `proxy`): upstream's `CONNECT` admission, both phases,
+    /// with the request's options (`PodExecOptions`, ...) as the object.
+    /// Returns the warnings the chain added.
+    pub async fn admit_connect(
+        &self,
+        t: &Target<'_>,
+        name: &str,
+        subresource: &str,
+        options: &mut Value,
+    ) -> Result<Vec<String>, ApiError> {
+        let Some(a) = self.admit(t, name, Some(subresource), Operation::Connect, false) else {
+            return Ok(Vec::new());
+        };
+        a.mutate(options, None, &self.read_only()).await?;
+        a.validate(options, None, &self.read_only()).await?;
+        Ok(a.take_warnings())
+    }
+
     /// The storage backend (for watches).
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage

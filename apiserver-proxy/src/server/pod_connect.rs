@@ -125,6 +125,34 @@ fn parse_bool(v: &str) -> bool {
 }
 
 impl StreamOptions {
+    /// The options as the object `CONNECT` admission sees
+    /// (`PodExecOptions`, `PodAttachOptions`, `PodPortForwardOptions`).
+    pub fn to_object(&self, stream: Stream) -> serde_json::Value {
+        let mut o = match stream {
+            Stream::Exec => serde_json::json!({"kind": "PodExecOptions", "command": self.command}),
+            Stream::Attach => serde_json::json!({"kind": "PodAttachOptions"}),
+            Stream::PortForward => {
+                return serde_json::json!({"kind": "PodPortForwardOptions", "apiVersion": "v1",
+                    "ports": self.ports});
+            }
+        };
+        o["apiVersion"] = "v1".into();
+        for (k, v) in [
+            ("stdin", self.stdin),
+            ("stdout", self.stdout),
+            ("stderr", self.stderr),
+            ("tty", self.tty),
+        ] {
+            if v {
+                o[k] = v.into();
+            }
+        }
+        if let Some(c) = &self.container {
+            o["container"] = c.clone().into();
+        }
+        o
+    }
+
     /// Reads the options of `stream` from query `query`: a repeated
     /// single-valued parameter is refused (400), parameters of other
     /// subresources are ignored (upstream's decoding drops unknown ones).
@@ -384,6 +412,19 @@ impl ApiServer {
             options: StreamOptions::parse(stream, parts.uri.query().unwrap_or(""))?,
             headers: pick(&parts.headers, UPGRADE_REQUEST_HEADERS),
         };
+        // CONNECT admission (the cluster's webhooks and policies), before
+        // anything is reached, as upstream's connect handler.
+        if let Some(pods) = self.catalog.get("", "v1", "pods") {
+            let target = Target {
+                cluster: &info.cluster,
+                resource: pods,
+                namespace: Some(namespace),
+            };
+            let mut options = request.options.to_object(stream);
+            self.store
+                .admit_connect(&target, name, stream.subresource(), &mut options)
+                .await?;
+        }
         let Some(on_upgrade) = on_upgrade.filter(|_| wants_upgrade) else {
             // The pod is checked first, as upstream does before proxying;
             // then what a kubelet answers a plain request.

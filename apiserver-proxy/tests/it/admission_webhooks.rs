@@ -422,3 +422,82 @@ async fn a_nested_clusters_webhooks_are_called_for_it_and_never_for_its_parent()
     assert_eq!(code, 201);
     assert_eq!(server.calls("/deny"), 1);
 }
+
+#[tokio::test]
+async fn connections_to_pods_and_services_are_admitted() {
+    let f = Fixture::start().await;
+    f.create_cluster("team-a").await;
+    let a = admin(&f, "team-a").await;
+    let server = webhook_server().await;
+    let mut config = configuration(
+        "ValidatingWebhookConfiguration",
+        "no-exec",
+        &server,
+        &[("no-exec.example.com", "/deny", json!({}))],
+    );
+    config["webhooks"][0]["rules"] = json!([{"operations": ["CONNECT"], "apiGroups": [""],
+        "apiVersions": ["v1"], "resources": ["pods/exec", "services/proxy"]}]);
+    install(&a, config).await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                     "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    crate::common::wait_for("the pod is created", Duration::from_secs(20), || async {
+        let (code, _) = send(
+            &a,
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            Some(pod.clone()),
+            &[],
+        )
+        .await;
+        (code == 201).then_some(())
+    })
+    .await;
+    // Refused before anything is reached (a plain request would get 400).
+    let (code, out) = send(
+        &a,
+        "POST",
+        "/api/v1/namespaces/default/pods/p/exec?command=ls&stdout=true",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 403, "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-exec.example.com"),
+        "{out}"
+    );
+    // attach is not matched: the usual answer to a plain request.
+    let (code, _) = send(
+        &a,
+        "POST",
+        "/api/v1/namespaces/default/pods/p/attach?stdout=true",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 400);
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                     "spec": {"ports": [{"port": 443}]}});
+    let (code, _) = send(
+        &a,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        Some(svc),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, out) = send(
+        &a,
+        "GET",
+        "/api/v1/namespaces/default/services/https:web:443/proxy/x",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 403, "{out}");
+    assert_eq!(server.calls("/deny"), 2);
+}

@@ -24,9 +24,12 @@
 //!   reach only what [`transport`] lets that cluster reach. No lock is held
 //!   while a webhook is called.
 //!
+//! `CONNECT` (`pods/exec`, `attach`, `portforward`, `proxy`) is admitted
+//! with the request's options as the object ([`Operation::Connect`]).
+//!
 //! Not yet: `matchConditions` (CEL) are not evaluated (a webhook with them
-//! is called as if they held), `CONNECT` requests are not admitted, and
-//! built-in resources are matched only in the request's own version.
+//! is called as if they held), and built-in resources are matched only in
+//! the request's own version.
 
 pub mod config;
 pub mod review;

@@ -57,15 +57,20 @@ pub fn request(
         crate::Operation::Delete => (Value::Null, in_version(old.or(obj), version)),
         crate::Operation::Create => (in_version(obj, version), Value::Null),
         crate::Operation::Update => (in_version(obj, version), in_version(old, version)),
+        crate::Operation::Connect => (obj.cloned().unwrap_or_default(), Value::Null),
     };
-    let name = object["metadata"]["name"]
-        .as_str()
-        .or(old_object["metadata"]["name"].as_str())
-        .unwrap_or_default();
+    let name = match attrs.operation {
+        crate::Operation::Connect => attrs.name,
+        _ => object["metadata"]["name"]
+            .as_str()
+            .or(old_object["metadata"]["name"].as_str())
+            .unwrap_or_default(),
+    };
     let options_kind = match attrs.operation {
         crate::Operation::Create => "CreateOptions",
         crate::Operation::Update => "UpdateOptions",
         crate::Operation::Delete => "DeleteOptions",
+        crate::Operation::Connect => "",
     };
     let mut options = json!({"apiVersion": "meta.k8s.io/v1", "kind": options_kind});
     if attrs.dry_run {
@@ -73,13 +78,26 @@ pub fn request(
     }
     let mut request = Map::new();
     request.insert("uid".into(), json!(uid));
-    request.insert("kind".into(), gvk(version));
+    // A connection's kind is its options' (`PodExecOptions`), as upstream.
+    let kind = match attrs.operation {
+        crate::Operation::Connect => {
+            json!({"group": "", "version": "v1", "kind": object["kind"].as_str().unwrap_or_default()})
+        }
+        _ => gvk(version),
+    };
+    request.insert("kind".into(), kind.clone());
     request.insert("resource".into(), gvr(version));
     if let Some(sub) = attrs.subresource {
         request.insert("subResource".into(), json!(sub));
         request.insert("requestSubResource".into(), json!(sub));
     }
-    request.insert("requestKind".into(), gvk(attrs.resource));
+    request.insert(
+        "requestKind".into(),
+        match attrs.operation {
+            crate::Operation::Connect => kind,
+            _ => gvk(attrs.resource),
+        },
+    );
     request.insert("requestResource".into(), gvr(attrs.resource));
     if !name.is_empty() {
         request.insert("name".into(), json!(name));
@@ -108,7 +126,9 @@ pub fn request(
     request.insert("object".into(), object);
     request.insert("oldObject".into(), old_object);
     request.insert("dryRun".into(), json!(attrs.dry_run));
-    request.insert("options".into(), options);
+    if !options_kind.is_empty() {
+        request.insert("options".into(), options);
+    }
     ReviewRequest {
         body: json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}),
         uid,

@@ -73,13 +73,24 @@ impl Whole for Proxy {
         };
         // 404 for an object this cluster does not have, as upstream.
         req.server.store.get(&target, name).await?;
+        let path = rr.proxy_path.clone().unwrap_or_else(|| "/".into());
+        // CONNECT admission, as upstream's connect handler.
+        let mut options = serde_json::json!({"apiVersion": "v1", "path": path,
+        "kind": match self.0 {
+            ProxyKind::Pod => "PodProxyOptions",
+            ProxyKind::Service => "ServiceProxyOptions",
+        }});
+        req.server
+            .store
+            .admit_connect(&target, spec, "proxy", &mut options)
+            .await?;
         let Some(connector) = req.server.pod_connector() else {
             return Err(unavailable(self.0.not_running(name)));
         };
         let request = ProxyRequest {
             kind: self.0,
             name: spec.to_string(),
-            path: rr.proxy_path.clone().unwrap_or_else(|| "/".into()),
+            path,
             query: req.raw_query.map(str::to_string),
             method,
             content_type: req.content_type.map(str::to_string),
