@@ -355,3 +355,89 @@ fn scale_subresource_apply_matches_kube_apiserver() {
         "scale apply differs (left upstream, right nestkube)"
     );
 }
+
+/// A delete that only sets deletionTimestamp (finalizers pending, and the
+/// `orphan` finalizer the delete adds) records no managedFields on either.
+#[test]
+fn delete_with_finalizers_keeps_managed_fields_as_kube_apiserver() {
+    let Some(host) = HostCluster::shared() else {
+        return;
+    };
+    let server = Server::start();
+    let bin = host.bins().kubectl.to_string_lossy().into_owned();
+    let name = format!("ssa-held-{}", std::process::id());
+    let cm = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","finalizers":["example.com/hold"]}},"data":{{"a":"1"}}}}"#
+    );
+    let mut outcomes = Vec::new();
+    for kc in [host.kubeconfig(), server.kubeconfig.clone()] {
+        let run = |args: &[&str], input: &str| {
+            let (ok, obj, err) = kubectl_with_stdin(&bin, &kc, args, input);
+            assert!(ok, "{args:?}: {err}");
+            obj
+        };
+        let get = [
+            "get",
+            "configmap",
+            &name,
+            "-n",
+            "default",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ];
+        run(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "author",
+                "-n",
+                "default",
+                "-f",
+                "-",
+            ],
+            &cm,
+        );
+        let before = run(&get, "");
+        run(
+            &[
+                "delete",
+                "configmap",
+                &name,
+                "-n",
+                "default",
+                "--cascade=orphan",
+                "--wait=false",
+            ],
+            "",
+        );
+        let after = run(&get, "");
+        assert!(
+            after["metadata"]["deletionTimestamp"].is_string(),
+            "{after}"
+        );
+        assert_eq!(
+            before["metadata"]["managedFields"], after["metadata"]["managedFields"],
+            "the delete changed managedFields"
+        );
+        outcomes.push((
+            entries_of(&after, &["author"]),
+            after["metadata"]["finalizers"].clone(),
+        ));
+        run(
+            &[
+                "patch",
+                "configmap",
+                &name,
+                "-n",
+                "default",
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ],
+            "",
+        );
+    }
+    assert_eq!(outcomes[0], outcomes[1], "left upstream, right nestkube");
+}

@@ -757,3 +757,51 @@ async fn scale_subresource_apply_maps_replicas_ownership_to_the_object() {
     .await;
     assert_eq!(code, 404);
 }
+
+/// A delete that only marks the object (finalizers pending) is no write of
+/// a field manager, as upstream's delete handler runs none: the entries
+/// stay exactly as they were, the `orphan` finalizer it adds owned by
+/// nobody.
+#[tokio::test]
+async fn delete_marking_the_object_records_no_managed_fields() {
+    let f = Fixture::start().await;
+    let client = f.root_client().await;
+    let path = "/api/v1/namespaces/default/configmaps/held";
+    let cm = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers:\n  - example.com/hold\ndata:\n  a: \"1\"\n".to_vec();
+    let (code, before) = send_bytes(
+        &client,
+        "PATCH",
+        &format!("{path}?fieldManager=author"),
+        APPLY,
+        cm,
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 201, "{before}");
+    let (code, marked) = common::send(
+        &client,
+        "DELETE",
+        &format!("{path}?propagationPolicy=Orphan"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 200, "{marked}");
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{marked}"
+    );
+    assert_eq!(
+        marked["metadata"]["finalizers"],
+        json!(["example.com/hold", "orphan"])
+    );
+    assert_eq!(
+        marked["metadata"]["managedFields"],
+        before["metadata"]["managedFields"]
+    );
+    let (_, stored) = common::send(&client, "GET", path, None, &[]).await;
+    assert_eq!(
+        stored["metadata"]["managedFields"],
+        before["metadata"]["managedFields"]
+    );
+}
