@@ -100,8 +100,7 @@ async fn measure(client: Client, ns: &str, n: usize) -> Vec<(&'static str, Durat
         async move {
             let name = format!("ssa-bench-c{i}");
             let mut o = api.get(&name).await.expect("get");
-            o.spec.template.spec.as_mut().unwrap().containers[0].image =
-                Some("nginx:2".into());
+            o.spec.template.spec.as_mut().unwrap().containers[0].image = Some("nginx:2".into());
             api.replace(&name, &PostParams::default(), &o)
                 .await
                 .expect("update");
@@ -156,7 +155,9 @@ async fn main() {
     // The managedFields step alone, in process: what every create and
     // update pays (an Update entry) and what an apply computes.
     let catalog = Catalog::builtin().expect("catalog");
-    let r = catalog.get("apps", "v1", "deployments").expect("deployments");
+    let r = catalog
+        .get("apps", "v1", "deployments")
+        .expect("deployments");
     let schema = server.api.store.field_schema().map(|s| &**s);
     let ctx = Context {
         schema,
