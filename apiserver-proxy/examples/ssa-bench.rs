@@ -188,11 +188,21 @@ async fn main() {
     let date = chrono::Utc::now().format("%Y-%m-%d");
     let mut body = String::from("## Server-side apply (kube-rs over TLS on loopback)\n\n");
     body += &format!(
-        "`cargo run --release -p nestkube-apiserver --example ssa-bench -- {n}{}`, measured on {date} on 2 cores (shared with concurrent builds). A Deployment of one container (labels, ports, env, limits); {n} sequential requests per row, each on its own object.\n\n",
+        "`cargo run{} -p nestkube-apiserver --example ssa-bench -- {n}{}`, measured on {date} on 2 cores (shared with concurrent builds), {} build. A Deployment of one container (labels, ports, env, limits); {n} sequential requests per row, each on its own object.\n\n",
+        if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        },
         if other.is_some() {
             " --kubeconfig $NESTKUBE_E2E_HOST_DIR/kubeconfig"
         } else {
             ""
+        },
+        if cfg!(debug_assertions) {
+            "a debug"
+        } else {
+            "a release"
         }
     );
     match &theirs {

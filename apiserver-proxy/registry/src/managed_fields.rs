@@ -681,10 +681,9 @@ impl ScaleFields {
                 continue;
             };
             let time = parent.times.get(id).cloned().flatten();
-            if !vs.set.has(path) {
-                out.fields.insert(id.clone(), vs.clone());
-                out.times.insert(id.clone(), time);
-            } else if scale.fields.remove(id).is_some() {
+            // Kept as is: no replicas, or its manager still owns them in
+            // the Scale.
+            if !vs.set.has(path) || scale.fields.remove(id).is_some() {
                 out.fields.insert(id.clone(), vs.clone());
                 out.times.insert(id.clone(), time);
             } else {
@@ -1044,7 +1043,7 @@ mod tests {
     fn scale_entries_map_replicas_both_ways() {
         let catalog = crate::catalog::Catalog::builtin().unwrap();
         let r = catalog.get("apps", "v1", "deployments").unwrap();
-        let fields = ScaleFields::new(&r, &["spec", "replicas"]);
+        let fields = ScaleFields::new(r, &["spec", "replicas"]);
         let parent = json!([
             {"manager": "author", "operation": "Apply", "apiVersion": "apps/v1", "time": "2024-01-01T00:00:00Z",
              "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:paused": {}}}},
