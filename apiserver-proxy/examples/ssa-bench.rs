@@ -219,6 +219,7 @@ async fn main() {
             }
         }
         None => {
+            body += "Only nestkube measured (no `--kubeconfig`): run with the e2e host's kubeconfig for the kube-apiserver column.\n\n";
             body += "| request | nestkube p50 / p99 (ms) |\n|---|---|\n";
             for (what, p50, p99) in &ours {
                 body += &format!("| {what} | {} / {} |\n", ms(*p50), ms(*p99));
