@@ -10,6 +10,8 @@ KUBE_VERSION=v1.37.2
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.22.0
+# Helm 4 applies server-side by default (e2e/go/helm4 pins the same version).
+HELM4_VERSION=v4.3.2
 PY_KUBERNETES_VERSION=37.0.2
 # Third-party CRD sets the CRD tests apply unmodified (module@version).
 CRD_MODULES=(
@@ -25,6 +27,7 @@ kube_dir() { echo "$NESTKUBE_E2E_CACHE/kube-$KUBE_VERSION"; }
 etcd_dir() { echo "$NESTKUBE_E2E_CACHE/etcd-$ETCD_VERSION"; }
 kwok_dir() { echo "$NESTKUBE_E2E_CACHE/kwok-$KWOK_VERSION"; }
 helm_dir() { echo "$NESTKUBE_E2E_CACHE/helm-$HELM_VERSION"; }
+helm4_dir() { echo "$NESTKUBE_E2E_CACHE/helm-$HELM4_VERSION"; }
 checker_dir() { echo "$NESTKUBE_E2E_CACHE/checker-$KUBE_VERSION"; }
 pyvenv_dir() { echo "$NESTKUBE_E2E_CACHE/python-kubernetes-$PY_KUBERNETES_VERSION"; }
 crds_dir() { echo "$NESTKUBE_E2E_CACHE/crds-$(printf '%s\n' "${CRD_MODULES[@]}" | sha256sum | cut -c1-12)"; }

@@ -58,8 +58,10 @@ pub struct Binaries {
     pub kwok: PathBuf,
     /// kubectl (v1.37.2).
     pub kubectl: PathBuf,
-    /// helm.
+    /// helm (3).
     pub helm: PathBuf,
+    /// helm 4 (installs and upgrades by server-side apply).
+    pub helm4: PathBuf,
     /// client-go checker: `checker {version|crud|informer|watch|all} --kubeconfig F --namespace N`.
     pub checker: PathBuf,
     /// Python interpreter of a virtualenv with the `kubernetes` package installed.
@@ -103,6 +105,7 @@ impl Binaries {
             kwok: get("NESTKUBE_E2E_KWOK")?,
             kubectl: get("NESTKUBE_E2E_KUBECTL")?,
             helm: get("NESTKUBE_E2E_HELM")?,
+            helm4: get("NESTKUBE_E2E_HELM4")?,
             checker: get("NESTKUBE_E2E_CHECKER")?,
             python: get("NESTKUBE_E2E_PYTHON")?,
             crds: get("NESTKUBE_E2E_CRDS")?,

@@ -4,10 +4,9 @@
 //! defaulted and pruned alike, and the same invalid ones refused with the
 //! same messages; the same invalid CRDs must be refused alike.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{Server, wait_for};
+use crate::support::{Server, kubectl_with_stdin, wait_for};
 use nestkube_e2e::HostCluster;
 use serde_json::{Value, json};
 
@@ -109,32 +108,6 @@ fn gizmo(group: &str, name: &str, spec: Value) -> String {
     .to_string()
 }
 
-/// `kubectl <args>` with `input` on stdin: (success, stdout JSON, stderr).
-fn kubectl(
-    bin: &str,
-    kubeconfig: &std::path::Path,
-    args: &[&str],
-    input: &str,
-) -> (bool, Value, String) {
-    let mut child = Command::new(bin)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input.as_bytes())
-        .expect("stdin");
-    let out = child.wait_with_output().expect("kubectl");
-    (
-        out.status.success(),
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    )
-}
-
 /// The parts of a CRD's status that do not depend on time.
 fn status_shape(crd: &Value) -> Value {
     let mut status = crd["status"].clone();
@@ -174,10 +147,11 @@ fn custom_resources_match_kube_apiserver() {
     let name = format!("gizmos.{group}");
     let mut crds = Vec::new();
     for (who, kc) in &targets {
-        let (ok, _, err) = kubectl(&bin, kc, &["create", "-f", "-", "-o", "json"], &definition);
+        let (ok, _, err) =
+            kubectl_with_stdin(&bin, kc, &["create", "-f", "-", "-o", "json"], &definition);
         assert!(ok, "{who}: {err}");
         let established = wait_for(Duration::from_secs(30), || {
-            let (_, v, _) = kubectl(&bin, kc, &["get", "crd", &name, "-o", "json"], "");
+            let (_, v, _) = kubectl_with_stdin(&bin, kc, &["get", "crd", &name, "-o", "json"], "");
             v["status"]["conditions"]
                 .as_array()
                 .into_iter()
@@ -186,7 +160,7 @@ fn custom_resources_match_kube_apiserver() {
         });
         assert!(established, "{who}: not established");
         // The Established condition may be written after NamesAccepted; read once both are there.
-        let (_, v, _) = kubectl(&bin, kc, &["get", "crd", &name, "-o", "json"], "");
+        let (_, v, _) = kubectl_with_stdin(&bin, kc, &["get", "crd", &name, "-o", "json"], "");
         crds.push(v);
     }
     let mut failures = Vec::new();
@@ -212,7 +186,7 @@ fn custom_resources_match_kube_apiserver() {
     );
     let mut created = Vec::new();
     for (_, kc) in &targets {
-        let (_, mut v, err) = kubectl(
+        let (_, mut v, err) = kubectl_with_stdin(
             &bin,
             kc,
             &[
@@ -239,7 +213,7 @@ fn custom_resources_match_kube_apiserver() {
     // Strict field validation names the unknown field alike.
     let mut strict = Vec::new();
     for (_, kc) in &targets {
-        let (ok, _, err) = kubectl(
+        let (ok, _, err) = kubectl_with_stdin(
             &bin,
             kc,
             &[
@@ -268,7 +242,7 @@ fn custom_resources_match_kube_apiserver() {
         let manifest = gizmo(&group, "bad", spec);
         let mut answers = Vec::new();
         for (_, kc) in &targets {
-            let (ok, _, err) = kubectl(
+            let (ok, _, err) = kubectl_with_stdin(
                 &bin,
                 kc,
                 &["create", "--dry-run=server", "-n", "default", "-f", "-"],
@@ -300,7 +274,7 @@ fn custom_resources_match_kube_apiserver() {
     // Upstream prints the rule as a Go struct and cel-go's caret diagram:
     // compared below by field path and cause only.
     for (_, kc) in &targets {
-        let (ok, _, err) = kubectl(
+        let (ok, _, err) = kubectl_with_stdin(
             &bin,
             kc,
             &["create", "--dry-run=server", "-f", "-"],
@@ -317,7 +291,7 @@ fn custom_resources_match_kube_apiserver() {
     for (what, c) in bad_crds {
         let mut answers = Vec::new();
         for (_, kc) in &targets {
-            let (ok, _, err) = kubectl(
+            let (ok, _, err) = kubectl_with_stdin(
                 &bin,
                 kc,
                 &["create", "--dry-run=server", "-f", "-"],
@@ -336,7 +310,7 @@ fn custom_resources_match_kube_apiserver() {
     // An unsupported field selector, and a CRD whose names conflict.
     let mut selectors = Vec::new();
     for (_, kc) in &targets {
-        let (ok, _, err) = kubectl(
+        let (ok, _, err) = kubectl_with_stdin(
             &bin,
             kc,
             &[
@@ -362,18 +336,20 @@ fn custom_resources_match_kube_apiserver() {
     rival["spec"]["names"] = json!({"plural": "rivals", "kind": "Gizmo", "shortNames": ["gz"]});
     let mut rivals = Vec::new();
     for (_, kc) in &targets {
-        let (ok, _, err) = kubectl(&bin, kc, &["create", "-f", "-"], &rival.to_string());
+        let (ok, _, err) = kubectl_with_stdin(&bin, kc, &["create", "-f", "-"], &rival.to_string());
         assert!(ok, "{err}");
         let rival_name = format!("rivals.{group}");
         wait_for(Duration::from_secs(30), || {
-            let (_, v, _) = kubectl(&bin, kc, &["get", "crd", &rival_name, "-o", "json"], "");
+            let (_, v, _) =
+                kubectl_with_stdin(&bin, kc, &["get", "crd", &rival_name, "-o", "json"], "");
             v["status"]["conditions"]
                 .as_array()
                 .is_some_and(|c| c.len() >= 2)
         });
-        let (_, v, _) = kubectl(&bin, kc, &["get", "crd", &rival_name, "-o", "json"], "");
+        let (_, v, _) =
+            kubectl_with_stdin(&bin, kc, &["get", "crd", &rival_name, "-o", "json"], "");
         rivals.push(status_shape(&v));
-        kubectl(
+        kubectl_with_stdin(
             &bin,
             kc,
             &["delete", "crd", &rival_name, "--wait=false"],
@@ -390,14 +366,14 @@ fn custom_resources_match_kube_apiserver() {
     // Deletion: the cleanup finalizer and the Terminating condition.
     let mut deleting = Vec::new();
     for (_, kc) in &targets {
-        let (ok, _, err) = kubectl(
+        let (ok, _, err) = kubectl_with_stdin(
             &bin,
             kc,
             &["create", "-n", "default", "-f", "-"],
             &gizmo(&group, "held", json!({"size": 1})),
         );
         assert!(ok, "{err}");
-        kubectl(
+        kubectl_with_stdin(
             &bin,
             kc,
             &[
@@ -412,22 +388,22 @@ fn custom_resources_match_kube_apiserver() {
             ],
             "",
         );
-        kubectl(&bin, kc, &["delete", "crd", &name, "--wait=false"], "");
+        kubectl_with_stdin(&bin, kc, &["delete", "crd", &name, "--wait=false"], "");
         let settled = wait_for(Duration::from_secs(30), || {
-            let (_, v, _) = kubectl(&bin, kc, &["get", "crd", &name, "-o", "json"], "");
+            let (_, v, _) = kubectl_with_stdin(&bin, kc, &["get", "crd", &name, "-o", "json"], "");
             v["status"]["conditions"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .any(|c| c["type"] == "Terminating" && c["reason"] == "InstanceDeletionInProgress")
         });
-        let (_, v, _) = kubectl(&bin, kc, &["get", "crd", &name, "-o", "json"], "");
+        let (_, v, _) = kubectl_with_stdin(&bin, kc, &["get", "crd", &name, "-o", "json"], "");
         deleting.push((
             settled,
             status_shape(&v)["conditions"].clone(),
             v["metadata"]["finalizers"].clone(),
         ));
-        kubectl(
+        kubectl_with_stdin(
             &bin,
             kc,
             &[

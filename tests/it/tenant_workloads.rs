@@ -1,6 +1,7 @@
 //! What a tenant does with its virtual cluster, with the real tools against
 //! a running `nestkube serve` (standalone): `helm install` of the chart that
-//! `helm create` makes reaches `deployed`, upgrades and uninstalls cleanly;
+//! `helm create` makes reaches `deployed`, upgrades and uninstalls cleanly
+//! (with Helm 3, and with Helm 4, which applies server-side);
 //! deleting a namespace that holds 1,000 objects empties and removes it.
 
 use std::path::PathBuf;
@@ -34,17 +35,20 @@ fn tenant(server: &Server, name: &str) -> Kubectl {
     tenant_kubectl(&root, &server.data_dir, "default", name)
 }
 
-/// helm (built by e2e/setup); `None` with a SKIPPED line when e2e is off.
+/// helm 3 (built by e2e/setup); `None` with a SKIPPED line when e2e is off.
 fn helm_binary() -> Option<PathBuf> {
+    e2e_binary(|b| b.helm)
+}
+
+/// One binary e2e/setup built; `None` with a SKIPPED line when e2e is off.
+fn e2e_binary(pick: impl FnOnce(nestkube_e2e::Binaries) -> PathBuf) -> Option<PathBuf> {
     if nestkube_e2e::e2e_disabled() {
         eprintln!("SKIPPED: NESTKUBE_E2E=0 (helm is built by e2e/setup)");
         return None;
     }
-    Some(
-        nestkube_e2e::Binaries::locate()
-            .expect("e2e binaries (run e2e/setup)")
-            .helm,
-    )
+    Some(pick(
+        nestkube_e2e::Binaries::locate().expect("e2e binaries (run e2e/setup)"),
+    ))
 }
 
 fn helm(bin: &PathBuf, kubeconfig: &PathBuf, args: &[&str]) -> String {
@@ -391,5 +395,145 @@ fn deployment_rollout_undo_and_cascading_deletes_with_kubectl() {
             .trim()
             .is_empty()),
         "copies left in the parent"
+    );
+}
+
+/// The managedFields entry of `manager` with `operation` on an object.
+fn managed_entry(obj: &serde_json::Value, manager: &str, operation: &str) -> serde_json::Value {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["manager"] == manager && e["operation"] == operation)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {operation} entry of {manager}: {obj}"))
+}
+
+#[test]
+fn helm4_installs_upgrades_and_uninstalls_by_server_side_apply() {
+    let Some(helm_bin) = e2e_binary(|b| b.helm4) else {
+        return;
+    };
+    let server = Server::start();
+    let tenant = tenant(&server, "helm4-tenant");
+    let kubeconfig = tenant.kubeconfig.clone();
+    let work = tempfile::tempdir().unwrap();
+    let chart = work.path().join("demo");
+    let out = Command::new(&helm_bin)
+        .arg("create")
+        .arg(&chart)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "helm create: {out:?}");
+    let chart = chart.to_str().unwrap();
+    tenant.ok(&["create", "namespace", "apps4"]);
+    let get = |what: &str| -> serde_json::Value {
+        serde_json::from_str(&tenant.ok(&[
+            "get",
+            what,
+            "-n",
+            "apps4",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ]))
+        .unwrap()
+    };
+
+    helm(
+        &helm_bin,
+        &kubeconfig,
+        &["install", "demo", chart, "-n", "apps4"],
+    );
+    let status: serde_json::Value = serde_json::from_str(&helm(
+        &helm_bin,
+        &kubeconfig,
+        &["status", "demo", "-n", "apps4", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(status["info"]["status"], "deployed", "{status}");
+    // Every object of the chart is applied by the manager "helm".
+    for object in ["deployment/demo", "service/demo", "serviceaccount/demo"] {
+        let obj = get(object);
+        let e = managed_entry(&obj, "helm", "Apply");
+        assert!(
+            e["fieldsV1"]["f:metadata"]["f:labels"].is_object(),
+            "{object}: {e}"
+        );
+    }
+    let deployment = get("deployment/demo");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    let applied = managed_entry(&deployment, "helm", "Apply");
+    assert!(
+        applied["fieldsV1"]["f:spec"]["f:replicas"].is_object(),
+        "{applied}"
+    );
+
+    helm(
+        &helm_bin,
+        &kubeconfig,
+        &[
+            "upgrade",
+            "demo",
+            chart,
+            "-n",
+            "apps4",
+            "--set",
+            "replicaCount=3",
+        ],
+    );
+    let deployment = get("deployment/demo");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    // Still one applier, owning the new value.
+    let appliers: Vec<_> = deployment["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["operation"] == "Apply")
+        .collect();
+    assert_eq!(appliers.len(), 1, "{appliers:?}");
+    assert_eq!(appliers[0]["manager"], "helm");
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            tenant
+                .ok(&[
+                    "get",
+                    "pods",
+                    "-n",
+                    "apps4",
+                    "-l",
+                    "app.kubernetes.io/instance=demo",
+                    "-o",
+                    "name",
+                ])
+                .lines()
+                .count()
+                == 3
+        }),
+        "3 pods after the upgrade"
+    );
+    let history = helm(&helm_bin, &kubeconfig, &["history", "demo", "-n", "apps4"]);
+    assert_eq!(history.lines().count(), 3, "{history}");
+
+    helm(
+        &helm_bin,
+        &kubeconfig,
+        &["uninstall", "demo", "-n", "apps4", "--wait"],
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            tenant
+                .ok(&[
+                    "get",
+                    "deployments,replicasets,pods,services,secrets",
+                    "-n",
+                    "apps4",
+                    "-o",
+                    "name",
+                ])
+                .lines()
+                .all(|l| !l.contains("demo"))
+        }),
+        "everything of the release gone"
     );
 }

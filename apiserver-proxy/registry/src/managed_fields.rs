@@ -305,6 +305,11 @@ fn ignored(r: &ResourceInfo, subresource: Option<&str>, objects: &[&Value]) -> S
 
 /// Field ownership of one resource: the schema of its kind and what the
 /// endpoint may not own.
+///
+/// Through the `scale` subresource the objects are the resource's
+/// `autoscaling/v1` Scale, not the resource, as upstream's field manager of
+/// that endpoint sees them; [`ScaleFields`] maps their entries to and from
+/// the resource's.
 pub struct Context<'a> {
     /// The OpenAPI index (`None`: every value is deduced).
     pub schema: Option<&'a PatchSchema>,
@@ -313,6 +318,9 @@ pub struct Context<'a> {
     /// The subresource written through (`status`, `scale`, ...).
     pub subresource: Option<&'a str>,
 }
+
+/// The group, version and kind of a Scale.
+const SCALE_GVK: (&str, &str, &str) = ("autoscaling", "v1", "Scale");
 
 /// The structural schema (`openAPIV3Schema`) of a resource nestkube defines
 /// by a CustomResourceDefinition (the VirtualCluster resource), built once.
@@ -358,12 +366,16 @@ macro_rules! with_typing {
         let r = $ctx.resource;
         let ignored = ignored(r, $ctx.subresource, $objects);
         // A custom resource's own schema, nestkube's CRD-defined API, or the
-        // built-in OpenAPI.
-        let structural = r
-            .custom
-            .as_ref()
-            .and_then(|c| c.schema.as_ref())
-            .or_else(|| crd_schema(r));
+        // built-in OpenAPI (always for a Scale).
+        let structural = if $ctx.is_scale() {
+            None
+        } else {
+            r.custom
+                .as_ref()
+                .and_then(|c| c.schema.as_ref())
+                .or_else(|| crd_schema(r))
+        };
+        let (group, version, kind) = $ctx.gvk();
         match (structural, $ctx.schema) {
             (Some(root), _) => {
                 let types = ssa::schema::JsonSchemaTypes::new();
@@ -376,7 +388,7 @@ macro_rules! with_typing {
             }
             (None, Some(schema)) => {
                 let types = OpenApiTypes::new(schema);
-                let root = types.root(&r.group, &r.version, &r.kind);
+                let root = types.root(group, version, kind);
                 let $t = &Typing {
                     resolver: &types,
                     root,
@@ -399,6 +411,29 @@ macro_rules! with_typing {
 impl Context<'_> {
     fn subresource_name(&self) -> &str {
         self.subresource.unwrap_or("")
+    }
+
+    /// The objects are the resource's Scale.
+    fn is_scale(&self) -> bool {
+        self.subresource == Some("scale")
+    }
+
+    /// Group, version and kind of the objects.
+    fn gvk(&self) -> (&str, &str, &str) {
+        if self.is_scale() {
+            SCALE_GVK
+        } else {
+            let r = self.resource;
+            (&r.group, &r.version, &r.kind)
+        }
+    }
+
+    /// `apiVersion` of the objects.
+    fn api_version(&self) -> String {
+        match self.gvk() {
+            ("", v, _) => v.to_string(),
+            (g, v, _) => format!("{g}/{v}"),
+        }
     }
 }
 
@@ -553,7 +588,7 @@ pub fn record_update(ctx: &Context<'_>, live: Option<&Value>, new: &mut Value, m
     }
     let empty = json!({});
     let live_plain = live.map(without_managed).unwrap_or_else(|| empty.clone());
-    let api_version = ctx.resource.api_version();
+    let api_version = ctx.api_version();
     let id = identifier(manager, false, &api_version, ctx.subresource_name());
     let result = with_typing!(ctx, &[&live_plain, new], |t| update_managed(
         t,
@@ -571,6 +606,136 @@ pub fn record_update(ctx: &Context<'_>, live: Option<&Value>, new: &mut Value, m
     }
     cap_update_managers(&mut managed);
     set_managed(new, &managed);
+}
+
+/// Upstream's `ScaleHandler`: the entries of a resource as its `scale`
+/// subresource sees them and back. An entry owning the resource's replicas
+/// field is, through `scale`, an entry owning the Scale's `spec.replicas`;
+/// whoever the scale write took the field from loses it in the resource.
+pub struct ScaleFields {
+    /// The resource's group (entries of its other versions map too).
+    group: String,
+    /// The resource's `apiVersion`.
+    api_version: String,
+    /// The replicas field (`spec.replicas`, or a CRD's `specReplicasPath`).
+    replicas: Vec<PathElement>,
+}
+
+impl ScaleFields {
+    /// The handler of `resource`, whose desired replicas are at `replicas`.
+    pub fn new(resource: &ResourceInfo, replicas: &[&str]) -> Self {
+        ScaleFields {
+            group: resource.group.clone(),
+            api_version: resource.api_version(),
+            replicas: replicas.iter().map(|f| PathElement::field(f)).collect(),
+        }
+    }
+
+    /// The replicas path of entries of `api_version` (`None`: a version
+    /// the handler does not know; upstream skips or drops such entries).
+    fn path(&self, api_version: &str) -> Option<&[PathElement]> {
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        (group == self.group).then_some(self.replicas.as_slice())
+    }
+
+    fn scale_path() -> [PathElement; 2] {
+        [PathElement::field("spec"), PathElement::field("replicas")]
+    }
+
+    /// Upstream's `ToSubresource`: the resource's entries owning replicas,
+    /// as entries of the Scale owning `spec.replicas`.
+    pub fn to_scale(&self, parent: &Value) -> Result<Value, ApiError> {
+        let parent = decode(parent).map_err(scale_fields_error)?;
+        let mut out = Managed::default();
+        for (id, vs) in &parent.fields {
+            if self.path(&vs.api_version).is_some_and(|p| vs.set.has(p)) {
+                let mut set = Set::new();
+                set.insert(&Self::scale_path());
+                out.fields.insert(
+                    id.clone(),
+                    VersionedSet {
+                        set,
+                        api_version: ssa_scale_api_version(),
+                        applied: vs.applied,
+                    },
+                );
+                out.times
+                    .insert(id.clone(), parent.times.get(id).cloned().flatten());
+            }
+        }
+        Ok(Value::Array(encode(&out)))
+    }
+
+    /// Upstream's `ToParent`: the resource's entries after a write of its
+    /// Scale whose entries are now `scale`. An entry keeps replicas only if
+    /// its manager still owns them in the Scale; a Scale manager new to
+    /// them gets an entry of the resource's version owning the replicas
+    /// field (with the time the resource's entries hold for it, as
+    /// upstream's).
+    pub fn to_parent(&self, parent: &Value, scale: &Value) -> Result<Value, ApiError> {
+        let parent = decode(parent).map_err(scale_fields_error)?;
+        let mut scale = decode(scale).map_err(scale_fields_error)?;
+        let mut out = Managed::default();
+        for (id, vs) in &parent.fields {
+            let Some(path) = self.path(&vs.api_version) else {
+                continue;
+            };
+            let time = parent.times.get(id).cloned().flatten();
+            // Kept as is: no replicas, or its manager still owns them in
+            // the Scale.
+            if !vs.set.has(path) || scale.fields.remove(id).is_some() {
+                out.fields.insert(id.clone(), vs.clone());
+                out.times.insert(id.clone(), time);
+            } else {
+                let mut taken = Set::new();
+                taken.insert(path);
+                let set = vs.set.difference(&taken);
+                if !set.is_empty() {
+                    out.fields.insert(
+                        id.clone(),
+                        VersionedSet {
+                            set,
+                            api_version: vs.api_version.clone(),
+                            applied: vs.applied,
+                        },
+                    );
+                    out.times.insert(id.clone(), time);
+                }
+            }
+        }
+        for (id, vs) in scale.fields {
+            if !vs.set.has(&Self::scale_path()) {
+                continue;
+            }
+            let mut set = Set::new();
+            set.insert(&self.replicas);
+            out.times
+                .insert(id.clone(), parent.times.get(&id).cloned().flatten());
+            out.fields.insert(
+                id,
+                VersionedSet {
+                    set,
+                    api_version: self.api_version.clone(),
+                    applied: vs.applied,
+                },
+            );
+        }
+        let encoded = encode(&out);
+        Ok(if encoded.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(encoded)
+        })
+    }
+}
+
+/// `autoscaling/v1`.
+fn ssa_scale_api_version() -> String {
+    format!("{}/{}", SCALE_GVK.0, SCALE_GVK.1)
+}
+
+fn scale_fields_error(e: String) -> ApiError {
+    ApiError::Internal(format!("failed to decode managed fields: {e}"))
 }
 
 /// Upstream's `printManager`: `"name"`, with the subresource and, for
@@ -755,13 +920,13 @@ pub fn apply(
     manager: &str,
     force: bool,
 ) -> Result<Value, ApiError> {
-    let r = ctx.resource;
-    let api_version = r.api_version();
+    let api_version = ctx.api_version();
+    let (group, version, kind) = ctx.gvk();
     let (cfg_av, cfg_kind) = (
         config["apiVersion"].as_str().unwrap_or(""),
         config["kind"].as_str().unwrap_or(""),
     );
-    if cfg_av != api_version || cfg_kind != r.kind {
+    if cfg_av != api_version || cfg_kind != kind {
         let (g, v) = cfg_av.rsplit_once('/').unwrap_or(("", cfg_av));
         return Err(ApiError::BadRequest(format!(
             "invalid object type: {g}/{v}, Kind={cfg_kind}"
@@ -772,7 +937,7 @@ pub fn apply(
             "metadata.managedFields must be nil".into(),
         ));
     }
-    let gvk = format!("{}/{}, Kind={}", r.group, r.version, r.kind);
+    let gvk = format!("{group}/{version}, Kind={kind}");
     let mut managed = match live {
         Some(l) => decode(&l["metadata"]["managedFields"])
             .map_err(|e| ApiError::Internal(format!("failed to decode managed fields: {e}")))?,
@@ -871,6 +1036,51 @@ mod tests {
         assert!(
             decode(&json!([{"manager": "x", "operation": "Update", "fieldsType": "FieldsV2"}]))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn scale_entries_map_replicas_both_ways() {
+        let catalog = crate::catalog::Catalog::builtin().unwrap();
+        let r = catalog.get("apps", "v1", "deployments").unwrap();
+        let fields = ScaleFields::new(r, &["spec", "replicas"]);
+        let parent = json!([
+            {"manager": "author", "operation": "Apply", "apiVersion": "apps/v1", "time": "2024-01-01T00:00:00Z",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:paused": {}}}},
+            {"manager": "other", "operation": "Update", "apiVersion": "apps/v1", "time": "2024-01-01T00:00:00Z",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:paused": {}}}},
+        ]);
+        let scale = fields.to_scale(&parent).unwrap();
+        assert_eq!(
+            scale,
+            json!([{"manager": "author", "operation": "Apply", "apiVersion": "autoscaling/v1",
+                    "time": "2024-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:spec": {"f:replicas": {}}}}])
+        );
+        // Kept by its owner: unchanged.
+        assert_eq!(fields.to_parent(&parent, &scale).unwrap(), parent);
+        // Taken by a scale updater: the author keeps the rest, the updater
+        // owns the replicas of the object's version.
+        let taken = json!([{"manager": "s", "operation": "Update", "apiVersion": "autoscaling/v1",
+                            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                            "subresource": "scale"}]);
+        let out = fields.to_parent(&parent, &taken).unwrap();
+        let find = |m: &str| {
+            out.as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["manager"] == m)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(
+            find("author")["fieldsV1"],
+            json!({"f:spec": {"f:paused": {}}})
+        );
+        assert_eq!(
+            find("s"),
+            json!({"manager": "s", "operation": "Update", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+                   "fieldsV1": {"f:spec": {"f:replicas": {}}}, "subresource": "scale"})
         );
     }
 }

@@ -624,3 +624,184 @@ async fn status_subresource_apply_owns_status_only() {
     .await;
     assert_eq!(code, 404);
 }
+
+#[tokio::test]
+async fn scale_subresource_apply_maps_replicas_ownership_to_the_object() {
+    let f = Fixture::start().await;
+    let client = f.root_client().await;
+    let base = "/apis/apps/v1/namespaces/default/deployments/web";
+    let deployment = b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: c\n        image: nginx\n".to_vec();
+    let (code, obj) = send_bytes(
+        &client,
+        "PATCH",
+        &format!("{base}?fieldManager=author"),
+        APPLY,
+        deployment.clone(),
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 201, "{obj}");
+    let scale = |n: u32| {
+        format!("apiVersion: autoscaling/v1\nkind: Scale\nmetadata:\n  name: web\nspec:\n  replicas: {n}\n")
+            .into_bytes()
+    };
+    // The author owns the replicas: an apply through scale conflicts.
+    let (code, status) = send_bytes(
+        &client,
+        "PATCH",
+        &format!("{base}/scale?fieldManager=hpa"),
+        APPLY,
+        scale(3),
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 409, "{status}");
+    assert_eq!(
+        status["message"],
+        "Apply failed with 1 conflict: conflict with \"author\": .spec.replicas"
+    );
+    // Forced: the Scale answers, the object holds the replicas and the
+    // applier's entry (subresource scale, the object's apiVersion).
+    let (code, out) = send_bytes(
+        &client,
+        "PATCH",
+        &format!("{base}/scale?fieldManager=hpa&force=true"),
+        APPLY,
+        scale(3),
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(
+        (out["kind"].as_str(), &out["spec"]["replicas"]),
+        (Some("Scale"), &json!(3))
+    );
+    let (_, obj) = common::send(&client, "GET", base, None, &[]).await;
+    assert_eq!(obj["spec"]["replicas"], 3);
+    let hpa = entry(&obj, "hpa", "Apply").expect("the scale applier's entry");
+    assert_eq!(hpa["subresource"], "scale");
+    assert_eq!(hpa["apiVersion"], "apps/v1");
+    assert_eq!(hpa["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+    let author = entry(&obj, "author", "Apply").unwrap();
+    assert!(
+        author["fieldsV1"]["f:spec"].get("f:replicas").is_none(),
+        "{author}"
+    );
+    assert!(
+        author["fieldsV1"]["f:spec"].get("f:template").is_some(),
+        "{author}"
+    );
+    // The author's next apply conflicts with the scale applier.
+    let (code, status) = send_bytes(
+        &client,
+        "PATCH",
+        &format!("{base}?fieldManager=author"),
+        APPLY,
+        deployment,
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 409, "{status}");
+    assert_eq!(
+        status["message"],
+        "Apply failed with 1 conflict: conflict with \"hpa\" with subresource \"scale\": .spec.replicas"
+    );
+    // A plain update through scale takes the replicas from the applier.
+    let (code, out) = send_bytes(
+        &client,
+        "PATCH",
+        &format!("{base}/scale?fieldManager=scaler"),
+        "application/merge-patch+json",
+        br#"{"spec":{"replicas":4}}"#.to_vec(),
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 200, "{out}");
+    let (_, obj) = common::send(&client, "GET", base, None, &[]).await;
+    assert!(entry(&obj, "hpa", "Apply").is_none(), "{obj}");
+    let scaler = entry(&obj, "scaler", "Update").expect("the scale updater's entry");
+    assert_eq!(
+        (
+            &scaler["subresource"],
+            &scaler["apiVersion"],
+            &scaler["fieldsV1"]
+        ),
+        (
+            &json!("scale"),
+            &json!("apps/v1"),
+            &json!({"f:spec": {"f:replicas": {}}})
+        )
+    );
+    // The configuration must be a Scale; a missing object is 404.
+    let (code, status) = send_bytes(
+        &client,
+        "PATCH",
+        &format!("{base}/scale?fieldManager=hpa"),
+        APPLY,
+        b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n".to_vec(),
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(
+        (code, status["message"].as_str()),
+        (400, Some("invalid object type: apps/v1, Kind=Deployment"))
+    );
+    let (code, _) = send_bytes(
+        &client,
+        "PATCH",
+        "/apis/apps/v1/namespaces/default/deployments/missing/scale?fieldManager=hpa",
+        APPLY,
+        scale(1),
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 404);
+}
+
+/// A delete that only marks the object (finalizers pending) is no write of
+/// a field manager, as upstream's delete handler runs none: the entries
+/// stay exactly as they were, the `orphan` finalizer it adds owned by
+/// nobody.
+#[tokio::test]
+async fn delete_marking_the_object_records_no_managed_fields() {
+    let f = Fixture::start().await;
+    let client = f.root_client().await;
+    let path = "/api/v1/namespaces/default/configmaps/held";
+    let cm = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers:\n  - example.com/hold\ndata:\n  a: \"1\"\n".to_vec();
+    let (code, before) = send_bytes(
+        &client,
+        "PATCH",
+        &format!("{path}?fieldManager=author"),
+        APPLY,
+        cm,
+        common::TIMEOUT,
+    )
+    .await;
+    assert_eq!(code, 201, "{before}");
+    let (code, marked) = common::send(
+        &client,
+        "DELETE",
+        &format!("{path}?propagationPolicy=Orphan"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 200, "{marked}");
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{marked}"
+    );
+    assert_eq!(
+        marked["metadata"]["finalizers"],
+        json!(["example.com/hold", "orphan"])
+    );
+    assert_eq!(
+        marked["metadata"]["managedFields"],
+        before["metadata"]["managedFields"]
+    );
+    let (_, stored) = common::send(&client, "GET", path, None, &[]).await;
+    assert_eq!(
+        stored["metadata"]["managedFields"],
+        before["metadata"]["managedFields"]
+    );
+}

@@ -7,6 +7,7 @@
 //	checker informer --kubeconfig F --namespace N
 //	checker watch    --kubeconfig F --namespace N
 //	checker custom   --kubeconfig F --namespace N   (a CRD, its resources, a dynamic informer)
+//	checker ssa      --kubeconfig F --namespace N   (Flux's SSA engine, typed apply configurations)
 //	checker all      --kubeconfig F --namespace N
 //
 // The namespace is created if it does not exist (and then deleted at the end,
@@ -39,7 +40,7 @@ type env struct {
 }
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "usage: checker {version|crud|informer|watch|custom|all} --kubeconfig FILE [--namespace NS] [--timeout 60s] [--keep-namespace]\n")
+	fmt.Fprintf(os.Stderr, "usage: checker {version|crud|informer|watch|custom|ssa|all} --kubeconfig FILE [--namespace NS] [--timeout 60s] [--keep-namespace]\n")
 	os.Exit(2)
 }
 
@@ -82,11 +83,12 @@ func main() {
 		"informer": checkInformer,
 		"watch":    checkWatch,
 		"custom":   checkCustom,
+		"ssa":      checkSSA,
 	}
 	var order []string
 	switch cmd {
 	case "all":
-		order = []string{"version", "crud", "informer", "watch", "custom"}
+		order = []string{"version", "crud", "informer", "watch", "custom", "ssa"}
 	default:
 		if _, ok := checks[cmd]; !ok {
 			usage()

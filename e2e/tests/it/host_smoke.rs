@@ -234,6 +234,7 @@ fn client_go_checker_passes() {
     );
     assert!(stdout.contains("server version: v1.37.2"), "{stdout}");
     assert!(stdout.contains("PASS watch"), "{stdout}");
+    assert!(stdout.contains("PASS ssa"), "{stdout}");
 }
 
 #[test]

@@ -314,3 +314,30 @@ pub fn tenant_kubectl(parent: &Kubectl, dir: &Path, ns: &str, name: &str) -> Kub
         kubeconfig: path,
     }
 }
+
+/// `kubectl <args>` against `kubeconfig` with `input` on stdin, whatever
+/// the exit status: (success, stdout as JSON or null, trimmed stderr).
+pub fn kubectl_with_stdin(
+    bin: &str,
+    kubeconfig: &Path,
+    args: &[&str],
+    input: &str,
+) -> (bool, serde_json::Value, String) {
+    let mut child = Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input.as_bytes())
+        .expect("stdin");
+    let out = child.wait_with_output().expect("kubectl");
+    (
+        out.status.success(),
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}

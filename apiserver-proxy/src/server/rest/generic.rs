@@ -186,15 +186,8 @@ async fn server_side_apply(
     req: &RestRequest<'_>,
     opts: store::WriteOptions,
 ) -> Result<Response<Body>, ApiError> {
-    let manager = req.info.param("fieldManager").unwrap_or("");
-    if manager.is_empty() {
-        return Err(patch_options_invalid(FieldError::required(
-            "fieldManager",
-            "is required for apply patch",
-        )));
-    }
-    let force = bool_param(req.info, "force")?.unwrap_or(false);
-    let config = nestkube_patch::apply::parse_apply_body(req.body).map_err(ApiError::BadRequest)?;
+    let (config, manager, force) = apply_request(req)?;
+    let manager = manager.as_str();
     let opts = store::WriteOptions {
         applied: true,
         ..opts
@@ -240,6 +233,21 @@ async fn server_side_apply(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The configuration, field manager and `force` of an apply request
+/// (upstream's apply patch options: `fieldManager` is required).
+pub(crate) fn apply_request(req: &RestRequest<'_>) -> Result<(Value, String, bool), ApiError> {
+    let manager = req.info.param("fieldManager").unwrap_or("");
+    if manager.is_empty() {
+        return Err(patch_options_invalid(FieldError::required(
+            "fieldManager",
+            "is required for apply patch",
+        )));
+    }
+    let force = bool_param(req.info, "force")?.unwrap_or(false);
+    let config = nestkube_patch::apply::parse_apply_body(req.body).map_err(ApiError::BadRequest)?;
+    Ok((config, manager.to_string(), force))
 }
 
 /// A list page in the negotiated representation.

@@ -5,13 +5,15 @@
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
+use nestkube_patch::PatchType;
 use serde_json::{Value, json};
 
-use super::generic::{patch_error, patch_type};
+use super::generic::{apply_request, patch_error, patch_type};
 use super::options::write_options;
 use super::{Rest, RestRequest};
 use crate::error::ApiError;
 use crate::registry::catalog::ResourceInfo;
+use crate::registry::managed_fields::{self, ScaleFields};
 use crate::registry::meta;
 use crate::registry::store;
 use crate::server::handler::Body;
@@ -41,7 +43,9 @@ impl Rest for Scale {
 }
 
 /// An update or patch of the Scale: the new `spec.replicas` is written to
-/// the object (decoded and validated as a Scale first).
+/// the object (decoded and validated as a Scale first). Field ownership is
+/// computed on the Scale, as upstream's field manager of this endpoint does,
+/// and mapped back onto the object's entries ([`ScaleFields`]).
 async fn write(req: &RestRequest<'_>, is_patch: bool) -> Result<Response<Body>, ApiError> {
     let opts = write_options(req.info)?;
     let patch_type = if is_patch {
@@ -49,25 +53,54 @@ async fn write(req: &RestRequest<'_>, is_patch: bool) -> Result<Response<Body>, 
     } else {
         None
     };
+    let apply = match patch_type {
+        Some(PatchType::Apply) => Some(apply_request(req)?),
+        _ => None,
+    };
     let body_value = if is_patch {
         Value::Null
     } else {
         req.decode_body()?
     };
     let r = &req.resource;
+    let manager = managed_fields::current_manager();
+    let ctx = managed_fields::Context {
+        schema: req.server.store.field_schema().map(|s| &**s),
+        resource: r,
+        subresource: Some("scale"),
+    };
+    let fields = ScaleFields::new(r, &replicas_path(r)?);
+    // The store keeps the entries computed here.
+    let opts = store::WriteOptions {
+        applied: true,
+        ..opts
+    };
     let written = req
         .server
         .store
         .update_with(&req.target(), req.name(), Some("scale"), opts, |old| {
-            let scale_in = match patch_type {
-                Some(pt) => {
-                    let schema = req.server.schema_root("autoscaling", "v1", "Scale");
-                    nestkube_patch::apply_patch(&to_scale(r, old), req.body, pt, schema)
-                        .map_err(patch_error)?
+            let parent_fields = &old["metadata"]["managedFields"];
+            let mut live = to_scale(r, old);
+            let entries = fields.to_scale(parent_fields)?;
+            meta::set(
+                &mut live,
+                "managedFields",
+                entries
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+                    .then_some(entries),
+            );
+            let scale_in = match (patch_type, &apply) {
+                (Some(_), Some((config, manager, force))) => {
+                    managed_fields::apply(&ctx, Some(&live), config, manager, *force)?
                 }
-                None => body_value.clone(),
+                (Some(pt), None) => {
+                    let schema = req.server.schema_root("autoscaling", "v1", "Scale");
+                    nestkube_patch::apply_patch(&live, req.body, pt, schema).map_err(patch_error)?
+                }
+                (None, _) => body_value.clone(),
             };
-            let (scale, warnings) = store::decode_body(
+            let (mut scale, warnings) = store::decode_body(
                 r,
                 "autoscaling",
                 "v1",
@@ -75,11 +108,16 @@ async fn write(req: &RestRequest<'_>, is_patch: bool) -> Result<Response<Body>, 
                 scale_in,
                 opts.field_validation,
             )?;
+            if apply.is_none() {
+                managed_fields::record_update(&ctx, Some(&live), &mut scale, &manager);
+            }
             let mut obj = old.clone();
             let replicas = scale["spec"]["replicas"].as_i64().unwrap_or(0);
             set_replicas(r, &mut obj, replicas)?;
             let rv = meta::resource_version(&scale);
             meta::set(&mut obj, "resourceVersion", Some(rv.into()));
+            let entries = fields.to_parent(parent_fields, &scale["metadata"]["managedFields"])?;
+            meta::set(&mut obj, "managedFields", Some(entries));
             Ok((obj, warnings))
         })
         .await?;
@@ -92,19 +130,27 @@ async fn write(req: &RestRequest<'_>, is_patch: bool) -> Result<Response<Body>, 
     Ok(resp)
 }
 
+/// The fields of the desired replicas: `spec.replicas`, or a custom
+/// resource's `specReplicasPath`.
+fn replicas_path(r: &ResourceInfo) -> Result<Vec<&str>, ApiError> {
+    let Some(paths) = r.strategy.scale_paths() else {
+        return Ok(vec!["spec", "replicas"]);
+    };
+    match paths.spec_replicas.field_names() {
+        Some(f) if !f.is_empty() => Ok(f),
+        _ => Err(ApiError::Internal(format!(
+            "specReplicasPath {} is not a field path",
+            paths.spec_replicas.as_str()
+        ))),
+    }
+}
+
 /// Writes the desired replicas: `spec.replicas`, or a custom resource's
 /// `specReplicasPath`.
 fn set_replicas(r: &ResourceInfo, obj: &mut Value, replicas: i64) -> Result<(), ApiError> {
-    let Some(paths) = r.strategy.scale_paths() else {
-        obj["spec"]["replicas"] = replicas.into();
-        return Ok(());
-    };
-    let fields = paths.spec_replicas.field_names().unwrap_or_default();
+    let fields = replicas_path(r)?;
     let Some((last, parents)) = fields.split_last() else {
-        return Err(ApiError::Internal(format!(
-            "specReplicasPath {} is not a field path",
-            paths.spec_replicas.as_str()
-        )));
+        return Ok(());
     };
     let mut at = obj;
     for f in parents {
