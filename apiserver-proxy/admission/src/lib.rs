@@ -19,6 +19,7 @@
 //! Registering a plugin is one line in [`Admission::with_config`].
 
 pub mod baseline;
+pub mod cel;
 pub mod hostescape;
 pub mod limitranger;
 pub mod matching;

@@ -150,10 +150,7 @@ impl Rule {
     /// [`Rule::matches_name`]).
     pub fn matches(&self, r: &RuleRequest<'_>) -> bool {
         self.scope_matches(r)
-            && self
-                .operations
-                .iter()
-                .any(|o| o == "*" || o == r.operation)
+            && self.operations.iter().any(|o| o == "*" || o == r.operation)
             && exact_or_wildcard(&self.api_groups, r.group)
             && exact_or_wildcard(&self.api_versions, r.version)
             && self.resources.iter().any(|rs| {
@@ -342,7 +339,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn req<'a>(op: &'a str, group: &'a str, resource: &'a str, sub: &'a str, ns: &'a str) -> RuleRequest<'a> {
+    fn req<'a>(
+        op: &'a str,
+        group: &'a str,
+        resource: &'a str,
+        sub: &'a str,
+        ns: &'a str,
+    ) -> RuleRequest<'a> {
         RuleRequest {
             operation: op,
             group,
@@ -360,22 +363,32 @@ mod tests {
     // Cases from upstream's predicates/rules/rules_test.go.
     #[test]
     fn resources_and_subresources() {
-        let r = rule(json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["pods/*"]}));
+        let r = rule(
+            json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["pods/*"]}),
+        );
         assert!(r.matches(&req("CREATE", "", "pods", "status", "ns")));
         assert!(!r.matches(&req("CREATE", "", "pods", "", "ns")));
-        let r = rule(json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/status"]}));
+        let r = rule(
+            json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/status"]}),
+        );
         assert!(r.matches(&req("UPDATE", "apps", "deployments", "status", "ns")));
         assert!(!r.matches(&req("UPDATE", "apps", "deployments", "scale", "ns")));
-        let r = rule(json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}));
+        let r = rule(
+            json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}),
+        );
         assert!(r.matches(&req("CREATE", "", "pods", "", "ns")));
         assert!(!r.matches(&req("CREATE", "", "pods", "exec", "ns")));
-        let r = rule(json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/*"]}));
+        let r = rule(
+            json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/*"]}),
+        );
         assert!(r.matches(&req("CONNECT", "", "pods", "exec", "ns")));
     }
 
     #[test]
     fn operations_groups_versions() {
-        let r = rule(json!({"operations": ["CREATE"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments"]}));
+        let r = rule(
+            json!({"operations": ["CREATE"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments"]}),
+        );
         assert!(r.matches(&req("CREATE", "apps", "deployments", "", "ns")));
         assert!(!r.matches(&req("UPDATE", "apps", "deployments", "", "ns")));
         assert!(!r.matches(&req("CREATE", "", "deployments", "", "ns")));
@@ -386,8 +399,12 @@ mod tests {
 
     #[test]
     fn scopes() {
-        let ns = rule(json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "scope": "Namespaced"}));
-        let cl = rule(json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "scope": "Cluster"}));
+        let ns = rule(
+            json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "scope": "Namespaced"}),
+        );
+        let cl = rule(
+            json!({"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "scope": "Cluster"}),
+        );
         let pod = req("CREATE", "", "pods", "", "default");
         let node = req("CREATE", "", "nodes", "", "");
         // A namespace carries its own name as its namespace, but is cluster-scoped.
@@ -399,7 +416,10 @@ mod tests {
 
     #[test]
     fn exemptions_and_selectors() {
-        assert!(is_exempt("admissionregistration.k8s.io", "validatingwebhookconfigurations"));
+        assert!(is_exempt(
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations"
+        ));
         assert!(!is_exempt("admissionregistration.k8s.io", "other"));
         assert!(!is_exempt("", "validatingwebhookconfigurations"));
         let sel = json!({"matchLabels": {"a": "b"}});
