@@ -25,6 +25,7 @@ pub mod limitranger;
 pub mod matching;
 pub mod mirrored;
 pub mod podsecurity;
+pub mod policy;
 pub mod quota;
 pub mod rbac_escalation;
 pub mod resourcequota;
@@ -275,6 +276,9 @@ impl Admission {
             Box::new(podsecurity::PodSecurity::new(catalog)),
             Box::new(hostescape::HostEscape),
             Box::new(mirrored::Mirrored),
+            // Upstream's order: ValidatingAdmissionPolicy, then the
+            // validating webhooks, then ResourceQuota.
+            Box::new(policy::ValidatingAdmissionPolicy::new(catalog)),
             Box::new(resourcequota::ResourceQuota::new(catalog)),
         ];
         Self { clusters, plugins }
