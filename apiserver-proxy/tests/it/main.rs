@@ -8,6 +8,7 @@
 mod common;
 
 mod admission;
+mod admission_policies;
 mod adversarial;
 mod controllers;
 mod controllers_apps;
