@@ -270,17 +270,20 @@ fn attrs_resource(r: &Request<'_>) -> Arc<ResourceInfo> {
     r.versions[0].clone()
 }
 
+/// One compiled validation: expression, messageExpression, reason, message.
+type Validation = (
+    Arc<cel::Compiled>,
+    Option<Arc<cel::Compiled>>,
+    &'static str,
+    String,
+);
+
 /// A policy compiled for evaluation (programs come from the process-wide
 /// cache).
 struct CompiledPolicy {
     match_conditions: MatchConditions,
     variables: Vec<Variable>,
-    validations: Vec<(
-        Arc<cel::Compiled>,
-        Option<Arc<cel::Compiled>>,
-        &'static str,
-        String,
-    )>,
+    validations: Vec<Validation>,
     audit: Vec<Arc<cel::Compiled>>,
     fail: bool,
 }
