@@ -18,4 +18,5 @@ mod ssa_parity;
 mod tenant_workloads;
 mod tenants_runtime;
 mod upstream_parity;
+mod vap_parity;
 mod virtual_clusters;
