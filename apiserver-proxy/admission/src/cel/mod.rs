@@ -48,7 +48,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kube_cel::KubeCelExt;
-use kube_cel::cel::common::ast::{CallExpr, EntryExpr, Expr, IdedExpr, LiteralValue};
+use kube_cel::cel::common::ast::{
+    CallExpr, EntryExpr, Expr, IdedExpr, LiteralValue, MapEntryExpr, MapExpr,
+};
 use kube_cel::cel::objects::{Key, Map};
 use kube_cel::cel::{self, Context, ExecutionError, Value as CelValue};
 use serde_json::Value;
@@ -64,6 +66,10 @@ pub struct Env {
     /// The names of the composited variables declared before this expression
     /// (`variables.<name>`).
     pub variables: Vec<String>,
+    /// The mutation types are declared: `JSONPatch{...}` and
+    /// `Object{...}`/`Object.<path>{...}` (a MutatingAdmissionPolicy's
+    /// mutations), built as maps.
+    pub mutation: bool,
 }
 
 impl Env {
@@ -79,6 +85,15 @@ impl Env {
             params: true,
             namespace_object: true,
             variables,
+            mutation: false,
+        }
+    }
+
+    /// The environment of a MutatingAdmissionPolicy's expressions.
+    pub fn mutating_policy(variables: Vec<String>) -> Self {
+        Self {
+            mutation: true,
+            ..Self::policy(variables)
         }
     }
 }
@@ -245,6 +260,22 @@ fn check_declared(e: &IdedExpr, env: &Env, scope: &mut Vec<String>) -> Result<()
             }
             EntryExpr::StructField(f) => check_declared(&f.value, env, scope),
         }),
+        // Struct construction: only the mutation types, and only where
+        // declared (the interpreter cannot build other messages).
+        Expr::Struct(st) => {
+            let known = env.mutation
+                && (st.type_name == "JSONPatch"
+                    || st.type_name == "Object"
+                    || st.type_name.starts_with("Object."));
+            if !known {
+                return undeclared(&st.type_name);
+            }
+            st.entries.iter().try_for_each(|entry| match &entry.expr {
+                EntryExpr::StructField(f) => check_declared(&f.value, env, scope),
+                EntryExpr::MapEntry(me) => check_declared(&me.value, env, scope),
+            })
+        }
+        Expr::Unspecified => Err("ERROR: <input>: unsupported expression".to_string()),
         _ => Ok(()),
     }
 }
@@ -324,6 +355,24 @@ fn rewrite(e: &mut IdedExpr, env: &Env) {
             };
         }
         Expr::List(l) => l.elements.iter_mut().for_each(|x| rewrite(x, env)),
+        // `JSONPatch{op: ...}`, `Object{spec: ...}`: the map of its fields.
+        Expr::Struct(st) => {
+            let mut entries = std::mem::take(&mut st.entries);
+            for entry in &mut entries {
+                if let EntryExpr::StructField(f) = &mut entry.expr {
+                    rewrite(&mut f.value, env);
+                    entry.expr = EntryExpr::MapEntry(MapEntryExpr {
+                        key: IdedExpr {
+                            id,
+                            expr: Expr::Literal(LiteralValue::String(f.field.clone().into())),
+                        },
+                        value: std::mem::take(&mut f.value),
+                        optional: f.optional,
+                    });
+                }
+            }
+            e.expr = Expr::Map(MapExpr { entries });
+        }
         Expr::Map(m) => {
             for entry in &mut m.entries {
                 match &mut entry.expr {
@@ -572,7 +621,16 @@ impl<'a> Evaluation<'a> {
                 self.activation.namespace_object.clone(),
             );
             ctx.set_variable_resolver(self);
-            ctx.resolve(expr)
+            // The interpreter may panic on inputs it does not support; a
+            // tenant's expression must never take the request (or more)
+            // down with it.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.resolve(expr)))
+                .unwrap_or_else(|_| {
+                    Err(ExecutionError::function_error(
+                        "eval",
+                        "internal error evaluating the expression",
+                    ))
+                })
         })
     }
 

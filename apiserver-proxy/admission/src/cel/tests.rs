@@ -217,3 +217,34 @@ fn match_conditions_as_upstream() {
         MatchResult::Matches
     );
 }
+
+#[test]
+fn mutation_types_build_maps_and_are_refused_elsewhere() {
+    let a = activation();
+    let e = Evaluation::new(&a, &[], Limits::DEFAULT);
+    let patch = compile(
+        "[JSONPatch{op: 'add', path: '/metadata/labels/x', value: 'y'}]",
+        &Env::mutating_policy(vec![]),
+    );
+    assert_eq!(
+        to_json(&e.eval(&patch).unwrap()),
+        json!([{"op": "add", "path": "/metadata/labels/x", "value": "y"}])
+    );
+    let apply = compile(
+        "Object{metadata: Object.metadata{labels: {'a': 'b'}}}",
+        &Env::mutating_policy(vec![]),
+    );
+    assert_eq!(
+        to_json(&e.eval(&apply).unwrap()),
+        json!({"metadata": {"labels": {"a": "b"}}})
+    );
+    // A validating policy declares no message types: a compile error, never
+    // the interpreter's unsupported struct construction.
+    let err = e
+        .eval(&compile("Foo{a: 1} == null", &Env::policy(vec![])))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("undeclared reference to 'Foo'"),
+        "{err}"
+    );
+}
