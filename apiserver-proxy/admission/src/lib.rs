@@ -276,6 +276,10 @@ impl Admission {
             Box::new(podsecurity::PodSecurity::new(catalog)),
             Box::new(hostescape::HostEscape),
             Box::new(mirrored::Mirrored),
+            // Upstream's order: MutatingAdmissionPolicy (mutating phase),
+            // the mutating webhooks, ValidatingAdmissionPolicy, the
+            // validating webhooks, ResourceQuota.
+            Box::new(policy::mutating::MutatingAdmissionPolicy::new(catalog)),
             // Upstream's order: ValidatingAdmissionPolicy, then the
             // validating webhooks, then ResourceQuota.
             Box::new(policy::ValidatingAdmissionPolicy::new(catalog)),

@@ -231,7 +231,14 @@ fn check_declared(e: &IdedExpr, env: &Env, scope: &mut Vec<String>) -> Result<()
             check_declared(&sel.operand, env, scope)
         }
         Expr::Call(call) => {
-            if let Some(t) = &call.target {
+            // `math.greatest(...)`, `jsonpatch.escapeKey(...)`: a library's
+            // namespace, not a variable.
+            let namespace = matches!(&call.target.as_deref().map(|t| &t.expr),
+                Some(Expr::Ident(n)) if LIBRARY_NAMESPACES.contains(&n.as_str())
+                    && !scope.iter().any(|s| s == n));
+            if let Some(t) = &call.target
+                && !namespace
+            {
                 check_declared(t, env, scope)?;
             }
             call.args
@@ -279,6 +286,17 @@ fn check_declared(e: &IdedExpr, env: &Env, scope: &mut Vec<String>) -> Result<()
         _ => Ok(()),
     }
 }
+
+/// Namespaces of library functions (`<namespace>.<function>(...)`).
+const LIBRARY_NAMESPACES: &[&str] = &[
+    "jsonpatch",
+    "math",
+    "sets",
+    "base64",
+    "optional",
+    "strings",
+    "lists",
+];
 
 /// The function each comprehension iteration calls (a name no expression
 /// can spell: identifiers never start with `@`).

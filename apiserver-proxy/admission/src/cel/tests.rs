@@ -248,3 +248,12 @@ fn mutation_types_build_maps_and_are_refused_elsewhere() {
         "{err}"
     );
 }
+
+#[test]
+fn library_namespaces_are_not_variables() {
+    assert_eq!(
+        eval("math.greatest([1, 3, 2]) == 3"),
+        Ok(CelValue::Bool(true))
+    );
+    assert_eq!(eval("sets.contains([1, 2], [1])"), Ok(CelValue::Bool(true)));
+}

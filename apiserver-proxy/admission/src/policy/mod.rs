@@ -40,14 +40,31 @@ use crate::registry::catalog::{Catalog, ResourceInfo};
 use crate::registry::store::ListOptions;
 use crate::{Attributes, Operation, Plugin};
 
+pub mod mutating;
+
 const GROUP: &str = "admissionregistration.k8s.io";
 
 /// The `ValidatingAdmissionPolicy` plugin.
 pub struct ValidatingAdmissionPolicy {
     policies: Option<Arc<ResourceInfo>>,
     bindings: Option<Arc<ResourceInfo>>,
+    shared: Shared,
+}
+
+/// What the validating and mutating policies share: matching, params and
+/// the namespace object, read in the request's own cluster.
+struct Shared {
     namespaces: Option<Arc<ResourceInfo>>,
     catalog: Arc<Catalog>,
+}
+
+impl Shared {
+    fn new(catalog: &Arc<Catalog>) -> Self {
+        Self {
+            namespaces: catalog.get("", "v1", "namespaces").cloned(),
+            catalog: catalog.clone(),
+        }
+    }
 }
 
 impl ValidatingAdmissionPolicy {
@@ -60,8 +77,7 @@ impl ValidatingAdmissionPolicy {
             bindings: catalog
                 .get(GROUP, "v1", "validatingadmissionpolicybindings")
                 .cloned(),
-            namespaces: catalog.get("", "v1", "namespaces").cloned(),
-            catalog: catalog.clone(),
+            shared: Shared::new(catalog),
         }
     }
 }
@@ -119,7 +135,7 @@ struct Request<'r> {
     versions: Vec<Arc<ResourceInfo>>,
 }
 
-impl ValidatingAdmissionPolicy {
+impl Shared {
     /// Upstream's `Matcher.Matches`: selectors, then exclusions, then rules.
     /// `Some(version matched)` when the constraints match; with
     /// `rules_optional`, no `resourceRules` means every resource (a binding).
@@ -446,7 +462,7 @@ impl Plugin for ValidatingAdmissionPolicy {
             Operation::Delete => (None, old.or(Some(obj))),
         };
         // Every admitted resource is served; one that is not matches nothing.
-        let Some(requested) = self.catalog.resolve(
+        let Some(requested) = self.shared.catalog.resolve(
             attrs.path,
             &attrs.resource.group,
             &attrs.resource.version,
@@ -459,7 +475,7 @@ impl Plugin for ValidatingAdmissionPolicy {
             object,
             old,
             store,
-            versions: matching::equivalents(&self.catalog, attrs.path, &requested),
+            versions: matching::equivalents(&self.shared.catalog, attrs.path, &requested),
         };
         let mut denials = Vec::new();
         let mut namespace: Option<Option<Value>> = None;
@@ -474,7 +490,7 @@ impl Plugin for ValidatingAdmissionPolicy {
             }
             own.sort_by(|a, b| name_of(a).cmp(name_of(b)));
             let constraints = Constraints::read(&policy["spec"]["matchConstraints"]);
-            let Some(matched) = self.matches(&constraints, &r, false).await? else {
+            let Some(matched) = self.shared.matches(&constraints, &r, false).await? else {
                 continue;
             };
             let fail = policy["spec"]["failurePolicy"].as_str() != Some("Ignore");
@@ -483,6 +499,7 @@ impl Plugin for ValidatingAdmissionPolicy {
                 let api_version = kind["apiVersion"].as_str().unwrap_or("");
                 let kind_name = kind["kind"].as_str().unwrap_or("");
                 if self
+                    .shared
                     .param_resource(attrs.path, api_version, kind_name)
                     .is_none()
                 {
@@ -505,6 +522,7 @@ impl Plugin for ValidatingAdmissionPolicy {
                 let binding_name = name_of(binding);
                 let matched_binding = match binding["spec"].get("matchResources") {
                     Some(m) if m.is_object() => self
+                        .shared
                         .matches(&Constraints::read(m), &r, true)
                         .await?
                         .is_some(),
@@ -513,7 +531,7 @@ impl Plugin for ValidatingAdmissionPolicy {
                 if !matched_binding {
                     continue;
                 }
-                let params = match self.params(policy, binding, &r).await {
+                let params = match self.shared.params(policy, binding, &r).await {
                     Ok(p) => p,
                     Err(e) => {
                         if fail {
@@ -531,7 +549,7 @@ impl Plugin for ValidatingAdmissionPolicy {
                     continue;
                 }
                 if namespace.is_none() {
-                    namespace = Some(self.namespace_object(attrs, store).await?);
+                    namespace = Some(self.shared.namespace_object(attrs, store).await?);
                 }
                 let request = cel::request_json(
                     attrs,
@@ -596,7 +614,7 @@ impl Plugin for ValidatingAdmissionPolicy {
     }
 }
 
-impl ValidatingAdmissionPolicy {
+impl Shared {
     /// The request's namespace as `namespaceObject` (none for cluster-scoped
     /// requests and namespaces themselves).
     async fn namespace_object(
