@@ -304,3 +304,77 @@ async fn params_may_be_custom_resources_of_the_cluster() {
         "secrets \"s\" is forbidden: ValidatingAdmissionPolicy 'unknown-kind' denied request: failed to configure policy: failed to find resource referenced by paramKind: 'example.com/v1, Kind=Nope'"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutating_policies_patch_in_their_cluster_only() {
+    let f = Fixture::start().await;
+    for path in ["map-a", "map-b"] {
+        f.create_cluster(path).await;
+    }
+    let a = admin(&f, "map-a").await;
+    let b = admin(&f, "map-b").await;
+    let create_policy = |name: &'static str, spec: Value| {
+        let a = a.clone();
+        async move {
+            create(
+                &a,
+                &format!("{AR}/mutatingadmissionpolicies"),
+                json!({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicy",
+                "metadata": {"name": name}, "spec": spec}),
+            )
+            .await;
+            create(&a, &format!("{AR}/mutatingadmissionpolicybindings"), json!({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicyBinding",
+                "metadata": {"name": format!("{name}-binding")}, "spec": {"policyName": name}})).await;
+        }
+    };
+    create_policy("label-and-annotate", json!({
+        "matchConstraints": rules("", "configmaps"),
+        "matchConditions": [{"name": "not-skipped", "expression": "!('skip' in object.metadata.labels)"}],
+        "reinvocationPolicy": "Never",
+        "mutations": [
+            {"patchType": "JSONPatch", "jsonPatch": {"expression":
+                "[JSONPatch{op: 'add', path: '/metadata/labels/' + jsonpatch.escapeKey('example.com/owner'), value: request.userInfo.username}]"}},
+            {"patchType": "ApplyConfiguration", "applyConfiguration": {"expression":
+                "Object{metadata: Object.metadata{annotations: {'mutated': 'yes'}}}"}},
+        ]})).await;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let (code, body, _) = post(&a, cms, cm("m", json!({"x": "y"}), json!({}))).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        body["metadata"]["labels"],
+        json!({"x": "y", "example.com/owner": "test-admin"})
+    );
+    assert_eq!(body["metadata"]["annotations"], json!({"mutated": "yes"}));
+    let (code, body, _) = post(&a, cms, cm("skipped", json!({"skip": "1"}), json!({}))).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["metadata"]["labels"], json!({"skip": "1"}));
+    let (code, body, _) = post(&b, cms, cm("m", json!({"x": "y"}), json!({}))).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["metadata"]["labels"], json!({"x": "y"}));
+
+    // A mutation that fails refuses under failurePolicy Fail.
+    create_policy(
+        "broken",
+        json!({
+        "matchConstraints": rules("", "secrets"),
+        "reinvocationPolicy": "Never",
+        "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression":
+            "[JSONPatch{op: 'test', path: '/data/k', value: 'nope'}]"}}]}),
+    )
+    .await;
+    let (code, body, _) = post(&a, "/api/v1/namespaces/default/secrets",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dg=="}})).await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (403, Some("Invalid")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().starts_with(
+            "policy 'broken' with binding 'broken-binding' denied request: JSON Patch: "
+        ),
+        "{body}"
+    );
+}
