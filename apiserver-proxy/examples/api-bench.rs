@@ -3,6 +3,10 @@
 //! docs/benchmarks.md.
 //!
 //! Run: `cargo run --release -p nestkube-apiserver --example api-bench`
+//!
+//! `-- admission`: instead, admission latency of dry-run creates with no
+//! admission policy and with a ValidatingAdmissionPolicy of 5 validations
+//! (its own section of docs/benchmarks.md).
 
 mod common;
 
@@ -34,6 +38,9 @@ struct Row {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("admission") {
+        return admission().await;
+    }
     let (_server, client, _dir) = common::server().await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let mut rows = Vec::new();
@@ -185,4 +192,93 @@ async fn main() {
 
 fn chrono_like_now() -> String {
     format!("on {}", chrono::Utc::now().format("%Y-%m-%d"))
+}
+
+/// Dry-run creates of ConfigMaps (admission and validation, no storage
+/// write) without a policy, then with a 5-validation
+/// ValidatingAdmissionPolicy bound to ConfigMaps.
+async fn admission() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let (_server, client, _dir) = common::server().await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let n = 2000;
+    let run = |api: Api<ConfigMap>, dry: PostParams| async move {
+        // Warm up (connections, the policy's first compile).
+        for i in 0..50 {
+            api.create(&dry, &cm(&format!("warm{i}")))
+                .await
+                .expect("create");
+        }
+        timed(n, |i| {
+            let (api, dry) = (api.clone(), dry.clone());
+            async move {
+                api.create(&dry, &cm(&format!("a{i}")))
+                    .await
+                    .expect("create");
+            }
+        })
+        .await
+    };
+    let without = run(api.clone(), dry.clone()).await;
+    let gvk = |k: &str| {
+        ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "admissionregistration.k8s.io",
+            "v1",
+            k,
+        ))
+    };
+    let policies: Api<DynamicObject> =
+        Api::all_with(client.clone(), &gvk("ValidatingAdmissionPolicy"));
+    let bindings: Api<DynamicObject> =
+        Api::all_with(client.clone(), &gvk("ValidatingAdmissionPolicyBinding"));
+    let policy: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "bench"},
+        "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"], "resources": ["configmaps"]}]},
+          "validations": [
+            {"expression": "object.metadata.name.size() < 64"},
+            {"expression": "!has(object.data) || object.data.size() <= 16"},
+            {"expression": "!has(object.data) || object.data.all(k, k.matches('^[a-z]+$'))"},
+            {"expression": "request.userInfo.username != 'nobody'"},
+            {"expression": "!has(object.metadata.labels) || !('forbidden' in object.metadata.labels)",
+             "messageExpression": "'label forbidden on ' + object.metadata.name"}]}}))
+    .expect("policy");
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy");
+    let binding: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "bench"},
+        "spec": {"policyName": "bench", "validationActions": ["Deny"]}}))
+    .expect("binding");
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding");
+    let with = run(api, dry).await;
+    let mut section = String::new();
+    section.push_str("## Admission policies (dry-run creates, kube-rs over TLS on loopback)\n\n");
+    section.push_str(&format!(
+        "Measured {} on {} cores; `cargo run --release -p nestkube-apiserver --example api-bench -- admission`.\n\n",
+        chrono_like_now(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    ));
+    section.push_str(
+        "| ConfigMap create (dryRun) | samples | p50 (ms) | p99 (ms) |\n|---|---|---|---|\n",
+    );
+    for (what, (p50, p99)) in [
+        ("no admission policy", without),
+        ("ValidatingAdmissionPolicy, 5 validations", with),
+    ] {
+        section.push_str(&format!("| {what} | {n} | {} | {} |\n", ms(p50), ms(p99)));
+    }
+    section.push_str("\nNot yet compared with the e2e host's kube-apiserver.\n");
+    print!("{section}");
+    common::write_section("admission-policy-bench", &section);
 }

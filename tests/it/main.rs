@@ -19,4 +19,5 @@ mod ssa_parity;
 mod tenant_workloads;
 mod tenants_runtime;
 mod upstream_parity;
+mod vap_parity;
 mod virtual_clusters;

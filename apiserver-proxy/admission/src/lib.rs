@@ -19,11 +19,13 @@
 //! Registering a plugin is one line in [`Admission::with_config`].
 
 pub mod baseline;
+pub mod cel;
 pub mod hostescape;
 pub mod limitranger;
 pub mod matching;
 pub mod mirrored;
 pub mod podsecurity;
+pub mod policy;
 pub mod quota;
 pub mod rbac_escalation;
 pub mod resourcequota;
@@ -277,8 +279,12 @@ impl Admission {
             Box::new(podsecurity::PodSecurity::new(catalog)),
             Box::new(hostescape::HostEscape),
             Box::new(mirrored::Mirrored),
-            // Upstream: the webhooks after the built-in plugins, quota last.
+            // Upstream's order: MutatingAdmissionPolicy, the mutating
+            // webhooks (mutating phase); ValidatingAdmissionPolicy, the
+            // validating webhooks (validating phase); ResourceQuota last.
+            Box::new(policy::mutating::MutatingAdmissionPolicy::new(catalog)),
             webhooks.mutating(),
+            Box::new(policy::ValidatingAdmissionPolicy::new(catalog)),
             webhooks.validating(),
             Box::new(resourcequota::ResourceQuota::new(catalog)),
         ];

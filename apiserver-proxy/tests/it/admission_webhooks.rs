@@ -95,6 +95,8 @@ async fn validating_webhooks_refuse_warn_and_fail_as_upstream() {
                     "clientConfig": {"url": "https://127.0.0.1:1/x", "caBundle": server.ca_bundle()}})),
                 ("slow.example.com", "/slow", json!({"objectSelector": {"matchLabels": {"case": "slow"}}, "timeoutSeconds": 1})),
                 ("baduid.example.com", "/bad-uid", only("bad-uid")),
+                ("conditions.example.com", "/deny", json!({"objectSelector": {"matchLabels": {"case": "conditions"}},
+                    "matchConditions": [{"name": "mc-only", "expression": "object.metadata.name.startsWith('mc-')"}]})),
                 ("sideeffects.example.com", "/allow", json!({"objectSelector": {"matchLabels": {"case": "dry"}}, "sideEffects": "Some"})),
             ],
         ),
@@ -118,6 +120,27 @@ async fn validating_webhooks_refuse_warn_and_fail_as_upstream() {
     let (code, _) = send(&a, "POST", CONFIGMAPS, Some(configmap("plain")), &[]).await;
     assert_eq!(code, 201);
     assert_eq!(server.calls("/deny"), 1);
+
+    // matchConditions decide too.
+    let (code, out) = send(
+        &a,
+        "POST",
+        CONFIGMAPS,
+        Some(labelled("mc-x", "conditions")),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 403, "{out}");
+    let (code, out) = send(
+        &a,
+        "POST",
+        CONFIGMAPS,
+        Some(labelled("other", "conditions")),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    assert_eq!(server.calls("/deny"), 2);
 
     // Unreachable under Fail: 500 naming the webhook and the URL; under Ignore: allowed.
     let (code, out) = send(&a, "POST", CONFIGMAPS, Some(labelled("down", "down")), &[]).await;

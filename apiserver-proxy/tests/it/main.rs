@@ -8,6 +8,7 @@
 mod common;
 
 mod admission;
+mod admission_policies;
 mod admission_webhooks;
 mod adversarial;
 mod controllers;

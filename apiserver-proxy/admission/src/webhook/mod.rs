@@ -27,9 +27,12 @@
 //! `CONNECT` (`pods/exec`, `attach`, `portforward`, `proxy`) is admitted
 //! with the request's options as the object ([`Operation::Connect`]).
 //!
-//! Not yet: `matchConditions` (CEL) are not evaluated (a webhook with them
-//! is called as if they held), and built-in resources are matched only in
-//! the request's own version.
+//! `matchConditions` are evaluated in the admission CEL environment
+//! ([`crate::cel`], compiled once per distinct expression per process); an
+//! error is a failed call under the webhook's `failurePolicy`.
+//!
+//! Not yet: built-in resources are matched only in the request's own
+//! version.
 
 pub mod config;
 pub mod review;
@@ -45,6 +48,8 @@ use tokio::sync::Semaphore;
 
 use self::config::{Endpoint, FailurePolicy, Kind, Webhook};
 use self::transport::Transport;
+use crate::cel::matchconditions::{MatchConditions, MatchResult};
+use crate::cel::{self, Activation, Env};
 use crate::error::ApiError;
 use crate::matching;
 use crate::registry::admission_hook::ReadOnlyStore;
@@ -181,6 +186,31 @@ impl Webhooks {
             }
             if !matching::object_selector_matches(&hook.object_selector, obj, old)? {
                 continue;
+            }
+            if !hook.match_conditions.is_empty() {
+                let r = version.as_deref().unwrap_or(attrs.resource);
+                let request = cel::request_json(
+                    attrs,
+                    (&r.group, &r.version, &r.kind),
+                    (&r.group, &r.version, &r.resource),
+                );
+                let conditions = MatchConditions::from_json(
+                    &Value::Array(hook.match_conditions.clone()),
+                    &Env::match_conditions(),
+                );
+                match conditions.matches(&Activation::new(obj, old, &request)) {
+                    MatchResult::Matches => {}
+                    MatchResult::NoMatch(_) => continue,
+                    MatchResult::Error(why) => {
+                        let failed = CallError::Calling(format!(
+                            "failed to evaluate match conditions: {why}"
+                        ));
+                        match failed.into_error(&hook) {
+                            Some(e) => return Err(e),
+                            None => continue,
+                        }
+                    }
+                }
             }
             out.push(Invocation { hook, version });
         }
