@@ -11,6 +11,9 @@ ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.22.0
 PY_KUBERNETES_VERSION=37.0.2
+# Upstream's client-go operator of the Foo custom resource (v0.37.2 is not
+# served by the module proxy). Pinned in e2e/go/sample-controller/go.mod too.
+SAMPLE_CONTROLLER_VERSION=v0.37.1
 # Third-party CRD sets the CRD tests apply unmodified (module@version).
 CRD_MODULES=(
   sigs.k8s.io/gateway-api@v1.6.3
@@ -26,6 +29,7 @@ etcd_dir() { echo "$NESTKUBE_E2E_CACHE/etcd-$ETCD_VERSION"; }
 kwok_dir() { echo "$NESTKUBE_E2E_CACHE/kwok-$KWOK_VERSION"; }
 helm_dir() { echo "$NESTKUBE_E2E_CACHE/helm-$HELM_VERSION"; }
 checker_dir() { echo "$NESTKUBE_E2E_CACHE/checker-$KUBE_VERSION"; }
+sample_controller_dir() { echo "$NESTKUBE_E2E_CACHE/sample-controller-$SAMPLE_CONTROLLER_VERSION"; }
 pyvenv_dir() { echo "$NESTKUBE_E2E_CACHE/python-kubernetes-$PY_KUBERNETES_VERSION"; }
 crds_dir() { echo "$NESTKUBE_E2E_CACHE/crds-$(printf '%s\n' "${CRD_MODULES[@]}" | sha256sum | cut -c1-12)"; }
 
