@@ -17,7 +17,7 @@
 //! only: it stays without a Deployment until that instance starts.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -115,43 +115,43 @@ fn install_crd(k: &Kubectl, artifacts: &Path) {
     ]);
 }
 
-/// Waits for the Deployment `name` the operator creates for Foo `foo`, and
+/// Waits for the Deployment `name` the operator creates for Foo `owner`, and
 /// checks that Foo controls it.
-fn wait_owned_deployment(k: &Kubectl, foo: &str, name: &str, log: &dyn Fn() -> String) -> Value {
-    let foo_uid = get_json(k, &["foo", foo]).expect("the Foo")["metadata"]["uid"].clone();
+fn wait_owned_deployment(k: &Kubectl, owner: &str, name: &str, log: &dyn Fn() -> String) -> Value {
+    let foo_uid = get_json(k, &["foo", owner]).expect("the Foo")["metadata"]["uid"].clone();
     let mut deployment = None;
     assert!(
         wait_for(WAIT, || {
             deployment = get_json(k, &["deployment", name]);
             deployment.is_some()
         }),
-        "no Deployment {name} for Foo {foo}; operator log:\n{}",
+        "no Deployment {name} for Foo {owner}; operator log:\n{}",
         log()
     );
     let deployment = deployment.unwrap();
-    let owner = &deployment["metadata"]["ownerReferences"][0];
-    assert_eq!(owner["apiVersion"], "samplecontroller.k8s.io/v1alpha1");
-    assert_eq!(owner["kind"], "Foo");
-    assert_eq!(owner["name"], foo);
-    assert_eq!(owner["uid"], foo_uid);
-    assert_eq!(owner["controller"], true);
+    let reference = &deployment["metadata"]["ownerReferences"][0];
+    assert_eq!(reference["apiVersion"], "samplecontroller.k8s.io/v1alpha1");
+    assert_eq!(reference["kind"], "Foo");
+    assert_eq!(reference["name"], owner);
+    assert_eq!(reference["uid"], foo_uid);
+    assert_eq!(reference["controller"], true);
     deployment
 }
 
-/// Reports every pod of Foo `foo`'s Deployment (labelled `controller=<foo>`) in virtual cluster `k` Running
+/// Reports every pod of Foo `owner`'s Deployment (labelled `controller=<owner>`) in virtual cluster `k` Running
 /// and Ready, as the kubelet of the parent's node would: on the pods'
 /// copies the syncer made in the parent (`root`), whose status the syncer
 /// brings back up (a tenant's own status writes are the syncer's to undo).
-fn run_pods(root: &Kubectl, k: &Kubectl, foo: &str, replicas: usize) {
+fn run_pods(root: &Kubectl, k: &Kubectl, owner: &str, replicas: usize) {
     let mut pods = Vec::new();
     assert!(
         wait_for(WAIT, || {
-            pods = get_json(k, &["pods", "-l", &format!("controller={foo}")])
+            pods = get_json(k, &["pods", "-l", &format!("controller={owner}")])
                 .and_then(|l| l["items"].as_array().cloned())
                 .unwrap_or_default();
             pods.len() == replicas
         }),
-        "pods of {foo}: {pods:?}"
+        "pods of {owner}: {pods:?}"
     );
     let now = "2026-01-01T00:00:00Z";
     let status = serde_json::json!({"status": {
@@ -192,8 +192,8 @@ fn run_pods(root: &Kubectl, k: &Kubectl, foo: &str, replicas: usize) {
     }
 }
 
-fn available_replicas(k: &Kubectl, foo: &str) -> Option<i64> {
-    get_json(k, &["foo", foo])?["status"]["availableReplicas"].as_i64()
+fn available_replicas(k: &Kubectl, owner: &str) -> Option<i64> {
+    get_json(k, &["foo", owner])?["status"]["availableReplicas"].as_i64()
 }
 
 #[test]
