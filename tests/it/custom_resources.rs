@@ -437,6 +437,11 @@ fn openapi_v2_of_a_virtual_cluster_serves_its_custom_resources() {
         doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/status"]
             .is_object()
     );
+    let scale = &doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/scale"];
+    assert_eq!(
+        scale["get"]["responses"]["200"]["schema"]["$ref"],
+        "#/definitions/io.k8s.api.autoscaling.v1.Scale"
+    );
     assert!(doc["definitions"]["io.k8s.api.apps.v1.Deployment"].is_object());
     let root_doc = root.ok(&["get", "--raw", "/openapi/v2"]);
     assert!(!root_doc.contains("com.example.v1.Widget"));

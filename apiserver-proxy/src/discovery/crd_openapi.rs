@@ -461,6 +461,49 @@ fn retarget_v2_operations(path_item: &mut Value, group: &str, version: &str) {
     }
 }
 
+/// The `<name>/scale` path item of a custom resource, from the embedded
+/// document's Deployment scale (`autoscaling/v1` Scale bodies), its
+/// operations tagged with the CRD's group, version and kind as upstream's
+/// builder tags every route of a CRD.
+fn scale_path_item(
+    template: &Value,
+    group: &str,
+    version: &str,
+    kind: &str,
+    namespaced: bool,
+) -> Option<Value> {
+    let mut item = template["paths"]
+        .get("/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale")?
+        .clone();
+    let renames: Vec<(String, String)> = vec![
+        ("AppsV1".into(), operation_infix(group, version)),
+        (
+            "apps_v1".into(),
+            format!("{}_{version}", group.replace('.', "_")),
+        ),
+        ("Deployment".into(), kind.into()),
+        ("name of the Scale".into(), format!("name of the {kind}")),
+    ];
+    rename_strings(&mut item, &renames);
+    retarget_v2_operations(&mut item, group, version);
+    for op in item.as_object_mut()?.values_mut() {
+        if let Some(gvk) = op.get_mut("x-kubernetes-group-version-kind") {
+            gvk["kind"] = kind.into();
+        }
+    }
+    if !namespaced {
+        drop_namespace_parameter(&mut item);
+        if let Some(ops) = item.as_object_mut() {
+            for op in ops.values_mut() {
+                if let Some(id) = op["operationId"].as_str() {
+                    op["operationId"] = id.replacen("Namespaced", "", 1).into();
+                }
+            }
+        }
+    }
+    Some(item)
+}
+
 /// What a CRD (its stored `spec`) adds to `/openapi/v2`: `{"paths": ..,
 /// "definitions": ..}` for every served version. The operations are the
 /// embedded upstream document's (`template`, the whole v2 document) for
@@ -541,6 +584,16 @@ pub fn v2_fragment(spec: &Value, template: &Value) -> Value {
                 );
             }
             paths.insert(format!("{prefix}{rest}"), item);
+        }
+        if v["subresources"].get("scale").is_some()
+            && let Some(item) = scale_path_item(template, group, version, kind, namespaced)
+        {
+            let at = if namespaced {
+                format!("{prefix}namespaces/{{namespace}}/{plural}/{{name}}/scale")
+            } else {
+                format!("{prefix}{plural}/{{name}}/scale")
+            };
+            paths.insert(at, item);
         }
         let gvk = json!({"group": group, "kind": kind, "version": version});
         definitions.insert(
@@ -638,11 +691,17 @@ mod tests {
                     "responses": {"200": {"schema": {"$ref": "#/definitions/io.k8s.api.coordination.v1.Lease"}}},
                     "x-kubernetes-group-version-kind": {"group": "coordination.k8s.io", "kind": "Lease", "version": "v1"}}},
             "/apis/coordination.k8s.io/v1/watch/leases": {"get": {}},
+            "/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale": {
+                "get": {"operationId": "readAppsV1NamespacedDeploymentScale", "description": "read scale of the specified Deployment",
+                    "tags": ["apps_v1"], "produces": ["application/json", "application/vnd.kubernetes.protobuf"],
+                    "responses": {"200": {"schema": {"$ref": "#/definitions/io.k8s.api.autoscaling.v1.Scale"}}},
+                    "x-kubernetes-group-version-kind": {"group": "autoscaling", "kind": "Scale", "version": "v1"}},
+                "parameters": [{"name": "name", "in": "path", "description": "name of the Scale"}]},
         }});
         let spec = json!({"group": "samplecontroller.k8s.io", "scope": "Namespaced",
         "names": {"plural": "foos", "kind": "Foo", "listKind": "FooList"},
         "versions": [
-            {"name": "v1alpha1", "served": true, "storage": true, "subresources": {"status": {}},
+            {"name": "v1alpha1", "served": true, "storage": true, "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
              "schema": {"openAPIV3Schema": {"type": "object", "properties": {
                  "spec": {"type": "object", "properties": {"replicas": {"type": "integer", "default": 1}}}}}}},
             {"name": "v1beta1", "served": false, "storage": false},
@@ -655,8 +714,28 @@ mod tests {
                 "/apis/samplecontroller.k8s.io/v1alpha1/foos",
                 "/apis/samplecontroller.k8s.io/v1alpha1/namespaces/{namespace}/foos/{name}/status",
                 "/apis/samplecontroller.k8s.io/v1alpha1/namespaces/{namespace}/foos/{name}",
+                "/apis/samplecontroller.k8s.io/v1alpha1/namespaces/{namespace}/foos/{name}/scale",
             ]
         );
+        let scale = &f["paths"]["/apis/samplecontroller.k8s.io/v1alpha1/namespaces/{namespace}/foos/{name}/scale"];
+        assert_eq!(
+            scale["get"]["operationId"],
+            "readSamplecontrollerK8sIoV1alpha1NamespacedFooScale"
+        );
+        assert_eq!(
+            scale["get"]["description"],
+            "read scale of the specified Foo"
+        );
+        assert_eq!(scale["get"]["produces"], json!(["application/json"]));
+        assert_eq!(
+            scale["get"]["responses"]["200"]["schema"]["$ref"],
+            "#/definitions/io.k8s.api.autoscaling.v1.Scale"
+        );
+        assert_eq!(
+            scale["get"]["x-kubernetes-group-version-kind"],
+            json!({"group": "samplecontroller.k8s.io", "kind": "Foo", "version": "v1alpha1"})
+        );
+        assert_eq!(scale["parameters"][0]["description"], "name of the Foo");
         let patch = &f["paths"]["/apis/samplecontroller.k8s.io/v1alpha1/namespaces/{namespace}/foos/{name}"]
             ["patch"];
         assert_eq!(
