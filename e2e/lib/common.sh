@@ -13,6 +13,9 @@ HELM_VERSION=v3.22.0
 # Helm 4 applies server-side by default (e2e/go/helm4 pins the same version).
 HELM4_VERSION=v4.3.2
 PY_KUBERNETES_VERSION=37.0.2
+# Upstream's client-go operator of the Foo custom resource (v0.37.2 is not
+# served by the module proxy). Pinned in e2e/go/sample-controller/go.mod too.
+SAMPLE_CONTROLLER_VERSION=v0.37.1
 # Third-party CRD sets the CRD tests apply unmodified (module@version).
 CRD_MODULES=(
   sigs.k8s.io/gateway-api@v1.6.3
@@ -29,6 +32,7 @@ kwok_dir() { echo "$NESTKUBE_E2E_CACHE/kwok-$KWOK_VERSION"; }
 helm_dir() { echo "$NESTKUBE_E2E_CACHE/helm-$HELM_VERSION"; }
 helm4_dir() { echo "$NESTKUBE_E2E_CACHE/helm-$HELM4_VERSION"; }
 checker_dir() { echo "$NESTKUBE_E2E_CACHE/checker-$KUBE_VERSION"; }
+sample_controller_dir() { echo "$NESTKUBE_E2E_CACHE/sample-controller-$SAMPLE_CONTROLLER_VERSION"; }
 pyvenv_dir() { echo "$NESTKUBE_E2E_CACHE/python-kubernetes-$PY_KUBERNETES_VERSION"; }
 crds_dir() { echo "$NESTKUBE_E2E_CACHE/crds-$(printf '%s\n' "${CRD_MODULES[@]}" | sha256sum | cut -c1-12)"; }
 

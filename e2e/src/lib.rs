@@ -70,6 +70,13 @@ pub struct Binaries {
     /// `gateway-api-experimental`, `gateway-api-examples`, `cert-manager`,
     /// `prometheus-operator`), copied unmodified from their Go modules.
     pub crds: PathBuf,
+    /// Upstream's `k8s.io/sample-controller`: a client-go operator that
+    /// creates a Deployment per `Foo` and writes `status.availableReplicas`
+    /// (`sample-controller --kubeconfig F`).
+    pub sample_controller: PathBuf,
+    /// sample-controller's `artifacts/examples` (`crd.yaml`,
+    /// `crd-status-subresource.yaml`, `example-foo.yaml`), unmodified.
+    pub sample_controller_artifacts: PathBuf,
 }
 
 impl Binaries {
@@ -109,8 +116,35 @@ impl Binaries {
             checker: get("NESTKUBE_E2E_CHECKER")?,
             python: get("NESTKUBE_E2E_PYTHON")?,
             crds: get("NESTKUBE_E2E_CRDS")?,
+            sample_controller: get("NESTKUBE_E2E_SAMPLE_CONTROLLER")?,
+            sample_controller_artifacts: get("NESTKUBE_E2E_SAMPLE_CONTROLLER_ARTIFACTS")?,
         })
     }
+}
+
+/// One artifact of `e2e/setup --print-env` (`var`, e.g.
+/// `NESTKUBE_E2E_SAMPLE_CONTROLLER`), for a test that needs only it and no
+/// host: `e2e/setup <component>` builds just that one. Fails (naming the
+/// component's setup) when it is not built.
+pub fn artifact(var: &str) -> Result<PathBuf> {
+    let out = Command::new(e2e_dir().join("setup"))
+        .arg("--print-env")
+        .output()
+        .context("running e2e/setup --print-env")?;
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(var)?.strip_prefix('='))
+        .map(PathBuf::from)
+        .with_context(|| format!("e2e/setup --print-env did not print {var}"))?;
+    let mut stamp = path.clone().into_os_string();
+    stamp.push(".stamp");
+    if !path.exists() || !Path::new(&stamp).exists() {
+        bail!(
+            "{} is not built. Run `e2e/setup` first (or set NESTKUBE_E2E=0 to skip e2e tests)",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 /// A running host control plane.

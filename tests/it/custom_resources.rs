@@ -391,3 +391,104 @@ fn helm_installs_a_chart_with_crds_and_custom_resources() {
     helm(&["uninstall", "w1"]);
     assert!(k.fails(&["get", "widget", "w1"]).contains("NotFound"));
 }
+
+#[test]
+fn openapi_v2_of_a_virtual_cluster_serves_its_custom_resources() {
+    let server = Server::start();
+    let root = Kubectl {
+        bin: "kubectl".into(),
+        kubeconfig: server.kubeconfig.clone(),
+    };
+    root.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: tenancy.nestkube.io/v1alpha1\nkind: VirtualCluster\nmetadata: {name: v2, namespace: default}\nspec: {}\n",
+    );
+    root.ok(&["wait", "--for=condition=Ready", "vc/v2", "--timeout=30s"]);
+    let tenant = tenant_kubectl(&root, &server.data_dir, "default", "v2");
+    let before = tenant.ok(&["get", "--raw", "/openapi/v2"]);
+    tenant.ok_stdin(&["apply", "-f", "-"], WIDGET_CRD);
+    tenant.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.example.com",
+        "--timeout=20s",
+    ]);
+
+    // The document: the built-ins and the CRD's paths and definitions,
+    // only in this cluster's document.
+    let doc: serde_json::Value =
+        serde_json::from_str(&tenant.ok(&["get", "--raw", "/openapi/v2"])).unwrap();
+    let widget = &doc["definitions"]["com.example.v1.Widget"];
+    assert_eq!(
+        widget["properties"]["spec"]["properties"]["size"]["description"],
+        "How big the widget is."
+    );
+    assert_eq!(
+        widget["x-kubernetes-group-version-kind"],
+        serde_json::json!([{"group": "example.com", "kind": "Widget", "version": "v1"}])
+    );
+    assert!(doc["definitions"]["com.example.v1.WidgetList"].is_object());
+    let item = &doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"];
+    assert_eq!(
+        item["patch"]["operationId"],
+        "patchExampleComV1NamespacedWidget"
+    );
+    assert!(
+        doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/status"]
+            .is_object()
+    );
+    let scale = &doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/scale"];
+    assert_eq!(
+        scale["get"]["responses"]["200"]["schema"]["$ref"],
+        "#/definitions/io.k8s.api.autoscaling.v1.Scale"
+    );
+    assert!(doc["definitions"]["io.k8s.api.apps.v1.Deployment"].is_object());
+    let root_doc = root.ok(&["get", "--raw", "/openapi/v2"]);
+    assert!(!root_doc.contains("com.example.v1.Widget"));
+    assert_eq!(root_doc.len(), before.len(), "the built-in document");
+
+    // Merged once per distinct CRD set: a second cluster with the same CRD
+    // gets the same bytes (from the cache), a cluster without CRDs the
+    // built-in document.
+    root.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: tenancy.nestkube.io/v1alpha1\nkind: VirtualCluster\nmetadata: {name: v2b, namespace: default}\nspec: {}\n",
+    );
+    root.ok(&["wait", "--for=condition=Ready", "vc/v2b", "--timeout=30s"]);
+    let other = tenant_kubectl(&root, &server.data_dir, "default", "v2b");
+    assert_eq!(
+        other.ok(&["get", "--raw", "/openapi/v2"]).len(),
+        before.len()
+    );
+    other.ok_stdin(&["apply", "-f", "-"], WIDGET_CRD);
+    other.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.example.com",
+        "--timeout=20s",
+    ]);
+    let timed = |k: &Kubectl| {
+        let t = std::time::Instant::now();
+        let doc = k.ok(&["get", "--raw", "/openapi/v2"]);
+        (doc, t.elapsed())
+    };
+    let (a1, first) = timed(&tenant);
+    let (b1, shared) = timed(&other);
+    assert_eq!(a1, b1);
+    eprintln!(
+        "openapi/v2 with one CRD: {} bytes (built-ins {}), fetched in {first:?} then {shared:?} from another cluster (kubectl included)",
+        a1.len(),
+        before.len()
+    );
+    // Deleting the CRD takes it out of that cluster's document only.
+    other.ok(&["delete", "crd", "widgets.example.com", "--timeout=30s"]);
+    assert!(wait_for(Duration::from_secs(10), || other
+        .ok(&["get", "--raw", "/openapi/v2"])
+        .len()
+        == before.len()));
+    assert!(
+        tenant
+            .ok(&["get", "--raw", "/openapi/v2"])
+            .contains("com.example.v1.Widget")
+    );
+}

@@ -14,6 +14,7 @@ mod image;
 mod kubectl_suite;
 mod real_clients;
 mod resource_guard;
+mod sample_controller;
 mod service_account_tokens;
 mod ssa_parity;
 mod tenant_workloads;

@@ -9,6 +9,7 @@
 //! - [`selector`]: label and field selectors; [`pod`]: pod readiness and
 //!   `metav1.LabelSelector` JSON as a selector.
 //! - [`quantity`]: resource quantities (`500m`, `1Gi`).
+//! - [`names`]: name, label and key syntax checks with upstream's messages.
 //!
 //! This crate must never depend on another nestkube crate except storage
 //! (whose errors it turns into Statuses): the registry, tenancy, auth,
@@ -16,6 +17,7 @@
 
 pub mod error;
 pub mod meta;
+pub mod names;
 pub mod pod;
 pub mod quantity;
 pub mod request;

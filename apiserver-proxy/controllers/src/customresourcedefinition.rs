@@ -43,13 +43,22 @@ fn crd_key(key: &str) -> Option<CrdKey> {
 }
 
 /// What the overlay should hold for a stored CRD: its definition when it is
-/// established (terminating when being deleted), else nothing.
-fn installable(crd: &Value) -> Option<Installed> {
+/// established (terminating when being deleted), else nothing. `current` is
+/// what the cluster serves for it now: when its spec is unchanged (status
+/// writes, finalizers, labels) it is reused as is, without serializing the
+/// spec to look up the shared definition.
+fn installable(crd: &Value, current: Option<&Installed>) -> Option<Installed> {
     if !conditions::is_true(crd, ESTABLISHED) {
         return None;
     }
+    let terminating = meta::is_deleting(crd);
+    if let Some(i) = current
+        && i.definition.spec == crd["spec"]
+    {
+        return Some(Installed::new(i.definition.clone(), terminating));
+    }
     match Definition::shared(&crd["spec"]) {
-        Ok(definition) => Some(Installed::new(definition, meta::is_deleting(crd))),
+        Ok(definition) => Some(Installed::new(definition, terminating)),
         Err(e) => {
             tracing::warn!(crd = %meta::name(crd), error = %e, "cannot serve CRD");
             None
@@ -65,10 +74,14 @@ pub fn serve(store: &Store, catalog: Arc<Catalog>) -> tokio::task::JoinHandle<()
             return;
         };
         match change.current().map(|_| change.object()) {
-            Some(Some(crd)) => match installable(&crd) {
-                Some(i) => catalog.custom.install(&cluster, &name, i),
-                None => catalog.custom.remove(&cluster, &name),
-            },
+            Some(Some(crd)) => {
+                let served = catalog.custom.cluster(&cluster);
+                let current = served.as_ref().and_then(|c| c.installed.get(&name));
+                match installable(&crd, current) {
+                    Some(i) => catalog.custom.install(&cluster, &name, i),
+                    None => catalog.custom.remove(&cluster, &name),
+                }
+            }
             _ => catalog.custom.remove(&cluster, &name),
         }
     }))
@@ -464,6 +477,31 @@ mod tests {
         assert!(names.get("kind").is_none());
         assert_eq!(established.status, "False");
         assert_eq!(established.reason, "NotAccepted");
+    }
+
+    #[test]
+    fn an_unchanged_spec_reuses_the_served_definition() {
+        let mut stored = crd("widgets", "Widget", &[]);
+        stored["status"]["conditions"] = json!([{"type": "Established", "status": "True"}]);
+        // Built, not shared: a look-up in the shared cache could not find it.
+        let built = Arc::new(Definition::build(&stored["spec"]).unwrap());
+        let current = Installed::new(built.clone(), false);
+        let mut status_only = stored.clone();
+        status_only["status"]["storedVersions"] = json!(["v1"]);
+        let again = installable(&status_only, Some(&current)).unwrap();
+        assert!(Arc::ptr_eq(&again.definition, &built));
+        let mut deleting = stored.clone();
+        deleting["metadata"]["deletionTimestamp"] = json!("2024-01-01T00:00:00Z");
+        let terminating = installable(&deleting, Some(&current)).unwrap();
+        assert!(Arc::ptr_eq(&terminating.definition, &built) && terminating.terminating);
+        // A changed spec builds (or finds) another definition.
+        let mut changed = stored.clone();
+        changed["spec"]["names"]["shortNames"] = json!(["wd"]);
+        let other = installable(&changed, Some(&current)).unwrap();
+        assert!(!Arc::ptr_eq(&other.definition, &built));
+        assert_eq!(other.definition.spec, changed["spec"]);
+        // Not established: nothing to serve.
+        assert!(installable(&crd("widgets", "Widget", &[]), Some(&current)).is_none());
     }
 
     #[test]

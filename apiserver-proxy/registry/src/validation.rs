@@ -6,29 +6,17 @@
 //! This module owns only format rules and `ObjectMeta`; it must never know
 //! about a particular resource type (that is `kinds/`), and never mutates.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
 use serde_json::{Map, Value};
+
+// The format checks live in the vocabulary crate (the schema crate uses
+// them too); re-exported so the kinds keep one import path.
+pub use nestkube_api::names::{
+    c_identifier, config_map_key, content_label_value, dns1035_label, dns1123_label,
+    dns1123_subdomain, label_key, max_len_error, path_segment_name, port_name, regex_error,
+};
 
 use super::strategy::NameRule;
 use crate::error::FieldError;
-
-const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
-const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
-const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
-const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
-const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
-const LABEL_KEY_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const LABEL_KEY_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
-const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const CONFIG_MAP_KEY_FMT: &str = "[-._a-zA-Z0-9]+";
-const CONFIG_MAP_KEY_MSG: &str =
-    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
-const C_IDENTIFIER_FMT: &str = "[A-Za-z_][A-Za-z0-9_]*";
 
 /// Upstream `TotalAnnotationSizeLimitB` (256 KiB).
 pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
@@ -37,241 +25,9 @@ pub const FIELD_IMMUTABLE: &str = "field is immutable";
 /// Upstream `IsNegativeErrorMsg`.
 pub const IS_NEGATIVE: &str = "must be greater than or equal to 0";
 
-fn anchored(fmt: &str) -> Regex {
-    Regex::new(&format!("^(?:{fmt})$")).expect("static regex")
-}
-
-static DNS1123_LABEL: LazyLock<Regex> = LazyLock::new(|| anchored(DNS1123_LABEL_FMT));
-static DNS1123_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| anchored(DNS1123_SUBDOMAIN_FMT));
-static DNS1035_LABEL: LazyLock<Regex> = LazyLock::new(|| anchored(DNS1035_LABEL_FMT));
-static LABEL_KEY: LazyLock<Regex> = LazyLock::new(|| anchored(LABEL_KEY_FMT));
-static LABEL_VALUE: LazyLock<Regex> = LazyLock::new(|| anchored(LABEL_VALUE_FMT));
-static CONFIG_MAP_KEY: LazyLock<Regex> = LazyLock::new(|| anchored(CONFIG_MAP_KEY_FMT));
-static C_IDENTIFIER: LazyLock<Regex> = LazyLock::new(|| anchored(C_IDENTIFIER_FMT));
-
-/// Upstream `RegexError`: the message, examples and the regex.
-pub fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
-    if examples.is_empty() {
-        return format!("{msg} (regex used for validation is '{fmt}')");
-    }
-    let mut out = format!("{msg} (e.g. ");
-    for (i, ex) in examples.iter().enumerate() {
-        if i > 0 {
-            out.push_str(" or ");
-        }
-        out.push_str(&format!("'{ex}', "));
-    }
-    out.push_str(&format!("regex used for validation is '{fmt}')"));
-    out
-}
-
-/// Upstream `MaxLenError` of `util/validation` ("characters").
-pub fn max_len_error(n: usize) -> String {
-    format!("must be no more than {n} characters")
-}
-
-/// `MaxLenError` of `api/validate/content` (label keys and values: "bytes").
-fn content_max_len_error(n: usize) -> String {
-    format!("must be no more than {n} bytes")
-}
-
 /// Upstream `InclusiveRangeError`.
 pub fn inclusive_range_error(lo: i64, hi: i64) -> String {
     format!("must be between {lo} and {hi}, inclusive")
-}
-
-/// `IsDNS1123Label`.
-pub fn dns1123_label(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > 63 {
-        errs.push(max_len_error(63));
-    }
-    if !DNS1123_LABEL.is_match(value) {
-        if DNS1123_SUBDOMAIN.is_match(value) {
-            errs.push("must not contain dots".to_string());
-        } else {
-            errs.push(regex_error(
-                DNS1123_LABEL_MSG,
-                DNS1123_LABEL_FMT,
-                &["my-name", "123-abc"],
-            ));
-        }
-    }
-    errs
-}
-
-/// `IsDNS1123Subdomain`.
-pub fn dns1123_subdomain(value: &str) -> Vec<String> {
-    dns1123_subdomain_with(value, max_len_error)
-}
-
-fn dns1123_subdomain_with(value: &str, max_len: fn(usize) -> String) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > 253 {
-        errs.push(max_len(253));
-    }
-    if !DNS1123_SUBDOMAIN.is_match(value) {
-        errs.push(regex_error(
-            DNS1123_SUBDOMAIN_MSG,
-            DNS1123_SUBDOMAIN_FMT,
-            &["example.com"],
-        ));
-    }
-    errs
-}
-
-/// `IsDNS1035Label` (service names, port names of some kinds).
-pub fn dns1035_label(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > 63 {
-        errs.push(max_len_error(63));
-    }
-    if !DNS1035_LABEL.is_match(value) {
-        errs.push(regex_error(
-            DNS1035_LABEL_MSG,
-            DNS1035_LABEL_FMT,
-            &["my-name", "abc-123"],
-        ));
-    }
-    errs
-}
-
-/// `path.IsValidPathSegmentName`.
-pub fn path_segment_name(value: &str) -> Vec<String> {
-    for bad in [".", ".."] {
-        if value == bad {
-            return vec![format!("may not be '{bad}'")];
-        }
-    }
-    ["/", "%"]
-        .iter()
-        .filter(|c| value.contains(**c))
-        .map(|c| format!("may not contain '{c}'"))
-        .collect()
-}
-
-/// `IsQualifiedName` / `content.IsLabelKey`: label and annotation keys,
-/// finalizer names.
-pub fn qualified_name(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    let parts: Vec<&str> = value.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
-            if prefix.is_empty() {
-                errs.push("prefix part must be non-empty".to_string());
-            } else {
-                errs.extend(
-                    dns1123_subdomain_with(prefix, content_max_len_error)
-                        .into_iter()
-                        .map(|m| format!("prefix part {m}")),
-                );
-            }
-            *name
-        }
-        _ => {
-            return vec![format!(
-                "a valid label key {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(
-                    LABEL_KEY_MSG,
-                    LABEL_KEY_FMT,
-                    &["MyName", "my.name", "123-abc"]
-                )
-            )];
-        }
-    };
-    if name.is_empty() {
-        errs.push("name part must be non-empty".to_string());
-    } else if name.len() > 63 {
-        errs.push(format!("name part {}", content_max_len_error(63)));
-    }
-    if !LABEL_KEY.is_match(name) {
-        errs.push(format!(
-            "name part {}",
-            regex_error(
-                LABEL_KEY_MSG,
-                LABEL_KEY_FMT,
-                &["MyName", "my.name", "123-abc"]
-            )
-        ));
-    }
-    errs
-}
-
-/// `IsValidLabelValue`.
-pub fn label_value(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > 63 {
-        errs.push(content_max_len_error(63));
-    }
-    if !LABEL_VALUE.is_match(value) {
-        errs.push(regex_error(
-            LABEL_VALUE_MSG,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
-        ));
-    }
-    errs
-}
-
-/// `IsConfigMapKey`: keys of ConfigMap `data`/`binaryData` and Secret `data`.
-pub fn config_map_key(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > 253 {
-        errs.push(max_len_error(253));
-    }
-    if !CONFIG_MAP_KEY.is_match(value) {
-        errs.push(regex_error(
-            CONFIG_MAP_KEY_MSG,
-            CONFIG_MAP_KEY_FMT,
-            &["key.name", "KEY_NAME", "key-name"],
-        ));
-    }
-    match value {
-        "." => errs.push("must not be '.'".into()),
-        ".." => errs.push("must not be '..'".into()),
-        v if v.starts_with("..") => errs.push("must not start with '..'".into()),
-        _ => {}
-    }
-    errs
-}
-
-/// `IsCIdentifier`.
-pub fn c_identifier(value: &str) -> Vec<String> {
-    if C_IDENTIFIER.is_match(value) {
-        Vec::new()
-    } else {
-        vec![regex_error(
-            "a valid C identifier must start with alphabetic character or '_', followed by a string of alphanumeric characters or '_'",
-            C_IDENTIFIER_FMT,
-            &["my_name", "MY_NAME", "MyName"],
-        )]
-    }
-}
-
-/// `IsValidPortName` (container and service port names).
-pub fn port_name(port: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if port.len() > 15 {
-        errs.push(max_len_error(15));
-    }
-    if port.is_empty()
-        || !port
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into());
-    }
-    if !port.bytes().any(|b| b.is_ascii_lowercase()) {
-        errs.push("must contain at least one letter (a-z)".into());
-    }
-    if port.contains("--") {
-        errs.push("must not contain consecutive hyphens".into());
-    }
-    if port.starts_with('-') || port.ends_with('-') {
-        errs.push("must not begin or end with a hyphen".into());
-    }
-    errs
 }
 
 /// Applies a name rule (upstream `ValidateNameFunc`). `prefix` masks a
@@ -300,11 +56,11 @@ pub fn name_errors(rule: NameRule, name: &str, prefix: bool) -> Vec<String> {
 pub fn validate_labels(labels: &Map<String, Value>, field_path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     for (k, v) in labels {
-        for msg in qualified_name(k) {
+        for msg in label_key(k) {
             errs.push(FieldError::invalid(field_path, k.as_str(), msg));
         }
         let v = v.as_str().unwrap_or("");
-        for msg in label_value(v) {
+        for msg in content_label_value(v) {
             errs.push(FieldError::invalid(field_path, v, msg));
         }
     }
@@ -317,7 +73,7 @@ pub fn validate_annotations(annotations: &Map<String, Value>, field_path: &str) 
     let mut errs = Vec::new();
     let mut total = 0usize;
     for (k, v) in annotations {
-        for msg in qualified_name(&k.to_lowercase()) {
+        for msg in label_key(&k.to_lowercase()) {
             errs.push(FieldError::invalid(field_path, k.as_str(), msg));
         }
         total += k.len() + v.as_str().map_or(0, str::len);
@@ -408,7 +164,7 @@ fn validate_finalizers(finalizers: &[Value], path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let names: Vec<&str> = finalizers.iter().filter_map(Value::as_str).collect();
     for f in &names {
-        for msg in qualified_name(f) {
+        for msg in label_key(f) {
             errs.push(FieldError::invalid(path, *f, msg));
         }
     }
@@ -579,60 +335,17 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn dns_label_messages() {
-        assert!(dns1123_label("my-name").is_empty());
+    fn re_exported_formats_keep_the_registry_messages() {
         assert_eq!(dns1123_label("a.b"), vec!["must not contain dots"]);
+        assert!(label_key("a/b/c")[0].starts_with("a valid label key must consist"));
         assert_eq!(
-            dns1123_label("Bad"),
-            vec![
-                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-            ]
-        );
-        assert_eq!(
-            dns1123_label(&"a".repeat(64))[0],
-            "must be no more than 63 characters"
-        );
-    }
-
-    #[test]
-    fn subdomain_and_path_segment() {
-        assert!(dns1123_subdomain("example.com").is_empty());
-        assert_eq!(
-            dns1123_subdomain("Foo_bar"),
-            vec![
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-            ]
+            content_label_value(&"v".repeat(64)),
+            vec!["must be no more than 63 bytes"]
         );
         assert_eq!(path_segment_name(".."), vec!["may not be '..'"]);
         assert_eq!(
-            path_segment_name("a/b%c"),
-            vec!["may not contain '/'", "may not contain '%'"]
-        );
-        assert!(path_segment_name("system:controller:x").is_empty());
-    }
-
-    #[test]
-    fn qualified_names_and_values() {
-        assert!(qualified_name("app.kubernetes.io/name").is_empty());
-        assert!(qualified_name("a/b/c")[0].starts_with("a valid label key must consist"));
-        assert_eq!(qualified_name("/x"), vec!["prefix part must be non-empty"]);
-        assert_eq!(
-            qualified_name("-x"),
-            vec![
-                "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
-            ]
-        );
-        assert!(label_value("").is_empty());
-        assert_eq!(
-            label_value(&"v".repeat(64)),
-            vec!["must be no more than 63 bytes"]
-        );
-        assert!(label_value("a b")[0].starts_with("a valid label must be an empty string"));
-        assert!(config_map_key("..x").contains(&"must not start with '..'".to_string()));
-        assert!(port_name("http").is_empty());
-        assert_eq!(
-            port_name("80"),
-            vec!["must contain at least one letter (a-z)"]
+            regex_error("m", "f", &[]),
+            "m (regex used for validation is 'f')"
         );
     }
 

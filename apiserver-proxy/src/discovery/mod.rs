@@ -10,12 +10,13 @@
 //! same way, once per process.
 
 use std::hash::{Hash, Hasher};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use serde_json::{Value, json};
 
 use bytes::Bytes;
 
+use crate::registry::apiextensions::definition::Definition;
 use crate::registry::catalog::{GroupVersion, ResourceInfo, ServedView};
 
 pub mod crd_openapi;
@@ -242,9 +243,109 @@ pub fn aggregated(view: &ServedView<'_>, legacy: bool) -> Value {
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
 }
 
-/// `/openapi/v2` as JSON, if generated.
+/// `/openapi/v2` as JSON, if generated (the built-ins only).
 pub fn openapi_v2() -> Option<&'static [u8]> {
     data::OPENAPI_V2
+}
+
+/// The built-in `/openapi/v2` document, parsed once.
+fn builtin_v2() -> Option<&'static Value> {
+    static DOC: OnceLock<Option<Value>> = OnceLock::new();
+    DOC.get_or_init(|| serde_json::from_slice(data::OPENAPI_V2?).ok())
+        .as_ref()
+}
+
+/// Merged `/openapi/v2` documents by the set of definitions they merge
+/// (most recently used first). Bounded: a cluster that keeps changing its
+/// CRDs evicts old sets, it cannot grow the process without limit.
+struct V2Cache {
+    entries: std::collections::VecDeque<(Vec<Weak<Definition>>, Bytes)>,
+}
+
+/// How many merged v2 documents are kept (each about the size of the
+/// built-in document, 2.8 MB).
+const V2_CACHE_ENTRIES: usize = 16;
+
+/// `/openapi/v2` of a cluster: the built-in document, plus the paths and
+/// definitions of the cluster's custom resources (upstream's
+/// `BuildOpenAPIV2` per served version, merged). A cluster without CRDs
+/// gets the embedded bytes; one with CRDs a document merged once per
+/// distinct set of CRDs in the process and shared by every cluster that
+/// has that set. Built-in paths and definitions win over a CRD's.
+pub fn openapi_v2_for(view: &ServedView<'_>) -> Option<Bytes> {
+    let base = data::OPENAPI_V2?;
+    let Some(custom) = view.custom().filter(|c| !c.installed.is_empty()) else {
+        return Some(Bytes::from_static(base));
+    };
+    let mut set: Vec<&Arc<Definition>> = custom.installed.values().map(|i| &i.definition).collect();
+    set.sort_by_key(|d| Arc::as_ptr(d));
+    set.dedup_by_key(|d| Arc::as_ptr(d));
+    static CACHE: OnceLock<Mutex<V2Cache>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| {
+        Mutex::new(V2Cache {
+            entries: Default::default(),
+        })
+    });
+    let same = |weak: &[Weak<Definition>]| {
+        weak.len() == set.len()
+            && weak
+                .iter()
+                .zip(&set)
+                .all(|(w, d)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(d)) && w.strong_count() > 0)
+    };
+    {
+        let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = c.entries.iter().position(|(k, _)| same(k)) {
+            let hit = c.entries.remove(i)?;
+            let bytes = hit.1.clone();
+            c.entries.push_front(hit);
+            return Some(bytes);
+        }
+    }
+    // Built outside the lock: another cluster's document is never waited for.
+    let doc = Bytes::from(merge_v2(builtin_v2()?, &set)?);
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    c.entries
+        .retain(|(k, _)| k.iter().all(|w| w.strong_count() > 0));
+    c.entries
+        .push_front((set.iter().map(|d| Arc::downgrade(d)).collect(), doc.clone()));
+    c.entries.truncate(V2_CACHE_ENTRIES);
+    Some(doc)
+}
+
+/// The built-in document with the v2 fragments of `set` merged in, as
+/// JSON; paths and definitions sorted as upstream writes them.
+fn merge_v2(base: &Value, set: &[&Arc<Definition>]) -> Option<Vec<u8>> {
+    let template = base;
+    let fragments: Vec<&Value> = set
+        .iter()
+        .map(|d| {
+            d.openapi_v2
+                .get_or_init(|| crd_openapi::v2_fragment(&d.spec, template))
+        })
+        .collect();
+    let mut out = serde_json::Map::new();
+    for (key, value) in base.as_object()? {
+        match key.as_str() {
+            "paths" | "definitions" => {
+                let mut merged: std::collections::BTreeMap<&str, &Value> = value
+                    .as_object()?
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v))
+                    .collect();
+                for f in &fragments {
+                    for (k, v) in f[key.as_str()].as_object().into_iter().flatten() {
+                        merged.entry(k.as_str()).or_insert(v);
+                    }
+                }
+                out.insert(key.clone(), serde_json::to_value(merged).ok()?);
+            }
+            _ => {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    serde_json::to_vec(&out).ok()
 }
 
 /// The embedded upstream OpenAPI v3 documents, by path (`apis/apps/v1`).

@@ -485,8 +485,9 @@ impl ApiServer {
             "/openapi/v2" => {
                 // Only JSON is served; client-go's protobuf-only request gets 406.
                 negotiate::negotiate(accept, Offers::default(), IncludeObject::None)?;
-                let doc = discovery::openapi_v2().ok_or(ApiError::PathNotFound)?;
-                let mut resp = Response::new(full(Bytes::from_static(doc)));
+                let doc = discovery::openapi_v2_for(&self.catalog.view(cluster))
+                    .ok_or(ApiError::PathNotFound)?;
+                let mut resp = Response::new(full(doc));
                 resp.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),

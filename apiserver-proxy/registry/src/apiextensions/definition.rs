@@ -64,6 +64,9 @@ pub struct Definition {
     /// OpenAPI v3 documents (path, JSON) of the served versions, built on
     /// first use.
     pub openapi_v3: OnceLock<Vec<(String, Vec<u8>)>>,
+    /// What the served versions add to `/openapi/v2` (`paths` and
+    /// `definitions`), built on first use.
+    pub openapi_v2: OnceLock<Value>,
 }
 
 /// A CRD spec the server cannot serve.
@@ -253,6 +256,7 @@ impl Definition {
             kind: kind.into(),
             versions: served,
             openapi_v3: OnceLock::new(),
+            openapi_v2: OnceLock::new(),
         })
     }
 }

@@ -23,8 +23,8 @@ use super::{child, each_mut, ensure_obj, is_empty, labelselector, set, set_defau
 use crate::error::{ApiError, FieldError};
 use crate::strategy::{Column, CreateHold, NameRule, Strategy};
 use crate::validation::{
-    IS_NEGATIVE, config_map_key, dns1123_label, immutable, inclusive_range_error, port_name,
-    qualified_name, validate_labels,
+    IS_NEGATIVE, config_map_key, dns1123_label, immutable, inclusive_range_error, label_key,
+    port_name, validate_labels,
 };
 
 /// The strategy for `resource` in `group`, if this module serves it.
@@ -930,7 +930,7 @@ impl Strategy for Namespaces {
             .iter()
             .filter_map(Value::as_str)
         {
-            for msg in qualified_name(f) {
+            for msg in label_key(f) {
                 errs.push(FieldError::invalid("spec.finalizers", f, msg));
             }
             if !f.contains('/') && f != "kubernetes" {

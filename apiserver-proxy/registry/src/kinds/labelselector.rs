@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::printing::{arr, s};
 use crate::error::FieldError;
-use crate::validation::{label_value, qualified_name, validate_labels};
+use crate::validation::{content_label_value, label_key, validate_labels};
 
 /// `ValidateLabelSelector` (strict label values), errors under `path`.
 pub fn validate(selector: &Value, path: &str) -> Vec<FieldError> {
@@ -43,12 +43,12 @@ pub fn validate(selector: &Value, path: &str) -> Vec<FieldError> {
             )),
         }
         let key = s(e, &["key"]);
-        for msg in qualified_name(key) {
+        for msg in label_key(key) {
             errs.push(FieldError::invalid(format!("{p}.key"), key, msg));
         }
         for (j, v) in values.iter().enumerate() {
             let v = v.as_str().unwrap_or("");
-            for msg in label_value(v) {
+            for msg in content_label_value(v) {
                 errs.push(FieldError::invalid(format!("{p}.values[{j}]"), v, msg));
             }
         }

@@ -16,8 +16,8 @@ use super::quantity;
 use super::{child, each_mut, ensure_obj, set, set_default};
 use crate::error::{FieldError, FieldErrorType};
 use crate::validation::{
-    dns1123_label, dns1123_subdomain, inclusive_range_error, label_value, port_name,
-    qualified_name, validate_labels,
+    content_label_value, dns1123_label, dns1123_subdomain, inclusive_range_error, label_key,
+    port_name, validate_labels,
 };
 
 /// `SetDefaults_PodSpec` and everything nested (containers, volumes, probes).
@@ -384,14 +384,14 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
         let p = format!("{path}.tolerations[{i}]");
         let key = s(t, &["key"]);
         if !key.is_empty() {
-            for msg in qualified_name(key) {
+            for msg in label_key(key) {
                 errs.push(FieldError::invalid(format!("{p}.key"), key, msg));
             }
         }
         match s(t, &["operator"]) {
             "" | "Equal" => {
                 let v = s(t, &["value"]);
-                for msg in label_value(v) {
+                for msg in content_label_value(v) {
                     errs.push(FieldError::invalid(format!("{p}.operator"), v, msg));
                 }
             }
