@@ -1,12 +1,13 @@
 //! A tenant's admission webhook behind a Service of its virtual cluster,
-//! on the REAL e2e host: nestkube runs in host mode, the tenant creates a
-//! selector-less Service and its Endpoints naming the webhook server's
-//! address (inside the VirtualCluster's `allowedCIDRs`), and a
+//! on the REAL e2e host: nestkube runs in host mode, the tenant runs the
+//! webhook's pod and a Service selecting it, and a
 //! `ValidatingWebhookConfiguration` and `MutatingWebhookConfiguration`
 //! naming the Service. nestkube reaches the webhook through the host API
-//! server's service proxy to the Service's copy; the server runs in this
-//! test on an address of a dummy network interface of this machine (never
-//! anything outside it). Another tenant's requests never reach it.
+//! server's service proxy to the Service's copy, which (as upstream's proxy
+//! does) dials only addresses of existing pods. The e2e host's pods are
+//! simulated (kwok), so the test gives the pod copy's IP to one end of a
+//! veth pair of this machine and serves the webhook there (never anything
+//! outside this machine). Another tenant's requests never reach it.
 
 use std::ffi::OsStr;
 use std::net::{IpAddr, SocketAddr};
@@ -21,24 +22,27 @@ use serde_json::Value;
 
 const TEST_LABEL: &str = "e2e.nestkube.io/test";
 const WAIT: Duration = Duration::from_secs(90);
+/// The port the webhook's container serves on.
+const WEBHOOK_PORT: u16 = 18443;
 
-/// A dummy interface with one address of this machine, removed on drop.
-struct DummyAddress {
+/// A veth pair with one address of this machine on one end, removed on drop.
+struct LocalAddress {
     link: String,
     ip: IpAddr,
 }
 
-impl DummyAddress {
+impl LocalAddress {
     /// `None` (with a SKIPPED line) where interfaces cannot be made.
-    fn create() -> Option<Self> {
-        let n = std::process::id() % 200 + 20;
+    fn create(ip: IpAddr) -> Option<Self> {
+        let n = std::process::id() % 10_000;
         let link = format!("nkwh{n}");
-        let ip: IpAddr = format!("10.253.{n}.1").parse().unwrap();
+        let peer = format!("nkwh{n}p");
         let _ = Command::new("ip").args(["link", "del", &link]).output();
-        let steps: [&[&str]; 3] = [
-            &["link", "add", &link, "type", "dummy"],
+        let steps: [&[&str]; 4] = [
+            &["link", "add", &link, "type", "veth", "peer", "name", &peer],
             &["addr", "add", &format!("{ip}/32"), "dev", &link],
             &["link", "set", &link, "up"],
+            &["link", "set", &peer, "up"],
         ];
         for args in steps {
             let ok = Command::new("ip")
@@ -46,7 +50,7 @@ impl DummyAddress {
                 .output()
                 .is_ok_and(|o| o.status.success());
             if !ok {
-                eprintln!("SKIPPED: cannot create a dummy interface (ip {args:?})");
+                eprintln!("SKIPPED: cannot create a veth pair (ip {args:?})");
                 let _ = Command::new("ip").args(["link", "del", &link]).output();
                 return None;
             }
@@ -55,7 +59,7 @@ impl DummyAddress {
     }
 }
 
-impl Drop for DummyAddress {
+impl Drop for LocalAddress {
     fn drop(&mut self) {
         let _ = Command::new("ip")
             .args(["link", "del", &self.link])
@@ -123,41 +127,46 @@ fn a_tenants_service_webhook_is_called_through_the_host() {
     let Some(host) = HostCluster::shared() else {
         return;
     };
-    let Some(dummy) = DummyAddress::create() else {
-        return;
-    };
     let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join(nestkube_tenant_crds::CRD_YAML_PATH);
     host.apply_crd(&crd, "virtualclusters.tenancy.nestkube.io");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime
-        .block_on(WebhookServer::start(
-            SocketAddr::new(dummy.ip, 0),
-            &["hook.default.svc"],
-        ))
-        .expect("webhook server");
-    let port = server.addr.port();
-
     let dir = tempfile::tempdir().unwrap();
     let label = nestkube_e2e::unique_name("webhooks");
     let ns = host.namespace("webhooks");
     let _nestkube = nestkube(host, &dir.path().join("data"), &label);
-    let network = format!("{{allowedCIDRs: [\"{}/32\"]}}", dummy.ip);
-    let a = tenant(host, dir.path(), ns.name(), "hooked", &label, &network);
+    let a = tenant(host, dir.path(), ns.name(), "hooked", &label, "{}");
     let b = tenant(host, dir.path(), ns.name(), "other", &label, "{}");
 
-    // The webhook's Service: selector-less, its Endpoints naming the server.
+    // The webhook's pod and Service.
+    a.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hook", "namespace": "default", "labels": {"app": "hook"}},
+  "spec": {"containers": [{"name": "hook", "image": "webhook"}]}}"#,
+    );
     a.ok_stdin(
         &["apply", "-f", "-"],
         &format!(
-            r#"{{"apiVersion": "v1", "kind": "List", "items": [
-  {{"apiVersion": "v1", "kind": "Service", "metadata": {{"name": "hook", "namespace": "default"}},
-    "spec": {{"ports": [{{"port": 443, "targetPort": {port}, "protocol": "TCP"}}]}}}},
-  {{"apiVersion": "v1", "kind": "Endpoints", "metadata": {{"name": "hook", "namespace": "default"}},
-    "subsets": [{{"addresses": [{{"ip": "{}"}}], "ports": [{{"port": {port}, "protocol": "TCP"}}]}}]}}]}}"#,
-            dummy.ip
+            r#"{{"apiVersion": "v1", "kind": "Service", "metadata": {{"name": "hook", "namespace": "default"}},
+  "spec": {{"selector": {{"app": "hook"}}, "ports": [{{"port": 443, "targetPort": {WEBHOOK_PORT}, "protocol": "TCP"}}]}}}}"#
         ),
     );
-    // Its copy on the host has the endpoint.
+    let pod_ip: IpAddr = wait_for("the webhook pod runs on the host", WAIT, || {
+        let ip = a
+            .output(&["get", "pod", "hook", "-o", "jsonpath={.status.podIP}"])
+            .stdout;
+        String::from_utf8_lossy(&ip).trim().parse().ok()
+    });
+    // The pod "runs" here: its address on this machine, the server on it.
+    let Some(local) = LocalAddress::create(pod_ip) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(WebhookServer::start(
+            SocketAddr::new(local.ip, WEBHOOK_PORT),
+            &["hook.default.svc"],
+        ))
+        .expect("webhook server");
+    // The Service's copy on the host has the pod's endpoint.
     wait_for(
         "the Service's copy with its endpoint on the host",
         WAIT,
@@ -166,7 +175,7 @@ fn a_tenants_service_webhook_is_called_through_the_host() {
             eps["items"]
                 .as_array()?
                 .iter()
-                .any(|e| e.to_string().contains(&dummy.ip.to_string()))
+                .any(|e| e.to_string().contains(&local.ip.to_string()))
                 .then_some(())
         },
     );
