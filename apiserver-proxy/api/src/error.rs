@@ -420,7 +420,7 @@ impl ApiError {
             Self::Internal(message) => Some(json!({"causes": [{"message": message}]})),
             Self::ApplyConflict { causes, .. } => Some(
                 json!({"causes": causes.iter().map(|(field, message)| json!({
-                "type": "FieldManagerConflict", "message": message, "field": field,
+                "reason": "FieldManagerConflict", "message": message, "field": field,
             })).collect::<Vec<_>>()}),
             ),
             Self::Other { causes, .. } if !causes.is_empty() => Some(

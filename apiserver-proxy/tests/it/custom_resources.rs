@@ -802,7 +802,10 @@ async fn server_side_apply_of_custom_resources() {
     let body = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 2}\n";
     let (code, out) = apply("bob", body, false).await;
     assert_eq!(code, 409, "{out}");
-    assert_eq!(out["details"]["causes"][0]["type"], "FieldManagerConflict");
+    assert_eq!(
+        out["details"]["causes"][0]["reason"],
+        "FieldManagerConflict"
+    );
     assert_eq!(out["details"]["causes"][0]["field"], ".spec.size");
     let (code, out) = apply("bob", body, true).await;
     assert_eq!(code, 200, "{out}");

@@ -175,8 +175,8 @@ async fn conflicts_answer_409_with_upstream_causes() {
     assert_eq!(
         status["details"]["causes"],
         json!([
-            {"type": "FieldManagerConflict", "message": "conflict with \"one\"", "field": ".data.x"},
-            {"type": "FieldManagerConflict", "message": "conflict with \"one\"", "field": ".data.y"},
+            {"reason": "FieldManagerConflict", "message": "conflict with \"one\"", "field": ".data.x"},
+            {"reason": "FieldManagerConflict", "message": "conflict with \"one\"", "field": ".data.y"},
         ])
     );
     // An updater conflicts under its API version.

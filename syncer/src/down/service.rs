@@ -204,14 +204,10 @@ async fn take_cluster_ip(
     let name = meta(vsvc, "name");
     tracing::debug!(service = %name, ip, "virtual Service takes its parent copy's cluster IP");
     let mut again = vsvc.clone();
+    // The managers keep what they own (a server-side apply after the move
+    // must not conflict with the syncer over fields it only carried over).
     if let Some(m) = again["metadata"].as_object_mut() {
-        for f in [
-            "uid",
-            "resourceVersion",
-            "creationTimestamp",
-            "generation",
-            "managedFields",
-        ] {
+        for f in ["uid", "resourceVersion", "creationTimestamp", "generation"] {
             m.remove(f);
         }
     }
@@ -220,7 +216,17 @@ async fn take_cluster_ip(
     again.as_object_mut().map(|m| m.remove("status"));
     delete(vapi, name, meta(vsvc, "uid"), Some(0)).await?;
     match create(vapi, &again).await {
-        Ok(Some(_)) => Ok(None),
+        Ok(Some(created)) => {
+            // A create makes its writer the owner of every field; give the
+            // managers back what they owned (the next sync retries this).
+            let owned = &vsvc["metadata"]["managedFields"];
+            if owned.is_array() && created["metadata"]["managedFields"] != *owned {
+                let mut restored = created;
+                restored["metadata"]["managedFields"] = owned.clone();
+                replace(vapi, &restored).await?;
+            }
+            Ok(None)
+        }
         // Someone re-created it first: look again.
         Ok(None) => Ok(Some(Duration::from_millis(200))),
         Err(e) => {
