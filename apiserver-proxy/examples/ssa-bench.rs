@@ -7,7 +7,7 @@
 //!
 //! Run: `cargo run --release -p nestkube-apiserver --example ssa-bench -- [N] [--kubeconfig FILE]`
 //! (N requests per row, default 300; with the e2e host:
-//! `--kubeconfig $NESTKUBE_E2E_HOST_DIR/kubeconfig`).
+//! `--kubeconfig $NESTKUBE_E2E_HOST_DIR/admin.kubeconfig`).
 
 mod common;
 
@@ -30,12 +30,15 @@ fn us(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)
 }
 
-/// A Deployment as a chart or a kustomization would hold it.
+/// A Deployment as a chart or a kustomization would hold it, scaled to 0:
+/// nestkube runs its controllers in-process while the e2e host's
+/// kube-apiserver is measured alone (`--apiserver-only`), so pods would
+/// charge nestkube's rows with the controllers' writes.
 fn deployment(name: &str, image: &str) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "labels": {"app": name, "tier": "web"}},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
             "template": {"metadata": {"labels": {"app": name}},
                 "spec": {"containers": [{"name": "c", "image": image,
                     "ports": [{"containerPort": 80}],
@@ -188,14 +191,14 @@ async fn main() {
     let date = chrono::Utc::now().format("%Y-%m-%d");
     let mut body = String::from("## Server-side apply (kube-rs over TLS on loopback)\n\n");
     body += &format!(
-        "`cargo run{} -p nestkube-apiserver --example ssa-bench -- {n}{}`, measured on {date} on 2 cores (shared with concurrent builds), {} build. A Deployment of one container (labels, ports, env, limits); {n} sequential requests per row, each on its own object.\n\n",
+        "`cargo run{} -p nestkube-apiserver --example ssa-bench -- {n}{}`, measured on {date} on 2 cores (shared with concurrent builds), {} build. A Deployment of one container (labels, ports, env, limits) scaled to 0 (nestkube's in-process controllers still add a ReplicaSet per Deployment; the host runs kube-apiserver alone); {n} sequential requests per row, each on its own object.\n\n",
         if cfg!(debug_assertions) {
             ""
         } else {
             " --release"
         },
         if other.is_some() {
-            " --kubeconfig $NESTKUBE_E2E_HOST_DIR/kubeconfig"
+            " --kubeconfig $NESTKUBE_E2E_HOST_DIR/admin.kubeconfig"
         } else {
             ""
         },

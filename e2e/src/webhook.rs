@@ -65,6 +65,9 @@ impl WebhookServer {
         let counted = calls.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                // As Go's servers (most webhooks) do: no Nagle delay after
+                // the TLS session tickets.
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let calls = counted.clone();
                 tokio::spawn(async move {
