@@ -566,6 +566,21 @@ pub struct Variable {
     pub compiled: Arc<Compiled>,
 }
 
+/// Compiles a policy's `variables` (`[{name, expression}]`), each in the
+/// environment `env` makes of the names declared before it; returns them
+/// and the environment of the policy's other expressions (all names).
+pub fn compile_variables(list: &Value, env: impl Fn(Vec<String>) -> Env) -> (Vec<Variable>, Env) {
+    let mut names = Vec::new();
+    let mut variables = Vec::new();
+    for v in list.as_array().into_iter().flatten() {
+        let name = v["name"].as_str().unwrap_or("").to_string();
+        let compiled = compile(v["expression"].as_str().unwrap_or(""), &env(names.clone()));
+        names.push(name.clone());
+        variables.push(Variable { name, compiled });
+    }
+    (variables, env(names))
+}
+
 /// One evaluation scope: an activation, the composited variables (each
 /// evaluated at most once, when first referenced), and limits.
 pub struct Evaluation<'a> {

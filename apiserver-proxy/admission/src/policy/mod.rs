@@ -316,18 +316,7 @@ fn reason_of(v: &Value) -> &'static str {
 impl CompiledPolicy {
     fn compile(policy: &Value) -> Self {
         let spec = &policy["spec"];
-        let mut names = Vec::new();
-        let mut variables = Vec::new();
-        for v in spec["variables"].as_array().into_iter().flatten() {
-            let name = v["name"].as_str().unwrap_or("").to_string();
-            let compiled = cel::compile(
-                v["expression"].as_str().unwrap_or(""),
-                &Env::policy(names.clone()),
-            );
-            names.push(name.clone());
-            variables.push(Variable { name, compiled });
-        }
-        let env = Env::policy(names);
+        let (variables, env) = cel::compile_variables(&spec["variables"], Env::policy);
         let validations = spec["validations"]
             .as_array()
             .into_iter()

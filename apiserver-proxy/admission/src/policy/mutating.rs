@@ -71,18 +71,7 @@ struct CompiledMutations {
 impl CompiledMutations {
     fn compile(policy: &Value) -> Self {
         let spec = &policy["spec"];
-        let mut names = Vec::new();
-        let mut variables = Vec::new();
-        for v in spec["variables"].as_array().into_iter().flatten() {
-            let name = v["name"].as_str().unwrap_or("").to_string();
-            let compiled = cel::compile(
-                v["expression"].as_str().unwrap_or(""),
-                &Env::mutating_policy(names.clone()),
-            );
-            names.push(name.clone());
-            variables.push(Variable { name, compiled });
-        }
-        let env = Env::mutating_policy(names);
+        let (variables, env) = cel::compile_variables(&spec["variables"], Env::mutating_policy);
         let mutations = spec["mutations"]
             .as_array()
             .into_iter()
