@@ -16,10 +16,14 @@ PY_KUBERNETES_VERSION=37.0.2
 # Upstream's client-go operator of the Foo custom resource (v0.37.2 is not
 # served by the module proxy). Pinned in e2e/go/sample-controller/go.mod too.
 SAMPLE_CONTROLLER_VERSION=v0.37.1
+# cert-manager: its CRDs, its admission webhook server (built from the
+# module's internal/webhook by e2e/go/cert-manager-webhook, which pins the
+# same version) and its Helm chart's webhook configurations.
+CERT_MANAGER_VERSION=v1.21.2
 # Third-party CRD sets the CRD tests apply unmodified (module@version).
 CRD_MODULES=(
   sigs.k8s.io/gateway-api@v1.6.3
-  github.com/cert-manager/cert-manager@v1.21.2
+  "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION"
   github.com/prometheus-operator/prometheus-operator@v0.85.0
 )
 
@@ -33,6 +37,7 @@ helm_dir() { echo "$NESTKUBE_E2E_CACHE/helm-$HELM_VERSION"; }
 helm4_dir() { echo "$NESTKUBE_E2E_CACHE/helm-$HELM4_VERSION"; }
 checker_dir() { echo "$NESTKUBE_E2E_CACHE/checker-$KUBE_VERSION"; }
 sample_controller_dir() { echo "$NESTKUBE_E2E_CACHE/sample-controller-$SAMPLE_CONTROLLER_VERSION"; }
+cert_manager_dir() { echo "$NESTKUBE_E2E_CACHE/cert-manager-$CERT_MANAGER_VERSION"; }
 pyvenv_dir() { echo "$NESTKUBE_E2E_CACHE/python-kubernetes-$PY_KUBERNETES_VERSION"; }
 crds_dir() { echo "$NESTKUBE_E2E_CACHE/crds-$(printf '%s\n' "${CRD_MODULES[@]}" | sha256sum | cut -c1-12)"; }
 

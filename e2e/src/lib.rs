@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod relay;
+pub mod tls;
 pub mod webhook;
 
 /// The e2e directory of this checkout (holds `setup`, `hostctl`, `host/`).

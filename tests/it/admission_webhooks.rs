@@ -12,10 +12,9 @@
 use std::ffi::OsStr;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{self, Kubectl, Server, tenant_kubectl};
+use crate::support::{self, Kubectl, LocalAddress, Server, tenant_kubectl};
 use nestkube_e2e::webhook::{DENY_MESSAGE, WebhookServer};
 use nestkube_e2e::{HostCluster, wait_for};
 use serde_json::Value;
@@ -24,48 +23,6 @@ const TEST_LABEL: &str = "e2e.nestkube.io/test";
 const WAIT: Duration = Duration::from_secs(90);
 /// The port the webhook's container serves on.
 const WEBHOOK_PORT: u16 = 18443;
-
-/// A veth pair with one address of this machine on one end, removed on drop.
-struct LocalAddress {
-    link: String,
-    ip: IpAddr,
-}
-
-impl LocalAddress {
-    /// `None` (with a SKIPPED line) where interfaces cannot be made.
-    fn create(ip: IpAddr) -> Option<Self> {
-        let n = std::process::id() % 10_000;
-        let link = format!("nkwh{n}");
-        let peer = format!("nkwh{n}p");
-        let _ = Command::new("ip").args(["link", "del", &link]).output();
-        let steps: [&[&str]; 4] = [
-            &["link", "add", &link, "type", "veth", "peer", "name", &peer],
-            &["addr", "add", &format!("{ip}/32"), "dev", &link],
-            &["link", "set", &link, "up"],
-            &["link", "set", &peer, "up"],
-        ];
-        for args in steps {
-            let ok = Command::new("ip")
-                .args(args)
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !ok {
-                eprintln!("SKIPPED: cannot create a veth pair (ip {args:?})");
-                let _ = Command::new("ip").args(["link", "del", &link]).output();
-                return None;
-            }
-        }
-        Some(Self { link, ip })
-    }
-}
-
-impl Drop for LocalAddress {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.link])
-            .output();
-    }
-}
 
 fn nestkube(host: &HostCluster, data: &Path, label: &str) -> Server {
     let selector = format!("{TEST_LABEL}={label}");
@@ -156,7 +113,7 @@ fn a_tenants_service_webhook_is_called_through_the_host() {
         String::from_utf8_lossy(&ip).trim().parse().ok()
     });
     // The pod "runs" here: its address on this machine, the server on it.
-    let Some(local) = LocalAddress::create(pod_ip) else {
+    let Some(local) = LocalAddress::create("nkwh", pod_ip) else {
         return;
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -6,6 +6,7 @@
 mod support;
 
 mod admission_webhooks;
+mod cert_manager_webhook;
 mod chart;
 mod crd_parity;
 mod custom_resources;

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Kubectl, Server, tenant_kubectl, wait_for};
+use crate::support::{self, Kubectl, Server, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -66,30 +66,9 @@ fn root(server: &Server) -> Kubectl {
     }
 }
 
-/// A Ready VirtualCluster `name` of `server`'s root cluster and kubectl for it.
+/// A Ready VirtualCluster `name` with the default spec and kubectl for it.
 fn virtual_cluster(server: &Server, name: &str) -> Kubectl {
-    let root = root(server);
-    root.ok_stdin(
-        &["apply", "-f", "-"],
-        &format!(
-            "apiVersion: tenancy.nestkube.io/v1alpha1\nkind: VirtualCluster\nmetadata: {{name: {name}, namespace: default}}\nspec: {{}}\n"
-        ),
-    );
-    root.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        &format!("vc/{name}"),
-        "--timeout=30s",
-    ]);
-    let k = tenant_kubectl(&root, &server.data_dir, "default", name);
-    assert!(
-        wait_for(WAIT, || k
-            .output(&["get", "serviceaccount", "default"])
-            .status
-            .success()),
-        "the default ServiceAccount of {name}"
-    );
-    k
+    support::virtual_cluster(server, name, "{}")
 }
 
 fn get_json(k: &Kubectl, args: &[&str]) -> Option<Value> {

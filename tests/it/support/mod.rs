@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::ffi::{OsStr, OsString};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -340,4 +340,82 @@ pub fn kubectl_with_stdin(
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null),
         String::from_utf8_lossy(&out.stderr).trim().to_string(),
     )
+}
+
+/// A Ready VirtualCluster `name` in the `default` namespace of `server`'s
+/// root cluster, with `spec` (a YAML flow mapping, `{}` for the defaults),
+/// and kubectl for it once its default ServiceAccount exists.
+pub fn virtual_cluster(server: &Server, name: &str, spec: &str) -> Kubectl {
+    let root = Kubectl {
+        bin: "kubectl".into(),
+        kubeconfig: server.kubeconfig.clone(),
+    };
+    root.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: tenancy.nestkube.io/v1alpha1\nkind: VirtualCluster\nmetadata: {{name: {name}, namespace: default}}\nspec: {spec}\n"
+        ),
+    );
+    root.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("vc/{name}"),
+        "--timeout=30s",
+    ]);
+    let k = tenant_kubectl(&root, &server.data_dir, "default", name);
+    assert!(
+        wait_for(Duration::from_secs(60), || k
+            .output(&["get", "serviceaccount", "default"])
+            .status
+            .success()),
+        "the default ServiceAccount of {name}"
+    );
+    k
+}
+
+/// An address of this machine that is not loopback: `ip` on one end of a
+/// veth pair made for the test (named `<prefix><pid>`), removed on drop.
+/// Tenants may never name loopback addresses, so a process a tenant's
+/// cluster must reach (a `url` webhook) listens here; nothing leaves the
+/// machine.
+pub struct LocalAddress {
+    link: String,
+    /// The address.
+    pub ip: IpAddr,
+}
+
+impl LocalAddress {
+    /// `None` (with a SKIPPED line) where interfaces cannot be made.
+    pub fn create(prefix: &str, ip: IpAddr) -> Option<Self> {
+        let n = std::process::id() % 10_000;
+        let link = format!("{prefix}{n}");
+        let peer = format!("{prefix}{n}p");
+        let _ = Command::new("ip").args(["link", "del", &link]).output();
+        let steps: [&[&str]; 4] = [
+            &["link", "add", &link, "type", "veth", "peer", "name", &peer],
+            &["addr", "add", &format!("{ip}/32"), "dev", &link],
+            &["link", "set", &link, "up"],
+            &["link", "set", &peer, "up"],
+        ];
+        for args in steps {
+            let ok = Command::new("ip")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                eprintln!("SKIPPED: cannot create a veth pair (ip {args:?})");
+                let _ = Command::new("ip").args(["link", "del", &link]).output();
+                return None;
+            }
+        }
+        Some(Self { link, ip })
+    }
+}
+
+impl Drop for LocalAddress {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
+    }
 }
