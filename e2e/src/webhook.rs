@@ -3,11 +3,13 @@
 //!
 //! Paths: `/allow`; `/deny` (refuses with code 403, reason `Forbidden` and
 //! a message); `/warn` (allows with a warning); `/label` (a `JSONPatch`
-//! adding label `webhook=added`); `/slow` (answers after 5 s); `/bad-uid`
+//! adding label `webhook=added`); `/slow` (answers after 5 s); `/hang`
+//! (never answers); `/bad-uid`
 //! (answers for another request).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ pub struct WebhookServer {
     /// The CA that issued its serving certificate (PEM).
     pub ca_pem: String,
     calls: Arc<Mutex<HashMap<String, usize>>>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl WebhookServer {
@@ -63,8 +66,11 @@ impl WebhookServer {
         let addr = listener.local_addr()?;
         let calls: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let counted = calls.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::Relaxed);
                 // As Go's servers (most webhooks) do: no Nagle delay after
                 // the TLS session tickets.
                 let _ = tcp.set_nodelay(true);
@@ -88,6 +94,7 @@ impl WebhookServer {
             addr,
             ca_pem: ca_cert.pem(),
             calls,
+            connections,
         })
     }
 
@@ -104,6 +111,11 @@ impl WebhookServer {
             .get(path)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// How many connections it accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// The CA as a webhook's `caBundle` (base64 of the PEM).
@@ -151,6 +163,8 @@ async fn answer(
             );
         }
         "/slow" => tokio::time::sleep(Duration::from_secs(5)).await,
+        // A webhook that never answers.
+        "/hang" => std::future::pending::<()>().await,
         "/bad-uid" => response["uid"] = json!("not-the-uid"),
         _ => {}
     }

@@ -414,6 +414,134 @@ async fn a_clusters_webhooks_are_its_own_and_tenants_reach_only_allowed_addresse
 }
 
 #[tokio::test]
+async fn a_webhooks_connection_is_kept_alive_for_its_own_cluster_only() {
+    let f = Fixture::start().await;
+    f.create_cluster("team-a").await;
+    f.create_cluster("team-b").await;
+    let a = admin(&f, "team-a").await;
+    let b = admin(&f, "team-b").await;
+    let server = webhook_server().await;
+    for client in [&a, &b] {
+        install(
+            client,
+            configuration(
+                "ValidatingWebhookConfiguration",
+                "allow",
+                &server,
+                &[("allow.example.com", "/allow", json!({}))],
+            ),
+        )
+        .await;
+    }
+    for i in 0..10 {
+        let (code, out) = send(
+            &a,
+            "POST",
+            CONFIGMAPS,
+            Some(configmap(&format!("a{i}"))),
+            &[],
+        )
+        .await;
+        assert_eq!(code, 201, "{out}");
+    }
+    assert_eq!(server.calls("/allow"), 10);
+    // Ten calls one after another: one connection, as a Go client keeps.
+    assert_eq!(server.connections(), 1);
+    // Another cluster calling the same URL opens its own.
+    let (code, _) = send(&b, "POST", CONFIGMAPS, Some(configmap("b")), &[]).await;
+    assert_eq!(code, 201);
+    assert_eq!(server.calls("/allow"), 11);
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn a_webhook_that_never_answers_delays_only_its_own_tenant() {
+    let f = Fixture::start().await;
+    f.create_cluster("team-a").await;
+    f.create_cluster("team-b").await;
+    let a = admin(&f, "team-a").await;
+    let b = admin(&f, "team-b").await;
+    let server = webhook_server().await;
+    install(
+        &a,
+        configuration(
+            "ValidatingWebhookConfiguration",
+            "hang",
+            &server,
+            &[("hang.example.com", "/hang", json!({"timeoutSeconds": 10}))],
+        ),
+    )
+    .await;
+    install(
+        &b,
+        configuration(
+            "ValidatingWebhookConfiguration",
+            "allow",
+            &server,
+            &[("allow.example.com", "/allow", json!({}))],
+        ),
+    )
+    .await;
+    // More of team-a's writes than it may have calls in flight, all hung.
+    let hung: Vec<_> = (0..40)
+        .map(|i| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                send(
+                    &a,
+                    "POST",
+                    CONFIGMAPS,
+                    Some(configmap(&format!("a{i}"))),
+                    &[],
+                )
+                .await
+            })
+        })
+        .collect();
+    while server.calls("/hang") < 32 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Meanwhile team-b's writes, through its own webhook, go on.
+    let mut latencies = Vec::new();
+    for i in 0..20 {
+        let start = Instant::now();
+        let (code, out) = send(
+            &b,
+            "POST",
+            CONFIGMAPS,
+            Some(configmap(&format!("b{i}"))),
+            &[],
+        )
+        .await;
+        latencies.push(start.elapsed());
+        assert_eq!(code, 201, "{out}");
+    }
+    latencies.sort();
+    eprintln!(
+        "team-b's writes while team-a's webhook hangs: p50 {:?}, max {:?}",
+        latencies[10], latencies[19]
+    );
+    assert!(
+        hung.iter().all(|h| !h.is_finished()),
+        "team-a's writes returned before their webhook's timeout"
+    );
+    // At most 32 of its calls are in flight; the others wait their turn.
+    assert_eq!(server.calls("/hang"), 32);
+    // team-a's writes fail after `timeoutSeconds`, as upstream's.
+    for h in hung {
+        let (code, out) = h.await.unwrap();
+        assert_eq!(code, 500, "{out}");
+        let message = out["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(
+                "Internal error occurred: failed calling webhook \"hang.example.com\": failed to call webhook: Post \""
+            ) && message.ends_with("/hang?timeout=10s\": context deadline exceeded"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_nested_clusters_webhooks_are_called_for_it_and_never_for_its_parent() {
     let f = Fixture::start().await;
     f.create_cluster("a").await;

@@ -35,6 +35,7 @@
 //! version.
 
 pub mod config;
+pub mod pool;
 pub mod review;
 pub mod transport;
 
@@ -60,6 +61,8 @@ use crate::{Attributes, Operation, Plugin};
 /// Most webhook calls of one cluster in flight at once: a slow webhook
 /// queues only its own tenant's requests.
 pub const MAX_CALLS_PER_CLUSTER: usize = 32;
+/// Size of the in-flight map above which idle clusters are forgotten.
+const PRUNE_IN_FLIGHT_ABOVE: usize = 1024;
 
 /// What both webhook plugins share: the catalog, the transport, and the
 /// per-cluster bounds on calls in flight.
@@ -110,6 +113,12 @@ impl Webhooks {
 
     fn semaphore(&self, cluster: &str) -> Arc<Semaphore> {
         let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget the clusters with no call in flight (nobody else holds
+        // their semaphore), so the map stays as large as the clusters
+        // calling webhooks now, not every cluster that ever did.
+        if map.len() >= PRUNE_IN_FLIGHT_ABOVE && !map.contains_key(cluster) {
+            map.retain(|_, s| Arc::strong_count(s) > 1);
+        }
         map.entry(cluster.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(MAX_CALLS_PER_CLUSTER)))
             .clone()

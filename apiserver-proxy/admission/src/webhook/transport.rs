@@ -13,6 +13,9 @@
 //!   parent); without one (no parent) the call fails as upstream's does for
 //!   a Service without endpoints.
 //!
+//! A `url` webhook's connections are kept alive between calls
+//! ([`super::pool`]).
+//!
 //! The serving certificate is verified against the webhook's `caBundle`
 //! (the system's roots when it has none) for the URL's host, or
 //! `<service>.<namespace>.svc`, as upstream.
@@ -24,12 +27,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 use super::config::ServiceRef;
+use super::pool::{Pool, Target};
 use crate::tenancy::Placement;
 
 /// Largest answer read from a webhook (upstream's client has no smaller
@@ -64,6 +65,7 @@ pub trait ServiceReach: Send + Sync {
 pub struct Transport {
     service: OnceLock<Arc<dyn ServiceReach>>,
     tls: Mutex<HashMap<Option<Vec<u8>>, Arc<ClientConfig>>>,
+    pool: Pool,
 }
 
 /// Most distinct CA bundles whose TLS configuration is kept.
@@ -122,8 +124,15 @@ impl Transport {
         let addr = self.resolve(cluster, placements, &host, port).await?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         let path = join_query(path, query);
-        let tls = self.tls_config(ca_bundle)?;
-        post(addr, &host, &uri_authority(&host, port), &path, tls, body).await
+        let target = Target {
+            cluster,
+            addr,
+            server_name: &host,
+            authority: &uri_authority(&host, port),
+            ca_bundle,
+            tls: self.tls_config(ca_bundle)?,
+        };
+        self.pool.post(&target, &path, body).await
     }
 
     /// Why a tenant's cluster may not name `url` in a webhook configuration
@@ -263,58 +272,6 @@ fn uri_authority(host: &str, port: u16) -> String {
     } else {
         format!("{host}:{port}")
     }
-}
-
-/// One HTTP/1.1 POST over TLS to `addr`, verifying the certificate for
-/// `server_name`.
-pub async fn post(
-    addr: SocketAddr,
-    server_name: &str,
-    authority: &str,
-    path: &str,
-    tls: Arc<ClientConfig>,
-    body: Bytes,
-) -> Result<Bytes, String> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("dial tcp {addr}: connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let name = ServerName::try_from(server_name.to_string())
-        .map_err(|e| format!("invalid server name {server_name:?}: {e}"))?;
-    let stream = TlsConnector::from(tls)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("tls: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let request = http::Request::post(path)
-        .header(http::header::HOST, authority)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "application/json, */*")
-        .header(http::header::USER_AGENT, "nestkube-apiserver")
-        .body(Full::new(body))
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map_err(|e| format!("reading the response: {e}"))?
-        .to_bytes();
-    if !status.is_success() {
-        return Err(format!(
-            "the server responded with the status code {} but did not return more information",
-            status.as_u16()
-        ));
-    }
-    Ok(bytes)
 }
 
 /// Waits `timeout` for `call`, failing as a Go client whose context expired.
