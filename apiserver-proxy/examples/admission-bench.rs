@@ -1,4 +1,5 @@
-//! Admission benchmark: what a no-op validating webhook adds to a write, on
+//! Admission benchmark: what a no-op validating webhook and a 5-rule
+//! ValidatingAdmissionPolicy add to a write, on
 //! nestkube and — in the same run, when `NESTKUBE_E2E_HOST_DIR` names a
 //! running e2e host — on kube-apiserver with the same configuration. The
 //! webhook is a real HTTPS server on 127.0.0.1 (`url`, its CA as
@@ -78,13 +79,60 @@ async fn install_noop(client: &Client, name: &str, ns: &str, server: &WebhookSer
         .expect("install webhook");
 }
 
-/// (without, with) the webhook, on the server of `client`, in a new namespace.
+fn policy_objects(client: &Client, kind: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+    Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk))
+}
+
+/// Installs a ValidatingAdmissionPolicy of five CEL rules that every
+/// ConfigMap of the bench passes, bound (Deny) to namespace `ns`.
+async fn install_policy(client: &Client, name: &str, ns: &str) {
+    let policy: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}]},
+            "validations": [
+                {"expression": "object.metadata.name.size() <= 63"},
+                {"expression": "!has(object.data) || object.data.size() <= 16"},
+                {"expression": "!has(object.data) || object.data.all(k, k.size() < 32)"},
+                {"expression": "!has(object.metadata.labels) || !('forbidden' in object.metadata.labels)", "message": "no forbidden label"},
+                {"expression": "object.metadata.namespace.startsWith('admission-bench-')", "messageExpression": "'namespace ' + object.metadata.namespace"},
+            ],
+        },
+    }))
+    .expect("policy");
+    policy_objects(client, "ValidatingAdmissionPolicy")
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("install policy");
+    let binding: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}},
+        },
+    }))
+    .expect("binding");
+    policy_objects(client, "ValidatingAdmissionPolicyBinding")
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("install binding");
+}
+
+/// (none, a no-op webhook, a 5-rule policy) on the server of `client`, in a
+/// new namespace.
 async fn measure(
     client: &Client,
     label: &str,
     server: &WebhookServer,
     n: usize,
-) -> [(Duration, Duration); 2] {
+) -> [(Duration, Duration); 3] {
     let ns = format!("admission-bench-{label}-{}", std::process::id());
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace: Namespace =
@@ -109,8 +157,19 @@ async fn measure(
     let _ = webhook_configurations(client)
         .delete(&config, &DeleteParams::default())
         .await;
+    install_policy(client, &config, &ns).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let with_policy = creates(client, &ns, "policed", n).await;
+    for kind in [
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingAdmissionPolicy",
+    ] {
+        let _ = policy_objects(client, kind)
+            .delete(&config, &DeleteParams::default())
+            .await;
+    }
     let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
-    [without, with]
+    [without, with, with_policy]
 }
 
 #[tokio::main]
@@ -144,18 +203,22 @@ async fn main() {
         "## Admission webhooks (kube-rs over TLS on loopback)\n\n\
          `cargo run --release -p nestkube-apiserver --example admission-bench` \
          (with `NESTKUBE_E2E_HOST_DIR` set for the kube-apiserver row). {n} sequential \
-         ConfigMap creates, without and with one no-op validating webhook (a `url` \
-         webhook on 127.0.0.1, HTTPS with its own CA), same machine, same run.\n\n\
-         | server | create p50 / p99, no webhook (ms) | with a no-op webhook (ms) | added at p50 (ms) |\n|---|---|---|---|\n"
+         ConfigMap creates: without admission configuration, with one no-op validating \
+         webhook (a `url` webhook on 127.0.0.1, HTTPS with its own CA), and with a \
+         ValidatingAdmissionPolicy of 5 CEL rules (Deny binding), same machine, same run.\n\n\
+         | server | create p50 / p99, none (ms) | no-op webhook p50 / p99 (ms) | added at p50 (ms) | 5-rule policy p50 / p99 (ms) | added at p50 (ms) |\n|---|---|---|---|---|---|\n"
     );
-    for (name, [(p50, p99), (wp50, wp99)]) in &rows {
+    for (name, [(p50, p99), (wp50, wp99), (vp50, vp99)]) in &rows {
         body.push_str(&format!(
-            "| {name} | {} / {} | {} / {} | {} |\n",
+            "| {name} | {} / {} | {} / {} | {} | {} / {} | {} |\n",
             ms(*p50),
             ms(*p99),
             ms(*wp50),
             ms(*wp99),
-            ms(wp50.saturating_sub(*p50))
+            ms(wp50.saturating_sub(*p50)),
+            ms(*vp50),
+            ms(*vp99),
+            ms(vp50.saturating_sub(*p50))
         ));
     }
     body.push('\n');

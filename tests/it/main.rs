@@ -23,3 +23,4 @@ mod tenants_runtime;
 mod upstream_parity;
 mod vap_parity;
 mod virtual_clusters;
+mod webhook_parity;

@@ -9,25 +9,11 @@
 
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use kube::Client;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use nestkube_e2e::HostCluster;
 use serde_json::{Value, json};
 
-use crate::support::Server;
-
-const NS: &str = "parity-vap";
-const OTHER_NS: &str = "parity-vap-other";
-const AR: &str = "/apis/admissionregistration.k8s.io/v1";
-
-async fn client(kubeconfig: &std::path::Path) -> Client {
-    let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    Client::try_from(config).expect("client")
-}
+use crate::support::{Server, api_client as client};
 
 /// (code, reason, message, warnings) of `method path` with `body`.
 async fn call(
@@ -36,41 +22,13 @@ async fn call(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, String, String, Vec<String>) {
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .body(kube::client::Body::from(
-            body.map(|b| serde_json::to_vec(b).unwrap())
-                .unwrap_or_default(),
-        ))
-        .unwrap();
-    let resp = client.send(req).await.expect("send");
-    let code = resp.status().as_u16();
-    let warnings = resp
-        .headers()
-        .get_all("warning")
-        .iter()
-        .map(|v| {
-            let v = v.to_str().unwrap();
-            let text = v.strip_prefix("299 - \"").and_then(|t| t.strip_suffix('"'));
-            text.unwrap_or(v)
-                .replace("\\\"", "\"")
-                .replace("\\\\", "\\")
-        })
-        .collect();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let (reason, message) = if code >= 400 {
-        (
-            answer["reason"].as_str().unwrap_or("").to_string(),
-            answer["message"].as_str().unwrap_or("").to_string(),
-        )
-    } else {
-        (String::new(), String::new())
-    };
-    (code, reason, message, warnings)
+    let a = crate::support::call(client, method, path, body).await;
+    (a.code, a.reason, a.message, a.warnings)
 }
+
+const NS: &str = "parity-vap";
+const OTHER_NS: &str = "parity-vap-other";
+const AR: &str = "/apis/admissionregistration.k8s.io/v1";
 
 fn rules(group: &str, resource: &str) -> Value {
     json!({"resourceRules": [{"apiGroups": [group], "apiVersions": ["v1"],

@@ -97,7 +97,7 @@ async fn validating_webhooks_refuse_warn_and_fail_as_upstream() {
                 ("baduid.example.com", "/bad-uid", only("bad-uid")),
                 ("conditions.example.com", "/deny", json!({"objectSelector": {"matchLabels": {"case": "conditions"}},
                     "matchConditions": [{"name": "mc-only", "expression": "object.metadata.name.startsWith('mc-')"}]})),
-                ("sideeffects.example.com", "/allow", json!({"objectSelector": {"matchLabels": {"case": "dry"}}, "sideEffects": "Some"})),
+                ("sideeffects.example.com", "/allow", json!({"objectSelector": {"matchLabels": {"case": "dry"}}, "sideEffects": "NoneOnDryRun"})),
             ],
         ),
     )
@@ -195,7 +195,7 @@ async fn validating_webhooks_refuse_warn_and_fail_as_upstream() {
         "{out}"
     );
 
-    // A webhook with side effects refuses a dry run, and is not called.
+    // A webhook without side effects on dry runs is called for one.
     let (code, out) = send(
         &a,
         "POST",
@@ -204,12 +204,33 @@ async fn validating_webhooks_refuse_warn_and_fail_as_upstream() {
         &[],
     )
     .await;
-    assert_eq!(code, 400, "{out}");
+    assert_eq!(code, 201, "{out}");
+    assert_eq!(server.calls("/allow"), 1);
+    // One with side effects cannot be configured in v1 (upstream's
+    // validation); the admission chain still refuses dry runs for one
+    // stored before (v1beta1).
+    let mut with_side_effects = configuration(
+        "ValidatingWebhookConfiguration",
+        "side-effects",
+        &server,
+        &[("some.example.com", "/allow", json!({"sideEffects": "Some"}))],
+    );
+    with_side_effects["webhooks"][0]["timeoutSeconds"] = json!(31);
+    let (code, out) = send(
+        &a,
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        Some(with_side_effects),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 422, "{out}");
     assert_eq!(
         out["message"],
-        "admission webhook \"sideeffects.example.com\" does not support dry run"
+        "ValidatingWebhookConfiguration.admissionregistration.k8s.io \"side-effects\" is invalid: \
+         [webhooks[0].sideEffects: Unsupported value: \"Some\": supported values: \"None\", \"NoneOnDryRun\", \
+         webhooks[0].timeoutSeconds: Invalid value: 31: the timeout value must be between 1 and 30 seconds]"
     );
-    assert_eq!(server.calls("/allow"), 0);
 
     // Warnings reach the client as Warning headers.
     let req = http::Request::post(CONFIGMAPS)

@@ -419,3 +419,77 @@ impl Drop for LocalAddress {
             .output();
     }
 }
+
+/// A kube client of `kubeconfig`.
+pub async fn api_client(kubeconfig: &Path) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    kube::Client::try_from(config).expect("client")
+}
+
+/// What an API server answered, as the parity tests compare it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The HTTP status code.
+    pub code: u16,
+    /// A refusal's `reason` (empty on success).
+    pub reason: String,
+    /// A refusal's `message` (empty on success).
+    pub message: String,
+    /// The `Warning` headers' texts.
+    pub warnings: Vec<String>,
+    /// The body.
+    pub body: serde_json::Value,
+}
+
+/// `method path` with `body` (JSON), whatever the answer.
+pub async fn call(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Answer {
+    use http_body_util::BodyExt;
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(
+            body.map(|b| serde_json::to_vec(b).unwrap())
+                .unwrap_or_default(),
+        ))
+        .unwrap();
+    let resp = client.send(req).await.expect("send");
+    let code = resp.status().as_u16();
+    let warnings = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| {
+            let v = v.to_str().unwrap();
+            let text = v.strip_prefix("299 - \"").and_then(|t| t.strip_suffix('"'));
+            text.unwrap_or(v)
+                .replace("\\\"", "\"")
+                .replace("\\\\", "\\")
+        })
+        .collect();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let (reason, message) = if code >= 400 {
+        (
+            body["reason"].as_str().unwrap_or("").to_string(),
+            body["message"].as_str().unwrap_or("").to_string(),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    Answer {
+        code,
+        reason,
+        message,
+        warnings,
+        body,
+    }
+}

@@ -153,9 +153,17 @@ pub struct Verdict {
 /// Upstream's `VerifyAdmissionResponse`: the answer must be an
 /// `admission.k8s.io/v1` `AdmissionReview` with a response for `uid`, and
 /// only a mutating webhook may send a `JSONPatch`.
+/// Its errors are worded as upstream's call sites report them: `received
+/// invalid webhook response: ...`.
 pub fn verify(uid: &str, mutating: bool, answer: &[u8]) -> Result<Verdict, String> {
-    let review: Value = serde_json::from_slice(answer)
-        .map_err(|e| format!("failed to decode the webhook's response: {e}"))?;
+    let review: Value = serde_json::from_slice(answer).map_err(|e| {
+        format!("failed to call webhook: failed to decode the webhook's response: {e}")
+    })?;
+    verify_review(uid, mutating, &review)
+        .map_err(|e| format!("received invalid webhook response: {e}"))
+}
+
+fn verify_review(uid: &str, mutating: bool, review: &Value) -> Result<Verdict, String> {
     let (api_version, kind) = (
         review["apiVersion"].as_str().unwrap_or_default(),
         review["kind"].as_str().unwrap_or_default(),
@@ -258,7 +266,7 @@ mod tests {
         assert_eq!(ok.warnings, ["w"]);
         assert_eq!(
             verify("u1", false, &answer(json!({"uid": "u2", "allowed": true}))).unwrap_err(),
-            "expected response.uid=\"u1\", got \"u2\""
+            "received invalid webhook response: expected response.uid=\"u1\", got \"u2\""
         );
         let patch = base64::engine::general_purpose::STANDARD.encode(b"[]");
         assert_eq!(
@@ -270,7 +278,7 @@ mod tests {
                 )
             )
             .unwrap_err(),
-            "validating webhook may not return response.patch"
+            "received invalid webhook response: validating webhook may not return response.patch"
         );
         assert_eq!(
             verify(
@@ -279,7 +287,7 @@ mod tests {
                 &answer(json!({"uid": "u", "allowed": true, "patch": patch}))
             )
             .unwrap_err(),
-            "webhook returned response.patch but not response.patchType"
+            "received invalid webhook response: webhook returned response.patch but not response.patchType"
         );
         let m = verify(
             "u",
@@ -292,11 +300,9 @@ mod tests {
             &json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}),
         )
         .unwrap();
-        assert!(
-            verify("u", true, &wrong)
-                .unwrap_err()
-                .starts_with("expected webhook response of admission.k8s.io/v1")
-        );
+        assert!(verify("u", true, &wrong).unwrap_err().starts_with(
+            "received invalid webhook response: expected webhook response of admission.k8s.io/v1"
+        ));
     }
 
     #[test]

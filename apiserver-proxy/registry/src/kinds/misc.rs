@@ -1,6 +1,6 @@
 //! Strategies for the remaining groups: storage, scheduling, node,
-//! coordination, discovery, policy, autoscaling, certificates, events.k8s.io,
-//! and admissionregistration (their `v1/defaults.go`,
+//! coordination, discovery, policy, autoscaling, certificates and events.k8s.io
+//! (their `v1/defaults.go`,
 //! validation and printers).
 //!
 //! Each strategy stays small; none reads other objects, and CRD schema work
@@ -38,7 +38,7 @@ pub fn strategy(group: &str, resource: &str) -> Option<Arc<dyn Strategy>> {
         (
             "admissionregistration.k8s.io",
             "validatingwebhookconfigurations" | "mutatingwebhookconfigurations",
-        ) => Arc::new(WebhookConfigurations),
+        ) => Arc::new(super::admissionregistration::WebhookConfigurations),
         _ => return None,
     })
 }
@@ -712,52 +712,6 @@ impl Strategy for CertificateSigningRequests {
 
     fn field_label(&self, obj: &Value, field: &str) -> Option<String> {
         (field == "spec.signerName").then(|| s(obj, &["spec", "signerName"]).into())
-    }
-}
-
-// ---------------------------------------------------------------- webhooks
-
-/// Validating and mutating webhook configurations.
-pub struct WebhookConfigurations;
-
-impl Strategy for WebhookConfigurations {
-    /// `SetDefaults_ValidatingWebhook` / `_MutatingWebhook`.
-    fn default(&self, obj: &mut Value) {
-        let mutating = s(obj, &["kind"]) == "MutatingWebhookConfiguration";
-        each_mut(obj, "webhooks", |w| {
-            set_default(w, "failurePolicy", json!("Fail"));
-            set_default(w, "matchPolicy", json!("Equivalent"));
-            ensure_obj(w, "namespaceSelector");
-            ensure_obj(w, "objectSelector");
-            set_default(w, "timeoutSeconds", json!(10));
-            if mutating {
-                set_default(w, "reinvocationPolicy", json!("Never"));
-            }
-            each_mut(w, "rules", |r| set_default(r, "scope", json!("*")));
-            if let Some(svc) = child(w, "clientConfig").and_then(|c| child(c, "service")) {
-                set_default(svc, "port", json!(443));
-            }
-        });
-    }
-
-    fn tracks_generation(&self) -> bool {
-        true
-    }
-
-    fn spec_changed(&self, new: &Value, old: &Value) -> bool {
-        new.get("webhooks") != old.get("webhooks")
-    }
-
-    fn columns(&self) -> Vec<Column> {
-        vec![Column::NAME, col("Webhooks", "integer"), AGE]
-    }
-
-    fn row(&self, obj: &Value) -> Vec<Value> {
-        vec![
-            name_cell(obj),
-            json!(arr(obj, &["webhooks"]).len()),
-            super::printing::age_cell(obj),
-        ]
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::strategy::{DefaultStrategy, Strategy};
 
+pub mod admissionregistration;
 pub mod apps;
 pub mod batch;
 pub mod cluster_ip;

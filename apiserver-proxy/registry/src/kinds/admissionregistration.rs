@@ -1,0 +1,710 @@
+//! `ValidatingWebhookConfiguration` and `MutatingWebhookConfiguration`:
+//! upstream's defaults (`admissionregistration/v1/defaults.go`) and
+//! validation (`pkg/apis/admissionregistration/validation`, with
+//! `k8s.io/apiserver/pkg/util/webhook`'s URL and Service checks), so a
+//! configuration the admission chain cannot use is refused with upstream's
+//! errors instead of being stored and silently mismatched.
+//!
+//! Updates ratchet as upstream's: a rule the stored object already broke
+//! (side effects, review versions, duplicate names) is not enforced on it
+//! again, and unchanged `matchConditions` are not validated again.
+//!
+//! Not here: compiling `matchConditions` (CEL lives in the admission
+//! layer, which reports a broken expression when it evaluates it).
+
+use serde_json::{Value, json};
+
+use super::printing::{AGE, arr, col, name_cell, s};
+use super::{child, each_mut, ensure_obj, labelselector, set_default};
+use crate::error::FieldError;
+use crate::strategy::{Column, Strategy};
+use crate::validation::{dns1035_label, dns1123_subdomain};
+use nestkube_api::names::qualified_name;
+
+/// Validating and mutating webhook configurations.
+pub struct WebhookConfigurations;
+
+/// The AdmissionReview versions this server understands.
+const ACCEPTED_REVIEW_VERSIONS: [&str; 2] = ["v1", "v1beta1"];
+/// Side-effect classes a new webhook may declare (v1).
+const NO_SIDE_EFFECTS: [&str; 2] = ["None", "NoneOnDryRun"];
+/// Every side-effect class (what a stored v1beta1-era webhook may carry).
+const SIDE_EFFECT_CLASSES: [&str; 4] = ["None", "NoneOnDryRun", "Some", "Unknown"];
+const OPERATIONS: [&str; 5] = ["*", "CONNECT", "CREATE", "DELETE", "UPDATE"];
+const SCOPES: [&str; 3] = ["*", "Cluster", "Namespaced"];
+/// Most `matchConditions` per webhook.
+const MAX_MATCH_CONDITIONS: usize = 64;
+
+/// What an update ratchets (upstream's `validationOptions`).
+struct Options {
+    require_no_side_effects: bool,
+    require_recognized_review_version: bool,
+    require_unique_names: bool,
+    ignore_match_conditions: bool,
+}
+
+impl Options {
+    const CREATE: Options = Options {
+        require_no_side_effects: true,
+        require_recognized_review_version: true,
+        require_unique_names: true,
+        ignore_match_conditions: false,
+    };
+
+    fn update(new: &Value, old: &Value) -> Options {
+        let old_hooks = arr(old, &["webhooks"]);
+        let new_hooks = arr(new, &["webhooks"]);
+        let mut names = std::collections::HashSet::new();
+        Options {
+            require_no_side_effects: old_hooks
+                .iter()
+                .all(|h| NO_SIDE_EFFECTS.contains(&s(h, &["sideEffects"]))),
+            require_recognized_review_version: old_hooks.iter().all(|h| {
+                let versions = arr(h, &["admissionReviewVersions"]);
+                versions.is_empty()
+                    || versions
+                        .iter()
+                        .any(|v| ACCEPTED_REVIEW_VERSIONS.contains(&v.as_str().unwrap_or("")))
+            }),
+            require_unique_names: old_hooks.iter().all(|h| names.insert(s(h, &["name"]))),
+            ignore_match_conditions: new_hooks.len() == old_hooks.len()
+                && new_hooks
+                    .iter()
+                    .zip(old_hooks)
+                    .all(|(n, o)| n.get("matchConditions") == o.get("matchConditions")),
+        }
+    }
+}
+
+impl Strategy for WebhookConfigurations {
+    /// `SetDefaults_ValidatingWebhook` / `_MutatingWebhook`.
+    fn default(&self, obj: &mut Value) {
+        let mutating = s(obj, &["kind"]) == "MutatingWebhookConfiguration";
+        each_mut(obj, "webhooks", |w| {
+            set_default(w, "failurePolicy", json!("Fail"));
+            set_default(w, "matchPolicy", json!("Equivalent"));
+            ensure_obj(w, "namespaceSelector");
+            ensure_obj(w, "objectSelector");
+            set_default(w, "timeoutSeconds", json!(10));
+            if mutating {
+                set_default(w, "reinvocationPolicy", json!("Never"));
+            }
+            each_mut(w, "rules", |r| set_default(r, "scope", json!("*")));
+            if let Some(svc) = child(w, "clientConfig").and_then(|c| child(c, "service")) {
+                set_default(svc, "port", json!(443));
+            }
+        });
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        validate_configuration(obj, &Options::CREATE)
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
+        validate_configuration(new, &Options::update(new, old))
+    }
+
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
+    fn spec_changed(&self, new: &Value, old: &Value) -> bool {
+        new.get("webhooks") != old.get("webhooks")
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        vec![Column::NAME, col("Webhooks", "integer"), AGE]
+    }
+
+    fn row(&self, obj: &Value) -> Vec<Value> {
+        vec![
+            name_cell(obj),
+            json!(arr(obj, &["webhooks"]).len()),
+            super::printing::age_cell(obj),
+        ]
+    }
+}
+
+/// `validateValidatingWebhookConfiguration` / `validateMutatingWebhookConfiguration`.
+fn validate_configuration(obj: &Value, opts: &Options) -> Vec<FieldError> {
+    let mutating = s(obj, &["kind"]) == "MutatingWebhookConfiguration";
+    let mut errs = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, hook) in arr(obj, &["webhooks"]).iter().enumerate() {
+        let path = format!("webhooks[{i}]");
+        validate_webhook(hook, mutating, opts, &path, &mut errs);
+        validate_review_versions(
+            arr(hook, &["admissionReviewVersions"]),
+            opts.require_recognized_review_version,
+            &format!("{path}.admissionReviewVersions"),
+            &mut errs,
+        );
+        let name = s(hook, &["name"]);
+        if opts.require_unique_names && !name.is_empty() && !names.insert(name) {
+            errs.push(FieldError::duplicate(format!("{path}.name"), name));
+        }
+    }
+    errs
+}
+
+fn validate_webhook(
+    hook: &Value,
+    mutating: bool,
+    opts: &Options,
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) {
+    errs.extend(fully_qualified_name(
+        &format!("{path}.name"),
+        s(hook, &["name"]),
+    ));
+    for (i, rule) in arr(hook, &["rules"]).iter().enumerate() {
+        validate_rule(rule, &format!("{path}.rules[{i}]"), errs);
+    }
+    one_of(hook, "failurePolicy", &["Fail", "Ignore"], path, errs);
+    one_of(hook, "matchPolicy", &["Equivalent", "Exact"], path, errs);
+    let allowed: &[&str] = if opts.require_no_side_effects {
+        &NO_SIDE_EFFECTS
+    } else {
+        &SIDE_EFFECT_CLASSES
+    };
+    match hook.get("sideEffects").and_then(Value::as_str) {
+        None => errs.push(FieldError::required(
+            format!("{path}.sideEffects"),
+            format!("must specify one of {}", allowed.join(", ")),
+        )),
+        Some(v) if !allowed.contains(&v) => errs.push(FieldError::not_supported(
+            format!("{path}.sideEffects"),
+            v,
+            allowed,
+        )),
+        Some(_) => {}
+    }
+    if let Some(t) = hook.get("timeoutSeconds").and_then(Value::as_i64)
+        && !(1..=30).contains(&t)
+    {
+        errs.push(FieldError::invalid(
+            format!("{path}.timeoutSeconds"),
+            t,
+            "the timeout value must be between 1 and 30 seconds",
+        ));
+    }
+    for selector in ["namespaceSelector", "objectSelector"] {
+        if let Some(sel) = hook.get(selector).filter(|v| !v.is_null()) {
+            errs.extend(labelselector::validate(sel, &format!("{path}.{selector}")));
+        }
+    }
+    if mutating {
+        one_of(
+            hook,
+            "reinvocationPolicy",
+            &["IfNeeded", "Never"],
+            path,
+            errs,
+        );
+    }
+    validate_client_config(&hook["clientConfig"], &format!("{path}.clientConfig"), errs);
+    if !opts.ignore_match_conditions {
+        validate_match_conditions(
+            arr(hook, &["matchConditions"]),
+            &format!("{path}.matchConditions"),
+            errs,
+        );
+    }
+}
+
+/// An optional enum field: absent is fine (defaulted), anything else must
+/// be one of `supported`.
+fn one_of(hook: &Value, field: &str, supported: &[&str], path: &str, errs: &mut Vec<FieldError>) {
+    if let Some(v) = hook.get(field).and_then(Value::as_str)
+        && !supported.contains(&v)
+    {
+        errs.push(FieldError::not_supported(
+            format!("{path}.{field}"),
+            v,
+            supported,
+        ));
+    }
+}
+
+/// `utilvalidation.IsFullyQualifiedName`.
+fn fully_qualified_name(path: &str, name: &str) -> Vec<FieldError> {
+    if name.is_empty() {
+        return vec![FieldError::required(path, "")];
+    }
+    let errs = dns1123_subdomain(name);
+    if !errs.is_empty() {
+        return vec![FieldError::invalid(path, name, errs.join(","))];
+    }
+    if name.split('.').count() < 3 {
+        return vec![FieldError::invalid(
+            path,
+            name,
+            "should be a domain with at least three segments separated by dots",
+        )];
+    }
+    Vec::new()
+}
+
+fn strings(values: &[Value]) -> Vec<&str> {
+    values.iter().map(|v| v.as_str().unwrap_or("")).collect()
+}
+
+/// `validateRuleWithOperations` (subresources allowed).
+fn validate_rule(rule: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let operations = strings(arr(rule, &["operations"]));
+    if operations.is_empty() {
+        errs.push(FieldError::required(format!("{path}.operations"), ""));
+    }
+    if operations.len() > 1 && operations.contains(&"*") {
+        errs.push(FieldError::invalid(
+            format!("{path}.operations"),
+            json!(operations),
+            "if '*' is present, must not specify other operations",
+        ));
+    }
+    for (i, op) in operations.iter().enumerate() {
+        if !OPERATIONS.contains(op) {
+            errs.push(FieldError::not_supported(
+                format!("{path}.operations[{i}]"),
+                *op,
+                &OPERATIONS,
+            ));
+        }
+    }
+    let groups = strings(arr(rule, &["apiGroups"]));
+    if groups.is_empty() {
+        errs.push(FieldError::required(format!("{path}.apiGroups"), ""));
+    }
+    if groups.len() > 1 && groups.contains(&"*") {
+        errs.push(FieldError::invalid(
+            format!("{path}.apiGroups"),
+            json!(groups),
+            "if '*' is present, must not specify other API groups",
+        ));
+    }
+    let versions = strings(arr(rule, &["apiVersions"]));
+    if versions.is_empty() {
+        errs.push(FieldError::required(format!("{path}.apiVersions"), ""));
+    }
+    if versions.len() > 1 && versions.contains(&"*") {
+        errs.push(FieldError::invalid(
+            format!("{path}.apiVersions"),
+            json!(versions),
+            "if '*' is present, must not specify other API versions",
+        ));
+    }
+    for (i, v) in versions.iter().enumerate() {
+        if v.is_empty() {
+            errs.push(FieldError::required(format!("{path}.apiVersions[{i}]"), ""));
+        }
+    }
+    validate_resources(
+        &strings(arr(rule, &["resources"])),
+        &format!("{path}.resources"),
+        errs,
+    );
+    if let Some(scope) = rule.get("scope").and_then(Value::as_str)
+        && !SCOPES.contains(&scope)
+    {
+        errs.push(FieldError::not_supported(
+            format!("{path}.scope"),
+            scope,
+            &SCOPES,
+        ));
+    }
+}
+
+/// `validateResources`: `x`, `x/y`, `*`, `x/*`, `*/y`, `*/*`, without
+/// overlaps that would make one entry redundant.
+fn validate_resources(resources: &[&str], path: &str, errs: &mut Vec<FieldError>) {
+    if resources.is_empty() {
+        errs.push(FieldError::required(path, ""));
+    }
+    let mut with_wildcard_sub = std::collections::HashSet::new();
+    let mut sub_with_wildcard_resource = std::collections::HashSet::new();
+    let mut double_wildcard = false;
+    let mut single_wildcard = false;
+    let mut without_subresource = false;
+    for (i, entry) in resources.iter().enumerate() {
+        if entry.is_empty() {
+            errs.push(FieldError::required(format!("{path}[{i}]"), ""));
+            continue;
+        }
+        double_wildcard |= *entry == "*/*";
+        single_wildcard |= *entry == "*";
+        let Some((res, sub)) = entry.split_once('/') else {
+            // As upstream: the last entry without a subresource decides.
+            without_subresource = *entry != "*";
+            continue;
+        };
+        if with_wildcard_sub.contains(res) {
+            errs.push(FieldError::invalid(
+                format!("{path}[{i}]"),
+                *entry,
+                format!("if '{res}/*' is present, must not specify {entry}"),
+            ));
+        }
+        if sub_with_wildcard_resource.contains(sub) {
+            errs.push(FieldError::invalid(
+                format!("{path}[{i}]"),
+                *entry,
+                format!("if '*/{sub}' is present, must not specify {entry}"),
+            ));
+        }
+        if sub == "*" {
+            with_wildcard_sub.insert(res);
+        }
+        if res == "*" {
+            sub_with_wildcard_resource.insert(sub);
+        }
+    }
+    if resources.len() > 1 && double_wildcard {
+        errs.push(FieldError::invalid(
+            path,
+            json!(resources),
+            "if '*/*' is present, must not specify other resources",
+        ));
+    }
+    if single_wildcard && without_subresource {
+        errs.push(FieldError::invalid(
+            path,
+            json!(resources),
+            "if '*' is present, must not specify other resources without subresources",
+        ));
+    }
+}
+
+/// `validateAdmissionReviewVersions`.
+fn validate_review_versions(
+    versions: &[Value],
+    require_recognized: bool,
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) {
+    let accepted = ACCEPTED_REVIEW_VERSIONS.join(", ");
+    if versions.is_empty() {
+        errs.push(FieldError::required(
+            path,
+            format!("must specify one of {accepted}"),
+        ));
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut recognized = false;
+    for (i, v) in versions.iter().enumerate() {
+        let v = v.as_str().unwrap_or("");
+        if !seen.insert(v) {
+            errs.push(FieldError::invalid(
+                format!("{path}[{i}]"),
+                v,
+                "duplicate version",
+            ));
+            continue;
+        }
+        for msg in dns1035_label(v) {
+            errs.push(FieldError::invalid(format!("{path}[{i}]"), v, msg));
+        }
+        recognized |= ACCEPTED_REVIEW_VERSIONS.contains(&v);
+    }
+    if require_recognized && !recognized {
+        errs.push(FieldError::invalid(
+            path,
+            json!(versions),
+            format!("must include at least one of {accepted}"),
+        ));
+    }
+}
+
+/// Exactly one of `url` and `service`, each as upstream's
+/// `ValidateWebhookURL` / `ValidateWebhookService` checks it.
+fn validate_client_config(config: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let url = config.get("url").and_then(Value::as_str);
+    let service = config.get("service").filter(|v| v.is_object());
+    match (url, service) {
+        (Some(url), None) => validate_url(url, &format!("{path}.url"), errs),
+        (None, Some(svc)) => validate_service(svc, &format!("{path}.service"), errs),
+        _ => errs.push(FieldError::required(
+            path,
+            "exactly one of url or service is required",
+        )),
+    }
+}
+
+/// `ValidateWebhookURL` with https forced.
+fn validate_url(url: &str, path: &str, errs: &mut Vec<FieldError>) {
+    const FORM: &str = "; desired format: https://host[/path]";
+    let (rest, fragment) = url.split_once('#').unwrap_or((url, ""));
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (scheme, rest) = match rest.split_once("://") {
+        Some((scheme, rest)) => (scheme, rest),
+        None => ("", rest),
+    };
+    let authority = if scheme.is_empty() {
+        ""
+    } else {
+        rest.split('/').next().unwrap_or("")
+    };
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((user, host)) => (Some(user), host),
+        None => (None, authority),
+    };
+    if scheme != "https" {
+        errs.push(FieldError::invalid(
+            path,
+            scheme,
+            format!("'https' is the only allowed URL scheme{FORM}"),
+        ));
+    }
+    if host.is_empty() {
+        errs.push(FieldError::invalid(
+            path,
+            host,
+            format!("host must be provided{FORM}"),
+        ));
+    }
+    if let Some(user) = user {
+        errs.push(FieldError::invalid(
+            path,
+            user,
+            "user information is not permitted in the URL",
+        ));
+    }
+    if !fragment.is_empty() {
+        errs.push(FieldError::invalid(
+            path,
+            fragment,
+            "fragments are not permitted in the URL",
+        ));
+    }
+    if !query.is_empty() {
+        errs.push(FieldError::invalid(
+            path,
+            query,
+            "query parameters are not permitted in the URL",
+        ));
+    }
+}
+
+/// `ValidateWebhookService`.
+fn validate_service(svc: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    if s(svc, &["name"]).is_empty() {
+        errs.push(FieldError::required(
+            format!("{path}.name"),
+            "service name is required",
+        ));
+    }
+    if s(svc, &["namespace"]).is_empty() {
+        errs.push(FieldError::required(
+            format!("{path}.namespace"),
+            "service namespace is required",
+        ));
+    }
+    let port = svc["port"].as_i64().unwrap_or(443);
+    if !(1..=65535).contains(&port) {
+        errs.push(FieldError::invalid(
+            format!("{path}.port"),
+            port,
+            "port is not valid: must be between 1 and 65535, inclusive",
+        ));
+    }
+    let Some(url_path) = svc.get("path").and_then(Value::as_str) else {
+        return;
+    };
+    if url_path.is_empty() || url_path == "/" {
+        return;
+    }
+    let field = format!("{path}.path");
+    if url_path == "//" {
+        errs.push(FieldError::invalid(
+            field,
+            url_path,
+            "segment[0] may not be empty",
+        ));
+        return;
+    }
+    if !url_path.starts_with('/') {
+        errs.push(FieldError::invalid(
+            &field,
+            url_path,
+            "must start with a '/'",
+        ));
+    }
+    let trimmed = url_path.get(1..).unwrap_or("");
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    for (i, step) in trimmed.split('/').enumerate() {
+        if step.is_empty() {
+            errs.push(FieldError::invalid(
+                &field,
+                url_path,
+                format!("segment[{i}] may not be empty"),
+            ));
+            continue;
+        }
+        for failure in dns1123_subdomain(step) {
+            errs.push(FieldError::invalid(
+                &field,
+                url_path,
+                format!("segment[{i}]: {failure}"),
+            ));
+        }
+    }
+}
+
+/// `validateMatchConditions`, less the CEL compilation.
+fn validate_match_conditions(conditions: &[Value], path: &str, errs: &mut Vec<FieldError>) {
+    if conditions.len() > MAX_MATCH_CONDITIONS {
+        errs.push(FieldError::too_many(
+            path,
+            conditions.len() as i64,
+            MAX_MATCH_CONDITIONS as i64,
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, c) in conditions.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        if s(c, &["expression"]).trim().is_empty() {
+            errs.push(FieldError::required(format!("{p}.expression"), ""));
+        }
+        let name = s(c, &["name"]);
+        if name.is_empty() {
+            errs.push(FieldError::required(format!("{p}.name"), ""));
+        } else {
+            for msg in qualified_name(name) {
+                errs.push(FieldError::invalid(format!("{p}.name"), name, msg));
+            }
+        }
+        if !name.is_empty() && !names.insert(name) {
+            errs.push(FieldError::duplicate(format!("{p}.name"), name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(extra: Value) -> Value {
+        let mut w = json!({"name": "a.example.com", "sideEffects": "None",
+            "admissionReviewVersions": ["v1"], "clientConfig": {"url": "https://hooks.example.com/x"},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]});
+        for (k, v) in extra.as_object().unwrap() {
+            w[k] = v.clone();
+        }
+        w
+    }
+
+    fn errors(hooks: Vec<Value>) -> Vec<String> {
+        let mut obj = json!({"kind": "ValidatingWebhookConfiguration", "metadata": {"name": "x"}, "webhooks": hooks});
+        WebhookConfigurations.default(&mut obj);
+        WebhookConfigurations
+            .validate(&obj)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_configuration_passes() {
+        assert_eq!(errors(vec![hook(json!({}))]), Vec::<String>::new());
+        let svc = hook(
+            json!({"clientConfig": {"service": {"namespace": "ns", "name": "svc", "path": "/validate/pods"}}}),
+        );
+        assert_eq!(errors(vec![svc]), Vec::<String>::new());
+    }
+
+    /// Cases from upstream's `TestValidateValidatingWebhookConfiguration`.
+    #[test]
+    fn errors_as_upstream() {
+        let cases: Vec<(Value, &str)> = vec![
+            (
+                json!({"name": "k8s.io"}),
+                "webhooks[0].name: Invalid value: \"k8s.io\": should be a domain with at least three segments separated by dots",
+            ),
+            (
+                json!({"sideEffects": "Some"}),
+                "webhooks[0].sideEffects: Unsupported value: \"Some\": supported values: \"None\", \"NoneOnDryRun\"",
+            ),
+            (
+                json!({"sideEffects": null}),
+                "webhooks[0].sideEffects: Required value: must specify one of None, NoneOnDryRun",
+            ),
+            (
+                json!({"admissionReviewVersions": []}),
+                "webhooks[0].admissionReviewVersions: Required value: must specify one of v1, v1beta1",
+            ),
+            (
+                json!({"admissionReviewVersions": ["v1", "invalidVersion"]}),
+                "webhooks[0].admissionReviewVersions[1]: Invalid value: \"invalidVersion\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
+            ),
+            (
+                json!({"timeoutSeconds": 31}),
+                "webhooks[0].timeoutSeconds: Invalid value: 31: the timeout value must be between 1 and 30 seconds",
+            ),
+            (
+                json!({"failurePolicy": "other"}),
+                "webhooks[0].failurePolicy: Unsupported value: \"other\": supported values: \"Fail\", \"Ignore\"",
+            ),
+            (
+                json!({"clientConfig": {}}),
+                "webhooks[0].clientConfig: Required value: exactly one of url or service is required",
+            ),
+            (
+                json!({"clientConfig": {"url": "http://example.com"}}),
+                "webhooks[0].clientConfig.url: Invalid value: \"http\": 'https' is the only allowed URL scheme; desired format: https://host[/path]",
+            ),
+            (
+                json!({"clientConfig": {"url": "https://example.com/x?q=1"}}),
+                "webhooks[0].clientConfig.url: Invalid value: \"q=1\": query parameters are not permitted in the URL",
+            ),
+            (
+                json!({"clientConfig": {"service": {"namespace": "ns", "name": "svc", "path": "foo/"}}}),
+                "webhooks[0].clientConfig.service.path: Invalid value: \"foo/\": must start with a '/'",
+            ),
+            (
+                json!({"clientConfig": {"service": {"namespace": "ns", "name": "svc", "path": "/a//b"}}}),
+                "webhooks[0].clientConfig.service.path: Invalid value: \"/a//b\": segment[1] may not be empty",
+            ),
+            (
+                json!({"rules": [{"operations": ["CREATE", "*"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]}),
+                "webhooks[0].rules[0].operations: Invalid value: [\"CREATE\",\"*\"]: if '*' is present, must not specify other operations",
+            ),
+            (
+                json!({"rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["*/*", "a"]}]}),
+                "webhooks[0].rules[0].resources: Invalid value: [\"*/*\",\"a\"]: if '*/*' is present, must not specify other resources",
+            ),
+            (
+                json!({"rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["a/*", "a/x"]}]}),
+                "webhooks[0].rules[0].resources[1]: Invalid value: \"a/x\": if 'a/*' is present, must not specify a/x",
+            ),
+            (
+                json!({"rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "scope": "other"}]}),
+                "webhooks[0].rules[0].scope: Unsupported value: \"other\": supported values: \"*\", \"Cluster\", \"Namespaced\"",
+            ),
+            (
+                json!({"matchConditions": [{"name": "", "expression": "true"}]}),
+                "webhooks[0].matchConditions[0].name: Required value",
+            ),
+        ];
+        for (extra, want) in cases {
+            let got = errors(vec![hook(extra.clone())]);
+            assert_eq!(got, vec![want.to_string()], "{extra}");
+        }
+        let dup = errors(vec![hook(json!({})), hook(json!({}))]);
+        assert_eq!(
+            dup,
+            vec!["webhooks[1].name: Duplicate value: \"a.example.com\"".to_string()]
+        );
+    }
+
+    #[test]
+    fn updates_ratchet_what_was_stored() {
+        let mut old = json!({"kind": "ValidatingWebhookConfiguration", "metadata": {"name": "x"},
+            "webhooks": [hook(json!({"sideEffects": "Some"}))]});
+        WebhookConfigurations.default(&mut old);
+        let mut new = old.clone();
+        new["webhooks"][0]["timeoutSeconds"] = json!(5);
+        assert!(WebhookConfigurations.validate_update(&new, &old).is_empty());
+        assert_eq!(WebhookConfigurations.validate(&new).len(), 1);
+    }
+}
