@@ -105,6 +105,47 @@ fn name_of(v: &Value) -> &str {
     v["metadata"]["name"].as_str().unwrap_or("")
 }
 
+/// A cluster's policies of one kind that have bindings, in name order, each
+/// with its bindings in name order (upstream evaluates in this order), or
+/// nothing when the cluster has no policy or no binding.
+async fn bound_policies(
+    attrs: &Attributes<'_>,
+    store: &ReadOnlyStore<'_>,
+    policies: &ResourceInfo,
+    bindings: &ResourceInfo,
+) -> Result<Vec<(Value, Vec<Value>)>, ApiError> {
+    let mut policies = store
+        .list(&attrs.target(policies, None), &ListOptions::default())
+        .await?
+        .items;
+    if policies.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bindings = store
+        .list(&attrs.target(bindings, None), &ListOptions::default())
+        .await?
+        .items;
+    if bindings.is_empty() {
+        return Ok(Vec::new());
+    }
+    policies.sort_by(|a, b| name_of(a).cmp(name_of(b)));
+    let mut bound = Vec::new();
+    for policy in policies {
+        let name = name_of(&policy);
+        let mut own: Vec<Value> = bindings
+            .iter()
+            .filter(|b| b["spec"]["policyName"].as_str() == Some(name))
+            .cloned()
+            .collect();
+        if own.is_empty() {
+            continue;
+        }
+        own.sort_by(|a, b| name_of(a).cmp(name_of(b)));
+        bound.push((policy, own));
+    }
+    Ok(bound)
+}
+
 /// `matchConstraints` or a binding's `matchResources`.
 struct Constraints<'v> {
     raw: &'v Value,
@@ -430,21 +471,10 @@ impl Plugin for ValidatingAdmissionPolicy {
         if matching::is_exempt(&attrs.resource.group, &attrs.resource.resource) {
             return Ok(());
         }
-        let mut policies = store
-            .list(&attrs.target(policies_info, None), &ListOptions::default())
-            .await?
-            .items;
-        if policies.is_empty() {
+        let bound = bound_policies(attrs, store, policies_info, bindings_info).await?;
+        if bound.is_empty() {
             return Ok(());
         }
-        let bindings = store
-            .list(&attrs.target(bindings_info, None), &ListOptions::default())
-            .await?
-            .items;
-        if bindings.is_empty() {
-            return Ok(());
-        }
-        policies.sort_by(|a, b| name_of(a).cmp(name_of(b)));
         let (object, old) = match attrs.operation {
             Operation::Create => (Some(obj), None),
             Operation::Update => (Some(obj), old),
@@ -470,16 +500,8 @@ impl Plugin for ValidatingAdmissionPolicy {
         };
         let mut denials = Vec::new();
         let mut namespace: Option<Option<Value>> = None;
-        for policy in &policies {
+        for (policy, own) in &bound {
             let policy_name = name_of(policy);
-            let mut own: Vec<&Value> = bindings
-                .iter()
-                .filter(|b| b["spec"]["policyName"].as_str() == Some(policy_name))
-                .collect();
-            if own.is_empty() {
-                continue;
-            }
-            own.sort_by(|a, b| name_of(a).cmp(name_of(b)));
             let constraints = Constraints::read(&policy["spec"]["matchConstraints"]);
             let Some(matched) = self.shared.matches(&constraints, &r, false).await? else {
                 continue;

@@ -22,14 +22,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Constraints, Request, Shared, expression_error, gvk_string, in_version, name_of};
+use super::{
+    Constraints, Request, Shared, bound_policies, expression_error, gvk_string, in_version, name_of,
+};
 use crate::cel::matchconditions::{MatchConditions, MatchResult};
 use crate::cel::{self, Activation, Env, Evaluation, Limits, Variable};
 use crate::error::ApiError;
 use crate::matching;
 use crate::registry::admission_hook::ReadOnlyStore;
 use crate::registry::catalog::{Catalog, ResourceInfo};
-use crate::registry::store::ListOptions;
 use crate::{Attributes, Operation, Plugin};
 
 /// The `MutatingAdmissionPolicy` plugin.
@@ -165,21 +166,10 @@ impl Plugin for MutatingAdmissionPolicy {
         {
             return Ok(());
         }
-        let mut policies = store
-            .list(&attrs.target(policies_info, None), &ListOptions::default())
-            .await?
-            .items;
-        if policies.is_empty() {
+        let bound = bound_policies(attrs, store, policies_info, bindings_info).await?;
+        if bound.is_empty() {
             return Ok(());
         }
-        let bindings = store
-            .list(&attrs.target(bindings_info, None), &ListOptions::default())
-            .await?
-            .items;
-        if bindings.is_empty() {
-            return Ok(());
-        }
-        policies.sort_by(|a, b| name_of(a).cmp(name_of(b)));
         let Some(requested) = self.shared.catalog.resolve(
             attrs.path,
             &attrs.resource.group,
@@ -196,16 +186,8 @@ impl Plugin for MutatingAdmissionPolicy {
         };
         let mut errors: Vec<String> = Vec::new();
         let mut namespace: Option<Option<Value>> = None;
-        for policy in &policies {
+        for (policy, own) in &bound {
             let policy_name = name_of(policy);
-            let mut own: Vec<&Value> = bindings
-                .iter()
-                .filter(|b| b["spec"]["policyName"].as_str() == Some(policy_name))
-                .collect();
-            if own.is_empty() {
-                continue;
-            }
-            own.sort_by(|a, b| name_of(a).cmp(name_of(b)));
             let fail = policy["spec"]["failurePolicy"].as_str() != Some("Ignore");
             // Matching reads the object as it is now (earlier policies'
             // mutations included).
