@@ -20,6 +20,7 @@
 
 pub mod baseline;
 pub mod cel;
+pub mod expressions;
 pub mod hostescape;
 pub mod limitranger;
 pub mod matching;
@@ -279,6 +280,7 @@ impl Admission {
             Box::new(podsecurity::PodSecurity::new(catalog)),
             Box::new(hostescape::HostEscape),
             Box::new(mirrored::Mirrored),
+            Box::new(expressions::AdmissionExpressions),
             // Upstream's order: MutatingAdmissionPolicy, the mutating
             // webhooks (mutating phase); ValidatingAdmissionPolicy, the
             // validating webhooks (validating phase); ResourceQuota last.

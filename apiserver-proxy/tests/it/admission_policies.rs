@@ -271,7 +271,7 @@ async fn params_may_be_custom_resources_of_the_cluster() {
             "variables": [{"name": "size", "expression": "has(object.data) ? size(object.data) : 0"}],
             "validations": [{"expression": "variables.size <= params.spec.max",
                 "messageExpression": "'limit ' + params.metadata.name + ' allows ' + string(params.spec.max)"}]}),
-        json!({"validationActions": ["Deny"], "paramRef": {"selector": {"matchLabels": {"use": "yes"}}}}),
+        json!({"validationActions": ["Deny"], "paramRef": {"selector": {"matchLabels": {"use": "yes"}}, "parameterNotFoundAction": "Deny"}}),
     )
     .await;
     let cms = "/api/v1/namespaces/default/configmaps";
@@ -289,7 +289,7 @@ async fn params_may_be_custom_resources_of_the_cluster() {
         json!({"paramKind": {"apiVersion": "example.com/v1", "kind": "Nope"},
             "matchConstraints": rules("", "secrets"),
             "validations": [{"expression": "true"}]}),
-        json!({"validationActions": ["Deny"], "paramRef": {"name": "x"}}),
+        json!({"validationActions": ["Deny"], "paramRef": {"name": "x", "parameterNotFoundAction": "Deny"}}),
     )
     .await;
     let (code, body, _) = post(
@@ -377,4 +377,91 @@ async fn mutating_policies_patch_in_their_cluster_only() {
         ),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn configurations_that_cannot_work_are_refused_as_upstream() {
+    let f = Fixture::start().await;
+    f.create_cluster("team-a").await;
+    let a = admin(&f, "team-a").await;
+    let vap = |name: &str, spec: Value| {
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name}, "spec": spec})
+    };
+    // An expression that does not compile.
+    let (code, out, _) = post(
+        &a,
+        &format!("{AR}/validatingadmissionpolicies"),
+        vap(
+            "broken",
+            json!({"matchConstraints": rules("", "configmaps"),
+                "validations": [{"expression": "object.metadata.name =="}]}),
+        ),
+    )
+    .await;
+    assert_eq!(code, 422, "{out}");
+    let message = out["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "ValidatingAdmissionPolicy.admissionregistration.k8s.io \"broken\" is invalid: spec.validations[0].expression: Invalid value: \"object.metadata.name ==\": compilation failed: "
+        ),
+        "{message}"
+    );
+    // Nothing to validate with, and no rules to type it.
+    let (code, out, _) = post(
+        &a,
+        &format!("{AR}/validatingadmissionpolicies"),
+        vap("empty", json!({"matchConstraints": {}})),
+    )
+    .await;
+    assert_eq!(code, 422, "{out}");
+    assert_eq!(
+        out["message"],
+        "ValidatingAdmissionPolicy.admissionregistration.k8s.io \"empty\" is invalid: [spec.matchConstraints.resourceRules: Required value, \
+         spec.validations: Required value: validations or auditAnnotations must contain at least one item, \
+         spec.auditAnnotations: Required value: validations or auditAnnotations must contain at least one item]"
+    );
+    // A binding that both denies and warns.
+    let (code, out, _) = post(
+        &a,
+        &format!("{AR}/validatingadmissionpolicybindings"),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": "both"}, "spec": {"policyName": "x", "validationActions": ["Deny", "Warn"]}}),
+    )
+    .await;
+    assert_eq!(code, 422, "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.validationActions: Invalid value: [\"Deny\",\"Warn\"]: must not contain both Deny and Warn"),
+        "{out}"
+    );
+    // A webhook's matchConditions naming what its environment lacks.
+    let (code, out, _) = post(
+        &a,
+        &format!("{AR}/validatingwebhookconfigurations"),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "hook"}, "webhooks": [{"name": "a.example.com", "sideEffects": "None",
+                "admissionReviewVersions": ["v1"], "clientConfig": {"url": "https://hooks.example.com/x"},
+                "matchConditions": [{"name": "p", "expression": "params.x == 1"}]}]}),
+    )
+    .await;
+    assert_eq!(code, 422, "{out}");
+    assert!(
+        out["message"].as_str().unwrap().contains(
+            "webhooks[0].matchConditions[0].expression: Invalid value: \"params.x == 1\": compilation failed: "
+        ),
+        "{out}"
+    );
+    // None of them was stored.
+    for resource in [
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicybindings",
+        "validatingwebhookconfigurations",
+    ] {
+        let (code, out) = send(&a, "GET", &format!("{AR}/{resource}"), None, &[]).await;
+        assert_eq!(code, 200);
+        assert_eq!(out["items"], json!([]), "{resource}");
+    }
 }

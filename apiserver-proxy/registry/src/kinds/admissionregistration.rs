@@ -1,5 +1,6 @@
-//! `ValidatingWebhookConfiguration` and `MutatingWebhookConfiguration`:
-//! upstream's defaults (`admissionregistration/v1/defaults.go`) and
+//! `ValidatingWebhookConfiguration`, `MutatingWebhookConfiguration`,
+//! `ValidatingAdmissionPolicy` and its binding: upstream's defaults
+//! (`admissionregistration/v1/defaults.go`) and
 //! validation (`pkg/apis/admissionregistration/validation`, with
 //! `k8s.io/apiserver/pkg/util/webhook`'s URL and Service checks), so a
 //! configuration the admission chain cannot use is refused with upstream's
@@ -9,8 +10,10 @@
 //! (side effects, review versions, duplicate names) is not enforced on it
 //! again, and unchanged `matchConditions` are not validated again.
 //!
-//! Not here: compiling `matchConditions` (CEL lives in the admission
-//! layer, which reports a broken expression when it evaluates it).
+//! Not here: compiling CEL expressions (`matchConditions`, a policy's
+//! validations and variables). The CEL environment lives in the admission
+//! layer, whose plugins refuse a configuration with an expression that does
+//! not compile (`nestkube-admission`'s `policy::validation`).
 
 use serde_json::{Value, json};
 
@@ -19,7 +22,7 @@ use super::{child, each_mut, ensure_obj, labelselector, set_default};
 use crate::error::FieldError;
 use crate::strategy::{Column, Strategy};
 use crate::validation::{dns1035_label, dns1123_subdomain};
-use nestkube_api::names::qualified_name;
+use nestkube_api::names::{path_segment_name, qualified_name};
 
 /// Validating and mutating webhook configurations.
 pub struct WebhookConfigurations;
@@ -123,6 +126,407 @@ impl Strategy for WebhookConfigurations {
             super::printing::age_cell(obj),
         ]
     }
+}
+
+/// `ValidatingAdmissionPolicy` (the fields CEL does not decide).
+pub struct ValidatingAdmissionPolicies;
+
+/// `ValidatingAdmissionPolicyBinding`.
+pub struct ValidatingAdmissionPolicyBindings;
+
+/// Reasons a policy's validation may give.
+const POLICY_REASONS: [&str; 3] = ["Forbidden", "Invalid", "RequestEntityTooLarge"];
+const VALIDATION_ACTIONS: [&str; 3] = ["Audit", "Deny", "Warn"];
+/// Most audit annotations per policy.
+const MAX_AUDIT_ANNOTATIONS: usize = 20;
+
+/// `SetDefaults_MatchResources` (and the rules' scope).
+fn default_match_resources(m: &mut Value) {
+    set_default(m, "matchPolicy", json!("Equivalent"));
+    ensure_obj(m, "namespaceSelector");
+    ensure_obj(m, "objectSelector");
+    for rules in ["resourceRules", "excludeResourceRules"] {
+        each_mut(m, rules, |r| set_default(r, "scope", json!("*")));
+    }
+}
+
+impl Strategy for ValidatingAdmissionPolicies {
+    fn default(&self, obj: &mut Value) {
+        if let Some(spec) = child(obj, "spec") {
+            set_default(spec, "failurePolicy", json!("Fail"));
+            if let Some(m) = child(spec, "matchConstraints") {
+                default_match_resources(m);
+            }
+        }
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        let spec = &obj["spec"];
+        let mut errs = Vec::new();
+        match spec.get("failurePolicy").and_then(Value::as_str) {
+            None => errs.push(FieldError::required("spec.failurePolicy", "")),
+            Some(_) => one_of(
+                spec,
+                "failurePolicy",
+                &["Fail", "Ignore"],
+                "spec",
+                &mut errs,
+            ),
+        }
+        if spec["paramKind"].is_object() {
+            validate_param_kind(&spec["paramKind"], "spec.paramKind", &mut errs);
+        }
+        match spec.get("matchConstraints").filter(|m| m.is_object()) {
+            None => errs.push(FieldError::required("spec.matchConstraints", "")),
+            Some(m) => {
+                validate_match_resources(m, "spec.matchConstraints", &mut errs);
+                // The rules give the expressions their types.
+                if arr(m, &["resourceRules"]).is_empty() {
+                    errs.push(FieldError::required(
+                        "spec.matchConstraints.resourceRules",
+                        "",
+                    ));
+                }
+            }
+        }
+        validate_match_conditions(
+            arr(spec, &["matchConditions"]),
+            "spec.matchConditions",
+            &mut errs,
+        );
+        for (i, v) in arr(spec, &["variables"]).iter().enumerate() {
+            let p = format!("spec.variables[{i}]");
+            let name = s(v, &["name"]);
+            if name.trim().is_empty() {
+                errs.push(FieldError::required(
+                    format!("{p}.name"),
+                    "name is not specified",
+                ));
+            } else if !is_cel_identifier(name) {
+                errs.push(FieldError::invalid(
+                    format!("{p}.name"),
+                    name,
+                    "name is not a valid CEL identifier",
+                ));
+            }
+            if s(v, &["expression"]).trim().is_empty() {
+                errs.push(FieldError::required(
+                    format!("{p}.expression"),
+                    "expression is not specified",
+                ));
+            }
+        }
+        let validations = arr(spec, &["validations"]);
+        let annotations = arr(spec, &["auditAnnotations"]);
+        if validations.is_empty() && annotations.is_empty() {
+            for field in ["spec.validations", "spec.auditAnnotations"] {
+                errs.push(FieldError::required(
+                    field,
+                    "validations or auditAnnotations must contain at least one item",
+                ));
+            }
+            return errs;
+        }
+        for (i, v) in validations.iter().enumerate() {
+            validate_validation(v, &format!("spec.validations[{i}]"), &mut errs);
+        }
+        if annotations.len() > MAX_AUDIT_ANNOTATIONS {
+            errs.push(FieldError::invalid(
+                "spec.auditAnnotations",
+                json!(annotations),
+                format!("must not have more than {MAX_AUDIT_ANNOTATIONS} auditAnnotations"),
+            ));
+        }
+        let mut keys = std::collections::HashSet::new();
+        let policy = s(obj, &["metadata", "name"]);
+        for (i, a) in annotations.iter().enumerate() {
+            let p = format!("spec.auditAnnotations[{i}]");
+            let key = s(a, &["key"]);
+            if key.is_empty() {
+                errs.push(FieldError::required(format!("{p}.key"), ""));
+            } else {
+                let qualified = format!("{policy}/{key}");
+                for msg in qualified_name(&qualified) {
+                    errs.push(FieldError::invalid(
+                        format!("{p}.key"),
+                        qualified.as_str(),
+                        msg,
+                    ));
+                }
+            }
+            if s(a, &["valueExpression"]).trim().is_empty() {
+                errs.push(FieldError::required(
+                    format!("{p}.valueExpression"),
+                    "valueExpression is not specified",
+                ));
+            }
+            if !keys.insert(key) {
+                errs.push(FieldError::duplicate(format!("{p}.key"), key));
+            }
+        }
+        errs
+    }
+
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+}
+
+impl Strategy for ValidatingAdmissionPolicyBindings {
+    fn default(&self, obj: &mut Value) {
+        if let Some(m) = child(obj, "spec").and_then(|spec| child(spec, "matchResources")) {
+            default_match_resources(m);
+        }
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        let spec = &obj["spec"];
+        let mut errs = Vec::new();
+        if s(spec, &["policyName"]).is_empty() {
+            errs.push(FieldError::required("spec.policyName", ""));
+        }
+        if let Some(m) = spec.get("matchResources").filter(|m| m.is_object()) {
+            validate_match_resources(m, "spec.matchResources", &mut errs);
+        }
+        if let Some(r) = spec.get("paramRef").filter(|r| r.is_object()) {
+            validate_param_ref(r, "spec.paramRef", &mut errs);
+        }
+        let actions = strings(arr(spec, &["validationActions"]));
+        let path = "spec.validationActions";
+        let mut seen = std::collections::HashSet::new();
+        for (i, a) in actions.iter().enumerate() {
+            if !VALIDATION_ACTIONS.contains(a) {
+                errs.push(FieldError::not_supported(
+                    format!("{path}[{i}]"),
+                    *a,
+                    &VALIDATION_ACTIONS,
+                ));
+            }
+            if !seen.insert(*a) {
+                errs.push(FieldError::duplicate(format!("{path}[{i}]"), *a));
+            }
+        }
+        if seen.contains("Deny") && seen.contains("Warn") {
+            errs.push(FieldError::invalid(
+                path,
+                json!(actions),
+                "must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)",
+            ));
+        }
+        if seen.is_empty() {
+            errs.push(FieldError::required(
+                path,
+                "at least one validation action is required",
+            ));
+        }
+        errs
+    }
+
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+}
+
+/// `validateParamKind`.
+fn validate_param_kind(kind: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let api_version = s(kind, &["apiVersion"]);
+    let field = format!("{path}.apiVersion");
+    if api_version.is_empty() {
+        errs.push(FieldError::required(&field, ""));
+    } else if api_version.matches('/').count() > 1 {
+        errs.push(FieldError::invalid(
+            &field,
+            api_version,
+            format!("unexpected GroupVersion string: {api_version}"),
+        ));
+    } else {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        if !group.is_empty() {
+            let e = dns1123_subdomain(group);
+            if !e.is_empty() {
+                errs.push(FieldError::invalid(&field, group, e.join(",")));
+            }
+        }
+        if version.is_empty() {
+            errs.push(FieldError::invalid(
+                &field,
+                api_version,
+                "version must be specified",
+            ));
+        } else {
+            let e = dns1035_label(version);
+            if !e.is_empty() {
+                errs.push(FieldError::invalid(&field, version, e.join(",")));
+            }
+        }
+    }
+    let k = s(kind, &["kind"]);
+    if k.is_empty() {
+        errs.push(FieldError::required(format!("{path}.kind"), ""));
+    } else {
+        let e = dns1035_label(&k.to_lowercase());
+        if !e.is_empty() {
+            errs.push(FieldError::invalid(
+                format!("{path}.kind"),
+                k,
+                format!(
+                    "may have mixed case, but should otherwise match: {}",
+                    e.join(",")
+                ),
+            ));
+        }
+    }
+}
+
+/// `validateParamRef`.
+fn validate_param_ref(r: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let name = s(r, &["name"]);
+    let selector = r.get("selector").filter(|v| !v.is_null());
+    if !name.is_empty() {
+        for msg in path_segment_name(name) {
+            errs.push(FieldError::invalid(format!("{path}.name"), name, msg));
+        }
+        if selector.is_some() {
+            errs.push(FieldError::forbidden(
+                format!("{path}.name"),
+                "name and selector are mutually exclusive",
+            ));
+        }
+    }
+    if let Some(sel) = selector {
+        errs.extend(labelselector::validate(sel, &format!("{path}.selector")));
+        if !name.is_empty() {
+            errs.push(FieldError::forbidden(
+                format!("{path}.selector"),
+                "name and selector are mutually exclusive",
+            ));
+        }
+    }
+    if name.is_empty() && selector.is_none() {
+        errs.push(FieldError::required(
+            path,
+            "one of name or selector must be specified",
+        ));
+    }
+    match r.get("parameterNotFoundAction").and_then(Value::as_str) {
+        None => errs.push(FieldError::required(
+            format!("{path}.parameterNotFoundAction"),
+            "",
+        )),
+        Some("Allow" | "Deny") => {}
+        Some(other) => errs.push(FieldError::not_supported(
+            format!("{path}.parameterNotFoundAction"),
+            other,
+            &["Allow", "Deny"],
+        )),
+    }
+}
+
+/// `validateMatchResources` (policy and binding).
+fn validate_match_resources(m: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    match m.get("matchPolicy").and_then(Value::as_str) {
+        None => errs.push(FieldError::required(format!("{path}.matchPolicy"), "")),
+        Some(_) => one_of(m, "matchPolicy", &["Equivalent", "Exact"], path, errs),
+    }
+    for selector in ["namespaceSelector", "objectSelector"] {
+        match m.get(selector).filter(|v| !v.is_null()) {
+            None => errs.push(FieldError::required(format!("{path}.{selector}"), "")),
+            Some(sel) => errs.extend(labelselector::validate(sel, &format!("{path}.{selector}"))),
+        }
+    }
+    for rules in ["resourceRules", "excludeResourceRules"] {
+        for (i, rule) in arr(m, &[rules]).iter().enumerate() {
+            let p = format!("{path}.{rules}[{i}]");
+            let mut names = std::collections::HashSet::new();
+            for (j, n) in strings(arr(rule, &["resourceNames"])).iter().enumerate() {
+                for msg in path_segment_name(n) {
+                    errs.push(FieldError::invalid(
+                        format!("{p}.resourceNames[{j}]"),
+                        *n,
+                        msg,
+                    ));
+                }
+                if !names.insert(*n) {
+                    errs.push(FieldError::duplicate(format!("{p}.resourceNames[{j}]"), *n));
+                }
+            }
+            validate_rule(rule, &p, errs);
+        }
+    }
+}
+
+/// `validateValidation`, less the CEL compilation.
+fn validate_validation(v: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    if s(v, &["expression"]).trim().is_empty() {
+        errs.push(FieldError::required(
+            format!("{path}.expression"),
+            "expression is not specified",
+        ));
+    }
+    let message_expression = s(v, &["messageExpression"]);
+    if !message_expression.is_empty() && message_expression.trim().is_empty() {
+        errs.push(FieldError::invalid(
+            format!("{path}.messageExpression"),
+            message_expression,
+            "must be non-empty if specified",
+        ));
+    }
+    let message = s(v, &["message"]);
+    if !message.is_empty() && message.trim().is_empty() {
+        errs.push(FieldError::invalid(
+            format!("{path}.message"),
+            message,
+            "message must be non-empty if specified",
+        ));
+    } else if message.trim().contains(['\n', '\r']) {
+        errs.push(FieldError::invalid(
+            format!("{path}.message"),
+            message,
+            "message must not contain line breaks",
+        ));
+    }
+    if let Some(reason) = v.get("reason").and_then(Value::as_str)
+        && !POLICY_REASONS.contains(&reason)
+    {
+        errs.push(FieldError::not_supported(
+            format!("{path}.reason"),
+            reason,
+            &POLICY_REASONS,
+        ));
+    }
+}
+
+/// CEL's identifier grammar, less its reserved words.
+fn is_cel_identifier(name: &str) -> bool {
+    const RESERVED: [&str; 21] = [
+        "true",
+        "false",
+        "null",
+        "in",
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "for",
+        "function",
+        "if",
+        "import",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "return",
+        "var",
+        "void",
+        "while",
+    ];
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !RESERVED.contains(&name)
 }
 
 /// `validateValidatingWebhookConfiguration` / `validateMutatingWebhookConfiguration`.
@@ -706,5 +1110,62 @@ mod tests {
         new["webhooks"][0]["timeoutSeconds"] = json!(5);
         assert!(WebhookConfigurations.validate_update(&new, &old).is_empty());
         assert_eq!(WebhookConfigurations.validate(&new).len(), 1);
+    }
+
+    fn policy_errors(spec: Value) -> Vec<String> {
+        let mut obj = json!({"metadata": {"name": "p"}, "spec": spec});
+        ValidatingAdmissionPolicies.default(&mut obj);
+        ValidatingAdmissionPolicies
+            .validate(&obj)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn policies_and_bindings_as_upstream() {
+        let rules = json!({"resourceRules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]});
+        assert!(
+            policy_errors(
+                json!({"matchConstraints": rules, "validations": [{"expression": "true"}]})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            policy_errors(
+                json!({"matchConstraints": {}, "validations": [{"expression": " ", "reason": "Teapot"}]})
+            ),
+            [
+                "spec.matchConstraints.resourceRules: Required value",
+                "spec.validations[0].expression: Required value: expression is not specified",
+                "spec.validations[0].reason: Unsupported value: \"Teapot\": supported values: \"Forbidden\", \"Invalid\", \"RequestEntityTooLarge\"",
+            ]
+        );
+        assert_eq!(
+            policy_errors(
+                json!({"matchConstraints": rules, "paramKind": {"apiVersion": "a/b/c", "kind": "K"}, "variables": [{"name": "1x", "expression": "1"}]})
+            ),
+            [
+                "spec.paramKind.apiVersion: Invalid value: \"a/b/c\": unexpected GroupVersion string: a/b/c",
+                "spec.variables[0].name: Invalid value: \"1x\": name is not a valid CEL identifier",
+                "spec.validations: Required value: validations or auditAnnotations must contain at least one item",
+                "spec.auditAnnotations: Required value: validations or auditAnnotations must contain at least one item",
+            ]
+        );
+        let mut binding = json!({"metadata": {"name": "b"}, "spec": {"policyName": "p", "validationActions": ["Deny", "Warn"],
+            "paramRef": {"name": "x"}}});
+        ValidatingAdmissionPolicyBindings.default(&mut binding);
+        let got: Vec<String> = ValidatingAdmissionPolicyBindings
+            .validate(&binding)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "spec.paramRef.parameterNotFoundAction: Required value",
+                "spec.validationActions: Invalid value: [\"Deny\",\"Warn\"]: must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)",
+            ]
+        );
     }
 }

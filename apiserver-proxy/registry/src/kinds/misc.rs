@@ -39,6 +39,12 @@ pub fn strategy(group: &str, resource: &str) -> Option<Arc<dyn Strategy>> {
             "admissionregistration.k8s.io",
             "validatingwebhookconfigurations" | "mutatingwebhookconfigurations",
         ) => Arc::new(super::admissionregistration::WebhookConfigurations),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {
+            Arc::new(super::admissionregistration::ValidatingAdmissionPolicies)
+        }
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
+            Arc::new(super::admissionregistration::ValidatingAdmissionPolicyBindings)
+        }
         _ => return None,
     })
 }
