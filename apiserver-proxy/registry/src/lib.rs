@@ -11,6 +11,7 @@ pub mod admission_hook;
 pub mod apiextensions;
 pub mod binding;
 pub mod catalog;
+pub mod conversion_hook;
 pub mod eviction;
 pub mod keys;
 pub mod kinds;

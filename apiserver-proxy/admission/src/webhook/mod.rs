@@ -35,6 +35,7 @@
 //! version.
 
 pub mod config;
+pub mod conversion;
 pub mod review;
 pub mod transport;
 
@@ -243,6 +244,45 @@ impl Webhooks {
         Ok(())
     }
 
+    /// POSTs `body` to a webhook of `cluster` (admission or conversion):
+    /// within `timeout` (sent as `?timeout=`, as upstream), counted against
+    /// the cluster's calls in flight, reaching only what `placements` (the
+    /// cluster's VirtualCluster and those above it) allow. The error is
+    /// worded as Go's client: `Post "<url>?timeout=<n>s": <why>`.
+    pub(crate) async fn post(
+        &self,
+        cluster: &str,
+        placements: &[Arc<crate::tenancy::Placement>],
+        endpoint: &Endpoint,
+        ca_bundle: Option<&[u8]>,
+        timeout: std::time::Duration,
+        body: Bytes,
+    ) -> Result<Bytes, String> {
+        let query = format!("timeout={}s", timeout.as_secs());
+        let url = match endpoint {
+            Endpoint::Url(u) => u.clone(),
+            Endpoint::Service(s) => format!("https://{}:{}{}", s.server_name(), s.port, s.path),
+        };
+        let semaphore = self.semaphore(cluster);
+        transport::with_timeout(timeout, async {
+            let _permit = semaphore.acquire().await.map_err(|e| e.to_string())?;
+            match endpoint {
+                Endpoint::Url(u) => {
+                    self.transport
+                        .post_url(cluster, placements, u, &query, ca_bundle, body)
+                        .await
+                }
+                Endpoint::Service(s) => {
+                    self.transport
+                        .post_service(cluster, s, &query, ca_bundle, body)
+                        .await
+                }
+            }
+        })
+        .await
+        .map_err(|why| format!("Post \"{url}?{query}\": {why}"))
+    }
+
     /// Calls one webhook and verifies its answer.
     async fn call(
         &self,
@@ -267,42 +307,17 @@ impl Webhooks {
         let version = inv.version.as_deref().unwrap_or(attrs.resource);
         let review = review::request(attrs, version, obj, old);
         let body = Bytes::from(serde_json::to_vec(&review.body).unwrap_or_default());
-        let query = format!("timeout={}s", hook.timeout.as_secs());
-        let url = match &hook.endpoint {
-            Endpoint::Url(u) => u.clone(),
-            Endpoint::Service(s) => format!("https://{}:{}{}", s.server_name(), s.port, s.path),
-        };
-        let failed = |why: String| {
-            CallError::Calling(format!(
-                "failed to call webhook: Post \"{url}?{query}\": {why}"
-            ))
-        };
-        let semaphore = self.semaphore(attrs.path);
-        let answer = transport::with_timeout(hook.timeout, async {
-            let _permit = semaphore.acquire().await.map_err(|e| e.to_string())?;
-            match &hook.endpoint {
-                Endpoint::Url(u) => {
-                    let placements = placements(attrs);
-                    self.transport
-                        .post_url(
-                            attrs.path,
-                            &placements,
-                            u,
-                            &query,
-                            hook.ca_bundle.as_deref(),
-                            body,
-                        )
-                        .await
-                }
-                Endpoint::Service(s) => {
-                    self.transport
-                        .post_service(attrs.path, s, &query, hook.ca_bundle.as_deref(), body)
-                        .await
-                }
-            }
-        })
-        .await
-        .map_err(failed)?;
+        let answer = self
+            .post(
+                attrs.path,
+                &placements(attrs),
+                &hook.endpoint,
+                hook.ca_bundle.as_deref(),
+                hook.timeout,
+                body,
+            )
+            .await
+            .map_err(|why| CallError::Calling(format!("failed to call webhook: {why}")))?;
         let verdict = review::verify(&review.uid, mutating, &answer).map_err(CallError::Calling)?;
         for w in &verdict.warnings {
             attrs.warn(w.clone());

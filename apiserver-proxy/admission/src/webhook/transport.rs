@@ -277,7 +277,7 @@ pub async fn post(
 ) -> Result<Bytes, String> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
-        .map_err(|e| format!("dial tcp {addr}: connect: {e}"))?;
+        .map_err(|e| format!("dial tcp {addr}: connect: {}", go_io_error(&e)))?;
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from(server_name.to_string())
         .map_err(|e| format!("invalid server name {server_name:?}: {e}"))?;
@@ -315,6 +315,26 @@ pub async fn post(
         ));
     }
     Ok(bytes)
+}
+
+/// An I/O error as Go's net package words it (`connection refused`, not
+/// `Connection refused (os error 111)`), so messages read as upstream's.
+fn go_io_error(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".into(),
+        ErrorKind::ConnectionReset => "connection reset by peer".into(),
+        ErrorKind::TimedOut => "i/o timeout".into(),
+        ErrorKind::HostUnreachable => "no route to host".into(),
+        ErrorKind::NetworkUnreachable => "network is unreachable".into(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error") {
+                Some(i) => text[..i].to_lowercase(),
+                None => text,
+            }
+        }
+    }
 }
 
 /// Waits `timeout` for `call`, failing as a Go client whose context expired.
