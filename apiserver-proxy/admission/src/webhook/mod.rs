@@ -221,23 +221,40 @@ impl Webhooks {
     /// Refuses a tenant's webhook configuration naming a `url` its cluster
     /// may not call (upstream has no such rule: on a shared host a `url`
     /// webhook is a way to make the control plane send requests).
+    /// A CRD's conversion webhook is held to the same rule.
     async fn check_urls(&self, attrs: &Attributes<'_>, obj: &Value) -> Result<(), ApiError> {
         let is_config = [Kind::Mutating, Kind::Validating]
             .iter()
             .any(|k| attrs.is("admissionregistration.k8s.io", k.resource()));
-        if !is_config {
+        let urls: Vec<(String, &str)> = if is_config {
+            obj["webhooks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(i, w)| {
+                    let url = w["clientConfig"]["url"].as_str()?;
+                    Some((format!("webhooks[{i}].clientConfig.url"), url))
+                })
+                .collect()
+        } else if attrs.is("apiextensions.k8s.io", "customresourcedefinitions") {
+            obj["spec"]["conversion"]["webhook"]["clientConfig"]["url"]
+                .as_str()
+                .map(|url| ("spec.conversion.webhook.clientConfig.url".to_string(), url))
+                .into_iter()
+                .collect()
+        } else {
             return Ok(());
-        }
+        };
         let placements = placements(attrs);
-        for (i, w) in obj["webhooks"].as_array().into_iter().flatten().enumerate() {
-            if let Some(url) = w["clientConfig"]["url"].as_str()
-                && let Some(why) = self
-                    .transport
-                    .refused_url(attrs.path, &placements, url)
-                    .await
+        for (field, url) in urls {
+            if let Some(why) = self
+                .transport
+                .refused_url(attrs.path, &placements, url)
+                .await
             {
                 return Err(attrs.forbidden(format!(
-                    "webhooks[{i}].clientConfig.url: {why} (a virtual cluster's url webhooks may reach only its VirtualCluster's spec.network.allowedCIDRs)"
+                    "{field}: {why} (a virtual cluster's url webhooks may reach only its VirtualCluster's spec.network.allowedCIDRs)"
                 )));
             }
         }
