@@ -420,3 +420,51 @@ async fn a_clusters_conversion_webhook_is_its_own() {
         "{out}"
     );
 }
+
+/// What a conversion adds to GET and LIST of 500 objects (run with
+/// `--ignored --nocapture`): the same requests at the storage version and
+/// at the converted one, medians of 20.
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn conversion_latency_of_500_objects() {
+    let f = Fixture::start().await;
+    f.create_cluster("team-a").await;
+    let a = admin(&f, "team-a").await;
+    let server = webhook_server().await;
+    establish(&a, crontab_crd(&server.url("/convert"), &server)).await;
+    for i in 0..500 {
+        let (code, out) = send(
+            &a,
+            "POST",
+            V1,
+            Some(crontab(&format!("c{i}"), "v1", json!({"cronSpec": "* * * * *"}))),
+            &[],
+        )
+        .await;
+        assert_eq!(code, 201, "{out}");
+    }
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    for (what, v1, v2) in [
+        ("GET", format!("{V1}/c1"), format!("{V2}/c1")),
+        ("LIST 500", V1.to_string(), V2.to_string()),
+    ] {
+        let mut times = [Vec::new(), Vec::new()];
+        for _ in 0..20 {
+            for (i, path) in [&v1, &v2].into_iter().enumerate() {
+                let started = std::time::Instant::now();
+                let (code, _) = send(&a, "GET", path, None, &[]).await;
+                assert_eq!(code, 200);
+                times[i].push(started.elapsed());
+            }
+        }
+        let [t1, t2] = times;
+        println!(
+            "{what}: storage version {:?}, converted {:?}",
+            median(t1),
+            median(t2)
+        );
+    }
+}

@@ -387,6 +387,29 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_conversion_is_shared_by_every_version() {
+        let d = Definition::build(&spec()).unwrap();
+        assert!(d.versions[1].custom.as_ref().unwrap().conversion.is_none());
+        let mut s = spec();
+        s["conversion"] = json!({"strategy": "Webhook", "webhook": {
+            "conversionReviewVersions": ["v1", "v1beta1"],
+            "clientConfig": {"url": "https://hooks.example.com/convert"}}});
+        let d = Definition::build(&s).unwrap();
+        let conversions: Vec<_> = d
+            .versions
+            .iter()
+            .map(|r| r.custom.as_ref().unwrap().conversion.clone().unwrap())
+            .collect();
+        assert!(Arc::ptr_eq(&conversions[0], &conversions[1]));
+        assert_eq!(conversions[0].crd_name, "widgets.example.com");
+        assert_eq!(conversions[0].review_versions, ["v1", "v1beta1"]);
+        assert_eq!(
+            conversions[0].client_config["url"],
+            "https://hooks.example.com/convert"
+        );
+    }
+
+    #[test]
     fn identical_specs_share_one_definition() {
         let a = Definition::shared(&spec()).unwrap();
         let b = Definition::shared(&spec()).unwrap();
