@@ -158,9 +158,7 @@ async fn answer(
         let mut record = record.lock().unwrap_or_else(|e| e.into_inner());
         *record.calls.entry(path.clone()).or_default() += 1;
         if review["kind"] == "ConversionReview" {
-            let n = review["request"]["objects"]
-                .as_array()
-                .map_or(0, Vec::len);
+            let n = review["request"]["objects"].as_array().map_or(0, Vec::len);
             record.reviews.entry(path.clone()).or_default().push(n);
         }
     }

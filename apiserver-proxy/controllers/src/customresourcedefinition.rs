@@ -243,7 +243,11 @@ impl Controller {
             Ok(d) => match d
                 .versions
                 .iter()
-                .find(|r| r.custom.as_ref().is_some_and(|c| c.storage_version == r.version))
+                .find(|r| {
+                    r.custom
+                        .as_ref()
+                        .is_some_and(|c| c.storage_version == r.version)
+                })
                 .or(d.versions.first())
             {
                 Some(r) => self.delete_instances(cluster, r).await?,

@@ -241,7 +241,12 @@ pub fn decode_for(r: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
 /// A stored object that could not be converted for a read, worded as
 /// upstream's storage reports an object its codec cannot decode (a 500;
 /// the key is upstream's, without the cluster).
-pub fn undecodable(r: &ResourceInfo, stored: &Value, revision: u64, e: &ConversionError) -> ApiError {
+pub fn undecodable(
+    r: &ResourceInfo,
+    stored: &Value,
+    revision: u64,
+    e: &ConversionError,
+) -> ApiError {
     let ns = meta::namespace(stored);
     let key = if ns.is_empty() {
         format!("/{}/{}/{}", r.group, r.resource, meta::name(stored))
@@ -483,7 +488,11 @@ impl Store {
     /// `obj` (at `t`'s version) as it is stored: at its CRD's storage
     /// version when a webhook converts it (`None`: store `obj` itself;
     /// [`encode_for`] rewrites the apiVersion of `strategy: None`).
-    async fn to_storage(&self, t: &Target<'_>, obj: &Value) -> Result<Option<Value>, ApiError> {
+    async fn at_storage_version(
+        &self,
+        t: &Target<'_>,
+        obj: &Value,
+    ) -> Result<Option<Value>, ApiError> {
         let r = t.resource;
         match &r.custom {
             Some(c)
@@ -492,9 +501,13 @@ impl Store {
                     && c.storage_version != r.version =>
             {
                 let mut objects = [obj.clone()];
-                self.convert(t, &mut objects, &format!("{}/{}", r.group, c.storage_version))
-                    .await
-                    .map_err(|e| conversion_failed(e.0))?;
+                self.convert(
+                    t,
+                    &mut objects,
+                    &format!("{}/{}", r.group, c.storage_version),
+                )
+                .await
+                .map_err(|e| conversion_failed(e.0))?;
                 let [stored] = objects;
                 Ok(Some(stored))
             }
@@ -502,12 +515,33 @@ impl Store {
         }
     }
 
+    /// The answer of a dry-run write: `obj` converted to the storage version
+    /// and back, as upstream's dry-run storage encodes and decodes what it
+    /// would have written (a failing conversion webhook fails it too).
+    async fn dry_run_round_trip(&self, t: &Target<'_>, obj: Value) -> Result<Value, ApiError> {
+        match self.at_storage_version(t, &obj).await? {
+            Some(stored) => {
+                let revision = meta::resource_version(&obj).parse().unwrap_or(0);
+                self.read_back(t, stored, revision).await
+            }
+            None => Ok(obj),
+        }
+    }
+
     /// The answer of a write whose object was stored converted (`stored`,
     /// with its new resourceVersion): the stored object read back at
     /// `t`'s version, as upstream decodes what it wrote.
-    async fn from_storage(&self, t: &Target<'_>, stored: Value, revision: u64) -> Result<Value, ApiError> {
+    async fn read_back(
+        &self,
+        t: &Target<'_>,
+        stored: Value,
+        revision: u64,
+    ) -> Result<Value, ApiError> {
         let mut objects = [stored];
-        if let Err(e) = self.convert(t, &mut objects, &t.resource.api_version()).await {
+        if let Err(e) = self
+            .convert(t, &mut objects, &t.resource.api_version())
+            .await
+        {
             return Err(undecodable(t.resource, &objects[0], revision, &e));
         }
         let [obj] = objects;
@@ -628,11 +662,7 @@ impl Store {
     /// GET one object.
     pub async fn get(&self, t: &Target<'_>, name: &str) -> Result<Value, ApiError> {
         match self.storage.get(&t.key(name)).await? {
-            Some(kv) => Ok(self
-                .decode_all(t, &[&kv])
-                .await?
-                .pop()
-                .unwrap_or_default()),
+            Some(kv) => Ok(self.decode_all(t, &[&kv]).await?.pop().unwrap_or_default()),
             None => Err(ApiError::NotFound(t.subject(name))),
         }
     }
@@ -808,7 +838,7 @@ impl Store {
         };
         if opts.dry_run {
             return Ok(Written {
-                object: obj,
+                object: self.dry_run_round_trip(t, obj).await?,
                 warnings,
                 created: true,
             });
@@ -818,10 +848,13 @@ impl Store {
             .begin_create(self.storage.as_ref(), t.cluster, &mut obj)
             .await?;
         let name = meta::name(&obj).to_string();
-        let stored = self.to_storage(t, &obj).await?;
+        let stored = self.at_storage_version(t, &obj).await?;
         let kv = match self
             .storage
-            .create(&t.key(&name), encode_for(r, stored.as_ref().unwrap_or(&obj))?)
+            .create(
+                &t.key(&name),
+                encode_for(r, stored.as_ref().unwrap_or(&obj))?,
+            )
             .await
         {
             Ok(kv) => kv,
@@ -834,7 +867,7 @@ impl Store {
             slot.commit();
         }
         if let Some(stored) = stored {
-            obj = self.from_storage(t, stored, kv.mod_revision).await?;
+            obj = self.read_back(t, stored, kv.mod_revision).await?;
         }
         meta::set(
             &mut obj,
@@ -1026,12 +1059,12 @@ impl Store {
             }
             if opts.dry_run {
                 return Ok(Written {
-                    object: obj,
+                    object: self.dry_run_round_trip(t, obj).await?,
                     warnings,
                     created: false,
                 });
             }
-            let stored = self.to_storage(t, &obj).await?;
+            let stored = self.at_storage_version(t, &obj).await?;
             match self
                 .storage
                 .update(
@@ -1043,7 +1076,7 @@ impl Store {
             {
                 Ok(new_kv) => {
                     if let Some(stored) = stored {
-                        obj = self.from_storage(t, stored, new_kv.mod_revision).await?;
+                        obj = self.read_back(t, stored, new_kv.mod_revision).await?;
                     }
                     meta::set(
                         &mut obj,
@@ -1230,7 +1263,7 @@ impl Store {
         if dry_run {
             return Ok(Deleted::Pending(obj));
         }
-        let stored = self.to_storage(t, &obj).await?;
+        let stored = self.at_storage_version(t, &obj).await?;
         let bytes = encode_for(t.resource, stored.as_ref().unwrap_or(&obj))?;
         match self.storage.update(&t.key(name), bytes, kv.mod_revision).await {
             Ok(new_kv) => {

@@ -216,7 +216,12 @@ impl Watch {
             .convert(&t, &mut objects, &self.resource.api_version())
             .await
         {
-            return Err(undecodable(&self.resource, &objects[0], kv.mod_revision, &e));
+            return Err(undecodable(
+                &self.resource,
+                &objects[0],
+                kv.mod_revision,
+                &e,
+            ));
         }
         let mut objects = objects.into_iter();
         let obj = objects.next().unwrap_or_default();

@@ -20,7 +20,8 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 const V1: &str = "/apis/stable.example.com/v1/namespaces/default/crontabs";
 const V2: &str = "/apis/stable.example.com/v2/namespaces/default/crontabs";
 const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
-const CRD: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/crontabs.stable.example.com";
+const CRD: &str =
+    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/crontabs.stable.example.com";
 
 async fn webhook_server() -> WebhookServer {
     WebhookServer::start("127.0.0.1:0".parse().unwrap(), &["localhost"])
@@ -82,10 +83,14 @@ async fn repoint(client: &kube::Client, url: &str, name: &str, expect: &str) -> 
     )
     .await;
     assert_eq!(code, 200, "{out}");
-    wait_for(&format!("a GET at v2 failing with {expect}"), TIMEOUT, || async {
-        let (code, out) = send(client, "GET", &format!("{V2}/{name}"), None, &[]).await;
-        (code == 500 && out["message"].as_str()?.contains(expect)).then_some(out)
-    })
+    wait_for(
+        &format!("a GET at v2 failing with {expect}"),
+        TIMEOUT,
+        || async {
+            let (code, out) = send(client, "GET", &format!("{V2}/{name}"), None, &[]).await;
+            (code == 500 && out["message"].as_str()?.contains(expect)).then_some(out)
+        },
+    )
     .await
 }
 
@@ -148,7 +153,12 @@ async fn every_served_version_is_converted_by_the_webhook() {
     assert_eq!(out["spec"], json!({"schedule": "*/5 * * * *"}));
     // Labels the webhook set are kept; the rest of metadata is the stored one.
     assert_eq!(out["metadata"]["labels"]["converted-to"], "v2");
-    assert!(!out["metadata"]["resourceVersion"].as_str().unwrap().is_empty());
+    assert!(
+        !out["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(server.reviews("/convert"), [1]);
     let (code, out) = send(&a, "GET", &format!("{V1}/a1"), None, &[]).await;
     assert_eq!(code, 200, "{out}");
@@ -162,10 +172,8 @@ async fn every_served_version_is_converted_by_the_webhook() {
     let items = out["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
     assert!(
-        items
-            .iter()
-            .all(|i| i["spec"]["schedule"] == "*/5 * * * *"
-                && i["apiVersion"] == "stable.example.com/v2"),
+        items.iter().all(|i| i["spec"]["schedule"] == "*/5 * * * *"
+            && i["apiVersion"] == "stable.example.com/v2"),
         "{out}"
     );
     assert_eq!(server.reviews("/convert"), [1, 3]);
@@ -192,6 +200,23 @@ async fn every_served_version_is_converted_by_the_webhook() {
     assert_eq!(raw["spec"], json!({"cronSpec": "0 0 * * *"}));
     let (_, out) = send(&a, "GET", &format!("{V1}/b1"), None, &[]).await;
     assert_eq!(out["spec"], json!({"cronSpec": "0 0 * * *"}), "{out}");
+
+    // A dry run converts to the storage version and back, as upstream's
+    // dry-run storage, and stores nothing.
+    let before = server.calls("/convert");
+    let (code, out) = send(
+        &a,
+        "POST",
+        &format!("{V2}?dryRun=All"),
+        Some(crontab("dry", "v2", json!({"schedule": "3 3 * * *"}))),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    assert_eq!(out["spec"], json!({"schedule": "3 3 * * *"}));
+    assert_eq!(server.calls("/convert"), before + 2);
+    let (code, _) = send(&a, "GET", &format!("{V1}/dry"), None, &[]).await;
+    assert_eq!(code, 404);
 
     // PATCH at v2: the stored object is converted before the patch, the
     // result stored at v1.
@@ -261,7 +286,10 @@ async fn failing_conversion_webhooks_fail_as_upstream() {
     )
     .await;
     assert_eq!(code, 201, "{out}");
-    let rv = out["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv = out["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Unreachable: a read is upstream's undecodable object (500
     // InternalError), a write at v2 the converter's own 500.
@@ -342,7 +370,10 @@ async fn failing_conversion_webhooks_fail_as_upstream() {
     // A watch whose conversion fails ends with an error event.
     let api = crontabs_v2(&a);
     let (_, list) = send(&a, "GET", V1, None, &[]).await;
-    let from = list["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let from = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut events = api
         .watch(&WatchParams::default().timeout(10), &from)
         .await
@@ -437,7 +468,11 @@ async fn conversion_latency_of_500_objects() {
             &a,
             "POST",
             V1,
-            Some(crontab(&format!("c{i}"), "v1", json!({"cronSpec": "* * * * *"}))),
+            Some(crontab(
+                &format!("c{i}"),
+                "v1",
+                json!({"cronSpec": "* * * * *"}),
+            )),
             &[],
         )
         .await;

@@ -25,9 +25,7 @@ use serde_json::{Map, Value, json};
 
 use super::Webhooks;
 use super::config;
-use crate::registry::conversion_hook::{
-    ConversionError, ConversionRequest, Converter, gvk_string,
-};
+use crate::registry::conversion_hook::{ConversionError, ConversionRequest, Converter, gvk_string};
 use crate::registry::validation;
 use crate::tenancy::Clusters;
 
@@ -64,7 +62,8 @@ impl Converter for WebhookConverter {
             return Ok(objects);
         }
         let gvk = gvk_string(&objects[0]);
-        let failed = |why: String| ConversionError(format!("conversion webhook for {gvk} failed: {why}"));
+        let failed =
+            |why: String| ConversionError(format!("conversion webhook for {gvk} failed: {why}"));
         let review_version = request
             .webhook
             .review_versions
@@ -361,8 +360,12 @@ mod tests {
             "kind": "ConversionReview", "response": {"uid": "x", "result": {"status": "Success"}}}))
         .unwrap();
         assert!(converted_objects("v1beta1", "u", &beta).is_ok());
-        let failed = answer(json!({"uid": "u", "result": {"status": "Failure", "message": "no can do"}}));
-        assert_eq!(converted_objects("v1", "u", &failed).unwrap_err(), "no can do");
+        let failed =
+            answer(json!({"uid": "u", "result": {"status": "Failure", "message": "no can do"}}));
+        assert_eq!(
+            converted_objects("v1", "u", &failed).unwrap_err(),
+            "no can do"
+        );
         let failed = answer(json!({"uid": "u", "result": {"status": "Failure"}}));
         assert_eq!(
             converted_objects("v1", "u", &failed).unwrap_err(),
