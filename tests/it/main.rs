@@ -7,6 +7,7 @@ mod support;
 
 mod admission_webhooks;
 mod chart;
+mod conversion_parity;
 mod crd_parity;
 mod custom_resources;
 mod host_mode;
