@@ -452,6 +452,36 @@ async fn a_clusters_conversion_webhook_is_its_own() {
     );
 }
 
+#[tokio::test]
+async fn a_batch_too_large_for_one_answer_is_split() {
+    let f = Fixture::start().await;
+    f.create_cluster("team-a").await;
+    let a = admin(&f, "team-a").await;
+    let server = webhook_server().await;
+    establish(&a, crontab_crd(&server.url("/convert"), &server)).await;
+    // Three objects of 600 KB: no two fit in one review of 1 MiB.
+    let payload = "x".repeat(600 * 1024);
+    for name in ["big-1", "big-2", "big-3"] {
+        let (code, out) = send(
+            &a,
+            "POST",
+            V1,
+            Some(crontab(
+                name,
+                "v1",
+                json!({"cronSpec": "* * * * *", "payload": payload}),
+            )),
+            &[],
+        )
+        .await;
+        assert_eq!(code, 201, "{}", out["message"]);
+    }
+    let (code, out) = send(&a, "GET", V2, None, &[]).await;
+    assert_eq!(code, 200, "{}", out["message"]);
+    assert_eq!(out["items"].as_array().unwrap().len(), 3);
+    assert_eq!(server.reviews("/convert"), [1, 1, 1]);
+}
+
 /// What a conversion adds to GET and LIST of 500 objects (run with
 /// `--ignored --nocapture`): the same requests at the storage version and
 /// at the converted one, medians of 20.

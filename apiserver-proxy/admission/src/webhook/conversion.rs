@@ -32,6 +32,11 @@ use crate::tenancy::Clusters;
 /// Upstream's conversion timeout (not configurable per CRD).
 pub const CONVERSION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most bytes of objects in one review: a larger batch is split, so the
+/// answer stays within what is read of a webhook's response
+/// ([`super::transport::MAX_RESPONSE_BYTES`]).
+pub const MAX_REVIEW_BYTES: usize = 1024 * 1024;
+
 /// Calls CRDs' conversion webhooks for the store.
 pub struct WebhookConverter {
     webhooks: Arc<Webhooks>,
@@ -61,30 +66,12 @@ impl Converter for WebhookConverter {
         if objects.is_empty() {
             return Ok(objects);
         }
-        let gvk = gvk_string(&objects[0]);
-        let failed =
-            |why: String| ConversionError(format!("conversion webhook for {gvk} failed: {why}"));
         let review_version = request
             .webhook
             .review_versions
             .iter()
             .find(|v| *v == "v1" || *v == "v1beta1")
             .ok_or_else(|| ConversionError("no supported conversion review versions".into()))?;
-        let Some((endpoint, ca_bundle)) = config::client_config(&request.webhook.client_config)
-        else {
-            return Err(failed("the webhook has no clientConfig".into()));
-        };
-        let uid = uuid::Uuid::new_v4().to_string();
-        let review = json!({
-            "apiVersion": format!("apiextensions.k8s.io/{review_version}"),
-            "kind": "ConversionReview",
-            "request": {
-                "uid": uid,
-                "desiredAPIVersion": request.desired_api_version,
-                "objects": objects,
-            },
-        });
-        let body = Bytes::from(serde_json::to_vec(&review).unwrap_or_default());
         let mut placements: Vec<_> = self
             .clusters
             .get(request.cluster)
@@ -92,11 +79,74 @@ impl Converter for WebhookConverter {
             .into_iter()
             .collect();
         placements.extend(crate::ancestor_placements(&self.clusters, request.cluster));
+        // One review per batch, split only where a review would outgrow
+        // what a webhook's answer may be (objects are serialized once).
+        let encoded: Vec<Vec<u8>> = objects
+            .iter()
+            .map(|o| serde_json::to_vec(o).unwrap_or_default())
+            .collect();
+        let mut out = Vec::with_capacity(objects.len());
+        let mut start = 0;
+        while start < objects.len() {
+            let mut end = start + 1;
+            let mut size = encoded[start].len();
+            while end < objects.len() && size + encoded[end].len() <= MAX_REVIEW_BYTES {
+                size += encoded[end].len();
+                end += 1;
+            }
+            let review = Review {
+                request: &request,
+                version: review_version,
+                placements: &placements,
+            };
+            out.extend(
+                self.review(&review, &objects[start..end], &encoded[start..end])
+                    .await?,
+            );
+            start = end;
+        }
+        Ok(out)
+    }
+}
+
+/// What every review of one conversion shares.
+struct Review<'a> {
+    request: &'a ConversionRequest<'a>,
+    /// The `ConversionReview` version (`v1`, `v1beta1`).
+    version: &'a str,
+    /// The VirtualClusters bounding what the cluster's webhook may reach.
+    placements: &'a [Arc<crate::tenancy::Placement>],
+}
+
+impl WebhookConverter {
+    /// Sends one review of `objects` (serialized as `encoded`) and checks
+    /// the answer.
+    async fn review(
+        &self,
+        review: &Review<'_>,
+        objects: &[Value],
+        encoded: &[Vec<u8>],
+    ) -> Result<Vec<Value>, ConversionError> {
+        let request = review.request;
+        let gvk = gvk_string(&objects[0]);
+        let failed =
+            |why: String| ConversionError(format!("conversion webhook for {gvk} failed: {why}"));
+        let Some((endpoint, ca_bundle)) = config::client_config(&request.webhook.client_config)
+        else {
+            return Err(failed("the webhook has no clientConfig".into()));
+        };
+        let uid = uuid::Uuid::new_v4().to_string();
+        let head = json!({
+            "apiVersion": format!("apiextensions.k8s.io/{}", review.version),
+            "kind": "ConversionReview",
+            "request": {"uid": uid, "desiredAPIVersion": request.desired_api_version},
+        });
+        let body = review_body(&head, encoded);
         let answer = self
             .webhooks
             .post(
                 request.cluster,
-                &placements,
+                review.placements,
                 &endpoint,
                 ca_bundle.as_deref(),
                 CONVERSION_TIMEOUT,
@@ -104,9 +154,31 @@ impl Converter for WebhookConverter {
             )
             .await
             .map_err(failed)?;
-        let converted = converted_objects(review_version, &uid, &answer).map_err(failed)?;
-        verify(&gvk, request.desired_api_version, objects, converted)
+        let converted = converted_objects(review.version, &uid, &answer).map_err(failed)?;
+        verify(
+            &gvk,
+            request.desired_api_version,
+            objects.to_vec(),
+            converted,
+        )
     }
+}
+
+/// The review `head` with `request.objects` spliced in from the objects'
+/// JSON (each serialized once, for sizing and sending).
+fn review_body(head: &Value, encoded: &[Vec<u8>]) -> Bytes {
+    let mut body = serde_json::to_vec(head).unwrap_or_default();
+    // `head` ends with `}}`: reopen `request` for its objects.
+    body.truncate(body.len().saturating_sub(2));
+    body.extend_from_slice(b",\"objects\":[");
+    for (i, o) in encoded.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(o);
+    }
+    body.extend_from_slice(b"]}}");
+    Bytes::from(body)
 }
 
 /// The converted objects of a webhook's answer (upstream's
@@ -344,6 +416,25 @@ mod tests {
         serde_json::to_vec(&json!({"apiVersion": "apiextensions.k8s.io/v1",
             "kind": "ConversionReview", "response": response}))
         .unwrap()
+    }
+
+    #[test]
+    fn review_bodies_carry_the_objects() {
+        let head = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+            "request": {"uid": "u", "desiredAPIVersion": "stable.example.com/v2"}});
+        let objects = [crontab("a", "v1"), crontab("b", "v1")];
+        let encoded: Vec<Vec<u8>> = objects
+            .iter()
+            .map(|o| serde_json::to_vec(o).unwrap())
+            .collect();
+        let body: Value = serde_json::from_slice(&review_body(&head, &encoded)).unwrap();
+        assert_eq!(body["request"]["uid"], "u");
+        assert_eq!(
+            body["request"]["desiredAPIVersion"],
+            "stable.example.com/v2"
+        );
+        assert_eq!(body["request"]["objects"], json!(objects));
+        assert_eq!(body["kind"], "ConversionReview");
     }
 
     #[test]
