@@ -31,11 +31,13 @@ pub const DENY_MESSAGE: &str = "pods named bad are not welcome";
 /// The message of the `/convert-fail` path's refusal.
 pub const CONVERSION_REFUSAL: &str = "this object cannot be converted";
 
-/// Calls per path, and the objects of each conversion review per path.
+/// Calls per path, the objects of each conversion review per path, and
+/// the last `AdmissionReview` request per path.
 #[derive(Default)]
 struct Record {
     calls: HashMap<String, usize>,
     reviews: HashMap<String, Vec<usize>>,
+    admission: HashMap<String, Value>,
 }
 
 /// A running webhook server (it stops with the runtime it was started on).
@@ -125,6 +127,16 @@ impl WebhookServer {
             .unwrap_or(0)
     }
 
+    /// The `request` of the last `AdmissionReview` `path` had.
+    pub fn last_admission(&self, path: &str) -> Option<Value> {
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admission
+            .get(path)
+            .cloned()
+    }
+
     /// The number of objects of each conversion review `path` had, in order.
     pub fn reviews(&self, path: &str) -> Vec<usize> {
         self.record
@@ -160,6 +172,10 @@ async fn answer(
         if review["kind"] == "ConversionReview" {
             let n = review["request"]["objects"].as_array().map_or(0, Vec::len);
             record.reviews.entry(path.clone()).or_default().push(n);
+        } else {
+            record
+                .admission
+                .insert(path.clone(), review["request"].clone());
         }
     }
     if review["kind"] == "ConversionReview" {

@@ -453,6 +453,52 @@ async fn a_clusters_conversion_webhook_is_its_own() {
 }
 
 #[tokio::test]
+async fn an_admission_webhook_of_another_version_sees_the_object_converted() {
+    let f = Fixture::start().await;
+    f.create_cluster("team-a").await;
+    let a = admin(&f, "team-a").await;
+    let server = webhook_server().await;
+    establish(&a, crontab_crd(&server.url("/convert"), &server)).await;
+    // A mutating webhook for v1 only, matching equivalent versions.
+    let config = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration", "metadata": {"name": "label"},
+        "webhooks": [{"name": "label.example.com",
+            "clientConfig": {"url": server.url("/label"), "caBundle": server.ca_bundle()},
+            "rules": [{"operations": ["CREATE"], "apiGroups": ["stable.example.com"],
+                       "apiVersions": ["v1"], "resources": ["crontabs"]}],
+            "matchPolicy": "Equivalent", "sideEffects": "None",
+            "admissionReviewVersions": ["v1"]}]});
+    let (code, out) = send(
+        &a,
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        Some(config),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    let (code, out) = send(
+        &a,
+        "POST",
+        V2,
+        Some(crontab("m", "v2", json!({"schedule": "5 5 * * *"}))),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    // The webhook saw the v1 object; its patch is kept at v2.
+    let seen = server
+        .last_admission("/label")
+        .expect("the webhook was called");
+    assert_eq!(seen["kind"]["version"], "v1");
+    assert_eq!(seen["object"]["apiVersion"], "stable.example.com/v1");
+    assert_eq!(seen["object"]["spec"], json!({"cronSpec": "5 5 * * *"}));
+    assert_eq!(out["apiVersion"], "stable.example.com/v2");
+    assert_eq!(out["spec"], json!({"schedule": "5 5 * * *"}));
+    assert_eq!(out["metadata"]["labels"]["webhook"], "added", "{out}");
+}
+
+#[tokio::test]
 async fn a_batch_too_large_for_one_answer_is_split() {
     let f = Fixture::start().await;
     f.create_cluster("team-a").await;

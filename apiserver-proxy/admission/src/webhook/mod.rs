@@ -31,6 +31,10 @@
 //! ([`crate::cel`], compiled once per distinct expression per process); an
 //! error is a failed call under the webhook's `failurePolicy`.
 //!
+//! A webhook matching another version of a custom resource whose CRD
+//! converts by webhook is sent the objects converted to that version (and
+//! a mutating webhook's patch is converted back), as upstream.
+//!
 //! Not yet: built-in resources are matched only in the request's own
 //! version.
 
@@ -261,6 +265,64 @@ impl Webhooks {
         Ok(())
     }
 
+    /// `obj` and `old` in the version `inv` matched, when that is another
+    /// version of a custom resource converted by webhook (upstream converts
+    /// them with the CRD's converter); `None`: the request's own objects
+    /// serve (a `None` conversion only rewrites apiVersion, which the
+    /// review does). A failed conversion refuses the request (500).
+    async fn converted(
+        &self,
+        attrs: &Attributes<'_>,
+        inv: &Invocation,
+        obj: Option<&Value>,
+        old: Option<&Value>,
+        store: &ReadOnlyStore<'_>,
+    ) -> Result<Option<(Option<Value>, Option<Value>)>, ApiError> {
+        let Some(version) = inv.version.as_deref() else {
+            return Ok(None);
+        };
+        let by_webhook = version
+            .custom
+            .as_ref()
+            .is_some_and(|c| c.conversion.is_some());
+        if !by_webhook || version.version == attrs.resource.version {
+            return Ok(None);
+        }
+        let mut objects: Vec<Value> = obj.into_iter().chain(old).cloned().collect();
+        let t = crate::registry::store::Target {
+            cluster: attrs.path,
+            resource: version,
+            namespace: attrs.namespace,
+        };
+        store
+            .convert(&t, &mut objects, &version.api_version())
+            .await
+            .map_err(|e| ApiError::Internal(e.0))?;
+        let mut objects = objects.into_iter();
+        Ok(Some((
+            obj.and_then(|_| objects.next()),
+            old.and_then(|_| objects.next()),
+        )))
+    }
+
+    /// Converts a patched object back to the request's version.
+    async fn convert_back(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: &mut Value,
+        store: &ReadOnlyStore<'_>,
+    ) -> Result<(), ApiError> {
+        let t = crate::registry::store::Target {
+            cluster: attrs.path,
+            resource: attrs.resource,
+            namespace: attrs.namespace,
+        };
+        store
+            .convert(&t, std::slice::from_mut(obj), &attrs.resource.api_version())
+            .await
+            .map_err(|e| ApiError::Internal(e.0))
+    }
+
     /// POSTs `body` to a webhook of `cluster` (admission or conversion):
     /// within `timeout` (sent as `?timeout=`, as upstream), counted against
     /// the cluster's calls in flight, reaching only what `placements` (the
@@ -419,7 +481,7 @@ impl Plugin for MutatingWebhooks {
         // For reinvocation: the index of the last webhook that changed the object.
         let mut last_change: Option<usize> = None;
         for (i, inv) in hooks.iter().enumerate() {
-            if self.invoke(attrs, inv, obj, old).await? {
+            if self.invoke(attrs, inv, obj, old, store).await? {
                 last_change = Some(i);
             }
         }
@@ -427,7 +489,7 @@ impl Plugin for MutatingWebhooks {
         // before the last change.
         if let Some(last) = last_change {
             for inv in hooks[..last].iter().filter(|i| i.hook.reinvoke_if_needed) {
-                self.invoke(attrs, inv, obj, old).await?;
+                self.invoke(attrs, inv, obj, old, store).await?;
             }
         }
         Ok(())
@@ -437,23 +499,37 @@ impl Plugin for MutatingWebhooks {
 impl MutatingWebhooks {
     /// Calls one mutating webhook and applies its patch; whether the object
     /// changed.
+    /// A webhook that matched another version of a custom resource
+    /// converted by webhook is sent the object in that version, and its
+    /// patch applies there; the result is converted back, as upstream.
     async fn invoke(
         &self,
         attrs: &Attributes<'_>,
         inv: &Invocation,
         obj: &mut Value,
         old: Option<&Value>,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<bool, ApiError> {
-        let verdict = match self.0.call(attrs, inv, true, Some(obj), old).await {
+        let converted = self.0.converted(attrs, inv, Some(obj), old, store).await?;
+        let (sent, sent_old) = match &converted {
+            Some((o, p)) => (o.clone().unwrap_or_default(), p.as_ref()),
+            None => (obj.clone(), old),
+        };
+        let verdict = match self.0.call(attrs, inv, true, Some(&sent), sent_old).await {
             Ok(v) => v,
             Err(e) => return e.into_error(&inv.hook).map_or(Ok(false), Err),
         };
         let Some(patch) = verdict.patch else {
             return Ok(false);
         };
-        let patched = nestkube_patch::rfc6902::apply(obj, &patch)
+        let mut patched = nestkube_patch::rfc6902::apply(&sent, &patch)
             .ok()
             .filter(Value::is_object);
+        if converted.is_some()
+            && let Some(p) = &mut patched
+        {
+            self.0.convert_back(attrs, p, store).await?;
+        }
         match patched {
             Some(p) if p != *obj => {
                 *obj = p;
@@ -494,11 +570,19 @@ impl Plugin for ValidatingWebhooks {
         if hooks.is_empty() {
             return Ok(());
         }
-        let results = futures::future::join_all(
-            hooks
-                .iter()
-                .map(|inv| self.0.call(attrs, inv, false, obj, old)),
-        )
+        // Objects in the version each webhook matched (converted before
+        // any call: the calls run together).
+        let mut inputs = Vec::with_capacity(hooks.len());
+        for inv in &hooks {
+            inputs.push(self.0.converted(attrs, inv, obj, old, store).await?);
+        }
+        let results = futures::future::join_all(hooks.iter().zip(&inputs).map(|(inv, input)| {
+            let (obj, old) = match input {
+                Some((o, p)) => (o.as_ref(), p.as_ref()),
+                None => (obj, old),
+            };
+            self.0.call(attrs, inv, false, obj, old)
+        }))
         .await;
         for (inv, r) in hooks.iter().zip(results) {
             if let Err(e) = r
