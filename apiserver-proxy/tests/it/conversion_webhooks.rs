@@ -496,6 +496,52 @@ async fn an_admission_webhook_of_another_version_sees_the_object_converted() {
     assert_eq!(out["apiVersion"], "stable.example.com/v2");
     assert_eq!(out["spec"], json!({"schedule": "5 5 * * *"}));
     assert_eq!(out["metadata"]["labels"]["webhook"], "added", "{out}");
+
+    // A ValidatingAdmissionPolicy for v1 judges the v1 object too.
+    let policy = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy", "metadata": {"name": "never"},
+        "spec": {"failurePolicy": "Fail",
+            "matchConstraints": {"matchPolicy": "Equivalent", "resourceRules": [{
+                "operations": ["CREATE"], "apiGroups": ["stable.example.com"],
+                "apiVersions": ["v1"], "resources": ["crontabs"]}]},
+            "validations": [{"expression": "object.spec.cronSpec != 'never'",
+                             "message": "a v1 cronSpec may not be never"}]}});
+    let binding = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": "never"},
+        "spec": {"policyName": "never", "validationActions": ["Deny"]}});
+    for (resource, body) in [
+        ("validatingadmissionpolicies", policy),
+        ("validatingadmissionpolicybindings", binding),
+    ] {
+        let (code, out) = send(
+            &a,
+            "POST",
+            &format!("/apis/admissionregistration.k8s.io/v1/{resource}"),
+            Some(body),
+            &[],
+        )
+        .await;
+        assert_eq!(code, 201, "{out}");
+    }
+    let out = wait_for("the policy refuses a v2 object", TIMEOUT, || async {
+        let (code, out) = send(
+            &a,
+            "POST",
+            V2,
+            Some(crontab("n", "v2", json!({"schedule": "never"}))),
+            &[],
+        )
+        .await;
+        (code == 422).then_some(out)
+    })
+    .await;
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("a v1 cronSpec may not be never"),
+        "{out}"
+    );
 }
 
 #[tokio::test]

@@ -265,11 +265,8 @@ impl Webhooks {
         Ok(())
     }
 
-    /// `obj` and `old` in the version `inv` matched, when that is another
-    /// version of a custom resource converted by webhook (upstream converts
-    /// them with the CRD's converter); `None`: the request's own objects
-    /// serve (a `None` conversion only rewrites apiVersion, which the
-    /// review does). A failed conversion refuses the request (500).
+    /// `obj` and `old` in the version `inv` matched
+    /// ([`matching::converted_to`]).
     async fn converted(
         &self,
         attrs: &Attributes<'_>,
@@ -278,31 +275,10 @@ impl Webhooks {
         old: Option<&Value>,
         store: &ReadOnlyStore<'_>,
     ) -> Result<Option<(Option<Value>, Option<Value>)>, ApiError> {
-        let Some(version) = inv.version.as_deref() else {
-            return Ok(None);
-        };
-        let by_webhook = version
-            .custom
-            .as_ref()
-            .is_some_and(|c| c.conversion.is_some());
-        if !by_webhook || version.version == attrs.resource.version {
-            return Ok(None);
+        match inv.version.as_deref() {
+            Some(version) => matching::converted_to(attrs, version, obj, old, store).await,
+            None => Ok(None),
         }
-        let mut objects: Vec<Value> = obj.into_iter().chain(old).cloned().collect();
-        let t = crate::registry::store::Target {
-            cluster: attrs.path,
-            resource: version,
-            namespace: attrs.namespace,
-        };
-        store
-            .convert(&t, &mut objects, &version.api_version())
-            .await
-            .map_err(|e| ApiError::Internal(e.0))?;
-        let mut objects = objects.into_iter();
-        Ok(Some((
-            obj.and_then(|_| objects.next()),
-            old.and_then(|_| objects.next()),
-        )))
     }
 
     /// Converts a patched object back to the request's version.
