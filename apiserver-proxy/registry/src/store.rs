@@ -8,7 +8,10 @@
 //! Per-type behaviour comes only from the resource's [`Strategy`]; this module
 //! knows no resource by name except namespaces (for namespace lifecycle).
 //! Every create and every removal from storage passes the
-//! [`ObjectLimits`] hook it is given, whoever writes.
+//! [`ObjectLimits`] hook it is given, whoever writes. Custom resources of a
+//! CRD converted by webhook change version through the [`Converter`] hook
+//! it is given, wherever the stored and the wanted version differ (reads,
+//! watches, writes at a version that is not the storage version).
 
 use std::sync::Arc;
 
