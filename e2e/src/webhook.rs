@@ -6,6 +6,14 @@
 //! adding label `webhook=added`); `/slow` (answers after 5 s); `/hang`
 //! (never answers); `/bad-uid`
 //! (answers for another request).
+//!
+//! It also answers `ConversionReview`s (`apiextensions.k8s.io/v1`) of the
+//! `CronTab` of upstream's examples: `spec.cronSpec` (v1) <->
+//! `spec.schedule` (v2), on any path; `/convert-bad-uid` answers for
+//! another request, `/convert-rename` renames the objects,
+//! `/convert-extra` returns one object too many, `/convert-fail` refuses
+//! with [`CONVERSION_REFUSAL`]. The number of objects of each review is
+//! recorded per path ([`WebhookServer::reviews`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,13 +30,25 @@ use serde_json::{Value, json};
 /// The message of the `/deny` path's refusal.
 pub const DENY_MESSAGE: &str = "pods named bad are not welcome";
 
+/// The message of the `/convert-fail` path's refusal.
+pub const CONVERSION_REFUSAL: &str = "this object cannot be converted";
+
+/// Calls per path, the objects of each conversion review per path, and
+/// the last `AdmissionReview` request per path.
+#[derive(Default)]
+struct Record {
+    calls: HashMap<String, usize>,
+    reviews: HashMap<String, Vec<usize>>,
+    admission: HashMap<String, Value>,
+}
+
 /// A running webhook server (it stops with the runtime it was started on).
 pub struct WebhookServer {
     /// Where it listens.
     pub addr: SocketAddr,
     /// The CA that issued its serving certificate (PEM).
     pub ca_pem: String,
-    calls: Arc<Mutex<HashMap<String, usize>>>,
+    record: Arc<Mutex<Record>>,
     connections: Arc<AtomicUsize>,
 }
 
@@ -64,8 +84,8 @@ impl WebhookServer {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
-        let calls: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let counted = calls.clone();
+        let record: Arc<Mutex<Record>> = Arc::default();
+        let counted = record.clone();
         let connections = Arc::new(AtomicUsize::new(0));
         let accepted = connections.clone();
         tokio::spawn(async move {
@@ -93,7 +113,7 @@ impl WebhookServer {
         Ok(Self {
             addr,
             ca_pem: ca_cert.pem(),
-            calls,
+            record,
             connections,
         })
     }
@@ -105,9 +125,10 @@ impl WebhookServer {
 
     /// How many calls `path` had.
     pub fn calls(&self, path: &str) -> usize {
-        self.calls
+        self.record
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .calls
             .get(path)
             .copied()
             .unwrap_or(0)
@@ -118,6 +139,27 @@ impl WebhookServer {
         self.connections.load(Ordering::Relaxed)
     }
 
+    /// The `request` of the last `AdmissionReview` `path` had.
+    pub fn last_admission(&self, path: &str) -> Option<Value> {
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admission
+            .get(path)
+            .cloned()
+    }
+
+    /// The number of objects of each conversion review `path` had, in order.
+    pub fn reviews(&self, path: &str) -> Vec<usize> {
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reviews
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The CA as a webhook's `caBundle` (base64 of the PEM).
     pub fn ca_bundle(&self) -> String {
         base64::engine::general_purpose::STANDARD.encode(&self.ca_pem)
@@ -126,14 +168,9 @@ impl WebhookServer {
 
 async fn answer(
     req: hyper::Request<hyper::body::Incoming>,
-    calls: Arc<Mutex<HashMap<String, usize>>>,
+    record: Arc<Mutex<Record>>,
 ) -> hyper::Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
-    *calls
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(path.clone())
-        .or_default() += 1;
     let body = req
         .into_body()
         .collect()
@@ -141,6 +178,21 @@ async fn answer(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let review: Value = serde_json::from_slice(&body).unwrap_or_default();
+    {
+        let mut record = record.lock().unwrap_or_else(|e| e.into_inner());
+        *record.calls.entry(path.clone()).or_default() += 1;
+        if review["kind"] == "ConversionReview" {
+            let n = review["request"]["objects"].as_array().map_or(0, Vec::len);
+            record.reviews.entry(path.clone()).or_default().push(n);
+        } else {
+            record
+                .admission
+                .insert(path.clone(), review["request"].clone());
+        }
+    }
+    if review["kind"] == "ConversionReview" {
+        return json_response(&conversion(&path, &review));
+    }
     let mut response = json!({"uid": review["request"]["uid"], "allowed": true});
     match path.as_str() {
         "/deny" => {
@@ -169,8 +221,68 @@ async fn answer(
         _ => {}
     }
     let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
+    json_response(&review)
+}
+
+/// The answer to a `ConversionReview` on `path`.
+fn conversion(path: &str, review: &Value) -> Value {
+    let request = &review["request"];
+    let desired = request["desiredAPIVersion"].as_str().unwrap_or_default();
+    let mut objects: Vec<Value> = request["objects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| convert_crontab(o, desired))
+        .collect();
+    let mut response = json!({"uid": request["uid"], "result": {"status": "Success"}});
+    match path {
+        "/convert-bad-uid" => response["uid"] = json!("not-the-uid"),
+        "/convert-rename" => {
+            for o in &mut objects {
+                o["metadata"]["name"] = json!("renamed");
+            }
+        }
+        "/convert-extra" => {
+            if let Some(first) = objects.first().cloned() {
+                objects.push(first);
+            }
+        }
+        "/convert-fail" => {
+            response["result"] = json!({"status": "Failure", "message": CONVERSION_REFUSAL});
+        }
+        _ => {}
+    }
+    response["convertedObjects"] = json!(objects);
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview", "response": response})
+}
+
+/// A `CronTab` at `desired`: v1's `spec.cronSpec` is v2's `spec.schedule`;
+/// a label `converted-to` records the last conversion.
+fn convert_crontab(obj: &Value, desired: &str) -> Value {
+    let mut out = obj.clone();
+    let spec = out["spec"].as_object_mut();
+    if let Some(spec) = spec {
+        let (from, to) = if desired.ends_with("/v2") {
+            ("cronSpec", "schedule")
+        } else {
+            ("schedule", "cronSpec")
+        };
+        if let Some(v) = spec.remove(from) {
+            spec.insert(to.into(), v);
+        }
+    }
+    out["apiVersion"] = json!(desired);
+    if !out["metadata"]["labels"].is_object() {
+        out["metadata"]["labels"] = json!({});
+    }
+    out["metadata"]["labels"]["converted-to"] =
+        json!(desired.rsplit('/').next().unwrap_or_default());
+    out
+}
+
+fn json_response(body: &Value) -> hyper::Response<Full<Bytes>> {
     let mut out = hyper::Response::new(Full::new(Bytes::from(
-        serde_json::to_vec(&review).unwrap_or_default(),
+        serde_json::to_vec(body).unwrap_or_default(),
     )));
     out.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

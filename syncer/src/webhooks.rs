@@ -1,4 +1,5 @@
-//! Reaching the Services that a virtual cluster's admission webhooks name:
+//! Reaching the Services that a virtual cluster's admission webhooks (and
+//! its CRDs' conversion webhooks) name:
 //! the [`ServiceReach`] the syncer registers on the apiserver
 //! ([`register`]). A virtual Service runs nowhere itself; its copy in the
 //! parent does. So a call to Service `ns/name` of cluster `c` is

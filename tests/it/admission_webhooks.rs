@@ -7,7 +7,8 @@
 //! does) dials only addresses of existing pods. The e2e host's pods are
 //! simulated (kwok), so the test gives the pod copy's IP to one end of a
 //! veth pair of this machine and serves the webhook there (never anything
-//! outside this machine). Another tenant's requests never reach it.
+//! outside this machine). Another tenant's requests never reach it. A CRD's
+//! conversion webhook behind the same Service is reached the same way.
 
 use std::ffi::OsStr;
 use std::net::{IpAddr, SocketAddr};
@@ -187,5 +188,40 @@ fn a_tenants_service_webhook_is_called_through_the_host() {
     let calls = server.calls("/deny");
     b.ok(&["create", "configmap", "bad"]);
     assert_eq!(server.calls("/deny"), calls);
+
+    // A CRD's conversion webhook behind the same Service: a CronTab stored
+    // at v1 is read at v2 through it.
+    a.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+  "metadata": {"name": "crontabs.stable.example.com"},
+  "spec": {"group": "stable.example.com", "scope": "Namespaced",
+    "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab"},
+    "conversion": {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
+      "clientConfig": {"service": {"namespace": "default", "name": "hook", "path": "/convert", "port": 443}}}},
+    "versions": [
+      {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+      {"name": "v2", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}"#,
+    );
+    wait_for("the CRD's v2 is served", WAIT, || {
+        a.output(&["get", "crontabs.v2.stable.example.com"])
+            .status
+            .success()
+            .then_some(())
+    });
+    a.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion": "stable.example.com/v1", "kind": "CronTab", "metadata": {"name": "nightly"},
+  "spec": {"cronSpec": "0 3 * * *"}}"#,
+    );
+    let schedule = a.ok(&[
+        "get",
+        "crontabs.v2.stable.example.com",
+        "nightly",
+        "-o",
+        "jsonpath={.spec.schedule}",
+    ]);
+    assert_eq!(schedule.trim(), "0 3 * * *");
+    assert!(!server.reviews("/convert").is_empty());
     drop(runtime);
 }

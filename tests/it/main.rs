@@ -8,6 +8,7 @@ mod support;
 mod admission_webhooks;
 mod cert_manager_webhook;
 mod chart;
+mod conversion_parity;
 mod crd_parity;
 mod custom_resources;
 mod host_mode;

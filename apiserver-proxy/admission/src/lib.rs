@@ -224,7 +224,7 @@ impl Default for AdmissionConfig {
 
 /// The placements of the clusters above `path` (nearest first), skipping
 /// those without one (`root`, a cluster no VirtualCluster created).
-fn ancestor_placements(clusters: &Clusters, path: &str) -> Vec<Arc<Placement>> {
+pub(crate) fn ancestor_placements(clusters: &Clusters, path: &str) -> Vec<Arc<Placement>> {
     let mut out = Vec::new();
     let mut rest = path;
     while let Some((parent, _)) = rest.rsplit_once(':') {
@@ -314,6 +314,16 @@ impl Admission {
     /// Services: [`webhook::Webhooks::set_service_reach`]).
     pub fn webhooks(&self) -> &Arc<webhook::Webhooks> {
         &self.webhooks
+    }
+
+    /// The converter calling the conversion webhooks of custom resources
+    /// (for [`crate::registry::store::Store::with_converter`]); it shares
+    /// the admission webhooks' transport and per-cluster bound on calls.
+    pub fn converter(&self) -> Arc<dyn crate::registry::conversion_hook::Converter> {
+        Arc::new(webhook::conversion::WebhookConverter::new(
+            self.webhooks.clone(),
+            self.clusters.clone(),
+        ))
     }
 
     /// This chain with `plugin` appended (its mutating phase runs after

@@ -35,6 +35,43 @@ pub fn is_exempt(group: &str, resource: &str) -> bool {
     group == "admissionregistration.k8s.io" && EXEMPT.contains(&resource)
 }
 
+/// The request's objects (`obj`, `old`) in `version`, when a webhook or
+/// policy matched another version of a custom resource whose CRD converts
+/// by webhook (upstream converts them with the CRD's converter); `None`:
+/// the request's own objects serve (a `None` conversion only rewrites
+/// apiVersion, which the callers do). A failed conversion refuses the
+/// request (500).
+pub async fn converted_to(
+    attrs: &Attributes<'_>,
+    version: &ResourceInfo,
+    obj: Option<&Value>,
+    old: Option<&Value>,
+    store: &ReadOnlyStore<'_>,
+) -> Result<Option<(Option<Value>, Option<Value>)>, ApiError> {
+    let by_webhook = version
+        .custom
+        .as_ref()
+        .is_some_and(|c| c.conversion.is_some());
+    if !by_webhook || version.version == attrs.resource.version {
+        return Ok(None);
+    }
+    let mut objects: Vec<Value> = obj.into_iter().chain(old).cloned().collect();
+    let t = crate::registry::store::Target {
+        cluster: attrs.path,
+        resource: version,
+        namespace: attrs.namespace,
+    };
+    store
+        .convert(&t, &mut objects, &version.api_version())
+        .await
+        .map_err(|e| ApiError::Internal(e.0))?;
+    let mut objects = objects.into_iter();
+    Ok(Some((
+        obj.and_then(|_| objects.next()),
+        old.and_then(|_| objects.next()),
+    )))
+}
+
 /// The facts of a request that rules look at (upstream's
 /// `admission.Attributes` as the rule matcher reads them).
 #[derive(Clone, Copy, Debug)]

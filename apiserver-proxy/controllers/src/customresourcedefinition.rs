@@ -238,7 +238,18 @@ impl Controller {
         }
         let name = meta::name(crd);
         let remaining = match Definition::build(&crd["spec"]) {
-            Ok(d) => match d.versions.first() {
+            // The storage version, as upstream's finalizer: objects stored
+            // at it need no conversion webhook to be read and deleted.
+            Ok(d) => match d
+                .versions
+                .iter()
+                .find(|r| {
+                    r.custom
+                        .as_ref()
+                        .is_some_and(|c| c.storage_version == r.version)
+                })
+                .or(d.versions.first())
+            {
                 Some(r) => self.delete_instances(cluster, r).await?,
                 None => 0,
             },

@@ -110,4 +110,16 @@ impl<'a> ReadOnlyStore<'a> {
     pub async fn list(&self, t: &Target<'_>, opts: &ListOptions) -> Result<ListPage, ApiError> {
         self.0.list(t, opts).await
     }
+
+    /// Converts objects of `t`'s resource to `api_version` (a CRD's
+    /// conversion webhook; see [`Store::convert`]): for an admission
+    /// webhook that matched another version of a custom resource.
+    pub async fn convert(
+        &self,
+        t: &Target<'_>,
+        objects: &mut [Value],
+        api_version: &str,
+    ) -> Result<(), crate::conversion_hook::ConversionError> {
+        self.0.convert(t, objects, api_version).await
+    }
 }

@@ -5,12 +5,14 @@
 //! Layering: this crate builds only on `nestkube-api` and storage. It must
 //! never name admission plugins, controllers, tenancy or the HTTP server:
 //! what it needs of them it is given (an [`admission_hook::AdmissionHook`],
-//! [`object_limits::ObjectLimits`]) or asks through a strategy hook.
+//! [`object_limits::ObjectLimits`], a [`conversion_hook::Converter`]) or
+//! asks through a strategy hook.
 
 pub mod admission_hook;
 pub mod apiextensions;
 pub mod binding;
 pub mod catalog;
+pub mod conversion_hook;
 pub mod eviction;
 pub mod keys;
 pub mod kinds;

@@ -8,7 +8,10 @@
 //! Per-type behaviour comes only from the resource's [`Strategy`]; this module
 //! knows no resource by name except namespaces (for namespace lifecycle).
 //! Every create and every removal from storage passes the
-//! [`ObjectLimits`] hook it is given, whoever writes.
+//! [`ObjectLimits`] hook it is given, whoever writes. Custom resources of a
+//! CRD converted by webhook change version through the [`Converter`] hook
+//! it is given, wherever the stored and the wanted version differ (reads,
+//! watches, writes at a version that is not the storage version).
 
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use super::admission_hook::{
     AdmissionHook, AdmissionRequest, AdmittedWrite, Operation, ReadOnlyStore,
 };
 use super::catalog::ResourceInfo;
+use super::conversion_hook::{ConversionError, ConversionRequest, Converter, gvk_string};
 use super::keys;
 use super::managed_fields::{self, FieldSchema};
 use super::meta;
@@ -207,6 +211,9 @@ pub struct Store {
     object_limits: Option<Arc<dyn ObjectLimits>>,
     /// The types `managedFields` are computed with (none: deduced from values).
     field_schema: Option<FieldSchema>,
+    /// Converts custom resources of CRDs converted by webhook (none: such
+    /// objects cannot be read or written at another version).
+    converter: Option<Arc<dyn Converter>>,
 }
 
 /// Decodes a stored value (adding `metadata.resourceVersion`).
@@ -223,13 +230,46 @@ pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
 
 /// Decodes a stored object of `r` as `r`'s version presents it: a custom
 /// resource stored at another version of its CRD gets this version's
-/// apiVersion (upstream's conversion strategy `None`).
+/// apiVersion (upstream's conversion strategy `None`). One whose CRD
+/// converts by webhook keeps its stored version: [`Store::convert`] (or a
+/// read of the store, which calls it) brings it to `r`'s.
 pub fn decode_for(r: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
     let mut obj = decode_stored(kv)?;
-    if r.custom.is_some() {
+    if r.custom.as_ref().is_some_and(|c| c.conversion.is_none()) {
         obj["apiVersion"] = r.api_version().into();
     }
     Ok(obj)
+}
+
+/// A stored object that could not be converted for a read, worded as
+/// upstream's storage reports an object its codec cannot decode (a 500;
+/// the key is upstream's, without the cluster).
+pub fn undecodable(
+    r: &ResourceInfo,
+    stored: &Value,
+    revision: u64,
+    e: &ConversionError,
+) -> ApiError {
+    let ns = meta::namespace(stored);
+    let key = if ns.is_empty() {
+        format!("/{}/{}/{}", r.group, r.resource, meta::name(stored))
+    } else {
+        format!("/{}/{}/{ns}/{}", r.group, r.resource, meta::name(stored))
+    };
+    ApiError::Internal(format!(
+        "StorageError: corrupt object, Code: 7, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: object not decodable revision={revision}: {e}"
+    ))
+}
+
+/// A conversion that failed while a write was prepared: upstream's 500
+/// with the converter's own words (no reason).
+fn conversion_failed(message: String) -> ApiError {
+    ApiError::Other {
+        code: 500,
+        reason: "",
+        message,
+        causes: Vec::new(),
+    }
 }
 
 /// Encodes an object of `r` for storage: a custom resource is written at
@@ -357,7 +397,158 @@ impl Store {
             admission: None,
             object_limits: None,
             field_schema: None,
+            converter: None,
         }
+    }
+
+    /// This store with custom resources of CRDs converted by webhook
+    /// converted by `converter` (set it before the store is cloned).
+    pub fn with_converter(mut self, converter: Arc<dyn Converter>) -> Self {
+        self.converter = Some(converter);
+        self
+    }
+
+    /// Brings `objects` of `t`'s resource to `api_version`, as upstream's
+    /// converter: objects already there are left alone (and never sent);
+    /// for a CRD converting by webhook the others go in one review; with
+    /// `strategy: None` only their apiVersion changes. Built-ins are left
+    /// alone. No lock is held while the webhook is called.
+    pub async fn convert(
+        &self,
+        t: &Target<'_>,
+        objects: &mut [Value],
+        api_version: &str,
+    ) -> Result<(), ConversionError> {
+        let r = t.resource;
+        let Some(custom) = &r.custom else {
+            return Ok(());
+        };
+        let pending: Vec<usize> = (0..objects.len())
+            .filter(|&i| objects[i]["apiVersion"].as_str() != Some(api_version))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let Some(webhook) = &custom.conversion else {
+            for i in pending {
+                objects[i]["apiVersion"] = api_version.into();
+            }
+            return Ok(());
+        };
+        let gvk = gvk_string(&objects[pending[0]]);
+        let Some(converter) = &self.converter else {
+            return Err(ConversionError(format!(
+                "conversion webhook for {gvk} failed: this server calls no conversion webhooks"
+            )));
+        };
+        let batch = pending.iter().map(|&i| objects[i].clone()).collect();
+        let request = ConversionRequest {
+            cluster: t.cluster,
+            resource: r,
+            webhook,
+            desired_api_version: api_version,
+        };
+        let converted = converter.convert(request, batch).await?;
+        if converted.len() != pending.len() {
+            return Err(ConversionError(format!(
+                "conversion webhook for {gvk} returned {} objects, expected {}",
+                converted.len(),
+                pending.len()
+            )));
+        }
+        for (i, obj) in pending.into_iter().zip(converted) {
+            objects[i] = obj;
+        }
+        Ok(())
+    }
+
+    /// Decodes stored objects of `t` at `t`'s version, converting those
+    /// stored at another (one review for the batch). A failed conversion
+    /// is upstream's undecodable object.
+    pub async fn decode_all(
+        &self,
+        t: &Target<'_>,
+        kvs: &[&KeyValue],
+    ) -> Result<Vec<Value>, ApiError> {
+        let mut objects = kvs
+            .iter()
+            .map(|kv| decode_for(t.resource, kv))
+            .collect::<Result<Vec<_>, _>>()?;
+        let want = t.resource.api_version();
+        if let Err(e) = self.convert(t, &mut objects, &want).await {
+            // Name the first object that needed converting, as upstream
+            // (which decodes one object at a time) would.
+            let (kv, obj) = kvs
+                .iter()
+                .zip(&objects)
+                .find(|(_, o)| o["apiVersion"].as_str() != Some(want.as_str()))
+                .unwrap_or((&kvs[0], &objects[0]));
+            return Err(undecodable(t.resource, obj, kv.mod_revision, &e));
+        }
+        Ok(objects)
+    }
+
+    /// `obj` (at `t`'s version) as it is stored: at its CRD's storage
+    /// version when a webhook converts it (`None`: store `obj` itself;
+    /// [`encode_for`] rewrites the apiVersion of `strategy: None`).
+    async fn at_storage_version(
+        &self,
+        t: &Target<'_>,
+        obj: &Value,
+    ) -> Result<Option<Value>, ApiError> {
+        let r = t.resource;
+        match &r.custom {
+            Some(c)
+                if c.conversion.is_some()
+                    && !c.storage_version.is_empty()
+                    && c.storage_version != r.version =>
+            {
+                let mut objects = [obj.clone()];
+                self.convert(
+                    t,
+                    &mut objects,
+                    &format!("{}/{}", r.group, c.storage_version),
+                )
+                .await
+                .map_err(|e| conversion_failed(e.0))?;
+                let [stored] = objects;
+                Ok(Some(stored))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The answer of a dry-run write: `obj` converted to the storage version
+    /// and back, as upstream's dry-run storage encodes and decodes what it
+    /// would have written (a failing conversion webhook fails it too).
+    async fn dry_run_round_trip(&self, t: &Target<'_>, obj: Value) -> Result<Value, ApiError> {
+        match self.at_storage_version(t, &obj).await? {
+            Some(stored) => {
+                let revision = meta::resource_version(&obj).parse().unwrap_or(0);
+                self.read_back(t, stored, revision).await
+            }
+            None => Ok(obj),
+        }
+    }
+
+    /// The answer of a write whose object was stored converted (`stored`,
+    /// with its new resourceVersion): the stored object read back at
+    /// `t`'s version, as upstream decodes what it wrote.
+    async fn read_back(
+        &self,
+        t: &Target<'_>,
+        stored: Value,
+        revision: u64,
+    ) -> Result<Value, ApiError> {
+        let mut objects = [stored];
+        if let Err(e) = self
+            .convert(t, &mut objects, &t.resource.api_version())
+            .await
+        {
+            return Err(undecodable(t.resource, &objects[0], revision, &e));
+        }
+        let [obj] = objects;
+        Ok(obj)
     }
 
     /// This store with field ownership (`managedFields`) computed from the
@@ -474,7 +665,7 @@ impl Store {
     /// GET one object.
     pub async fn get(&self, t: &Target<'_>, name: &str) -> Result<Value, ApiError> {
         match self.storage.get(&t.key(name)).await? {
-            Some(kv) => decode_for(t.resource, &kv),
+            Some(kv) => Ok(self.decode_all(t, &[&kv]).await?.pop().unwrap_or_default()),
             None => Err(ApiError::NotFound(t.subject(name))),
         }
     }
@@ -650,7 +841,7 @@ impl Store {
         };
         if opts.dry_run {
             return Ok(Written {
-                object: obj,
+                object: self.dry_run_round_trip(t, obj).await?,
                 warnings,
                 created: true,
             });
@@ -660,9 +851,13 @@ impl Store {
             .begin_create(self.storage.as_ref(), t.cluster, &mut obj)
             .await?;
         let name = meta::name(&obj).to_string();
+        let stored = self.at_storage_version(t, &obj).await?;
         let kv = match self
             .storage
-            .create(&t.key(&name), encode_for(r, &obj)?)
+            .create(
+                &t.key(&name),
+                encode_for(r, stored.as_ref().unwrap_or(&obj))?,
+            )
             .await
         {
             Ok(kv) => kv,
@@ -673,6 +868,9 @@ impl Store {
         };
         if let Some(slot) = reservation {
             slot.commit();
+        }
+        if let Some(stored) = stored {
+            obj = self.read_back(t, stored, kv.mod_revision).await?;
         }
         meta::set(
             &mut obj,
@@ -706,7 +904,18 @@ impl Store {
         let r = t.resource;
         loop {
             let kv = self.get_kv(t, name).await?;
-            let old = decode_for(r, &kv)?;
+            // The current object at the request's version, before the
+            // patch or strategy sees it (upstream's storage decodes it so).
+            let mut old = [decode_for(r, &kv)?];
+            self.convert(t, &mut old, &r.api_version())
+                .await
+                .map_err(|e| {
+                    conversion_failed(format!(
+                        "object not decodable revision={}: {e}",
+                        kv.mod_revision
+                    ))
+                })?;
+            let [old] = old;
             let (mut obj, mut warnings) = mutate(&old)?;
             let body_name = meta::name(&obj).to_string();
             if body_name.is_empty() {
@@ -853,17 +1062,25 @@ impl Store {
             }
             if opts.dry_run {
                 return Ok(Written {
-                    object: obj,
+                    object: self.dry_run_round_trip(t, obj).await?,
                     warnings,
                     created: false,
                 });
             }
+            let stored = self.at_storage_version(t, &obj).await?;
             match self
                 .storage
-                .update(&t.key(name), encode_for(r, &obj)?, kv.mod_revision)
+                .update(
+                    &t.key(name),
+                    encode_for(r, stored.as_ref().unwrap_or(&obj))?,
+                    kv.mod_revision,
+                )
                 .await
             {
                 Ok(new_kv) => {
+                    if let Some(stored) = stored {
+                        obj = self.read_back(t, stored, new_kv.mod_revision).await?;
+                    }
                     meta::set(
                         &mut obj,
                         "resourceVersion",
@@ -922,7 +1139,7 @@ impl Store {
         }
         loop {
             let kv = self.get_kv(t, name).await?;
-            let obj = decode_for(r, &kv)?;
+            let obj = self.decode_all(t, &[&kv]).await?.pop().unwrap_or_default();
             if let Some(a) = self.admit(t, name, None, Operation::Delete, opts.dry_run) {
                 a.validate(&obj, Some(&obj), &self.read_only()).await?;
             }
@@ -1049,7 +1266,9 @@ impl Store {
         if dry_run {
             return Ok(Deleted::Pending(obj));
         }
-        match self.storage.update(&t.key(name), encode_for(t.resource, &obj)?, kv.mod_revision).await {
+        let stored = self.at_storage_version(t, &obj).await?;
+        let bytes = encode_for(t.resource, stored.as_ref().unwrap_or(&obj))?;
+        match self.storage.update(&t.key(name), bytes, kv.mod_revision).await {
             Ok(new_kv) => {
                 meta::set(&mut obj, "resourceVersion", Some(new_kv.mod_revision.to_string().into()));
                 Ok(Deleted::Pending(obj))
@@ -1151,8 +1370,13 @@ impl Store {
             let exhausted = batch.remaining == 0;
             remaining = batch.remaining;
             let mut stopped_early = false;
-            for (i, kv) in batch.items.iter().enumerate() {
-                let obj = decode_for(t.resource, kv)?;
+            // One conversion review per storage batch, for the objects
+            // stored at another version (upstream converts a list's items
+            // together).
+            let objects = self
+                .decode_all(t, &batch.items.iter().collect::<Vec<_>>())
+                .await?;
+            for (i, (kv, obj)) in batch.items.iter().zip(objects).enumerate() {
                 start_after = Some(kv.key.clone());
                 if Self::matches(t.resource, &obj, &opts.label_selector, &opts.field_selector)? {
                     items.push(obj);

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::catalog::ResourceInfo;
 use super::meta;
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{Store, Target, decode_for};
+use super::store::{Store, Target, decode_for, undecodable};
 use crate::error::ApiError;
 
 /// Watch parameters.
@@ -85,6 +85,10 @@ impl Event {
 pub struct Watch {
     initial: VecDeque<Event>,
     stream: Option<WatchStream>,
+    /// The store (its converter) and the cluster watched: objects stored
+    /// at another version of a CRD are converted as they are read.
+    store: Store,
+    cluster: String,
     resource: std::sync::Arc<ResourceInfo>,
     labels: LabelSelector,
     fields: FieldSelector,
@@ -121,8 +125,14 @@ impl Watch {
                     },
                 )
                 .await?;
-            for kv in &page.items {
-                let obj = decode_for(&resource, kv)?;
+            let t = Target {
+                resource: &resource,
+                ..*t
+            };
+            let objects = store
+                .decode_all(&t, &page.items.iter().collect::<Vec<_>>())
+                .await?;
+            for obj in objects {
                 if Store::matches(&resource, &obj, &opts.label_selector, &opts.field_selector)? {
                     initial.push_back(Event::Added(obj));
                 }
@@ -166,6 +176,8 @@ impl Watch {
         Ok(Watch {
             initial,
             stream,
+            store: store.clone(),
+            cluster: t.cluster.to_string(),
             resource,
             labels: opts.label_selector,
             fields: opts.field_selector,
@@ -179,6 +191,49 @@ impl Watch {
         if let Some(s) = &self.stream {
             s.request_progress();
         }
+    }
+
+    /// Decodes an event's object (and its previous state) at the watched
+    /// version, converting both in one review when they are stored at
+    /// another. `None`: not decodable (skipped, as before conversion).
+    async fn decode(
+        &self,
+        kv: &nestkube_storage::KeyValue,
+        prev: Option<&nestkube_storage::KeyValue>,
+    ) -> Result<Option<(Value, Option<Value>)>, ApiError> {
+        let Ok(obj) = decode_for(&self.resource, kv) else {
+            return Ok(None);
+        };
+        let prev = prev.and_then(|p| decode_for(&self.resource, p).ok());
+        let mut objects: Vec<Value> = std::iter::once(obj).chain(prev).collect();
+        let t = Target {
+            cluster: &self.cluster,
+            resource: &self.resource,
+            namespace: None,
+        };
+        if let Err(e) = self
+            .store
+            .convert(&t, &mut objects, &self.resource.api_version())
+            .await
+        {
+            return Err(undecodable(
+                &self.resource,
+                &objects[0],
+                kv.mod_revision,
+                &e,
+            ));
+        }
+        let mut objects = objects.into_iter();
+        let obj = objects.next().unwrap_or_default();
+        Ok(Some((obj, objects.next())))
+    }
+
+    /// Ends the watch with an error event (an object could not be
+    /// converted: upstream's watch ends with its decode error).
+    fn fail(&mut self, e: ApiError) -> Event {
+        self.done = true;
+        self.stream = None;
+        Event::Error(e)
     }
 
     fn matches(&self, obj: &Value) -> bool {
@@ -224,14 +279,13 @@ impl Watch {
                     });
                 }
                 StorageEvent::Put { kv, prev } => {
-                    let Ok(obj) = decode_for(&self.resource, &kv) else {
-                        continue;
+                    let (obj, before) = match self.decode(&kv, prev.as_ref()).await {
+                        Ok(Some(decoded)) => decoded,
+                        Ok(None) => continue,
+                        Err(e) => return Some(self.fail(e)),
                     };
                     let now = self.matches(&obj);
-                    let before = prev
-                        .as_ref()
-                        .and_then(|p| decode_for(&self.resource, p).ok())
-                        .map(|p| (self.matches(&p), p));
+                    let before = before.map(|p| (self.matches(&p), p));
                     match (before, now) {
                         (None, true) | (Some((false, _)), true) => return Some(Event::Added(obj)),
                         (Some((true, _)), true) => return Some(Event::Modified(obj)),
@@ -247,8 +301,10 @@ impl Watch {
                     }
                 }
                 StorageEvent::Delete { prev, revision } => {
-                    let Ok(mut obj) = decode_for(&self.resource, &prev) else {
-                        continue;
+                    let mut obj = match self.decode(&prev, None).await {
+                        Ok(Some((obj, _))) => obj,
+                        Ok(None) => continue,
+                        Err(e) => return Some(self.fail(e)),
                     };
                     if self.matches(&obj) {
                         meta::set(

@@ -424,9 +424,8 @@ impl ApiServer {
     }
 
     /// What upstream's CRD handler checks before serving a custom
-    /// resource: a version converted by webhook is unavailable (503), a
-    /// terminating CRD takes no new objects (405). Returns the deprecation
-    /// warning of the version, if any.
+    /// resource: a terminating CRD takes no new objects (405). Returns the
+    /// deprecation warning of the version, if any.
     fn custom_resource_checks(
         &self,
         info: &RequestInfo,
@@ -436,14 +435,6 @@ impl ApiServer {
         let Some(custom) = &r.custom else {
             return Ok(None);
         };
-        if let Some(why) = &custom.unavailable {
-            return Err(ApiError::Other {
-                code: 503,
-                reason: "ServiceUnavailable",
-                message: why.clone(),
-                causes: Vec::new(),
-            });
-        }
         let terminating = self
             .catalog
             .custom

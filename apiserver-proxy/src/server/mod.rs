@@ -262,9 +262,12 @@ pub async fn start_with(
         crate::admission::rbac_escalation::RbacEscalation::new(authorizer.clone()),
     ));
     let webhooks = admission.webhooks().clone();
+    // CRD conversion webhooks share the admission webhooks' transport.
+    let converter = admission.converter();
     let patch_schema = load_patch_schema();
     let store = store
         .with_admission(Arc::new(admission))
+        .with_converter(converter)
         .with_object_limits(clusters.clone())
         .with_field_schema(patch_schema.clone());
 

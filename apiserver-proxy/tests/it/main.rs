@@ -14,6 +14,7 @@ mod adversarial;
 mod controllers;
 mod controllers_apps;
 mod controllers_batch;
+mod conversion_webhooks;
 mod custom_resources;
 #[cfg(feature = "etcd")]
 mod etcd_replicas;

@@ -569,10 +569,14 @@ impl Plugin for ValidatingAdmissionPolicy {
                     (&matched.group, &matched.version, &matched.kind),
                     (&matched.group, &matched.version, &matched.resource),
                 );
-                let (object, old) = (
-                    r.object.map(|o| in_version(o, &matched)),
-                    r.old.map(|o| in_version(o, &matched)),
-                );
+                let (object, old) =
+                    match matching::converted_to(attrs, &matched, r.object, r.old, store).await? {
+                        Some(converted) => converted,
+                        None => (
+                            r.object.map(|o| in_version(o, &matched)),
+                            r.old.map(|o| in_version(o, &matched)),
+                        ),
+                    };
                 let actions: Vec<&str> = binding["spec"]["validationActions"]
                     .as_array()
                     .into_iter()

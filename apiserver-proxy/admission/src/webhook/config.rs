@@ -120,8 +120,10 @@ pub fn webhooks_of(configuration: &Value) -> Vec<Webhook> {
         .collect()
 }
 
-fn webhook(configuration: &str, w: &Value) -> Option<Webhook> {
-    let cc = &w["clientConfig"];
+/// A `clientConfig` (of an admission webhook or a CRD's conversion
+/// webhook): where it is reached and the CA bundle verifying it; `None`
+/// when it names neither a URL nor a Service.
+pub fn client_config(cc: &Value) -> Option<(Endpoint, Option<Vec<u8>>)> {
     let endpoint = if let Some(url) = cc["url"].as_str() {
         Endpoint::Url(url.to_string())
     } else {
@@ -140,11 +142,16 @@ fn webhook(configuration: &str, w: &Value) -> Option<Webhook> {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.decode(b).ok()
     });
+    Some((endpoint, ca_bundle.filter(|b| !b.is_empty())))
+}
+
+fn webhook(configuration: &str, w: &Value) -> Option<Webhook> {
+    let (endpoint, ca_bundle) = client_config(&w["clientConfig"])?;
     Some(Webhook {
         name: w["name"].as_str().unwrap_or_default().to_string(),
         configuration: configuration.to_string(),
         endpoint,
-        ca_bundle: ca_bundle.filter(|b| !b.is_empty()),
+        ca_bundle,
         rules: Rule::list(&w["rules"]),
         match_policy: MatchPolicy::from_json(&w["matchPolicy"]),
         namespace_selector: w["namespaceSelector"].clone(),

@@ -31,10 +31,15 @@
 //! ([`crate::cel`], compiled once per distinct expression per process); an
 //! error is a failed call under the webhook's `failurePolicy`.
 //!
+//! A webhook matching another version of a custom resource whose CRD
+//! converts by webhook is sent the objects converted to that version (and
+//! a mutating webhook's patch is converted back), as upstream.
+//!
 //! Not yet: built-in resources are matched only in the request's own
 //! version.
 
 pub mod config;
+pub mod conversion;
 pub mod pool;
 pub mod review;
 pub mod transport;
@@ -229,27 +234,117 @@ impl Webhooks {
     /// Refuses a tenant's webhook configuration naming a `url` its cluster
     /// may not call (upstream has no such rule: on a shared host a `url`
     /// webhook is a way to make the control plane send requests).
+    /// A CRD's conversion webhook is held to the same rule.
     async fn check_urls(&self, attrs: &Attributes<'_>, obj: &Value) -> Result<(), ApiError> {
         let is_config = [Kind::Mutating, Kind::Validating]
             .iter()
             .any(|k| attrs.is("admissionregistration.k8s.io", k.resource()));
-        if !is_config {
+        let urls: Vec<(String, &str)> = if is_config {
+            obj["webhooks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(i, w)| {
+                    let url = w["clientConfig"]["url"].as_str()?;
+                    Some((format!("webhooks[{i}].clientConfig.url"), url))
+                })
+                .collect()
+        } else if attrs.is("apiextensions.k8s.io", "customresourcedefinitions") {
+            obj["spec"]["conversion"]["webhook"]["clientConfig"]["url"]
+                .as_str()
+                .map(|url| ("spec.conversion.webhook.clientConfig.url".to_string(), url))
+                .into_iter()
+                .collect()
+        } else {
             return Ok(());
-        }
+        };
         let placements = placements(attrs);
-        for (i, w) in obj["webhooks"].as_array().into_iter().flatten().enumerate() {
-            if let Some(url) = w["clientConfig"]["url"].as_str()
-                && let Some(why) = self
-                    .transport
-                    .refused_url(attrs.path, &placements, url)
-                    .await
+        for (field, url) in urls {
+            if let Some(why) = self
+                .transport
+                .refused_url(attrs.path, &placements, url)
+                .await
             {
                 return Err(attrs.forbidden(format!(
-                    "webhooks[{i}].clientConfig.url: {why} (a virtual cluster's url webhooks may reach only its VirtualCluster's spec.network.allowedCIDRs)"
+                    "{field}: {why} (a virtual cluster's url webhooks may reach only its VirtualCluster's spec.network.allowedCIDRs)"
                 )));
             }
         }
         Ok(())
+    }
+
+    /// `obj` and `old` in the version `inv` matched
+    /// ([`matching::converted_to`]).
+    async fn converted(
+        &self,
+        attrs: &Attributes<'_>,
+        inv: &Invocation,
+        obj: Option<&Value>,
+        old: Option<&Value>,
+        store: &ReadOnlyStore<'_>,
+    ) -> Result<Option<(Option<Value>, Option<Value>)>, ApiError> {
+        match inv.version.as_deref() {
+            Some(version) => matching::converted_to(attrs, version, obj, old, store).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Converts a patched object back to the request's version.
+    async fn convert_back(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: &mut Value,
+        store: &ReadOnlyStore<'_>,
+    ) -> Result<(), ApiError> {
+        let t = crate::registry::store::Target {
+            cluster: attrs.path,
+            resource: attrs.resource,
+            namespace: attrs.namespace,
+        };
+        store
+            .convert(&t, std::slice::from_mut(obj), &attrs.resource.api_version())
+            .await
+            .map_err(|e| ApiError::Internal(e.0))
+    }
+
+    /// POSTs `body` to a webhook of `cluster` (admission or conversion):
+    /// within `timeout` (sent as `?timeout=`, as upstream), counted against
+    /// the cluster's calls in flight, reaching only what `placements` (the
+    /// cluster's VirtualCluster and those above it) allow. The error is
+    /// worded as Go's client: `Post "<url>?timeout=<n>s": <why>`.
+    pub(crate) async fn post(
+        &self,
+        cluster: &str,
+        placements: &[Arc<crate::tenancy::Placement>],
+        endpoint: &Endpoint,
+        ca_bundle: Option<&[u8]>,
+        timeout: std::time::Duration,
+        body: Bytes,
+    ) -> Result<Bytes, String> {
+        let query = format!("timeout={}s", timeout.as_secs());
+        let url = match endpoint {
+            Endpoint::Url(u) => u.clone(),
+            Endpoint::Service(s) => format!("https://{}:{}{}", s.server_name(), s.port, s.path),
+        };
+        let semaphore = self.semaphore(cluster);
+        transport::with_timeout(timeout, async {
+            let _permit = semaphore.acquire().await.map_err(|e| e.to_string())?;
+            match endpoint {
+                Endpoint::Url(u) => {
+                    self.transport
+                        .post_url(cluster, placements, u, &query, ca_bundle, body)
+                        .await
+                }
+                Endpoint::Service(s) => {
+                    self.transport
+                        .post_service(cluster, s, &query, ca_bundle, body)
+                        .await
+                }
+            }
+        })
+        .await
+        .map_err(|why| format!("Post \"{url}?{query}\": {why}"))
     }
 
     /// Calls one webhook and verifies its answer.
@@ -276,42 +371,17 @@ impl Webhooks {
         let version = inv.version.as_deref().unwrap_or(attrs.resource);
         let review = review::request(attrs, version, obj, old);
         let body = Bytes::from(serde_json::to_vec(&review.body).unwrap_or_default());
-        let query = format!("timeout={}s", hook.timeout.as_secs());
-        let url = match &hook.endpoint {
-            Endpoint::Url(u) => u.clone(),
-            Endpoint::Service(s) => format!("https://{}:{}{}", s.server_name(), s.port, s.path),
-        };
-        let failed = |why: String| {
-            CallError::Calling(format!(
-                "failed to call webhook: Post \"{url}?{query}\": {why}"
-            ))
-        };
-        let semaphore = self.semaphore(attrs.path);
-        let answer = transport::with_timeout(hook.timeout, async {
-            let _permit = semaphore.acquire().await.map_err(|e| e.to_string())?;
-            match &hook.endpoint {
-                Endpoint::Url(u) => {
-                    let placements = placements(attrs);
-                    self.transport
-                        .post_url(
-                            attrs.path,
-                            &placements,
-                            u,
-                            &query,
-                            hook.ca_bundle.as_deref(),
-                            body,
-                        )
-                        .await
-                }
-                Endpoint::Service(s) => {
-                    self.transport
-                        .post_service(attrs.path, s, &query, hook.ca_bundle.as_deref(), body)
-                        .await
-                }
-            }
-        })
-        .await
-        .map_err(failed)?;
+        let answer = self
+            .post(
+                attrs.path,
+                &placements(attrs),
+                &hook.endpoint,
+                hook.ca_bundle.as_deref(),
+                hook.timeout,
+                body,
+            )
+            .await
+            .map_err(|why| CallError::Calling(format!("failed to call webhook: {why}")))?;
         let verdict = review::verify(&review.uid, mutating, &answer).map_err(CallError::Calling)?;
         for w in &verdict.warnings {
             attrs.warn(w.clone());
@@ -396,7 +466,7 @@ impl Plugin for MutatingWebhooks {
         // For reinvocation: the index of the last webhook that changed the object.
         let mut last_change: Option<usize> = None;
         for (i, inv) in hooks.iter().enumerate() {
-            if self.invoke(attrs, inv, obj, old).await? {
+            if self.invoke(attrs, inv, obj, old, store).await? {
                 last_change = Some(i);
             }
         }
@@ -404,7 +474,7 @@ impl Plugin for MutatingWebhooks {
         // before the last change.
         if let Some(last) = last_change {
             for inv in hooks[..last].iter().filter(|i| i.hook.reinvoke_if_needed) {
-                self.invoke(attrs, inv, obj, old).await?;
+                self.invoke(attrs, inv, obj, old, store).await?;
             }
         }
         Ok(())
@@ -414,23 +484,37 @@ impl Plugin for MutatingWebhooks {
 impl MutatingWebhooks {
     /// Calls one mutating webhook and applies its patch; whether the object
     /// changed.
+    /// A webhook that matched another version of a custom resource
+    /// converted by webhook is sent the object in that version, and its
+    /// patch applies there; the result is converted back, as upstream.
     async fn invoke(
         &self,
         attrs: &Attributes<'_>,
         inv: &Invocation,
         obj: &mut Value,
         old: Option<&Value>,
+        store: &ReadOnlyStore<'_>,
     ) -> Result<bool, ApiError> {
-        let verdict = match self.0.call(attrs, inv, true, Some(obj), old).await {
+        let converted = self.0.converted(attrs, inv, Some(obj), old, store).await?;
+        let (sent, sent_old) = match &converted {
+            Some((o, p)) => (o.clone().unwrap_or_default(), p.as_ref()),
+            None => (obj.clone(), old),
+        };
+        let verdict = match self.0.call(attrs, inv, true, Some(&sent), sent_old).await {
             Ok(v) => v,
             Err(e) => return e.into_error(&inv.hook).map_or(Ok(false), Err),
         };
         let Some(patch) = verdict.patch else {
             return Ok(false);
         };
-        let patched = nestkube_patch::rfc6902::apply(obj, &patch)
+        let mut patched = nestkube_patch::rfc6902::apply(&sent, &patch)
             .ok()
             .filter(Value::is_object);
+        if converted.is_some()
+            && let Some(p) = &mut patched
+        {
+            self.0.convert_back(attrs, p, store).await?;
+        }
         match patched {
             Some(p) if p != *obj => {
                 *obj = p;
@@ -471,11 +555,19 @@ impl Plugin for ValidatingWebhooks {
         if hooks.is_empty() {
             return Ok(());
         }
-        let results = futures::future::join_all(
-            hooks
-                .iter()
-                .map(|inv| self.0.call(attrs, inv, false, obj, old)),
-        )
+        // Objects in the version each webhook matched (converted before
+        // any call: the calls run together).
+        let mut inputs = Vec::with_capacity(hooks.len());
+        for inv in &hooks {
+            inputs.push(self.0.converted(attrs, inv, obj, old, store).await?);
+        }
+        let results = futures::future::join_all(hooks.iter().zip(&inputs).map(|(inv, input)| {
+            let (obj, old) = match input {
+                Some((o, p)) => (o.as_ref(), p.as_ref()),
+                None => (obj, old),
+            };
+            self.0.call(attrs, inv, false, obj, old)
+        }))
         .await;
         for (inv, r) in hooks.iter().zip(results) {
             if let Err(e) = r

@@ -40,12 +40,39 @@ pub struct CustomVersion {
     pub storage_version: String,
     /// The `Warning` a request to a deprecated version gets.
     pub deprecation_warning: Option<String>,
-    /// Why this version cannot be served (a non-storage version of a CRD
-    /// converted by webhook, until conversion webhooks are called): 503.
-    pub unavailable: Option<String>,
+    /// The CRD's conversion webhook (`strategy: Webhook`); `None`: versions
+    /// differ only in `apiVersion` (`strategy: None`).
+    pub conversion: Option<Arc<WebhookConversion>>,
     /// The version's `openAPIV3Schema` (field ownership of server-side
     /// apply follows its list and map types).
     pub schema: Option<Value>,
+}
+
+/// A CRD's `spec.conversion.webhook` (`strategy: Webhook`), shared by all
+/// its versions.
+#[derive(Debug, PartialEq)]
+pub struct WebhookConversion {
+    /// The CRD's name (`<plural>.<group>`).
+    pub crd_name: String,
+    /// `clientConfig` as stored: `url` or `service`, and `caBundle`.
+    pub client_config: Value,
+    /// `conversionReviewVersions`, in order of preference.
+    pub review_versions: Vec<String>,
+}
+
+impl WebhookConversion {
+    /// The webhook of `spec`, if it converts by webhook.
+    fn of(spec: &Value, group: &str, plural: &str) -> Option<Self> {
+        if spec["conversion"]["strategy"] != "Webhook" {
+            return None;
+        }
+        let webhook = &spec["conversion"]["webhook"];
+        Some(Self {
+            crd_name: format!("{plural}.{group}"),
+            client_config: webhook["clientConfig"].clone(),
+            review_versions: strings(&webhook["conversionReviewVersions"]),
+        })
+    }
 }
 
 /// What a CRD spec serves.
@@ -186,7 +213,7 @@ impl Definition {
             .find(|v| v["storage"].as_bool() == Some(true))
             .map(|v| str_at(v, "name").to_string())
             .unwrap_or_default();
-        let webhook_conversion = spec["conversion"]["strategy"] == "Webhook";
+        let conversion = WebhookConversion::of(spec, group, plural).map(Arc::new);
         let mut served = Vec::new();
         for (n, v) in versions.iter().enumerate() {
             if v["served"].as_bool() != Some(true) {
@@ -221,11 +248,6 @@ impl Definition {
                         w => w.to_string(),
                     }
                 });
-            let unavailable = (webhook_conversion && version != storage_version).then(|| {
-                format!(
-                    "{plural}.{group}/{version} cannot be served: it is converted from the storage version {storage_version} by a conversion webhook, which this server does not call yet"
-                )
-            });
             let codec_strategy = strategy.clone();
             served.push(Arc::new(ResourceInfo {
                 group: group.into(),
@@ -244,7 +266,7 @@ impl Definition {
                 custom: Some(Arc::new(CustomVersion {
                     storage_version: storage_version.clone(),
                     deprecation_warning,
-                    unavailable,
+                    conversion: conversion.clone(),
                     schema: v["schema"].get("openAPIV3Schema").cloned(),
                 })),
             }));
@@ -362,6 +384,29 @@ mod tests {
             Some("example.com/v1beta1 Widget is deprecated")
         );
         assert!(!d.versions[1].has_status());
+    }
+
+    #[test]
+    fn a_webhook_conversion_is_shared_by_every_version() {
+        let d = Definition::build(&spec()).unwrap();
+        assert!(d.versions[1].custom.as_ref().unwrap().conversion.is_none());
+        let mut s = spec();
+        s["conversion"] = json!({"strategy": "Webhook", "webhook": {
+            "conversionReviewVersions": ["v1", "v1beta1"],
+            "clientConfig": {"url": "https://hooks.example.com/convert"}}});
+        let d = Definition::build(&s).unwrap();
+        let conversions: Vec<_> = d
+            .versions
+            .iter()
+            .map(|r| r.custom.as_ref().unwrap().conversion.clone().unwrap())
+            .collect();
+        assert!(Arc::ptr_eq(&conversions[0], &conversions[1]));
+        assert_eq!(conversions[0].crd_name, "widgets.example.com");
+        assert_eq!(conversions[0].review_versions, ["v1", "v1beta1"]);
+        assert_eq!(
+            conversions[0].client_config["url"],
+            "https://hooks.example.com/convert"
+        );
     }
 
     #[test]
