@@ -10,6 +10,7 @@
 //!   `metav1.LabelSelector` JSON as a selector.
 //! - [`quantity`]: resource quantities (`500m`, `1Gi`).
 //! - [`names`]: name, label and key syntax checks with upstream's messages.
+//! - [`webhook_client`]: a webhook's `clientConfig` (url, service) checks.
 //!
 //! This crate must never depend on another nestkube crate except storage
 //! (whose errors it turns into Statuses): the registry, tenancy, auth,
@@ -22,5 +23,6 @@ pub mod pod;
 pub mod quantity;
 pub mod request;
 pub mod selector;
+pub mod webhook_client;
 
 pub use error::ApiError;

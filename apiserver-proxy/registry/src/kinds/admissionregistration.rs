@@ -23,6 +23,7 @@ use crate::error::FieldError;
 use crate::strategy::{Column, Strategy};
 use crate::validation::{dns1035_label, dns1123_subdomain};
 use nestkube_api::names::{path_segment_name, qualified_name};
+use nestkube_api::webhook_client::{validate_service, validate_url};
 
 /// Validating and mutating webhook configurations.
 pub struct WebhookConfigurations;
@@ -826,132 +827,12 @@ fn validate_client_config(config: &Value, path: &str, errs: &mut Vec<FieldError>
     let url = config.get("url").and_then(Value::as_str);
     let service = config.get("service").filter(|v| v.is_object());
     match (url, service) {
-        (Some(url), None) => validate_url(url, &format!("{path}.url"), errs),
-        (None, Some(svc)) => validate_service(svc, &format!("{path}.service"), errs),
+        (Some(url), None) => errs.extend(validate_url(&format!("{path}.url"), url)),
+        (None, Some(svc)) => errs.extend(validate_service(&format!("{path}.service"), svc)),
         _ => errs.push(FieldError::required(
             path,
             "exactly one of url or service is required",
         )),
-    }
-}
-
-/// `ValidateWebhookURL` with https forced.
-fn validate_url(url: &str, path: &str, errs: &mut Vec<FieldError>) {
-    const FORM: &str = "; desired format: https://host[/path]";
-    let (rest, fragment) = url.split_once('#').unwrap_or((url, ""));
-    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (scheme, rest) = match rest.split_once("://") {
-        Some((scheme, rest)) => (scheme, rest),
-        None => ("", rest),
-    };
-    let authority = if scheme.is_empty() {
-        ""
-    } else {
-        rest.split('/').next().unwrap_or("")
-    };
-    let (user, host) = match authority.rsplit_once('@') {
-        Some((user, host)) => (Some(user), host),
-        None => (None, authority),
-    };
-    if scheme != "https" {
-        errs.push(FieldError::invalid(
-            path,
-            scheme,
-            format!("'https' is the only allowed URL scheme{FORM}"),
-        ));
-    }
-    if host.is_empty() {
-        errs.push(FieldError::invalid(
-            path,
-            host,
-            format!("host must be provided{FORM}"),
-        ));
-    }
-    if let Some(user) = user {
-        errs.push(FieldError::invalid(
-            path,
-            user,
-            "user information is not permitted in the URL",
-        ));
-    }
-    if !fragment.is_empty() {
-        errs.push(FieldError::invalid(
-            path,
-            fragment,
-            "fragments are not permitted in the URL",
-        ));
-    }
-    if !query.is_empty() {
-        errs.push(FieldError::invalid(
-            path,
-            query,
-            "query parameters are not permitted in the URL",
-        ));
-    }
-}
-
-/// `ValidateWebhookService`.
-fn validate_service(svc: &Value, path: &str, errs: &mut Vec<FieldError>) {
-    if s(svc, &["name"]).is_empty() {
-        errs.push(FieldError::required(
-            format!("{path}.name"),
-            "service name is required",
-        ));
-    }
-    if s(svc, &["namespace"]).is_empty() {
-        errs.push(FieldError::required(
-            format!("{path}.namespace"),
-            "service namespace is required",
-        ));
-    }
-    let port = svc["port"].as_i64().unwrap_or(443);
-    if !(1..=65535).contains(&port) {
-        errs.push(FieldError::invalid(
-            format!("{path}.port"),
-            port,
-            "port is not valid: must be between 1 and 65535, inclusive",
-        ));
-    }
-    let Some(url_path) = svc.get("path").and_then(Value::as_str) else {
-        return;
-    };
-    if url_path.is_empty() || url_path == "/" {
-        return;
-    }
-    let field = format!("{path}.path");
-    if url_path == "//" {
-        errs.push(FieldError::invalid(
-            field,
-            url_path,
-            "segment[0] may not be empty",
-        ));
-        return;
-    }
-    if !url_path.starts_with('/') {
-        errs.push(FieldError::invalid(
-            &field,
-            url_path,
-            "must start with a '/'",
-        ));
-    }
-    let trimmed = url_path.get(1..).unwrap_or("");
-    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    for (i, step) in trimmed.split('/').enumerate() {
-        if step.is_empty() {
-            errs.push(FieldError::invalid(
-                &field,
-                url_path,
-                format!("segment[{i}] may not be empty"),
-            ));
-            continue;
-        }
-        for failure in dns1123_subdomain(step) {
-            errs.push(FieldError::invalid(
-                &field,
-                url_path,
-                format!("segment[{i}]: {failure}"),
-            ));
-        }
     }
 }
 
