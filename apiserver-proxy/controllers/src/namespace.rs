@@ -112,8 +112,15 @@ async fn finalize(
 ) -> Result<bool, ApiError> {
     let mut remaining = 0;
     let mut seen = HashSet::new();
-    // The built-ins and the cluster's custom resources.
-    let resources = catalog.resources_in(cluster);
+    // The built-ins and the cluster's custom resources, a CRD's storage
+    // version first: objects stored at it are deleted without a conversion
+    // webhook.
+    let mut resources = catalog.resources_in(cluster);
+    resources.sort_by_key(|r| {
+        r.custom
+            .as_ref()
+            .is_some_and(|c| c.storage_version != r.version)
+    });
     for r in resources.iter().filter(|r| r.namespaced) {
         if !seen.insert(r.storage_segment.clone()) {
             continue;

@@ -542,6 +542,46 @@ async fn an_admission_webhook_of_another_version_sees_the_object_converted() {
             .ends_with("a v1 cronSpec may not be never"),
         "{out}"
     );
+
+    // A MutatingAdmissionPolicy for v1 mutates the v1 object; the result
+    // is converted back.
+    let policy = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingAdmissionPolicy", "metadata": {"name": "checked"},
+        "spec": {"failurePolicy": "Fail", "reinvocationPolicy": "Never",
+            "matchConstraints": {"matchPolicy": "Equivalent", "resourceRules": [{
+                "operations": ["CREATE"], "apiGroups": ["stable.example.com"],
+                "apiVersions": ["v1"], "resources": ["crontabs"]}]},
+            "matchConditions": [{"name": "only-p", "expression": "object.metadata.name == 'p'"}],
+            "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression":
+                "[JSONPatch{op: 'replace', path: '/spec/cronSpec', value: object.spec.cronSpec + ' # checked'}]"}}]}});
+    let binding = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingAdmissionPolicyBinding", "metadata": {"name": "checked"},
+        "spec": {"policyName": "checked"}});
+    for (resource, body) in [
+        ("mutatingadmissionpolicies", policy),
+        ("mutatingadmissionpolicybindings", binding),
+    ] {
+        let (code, out) = send(
+            &a,
+            "POST",
+            &format!("/apis/admissionregistration.k8s.io/v1/{resource}"),
+            Some(body),
+            &[],
+        )
+        .await;
+        assert_eq!(code, 201, "{out}");
+    }
+    let (code, out) = send(
+        &a,
+        "POST",
+        V2,
+        Some(crontab("p", "v2", json!({"schedule": "7 7 * * *"}))),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    assert_eq!(out["apiVersion"], "stable.example.com/v2");
+    assert_eq!(out["spec"], json!({"schedule": "7 7 * * * # checked"}));
 }
 
 #[tokio::test]

@@ -260,7 +260,20 @@ impl Plugin for MutatingAdmissionPolicy {
                     (&matched.group, &matched.version, &matched.kind),
                     (&matched.group, &matched.version, &matched.resource),
                 );
-                let old_versioned = old.map(|o| in_version(o, &matched));
+                // A custom resource matched at another version converted by
+                // webhook: the policy sees (and mutates) the object converted
+                // to it, converted back afterwards, as upstream.
+                let converted =
+                    matching::converted_to(attrs, &matched, Some(obj), old, store).await?;
+                let (mut target, old_versioned) = match converted {
+                    Some((o, p)) => (Some(o.unwrap_or_default()), p),
+                    None => (None, old.map(|o| in_version(o, &matched))),
+                };
+                let outer = &mut *obj;
+                let obj: &mut Value = match &mut target {
+                    Some(t) => t,
+                    None => &mut *outer,
+                };
                 for param in &params {
                     let activation_of = |o: &Value| {
                         Activation::new(
@@ -300,6 +313,22 @@ impl Plugin for MutatingAdmissionPolicy {
                             }
                         }
                     }
+                }
+                if let Some(mut versioned) = target {
+                    let t = crate::registry::store::Target {
+                        cluster: attrs.path,
+                        resource: attrs.resource,
+                        namespace: attrs.namespace,
+                    };
+                    store
+                        .convert(
+                            &t,
+                            std::slice::from_mut(&mut versioned),
+                            &attrs.resource.api_version(),
+                        )
+                        .await
+                        .map_err(|e| ApiError::Internal(e.0))?;
+                    *outer = versioned;
                 }
             }
         }
