@@ -63,7 +63,8 @@ pub struct Binaries {
     pub helm: PathBuf,
     /// helm 4 (installs and upgrades by server-side apply).
     pub helm4: PathBuf,
-    /// client-go checker: `checker {version|crud|informer|watch|all} --kubeconfig F --namespace N`.
+    /// client-go checker: `checker {version|crud|informer|watch|custom|ssa|all} --kubeconfig F --namespace N`,
+    /// and `checker webhook`: a kubebuilder-style (controller-runtime) webhook server of a CronTab resource.
     pub checker: PathBuf,
     /// Python interpreter of a virtualenv with the `kubernetes` package installed.
     pub python: PathBuf,

@@ -6,7 +6,6 @@
 mod support;
 
 mod admission_webhooks;
-mod cert_manager_webhook;
 mod chart;
 mod conversion_parity;
 mod crd_parity;
@@ -21,6 +20,7 @@ mod service_account_tokens;
 mod ssa_parity;
 mod tenant_workloads;
 mod tenants_runtime;
+mod third_party_webhooks;
 mod upstream_parity;
 mod vap_parity;
 mod virtual_clusters;

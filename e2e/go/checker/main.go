@@ -41,6 +41,7 @@ type env struct {
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: checker {version|crud|informer|watch|custom|ssa|all} --kubeconfig FILE [--namespace NS] [--timeout 60s] [--keep-namespace]\n")
+	fmt.Fprintf(os.Stderr, "       checker webhook --kubeconfig FILE [--host ADDR] [--port 9443] --cert-dir DIR   (kubebuilder-style CronTab webhooks)\n")
 	os.Exit(2)
 }
 
@@ -49,6 +50,10 @@ func main() {
 		usage()
 	}
 	cmd := os.Args[1]
+	if cmd == "webhook" {
+		runWebhook(os.Args[2:])
+		return
+	}
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "path to a kubeconfig file")
 	kctx := fs.String("context", "", "kubeconfig context to use (default: current)")

@@ -1,6 +1,8 @@
-//! cert-manager's own admission webhook serving a virtual cluster.
+//! Third-party admission webhook servers serving a virtual cluster: the
+//! servers of software no one here wrote, run as processes with the
+//! virtual cluster's kubeconfig.
 //!
-//! The webhook is cert-manager's server (its admission chain: resource
+//! cert-manager: the webhook is cert-manager's server (its admission chain: resource
 //! validation, CertificateRequest identity and approval, on
 //! controller-runtime's webhook server; built by `e2e/setup
 //! cert-manager-webhook`), run as a process with the virtual cluster's
@@ -13,6 +15,11 @@
 //! address of this machine on a veth pair made for the test, which the
 //! VirtualCluster's `spec.network.allowedCIDRs` allows. Another virtual
 //! cluster, without the configurations, is never subject to the webhook.
+//!
+//! kubebuilder-style: controller-runtime's manager and webhook builder
+//! with a typed `Defaulter` and `Validator` of a custom resource (the
+//! client-go checker's `webhook` command), as every kubebuilder operator
+//! generates them.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -22,29 +29,47 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use nestkube_e2e::tls::ServingCert;
+
 use crate::support::{self, Kubectl, LocalAddress, Server, kubectl_with_stdin, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
 const DENIED: &str = r#"admission webhook "webhook.cert-manager.io" denied the request"#;
 
-/// The cert-manager webhook process, killed on drop; its log goes to a file.
+/// A webhook server process, killed on drop; its log goes to a file.
 struct Webhook {
     child: Child,
     log: PathBuf,
 }
 
 impl Webhook {
-    /// Starts the webhook serving `cert` on every address at `port`
+    /// Starts `command` with its output in `log`.
+    fn spawn(mut command: Command, log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("webhook log");
+        let child = command
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .spawn()
+            .expect("start the webhook server");
+        Self { child, log }
+    }
+
+    /// cert-manager's webhook serving `cert` on every address at `port`
     /// (`/healthz` in plain HTTP on `healthz`), as a client of `kubeconfig`.
-    fn start(bin: &Path, kubeconfig: &Path, dir: &Path, port: u16, healthz: u16) -> (Self, String) {
-        let cert = nestkube_e2e::tls::ServingCert::issue(&[], &[webhook_ip()]).expect("cert");
+    fn cert_manager(
+        bin: &Path,
+        kubeconfig: &Path,
+        dir: &Path,
+        cert: &ServingCert,
+        port: u16,
+        healthz: u16,
+    ) -> Self {
         let cert_file = dir.join("webhook.crt");
         let key_file = dir.join("webhook.key");
         std::fs::write(&cert_file, &cert.cert_pem).unwrap();
         std::fs::write(&key_file, &cert.key_pem).unwrap();
-        let log = dir.join("cert-manager-webhook.log");
-        let file = std::fs::File::create(&log).expect("webhook log");
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .arg(format!("--secure-port={port}"))
             .arg(format!("--healthz-port={healthz}"))
             .arg("--kubeconfig")
@@ -52,12 +77,8 @@ impl Webhook {
             .arg("--tls-cert-file")
             .arg(&cert_file)
             .arg("--tls-private-key-file")
-            .arg(&key_file)
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file)
-            .spawn()
-            .expect("start cert-manager's webhook");
-        (Self { child, log }, cert.ca_pem)
+            .arg(&key_file);
+        Self::spawn(command, dir.join("cert-manager-webhook.log"))
     }
 
     fn log(&self) -> String {
@@ -76,11 +97,16 @@ impl Drop for Webhook {
     }
 }
 
-/// The webhook's address: one per test process, in a range this machine
-/// does not otherwise use.
-fn webhook_ip() -> IpAddr {
+/// A webhook's address: one per test process and `test` (0, 1, ...), in
+/// a range this machine does not otherwise use.
+fn webhook_ip(test: u8) -> IpAddr {
     let n = std::process::id();
-    IpAddr::V4(Ipv4Addr::new(10, 254, (n >> 8) as u8, (n % 250) as u8 + 2))
+    IpAddr::V4(Ipv4Addr::new(
+        10,
+        254 - test,
+        (n >> 8) as u8,
+        (n % 250) as u8 + 2,
+    ))
 }
 
 /// Whether the webhook answers `/healthz` (plain HTTP on loopback).
@@ -173,7 +199,7 @@ fn cert_managers_webhook_validates_and_mutates_in_its_virtual_cluster_only() {
         .expect("cert-manager's webhook (run e2e/setup cert-manager-webhook)");
     let chart = nestkube_e2e::artifact("NESTKUBE_E2E_CERT_MANAGER_CHART")
         .expect("cert-manager's chart (run e2e/setup cert-manager-webhook)");
-    let Some(address) = LocalAddress::create("nkcm", webhook_ip()) else {
+    let Some(address) = LocalAddress::create("nkcm", webhook_ip(0)) else {
         return;
     };
     let server = Server::start();
@@ -186,8 +212,15 @@ fn cert_managers_webhook_validates_and_mutates_in_its_virtual_cluster_only() {
 
     let port = support::free_address().port();
     let healthz = support::free_address().port();
-    let (mut webhook, ca_pem) =
-        Webhook::start(&bin, &certs.kubeconfig, &server.data_dir, port, healthz);
+    let cert = ServingCert::issue(&[], &[address.ip]).expect("cert");
+    let mut webhook = Webhook::cert_manager(
+        &bin,
+        &certs.kubeconfig,
+        &server.data_dir,
+        &cert,
+        port,
+        healthz,
+    );
     assert!(
         wait_for(WAIT, || healthy(healthz)),
         "cert-manager's webhook did not start:\n{}",
@@ -197,7 +230,7 @@ fn cert_managers_webhook_validates_and_mutates_in_its_virtual_cluster_only() {
     // The chart's configurations, with the CA injected.
     let configurations = chart_webhooks(&bins.helm, &chart, &format!("{}:{port}", address.ip));
     certs.ok_stdin(&["apply", "-f", "-"], &configurations);
-    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&ca_pem);
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&cert.ca_pem);
     let inject =
         json!([{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": ca_bundle}]);
     for kind in [
@@ -278,4 +311,156 @@ fn cert_managers_webhook_validates_and_mutates_in_its_virtual_cluster_only() {
         "{err}"
     );
     assert!(err.contains("InternalError"), "{err}");
+}
+
+/// upstream's CronTab CRD (one version, `stable.example.com/v1`).
+const CRONTAB_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: crontabs.stable.example.com}
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names: {plural: crontabs, singular: crontab, kind: CronTab, shortNames: [ct]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              cronSpec: {type: string}
+              image: {type: string}
+              replicas: {type: integer}
+"#;
+
+/// The webhook configurations kubebuilder generates for a type with a
+/// defaulter and a validator (`config/webhook/manifests.yaml`), at `url`.
+fn kubebuilder_configurations(base: &str, ca_bundle: &str) -> [String; 2] {
+    let hook = |kind: &str, name: &str, path: &str| {
+        let config = if kind.starts_with("Mutating") {
+            "mutating-webhook-configuration"
+        } else {
+            "validating-webhook-configuration"
+        };
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+            "metadata": {"name": config},
+            "webhooks": [{"name": name, "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "clientConfig": {"url": format!("{base}{path}"), "caBundle": ca_bundle},
+                "rules": [{"apiGroups": ["stable.example.com"], "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["crontabs"]}]}]})
+        .to_string()
+    };
+    [
+        hook(
+            "MutatingWebhookConfiguration",
+            "mcrontab-v1.kb.io",
+            "/mutate-stable-example-com-v1-crontab",
+        ),
+        hook(
+            "ValidatingWebhookConfiguration",
+            "vcrontab-v1.kb.io",
+            "/validate-stable-example-com-v1-crontab",
+        ),
+    ]
+}
+
+fn crontab(name: &str, cron_spec: &str) -> String {
+    json!({"apiVersion": "stable.example.com/v1", "kind": "CronTab",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"cronSpec": cron_spec, "image": "busybox"}})
+    .to_string()
+}
+
+#[test]
+fn a_kubebuilder_style_webhook_defaults_and_validates_a_custom_resource() {
+    if nestkube_e2e::e2e_disabled() {
+        eprintln!("SKIPPED: NESTKUBE_E2E=0 (the checker is built by e2e/setup)");
+        return;
+    }
+    let bins = nestkube_e2e::Binaries::locate().expect("e2e binaries (run e2e/setup)");
+    let Some(address) = LocalAddress::create("nkkb", webhook_ip(1)) else {
+        return;
+    };
+    let server = Server::start();
+    let spec = format!("{{network: {{allowedCIDRs: [{}/32]}}}}", address.ip);
+    let k = support::virtual_cluster(&server, "operators", &spec);
+    k.ok_stdin(&["apply", "-f", "-"], CRONTAB_CRD);
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/crontabs.stable.example.com",
+        "--timeout=30s",
+    ]);
+
+    // The operator's webhook server, as kubebuilder's main.go starts it.
+    let cert = ServingCert::issue(&[], &[address.ip]).expect("cert");
+    let cert_dir = server.data_dir.join("webhook-certs");
+    std::fs::create_dir_all(&cert_dir).unwrap();
+    std::fs::write(cert_dir.join("tls.crt"), &cert.cert_pem).unwrap();
+    std::fs::write(cert_dir.join("tls.key"), &cert.key_pem).unwrap();
+    let port = support::free_address().port();
+    let mut command = Command::new(&bins.checker);
+    command
+        .args(["webhook", "--kubeconfig"])
+        .arg(&k.kubeconfig)
+        .args([
+            "--host",
+            &address.ip.to_string(),
+            "--port",
+            &port.to_string(),
+        ])
+        .arg("--cert-dir")
+        .arg(&cert_dir);
+    let webhook = Webhook::spawn(command, server.data_dir.join("kubebuilder-webhook.log"));
+    assert!(
+        wait_for(WAIT, || std::net::TcpStream::connect((address.ip, port))
+            .is_ok()),
+        "the webhook server did not start:\n{}",
+        webhook.log()
+    );
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&cert.ca_pem);
+    for configuration in
+        kubebuilder_configurations(&format!("https://{}:{port}", address.ip), &ca_bundle)
+    {
+        k.ok_stdin(&["apply", "-f", "-"], &configuration);
+    }
+
+    // Defaulted by the mutating webhook (controller-runtime computes the
+    // JSONPatch from the typed object it defaulted).
+    let created = create(&k, &crontab("nightly", "0 3 * * *")).expect("a valid CronTab");
+    assert_eq!(created["spec"]["replicas"], 1, "{created}");
+    assert_eq!(
+        created["metadata"]["labels"]["defaulted-by"], "controller-runtime",
+        "{created}"
+    );
+    // Refused by the validating webhook, in its words.
+    let refusal = create(&k, &crontab("broken", "every night")).expect_err("an invalid CronTab");
+    assert!(
+        refusal.contains(
+            r#"admission webhook "vcrontab-v1.kb.io" denied the request: spec.cronSpec must have 5 fields, not 2"#
+        ),
+        "{refusal}\nwebhook log:\n{}",
+        webhook.log()
+    );
+    assert!(!k.output(&["get", "crontab", "broken"]).status.success());
+    // An update: validated again, with the validator's warning.
+    let out = k.output(&[
+        "patch",
+        "crontab",
+        "nightly",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"image":"alpine"}}"#,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("updated by a kubebuilder-style webhook"),
+        "{out:?}"
+    );
 }
