@@ -1,5 +1,6 @@
 //! `ValidatingWebhookConfiguration`, `MutatingWebhookConfiguration`,
-//! `ValidatingAdmissionPolicy` and its binding: upstream's defaults
+//! `ValidatingAdmissionPolicy`, `MutatingAdmissionPolicy` and their
+//! bindings: upstream's defaults
 //! (`admissionregistration/v1/defaults.go`) and
 //! validation (`pkg/apis/admissionregistration/validation`, with
 //! `k8s.io/apiserver/pkg/util/webhook`'s URL and Service checks), so a
@@ -282,16 +283,7 @@ impl Strategy for ValidatingAdmissionPolicyBindings {
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let spec = &obj["spec"];
-        let mut errs = Vec::new();
-        if s(spec, &["policyName"]).is_empty() {
-            errs.push(FieldError::required("spec.policyName", ""));
-        }
-        if let Some(m) = spec.get("matchResources").filter(|m| m.is_object()) {
-            validate_match_resources(m, "spec.matchResources", &mut errs);
-        }
-        if let Some(r) = spec.get("paramRef").filter(|r| r.is_object()) {
-            validate_param_ref(r, "spec.paramRef", &mut errs);
-        }
+        let mut errs = validate_binding_spec(spec);
         let actions = strings(arr(spec, &["validationActions"]));
         let path = "spec.validationActions";
         let mut seen = std::collections::HashSet::new();
@@ -326,6 +318,140 @@ impl Strategy for ValidatingAdmissionPolicyBindings {
     fn tracks_generation(&self) -> bool {
         true
     }
+}
+
+/// `MutatingAdmissionPolicy` (the fields CEL does not decide).
+pub struct MutatingAdmissionPolicies;
+
+/// `MutatingAdmissionPolicyBinding`.
+pub struct MutatingAdmissionPolicyBindings;
+
+impl Strategy for MutatingAdmissionPolicies {
+    fn default(&self, obj: &mut Value) {
+        ValidatingAdmissionPolicies.default(obj);
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        let spec = &obj["spec"];
+        let mut errs = Vec::new();
+        one_of(
+            spec,
+            "failurePolicy",
+            &["Fail", "Ignore"],
+            "spec",
+            &mut errs,
+        );
+        if spec["paramKind"].is_object() {
+            validate_param_kind(&spec["paramKind"], "spec.paramKind", &mut errs);
+        }
+        match spec.get("matchConstraints").filter(|m| m.is_object()) {
+            None => errs.push(FieldError::required("spec.matchConstraints", "")),
+            Some(m) => {
+                validate_match_resources(m, "spec.matchConstraints", &mut errs);
+                if arr(m, &["resourceRules"]).is_empty() {
+                    errs.push(FieldError::required(
+                        "spec.matchConstraints.resourceRules",
+                        "",
+                    ));
+                }
+            }
+        }
+        validate_match_conditions(
+            arr(spec, &["matchConditions"]),
+            "spec.matchConditions",
+            &mut errs,
+        );
+        let mutations = arr(spec, &["mutations"]);
+        if mutations.is_empty() {
+            errs.push(FieldError::required(
+                "spec.mutations",
+                "mutations must contain at least one item",
+            ));
+        }
+        for (i, m) in mutations.iter().enumerate() {
+            let path = format!("spec.mutations[{i}]");
+            let (wanted, other) = match s(m, &["patchType"]) {
+                "ApplyConfiguration" => ("applyConfiguration", "jsonPatch"),
+                "JSONPatch" => ("jsonPatch", "applyConfiguration"),
+                t => {
+                    errs.push(FieldError::not_supported(
+                        format!("{path}.patchType"),
+                        t,
+                        &["ApplyConfiguration", "JSONPatch"],
+                    ));
+                    continue;
+                }
+            };
+            let patch_type = s(m, &["patchType"]);
+            if !m[wanted].is_object() {
+                errs.push(FieldError::required(
+                    format!("{path}.{wanted}"),
+                    format!("must be specified when patchType is {patch_type}"),
+                ));
+            } else if s(&m[wanted], &["expression"]).trim().is_empty() {
+                errs.push(FieldError::required(
+                    format!("{path}.{wanted}.expression"),
+                    "expression is not specified",
+                ));
+            }
+            if m[other].is_object() {
+                errs.push(FieldError::invalid(
+                    format!("{path}.{other}"),
+                    format!("{{{other}}}"),
+                    format!("must not be specified when patchType is {patch_type}"),
+                ));
+            }
+        }
+        match spec.get("reinvocationPolicy").and_then(Value::as_str) {
+            None => errs.push(FieldError::required("spec.reinvocationPolicy", "")),
+            Some(_) => one_of(
+                spec,
+                "reinvocationPolicy",
+                &["IfNeeded", "Never"],
+                "spec",
+                &mut errs,
+            ),
+        }
+        errs
+    }
+
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+}
+
+impl Strategy for MutatingAdmissionPolicyBindings {
+    fn default(&self, obj: &mut Value) {
+        ValidatingAdmissionPolicyBindings.default(obj);
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        validate_binding_spec(&obj["spec"])
+    }
+
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+}
+
+/// What both kinds of binding share: `policyName`, `paramRef`, `matchResources`.
+fn validate_binding_spec(spec: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let policy = s(spec, &["policyName"]);
+    if policy.is_empty() {
+        errs.push(FieldError::required("spec.policyName", ""));
+    } else {
+        for msg in dns1123_subdomain(policy) {
+            errs.push(FieldError::invalid("spec.policyName", policy, msg));
+        }
+    }
+    if let Some(r) = spec.get("paramRef").filter(|r| r.is_object()) {
+        validate_param_ref(r, "spec.paramRef", &mut errs);
+    }
+    if let Some(m) = spec.get("matchResources").filter(|m| m.is_object()) {
+        validate_match_resources(m, "spec.matchResources", &mut errs);
+    }
+    errs
 }
 
 /// `validateParamKind`.
@@ -1046,6 +1172,65 @@ mod tests {
             [
                 "spec.paramRef.parameterNotFoundAction: Required value",
                 "spec.validationActions: Invalid value: [\"Deny\",\"Warn\"]: must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)",
+            ]
+        );
+    }
+
+    /// Messages as kube-apiserver 1.37.2 gives them.
+    #[test]
+    fn mutating_policies_as_upstream() {
+        let mut obj = json!({"metadata": {"name": "p"}, "spec": {
+        "reinvocationPolicy": "Sometimes", "failurePolicy": "Maybe",
+        "matchConstraints": {"resourceRules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}]},
+        "mutations": [
+            {"patchType": "Other"},
+            {"patchType": "ApplyConfiguration"},
+            {"patchType": "JSONPatch", "applyConfiguration": {"expression": "Object{}"}},
+        ]}});
+        MutatingAdmissionPolicies.default(&mut obj);
+        let got: Vec<String> = MutatingAdmissionPolicies
+            .validate(&obj)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "spec.failurePolicy: Unsupported value: \"Maybe\": supported values: \"Fail\", \"Ignore\"",
+                "spec.mutations[0].patchType: Unsupported value: \"Other\": supported values: \"ApplyConfiguration\", \"JSONPatch\"",
+                "spec.mutations[1].applyConfiguration: Required value: must be specified when patchType is ApplyConfiguration",
+                "spec.mutations[2].jsonPatch: Required value: must be specified when patchType is JSONPatch",
+                "spec.mutations[2].applyConfiguration: Invalid value: \"{applyConfiguration}\": must not be specified when patchType is JSONPatch",
+                "spec.reinvocationPolicy: Unsupported value: \"Sometimes\": supported values: \"IfNeeded\", \"Never\"",
+            ]
+        );
+        let mut empty =
+            json!({"metadata": {"name": "p"}, "spec": {"matchConstraints": {}, "mutations": []}});
+        MutatingAdmissionPolicies.default(&mut empty);
+        let got: Vec<String> = MutatingAdmissionPolicies
+            .validate(&empty)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "spec.matchConstraints.resourceRules: Required value",
+                "spec.mutations: Required value: mutations must contain at least one item",
+                "spec.reinvocationPolicy: Required value",
+            ]
+        );
+        let binding = json!({"metadata": {"name": "b"}, "spec": {"paramRef": {"name": "x"}}});
+        let got: Vec<String> = MutatingAdmissionPolicyBindings
+            .validate(&binding)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "spec.policyName: Required value",
+                "spec.paramRef.parameterNotFoundAction: Required value",
             ]
         );
     }

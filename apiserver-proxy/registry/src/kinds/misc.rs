@@ -45,6 +45,12 @@ pub fn strategy(group: &str, resource: &str) -> Option<Arc<dyn Strategy>> {
         ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
             Arc::new(super::admissionregistration::ValidatingAdmissionPolicyBindings)
         }
+        ("admissionregistration.k8s.io", "mutatingadmissionpolicies") => {
+            Arc::new(super::admissionregistration::MutatingAdmissionPolicies)
+        }
+        ("admissionregistration.k8s.io", "mutatingadmissionpolicybindings") => {
+            Arc::new(super::admissionregistration::MutatingAdmissionPolicyBindings)
+        }
         _ => return None,
     })
 }
