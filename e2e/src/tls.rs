@@ -11,6 +11,10 @@ pub struct ServingCert {
     pub cert_pem: String,
     /// The serving certificate's private key (PKCS#8).
     pub key_pem: String,
+    /// The serving certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// Its private key, PKCS#8 DER.
+    pub key_der: Vec<u8>,
 }
 
 impl ServingCert {
@@ -36,6 +40,8 @@ impl ServingCert {
             ca_pem: ca_cert.pem(),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
         })
     }
 }

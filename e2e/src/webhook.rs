@@ -56,24 +56,9 @@ impl WebhookServer {
     /// Starts a server on `bind` (port 0: any) whose certificate names
     /// `dns_names` and the bound IP address.
     pub async fn start(bind: SocketAddr, dns_names: &[&str]) -> anyhow::Result<Self> {
-        let ca_key = rcgen::KeyPair::generate()?;
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "webhook-test-ca");
-        let ca_cert = ca_params.self_signed(&ca_key)?;
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let key = rcgen::KeyPair::generate()?;
-        let mut params = rcgen::CertificateParams::new(
-            dns_names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        )?;
-        params
-            .subject_alt_names
-            .push(rcgen::SanType::IpAddress(bind.ip()));
-        let cert = params.signed_by(&key, &issuer)?;
-        let der = rustls::pki_types::CertificateDer::from(cert.der().to_vec());
-        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
+        let cert = crate::tls::ServingCert::issue(dns_names, &[bind.ip()])?;
+        let der = rustls::pki_types::CertificateDer::from(cert.cert_der.clone());
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(cert.key_der.clone())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -112,7 +97,7 @@ impl WebhookServer {
         });
         Ok(Self {
             addr,
-            ca_pem: ca_cert.pem(),
+            ca_pem: cert.ca_pem,
             record,
             connections,
         })

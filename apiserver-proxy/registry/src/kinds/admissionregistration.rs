@@ -165,59 +165,7 @@ impl Strategy for ValidatingAdmissionPolicies {
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let spec = &obj["spec"];
         let mut errs = Vec::new();
-        match spec.get("failurePolicy").and_then(Value::as_str) {
-            None => errs.push(FieldError::required("spec.failurePolicy", "")),
-            Some(_) => one_of(
-                spec,
-                "failurePolicy",
-                &["Fail", "Ignore"],
-                "spec",
-                &mut errs,
-            ),
-        }
-        if spec["paramKind"].is_object() {
-            validate_param_kind(&spec["paramKind"], "spec.paramKind", &mut errs);
-        }
-        match spec.get("matchConstraints").filter(|m| m.is_object()) {
-            None => errs.push(FieldError::required("spec.matchConstraints", "")),
-            Some(m) => {
-                validate_match_resources(m, "spec.matchConstraints", &mut errs);
-                // The rules give the expressions their types.
-                if arr(m, &["resourceRules"]).is_empty() {
-                    errs.push(FieldError::required(
-                        "spec.matchConstraints.resourceRules",
-                        "",
-                    ));
-                }
-            }
-        }
-        validate_match_conditions(
-            arr(spec, &["matchConditions"]),
-            "spec.matchConditions",
-            &mut errs,
-        );
-        for (i, v) in arr(spec, &["variables"]).iter().enumerate() {
-            let p = format!("spec.variables[{i}]");
-            let name = s(v, &["name"]);
-            if name.trim().is_empty() {
-                errs.push(FieldError::required(
-                    format!("{p}.name"),
-                    "name is not specified",
-                ));
-            } else if !is_cel_identifier(name) {
-                errs.push(FieldError::invalid(
-                    format!("{p}.name"),
-                    name,
-                    "name is not a valid CEL identifier",
-                ));
-            }
-            if s(v, &["expression"]).trim().is_empty() {
-                errs.push(FieldError::required(
-                    format!("{p}.expression"),
-                    "expression is not specified",
-                ));
-            }
-        }
+        validate_policy_head(spec, &mut errs);
         let validations = arr(spec, &["validations"]);
         let annotations = arr(spec, &["auditAnnotations"]);
         if validations.is_empty() && annotations.is_empty() {
@@ -334,33 +282,7 @@ impl Strategy for MutatingAdmissionPolicies {
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let spec = &obj["spec"];
         let mut errs = Vec::new();
-        one_of(
-            spec,
-            "failurePolicy",
-            &["Fail", "Ignore"],
-            "spec",
-            &mut errs,
-        );
-        if spec["paramKind"].is_object() {
-            validate_param_kind(&spec["paramKind"], "spec.paramKind", &mut errs);
-        }
-        match spec.get("matchConstraints").filter(|m| m.is_object()) {
-            None => errs.push(FieldError::required("spec.matchConstraints", "")),
-            Some(m) => {
-                validate_match_resources(m, "spec.matchConstraints", &mut errs);
-                if arr(m, &["resourceRules"]).is_empty() {
-                    errs.push(FieldError::required(
-                        "spec.matchConstraints.resourceRules",
-                        "",
-                    ));
-                }
-            }
-        }
-        validate_match_conditions(
-            arr(spec, &["matchConditions"]),
-            "spec.matchConditions",
-            &mut errs,
-        );
+        validate_policy_head(spec, &mut errs);
         let mutations = arr(spec, &["mutations"]);
         if mutations.is_empty() {
             errs.push(FieldError::required(
@@ -452,6 +374,59 @@ fn validate_binding_spec(spec: &Value) -> Vec<FieldError> {
         validate_match_resources(m, "spec.matchResources", &mut errs);
     }
     errs
+}
+
+/// What both kinds of policy share, in upstream's order: `failurePolicy`,
+/// `paramKind`, `matchConstraints` (with at least one resource rule: the
+/// rules give the expressions their types), `matchConditions`, `variables`.
+fn validate_policy_head(spec: &Value, errs: &mut Vec<FieldError>) {
+    match spec.get("failurePolicy").and_then(Value::as_str) {
+        None => errs.push(FieldError::required("spec.failurePolicy", "")),
+        Some(_) => one_of(spec, "failurePolicy", &["Fail", "Ignore"], "spec", errs),
+    }
+    if spec["paramKind"].is_object() {
+        validate_param_kind(&spec["paramKind"], "spec.paramKind", errs);
+    }
+    match spec.get("matchConstraints").filter(|m| m.is_object()) {
+        None => errs.push(FieldError::required("spec.matchConstraints", "")),
+        Some(m) => {
+            validate_match_resources(m, "spec.matchConstraints", errs);
+            // The rules give the expressions their types.
+            if arr(m, &["resourceRules"]).is_empty() {
+                errs.push(FieldError::required(
+                    "spec.matchConstraints.resourceRules",
+                    "",
+                ));
+            }
+        }
+    }
+    validate_match_conditions(
+        arr(spec, &["matchConditions"]),
+        "spec.matchConditions",
+        errs,
+    );
+    for (i, v) in arr(spec, &["variables"]).iter().enumerate() {
+        let p = format!("spec.variables[{i}]");
+        let name = s(v, &["name"]);
+        if name.trim().is_empty() {
+            errs.push(FieldError::required(
+                format!("{p}.name"),
+                "name is not specified",
+            ));
+        } else if !is_cel_identifier(name) {
+            errs.push(FieldError::invalid(
+                format!("{p}.name"),
+                name,
+                "name is not a valid CEL identifier",
+            ));
+        }
+        if s(v, &["expression"]).trim().is_empty() {
+            errs.push(FieldError::required(
+                format!("{p}.expression"),
+                "expression is not specified",
+            ));
+        }
+    }
 }
 
 /// `validateParamKind`.
