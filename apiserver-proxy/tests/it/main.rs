@@ -17,6 +17,7 @@ mod controllers_batch;
 mod custom_resources;
 #[cfg(feature = "etcd")]
 mod etcd_replicas;
+mod flow_control;
 mod kube_rs;
 mod limits;
 mod quota;
