@@ -184,9 +184,13 @@ impl ConnectionArgs {
 struct FlowControlArgs {
     /// Requests served at once, shared fairly between tenants (watches and
     /// other long-running requests excluded); 0 turns fair scheduling off.
-    /// Default: 4 per core.
+    /// Default: 8 per core.
     #[arg(long)]
     max_requests_inflight: Option<usize>,
+    /// Most of those one tenant holds at once (the rest stay free for the
+    /// others). Default: half of `--max-requests-inflight`.
+    #[arg(long)]
+    max_requests_inflight_per_tenant: Option<usize>,
     /// Most requests of one tenant (a top-level virtual cluster and the
     /// clusters nested in it) waiting for a seat; more are refused with 429.
     #[arg(long, default_value_t = FlowControlConfig::DEFAULT_QUEUE_LENGTH)]
@@ -198,10 +202,14 @@ struct FlowControlArgs {
 
 impl FlowControlArgs {
     fn config(&self) -> FlowControlConfig {
+        let seats = self
+            .max_requests_inflight
+            .unwrap_or_else(FlowControlConfig::default_seats);
         FlowControlConfig {
-            seats: self
-                .max_requests_inflight
-                .unwrap_or_else(FlowControlConfig::default_seats),
+            seats,
+            per_tenant: self
+                .max_requests_inflight_per_tenant
+                .unwrap_or_else(|| FlowControlConfig::default_per_tenant(seats)),
             queue_length: self.max_queued_requests_per_tenant,
             queue_wait: self.request_queue_wait,
         }

@@ -3,13 +3,17 @@
 //! reduced to the one isolation a multi-tenant server must have without
 //! configuration — no tenant's load slows another's requests.
 //!
-//! The server serves at most [`Config::seats`] requests at once. A request
-//! that finds every seat taken waits in its tenant's queue; whenever a seat
-//! is freed it goes to the waiting tenant holding the fewest seats (on a
-//! tie, the one given a seat longest ago), and within that tenant to its
-//! flows (cluster, user) in round-robin order. So a tenant that sends one request is served
-//! before a flooding tenant's next one, however many the flooder has
-//! queued, and a flooder alone still gets every seat.
+//! The server serves at most [`Config::seats`] requests at once, and one
+//! tenant at most [`Config::per_tenant`] of them (half by default), so
+//! that a tenant arriving beside a flooder finds a seat free rather than
+//! waiting for one of the flooder's requests to end, and the flooder's
+//! work cannot take every core. A request
+//! that finds no seat it may take waits in its tenant's queue; whenever a
+//! seat is freed it goes to the waiting tenant holding the fewest seats (on
+//! a tie, the one given a seat longest ago), and within that tenant to its
+//! flows (cluster, user) in round-robin order. So a tenant that sends one
+//! request is served before a flooding tenant's next one, however many the
+//! flooder has queued.
 //!
 //! - A *tenant* is a top-level virtual cluster together with every cluster
 //!   nested in it (cluster paths `a`, `a:b`, `a:b:c` are one tenant), and
@@ -28,20 +32,28 @@
 //!   `requestsPerSecond`) stay upper bounds, checked before a request
 //!   queues here.
 //!
+//! A request of a tenant alone on the server lends its seat while its write
+//! waits for the durable commit ([`nestkube_storage::lend`]; see [`Seat`]):
+//! that wait costs no CPU, so a lone tenant is bounded by the disk, not by
+//! its share of seats.
+//!
 //! Unlike upstream, every request costs one seat (no work estimates) and
 //! there is one priority level. Nothing here keeps state for an idle
-//! tenant: its entry goes when it holds no seat and has nothing queued.
+//! tenant: its entry goes when it holds no seat and has nothing queued,
+//! and the note of when it last asked once that is a second old.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use nestkube_storage::lend::Lender;
 use tokio::sync::oneshot;
 
 use crate::tenancy::limits::Throttled;
 
 /// Seats per core by default (`--max-requests-inflight`).
-pub const DEFAULT_SEATS_PER_CORE: usize = 4;
+pub const DEFAULT_SEATS_PER_CORE: usize = 8;
 
 /// How the server shares its seats.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +61,10 @@ pub struct Config {
     /// Requests served at once (`--max-requests-inflight`); 0 turns flow
     /// control off.
     pub seats: usize,
+    /// Most seats one tenant holds (`--max-requests-inflight-per-tenant`;
+    /// 0: all of them): the rest stay free for the others, so that a
+    /// newcomer does not wait for a flooder's request to end.
+    pub per_tenant: usize,
     /// Most requests of one tenant waiting for a seat
     /// (`--max-queued-requests-per-tenant`).
     pub queue_length: usize,
@@ -65,19 +81,29 @@ impl Config {
     /// Default of [`Config::queue_wait`] (upstream's).
     pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(15);
 
-    /// The default seats: [`DEFAULT_SEATS_PER_CORE`] per core. Requests
-    /// mostly wait on storage or the network rather than hold a core, so a
-    /// few per core keep the cores busy; more only lengthen the queue of
-    /// runnable work a newcomer waits behind.
+    /// The default seats: [`DEFAULT_SEATS_PER_CORE`] per core. A write
+    /// holds its seat while its commit is made durable, which costs no CPU,
+    /// so a few per core keep the cores busy; more only lengthen the queue
+    /// of runnable work a newcomer waits behind (docs/benchmarks.md).
     pub fn default_seats() -> usize {
         DEFAULT_SEATS_PER_CORE * std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// The default [`Config::per_tenant`] for `seats`: half of them (at
+    /// least one). More let a flooder's work take the cores from a quiet
+    /// neighbour (docs/benchmarks.md); a tenant alone on the server is not
+    /// bounded by it while its writes wait on the disk (see [`Seat`]).
+    pub fn default_per_tenant(seats: usize) -> usize {
+        (seats / 2).max(1)
     }
 }
 
 impl Default for Config {
     fn default() -> Self {
+        let seats = Self::default_seats();
         Self {
-            seats: Self::default_seats(),
+            seats,
+            per_tenant: Self::default_per_tenant(seats),
             queue_length: Self::DEFAULT_QUEUE_LENGTH,
             queue_wait: Self::DEFAULT_QUEUE_WAIT,
         }
@@ -90,6 +116,10 @@ const REFUSED: Throttled = Throttled {
     retry_after_seconds: 1,
 };
 
+/// How recently another tenant must have asked for a seat for the server to
+/// count as shared: then no seat is lent (see [`Seat`]).
+pub const SHARED_WINDOW: Duration = Duration::from_secs(1);
+
 /// The tenant of cluster `path`: its top-level cluster.
 pub fn tenant_of(path: &str) -> &str {
     path.split(':').next().unwrap_or(path)
@@ -99,6 +129,8 @@ pub fn tenant_of(path: &str) -> &str {
 #[derive(Debug)]
 pub struct FlowControl {
     config: Config,
+    /// Most seats one tenant holds.
+    per_tenant: usize,
     state: Mutex<State>,
 }
 
@@ -114,6 +146,11 @@ struct State {
     next_id: u64,
     /// Seats granted so far (orders tenants by when they were last served).
     grants: u64,
+    /// When each tenant last asked for a seat (within about
+    /// [`SHARED_WINDOW`]; older entries are pruned).
+    recent: HashMap<String, Instant>,
+    /// When `recent` was last pruned.
+    pruned: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -146,8 +183,13 @@ struct Waiter {
 impl FlowControl {
     /// A scheduler of `config.seats` seats.
     pub fn new(config: Config) -> Arc<Self> {
+        let per_tenant = match config.per_tenant {
+            0 => config.seats,
+            n => n.min(config.seats),
+        };
         Arc::new(Self {
             config,
+            per_tenant,
             state: Mutex::default(),
         })
     }
@@ -160,6 +202,11 @@ impl FlowControl {
     /// The seats shared.
     pub fn seats(&self) -> usize {
         self.config.seats
+    }
+
+    /// The most seats one tenant holds.
+    pub fn per_tenant(&self) -> usize {
+        self.per_tenant
     }
 
     /// Seats taken now.
@@ -196,9 +243,12 @@ impl FlowControl {
         let tenant = tenant_of(cluster);
         let (id, rx) = {
             let mut state = self.lock();
+            state.seen(tenant, Instant::now());
             // Free seats mean no one waits (a freed seat goes to a waiter
             // first), so taking it skips no one.
-            if state.in_use < self.config.seats {
+            if state.in_use < self.config.seats
+                && state.tenants.get(tenant).map_or(0, |t| t.in_use) < self.per_tenant
+            {
                 state.take(tenant.to_string());
                 return Ok(Some(self.seat(tenant)));
             }
@@ -252,8 +302,11 @@ impl FlowControl {
 
     fn seat(self: &Arc<Self>, tenant: &str) -> Seat {
         Seat {
-            control: self.clone(),
-            tenant: tenant.to_string(),
+            lease: Arc::new(Lease {
+                control: self.clone(),
+                tenant: tenant.to_string(),
+                state: AtomicU8::new(HELD),
+            }),
         }
     }
 
@@ -265,11 +318,37 @@ impl FlowControl {
             t.in_use = t.in_use.saturating_sub(1);
         }
         state.forget_if_idle(tenant);
-        while state.in_use < self.config.seats && state.grant_next() {}
+        while state.in_use < self.config.seats && state.grant_next(self.per_tenant) {}
     }
 }
 
 impl State {
+    /// Notes that `tenant` asked for a seat `now`.
+    fn seen(&mut self, tenant: &str, now: Instant) {
+        match self.recent.get_mut(tenant) {
+            Some(at) => *at = now,
+            None => {
+                self.recent.insert(tenant.to_string(), now);
+            }
+        }
+        if self
+            .pruned
+            .is_none_or(|p| now.duration_since(p) >= SHARED_WINDOW)
+        {
+            self.recent
+                .retain(|_, at| now.duration_since(*at) < SHARED_WINDOW);
+            self.pruned = Some(now);
+        }
+    }
+
+    /// Whether a tenant other than `tenant` asked for a seat within
+    /// [`SHARED_WINDOW`] of `now`.
+    fn shared(&self, tenant: &str, now: Instant) -> bool {
+        self.recent
+            .iter()
+            .any(|(t, at)| t != tenant && now.duration_since(*at) < SHARED_WINDOW)
+    }
+
     /// Counts a seat taken by `tenant`.
     fn take(&mut self, tenant: String) {
         self.in_use += 1;
@@ -284,13 +363,20 @@ impl State {
     /// fewest seats (on a tie, the one served longest ago), its next
     /// flow's oldest request. `false`: no one waits. Linear in the waiting
     /// tenants, which is cheap beside serving a request.
-    fn grant_next(&mut self) -> bool {
+    fn grant_next(&mut self, per_tenant: usize) -> bool {
         loop {
-            let Some(pos) = (0..self.waiting.len()).min_by_key(|&i| {
-                self.tenants
-                    .get(&self.waiting[i])
-                    .map_or((0, 0), |t| (t.in_use, t.last_granted))
-            }) else {
+            let Some(pos) = (0..self.waiting.len())
+                .filter(|&i| {
+                    self.tenants
+                        .get(&self.waiting[i])
+                        .is_none_or(|t| t.in_use < per_tenant)
+                })
+                .min_by_key(|&i| {
+                    self.tenants
+                        .get(&self.waiting[i])
+                        .map_or((0, 0), |t| (t.in_use, t.last_granted))
+                })
+            else {
                 return false;
             };
             let key = self.waiting[pos].clone();
@@ -391,16 +477,70 @@ impl Drop for Waiting<'_> {
 }
 
 /// A seat, held while a request is served; freed (to the next waiter) on
-/// drop.
+/// drop. While the request waits for a durable commit it lends the seat
+/// ([`Seat::lender`]) if its tenant is alone on the server (no other tenant
+/// asked for a seat within [`SHARED_WINDOW`]): the wait costs no CPU, so a
+/// lone tenant's writes are bounded by the disk rather than by its share
+/// of seats; beside others, its share bounds them, so that its throughput
+/// cannot take the cores from the others.
 #[derive(Debug)]
 pub struct Seat {
+    lease: Arc<Lease>,
+}
+
+/// A seat's state: held, lent, or given up.
+#[derive(Debug)]
+struct Lease {
     control: Arc<FlowControl>,
     tenant: String,
+    state: AtomicU8,
+}
+
+const HELD: u8 = 0;
+const LENT: u8 = 1;
+const DONE: u8 = 2;
+
+impl Seat {
+    /// The seat as a [`Lender`] for the storage's commit wait
+    /// ([`nestkube_storage::lend::lending`]).
+    pub fn lender(&self) -> Arc<dyn Lender> {
+        self.lease.clone()
+    }
+}
+
+impl Lender for Lease {
+    fn lend(&self) {
+        if self.control.lock().shared(&self.tenant, Instant::now()) {
+            return;
+        }
+        if self
+            .state
+            .compare_exchange(HELD, LENT, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.control.release(&self.tenant);
+        }
+    }
+
+    fn take_back(&self) {
+        if self
+            .state
+            .compare_exchange(LENT, HELD, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // Counted at once, even past the seats: the write is done and
+            // its answer is not held back; fewer seats are granted until
+            // the count is back under.
+            self.control.lock().take(self.tenant.clone());
+        }
+    }
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.control.release(&self.tenant);
+        if self.lease.state.swap(DONE, Ordering::AcqRel) == HELD {
+            self.lease.control.release(&self.lease.tenant);
+        }
     }
 }
 
@@ -411,6 +551,7 @@ mod tests {
     fn control(seats: usize, queue_length: usize) -> Arc<FlowControl> {
         FlowControl::new(Config {
             seats,
+            per_tenant: 0,
             queue_length,
             queue_wait: Duration::from_secs(3600),
         })
@@ -512,6 +653,7 @@ mod tests {
     async fn a_full_queue_or_a_long_wait_is_refused_and_a_gone_client_leaves() {
         let fc = FlowControl::new(Config {
             seats: 1,
+            per_tenant: 0,
             queue_length: 2,
             queue_wait: Duration::from_millis(300),
         });
@@ -542,6 +684,80 @@ mod tests {
         }
         assert_eq!(fc.queued("a"), 0);
         drop(held);
+        assert_eq!(fc.in_use(), 0);
+        assert!(fc.lock().tenants.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_at_its_share_waits_while_seats_stay_free_for_others() {
+        let fc = FlowControl::new(Config {
+            seats: 4,
+            per_tenant: 3,
+            queue_length: 10,
+            queue_wait: Duration::from_secs(3600),
+        });
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(fc.acquire("flood", "u").await.unwrap());
+        }
+        // The flooder's fourth waits though a seat is free ...
+        let fourth = {
+            let fc = fc.clone();
+            tokio::spawn(async move { fc.acquire("flood", "u").await.map(|s| s.is_some()) })
+        };
+        settle().await;
+        assert_eq!((fc.in_use(), fc.queued("flood")), (3, 1));
+        // ... which another tenant takes at once.
+        let other = fc.acquire("calm", "u").await.unwrap();
+        assert_eq!(fc.in_use(), 4);
+        drop(other);
+        assert_eq!(
+            (fc.in_use(), fc.queued("flood")),
+            (3, 1),
+            "still at its share"
+        );
+        drop(held.pop());
+        assert_eq!(fourth.await.unwrap(), Ok(true));
+        assert_eq!(fc.per_tenant(), 3);
+        assert_eq!(Config::default_per_tenant(16), 8);
+        assert_eq!(Config::default_per_tenant(1), 1);
+    }
+
+    #[tokio::test]
+    async fn a_seat_is_lent_while_its_write_waits_on_the_disk() {
+        let fc = control(1, 10);
+        let seat = fc.acquire("a", "u").await.unwrap().unwrap();
+        // Alone: lent (and only once), so another request of its tenant
+        // gets the seat; taken back: counted past the seats.
+        let lender = seat.lender();
+        lender.lend();
+        lender.lend();
+        assert_eq!(fc.in_use(), 0);
+        let other = fc.acquire("a", "u").await.unwrap();
+        lender.take_back();
+        lender.take_back();
+        assert_eq!(fc.in_use(), 2);
+        drop(other);
+        // Beside another tenant (which asked for a seat just now): kept.
+        let waiting = {
+            let fc = fc.clone();
+            tokio::spawn(async move { fc.acquire("b", "u").await.map(|s| s.is_some()) })
+        };
+        settle().await;
+        assert_eq!(fc.queued("b"), 1);
+        lender.lend();
+        assert_eq!((fc.in_use(), fc.queued("b")), (1, 1), "not lent beside b");
+        drop(seat);
+        assert_eq!(waiting.await.unwrap(), Ok(true));
+        assert_eq!(fc.in_use(), 0);
+        lender.take_back();
+        assert_eq!(fc.in_use(), 0, "nothing is counted after the seat is gone");
+        // Dropped while lent: nothing freed twice.
+        fc.lock().recent.clear();
+        let seat = fc.acquire("a", "u").await.unwrap().unwrap();
+        seat.lender().lend();
+        assert_eq!(fc.in_use(), 0);
+        drop(seat);
         assert_eq!(fc.in_use(), 0);
         assert!(fc.lock().tenants.is_empty());
     }

@@ -276,7 +276,7 @@ impl ApiServer {
                 }
             })?
             .to_bytes();
-        let _seat = match flow {
+        let seat = match flow {
             Some((cluster, user)) => match self.flow_control.acquire(cluster, user).await {
                 Ok(seat) => seat,
                 Err(throttled) => return Ok(too_many_requests(throttled)),
@@ -336,7 +336,7 @@ impl ApiServer {
                     .and_then(|v| v.to_str().ok());
                 let manager =
                     managed_fields::manager_or_user_agent(info.param("fieldManager"), user_agent);
-                managed_fields::with_manager(
+                let serve = managed_fields::with_manager(
                     manager.into(),
                     self.resource(
                         &info,
@@ -347,8 +347,12 @@ impl ApiServer {
                         content_type,
                         &body,
                     ),
-                )
-                .await
+                );
+                // Its seat is lent while its writes wait on the disk.
+                match &seat {
+                    Some(seat) => nestkube_storage::lend::lending(seat.lender(), serve).await,
+                    None => serve.await,
+                }
             }
         }
     }

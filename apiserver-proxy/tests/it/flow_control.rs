@@ -85,6 +85,7 @@ async fn a_flooding_cluster_is_refused_while_another_is_served_in_turn() {
     let f = Fixture::start_with(ServeOptions {
         flow_control: Config {
             seats: 2,
+            per_tenant: 0,
             queue_length: 1,
             queue_wait: Duration::from_secs(600),
         },
@@ -190,4 +191,6 @@ async fn fair_scheduling_is_on_by_default() {
     let fc = &f.running.api.flow_control;
     assert!(fc.enabled());
     assert_eq!(fc.seats(), Config::default_seats());
+    assert_eq!(fc.per_tenant(), Config::default_per_tenant(fc.seats()));
+    assert!(fc.per_tenant() < fc.seats(), "seats stay free for others");
 }
