@@ -12,6 +12,7 @@ use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
 use nestkube_apiserver::admission::AdmissionConfig;
 use nestkube_apiserver::server::connections::{Caps, Limits};
+use nestkube_apiserver::server::flowcontrol::Config as FlowControlConfig;
 use nestkube_apiserver::server::{self, ServeConfig, ServeOptions};
 
 /// Virtual Kubernetes clusters, many per process.
@@ -82,6 +83,8 @@ enum Command {
         policy: PolicyArgs,
         #[command(flatten)]
         connections: ConnectionArgs,
+        #[command(flatten)]
+        flow_control: FlowControlArgs,
     },
     /// Run nestkube on this machine: `serve` with data in ./.nestkube on
     /// 127.0.0.1:6443, create the VirtualCluster `demo`, then print how to use both.
@@ -170,6 +173,45 @@ impl ConnectionArgs {
                 max_per_source: self.dns_tcp_max_connections_per_source,
             },
             ..Default::default()
+        }
+    }
+}
+
+/// How requests share the server between tenants (fair queuing per
+/// virtual cluster, on by default; a cluster's `spec.limits` are upper
+/// bounds on top).
+#[derive(clap::Args, Debug)]
+struct FlowControlArgs {
+    /// Requests served at once, shared fairly between tenants (watches and
+    /// other long-running requests excluded); 0 turns fair scheduling off.
+    /// Default: 8 per core.
+    #[arg(long)]
+    max_requests_inflight: Option<usize>,
+    /// Most of those one tenant holds at once (the rest stay free for the
+    /// others). Default: half of `--max-requests-inflight`.
+    #[arg(long)]
+    max_requests_inflight_per_tenant: Option<usize>,
+    /// Most requests of one tenant (a top-level virtual cluster and the
+    /// clusters nested in it) waiting for a seat; more are refused with 429.
+    #[arg(long, default_value_t = FlowControlConfig::DEFAULT_QUEUE_LENGTH)]
+    max_queued_requests_per_tenant: usize,
+    /// Longest wait for a seat before a request is refused with 429.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    request_queue_wait: Duration,
+}
+
+impl FlowControlArgs {
+    fn config(&self) -> FlowControlConfig {
+        let seats = self
+            .max_requests_inflight
+            .unwrap_or_else(FlowControlConfig::default_seats);
+        FlowControlConfig {
+            seats,
+            per_tenant: self
+                .max_requests_inflight_per_tenant
+                .unwrap_or_else(|| FlowControlConfig::default_per_tenant(seats)),
+            queue_length: self.max_queued_requests_per_tenant,
+            queue_wait: self.request_queue_wait,
         }
     }
 }
@@ -368,6 +410,7 @@ async fn main() -> anyhow::Result<()> {
             dns,
             policy,
             connections,
+            flow_control,
         } => {
             host_namespaces = namespaces;
             dns_args = dns.dns_listen.is_some().then_some(dns);
@@ -379,6 +422,7 @@ async fn main() -> anyhow::Result<()> {
                 tls_sans,
                 admission: policy.admission(),
                 connections: connections.limits(),
+                flow_control: flow_control.config(),
             };
             dns_tcp = connections.dns();
             (

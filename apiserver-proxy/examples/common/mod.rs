@@ -8,26 +8,35 @@
 use std::time::Duration;
 
 use kube::{Client, Config, config::KubeConfigOptions, config::Kubeconfig};
-use nestkube_apiserver::server::{RunningServer, ServeConfig, start};
+use nestkube_apiserver::server::{RunningServer, ServeConfig, ServeOptions, start_with};
 
 /// A server on an ephemeral port of 127.0.0.1 with the default backend,
 /// and the data directory it serves from (removed when dropped, so keep it
 /// for as long as the server runs).
 pub async fn start_server() -> (RunningServer, tempfile::TempDir) {
+    start_server_with(ServeOptions::default()).await
+}
+
+/// [`start_server`] with `options`.
+pub async fn start_server_with(options: ServeOptions) -> (RunningServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(ServeConfig {
+    let config = ServeConfig {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         backend: Default::default(),
-    })
-    .await
-    .expect("server");
+    };
+    let server = start_with(config, options).await.expect("server");
     (server, dir)
 }
 
 /// [`start_server`] and its root admin client (kube-rs over TLS).
 pub async fn server() -> (RunningServer, Client, tempfile::TempDir) {
-    let (server, dir) = start_server().await;
+    server_with(ServeOptions::default()).await
+}
+
+/// [`server`] with `options`.
+pub async fn server_with(options: ServeOptions) -> (RunningServer, Client, tempfile::TempDir) {
+    let (server, dir) = start_server_with(options).await;
     let kubeconfig = Kubeconfig::read_from(&server.root_kubeconfig).expect("kubeconfig");
     let client = client_for(kubeconfig).await;
     (server, client, dir)

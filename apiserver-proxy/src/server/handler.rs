@@ -3,7 +3,8 @@
 //!
 //! Filters first, as upstream's handler chain: authentication (the
 //! request's credential names its cluster), the cluster's request limits,
-//! authorization (RBAC, impersonation). Then discovery and non-resource
+//! fair scheduling between tenants ([`super::flowcontrol`]), authorization
+//! (RBAC, impersonation). Then discovery and non-resource
 //! paths, or the resource's endpoint in the REST table ([`super::rest`]),
 //! which reads options, calls the store and renders the result. It holds
 //! no per-resource code: that lives in the table, its endpoints and the
@@ -19,6 +20,7 @@ use hyper::body::Frame;
 use nestkube_patch::PatchSchema;
 use serde_json::json;
 
+use super::flowcontrol::FlowControl;
 use super::negotiate::{self, Offers, Output};
 use super::request::{self, Api, RequestInfo, ResourceRequest};
 use super::response::{full, respond, text, too_many_requests};
@@ -57,6 +59,8 @@ pub struct ApiServer {
     /// The admission webhooks (to register who reaches the Services they
     /// name: [`crate::admission::webhook::Webhooks::set_service_reach`]).
     pub webhooks: Arc<crate::admission::webhook::Webhooks>,
+    /// The seats requests are served in, shared fairly between tenants.
+    pub flow_control: Arc<FlowControl>,
 }
 
 impl ApiServer {
@@ -90,7 +94,7 @@ impl ApiServer {
         let Some(cluster) = Self::cluster_of(&identity, &info)? else {
             // Anonymous, public: no limits, no authorization, no stream.
             let user = identity.user();
-            return self.dispatch(info, user, req, None).await;
+            return self.dispatch(info, user, req, None, None).await;
         };
         // The cluster's request limits (after authentication, before
         // authorization, as upstream's max-inflight filter). The permit is
@@ -102,6 +106,11 @@ impl ApiServer {
             Ok(permit) => permit,
             Err(throttled) => return Ok(too_many_requests(throttled)),
         };
+        // Then a seat, in turn with the other tenants (in `dispatch`, once
+        // the body is read), as the request's credential's user.
+        let holder = identity.user().name;
+        let flow = (!long_running && !exempt_from_flow_control(&identity, &info))
+            .then_some((cluster.path.as_str(), holder.as_str()));
         let user = match self
             .authorize(&identity, &info, req.method(), req.headers())
             .await?
@@ -110,7 +119,7 @@ impl ApiServer {
             Err(denied) => return Ok(denied),
         };
         let resp = self
-            .dispatch(info, user, req, Some(Box::pin(cluster.retired())))
+            .dispatch(info, user, req, Some(Box::pin(cluster.retired())), flow)
             .await?;
         Ok(ends_when_retired(resp, &cluster))
     }
@@ -227,12 +236,16 @@ impl ApiServer {
     /// Serves an authenticated, authorized request. `retired` resolves when
     /// the request's cluster instance stops being served (`None`: public
     /// endpoints); streams that take over the connection end with it.
+    /// `flow` (cluster, user): the request is served in a seat of
+    /// [`super::flowcontrol`], taken once its body is read (a slow upload
+    /// holds none) and held until the response is built.
     async fn dispatch<B>(
         &self,
         info: RequestInfo,
         user: auth::UserInfo,
         req: Request<B>,
         retired: Option<Retired>,
+        flow: Option<(&str, &str)>,
     ) -> Result<Response<Body>, ApiError>
     where
         B: hyper::body::Body<Data = Bytes> + Send,
@@ -263,6 +276,13 @@ impl ApiServer {
                 }
             })?
             .to_bytes();
+        let seat = match flow {
+            Some((cluster, user)) => match self.flow_control.acquire(cluster, user).await {
+                Ok(seat) => seat,
+                Err(throttled) => return Ok(too_many_requests(throttled)),
+            },
+            None => None,
+        };
         let accept = parts
             .headers
             .get(header::ACCEPT)
@@ -316,7 +336,7 @@ impl ApiServer {
                     .and_then(|v| v.to_str().ok());
                 let manager =
                     managed_fields::manager_or_user_agent(info.param("fieldManager"), user_agent);
-                managed_fields::with_manager(
+                let serve = managed_fields::with_manager(
                     manager.into(),
                     self.resource(
                         &info,
@@ -327,8 +347,12 @@ impl ApiServer {
                         content_type,
                         &body,
                     ),
-                )
-                .await
+                );
+                // Its seat is lent while its writes wait on the disk.
+                match &seat {
+                    Some(seat) => nestkube_storage::lend::lending(seat.lender(), serve).await,
+                    None => serve.await,
+                }
             }
         }
     }
@@ -512,6 +536,25 @@ impl ApiServer {
             _ => Err(ApiError::PathNotFound),
         }
     }
+}
+
+/// Whether a request skips the fair scheduling of [`super::flowcontrol`],
+/// as upstream's `exempt` priority level: health checks, the root
+/// cluster's `system:masters` (the operator) and this process's own
+/// in-process clients (the syncer). A tenant's admins are `system:masters`
+/// of their cluster only, and are scheduled like every tenant user.
+fn exempt_from_flow_control(identity: &Identity, info: &RequestInfo) -> bool {
+    let health = matches!(&info.api, Api::NonResource(p)
+    if ["/healthz", "/livez", "/readyz"].iter().any(|h| {
+        p.strip_prefix(h).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }));
+    let operator = info.cluster == request::ROOT_CLUSTER
+        && identity
+            .user()
+            .groups
+            .iter()
+            .any(|g| g == rbac::MASTERS_GROUP);
+    health || operator || crate::admission::is_in_process()
 }
 
 /// Resolves when a cluster instance stops being served ([`Cluster::retired`]).

@@ -7,6 +7,7 @@
 
 pub mod bounded_value;
 pub mod connections;
+pub mod flowcontrol;
 pub mod handler;
 pub mod inprocess;
 pub mod negotiate;
@@ -102,6 +103,9 @@ pub struct ServeOptions {
     /// Connection caps and timeouts of the listener (`--max-connections`,
     /// `--tls-handshake-timeout`...).
     pub connections: connections::Limits,
+    /// How requests share the server between tenants
+    /// (`--max-requests-inflight`...).
+    pub flow_control: flowcontrol::Config,
 }
 
 /// A running server.
@@ -291,6 +295,7 @@ pub async fn start_with(
         server_address: display_addr(&local_addr),
         pod_connector: Default::default(),
         webhooks,
+        flow_control: flowcontrol::FlowControl::new(options.flow_control.clone()),
     });
     let base_url = options
         .advertise_url

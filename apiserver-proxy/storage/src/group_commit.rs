@@ -8,7 +8,8 @@
 //! [`crate::watch::WatchHub`] and acknowledges the writers. While it flushes, new writes queue up
 //! and form the next batch. When the previous batch had `n` writers and fewer are queued, the
 //! committer waits up to [`crate::StorageConfig::commit_gather`] for them to come back (like
-//! PostgreSQL's `commit_delay`), so a steady set of writers shares every flush.
+//! PostgreSQL's `commit_delay`), so a steady set of writers shares every flush. A writer waiting
+//! for its commit lends its request's concurrency slot meanwhile ([`crate::lend`]).
 //!
 //! This module owns revision assignment and compare-and-swap. It must never acknowledge a write
 //! or publish its event before the engine reports it durable, never let a read return state that
@@ -123,7 +124,9 @@ impl Core {
             .ok_or_else(closed)?
             .send(Op { kind, reply })
             .map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
+        // The wait for the committer (and its flush) costs the caller no
+        // CPU: its request's slot is lent meanwhile.
+        crate::lend::lent_during(rx).await.map_err(|_| closed())?
     }
 
     /// Waits until `revision` is durable, so reads never expose a write that a crash could lose.

@@ -69,6 +69,7 @@ mod etcd_config;
 mod etcd_local;
 mod group_commit;
 pub mod lease;
+pub mod lend;
 mod memory;
 mod redb_backend;
 mod sled_backend;

@@ -18,6 +18,7 @@ mod conversion_webhooks;
 mod custom_resources;
 #[cfg(feature = "etcd")]
 mod etcd_replicas;
+mod flow_control;
 mod kube_rs;
 mod limits;
 mod quota;
