@@ -756,19 +756,32 @@ fn strings(values: &[Value]) -> Vec<&str> {
     values.iter().map(|v| v.as_str().unwrap_or("")).collect()
 }
 
-/// `validateRuleWithOperations` (subresources allowed).
-fn validate_rule(rule: &Value, path: &str, errs: &mut Vec<FieldError>) {
-    let operations = strings(arr(rule, &["operations"]));
-    if operations.is_empty() {
-        errs.push(FieldError::required(format!("{path}.operations"), ""));
+/// A rule's list `field`: required, and `*` only alone (`what` names its
+/// items in the message). Returns the items.
+fn wildcard_list<'a>(
+    rule: &'a Value,
+    field: &str,
+    what: &str,
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) -> Vec<&'a str> {
+    let items = strings(arr(rule, &[field]));
+    if items.is_empty() {
+        errs.push(FieldError::required(format!("{path}.{field}"), ""));
     }
-    if operations.len() > 1 && operations.contains(&"*") {
+    if items.len() > 1 && items.contains(&"*") {
         errs.push(FieldError::invalid(
-            format!("{path}.operations"),
-            json!(operations),
-            "if '*' is present, must not specify other operations",
+            format!("{path}.{field}"),
+            json!(items),
+            format!("if '*' is present, must not specify other {what}"),
         ));
     }
+    items
+}
+
+/// `validateRuleWithOperations` (subresources allowed).
+fn validate_rule(rule: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let operations = wildcard_list(rule, "operations", "operations", path, errs);
     for (i, op) in operations.iter().enumerate() {
         if !OPERATIONS.contains(op) {
             errs.push(FieldError::not_supported(
@@ -778,28 +791,8 @@ fn validate_rule(rule: &Value, path: &str, errs: &mut Vec<FieldError>) {
             ));
         }
     }
-    let groups = strings(arr(rule, &["apiGroups"]));
-    if groups.is_empty() {
-        errs.push(FieldError::required(format!("{path}.apiGroups"), ""));
-    }
-    if groups.len() > 1 && groups.contains(&"*") {
-        errs.push(FieldError::invalid(
-            format!("{path}.apiGroups"),
-            json!(groups),
-            "if '*' is present, must not specify other API groups",
-        ));
-    }
-    let versions = strings(arr(rule, &["apiVersions"]));
-    if versions.is_empty() {
-        errs.push(FieldError::required(format!("{path}.apiVersions"), ""));
-    }
-    if versions.len() > 1 && versions.contains(&"*") {
-        errs.push(FieldError::invalid(
-            format!("{path}.apiVersions"),
-            json!(versions),
-            "if '*' is present, must not specify other API versions",
-        ));
-    }
+    wildcard_list(rule, "apiGroups", "API groups", path, errs);
+    let versions = wildcard_list(rule, "apiVersions", "API versions", path, errs);
     for (i, v) in versions.iter().enumerate() {
         if v.is_empty() {
             errs.push(FieldError::required(format!("{path}.apiVersions[{i}]"), ""));
